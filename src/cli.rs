@@ -1,0 +1,228 @@
+//! Command-line interface definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// smtptui: a safer telnet for SMTP.
+///
+/// Talk SMTP by hand or by script, see every reply parsed and the TLS state of every line, and
+/// never send a password in cleartext by accident: AUTH is refused on a connection without
+/// verified TLS unless you explicitly allow it.
+#[derive(Debug, Parser)]
+#[command(name = "smtptui", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default).
+    pub target: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a .smtp scenario headless and check every expected reply (for CI).
+    ///
+    /// Prints the transcript (one event per line, each marked plain or tls) and exits 0 when
+    /// every expectation was met, 1 when one failed, 2 on a usage or scenario syntax error,
+    /// 3 on a connection, TLS, timeout or protocol failure (response injection included),
+    /// 4 when the credential guard refused to send credentials.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Start the embedded practice server for workshops.
+    Lab,
+    /// Run the tool against the embedded practice server.
+    Demo,
+    /// Audit a server's TLS and AUTH posture.
+    Audit {
+        /// HOST[:PORT] to audit.
+        target: String,
+    },
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  smtptui run assets/submission-starttls.smtp mail.example.com:587 --user alice@example.com
+  SMTPTUI_PASSWORD=... smtptui run assets/submission-starttls.smtp 127.0.0.1:587 --user alice --ca-file ca.pem --servername localhost
+  smtptui run assets/implicit-tls.smtp mail.example.com:465 --user alice --password-file ~/.smtp-pass
+  smtptui run check.smtp mx.example.com --json > transcript.jsonl
+
+Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
+'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' runs the SASL
+exchange with --user and the password from --password-file, $SMTPTUI_PASSWORD or a prompt.";
+
+/// Arguments of `smtptui run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (.smtp).
+    pub scenario: PathBuf,
+    /// The server, HOST[:PORT]; port 25 by default (465 with --tls implicit).
+    pub target: String,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Also write the (redacted) plain-text transcript to this file.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print one JSON object per event instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to start TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsChoice {
+    /// Implicit TLS on port 465, plain TCP (STARTTLS when sent) on any other port.
+    Auto,
+    /// Plain TCP; TLS starts when STARTTLS is sent and answered 220.
+    Starttls,
+    /// TLS from the first byte (RFC 8314), as on port 465.
+    Implicit,
+}
+
+/// Options shared by everything that connects to a server.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// How TLS starts.
+    #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
+    pub tls: TlsChoice,
+    /// PEM file with extra trusted CA certificates (added to the built-in web roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Name for SNI and certificate verification (default: the host you typed).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// Go on when the certificate fails verification, and allow AUTH to that unverified peer.
+    /// The failed verdict stays in the transcript.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Allow AUTH on a connection without TLS. The credentials can then be read by anyone on
+    /// the path (base64 is not encryption); the transcript marks the moment.
+    #[arg(long)]
+    pub allow_cleartext_auth: bool,
+    /// User name for AUTH. The password comes from --password-file, $SMTPTUI_PASSWORD, or a
+    /// hidden prompt; there is deliberately no --password option (command lines are visible
+    /// to other users and kept in shell history).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// File whose first line is the password (or XOAUTH2 token).
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Deadline for each reply, the connection and the TLS handshake: seconds, or with a
+    /// unit (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// Parses `30`, `2.5`, `500ms`, `2s`, `1m`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("{text:?} is not a duration; use seconds (30, 2.5) or a unit (500ms, 2s, 1m)")
+    })?;
+    let seconds = value * scale;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "{text:?} is out of range; the timeout must be above 0 and at most a day"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Splits `HOST[:PORT]` (IPv6 literals in brackets, or bare without a port).
+///
+/// # Errors
+/// A message saying what is wrong with the target.
+pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
+    let target = target.trim();
+    let bad_port = |port: &str| format!("{port:?} in {target:?} is not a port number (1-65535)");
+    let (host, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| {
+            format!("{target:?}: an IPv6 address in brackets needs the closing ']'")
+        })?;
+        match after.strip_prefix(':') {
+            Some(port) => (host.to_owned(), Some(port)),
+            None if after.is_empty() => (host.to_owned(), None),
+            None => return Err(format!("{target:?}: expected ':PORT' after ']'")),
+        }
+    } else if target.matches(':').count() > 1 {
+        // A bare IPv6 address: no port can be told apart, so none is taken.
+        (target.to_owned(), None)
+    } else {
+        match target.split_once(':') {
+            Some((host, port)) => (host.to_owned(), Some(port)),
+            None => (target.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "{target:?}: the host is missing; give HOST or HOST:PORT"
+        ));
+    }
+    let port = match port {
+        Some(port) => Some(
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad_port(port))?,
+        ),
+        None => None,
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("mail.example.com"),
+            Ok(("mail.example.com".into(), None))
+        );
+        assert_eq!(
+            parse_target("127.0.0.1:587"),
+            Ok(("127.0.0.1".into(), Some(587)))
+        );
+        assert_eq!(parse_target("[::1]:25"), Ok(("::1".into(), Some(25))));
+        assert_eq!(parse_target("::1"), Ok(("::1".into(), None)));
+        assert!(parse_target("host:0").is_err());
+        assert!(parse_target("host:smtp").is_err());
+        assert!(parse_target(":25").is_err());
+        assert!(parse_target("[::1").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("NaN").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,19 @@
+//! smtptui: an SMTP session tester that cannot leak a password by accident.
+//!
+//! The crate is layered the way the protocol is:
+//! - [`proto`]: the sans-IO core (reply parser, command classification, EHLO capabilities,
+//!   SASL, dot-stuffing, escaping of peer text);
+//! - [`guard`]: the pure credential guard deciding whether credentials may cross;
+//! - [`tls`]: rustls configuration, the recording verifier, negotiated details;
+//! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
+//!   [`transcript`] events;
+//! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`.
+
+pub mod guard;
+pub mod proto;
+pub mod runner;
+pub mod scenario;
+pub mod secret;
+pub mod session;
+pub mod tls;
+pub mod transcript;

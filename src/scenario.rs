@@ -1,0 +1,468 @@
+//! `.smtp` scenario files, in the notation of the RFC examples.
+//!
+//! ```text
+//! # comments and blank lines are ignored
+//! S: 220
+//! C: EHLO client.example
+//! S: 250 STARTTLS
+//! C: STARTTLS
+//! S: 220
+//! ```
+//!
+//! `C:` sends a line; `S:` checks the reply to the line before it (the first `S:` checks the
+//! greeting) against a code (`250`), a class pattern (`2xx`, `25x`) and optional text that must
+//! appear, ignoring case, in some line of the reply. After `C: DATA`, the `C:` lines up to a
+//! lone `.` are the message. Parsing is strict and every error names the file, the line and
+//! the fix, because a scenario with a typo must never silently test something else.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::proto::command::{CommandKind, classify};
+use crate::proto::reply::Reply;
+
+/// What a reply must look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// Each of the three digits, `None` where the pattern has `x`.
+    digits: [Option<u8>; 3],
+    /// Text that must appear in some line of the reply, ignoring case.
+    pub text: Option<String>,
+    /// The line in the scenario file.
+    pub line: usize,
+}
+
+impl Expectation {
+    /// Parses the part after `S:`, e.g. `250`, `2xx`, `25x STARTTLS`.
+    ///
+    /// # Errors
+    /// A message explaining the accepted forms.
+    pub fn parse(spec: &str, line: usize) -> Result<Self, String> {
+        let spec = spec.trim();
+        let (code, text) = match spec.split_once(char::is_whitespace) {
+            Some((code, text)) => (code, Some(text.trim().to_owned()).filter(|t| !t.is_empty())),
+            None => (spec, None),
+        };
+        let bad = || {
+            format!(
+                "expected a reply code after 'S:' such as 250, a class such as 2xx or 25x, \
+                 optionally followed by text; found {code:?}"
+            )
+        };
+        let bytes = code.as_bytes();
+        if bytes.len() != 3 {
+            return Err(bad());
+        }
+        let mut digits = [None; 3];
+        for (index, byte) in bytes.iter().enumerate() {
+            digits[index] = match byte {
+                b'0'..=b'9' => Some(byte - b'0'),
+                b'x' | b'X' if index > 0 => None,
+                _ => return Err(bad()),
+            };
+        }
+        if !matches!(digits[0], Some(2..=5)) {
+            return Err(format!(
+                "{} (SMTP reply codes start with 2, 3, 4 or 5)",
+                bad()
+            ));
+        }
+        Ok(Self { digits, text, line })
+    }
+
+    /// Whether the reply meets the expectation.
+    pub fn matches(&self, reply: &Reply) -> bool {
+        let code_ok = self
+            .digits
+            .iter()
+            .enumerate()
+            .all(|(position, digit)| digit.is_none_or(|d| d == reply.code.digit(position)));
+        code_ok
+            && self
+                .text
+                .as_deref()
+                .is_none_or(|text| reply.contains_text(text))
+    }
+
+    /// Whether a 2xx reply would meet the code part (used to tell an expected refusal of
+    /// STARTTLS from an expected success).
+    pub fn expects_success(&self) -> bool {
+        self.digits[0] == Some(2)
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for digit in self.digits {
+            match digit {
+                Some(d) => write!(f, "{d}")?,
+                None => f.write_str("x")?,
+            }
+        }
+        if let Some(text) = &self.text {
+            write!(f, " {text:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a command line (STARTTLS and bare AUTH get the smart steps).
+    Command(String),
+    /// Send message lines after DATA; the final `.` is implied and sent by the runner.
+    Message(Vec<String>),
+}
+
+/// One step: an action, the file line it came from, and what its reply must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The scenario line of the `C:` (for messages, of the closing `.`).
+    pub line: usize,
+    /// What to send.
+    pub action: Action,
+    /// The `S:` that follows, if any.
+    pub expect: Option<Expectation>,
+}
+
+/// A parsed scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scenario {
+    /// Where it came from (for messages).
+    pub name: String,
+    /// The expectation on the greeting, from an `S:` before any `C:`.
+    pub greeting: Option<Expectation>,
+    /// The steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// A syntax error, naming the file, the line and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: String,
+    /// The 1-based line number.
+    pub line: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Scenario {
+    /// Reads and parses a scenario file.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] for unreadable files (line 0) and syntax errors.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+            file: name.clone(),
+            line: 0,
+            message: format!("cannot read the scenario: {e}"),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            ScenarioError {
+                file: name.clone(),
+                line,
+                message: "the scenario is not valid UTF-8; save it as UTF-8".to_owned(),
+            }
+        })?;
+        Self::parse(&name, &text)
+    }
+
+    /// Parses scenario text; `name` is used in error messages.
+    ///
+    /// # Errors
+    /// [`ScenarioError`] at the first syntax error.
+    pub fn parse(name: &str, text: &str) -> Result<Self, ScenarioError> {
+        let error = |line: usize, message: String| ScenarioError {
+            file: name.to_owned(),
+            line,
+            message,
+        };
+        let mut scenario = Scenario {
+            name: name.to_owned(),
+            ..Scenario::default()
+        };
+        // A message being collected after `C: DATA`: its first line and its lines so far.
+        let mut message: Option<(usize, Vec<String>)> = None;
+        // Whether the latest reply-producing line already has its `S:`.
+        let mut last_checked = false;
+        let mut seen_command = false;
+
+        for (index, raw) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if let Some(content) = line.strip_prefix("C:") {
+                let content = content.strip_prefix(' ').unwrap_or(content);
+                if let Some((_, lines)) = message.as_mut() {
+                    if content == "." {
+                        let lines = std::mem::take(lines);
+                        scenario.steps.push(Step {
+                            line: line_no,
+                            action: Action::Message(lines),
+                            expect: None,
+                        });
+                        message = None;
+                        last_checked = false;
+                    } else {
+                        lines.push(content.to_owned());
+                    }
+                    continue;
+                }
+                if content.contains(['\r', '\n']) {
+                    return Err(error(
+                        line_no,
+                        "a command cannot contain a line break".to_owned(),
+                    ));
+                }
+                // A DATA whose previous step is still unchecked is fine: its reply is shown.
+                scenario.steps.push(Step {
+                    line: line_no,
+                    action: Action::Command(content.to_owned()),
+                    expect: None,
+                });
+                seen_command = true;
+                last_checked = false;
+                if classify(content) == CommandKind::Data {
+                    message = Some((line_no, Vec::new()));
+                }
+                continue;
+            }
+            if let Some(spec) = line.strip_prefix("S:") {
+                if let Some((start, lines)) = message.as_mut() {
+                    // The `S:` right after `C: DATA` checks the 354; later ones are misplaced.
+                    if lines.is_empty() && !last_checked {
+                        let expect =
+                            Expectation::parse(spec, line_no).map_err(|m| error(line_no, m))?;
+                        if let Some(step) = scenario.steps.last_mut() {
+                            step.expect = Some(expect);
+                        }
+                        last_checked = true;
+                        continue;
+                    }
+                    return Err(error(
+                        line_no,
+                        format!(
+                            "'S:' inside the message started by DATA on line {start}; message lines \
+                             are 'C:' lines and the message ends with 'C: .' (put the 'S:' after it)"
+                        ),
+                    ));
+                }
+                let expect = Expectation::parse(spec, line_no).map_err(|m| error(line_no, m))?;
+                if last_checked {
+                    let previous = scenario
+                        .steps
+                        .last()
+                        .and_then(|s| s.expect.as_ref())
+                        .or(scenario.greeting.as_ref())
+                        .map_or(0, |e| e.line);
+                    return Err(error(
+                        line_no,
+                        format!(
+                            "a second 'S:' for the same reply (line {previous} already checks it); one 'S:' per 'C:'"
+                        ),
+                    ));
+                }
+                if seen_command {
+                    if let Some(step) = scenario.steps.last_mut() {
+                        step.expect = Some(expect);
+                    }
+                } else {
+                    scenario.greeting = Some(expect);
+                }
+                last_checked = true;
+                continue;
+            }
+            let hint = match trimmed.get(..2) {
+                Some("c:") | Some("s:") => " (the prefixes are upper case: 'C:' and 'S:')",
+                _ if trimmed.starts_with("C ") || trimmed.starts_with("S ") => {
+                    " (a colon follows the letter: 'C:' or 'S:')"
+                }
+                _ => "",
+            };
+            let shown: String = line.chars().take(40).collect();
+            return Err(error(
+                line_no,
+                format!(
+                    "expected 'C:' (a line to send), 'S:' (the expected reply) or a '#' comment, found {shown:?}{hint}"
+                ),
+            ));
+        }
+        if let Some((start, _)) = message {
+            return Err(error(
+                start,
+                "the message started by DATA here is never ended; add 'C: .' on a line of its own"
+                    .to_owned(),
+            ));
+        }
+        Ok(scenario)
+    }
+
+    /// The bare `AUTH <MECH>` steps, which need credentials from the command line.
+    pub fn auth_steps(&self) -> impl Iterator<Item = (&Step, String)> {
+        self.steps.iter().filter_map(|step| match &step.action {
+            Action::Command(line) => match classify(line) {
+                CommandKind::Auth {
+                    mechanism,
+                    has_initial_response: false,
+                } => Some((step, mechanism)),
+                _ => None,
+            },
+            Action::Message(_) => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::reply::ReplyParser;
+
+    fn reply(bytes: &[u8]) -> Reply {
+        let mut parser = ReplyParser::default();
+        parser.push(bytes);
+        parser.next_reply().expect("parses").expect("complete")
+    }
+
+    const SUBMISSION: &str = "\
+# submission over STARTTLS
+S: 220
+C: EHLO client.example
+S: 250 STARTTLS
+C: STARTTLS
+S: 220
+C: EHLO client.example
+S: 250 AUTH
+C: AUTH PLAIN
+S: 235
+C: MAIL FROM:<alice@lab.test>
+S: 250
+C: RCPT TO:<bob@lab.test>
+S: 250
+C: DATA
+S: 354
+C: Subject: hello
+C:
+C: .hidden line
+C: .
+S: 250
+C: QUIT
+S: 221
+";
+
+    #[test]
+    fn the_issue_example_parses() {
+        let scenario = Scenario::parse("sub.smtp", SUBMISSION).expect("parses");
+        assert_eq!(scenario.greeting.as_ref().map(|e| e.line), Some(2));
+        assert_eq!(scenario.steps.len(), 9);
+        let message = &scenario.steps[7];
+        assert_eq!(
+            message.action,
+            Action::Message(vec![
+                "Subject: hello".into(),
+                String::new(),
+                ".hidden line".into()
+            ])
+        );
+        assert_eq!(message.line, 20);
+        assert_eq!(message.expect.as_ref().map(|e| e.line), Some(21));
+        let data = &scenario.steps[6];
+        assert_eq!(data.action, Action::Command("DATA".into()));
+        assert_eq!(
+            data.expect.as_ref().map(ToString::to_string).as_deref(),
+            Some("354")
+        );
+        let auth: Vec<String> = scenario.auth_steps().map(|(_, m)| m).collect();
+        assert_eq!(auth, vec!["PLAIN"]);
+    }
+
+    #[test]
+    fn patterns_match_codes_and_text() {
+        let r = reply(b"250-mail.example\r\n250 STARTTLS\r\n");
+        let ok = |spec: &str| Expectation::parse(spec, 1).expect("valid").matches(&r);
+        assert!(ok("250"));
+        assert!(ok("2xx"));
+        assert!(ok("25x"));
+        assert!(ok("250 starttls"));
+        assert!(ok("2XX mail.EXAMPLE"));
+        assert!(!ok("251"));
+        assert!(!ok("5xx"));
+        assert!(!ok("250 AUTH"));
+    }
+
+    #[test]
+    fn bad_patterns_explain_themselves() {
+        for spec in ["99z", "2", "2500", "x50", "650", "abc", ""] {
+            let err = Expectation::parse(spec, 1).expect_err(spec);
+            assert!(err.contains("2xx"), "{err}");
+        }
+    }
+
+    fn err(text: &str) -> ScenarioError {
+        Scenario::parse("t.smtp", text).expect_err("should fail")
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_fix() {
+        let e = err("S: 220\nX: foo\n");
+        assert_eq!((e.file.as_str(), e.line), ("t.smtp", 2));
+        assert!(e.message.contains("'C:'"), "{}", e.message);
+        assert!(err("c: EHLO x\n").message.contains("upper case"));
+        assert!(err("C EHLO x\n").message.contains("colon"));
+        let e = err("C: EHLO x\nS: 250\nS: 250\n");
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        let e = err("C: DATA\nS: 354\nC: body\n");
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("C: ."));
+        let e = err("C: DATA\nS: 354\nC: body\nS: 250\nC: .\n");
+        assert_eq!(e.line, 4);
+        assert_eq!(err("S: 99z\n").line, 1);
+        assert!(err("S: 220\nS: 220\n").message.contains("second"));
+    }
+
+    #[test]
+    fn comments_blank_lines_and_crlf_are_fine() {
+        let s = Scenario::parse("t", "# c\r\n\r\n  # indented\r\nC: NOOP\r\nS: 250 ok\r\n")
+            .expect("parses");
+        assert_eq!(s.steps.len(), 1);
+        assert_eq!(
+            s.steps[0]
+                .expect
+                .as_ref()
+                .and_then(|e| e.text.clone())
+                .as_deref(),
+            Some("ok")
+        );
+    }
+
+    #[test]
+    fn message_keeps_hash_and_blank_lines() {
+        let s = Scenario::parse(
+            "t",
+            "C: DATA\nC: # not a comment\n# a comment\n\nC:\nC: .\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            s.steps[1].action,
+            Action::Message(vec!["# not a comment".into(), String::new()])
+        );
+    }
+
+    #[test]
+    fn unchecked_commands_are_allowed() {
+        let s = Scenario::parse("t", "C: EHLO x\nC: NOOP\nS: 250\n").expect("parses");
+        assert_eq!(s.steps[0].expect, None);
+        assert!(s.steps[1].expect.is_some());
+    }
+}

@@ -1,0 +1,802 @@
+//! The session engine: a thin tokio layer that moves bytes between the network and the
+//! sans-IO core, applies deadlines, performs the TLS upgrade, and enforces the credential guard.
+//!
+//! Front ends drive a [`Session`] with lines (as typed or read from a scenario) and receive
+//! [`Event`]s through the sink given at connect time; they never see the socket. Every
+//! credential-bearing line passes through [`guard::decide`] here, so no front end can send one
+//! without the guard's consent.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use zeroize::Zeroize;
+
+use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Protection, Refusal};
+use crate::proto::command::{CommandKind, classify, split_verb};
+use crate::proto::data::{END_OF_DATA, stuff_line};
+use crate::proto::ehlo::Capabilities;
+use crate::proto::escape::{escape_bytes, escape_str};
+use crate::proto::reply::{Reply, ReplyError, ReplyLimits, ReplyParser};
+use crate::proto::sasl::{Mechanism, SaslClient, SaslError, plain_user};
+use crate::secret::Credentials;
+use crate::tls::{
+    self, CertificateProblem, TlsInfo, TlsSetupError, TrustSettings, VerdictSlot, Verification,
+};
+use crate::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
+
+/// How the connection starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP; TLS only when STARTTLS is sent and answered 220.
+    StartTls,
+    /// TLS from the first byte (RFC 8314 implicit TLS, usually port 465).
+    Implicit,
+}
+
+/// Everything needed to open a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Host name or IP address to connect to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Plain with STARTTLS, or implicit TLS.
+    pub tls_mode: TlsMode,
+    /// Name used for SNI and certificate verification.
+    pub server_name: String,
+    /// Trust anchors and whether a failed verification may continue.
+    pub trust: TrustSettings,
+    /// Standing guard overrides.
+    pub policy: GuardPolicy,
+    /// Deadline for each reply, each TLS handshake, and the connection itself.
+    pub timeout: Duration,
+    /// Bounds on replies.
+    pub limits: ReplyLimits,
+}
+
+/// Receives every event as it happens.
+pub type EventSink = Box<dyn FnMut(Event) + Send>;
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// TCP connection failed.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// `host:port`.
+        target: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A deadline passed.
+    #[error(
+        "timed out after {after:?} waiting for {waiting_for}{partial} (raise --timeout if the server is just slow)"
+    )]
+    Timeout {
+        /// What we were waiting for.
+        waiting_for: String,
+        /// The deadline.
+        after: Duration,
+        /// A note about bytes already received, or empty.
+        partial: String,
+    },
+    /// Reading or writing failed.
+    #[error("network error: {0}")]
+    Io(#[from] io::Error),
+    /// The server closed the connection.
+    #[error("the server closed the connection{}", if *.mid_reply { " in the middle of a reply" } else { "" })]
+    Closed {
+        /// Whether a reply was partly received.
+        mid_reply: bool,
+    },
+    /// The server's bytes are not valid SMTP.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ReplyError),
+    /// Bytes arrived between the 220 to STARTTLS and the TLS handshake.
+    #[error(
+        "response injection: {bytes} byte(s) arrived in cleartext after the 220 reply to STARTTLS \
+         and before the TLS handshake ({preview}); they may have been injected by an attacker \
+         and must not be trusted, so the session is aborted (RFC 3207 §6, CVE-2021-22947 class)"
+    )]
+    Injection {
+        /// How many bytes.
+        bytes: usize,
+        /// The first bytes, escaped.
+        preview: String,
+    },
+    /// The certificate failed verification and `--insecure` was not given.
+    #[error(
+        "TLS certificate verification failed: {0}. Nothing more was sent (use --insecure only if you accept an unverified peer)"
+    )]
+    Certificate(CertificateProblem),
+    /// The TLS handshake failed for another reason.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    TlsSetup(#[from] TlsSetupError),
+    /// The credential guard refused; nothing was sent. The session can go on.
+    #[error(transparent)]
+    Guard(Refusal),
+    /// The SASL exchange went wrong.
+    #[error("AUTH exchange failed: {0}")]
+    Sasl(#[from] SaslError),
+    /// STARTTLS on a connection that already has TLS (RFC 3207 §4.2 forbids it).
+    #[error("TLS is already active; STARTTLS is not sent twice on one connection (RFC 3207 §4.2)")]
+    AlreadyTls,
+    /// An earlier fatal error ended the session.
+    #[error("the session has already ended")]
+    Ended,
+}
+
+impl SessionError {
+    /// Whether the session can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Self::Guard(_) | Self::AlreadyTls)
+    }
+}
+
+/// What sending a line produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The server replied.
+    Reply(Reply),
+    /// A message line was queued; replies come only after the final dot.
+    Queued,
+}
+
+/// Where in the protocol the session is, which decides what a line means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Lines are commands.
+    Command,
+    /// After 354: lines are message content until a lone dot.
+    Message,
+    /// After 334: the next line answers a SASL challenge and carries credentials.
+    SaslChallenge,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the stream is being moved into the TLS layer, or after a fatal error.
+    Gone,
+}
+
+/// A live SMTP client session.
+pub struct Session {
+    config: SessionConfig,
+    stream: Stream,
+    parser: ReplyParser,
+    sink: EventSink,
+    started: Instant,
+    tls_client: Arc<rustls::ClientConfig>,
+    verdict: VerdictSlot,
+    protection: Protection,
+    tls_info: Option<TlsInfo>,
+    capabilities: Option<Capabilities>,
+    phase: Phase,
+    authenticated_as: Option<String>,
+    outgoing: Vec<u8>,
+    read_buffer: Vec<u8>,
+    ended: bool,
+}
+
+/// Flush queued message lines once this much is buffered.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+impl Session {
+    /// Connects, performs implicit TLS if configured, and reads the greeting.
+    ///
+    /// # Errors
+    /// Any fatal [`SessionError`]: connection refused, timeout, TLS failure, protocol error.
+    /// The error has already been emitted to the sink as an [`EventKind::Error`].
+    pub async fn connect(
+        config: SessionConfig,
+        sink: EventSink,
+    ) -> Result<(Self, Reply), SessionError> {
+        let (tls_client, verdict) = tls::client_config(&config.trust)?;
+        tls::server_name(&config.server_name)?;
+        let mut session = Self {
+            parser: ReplyParser::new(config.limits),
+            config,
+            stream: Stream::Gone,
+            sink,
+            started: Instant::now(),
+            tls_client,
+            verdict,
+            protection: Protection::Cleartext,
+            tls_info: None,
+            capabilities: None,
+            phase: Phase::Command,
+            authenticated_as: None,
+            outgoing: Vec::new(),
+            read_buffer: vec![0; 16 * 1024],
+            ended: false,
+        };
+        let result = session.open().await;
+        match result {
+            Ok(greeting) => Ok((session, greeting)),
+            Err(error) => Err(session.fail(error)),
+        }
+    }
+
+    async fn open(&mut self) -> Result<Reply, SessionError> {
+        let target = format_target(&self.config.host, self.config.port);
+        self.emit(EventKind::Connecting {
+            target: target.clone(),
+            transport: match self.config.tls_mode {
+                TlsMode::StartTls => "plain TCP; TLS only after STARTTLS".to_owned(),
+                TlsMode::Implicit => "implicit TLS from the first byte".to_owned(),
+            },
+        });
+        let host = self
+            .config
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tcp = tokio::time::timeout(
+            self.config.timeout,
+            TcpStream::connect((host.as_str(), self.config.port)),
+        )
+        .await
+        .map_err(|_| SessionError::Timeout {
+            waiting_for: format!("the TCP connection to {target}"),
+            after: self.config.timeout,
+            partial: String::new(),
+        })?
+        .map_err(|source| SessionError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+        // Interactive SMTP is many small lines; Nagle would only add latency.
+        tcp.set_nodelay(true)?;
+        let (peer, local) = (addr(tcp.peer_addr()), addr(tcp.local_addr()));
+        self.emit(EventKind::Connected { peer, local });
+        self.stream = Stream::Plain(tcp);
+        if self.config.tls_mode == TlsMode::Implicit {
+            self.handshake().await?;
+        }
+        self.read_reply("the greeting").await
+    }
+
+    /// The current protection, as the guard sees it.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// Whether lines now cross inside TLS.
+    pub fn security(&self) -> Security {
+        match self.stream {
+            Stream::Tls(_) => Security::Tls,
+            _ => Security::Cleartext,
+        }
+    }
+
+    /// Details of the TLS session, once established.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls_info.as_ref()
+    }
+
+    /// Capabilities from the latest EHLO on the current transport (forgotten at TLS start).
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities.as_ref()
+    }
+
+    /// What the next line will mean.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The user the server accepted with 235, if any.
+    pub fn authenticated_as(&self) -> Option<&str> {
+        self.authenticated_as.as_deref()
+    }
+
+    /// The configuration the session was opened with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Adds a front end's own event (an expectation result, a note) to the same transcript.
+    pub fn record(&mut self, kind: EventKind) {
+        self.emit(kind);
+    }
+
+    /// Sends one line as typed and returns what it produced, with the smart steps a human
+    /// expects: `STARTTLS` answered 220 upgrades the connection, `DATA` answered 354 switches to
+    /// message lines (dot-stuffed, ended by a lone `.`), and any credential-bearing line (an
+    /// `AUTH` command, or anything answering a 334) must pass the guard.
+    ///
+    /// # Errors
+    /// [`SessionError::Guard`] when the guard refuses (nothing sent, the session goes on);
+    /// other errors are fatal and already emitted as [`EventKind::Error`].
+    pub async fn send_line(
+        &mut self,
+        line: &str,
+        one_time: OneTimeOverride,
+    ) -> Result<Step, SessionError> {
+        self.ensure_alive()?;
+        let result = match self.phase {
+            Phase::Message => self.message_line(line).await,
+            Phase::SaslChallenge => self.sasl_answer(line, one_time).await.map(Step::Reply),
+            Phase::Command => self.command(line, one_time).await.map(Step::Reply),
+        };
+        result.map_err(|error| self.fail(error))
+    }
+
+    async fn command(
+        &mut self,
+        line: &str,
+        one_time: OneTimeOverride,
+    ) -> Result<Reply, SessionError> {
+        let verb = split_verb(line).0;
+        match classify(line) {
+            CommandKind::StartTls => self.starttls_inner().await,
+            CommandKind::Auth {
+                mechanism,
+                has_initial_response,
+            } => {
+                self.check_guard(one_time)?;
+                let display = if has_initial_response {
+                    let response = line.split_ascii_whitespace().nth(2).unwrap_or_default();
+                    match (mechanism.as_str(), plain_user(response)) {
+                        ("PLAIN", Some(user)) => {
+                            format!("AUTH PLAIN <credentials for {} hidden>", escape_str(&user))
+                        }
+                        _ => format!("AUTH {} <initial response hidden>", escape_str(&mechanism)),
+                    }
+                } else {
+                    escape_str(line)
+                };
+                let kind = if has_initial_response {
+                    SentKind::Credentials
+                } else {
+                    SentKind::Command
+                };
+                self.queue(line.as_bytes(), display, kind);
+                let reply = self.read_reply(&format!("the reply to {verb}")).await?;
+                Ok(reply)
+            }
+            kind => {
+                self.queue(line.as_bytes(), escape_str(line), SentKind::Command);
+                let reply = self
+                    .read_reply(&format!(
+                        "the reply to {}",
+                        if verb.is_empty() {
+                            "an empty line".to_owned()
+                        } else {
+                            verb
+                        }
+                    ))
+                    .await?;
+                match kind {
+                    CommandKind::Hello { extended: true } => {
+                        self.capabilities = Capabilities::from_ehlo_reply(&reply);
+                    }
+                    CommandKind::Data if reply.code.value() == 354 => self.phase = Phase::Message,
+                    _ => {}
+                }
+                Ok(reply)
+            }
+        }
+    }
+
+    async fn message_line(&mut self, line: &str) -> Result<Step, SessionError> {
+        if line == END_OF_DATA {
+            self.queue(b".", ".".to_owned(), SentKind::MessageLine);
+            self.phase = Phase::Command;
+            return self
+                .read_reply("the reply to the end of the message")
+                .await
+                .map(Step::Reply);
+        }
+        let wire = stuff_line(line);
+        let display = escape_str(&wire);
+        self.queue(wire.as_bytes(), display, SentKind::MessageLine);
+        if self.outgoing.len() >= FLUSH_THRESHOLD {
+            self.flush().await?;
+        }
+        Ok(Step::Queued)
+    }
+
+    async fn sasl_answer(
+        &mut self,
+        line: &str,
+        one_time: OneTimeOverride,
+    ) -> Result<Reply, SessionError> {
+        self.check_guard(one_time)?;
+        let display = if line.trim() == "*" {
+            "*".to_owned()
+        } else {
+            "<SASL answer hidden>".to_owned()
+        };
+        self.queue(line.as_bytes(), display, SentKind::Credentials);
+        self.read_reply("the reply to the SASL answer").await
+    }
+
+    /// Sends STARTTLS and, on a 220, checks for injected bytes and performs the handshake.
+    ///
+    /// Any reply other than 220 is returned as it is and the connection stays in cleartext
+    /// (the guard keeps protecting credentials); callers must not treat that as secure.
+    ///
+    /// # Errors
+    /// [`SessionError::AlreadyTls`] on a TLS connection; fatal errors for injection, handshake
+    /// and certificate failures.
+    pub async fn starttls(&mut self) -> Result<Reply, SessionError> {
+        self.ensure_alive()?;
+        let result = self.starttls_inner().await;
+        result.map_err(|error| self.fail(error))
+    }
+
+    async fn starttls_inner(&mut self) -> Result<Reply, SessionError> {
+        if matches!(self.stream, Stream::Tls(_)) {
+            return Err(SessionError::AlreadyTls);
+        }
+        self.queue(b"STARTTLS", "STARTTLS".to_owned(), SentKind::Command);
+        let reply = self.read_reply("the reply to STARTTLS").await?;
+        if reply.code.value() != 220 {
+            self.emit(EventKind::Warning(format!(
+                "STARTTLS refused ({}): the connection stays in cleartext; credentials remain blocked by the guard",
+                reply.summary()
+            )));
+            return Ok(reply);
+        }
+        self.check_injection()?;
+        self.handshake().await?;
+        Ok(reply)
+    }
+
+    /// Bytes received after the 220 but before the handshake would be read "inside TLS" by a
+    /// naive client; they are refused instead, whether a whole reply or a fragment.
+    fn check_injection(&mut self) -> Result<(), SessionError> {
+        let mut stray = self.parser.buffered().to_vec();
+        if let Stream::Plain(tcp) = &self.stream {
+            let mut probe = [0u8; 512];
+            // Non-blocking: whatever already sits in the socket buffer.
+            while let Ok(n @ 1..) = tcp.try_read(&mut probe) {
+                stray.extend_from_slice(&probe[..n]);
+                if stray.len() > 4096 {
+                    break;
+                }
+            }
+        }
+        if stray.is_empty() {
+            return Ok(());
+        }
+        Err(SessionError::Injection {
+            bytes: stray.len(),
+            preview: format!("\"{}\"", escape_bytes(&stray[..stray.len().min(60)])),
+        })
+    }
+
+    async fn handshake(&mut self) -> Result<(), SessionError> {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(SessionError::AlreadyTls);
+        };
+        self.parser.clear();
+        let name = tls::server_name(&self.config.server_name)?;
+        *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let connector = TlsConnector::from(self.tls_client.clone());
+        let outcome = tokio::time::timeout(self.config.timeout, connector.connect(name, tcp)).await;
+        let verdict = self
+            .verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let stream = match outcome {
+            Err(_) => {
+                return Err(SessionError::Timeout {
+                    waiting_for: "the TLS handshake".to_owned(),
+                    after: self.config.timeout,
+                    partial: String::new(),
+                });
+            }
+            Ok(Err(error)) => {
+                return Err(match verdict {
+                    Some(Verification::Failed(problem)) => SessionError::Certificate(problem),
+                    _ => SessionError::Handshake(describe_handshake_error(&error)),
+                });
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        let verification = verdict.unwrap_or_else(|| {
+            Verification::Failed(CertificateProblem {
+                kind: "not checked",
+                detail: "the certificate was not checked".to_owned(),
+            })
+        });
+        let info = TlsInfo::from_connection(
+            stream.get_ref().1,
+            &self.config.server_name,
+            verification.clone(),
+        );
+        self.protection = match verification {
+            Verification::Verified => Protection::VerifiedTls,
+            Verification::Failed(problem) => Protection::UnverifiedTls(problem),
+        };
+        self.stream = Stream::Tls(Box::new(stream));
+        self.tls_info = Some(info.clone());
+        self.emit(EventKind::TlsEstablished(Box::new(info)));
+        if self.capabilities.take().is_some() {
+            // RFC 3207 §4.2: what the server said before TLS cannot be trusted now.
+            self.emit(EventKind::Note(
+                "capabilities learned before TLS are forgotten; send EHLO again (RFC 3207 §4.2)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs a SASL exchange with the given credentials, after the guard allows it.
+    ///
+    /// The transcript shows `AUTH PLAIN <credentials for USER hidden>`; the encoded secret
+    /// exists only in the outgoing buffer, which is zeroed after it is written.
+    ///
+    /// # Errors
+    /// [`SessionError::Guard`] when refused (nothing sent); fatal errors otherwise.
+    pub async fn authenticate(
+        &mut self,
+        mechanism: Mechanism,
+        credentials: Credentials,
+        one_time: OneTimeOverride,
+    ) -> Result<Reply, SessionError> {
+        self.ensure_alive()?;
+        let result = self
+            .authenticate_inner(mechanism, credentials, one_time)
+            .await;
+        result.map_err(|error| self.fail(error))
+    }
+
+    async fn authenticate_inner(
+        &mut self,
+        mechanism: Mechanism,
+        credentials: Credentials,
+        one_time: OneTimeOverride,
+    ) -> Result<Reply, SessionError> {
+        self.check_guard(one_time)?;
+        let mut client = SaslClient::new(mechanism, credentials);
+        let user = escape_str(client.user());
+        let hidden = format!("<credentials for {user} hidden>");
+        match client.initial_response() {
+            Some(response) => {
+                let mut wire =
+                    format!("AUTH {} {}", mechanism.name(), response.expose()).into_bytes();
+                self.queue(
+                    &wire,
+                    format!("AUTH {} {hidden}", mechanism.name()),
+                    SentKind::Credentials,
+                );
+                wire.zeroize();
+            }
+            None => {
+                let line = format!("AUTH {}", mechanism.name());
+                self.queue(line.as_bytes(), line.clone(), SentKind::Command);
+            }
+        }
+        let mut reply = self
+            .read_reply(&format!("the reply to AUTH {}", mechanism.name()))
+            .await?;
+        while reply.code.value() == 334 {
+            let challenge = reply.texts().next().unwrap_or_default().to_vec();
+            match client.respond(&challenge) {
+                Ok(answer) => self.queue(
+                    answer.expose().as_bytes(),
+                    hidden.clone(),
+                    SentKind::Credentials,
+                ),
+                Err(error) => {
+                    // RFC 4954 §4: "*" cancels the exchange.
+                    self.queue(b"*", "*".to_owned(), SentKind::Command);
+                    self.read_reply("the reply to the AUTH cancellation")
+                        .await?;
+                    return Err(error.into());
+                }
+            }
+            reply = self.read_reply("the reply to the AUTH answer").await?;
+        }
+        if reply.code.value() == 235 {
+            self.authenticated_as = Some(client.user().to_owned());
+        }
+        Ok(reply)
+    }
+
+    /// Sends QUIT and waits briefly for the 221, then closes. Errors are ignored: the user is
+    /// leaving either way.
+    pub async fn quit(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.queue(b"QUIT", "QUIT".to_owned(), SentKind::Command);
+        let _ = self.read_reply("the reply to QUIT").await;
+        self.close().await;
+    }
+
+    /// Closes the connection without QUIT.
+    pub async fn close(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        match &mut self.stream {
+            Stream::Plain(tcp) => {
+                let _ = tcp.shutdown().await;
+            }
+            Stream::Tls(tls) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+            }
+            Stream::Gone => {}
+        }
+        self.stream = Stream::Gone;
+        self.emit(EventKind::Closed);
+    }
+
+    fn check_guard(&mut self, one_time: OneTimeOverride) -> Result<(), SessionError> {
+        match guard::decide(&self.protection, self.config.policy, one_time) {
+            Decision::Allow => Ok(()),
+            Decision::AllowedByOverride(reason) => {
+                self.emit(EventKind::Guard(GuardOutcome::Overridden(reason)));
+                Ok(())
+            }
+            Decision::Refuse(refusal) => {
+                self.emit(EventKind::Guard(GuardOutcome::Refused(refusal.clone())));
+                Err(SessionError::Guard(refusal))
+            }
+        }
+    }
+
+    fn queue(&mut self, wire: &[u8], display: String, kind: SentKind) {
+        self.outgoing.extend_from_slice(wire);
+        self.outgoing.extend_from_slice(b"\r\n");
+        let security = self.security();
+        self.emit(EventKind::Sent {
+            security,
+            text: display,
+            kind,
+        });
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
+        let deadline = self.config.timeout;
+        let write = async {
+            match &mut self.stream {
+                Stream::Plain(tcp) => {
+                    tcp.write_all(&self.outgoing).await?;
+                    tcp.flush().await
+                }
+                Stream::Tls(tls) => {
+                    tls.write_all(&self.outgoing).await?;
+                    tls.flush().await
+                }
+                Stream::Gone => Err(io::Error::new(io::ErrorKind::NotConnected, "not connected")),
+            }
+        };
+        let result = tokio::time::timeout(deadline, write).await;
+        // The buffer may have held credentials: wipe it whatever happened.
+        self.outgoing.zeroize();
+        match result {
+            Err(_) => Err(SessionError::Timeout {
+                waiting_for: "the server to accept our data".to_owned(),
+                after: deadline,
+                partial: String::new(),
+            }),
+            Ok(result) => result.map_err(SessionError::from),
+        }
+    }
+
+    async fn read_reply(&mut self, waiting_for: &str) -> Result<Reply, SessionError> {
+        self.flush().await?;
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        loop {
+            if let Some(reply) = self.parser.next_reply()? {
+                self.phase = match (self.phase, reply.code.value()) {
+                    (_, 334) => Phase::SaslChallenge,
+                    (Phase::Message, _) => Phase::Message,
+                    _ => Phase::Command,
+                };
+                let security = self.security();
+                self.emit(EventKind::Received {
+                    security,
+                    reply: reply.clone(),
+                });
+                return Ok(reply);
+            }
+            let buffer = &mut self.read_buffer;
+            let read = match &mut self.stream {
+                Stream::Plain(tcp) => tokio::time::timeout_at(deadline, tcp.read(buffer)).await,
+                Stream::Tls(tls) => tokio::time::timeout_at(deadline, tls.read(buffer)).await,
+                Stream::Gone => return Err(SessionError::Closed { mid_reply: false }),
+            };
+            let n = match read {
+                Err(_) => {
+                    let pending = self.parser.buffered().len();
+                    return Err(SessionError::Timeout {
+                        waiting_for: waiting_for.to_owned(),
+                        after: self.config.timeout,
+                        partial: if self.parser.mid_reply() {
+                            format!(" ({pending} byte(s) of an unfinished reply line received)")
+                        } else {
+                            String::new()
+                        },
+                    });
+                }
+                Ok(result) => result?,
+            };
+            if n == 0 {
+                return Err(SessionError::Closed {
+                    mid_reply: self.parser.mid_reply(),
+                });
+            }
+            self.parser.push(&self.read_buffer[..n]);
+        }
+    }
+
+    fn ensure_alive(&self) -> Result<(), SessionError> {
+        if self.ended {
+            Err(SessionError::Ended)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records a fatal error once, closes the stream, and passes the error on.
+    fn fail(&mut self, error: SessionError) -> SessionError {
+        if error.is_fatal() && !self.ended {
+            self.emit(EventKind::Error(error.to_string()));
+            self.ended = true;
+            self.stream = Stream::Gone;
+            self.outgoing.zeroize();
+        }
+        error
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        (self.sink)(Event {
+            time: SystemTime::now(),
+            elapsed: self.started.elapsed(),
+            kind,
+        });
+    }
+}
+
+fn addr(result: io::Result<SocketAddr>) -> String {
+    result
+        .map(|a| a.to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// `host:port`, with brackets around IPv6 literals.
+pub fn format_target(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn describe_handshake_error(error: &io::Error) -> String {
+    let inner = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    match inner {
+        Some(rustls::Error::InvalidMessage(_)) => format!(
+            "the server sent bytes that are not TLS ({error}); after a 220 to STARTTLS that can \
+             mean the server is not really ready for TLS, or bytes were injected on the path"
+        ),
+        Some(other) => other.to_string(),
+        None if error.kind() == io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake".to_owned()
+        }
+        None => error.to_string(),
+    }
+}
