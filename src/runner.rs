@@ -40,9 +40,19 @@ pub enum Outcome {
         line: usize,
     },
     /// The session failed (network, TLS, protocol, injection, timeout).
-    Failure(String),
+    Failure {
+        /// The scenario line being run, if the failure happened at a step.
+        line: Option<usize>,
+        /// What went wrong.
+        reason: String,
+    },
     /// The credential guard refused; nothing was sent.
-    GuardRefused(String),
+    GuardRefused {
+        /// The scenario line whose credentials were refused.
+        line: usize,
+        /// The guard's explanation.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -51,8 +61,8 @@ impl Outcome {
         match self {
             Self::Passed { .. } => exit::PASSED,
             Self::ExpectationFailed { .. } => exit::EXPECTATION_FAILED,
-            Self::Failure(_) => exit::FAILURE,
-            Self::GuardRefused(_) => exit::GUARD,
+            Self::Failure { .. } => exit::FAILURE,
+            Self::GuardRefused { .. } => exit::GUARD,
         }
     }
 
@@ -63,17 +73,28 @@ impl Outcome {
             Self::ExpectationFailed { line } => {
                 format!("FAIL {scenario}: the expectation on line {line} was not met")
             }
-            Self::Failure(reason) => format!("ERROR {scenario}: {reason}"),
-            Self::GuardRefused(reason) => format!("REFUSED {scenario}: {reason}"),
+            Self::Failure {
+                line: Some(line),
+                reason,
+            } => format!("ERROR {scenario}:{line}: {reason}"),
+            Self::Failure { line: None, reason } => format!("ERROR {scenario}: {reason}"),
+            Self::GuardRefused { line, reason } => format!("REFUSED {scenario}:{line}: {reason}"),
         }
     }
 }
 
-impl From<SessionError> for Outcome {
-    fn from(error: SessionError) -> Self {
-        match error {
-            SessionError::Guard(refusal) => Self::GuardRefused(refusal.to_string()),
-            other => Self::Failure(other.to_string()),
+impl Outcome {
+    /// The outcome of a session error raised while running scenario line `line`.
+    fn from_error(error: SessionError, line: Option<usize>) -> Self {
+        match (error, line) {
+            (SessionError::Guard(refusal), Some(line)) => Self::GuardRefused {
+                line,
+                reason: refusal.to_string(),
+            },
+            (other, line) => Self::Failure {
+                line,
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -90,7 +111,7 @@ pub async fn run(
 ) -> Outcome {
     let (mut session, greeting) = match Session::connect(config, sink).await {
         Ok(pair) => pair,
-        Err(error) => return error.into(),
+        Err(error) => return Outcome::from_error(error, None),
     };
     let outcome = replay(&mut session, scenario, greeting, credentials.as_ref()).await;
     session.close().await;
@@ -123,7 +144,7 @@ async fn replay(
                 }
                 match send_message(session, lines).await {
                     Ok(reply) => reply,
-                    Err(error) => return error.into(),
+                    Err(error) => return Outcome::from_error(error, Some(step.line)),
                 }
             }
             Action::Command(line) => {
@@ -147,7 +168,7 @@ async fn replay(
                 };
                 let reply = match result {
                     Ok(reply) => reply,
-                    Err(error) => return error.into(),
+                    Err(error) => return Outcome::from_error(error, Some(step.line)),
                 };
                 let met = step.expect.as_ref().is_none_or(|e| e.matches(&reply));
                 match kind {
@@ -163,7 +184,10 @@ async fn replay(
                                 reply.summary()
                             );
                             session.record(EventKind::Error(reason.clone()));
-                            return Outcome::Failure(reason);
+                            return Outcome::Failure {
+                                line: Some(step.line),
+                                reason,
+                            };
                         }
                         continue;
                     }

@@ -86,22 +86,38 @@ pub fn describe_certificate_error(error: &rustls::Error, server_name: &str) -> C
                  (a private or self-signed CA needs --ca-file)"
                     .to_owned(),
             ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                ("expired", format!("certificate expired ({cert})"))
-            }
+            CertificateError::ExpiredContext { time, not_after } => (
+                "expired",
+                format!(
+                    "certificate expired: not valid after {} ({} days ago)",
+                    rfc3339(unix_secs(*not_after)),
+                    (unix_secs(*time) - unix_secs(*not_after)).div_euclid(86_400)
+                ),
+            ),
+            CertificateError::Expired => ("expired", "certificate expired".to_owned()),
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
                 "not yet valid",
                 format!("certificate not yet valid ({cert}); check both clocks"),
             ),
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                (
-                    "not valid for name",
-                    format!(
-                        "certificate not valid for name {server_name:?} ({cert}); \
-                     connect by the name on the certificate or set --servername"
-                    ),
-                )
-            }
+            CertificateError::NotValidForNameContext { presented, .. } => (
+                "not valid for name",
+                format!(
+                    "certificate not valid for name {server_name:?}; it names {}; \
+                     connect by a name on the certificate or set --servername",
+                    if presented.is_empty() {
+                        "no host at all".to_owned()
+                    } else {
+                        presented.join(", ")
+                    }
+                ),
+            ),
+            CertificateError::NotValidForName => (
+                "not valid for name",
+                format!(
+                    "certificate not valid for name {server_name:?}; \
+                     connect by a name on the certificate or set --servername"
+                ),
+            ),
             CertificateError::Revoked => ("revoked", "certificate revoked".to_owned()),
             CertificateError::BadSignature => (
                 "bad signature",
@@ -431,6 +447,10 @@ fn ip_to_string(bytes: &[u8]) -> Option<String> {
             .map(|b| std::net::Ipv6Addr::from(b).to_string()),
         _ => None,
     }
+}
+
+fn unix_secs(time: UnixTime) -> i64 {
+    i64::try_from(time.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn rfc3339(unix: i64) -> String {
