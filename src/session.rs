@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -23,8 +25,8 @@ use crate::proto::data::{END_OF_DATA, stuff_line};
 use crate::proto::ehlo::Capabilities;
 use crate::proto::escape::{escape_bytes, escape_str};
 use crate::proto::reply::{Reply, ReplyError, ReplyLimits, ReplyParser};
-use crate::proto::sasl::{Mechanism, SaslClient, SaslError, plain_user};
-use crate::secret::Credentials;
+use crate::proto::sasl::{Mechanism, SaslClient, SaslError, plain_password, plain_user};
+use crate::secret::{Credentials, Secret};
 use crate::tls::{
     self, CertificateProblem, TlsInfo, TlsSetupError, TrustSettings, VerdictSlot, Verification,
 };
@@ -185,6 +187,9 @@ pub struct Session {
     authenticated_as: Option<String>,
     outgoing: Vec<u8>,
     read_buffer: Vec<u8>,
+    /// Every form of every secret sent so far (password, its base64, the encoded SASL
+    /// messages), hidden from replies that echo them.
+    sent_secrets: Vec<Secret>,
     ended: bool,
 }
 
@@ -218,6 +223,7 @@ impl Session {
             authenticated_as: None,
             outgoing: Vec::new(),
             read_buffer: vec![0; 16 * 1024],
+            sent_secrets: Vec::new(),
             ended: false,
         };
         let result = session.open().await;
@@ -356,6 +362,13 @@ impl Session {
                 } else {
                     escape_str(line)
                 };
+                if has_initial_response {
+                    let response = line.split_ascii_whitespace().nth(2).unwrap_or_default();
+                    self.remember_secret(response);
+                    if let Some(password) = plain_password(response) {
+                        self.remember_credentials_forms(password.expose());
+                    }
+                }
                 let kind = if has_initial_response {
                     SentKind::Credentials
                 } else {
@@ -413,6 +426,7 @@ impl Session {
         one_time: OneTimeOverride,
     ) -> Result<Reply, SessionError> {
         self.check_guard(one_time)?;
+        self.remember_secret(line.trim());
         let display = if line.trim() == "*" {
             "*".to_owned()
         } else {
@@ -562,11 +576,13 @@ impl Session {
         one_time: OneTimeOverride,
     ) -> Result<Reply, SessionError> {
         self.check_guard(one_time)?;
+        self.remember_credentials_forms(credentials.secret.expose());
         let mut client = SaslClient::new(mechanism, credentials);
         let user = escape_str(client.user());
         let hidden = format!("<credentials for {user} hidden>");
         match client.initial_response() {
             Some(response) => {
+                self.remember_secret(response.expose());
                 let mut wire =
                     format!("AUTH {} {}", mechanism.name(), response.expose()).into_bytes();
                 self.queue(
@@ -638,6 +654,21 @@ impl Session {
         self.emit(EventKind::Closed);
     }
 
+    /// Remembers a secret form so that replies echoing it are redacted. Very short values are
+    /// skipped: hiding every "a" in every reply would garble the transcript and protect nothing.
+    fn remember_secret(&mut self, value: &str) {
+        if value.len() >= 4 && !self.sent_secrets.iter().any(|s| s.expose() == value) {
+            self.sent_secrets.push(Secret::new(value.to_owned()));
+        }
+    }
+
+    /// Remembers a password and its base64 form (what AUTH LOGIN sends).
+    fn remember_credentials_forms(&mut self, password: &str) {
+        self.remember_secret(password);
+        let encoded = zeroize::Zeroizing::new(BASE64.encode(password));
+        self.remember_secret(&encoded);
+    }
+
     fn check_guard(&mut self, one_time: OneTimeOverride) -> Result<(), SessionError> {
         match guard::decide(&self.protection, self.config.policy, one_time) {
             Decision::Allow => Ok(()),
@@ -698,7 +729,10 @@ impl Session {
         self.flush().await?;
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         loop {
-            if let Some(reply) = self.parser.next_reply()? {
+            if let Some(mut reply) = self.parser.next_reply()? {
+                for secret in &self.sent_secrets {
+                    reply.redact(secret.expose().as_bytes());
+                }
                 self.phase = match (self.phase, reply.code.value()) {
                     (_, 334) => Phase::SaslChallenge,
                     (Phase::Message, _) => Phase::Message,

@@ -35,6 +35,9 @@ impl Default for ReplyLimits {
     }
 }
 
+/// What [`Reply::redact`] puts in place of a secret.
+const REDACTED: &[u8] = b"<hidden>";
+
 /// The RFC 5321 line length limit for replies (512 octets including CRLF).
 pub const RFC_REPLY_LINE_LIMIT: usize = 510;
 
@@ -253,6 +256,30 @@ impl Reply {
                 .to_ascii_lowercase()
                 .contains(&needle)
         })
+    }
+
+    /// Replaces every occurrence of `secret` in the reply's lines with `<hidden>`.
+    ///
+    /// A server can echo what it received (a hostile one on purpose); a secret the client
+    /// sent must not come back onto the screen that way. Returns whether anything was hidden.
+    pub fn redact(&mut self, secret: &[u8]) -> bool {
+        if secret.is_empty() {
+            return false;
+        }
+        let mut hidden = false;
+        for line in &mut self.raw_lines {
+            let mut start = 0;
+            while let Some(offset) = line[start..]
+                .windows(secret.len())
+                .position(|window| window == secret)
+            {
+                let at = start + offset;
+                line.splice(at..at + secret.len(), REDACTED.iter().copied());
+                start = at + REDACTED.len();
+                hidden = true;
+            }
+        }
+        hidden
     }
 
     /// The number of bytes the reply occupied on the wire, counting CRLF per line.
@@ -676,6 +703,20 @@ mod tests {
         assert_eq!(EnhancedCode::parse_prefix(b""), None);
         let replies = parse_all(b"250 5.0.0 odd\r\n").expect("parses");
         assert!(replies[0].anomalies.enhanced_class_mismatch);
+    }
+
+    #[test]
+    fn redaction_hides_every_occurrence() {
+        let mut replies =
+            parse_all(b"535-you sent hunter2\r\n535 hunter2hunter2 rejected\r\n").expect("parses");
+        let reply = &mut replies[0];
+        assert!(reply.redact(b"hunter2"));
+        assert_eq!(
+            reply.display_lines(),
+            vec!["535-you sent <hidden>", "535 <hidden><hidden> rejected"]
+        );
+        assert!(!reply.redact(b"hunter2"));
+        assert!(!reply.redact(b""));
     }
 
     #[test]

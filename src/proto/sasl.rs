@@ -167,6 +167,17 @@ pub fn plain_user(response_base64: &str) -> Option<String> {
     String::from_utf8(authcid.to_vec()).ok()
 }
 
+/// The password inside a PLAIN initial response, when it decodes as one.
+///
+/// Used only so the engine can hide that password if a server echoes it back.
+pub fn plain_password(response_base64: &str) -> Option<Secret> {
+    let raw = zeroize::Zeroizing::new(BASE64.decode(response_base64.trim()).ok()?);
+    let password = raw.split(|&b| b == 0).nth(2)?;
+    std::str::from_utf8(password)
+        .ok()
+        .map(|p| Secret::new(p.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +251,11 @@ mod tests {
         assert_eq!(plain_user("not base64!"), None);
         assert_eq!(plain_user(&BASE64.encode("no nul bytes")), None);
         assert_eq!(plain_user("AGFsaWNlAHNlY3JldA==").as_deref(), Some("alice"));
+        assert_eq!(
+            plain_password("AGFsaWNlAHNlY3JldA==")
+                .map(|p| p.expose().to_owned())
+                .as_deref(),
+            Some("secret")
+        );
     }
 }
