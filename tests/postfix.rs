@@ -8,6 +8,8 @@
 //! Postfix needs root to install and run. Where it cannot be started the tests say why and
 //! pass as skipped, except under CI (`CI=true`), where a missing Postfix is a failure.
 
+#![allow(clippy::panic)] // panicking is how a test fails
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -1,0 +1,1279 @@
+//! Shared integration-test harness for `smtptui`.
+//!
+//! * [`Server`]: a scripted fake SMTP server on `127.0.0.1:0`, one thread per test, built on
+//!   `std::net` and a rustls `ServerConnection`. It records every byte it receives before TLS
+//!   ([`Recorded::plain`]) separately from the decrypted bytes received inside TLS
+//!   ([`Recorded::tls`]), so tests can prove that no credential crossed in cleartext.
+//! * [`Smtp`]: a configurable "ordinary" SMTP dialogue (EHLO, STARTTLS, AUTH PLAIN/LOGIN,
+//!   MAIL/RCPT/DATA, QUIT) with per-command overrides, usable as the server script.
+//! * [`Pki`]: a throw-away CA plus good / expired / wrong-name leaf certificates (rcgen),
+//!   written as PEM into a temp dir so the binary can be given `--ca-file`.
+//! * [`Run`]: runs the `smtptui` binary headless with a small `--timeout` and a hard kill, and
+//!   returns an [`Outcome`] with exit code, stdout, stderr and elapsed time.
+//!
+//! Every socket operation has a timeout and every wait is bounded: a misbehaving binary makes
+//! a test fail, never hang.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+/// User name used by credential tests.
+pub const USER: &str = "alice";
+/// A password distinctive enough that it never appears in output by accident.
+pub const PASSWORD: &str = "Tr0ub4dor&3-zebra!";
+
+/// How long the fake server waits for the client to connect.
+const ACCEPT_DEADLINE: Duration = Duration::from_secs(25);
+/// Per-read / per-write socket timeout in the fake server.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
+/// Hard limit on one binary run.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(20);
+/// Largest line the fake server accepts from the client (protects the harness, not the client).
+const MAX_SERVER_LINE: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Recording
+// ---------------------------------------------------------------------------------------------
+
+/// Everything the fake server observed.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    /// Every byte received from the client on the raw TCP stream before TLS started
+    /// (for implicit TLS: nothing). Bytes received after the server decided to start TLS
+    /// (i.e. the TLS handshake itself) are not included.
+    pub plain: Vec<u8>,
+    /// Whether the server started a TLS handshake (after STARTTLS or implicitly).
+    pub tls_started: bool,
+    /// `Some(Ok)` when the TLS handshake completed, `Some(Err(reason))` when it failed.
+    pub tls_handshake: Option<Result<(), String>>,
+    /// Decrypted application bytes received from the client inside TLS.
+    pub tls: Vec<u8>,
+    /// Lines received by the server, in order, with whether they came inside TLS.
+    pub lines: Vec<(bool, String)>,
+    /// Decoded SASL credentials `(user, password, inside_tls)` the server received.
+    pub auth: Vec<(String, String, bool)>,
+    /// DATA payloads exactly as received (still dot-stuffed), one `Vec` of lines per message,
+    /// the terminating `.` excluded.
+    pub messages: Vec<Vec<Vec<u8>>>,
+    /// Whether a client connected at all.
+    pub connected: bool,
+    /// Server-side error that ended the session, if any (diagnostics only).
+    pub end: Option<String>,
+}
+
+impl Recorded {
+    /// All bytes received, plain then decrypted TLS.
+    pub fn all_bytes(&self) -> Vec<u8> {
+        let mut v = self.plain.clone();
+        v.extend_from_slice(&self.tls);
+        v
+    }
+
+    /// The cleartext bytes received after the first `STARTTLS` line (empty if none was sent).
+    pub fn plain_after_starttls(&self) -> &[u8] {
+        match find_ci(&self.plain, b"STARTTLS\r\n") {
+            Some(i) => &self.plain[i + b"STARTTLS\r\n".len()..],
+            None => match find_ci(&self.plain, b"STARTTLS\n") {
+                Some(i) => &self.plain[i + b"STARTTLS\n".len()..],
+                None => &[],
+            },
+        }
+    }
+
+    /// Human-readable dump for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "connected={} tls_started={} handshake={:?} end={:?}\n  plain={:?}\n  tls={:?}",
+            self.connected,
+            self.tls_started,
+            self.tls_handshake,
+            self.end,
+            String::from_utf8_lossy(&self.plain),
+            String::from_utf8_lossy(&self.tls),
+        )
+    }
+}
+
+/// Case-insensitive byte substring search.
+pub fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    if hay.len() < needle.len() {
+        return None;
+    }
+    (0..=hay.len() - needle.len()).find(|&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
+}
+
+/// Case-sensitive byte substring search.
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Every encoding of the credentials that must never cross in cleartext or reach stdout:
+/// the password, base64 of `\0user\0password`, base64 of `user\0user\0password`
+/// (authzid form), base64 of the password, base64 of the user. Padding-less variants too.
+pub fn credential_forms(user: &str, password: &str) -> Vec<String> {
+    let mut forms = vec![
+        password.to_string(),
+        B64.encode(format!("\0{user}\0{password}")),
+        B64.encode(format!("{user}\0{user}\0{password}")),
+        B64.encode(password),
+        B64.encode(user),
+    ];
+    let unpadded: Vec<String> = forms
+        .iter()
+        .skip(1)
+        .map(|f| f.trim_end_matches('=').to_string())
+        .collect();
+    forms.extend(unpadded);
+    forms
+}
+
+/// Panics if `bytes` contains any credential form of `user`/`password` (see
+/// [`credential_forms`]; the plain user name is allowed, it appears in redaction markers).
+pub fn assert_no_credentials(bytes: &[u8], user: &str, password: &str, what: &str) {
+    for form in credential_forms(user, password) {
+        assert!(
+            find_bytes(bytes, form.as_bytes()).is_none(),
+            "credential form {form:?} found in {what}: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection (server side)
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP stream with some already-read bytes put back in front (so that a TLS handshake
+/// started after cleartext reading does not lose bytes the client sent early).
+pub struct Prefixed {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: TcpStream,
+}
+
+impl Read for Prefixed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.prefix.len() {
+            let n = buf.len().min(self.prefix.len() - self.pos);
+            buf[..n].copy_from_slice(&self.prefix[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl Write for Prefixed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, Prefixed>>),
+    Closed,
+}
+
+/// The server end of one client connection, handed to server scripts.
+pub struct Conn {
+    transport: Transport,
+    buf: Vec<u8>,
+    rec: Arc<Mutex<Recorded>>,
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Conn {
+    fn new(
+        sock: TcpStream,
+        rec: Arc<Mutex<Recorded>>,
+        tls_config: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        let _ = sock.set_nodelay(true);
+        let _ = sock.set_read_timeout(Some(SOCKET_TIMEOUT));
+        let _ = sock.set_write_timeout(Some(SOCKET_TIMEOUT));
+        Conn {
+            transport: Transport::Plain(sock),
+            buf: Vec::new(),
+            rec,
+            tls_config,
+        }
+    }
+
+    fn record<F: FnOnce(&mut Recorded)>(&self, f: F) {
+        let mut g = self.rec.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+    }
+
+    /// True once TLS is up.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls(_))
+    }
+
+    /// The raw TCP stream (for socket options).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match &self.transport {
+            Transport::Plain(s) => Some(s),
+            Transport::Tls(t) => Some(&t.sock.inner),
+            Transport::Closed => None,
+        }
+    }
+
+    /// Writes `bytes` in ONE write call (then flushes), on whatever transport is current.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.transport {
+            Transport::Plain(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+            Transport::Tls(t) => {
+                t.write_all(bytes)?;
+                t.flush()
+            }
+            Transport::Closed => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
+        }
+    }
+
+    /// Reads more bytes into the line buffer; Ok(0) on EOF.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut tmp = [0u8; 8192];
+        let (n, tls) = match &mut self.transport {
+            Transport::Plain(s) => (s.read(&mut tmp)?, false),
+            Transport::Tls(t) => match t.read(&mut tmp) {
+                Ok(n) => (n, true),
+                // A client that just closes the TCP stream without close_notify.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => (0, true),
+                Err(e) => return Err(e),
+            },
+            Transport::Closed => return Ok(0),
+        };
+        let data = &tmp[..n];
+        self.record(|r| {
+            if tls {
+                r.tls.extend_from_slice(data)
+            } else {
+                r.plain.extend_from_slice(data)
+            }
+        });
+        self.buf.extend_from_slice(data);
+        Ok(n)
+    }
+
+    /// Reads one line (terminated by LF, CR stripped). `Ok(None)` on EOF.
+    pub fn read_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let tls = self.is_tls();
+                let text = String::from_utf8_lossy(&line).into_owned();
+                self.record(|r| r.lines.push((tls, text)));
+                return Ok(Some(line));
+            }
+            if self.buf.len() > MAX_SERVER_LINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "client line too long",
+                ));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Starts a server-side TLS handshake on the current plain connection using the
+    /// configured certificate, and completes it. Bytes the client sent early (already buffered)
+    /// are fed to the handshake.
+    pub fn start_tls(&mut self) -> io::Result<()> {
+        let cfg = self
+            .tls_config
+            .clone()
+            .ok_or_else(|| io::Error::other("no TLS config for this fake server"))?;
+        let sock = match std::mem::replace(&mut self.transport, Transport::Closed) {
+            Transport::Plain(s) => s,
+            other => {
+                self.transport = other;
+                return Err(io::Error::other("start_tls: not on a plain connection"));
+            }
+        };
+        self.record(|r| r.tls_started = true);
+        let prefix = std::mem::take(&mut self.buf);
+        let conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+        let mut stream = rustls::StreamOwned::new(
+            conn,
+            Prefixed {
+                prefix,
+                pos: 0,
+                inner: sock,
+            },
+        );
+        let mut result = Ok(());
+        while stream.conn.is_handshaking() {
+            match stream.conn.complete_io(&mut stream.sock) {
+                Ok((0, 0)) if stream.conn.is_handshaking() => {
+                    result = Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "EOF during handshake",
+                    ));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.record(|r| r.tls_handshake = Some(Ok(())));
+                self.transport = Transport::Tls(Box::new(stream));
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.record(|r| r.tls_handshake = Some(Err(msg)));
+                Err(e)
+            }
+        }
+    }
+
+    /// Pretends to start TLS but answers the ClientHello with `garbage`, then closes.
+    pub fn fail_tls_with(&mut self, garbage: &[u8]) -> io::Result<()> {
+        self.record(|r| r.tls_started = true);
+        if let Transport::Plain(s) = &mut self.transport {
+            // Read (and discard, not record as cleartext) whatever the client sends first.
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut tmp = [0u8; 4096];
+            let _ = s.read(&mut tmp);
+            let _ = s.write_all(garbage);
+            let _ = s.flush();
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        self.record(|r| r.tls_handshake = Some(Err("server sent garbage".into())));
+        self.transport = Transport::Closed;
+        Ok(())
+    }
+
+    /// Closes the connection (TLS close_notify when applicable).
+    pub fn close(&mut self) {
+        match std::mem::replace(&mut self.transport, Transport::Closed) {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Transport::Tls(mut t) => {
+                t.conn.send_close_notify();
+                let _ = t.flush();
+                let _ = t.sock.inner.shutdown(std::net::Shutdown::Both);
+            }
+            Transport::Closed => {}
+        }
+    }
+
+    /// Records decoded SASL credentials.
+    pub fn record_auth(&self, user: &str, pass: &str) {
+        let tls = self.is_tls();
+        let (u, p) = (user.to_string(), pass.to_string());
+        self.record(|r| r.auth.push((u, p, tls)));
+    }
+
+    /// Records one DATA payload.
+    pub fn record_message(&self, lines: Vec<Vec<u8>>) {
+        self.record(|r| r.messages.push(lines));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+/// What a line handler wants to happen next.
+pub enum Flow {
+    /// Keep reading lines.
+    Continue,
+    /// Close the connection and end the session.
+    Close,
+}
+
+/// A running fake server (one connection).
+pub struct Server {
+    /// The bound address (always 127.0.0.1).
+    pub addr: SocketAddr,
+    rec: Arc<Mutex<Recorded>>,
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Server {
+    /// Spawns a server thread; `session` gets the accepted connection and does anything.
+    pub fn raw<F>(tls_config: Option<Arc<rustls::ServerConfig>>, session: F) -> Server
+    where
+        F: FnOnce(&mut Conn) -> io::Result<()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let rec = Arc::new(Mutex::new(Recorded::default()));
+        let rec2 = Arc::clone(&rec);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let handle = thread::spawn(move || {
+            let start = Instant::now();
+            let sock = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if start.elapsed() > ACCEPT_DEADLINE
+                            || stop2.load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
+            };
+            let _ = sock.set_nonblocking(false);
+            rec2.lock().unwrap_or_else(|e| e.into_inner()).connected = true;
+            let mut conn = Conn::new(sock, Arc::clone(&rec2), tls_config);
+            let res = session(&mut conn);
+            if let Err(e) = res {
+                rec2.lock().unwrap_or_else(|e| e.into_inner()).end = Some(e.to_string());
+            }
+            conn.close();
+        });
+        Server {
+            addr,
+            rec,
+            handle: Some(handle),
+            stop,
+        }
+    }
+
+    /// Spawns a line-driven server: optional implicit TLS, then `greeting`, then `handler`
+    /// for each received line until it returns [`Flow::Close`] or the client goes away.
+    pub fn lines<H>(
+        tls_config: Option<Arc<rustls::ServerConfig>>,
+        implicit_tls: bool,
+        greeting: &[u8],
+        mut handler: H,
+    ) -> Server
+    where
+        H: FnMut(&mut Conn, &str) -> io::Result<Flow> + Send + 'static,
+    {
+        let greeting = greeting.to_vec();
+        Server::raw(tls_config, move |conn| {
+            if implicit_tls {
+                conn.start_tls()?;
+            }
+            conn.send(&greeting)?;
+            while let Some(line) = conn.read_line()? {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                match handler(conn, &text)? {
+                    Flow::Continue => {}
+                    Flow::Close => break,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Spawns a server running the [`Smtp`] script.
+    pub fn smtp(smtp: Smtp) -> Server {
+        let tls = smtp.tls.clone();
+        let implicit = smtp.implicit_tls;
+        let greeting = smtp.greeting.clone();
+        let mut session = smtp.session();
+        Server::lines(tls, implicit, &greeting, move |conn, line| {
+            session.handle(conn, line)
+        })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+
+    /// A snapshot of what was recorded so far.
+    pub fn recorded(&self) -> Recorded {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Call after the client is gone: stops waiting for a connection that will never come,
+    /// waits (bounded, 5 s) for a running session to end, then returns the recording.
+    pub fn finish(mut self) -> Recorded {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let start = Instant::now();
+            while !h.is_finished() && start.elapsed() < Duration::from_secs(5) {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+        self.recorded()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An ordinary SMTP dialogue
+// ---------------------------------------------------------------------------------------------
+
+/// How the server answers STARTTLS.
+#[derive(Clone)]
+pub enum StartTls {
+    /// `220 2.0.0 Ready to start TLS`, then a real handshake.
+    Handshake,
+    /// Send these bytes (one write), stay in cleartext.
+    Reply(Vec<u8>),
+    /// Send these bytes (one write), then attempt a real handshake.
+    ReplyThenHandshake(Vec<u8>),
+    /// Send these bytes (one write), then close.
+    ReplyThenClose(Vec<u8>),
+    /// Send `220 Ready`, let the client start its handshake, answer with this garbage, close.
+    ReplyThenGarbage(Vec<u8>),
+}
+
+/// Configurable SMTP server script.
+#[derive(Clone)]
+pub struct Smtp {
+    /// Greeting bytes (sent as one write).
+    pub greeting: Vec<u8>,
+    /// Host name used in EHLO reply.
+    pub hostname: String,
+    /// Advertise STARTTLS in the EHLO reply (only while not in TLS).
+    pub advertise_starttls: bool,
+    /// Advertise `AUTH PLAIN LOGIN` even in cleartext.
+    pub advertise_auth: bool,
+    /// STARTTLS behaviour.
+    pub starttls: StartTls,
+    /// TLS server config (needed for STARTTLS handshakes and implicit TLS).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Implicit TLS from the first byte.
+    pub implicit_tls: bool,
+    /// Expected credentials: `Some` → 235 only if they match, else 535. `None` → always 235.
+    pub credentials: Option<(String, String)>,
+    /// Overrides: if a received command starts with the key (case-insensitive), send the bytes.
+    pub overrides: Vec<(String, Vec<u8>)>,
+}
+
+/// A running [`Smtp`] dialogue: the configuration plus its per-connection state.
+pub struct SmtpSession {
+    cfg: Smtp,
+    state: SmtpState,
+}
+
+#[derive(Clone, Default)]
+enum SmtpState {
+    #[default]
+    Command,
+    Data(Vec<Vec<u8>>),
+    AuthPlain,
+    AuthLoginUser,
+    AuthLoginPass(String),
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            greeting: b"220 fake.example ESMTP test\r\n".to_vec(),
+            hostname: "fake.example".into(),
+            advertise_starttls: true,
+            advertise_auth: true,
+            starttls: StartTls::Handshake,
+            tls: None,
+            implicit_tls: false,
+            credentials: Some((USER.into(), PASSWORD.into())),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+impl Smtp {
+    /// Adds an override: a command starting with `prefix` is answered with `reply`.
+    pub fn on(mut self, prefix: &str, reply: &[u8]) -> Self {
+        self.overrides
+            .push((prefix.to_ascii_uppercase(), reply.to_vec()));
+        self
+    }
+
+    /// Starts a session (fresh state) for this configuration.
+    pub fn session(self) -> SmtpSession {
+        SmtpSession {
+            cfg: self,
+            state: SmtpState::Command,
+        }
+    }
+}
+
+impl SmtpSession {
+    fn check_plain(&mut self, conn: &mut Conn, b64: &str) -> io::Result<Flow> {
+        let decoded = B64.decode(b64.trim()).unwrap_or_default();
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        if parts.len() != 3 {
+            conn.send(b"501 5.5.2 malformed AUTH PLAIN\r\n")?;
+            return Ok(Flow::Continue);
+        }
+        let user = String::from_utf8_lossy(parts[1]).into_owned();
+        let pass = String::from_utf8_lossy(parts[2]).into_owned();
+        self.finish_auth(conn, &user, &pass)
+    }
+
+    fn finish_auth(&mut self, conn: &mut Conn, user: &str, pass: &str) -> io::Result<Flow> {
+        conn.record_auth(user, pass);
+        let ok = match &self.cfg.credentials {
+            Some((u, p)) => u == user && p == pass,
+            None => true,
+        };
+        if ok {
+            conn.send(b"235 2.7.0 Authentication successful\r\n")?;
+        } else {
+            conn.send(b"535 5.7.8 Authentication credentials invalid\r\n")?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Handles one received line.
+    pub fn handle(&mut self, conn: &mut Conn, line: &str) -> io::Result<Flow> {
+        match std::mem::take(&mut self.state) {
+            SmtpState::Data(mut lines) => {
+                if line == "." {
+                    conn.record_message(lines);
+                    conn.send(b"250 2.0.0 Ok: queued as FAKE\r\n")?;
+                } else {
+                    lines.push(line.as_bytes().to_vec());
+                    self.state = SmtpState::Data(lines);
+                }
+                return Ok(Flow::Continue);
+            }
+            SmtpState::AuthPlain => {
+                if line.trim() == "*" {
+                    conn.send(b"501 5.0.0 AUTH aborted\r\n")?;
+                    return Ok(Flow::Continue);
+                }
+                return self.check_plain(conn, line);
+            }
+            SmtpState::AuthLoginUser => {
+                let user = String::from_utf8_lossy(&B64.decode(line.trim()).unwrap_or_default())
+                    .into_owned();
+                self.state = SmtpState::AuthLoginPass(user);
+                conn.send(b"334 UGFzc3dvcmQ6\r\n")?;
+                return Ok(Flow::Continue);
+            }
+            SmtpState::AuthLoginPass(user) => {
+                let pass = String::from_utf8_lossy(&B64.decode(line.trim()).unwrap_or_default())
+                    .into_owned();
+                return self.finish_auth(conn, &user, &pass);
+            }
+            SmtpState::Command => {}
+        }
+
+        let upper = line.to_ascii_uppercase();
+        if let Some((_, reply)) = self
+            .cfg
+            .overrides
+            .iter()
+            .find(|(p, _)| upper.starts_with(p.as_str()))
+        {
+            conn.send(&reply.clone())?;
+            return Ok(Flow::Continue);
+        }
+        let verb = upper.split_whitespace().next().unwrap_or("").to_string();
+        match verb.as_str() {
+            "EHLO" => {
+                let mut r = format!(
+                    "250-{} greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n",
+                    self.cfg.hostname
+                );
+                if self.cfg.advertise_starttls && !conn.is_tls() {
+                    r.push_str("250-STARTTLS\r\n");
+                }
+                if self.cfg.advertise_auth || conn.is_tls() {
+                    r.push_str("250-AUTH PLAIN LOGIN\r\n");
+                }
+                r.push_str("250 8BITMIME\r\n");
+                conn.send(r.as_bytes())?;
+            }
+            "HELO" => conn.send(format!("250 {}\r\n", self.cfg.hostname).as_bytes())?,
+            "STARTTLS" => {
+                if conn.is_tls() {
+                    conn.send(b"503 5.5.1 TLS already active\r\n")?;
+                    return Ok(Flow::Continue);
+                }
+                match self.cfg.starttls.clone() {
+                    StartTls::Handshake => {
+                        conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;
+                        conn.start_tls()?;
+                    }
+                    StartTls::Reply(b) => conn.send(&b)?,
+                    StartTls::ReplyThenHandshake(b) => {
+                        conn.send(&b)?;
+                        conn.start_tls()?;
+                    }
+                    StartTls::ReplyThenClose(b) => {
+                        conn.send(&b)?;
+                        return Ok(Flow::Close);
+                    }
+                    StartTls::ReplyThenGarbage(g) => {
+                        conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;
+                        conn.fail_tls_with(&g)?;
+                        return Ok(Flow::Close);
+                    }
+                }
+            }
+            "AUTH" => {
+                let mut words = line.split_whitespace().skip(1);
+                let mech = words.next().unwrap_or("").to_ascii_uppercase();
+                let initial = words.next();
+                match (mech.as_str(), initial) {
+                    ("PLAIN", Some("=")) => return self.check_plain(conn, ""),
+                    ("PLAIN", Some(ir)) => return self.check_plain(conn, ir),
+                    ("PLAIN", None) => {
+                        self.state = SmtpState::AuthPlain;
+                        conn.send(b"334 \r\n")?;
+                    }
+                    ("LOGIN", Some(ir)) => {
+                        let user = String::from_utf8_lossy(&B64.decode(ir).unwrap_or_default())
+                            .into_owned();
+                        self.state = SmtpState::AuthLoginPass(user);
+                        conn.send(b"334 UGFzc3dvcmQ6\r\n")?;
+                    }
+                    ("LOGIN", None) => {
+                        self.state = SmtpState::AuthLoginUser;
+                        conn.send(b"334 VXNlcm5hbWU6\r\n")?;
+                    }
+                    _ => conn.send(b"504 5.5.4 Unrecognized authentication type\r\n")?,
+                }
+            }
+            "MAIL" => conn.send(b"250 2.1.0 Ok\r\n")?,
+            "RCPT" => conn.send(b"250 2.1.5 Ok\r\n")?,
+            "DATA" => {
+                self.state = SmtpState::Data(Vec::new());
+                conn.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
+            }
+            "RSET" | "NOOP" => conn.send(b"250 2.0.0 Ok\r\n")?,
+            "QUIT" => {
+                conn.send(b"221 2.0.0 Bye\r\n")?;
+                return Ok(Flow::Close);
+            }
+            _ => conn.send(b"500 5.5.2 Error: command not recognized\r\n")?,
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+// ---------------------------------------------------------------------------------------------
+
+/// Which leaf certificate a TLS server presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf {
+    /// SAN localhost + 127.0.0.1, currently valid, signed by the test CA.
+    Good,
+    /// SAN localhost + 127.0.0.1, signed by the test CA, validity ended in the past.
+    Expired,
+    /// SAN wrong.example.invalid only, signed by the test CA.
+    WrongName,
+    /// Valid for localhost + 127.0.0.1, signed by the test CA, but its subject CN and O carry
+    /// terminal escape sequences (ESC, BEL, CSI/OSC) — for output-sanitising tests.
+    Hostile,
+}
+
+struct LeafMaterial {
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+/// A throw-away PKI: one CA and three leaves, CA PEM written to a temp dir.
+pub struct Pki {
+    dir: tempfile::TempDir,
+    /// Path to the CA certificate PEM (for `--ca-file`).
+    pub ca_file: PathBuf,
+    ca_der: Vec<u8>,
+    good: LeafMaterial,
+    expired: LeafMaterial,
+    wrong_name: LeafMaterial,
+    hostile: LeafMaterial,
+}
+
+impl Pki {
+    /// Generates fresh keys and certificates.
+    pub fn new() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let day = time::Duration::days(1);
+
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.distinguished_name = rcgen::DistinguishedName::new();
+        // A unique CA name per Pki, so two test CAs never look like the same issuer.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ca_name = format!(
+            "smtptui test CA {}-{seq}-{}",
+            std::process::id(),
+            now.unix_timestamp_nanos()
+        );
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, ca_name);
+        ca_params
+            .distinguished_name
+            .push(DnType::OrganizationName, "smtptui tests");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params.not_before = now - day * 30;
+        ca_params.not_after = now + day * 3650;
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA self-sign");
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let make_leaf = |sans: Vec<String>,
+                         not_before: time::OffsetDateTime,
+                         not_after: time::OffsetDateTime,
+                         cn: &str,
+                         org: Option<&str>| {
+            let key = KeyPair::generate().expect("leaf key");
+            let mut p = CertificateParams::new(sans).expect("leaf params");
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(o) = org {
+                p.distinguished_name.push(DnType::OrganizationName, o);
+            }
+            p.is_ca = IsCa::ExplicitNoCa;
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            p.use_authority_key_identifier_extension = true;
+            p.not_before = not_before;
+            p.not_after = not_after;
+            let cert = p.signed_by(&key, &issuer).expect("leaf sign");
+            LeafMaterial {
+                cert_der: cert.der().to_vec(),
+                key_der: key.serialize_der(),
+            }
+        };
+        let local = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let good = make_leaf(local.clone(), now - day, now + day * 365, "localhost", None);
+        let expired = make_leaf(
+            local.clone(),
+            now - day * 400,
+            now - day * 30,
+            "localhost",
+            None,
+        );
+        let wrong_name = make_leaf(
+            vec!["wrong.example.invalid".to_string()],
+            now - day,
+            now + day * 365,
+            "wrong.example.invalid",
+            None,
+        );
+        let hostile = make_leaf(
+            local,
+            now - day,
+            now + day * 365,
+            "evil\u{1b}]0;pwned\u{7}\u{1b}[31mred",
+            Some("org\u{1b}[2J\u{1b}[H\u{7}"),
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem()).expect("write CA PEM");
+        Pki {
+            dir,
+            ca_file,
+            ca_der: ca_cert.der().to_vec(),
+            good,
+            expired,
+            wrong_name,
+            hostile,
+        }
+    }
+
+    /// `--ca-file` argument value.
+    pub fn ca_arg(&self) -> String {
+        self.ca_file.to_string_lossy().into_owned()
+    }
+
+    /// A rustls server config presenting `leaf` (chain: leaf, CA).
+    pub fn server_config(&self, leaf: Leaf) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let m = match leaf {
+            Leaf::Good => &self.good,
+            Leaf::Expired => &self.expired,
+            Leaf::WrongName => &self.wrong_name,
+            Leaf::Hostile => &self.hostile,
+        };
+        let chain = vec![
+            CertificateDer::from(m.cert_der.clone()),
+            CertificateDer::from(self.ca_der.clone()),
+        ];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(m.key_der.clone()));
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server cert");
+        Arc::new(cfg)
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+
+    /// The temp dir holding the PEM files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------------
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_smtptui")
+}
+
+/// A headless `smtptui run` invocation.
+pub struct Run {
+    scenario: String,
+    target: String,
+    args: Vec<String>,
+    password_env: Option<String>,
+    file_name: String,
+    dir: tempfile::TempDir,
+}
+
+/// Result of one run.
+pub struct Outcome {
+    /// Exit code (`None` if killed by a signal or by the hard deadline).
+    pub code: Option<i32>,
+    /// True if the harness had to kill the binary at [`RUN_DEADLINE`].
+    pub killed: bool,
+    /// Raw stdout bytes.
+    pub stdout_bytes: Vec<u8>,
+    /// Raw stderr bytes.
+    pub stderr_bytes: Vec<u8>,
+    /// Lossy stdout.
+    pub stdout: String,
+    /// Lossy stderr.
+    pub stderr: String,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// The scenario file that was run.
+    pub scenario_path: PathBuf,
+    /// Command line, for diagnostics.
+    pub cmdline: String,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// A run of `scenario` (file contents) against `target` (`HOST[:PORT]`).
+    pub fn new(scenario: &str, target: &str) -> Run {
+        Run {
+            scenario: scenario.to_string(),
+            target: target.to_string(),
+            args: Vec::new(),
+            password_env: None,
+            file_name: "scenario.smtp".into(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The temp dir the binary will run in (also where the scenario is written).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds `--transcript DIR/transcript.txt` and returns the builder and that path.
+    pub fn transcript(self) -> (Run, PathBuf) {
+        let path = self.dir.path().join("transcript.txt");
+        let run = self.arg("--transcript").arg(path.to_string_lossy());
+        (run, path)
+    }
+
+    /// Appends command-line options.
+    pub fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|s| s.as_ref().to_string()));
+        self
+    }
+
+    /// Appends one option.
+    pub fn arg(mut self, a: impl AsRef<str>) -> Run {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+
+    /// `--user USER` and `SMTPTUI_PASSWORD=PASSWORD`.
+    pub fn creds(self) -> Run {
+        self.args(["--user", USER]).password_env(PASSWORD)
+    }
+
+    /// Sets `SMTPTUI_PASSWORD`.
+    pub fn password_env(mut self, pw: &str) -> Run {
+        self.password_env = Some(pw.to_string());
+        self
+    }
+
+    /// Scenario file name (default `scenario.smtp`).
+    pub fn file_name(mut self, name: &str) -> Run {
+        self.file_name = name.to_string();
+        self
+    }
+
+    /// Runs the binary, bounded by [`RUN_DEADLINE`].
+    pub fn run(self) -> Outcome {
+        let dir = self.dir;
+        let scenario_path = dir.path().join(&self.file_name);
+        std::fs::write(&scenario_path, &self.scenario).expect("write scenario");
+
+        let mut argv: Vec<String> = vec![
+            "run".into(),
+            scenario_path.to_string_lossy().into_owned(),
+            self.target.clone(),
+        ];
+        argv.extend(self.args.iter().cloned());
+        if !self
+            .args
+            .iter()
+            .any(|a| a == "--timeout" || a.starts_with("--timeout="))
+        {
+            argv.push("--timeout".into());
+            argv.push("2".into());
+        }
+        let cmdline = format!("smtptui {}", argv.join(" "));
+
+        let mut cmd = Command::new(bin());
+        cmd.args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("SMTPTUI_PASSWORD")
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .current_dir(dir.path());
+        if let Some(pw) = &self.password_env {
+            cmd.env("SMTPTUI_PASSWORD", pw);
+        }
+        let start = Instant::now();
+        let mut child = cmd.spawn().expect("spawn smtptui");
+        let mut out = child.stdout.take().expect("stdout pipe");
+        let mut err = child.stderr.take().expect("stderr pipe");
+        let t_out = thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let t_err = thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        let mut killed = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) => {
+                    if start.elapsed() > RUN_DEADLINE {
+                        let _ = child.kill();
+                        killed = true;
+                        break child.wait().ok();
+                    }
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => break None,
+            }
+        };
+        let elapsed = start.elapsed();
+        let stdout_bytes = join_bounded(t_out);
+        let stderr_bytes = join_bounded(t_err);
+        let outcome = Outcome {
+            code: status.and_then(|s| s.code()),
+            killed,
+            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr_bytes).into_owned(),
+            stdout_bytes,
+            stderr_bytes,
+            elapsed,
+            scenario_path,
+            cmdline,
+            dir,
+        };
+        // SMTPTUI_TEST_SHOW=1 cargo test -- --nocapture: print every run.
+        if std::env::var_os("SMTPTUI_TEST_SHOW").is_some() {
+            eprintln!("{}", outcome.dump());
+        }
+        outcome
+    }
+}
+
+fn join_bounded(h: JoinHandle<Vec<u8>>) -> Vec<u8> {
+    let start = Instant::now();
+    while !h.is_finished() && start.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if h.is_finished() {
+        h.join().unwrap_or_default()
+    } else {
+        b"<output pipe still open after exit>".to_vec()
+    }
+}
+
+impl Outcome {
+    /// stdout + stderr.
+    pub fn combined(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Diagnostic dump.
+    pub fn dump(&self) -> String {
+        format!(
+            "$ {}\nexit={:?} killed={} elapsed={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
+            self.cmdline, self.code, self.killed, self.elapsed, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts the exit code.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert!(
+            !self.killed,
+            "smtptui hung and was killed after {RUN_DEADLINE:?}\n{}",
+            self.dump()
+        );
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit status\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Case-insensitive search in stdout+stderr.
+    pub fn has(&self, needle: &str) -> bool {
+        self.combined()
+            .to_lowercase()
+            .contains(&needle.to_lowercase())
+    }
+
+    /// Asserts stdout+stderr contains `needle` (case-insensitive).
+    #[track_caller]
+    pub fn assert_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.has(needle),
+            "output does not contain {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Asserts stdout+stderr does not contain `needle` (case-insensitive).
+    #[track_caller]
+    pub fn assert_not_contains(&self, needle: &str) -> &Self {
+        assert!(
+            !self.has(needle),
+            "output unexpectedly contains {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Asserts stdout (and stderr) contain no form of the test credentials.
+    #[track_caller]
+    pub fn assert_no_credentials(&self) -> &Self {
+        assert_no_credentials(&self.stdout_bytes, USER, PASSWORD, "stdout");
+        assert_no_credentials(&self.stderr_bytes, USER, PASSWORD, "stderr");
+        self
+    }
+
+    /// True if the output names line `n` of the scenario: `line N`, `line: N`, `FILE:N`
+    /// (N not followed by another digit).
+    pub fn names_line(&self, n: usize) -> bool {
+        let text = self.combined().to_lowercase();
+        let file = self
+            .scenario_path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let patterns = [
+            format!("line {n}"),
+            format!("line: {n}"),
+            format!("line:{n}"),
+            format!("{file}:{n}"),
+        ];
+        patterns.iter().any(|p| {
+            text.match_indices(p.as_str()).any(|(i, _)| {
+                !text[i + p.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            })
+        })
+    }
+
+    /// True if the output names the scenario file (full path or file name).
+    pub fn names_file(&self) -> bool {
+        let file = self
+            .scenario_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.combined().contains(&file)
+    }
+
+    /// The temp dir the binary ran in (scenario lives here; put transcripts here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
