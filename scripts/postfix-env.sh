@@ -1,0 +1,705 @@
+#!/usr/bin/env bash
+# postfix-env.sh: run a throw-away, loopback-only Postfix for smtptui's
+# integration tests.
+#
+#   scripts/postfix-env.sh start DIR   install (if needed), configure, (re)start
+#   scripts/postfix-env.sh stop  DIR   stop the instance (no error if not running)
+#
+# DIR must be an absolute path. Everything the instance needs lives in it:
+#   DIR/conf/                    instance config_directory: main.cf, master.cf
+#                                (rewritten on every start). Kept apart from the
+#                                queue because Postfix wants its config tree
+#                                entirely root-owned.
+#   DIR/tls/                     test CA + leaf certificates (kept once generated)
+#   DIR/conf/sasl/               Cyrus SASL config (smtpd.conf) + sasldb2
+#   DIR/password                 the SASL password (mode 600, kept once generated)
+#   DIR/queue/, DIR/data/        Postfix queue and data directories
+#   DIR/maillog                  Postfix log (there is no syslog daemon)
+#   DIR/env                      sourceable KEY=value lines, written last
+#                                (removed by stop and at the beginning of start)
+#
+# DIR/env keys:
+#   POSTFIX_DIR         DIR itself
+#   POSTFIX_CONFIG_DIR  the instance's config_directory (for postfix -c / postconf -c)
+#   SMTP_HOST           127.0.0.1 (every listener)
+#   TLS_SERVER_NAME     localhost: the name the good certificate is valid for
+#                       (its SAN also has IP:127.0.0.1)
+#   SUBMISSION_PORT     STARTTLS required (530 to MAIL before it), AUTH only after
+#                       TLS, relay (any domain) only when authenticated
+#   IMPLICIT_PORT       TLS from the first byte (port-465 style), AUTH, relay if authenticated
+#   MX_PORT             STARTTLS optional, no AUTH, accepts *@lab.test, 554 relay denied otherwise
+#   LEGACY_PORT         STARTTLS optional, AUTH PLAIN/LOGIN offered and accepted in cleartext
+#   EXPIRED_PORT        like MX_PORT, certificate expired 2020-02-01 (same CA, right name)
+#   WRONGNAME_PORT      like MX_PORT, certificate only for WRONG_NAME (same CA)
+#   WRONG_NAME          wrong.example
+#   CA_FILE             PEM of the test CA that signed all server certificates
+#   SMTP_USER           SASL login name (alice@lab.test)
+#   PASSWORD_FILE       file holding the SASL password: 32 hex characters, no
+#                       trailing newline, mode 600
+#   MAIL_DOMAIN         lab.test, the only local (accepted) domain
+#   MAILLOG             Postfix log file
+#
+# Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
+#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588.
+#
+# Accepted mail is handed to Postfix's discard transport: nothing is delivered,
+# no DNS is consulted, nothing leaves 127.0.0.1.
+
+set -euo pipefail
+
+readonly PROG=postfix-env
+readonly MAIL_DOMAIN=lab.test
+readonly SASL_USER=alice
+readonly SMTP_USER="${SASL_USER}@${MAIL_DOMAIN}"
+readonly GOOD_NAME=localhost
+readonly WRONG_NAME=wrong.example
+readonly HOST=127.0.0.1
+readonly BANNER_TIMEOUT=20 # seconds to wait for all listeners
+readonly DEFAULT_CONFIG_DIR=/etc/postfix
+# swaks needs Net::SSLeay (only a Recommends) for --tls; the other recommends
+# (python3, ...) are skipped to keep the one-time install small.
+readonly PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl openssl)
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# die REASON [DETAIL_FILE]: any detail (a log tail) comes first and the
+# one-line reason is always the LAST stderr line: tests/postfix.rs reports
+# exactly that line when it skips or fails.
+die() {
+    if [[ $# -ge 2 && -s $2 ]]; then
+        printf '%s: --- last lines of %s ---\n' "$PROG" "$2" >&2
+        tail -n 25 "$2" | sed 's/^/    /' >&2
+    fi
+    printf '%s: error: %s\n' "$PROG" "$1" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: $0 start|stop DIR   (DIR: absolute path)" >&2
+    exit 2
+}
+
+# ---------------------------------------------------------------- arguments
+
+parse_args() {
+    [[ $# -eq 2 ]] || usage
+    ACTION=$1
+    DIR=$2
+    [[ $ACTION == start || $ACTION == stop ]] || usage
+    [[ $DIR == /* ]] || die "DIR must be an absolute path (got '$DIR')"
+    # Postfix compares config directories textually; normalise "//" and a
+    # trailing "/" so alternate_config_directories matches what we pass to -c.
+    DIR=$(realpath -m -- "$DIR")
+    [[ $DIR != "$DEFAULT_CONFIG_DIR" && $DIR != / ]] || die "refusing to use $DIR as DIR"
+    # Postfix parameter lists split on whitespace and commas, and DIR/env must
+    # stay trivially parseable (no quoting), so keep DIR to plain characters.
+    [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
+
+    local base=${POSTFIX_BASE_PORT:-20000}
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 588 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64947 (got '$base')"
+    fi
+    base=$((10#$base))
+    MX_PORT=$((base + 25))
+    EXPIRED_PORT=$((base + 26))
+    WRONGNAME_PORT=$((base + 27))
+    IMPLICIT_PORT=$((base + 465))
+    SUBMISSION_PORT=$((base + 587))
+    LEGACY_PORT=$((base + 588))
+    ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT")
+
+    CONF_DIR=$DIR/conf
+    TLS_DIR=$DIR/tls
+    # Debian's smtpd looked for "$config_directory/sasl/smtpd.conf" and ignored
+    # cyrus_sasl_config_path (seen with strace), so the SASL files live there;
+    # cyrus_sasl_config_path is set to the same place for other builds.
+    SASL_DIR=$CONF_DIR/sasl
+    SASLDB=$SASL_DIR/sasldb2
+    PASSWORD_FILE=$DIR/password
+    MAILLOG=$DIR/maillog
+    QUEUE_DIR=$DIR/queue
+    DATA_DIR=$DIR/data
+    CA_FILE=$TLS_DIR/ca.pem
+}
+
+# Serialise all runs of this script: parallel test binaries may call it at
+# once, and apt/dpkg, the shared /etc/postfix/main.cf and the ports are global.
+take_lock() {
+    local lockdir=/run/lock
+    [[ -d $lockdir && -w $lockdir ]] || lockdir=/tmp
+    exec 9>"$lockdir/smtptui-postfix-env.lock"
+    flock -w 300 9 || die "timed out waiting for another $PROG run to finish"
+}
+
+# ---------------------------------------------------------------- install
+
+have_packages() {
+    local p status
+    for p in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
+        [[ $status == installed ]] || return 1
+    done
+}
+
+install_packages() {
+    have_packages && return 0
+    [[ $(id -u) -eq 0 ]] || die "Postfix is not installed and installing it needs root"
+    command -v apt-get >/dev/null || die "Postfix is not installed and apt-get is unavailable"
+    log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
+    # Without a preseed the postfix package asks which configuration to use.
+    # "No configuration" leaves the default instance unconfigured and stopped.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    local apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends "${PACKAGES[@]}")
+    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"$DIR/install.log" 2>&1; then
+        # Most likely cause on a fresh machine: no package lists yet.
+        DEBIAN_FRONTEND=noninteractive apt-get -q update >>"$DIR/install.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$DIR/install.log" 2>&1 ||
+            die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
+    fi
+    have_packages || die "packages still missing after apt-get install (see $DIR/install.log)"
+}
+
+# ---------------------------------------------------------------- default instance
+
+# `postfix -c CONF_DIR` is only honoured when CONF_DIR is listed in
+# alternate_config_directories of the *default* main.cf. With "No
+# configuration" there may be no default main.cf at all; create a minimal,
+# loopback-only one that we never start.
+register_config_dir() {
+    local main=$DEFAULT_CONFIG_DIR/main.cf current d wanted
+    mkdir -p "$DEFAULT_CONFIG_DIR"
+    if [[ ! -e $main ]]; then
+        cat >"$main" <<EOF
+# Minimal default instance created by smtptui's scripts/postfix-env.sh so
+# that alternate Postfix instances can be used. This instance is not started.
+compatibility_level = 3.6
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+EOF
+    fi
+    current=$(postconf -c "$DEFAULT_CONFIG_DIR" -h alternate_config_directories 2>/dev/null || true)
+    # Keep other registered directories that still exist (tests may use
+    # throw-away DIRs; don't let the list grow forever), then add ours.
+    wanted=()
+    for d in ${current//,/ }; do
+        [[ $d != "$CONF_DIR" && -e $d/main.cf ]] && wanted+=("$d")
+    done
+    wanted+=("$CONF_DIR")
+    if [[ "${wanted[*]}" != "$current" ]]; then
+        postconf -c "$DEFAULT_CONFIG_DIR" -e "alternate_config_directories = ${wanted[*]}"
+        # A just-modified default main.cf makes every Postfix command pause
+        # ~2 s (see install_file); the change only matters to our instance,
+        # which is about to be started, so back-date it a little.
+        touch -d "@$(($(date +%s) - 10))" "$main"
+    fi
+}
+
+# ---------------------------------------------------------------- certificates
+
+# OpenSSL 3.0 (Debian 12) cannot back-date with `openssl x509 -req` (no
+# -not_before/-not_after before 3.4) and faketime is not available, so all
+# leaves are issued with a minimal `openssl ca`, whose -startdate/-enddate can
+# produce an already-expired certificate.
+write_openssl_config() {
+    cat >"$TLS_DIR/ca/openssl.cnf" <<EOF
+[ ca ]
+default_ca = test_ca
+
+[ test_ca ]
+dir              = $TLS_DIR/ca
+database         = \$dir/index.txt
+new_certs_dir    = \$dir/issued
+serial           = \$dir/serial
+certificate      = $TLS_DIR/ca.pem
+private_key      = $TLS_DIR/ca.key
+default_md       = sha256
+policy           = policy_any
+unique_subject   = no
+copy_extensions  = none
+email_in_dn      = no
+
+[ policy_any ]
+commonName = supplied
+
+[ req ]
+distinguished_name = req_dn
+prompt             = no
+
+[ req_dn ]
+CN = unused
+
+[ ca_ext ]
+basicConstraints       = critical, CA:TRUE
+keyUsage               = critical, keyCertSign, cRLSign
+subjectKeyIdentifier   = hash
+EOF
+}
+
+# issue_leaf NAME CN SAN [openssl-ca date options...]
+issue_leaf() {
+    local name=$1 cn=$2 san=$3
+    shift 3
+    local ext=$TLS_DIR/ca/$name.ext
+    cat >"$ext" <<EOF
+[ leaf_ext ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = serverAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid, issuer
+subjectAltName         = $san
+EOF
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS_DIR/$name.key"
+    openssl req -new -config "$TLS_DIR/ca/openssl.cnf" -key "$TLS_DIR/$name.key" \
+        -subj "/CN=$cn" -out "$TLS_DIR/ca/$name.csr"
+    openssl ca -batch -notext -config "$TLS_DIR/ca/openssl.cnf" \
+        -in "$TLS_DIR/ca/$name.csr" -out "$TLS_DIR/$name.pem" \
+        -extfile "$ext" -extensions leaf_ext "$@"
+}
+
+certs_usable() {
+    local f
+    for f in ca good expired wrongname; do
+        [[ -s $TLS_DIR/$f.pem && -s $TLS_DIR/$f.key ]] || return 1
+    done
+    # Regenerate if the CA or the good leaf is about to expire (7 days).
+    openssl x509 -noout -checkend 604800 -in "$TLS_DIR/ca.pem" >/dev/null &&
+        openssl x509 -noout -checkend 604800 -in "$TLS_DIR/good.pem" >/dev/null
+}
+
+generate_certs() {
+    certs_usable && return 0
+    log "generating test CA and certificates in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR/ca/issued"
+    chmod 755 "$TLS_DIR"
+    (
+        umask 077 # private keys: root only (Postfix reads them as root before dropping privileges)
+        exec 2>>"$TLS_DIR/ca/openssl.log"
+        : >"$TLS_DIR/ca/index.txt"
+        openssl rand -hex 16 >"$TLS_DIR/ca/serial"
+        write_openssl_config
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS_DIR/ca.key"
+        openssl req -x509 -new -config "$TLS_DIR/ca/openssl.cnf" -extensions ca_ext \
+            -key "$TLS_DIR/ca.key" -subj "/O=smtptui tests/CN=smtptui test CA" \
+            -days 3650 -sha256 -out "$TLS_DIR/ca.pem"
+        issue_leaf good "$GOOD_NAME" "DNS:$GOOD_NAME, IP:$HOST" -days 3650
+        issue_leaf expired "$GOOD_NAME" "DNS:$GOOD_NAME, IP:$HOST" \
+            -startdate 20200101000000Z -enddate 20200201000000Z
+        issue_leaf wrongname "$WRONG_NAME" "DNS:$WRONG_NAME" -days 3650
+    ) || die "certificate generation failed (see $TLS_DIR/ca/openssl.log)" "$TLS_DIR/ca/openssl.log"
+    chmod 644 "$TLS_DIR"/*.pem
+}
+
+# ---------------------------------------------------------------- SASL
+
+setup_sasl() {
+    mkdir -p "$SASL_DIR"
+    chmod 755 "$SASL_DIR"
+    local password=
+    [[ -s $PASSWORD_FILE ]] && password=$(<"$PASSWORD_FILE")
+    [[ -n $password ]] || password=$(openssl rand -hex 16)
+    # Hex only (no quoting trouble anywhere) and no trailing newline, so a
+    # test can use the file's bytes as they are.
+    (umask 077 && printf '%s' "$password" >"$PASSWORD_FILE")
+    chmod 600 "$PASSWORD_FILE"
+
+    # smtpd reads <sasl dir>/smtpd.conf (the name comes from smtpd_sasl_path=smtpd).
+    install_file "$SASL_DIR/smtpd.conf" 644 <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $SASLDB
+EOF
+
+    # (Re)set the password every start so the file and the database never
+    # disagree. The account is stored as user "alice", realm "lab.test"; a
+    # client logging in as "alice@lab.test" is split into exactly that.
+    printf '%s\n' "$password" |
+        saslpasswd2 -p -c -f "$SASLDB" -u "$MAIL_DOMAIN" "$SASL_USER" ||
+        die "saslpasswd2 could not create the SASL account in $SASLDB"
+    # smtpd runs as user postfix and must read the database.
+    chown root:postfix "$SASLDB"
+    chmod 640 "$SASLDB"
+}
+
+# ---------------------------------------------------------------- Postfix config
+
+# install_file DEST MODE: write stdin to DEST, but keep the old file (and its
+# mtime) when the content is unchanged. A freshly written main.cf is
+# back-dated by a few seconds: Postfix commands pause ~2 s when main.cf is
+# younger than that (so running daemons can notice edits); we restart the
+# whole instance anyway, so the pause is pure waste on every start.
+install_file() {
+    local dest=$1 mode=$2 tmp="$1.new"
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    touch -d "@$(($(date +%s) - 10))" "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+write_main_cf() {
+    install_file "$CONF_DIR/main.cf" 644 <<EOF
+# Generated by scripts/postfix-env.sh on every start; edits are overwritten.
+compatibility_level = 3.6
+config_directory = $CONF_DIR
+queue_directory = $QUEUE_DIR
+data_directory = $DATA_DIR
+multi_instance_name = smtptui
+syslog_name = postfix-smtptui
+
+# Logging without syslog: the postlog service in master.cf writes this file.
+maillog_file = $MAILLOG
+maillog_file_prefixes = /var, /dev/stdout, $DIR
+
+# Loopback only, no DNS, no outside network.
+inet_interfaces = $HOST
+inet_protocols = ipv4
+myhostname = $GOOD_NAME
+mydomain = $MAIL_DOMAIN
+myorigin = $MAIL_DOMAIN
+smtputf8_enable = no
+biff = no
+smtpd_peername_lookup = no
+
+# 127.0.0.1 must not be trusted for relaying: the MX-style listener has to
+# answer "554 5.7.1 Relay access denied" to a loopback client.
+mynetworks =
+relay_domains =
+smtpd_relay_restrictions = reject_unauth_destination
+
+# Accept any recipient in lab.test and throw every message away.
+mydestination = $MAIL_DOMAIN
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard:
+default_transport = discard:
+relay_transport = discard:
+virtual_transport = discard:
+
+# Tests make deliberate protocol errors; do not slow them down.
+smtpd_error_sleep_time = 0s
+
+# TLS defaults (each listener overrides in master.cf).
+smtpd_tls_chain_files = $TLS_DIR/good.key, $TLS_DIR/good.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+
+# SASL (enabled per listener in master.cf).
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $SASL_DIR
+smtpd_sasl_auth_enable = no
+smtpd_sasl_local_domain =
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_tls_security_options = noanonymous
+broken_sasl_auth_clients = no
+EOF
+}
+
+write_master_cf() {
+    local good="$TLS_DIR/good.key,$TLS_DIR/good.pem"
+    install_file "$CONF_DIR/master.cf" 644 <<EOF
+# Generated by scripts/postfix-env.sh on every start; edits are overwritten.
+# chroot (5th column) is "n" everywhere: the instance lives outside any chroot
+# and smtpd must read $SASLDB directly.
+#
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+
+# SUBMISSION: STARTTLS required, AUTH only after TLS, relay only when authenticated.
+$HOST:$SUBMISSION_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/submission
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# IMPLICIT: the same, but TLS from the first byte (port-465 style).
+$HOST:$IMPLICIT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/implicit
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# MX: opportunistic TLS, no AUTH, accepts mail for $MAIL_DOMAIN only.
+$HOST:$MX_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/mx
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+
+# LEGACY: the unsafe submission setup: AUTH offered and accepted in cleartext.
+$HOST:$LEGACY_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/legacy
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# EXPIRED: MX-style, presents a leaf that expired in 2020 (same test CA).
+$HOST:$EXPIRED_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/expired
+  -o smtpd_tls_chain_files=$TLS_DIR/expired.key,$TLS_DIR/expired.pem
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+
+# WRONGNAME: MX-style, presents a leaf for $WRONG_NAME only (same test CA).
+$HOST:$WRONGNAME_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/wrongname
+  -o smtpd_tls_chain_files=$TLS_DIR/wrongname.key,$TLS_DIR/wrongname.pem
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+local      unix  -       n       n       -       -       local
+virtual    unix  -       n       n       -       -       virtual
+lmtp       unix  -       -       n       -       -       lmtp
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+# Needed because maillog_file is set and there is no syslog.
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+prepare_dirs() {
+    # The postfix user must be able to reach the queue and sasl directories.
+    chmod 755 "$DIR"
+    if ! runuser -u postfix -- test -x "$DIR" 2>/dev/null; then
+        die "user postfix cannot traverse $DIR (check permissions of its parent directories)"
+    fi
+    # queue_directory must be root-owned; Postfix creates its subdirectories.
+    mkdir -p "$CONF_DIR" "$QUEUE_DIR" "$DATA_DIR"
+    chown root:root "$CONF_DIR"
+    chmod 755 "$CONF_DIR"
+    chown root:root "$QUEUE_DIR"
+    chmod 755 "$QUEUE_DIR"
+    chown postfix:postfix "$DATA_DIR"
+    chmod 700 "$DATA_DIR"
+    touch "$MAILLOG"
+}
+
+configure_instance() {
+    write_main_cf
+    write_master_cf
+}
+
+# ---------------------------------------------------------------- start/stop
+
+# proc_alive PID: running and not a zombie. Zombies matter here: in some
+# containers PID 1 never reaps orphans, so an exited master lingers as <defunct>.
+proc_alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # drop "pid (comm) ", comm may contain spaces
+    [[ ${stat%% *} != Z ]]
+}
+
+master_pid() {
+    local pidfile=$QUEUE_DIR/pid/master.pid pid
+    [[ -r $pidfile ]] || return 1
+    pid=$(tr -dc 0-9 <"$pidfile")
+    [[ -n $pid ]] && proc_alive "$pid" || return 1
+    # Guard against a recycled pid belonging to something else.
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == master ]] || return 1
+    echo "$pid"
+}
+
+# group_alive PGID: any live (non-zombie) process left in the master's process
+# group? The master is a session leader and all its daemons share its group.
+group_alive() {
+    ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
+stop_instance() {
+    local pid i
+    pid=$(master_pid) || return 0
+    log "stopping Postfix instance $DIR (master pid $pid)"
+    # This is what `postfix stop` does, minus its whole-second polling: SIGTERM
+    # makes the master stop its children and exit. Wait for the whole process
+    # group: an smtpd that outlives the master still holds the listening
+    # sockets, and the next start would find its ports busy.
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        group_alive "$pid" || return 0
+        sleep 0.05
+    done
+    log "Postfix processes did not exit after SIGTERM; killing them"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    sleep 0.2
+}
+
+port_open() {
+    # bash's /dev/tcp connect: refused at once when nobody listens.
+    (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+check_ports_free() {
+    local p
+    for p in "${ALL_PORTS[@]}"; do
+        if port_open "$p"; then
+            die "port $HOST:$p is already in use (another program or another postfix-env DIR); choose another POSTFIX_BASE_PORT"
+        fi
+    done
+}
+
+# banner_ok PORT [implicit]: true when the listener sends a 220 greeting.
+banner_ok() {
+    local port=$1 mode=${2:-plain} line
+    if [[ $mode == implicit ]]; then
+        # TLS handshake first; send QUIT so the server closes the connection.
+        # (-quiet implies -ign_eof: keep reading until the server closes after 221.)
+        line=$(printf 'QUIT\r\n' | timeout 5 openssl s_client -quiet \
+            -connect "$HOST:$port" -servername "$GOOD_NAME" 2>/dev/null | head -n 1) || true
+    else
+        line=$(
+            exec 3<>"/dev/tcp/$HOST/$port" || exit 1
+            IFS= read -r -t 5 reply <&3 || exit 1
+            printf 'QUIT\r\n' >&3
+            printf '%s' "$reply"
+        ) 2>/dev/null || return 1
+    fi
+    [[ $line == 220* ]]
+}
+
+# fail_started REASON: a started instance is not usable; keep the log tail for
+# the report, stop the instance (no half-working server left behind), die.
+fail_started() {
+    tail -n 25 "$MAILLOG" >"$DIR/start-failure.log" 2>/dev/null || true
+    stop_instance >/dev/null 2>&1 || true
+    die "$1" "$DIR/start-failure.log"
+}
+
+wait_for_listeners() {
+    local deadline=$((SECONDS + BANNER_TIMEOUT)) pending p
+    local -A implicit=(["$IMPLICIT_PORT"]=1)
+    pending=("${ALL_PORTS[@]}")
+    while ((${#pending[@]})); do
+        local still=()
+        for p in "${pending[@]}"; do
+            if [[ -n ${implicit[$p]:-} ]]; then
+                banner_ok "$p" implicit || still+=("$p")
+            else
+                banner_ok "$p" || still+=("$p")
+            fi
+        done
+        pending=("${still[@]+"${still[@]}"}")
+        ((${#pending[@]})) || break
+        if ((SECONDS >= deadline)); then
+            fail_started "Postfix listeners on port(s) ${pending[*]} gave no 220 banner within ${BANNER_TIMEOUT}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# `postfix start` runs Postfix's own integrity check first (it creates missing
+# queue directories with the right owners), then waits for the master to
+# initialise. With maillog_file set, Postfix commands send their complaints to
+# postlogd, which is not running yet when startup fails, and only copy them to
+# stderr when it is a terminal. So on failure, rerun `postfix check` under
+# script(1) to get a tty, and add whatever reached the log.
+start_instance() {
+    local out before reason
+    before=$(stat -c %s "$MAILLOG" 2>/dev/null || echo 0)
+    # 9>&-: the master must not inherit our lock descriptor.
+    if ! out=$(postfix -c "$CONF_DIR" start 2>&1 9>&-); then
+        {
+            printf '%s\n' "$out"
+            script -qec "postfix -c '$CONF_DIR' check" /dev/null 2>&1 | tr -d '\r' || true
+            tail -c +"$((before + 1))" "$MAILLOG"
+        } | grep -v '^$' >"$DIR/start-failure.log" || true
+        reason=$(grep -m1 -E 'fatal|error' "$DIR/start-failure.log" || head -n 1 "$DIR/start-failure.log" || true)
+        reason=${reason#*]: } # drop "date host program[pid]: "
+        stop_instance >/dev/null 2>&1 || true
+        die "postfix -c $CONF_DIR start failed: ${reason:-no details}" "$DIR/start-failure.log"
+    fi
+}
+
+write_env() {
+    local tmp=$DIR/env.tmp
+    # Plain KEY=value lines, no quoting needed (DIR's characters are checked):
+    # sourceable by sh and trivial to parse from Rust.
+    {
+        printf '%s=%s\n' \
+            POSTFIX_DIR "$DIR" \
+            POSTFIX_CONFIG_DIR "$CONF_DIR" \
+            SMTP_HOST "$HOST" \
+            TLS_SERVER_NAME "$GOOD_NAME" \
+            SUBMISSION_PORT "$SUBMISSION_PORT" \
+            IMPLICIT_PORT "$IMPLICIT_PORT" \
+            MX_PORT "$MX_PORT" \
+            LEGACY_PORT "$LEGACY_PORT" \
+            EXPIRED_PORT "$EXPIRED_PORT" \
+            WRONGNAME_PORT "$WRONGNAME_PORT" \
+            WRONG_NAME "$WRONG_NAME" \
+            CA_FILE "$CA_FILE" \
+            SMTP_USER "$SMTP_USER" \
+            PASSWORD_FILE "$PASSWORD_FILE" \
+            MAIL_DOMAIN "$MAIL_DOMAIN" \
+            MAILLOG "$MAILLOG"
+    } >"$tmp"
+    chmod 644 "$tmp"
+    mv -f "$tmp" "$DIR/env"
+}
+
+cmd_start() {
+    mkdir -p "$DIR"
+    rm -f "$DIR/env" # never leave a stale description behind a failed start
+    install_packages
+    register_config_dir
+    stop_instance
+    check_ports_free
+    prepare_dirs
+    generate_certs
+    setup_sasl
+    configure_instance
+    start_instance
+    wait_for_listeners
+    write_env
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT); env: $DIR/env"
+}
+
+cmd_stop() {
+    if [[ -d $DIR ]] && command -v postfix >/dev/null; then
+        stop_instance
+    fi
+    rm -f "$DIR/env"
+}
+
+main() {
+    parse_args "$@"
+    take_lock
+    "cmd_$ACTION"
+}
+
+main "$@"
