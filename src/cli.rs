@@ -32,9 +32,12 @@ pub enum Command {
     /// 4 when the credential guard refused to send credentials.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
-    /// Start the embedded practice server for workshops.
-    Lab,
-    /// Run the tool against the embedded practice server.
+    /// Start the embedded practice server for workshops: one listener per profile on
+    /// loopback, a fresh CA, a workshop account, and a session log to project.
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
+    /// Start the practice server in-process and show a full STARTTLS + AUTH + message
+    /// session against it (and the credential guard stopping AUTH before STARTTLS first).
     Demo,
     /// Audit a server's TLS and AUTH posture.
     Audit {
@@ -53,6 +56,48 @@ Examples:
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
 'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' runs the SASL
 exchange with --user and the password from --password-file, $SMTPTUI_PASSWORD or a prompt.";
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  smtptui lab
+  smtptui lab --profile submission --listen 127.0.0.1:1587
+  smtptui lab --account alice@lab.test:alice.pw --maildir ./lab-mail
+
+Profiles: submission, mx, legacy, implicit, inject, strip, refuse-tls. The table printed at
+start gives each address, what it teaches, the account to use and the --ca-file to trust.
+Stop with Ctrl-C.";
+
+/// Arguments of `smtptui lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Run only this profile (repeatable); all of them by default.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Listen here (HOST:PORT) instead of the profile's default port; needs exactly one
+    /// --profile.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Add an account; the password is the first line of the file (never on the command line).
+    /// Repeatable. The workshop account is always there.
+    #[arg(long = "account", value_name = "USER:PASSWORD-FILE")]
+    pub accounts: Vec<String>,
+    /// Also write accepted messages into this Maildir (new/, cur/, tmp/ are created).
+    #[arg(long, value_name = "DIR")]
+    pub maildir: Option<std::path::PathBuf>,
+    /// Write the lab CA certificate (ca.pem) here instead of a fresh temp directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// How long the server waits for each client command before 421: seconds, or with a
+    /// unit (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Most simultaneous sessions per profile; further connections get 421.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_sessions: usize,
+    /// Log only accepted messages, not every command and reply.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Arguments of `smtptui run`.
 #[derive(Debug, Args)]

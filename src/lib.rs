@@ -7,9 +7,11 @@
 //! - [`tls`]: rustls configuration, the recording verifier, negotiated details;
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
-//! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`.
+//! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
+//! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`.
 
 pub mod guard;
+pub mod lab;
 pub mod proto;
 pub mod runner;
 pub mod scenario;

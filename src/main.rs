@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConnectArgs, RunArgs, TlsChoice};
+use cli::{Cli, Command, ConnectArgs, LabArgs, RunArgs, TlsChoice};
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
 use smtptui::runner::{self, exit};
@@ -21,8 +21,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
-        Some(Command::Lab) => not_yet("the embedded practice server (smtptui lab)"),
-        Some(Command::Demo) => not_yet("the demo on the embedded practice server (smtptui demo)"),
+        Some(Command::Lab(args)) => lab_command(args),
+        Some(Command::Demo) => demo_command(),
         Some(Command::Audit { .. }) => not_yet("the TLS and AUTH posture audit (smtptui audit)"),
         None => match cli.target {
             Some(_) => not_yet(
@@ -50,6 +50,125 @@ fn usage_error(message: impl std::fmt::Display) -> i32 {
     exit::USAGE
 }
 
+/// Whether stdout gets colour: only on a terminal, and never with NO_COLOR set.
+fn colour_on_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("smtptui: cannot start the async runtime: {error}");
+            exit::FAILURE
+        })
+}
+
+fn lab_command(args: LabArgs) -> i32 {
+    use smtptui::lab::{Lab, LabConfig, Profile};
+    let mut profiles = Vec::new();
+    for name in &args.profiles {
+        match name.parse::<Profile>() {
+            Ok(profile) if !profiles.contains(&profile) => profiles.push(profile),
+            Ok(_) => {}
+            Err(error) => return usage_error(error),
+        }
+    }
+    if profiles.is_empty() {
+        profiles = Profile::ALL.to_vec();
+    }
+    let mut config = LabConfig::loopback_defaults();
+    config
+        .listeners
+        .retain(|(profile, _)| profiles.contains(profile));
+    if let Some(listen) = &args.listen {
+        let [(profile, _)] = config.listeners.as_slice() else {
+            return usage_error(
+                "--listen needs exactly one --profile NAME (each profile needs its own port)",
+            );
+        };
+        let profile = *profile;
+        let addr = match listen_addr(listen) {
+            Ok(addr) => addr,
+            Err(message) => return usage_error(message),
+        };
+        config.listeners = vec![(profile, addr)];
+    }
+    for spec in &args.accounts {
+        if let Err(error) = config.accounts.add_from_spec(spec) {
+            return usage_error(error);
+        }
+    }
+    config.maildir = args.maildir;
+    config.ca_dir = args.state_dir;
+    config.command_timeout = args.timeout;
+    config.max_sessions = args.max_sessions.max(1);
+    config.log_sessions = !args.quiet;
+    config.log = std::sync::Arc::new(|line| {
+        // A closed stdout must not take the server down with it.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    });
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let lab = match Lab::start(config).await {
+            Ok(lab) => lab,
+            Err(error) => {
+                eprintln!("smtptui: {error}");
+                return exit::FAILURE;
+            }
+        };
+        {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "smtptui lab: practice SMTP servers on loopback (Ctrl-C to stop)\n"
+            );
+            let _ = write!(stdout, "{}", lab.table());
+            let _ = writeln!(stdout, "\nSession log (AUTH credentials are never shown):");
+            let _ = stdout.flush();
+        }
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => eprintln!("\nsmtptui lab: stopping; open sessions get 421"),
+            Err(error) => eprintln!("smtptui lab: cannot wait for Ctrl-C ({error}); stopping"),
+        }
+        lab.shutdown().await;
+        exit::PASSED
+    })
+}
+
+/// Parses `--listen`: an IP address with a port (host names are not resolved on purpose:
+/// the lab must listen exactly where the instructor said).
+fn listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let (host, port) = cli::parse_target(text)?;
+    let port =
+        port.ok_or_else(|| format!("--listen {text:?}: give HOST:PORT, e.g. 127.0.0.1:2587"))?;
+    let host = if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1"
+    } else {
+        host.as_str()
+    };
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        format!("--listen {text:?}: give an IP address such as 127.0.0.1 or [::1], not a name")
+    })?;
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
+fn demo_command() -> i32 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let palette = Palette::new(colour_on_stdout());
+    let print: smtptui::lab::demo::Printer = std::sync::Arc::new(|line| {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    });
+    runtime.block_on(smtptui::lab::demo::run(palette, print))
+}
+
 fn run_command(args: RunArgs) -> i32 {
     let scenario = match Scenario::load(&args.scenario) {
         Ok(scenario) => scenario,
@@ -75,9 +194,7 @@ fn run_command(args: RunArgs) -> i32 {
         },
         None => None,
     };
-    let colour = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let sink = output_sink(args.json, Palette::new(colour), transcript_file);
+    let sink = output_sink(args.json, Palette::new(colour_on_stdout()), transcript_file);
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,216 @@
+//! The lab's server profiles: each one a configuration worth meeting once in a safe place.
+//!
+//! Three are honest configurations copied from Postfix (`submission`, `mx`, `implicit`), one is
+//! honest but unsafe (`legacy`), and three behave like an attacker or a broken middlebox
+//! (`inject`, `strip`, `refuse-tls`). A profile is only data: [`Policy`] says what the server
+//! state machine in [`super::server`] does, so tests and the table printed at start agree.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A server behaviour the lab can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Submission on port 587 done right: STARTTLS required before AUTH and mail.
+    Submission,
+    /// An MX on port 25: STARTTLS optional, no AUTH, mail only for the lab's own domain.
+    Mx,
+    /// Submission that accepts AUTH before STARTTLS (`smtpd_tls_auth_only=no`).
+    Legacy,
+    /// Submission over implicit TLS, as on port 465.
+    Implicit,
+    /// Injects a cleartext EHLO reply right after `220 Ready to start TLS`.
+    Inject,
+    /// Never offers STARTTLS but invites AUTH, as a stripping attacker does.
+    Strip,
+    /// Offers STARTTLS, then refuses it with 454, hoping the client goes on in cleartext.
+    RefuseTls,
+}
+
+/// What happens when the client sends STARTTLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartTlsBehaviour {
+    /// Not offered; the command is not recognized.
+    Absent,
+    /// `220 2.0.0 Ready to start TLS`, then the handshake.
+    Honest,
+    /// `454 4.7.0 TLS not available due to local problem`.
+    Refuse,
+    /// The 220 with a forged cleartext EHLO reply in the same write, then the handshake.
+    Inject,
+}
+
+/// The server-side rules of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// TLS from the first byte.
+    pub implicit_tls: bool,
+    /// How STARTTLS is answered.
+    pub starttls: StartTlsBehaviour,
+    /// Whether AUTH is advertised and accepted on a cleartext connection.
+    pub auth_in_cleartext: bool,
+    /// Whether AUTH is advertised and accepted under TLS.
+    pub auth_under_tls: bool,
+    /// Whether MAIL, RCPT, DATA and AUTH are refused with 530 until TLS is active
+    /// (Postfix `smtpd_tls_security_level=encrypt`).
+    pub require_tls: bool,
+}
+
+impl Profile {
+    /// Every profile, in the order the lab's table lists them.
+    pub const ALL: [Profile; 7] = [
+        Profile::Submission,
+        Profile::Mx,
+        Profile::Legacy,
+        Profile::Implicit,
+        Profile::Inject,
+        Profile::Strip,
+        Profile::RefuseTls,
+    ];
+
+    /// The name used on the command line and in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Submission => "submission",
+            Self::Mx => "mx",
+            Self::Legacy => "legacy",
+            Self::Implicit => "implicit",
+            Self::Inject => "inject",
+            Self::Strip => "strip",
+            Self::RefuseTls => "refuse-tls",
+        }
+    }
+
+    /// The default loopback port. The honest profiles sit at 2000 plus the real port they
+    /// imitate (2587 for 587, 2525 for 25, 2465 for 465), so the number reminds the student
+    /// which service it is; the unsafe and hostile ones are grouped at 26xx, away from them.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Submission => 2587,
+            Self::Mx => 2525,
+            Self::Implicit => 2465,
+            Self::Legacy => 2600,
+            Self::Inject => 2601,
+            Self::Strip => 2602,
+            Self::RefuseTls => 2603,
+        }
+    }
+
+    /// One line for the table: what meeting this server teaches.
+    pub fn teaches(self) -> &'static str {
+        match self {
+            Self::Submission => {
+                "port 587 done right: STARTTLS first; before it MAIL/RCPT/AUTH get 530 and AUTH is not offered"
+            }
+            Self::Mx => "an MX: STARTTLS optional, no AUTH, mail for lab.test only, relay denied",
+            Self::Legacy => {
+                "the unsafe setting: AUTH offered and accepted in cleartext (smtpd_tls_auth_only=no)"
+            }
+            Self::Implicit => "port 465 style: TLS from the first byte, then AUTH",
+            Self::Inject => {
+                "attacker: a forged cleartext EHLO reply follows the 220 to STARTTLS (response injection)"
+            }
+            Self::Strip => "attacker: STARTTLS stripped from EHLO, AUTH invited in cleartext",
+            Self::RefuseTls => {
+                "attacker: STARTTLS offered, then refused with 454 to force cleartext"
+            }
+        }
+    }
+
+    /// The server rules of this profile.
+    pub fn policy(self) -> Policy {
+        let base = Policy {
+            implicit_tls: false,
+            starttls: StartTlsBehaviour::Honest,
+            auth_in_cleartext: false,
+            auth_under_tls: true,
+            require_tls: false,
+        };
+        match self {
+            Self::Submission => Policy {
+                require_tls: true,
+                ..base
+            },
+            Self::Mx => Policy {
+                auth_under_tls: false,
+                ..base
+            },
+            Self::Legacy => Policy {
+                auth_in_cleartext: true,
+                ..base
+            },
+            Self::Implicit => Policy {
+                implicit_tls: true,
+                starttls: StartTlsBehaviour::Absent,
+                ..base
+            },
+            Self::Inject => Policy {
+                starttls: StartTlsBehaviour::Inject,
+                ..base
+            },
+            Self::Strip => Policy {
+                starttls: StartTlsBehaviour::Absent,
+                auth_in_cleartext: true,
+                ..base
+            },
+            // AUTH is dangled in cleartext so that a client which "falls back" after the 454
+            // has something to leak: that is the point of the attack.
+            Self::RefuseTls => Policy {
+                starttls: StartTlsBehaviour::Refuse,
+                auth_in_cleartext: true,
+                ..base
+            },
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is not one of [`Profile::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lab profile {given:?}; choose one of: {}", Profile::ALL.map(Profile::name).join(", "))]
+pub struct UnknownProfile {
+    /// What was given.
+    pub given: String,
+}
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| UnknownProfile {
+                given: text.to_owned(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_ports_are_distinct() {
+        let mut ports = std::collections::HashSet::new();
+        for profile in Profile::ALL {
+            assert_eq!(profile.name().parse::<Profile>(), Ok(profile));
+            assert!(ports.insert(profile.default_port()), "{profile}");
+        }
+        assert!("nope".parse::<Profile>().is_err());
+        assert_eq!("REFUSE-TLS".parse::<Profile>(), Ok(Profile::RefuseTls));
+    }
+
+    #[test]
+    fn submission_is_the_safe_one() {
+        let policy = Profile::Submission.policy();
+        assert!(policy.require_tls && !policy.auth_in_cleartext);
+        assert!(Profile::Legacy.policy().auth_in_cleartext);
+        assert_eq!(Profile::Strip.policy().starttls, StartTlsBehaviour::Absent);
+    }
+}
