@@ -20,7 +20,9 @@ use tokio_rustls::client::TlsStream;
 use zeroize::Zeroize;
 
 use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Protection, Refusal};
-use crate::proto::command::{CommandKind, classify, split_verb};
+use crate::proto::command::{
+    CommandKind, LineError, auth_initial_response, check_single_line, classify, split_verb,
+};
 use crate::proto::data::{END_OF_DATA, stuff_line};
 use crate::proto::ehlo::Capabilities;
 use crate::proto::escape::{escape_bytes, escape_str};
@@ -129,6 +131,9 @@ pub enum SessionError {
     /// The SASL exchange went wrong.
     #[error("AUTH exchange failed: {0}")]
     Sasl(#[from] SaslError),
+    /// The line cannot be sent as one line; nothing was sent. The session can go on.
+    #[error(transparent)]
+    Line(#[from] LineError),
     /// STARTTLS on a connection that already has TLS (RFC 3207 §4.2 forbids it).
     #[error("TLS is already active; STARTTLS is not sent twice on one connection (RFC 3207 §4.2)")]
     AlreadyTls,
@@ -140,7 +145,7 @@ pub enum SessionError {
 impl SessionError {
     /// Whether the session can no longer be used.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Self::Guard(_) | Self::AlreadyTls)
+        !matches!(self, Self::Guard(_) | Self::AlreadyTls | Self::Line(_))
     }
 }
 
@@ -330,6 +335,10 @@ impl Session {
         one_time: OneTimeOverride,
     ) -> Result<Step, SessionError> {
         self.ensure_alive()?;
+        if let Err(error) = check_single_line(line) {
+            self.emit(EventKind::Warning(format!("not sent: {error}")));
+            return Err(error.into());
+        }
         let result = match self.phase {
             Phase::Message => self.message_line(line).await,
             Phase::SaslChallenge => self.sasl_answer(line, one_time).await.map(Step::Reply),
@@ -352,7 +361,7 @@ impl Session {
             } => {
                 self.check_guard(one_time)?;
                 let display = if has_initial_response {
-                    let response = line.split_ascii_whitespace().nth(2).unwrap_or_default();
+                    let response = auth_initial_response(line).unwrap_or_default();
                     match (mechanism.as_str(), plain_user(response)) {
                         ("PLAIN", Some(user)) => {
                             format!("AUTH PLAIN <credentials for {} hidden>", escape_str(&user))
@@ -362,8 +371,7 @@ impl Session {
                 } else {
                     escape_str(line)
                 };
-                if has_initial_response {
-                    let response = line.split_ascii_whitespace().nth(2).unwrap_or_default();
+                if let Some(response) = auth_initial_response(line) {
                     self.remember_secret(response);
                     if let Some(password) = plain_password(response) {
                         self.remember_credentials_forms(password.expose());

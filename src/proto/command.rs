@@ -34,6 +34,41 @@ pub enum CommandKind {
     Other,
 }
 
+/// Why a line cannot be sent as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// CR or LF inside the line would end it early and start another command on the wire,
+    /// one the engine never classified (and so never showed to the credential guard).
+    #[error(
+        "a line cannot contain CR or LF: it would send a second, unchecked command; send each line separately"
+    )]
+    LineBreak,
+}
+
+/// Checks that `line` is exactly one line on the wire.
+///
+/// # Errors
+/// [`LineError::LineBreak`] when it holds a CR or LF.
+pub fn check_single_line(line: &str) -> Result<(), LineError> {
+    if line.contains(['\r', '\n']) {
+        Err(LineError::LineBreak)
+    } else {
+        Ok(())
+    }
+}
+
+/// The initial response of an `AUTH` line (`AUTH PLAIN <response>` or `AUTH=PLAIN <response>`).
+pub fn auth_initial_response(line: &str) -> Option<&str> {
+    let (verb, rest) = split_verb(line);
+    let mut words = rest.split_ascii_whitespace();
+    if verb == "AUTH" {
+        words.next()?;
+    } else if !verb.starts_with("AUTH=") {
+        return None;
+    }
+    words.next()
+}
+
 /// Splits a line into its verb (upper-cased) and the rest, ignoring surrounding whitespace.
 pub fn split_verb(line: &str) -> (String, &str) {
     let trimmed = line.trim_start();
@@ -104,6 +139,25 @@ mod tests {
                 has_initial_response: false
             }
         );
+    }
+
+    #[test]
+    fn initial_responses_in_both_spellings() {
+        assert_eq!(auth_initial_response("AUTH PLAIN abc="), Some("abc="));
+        assert_eq!(auth_initial_response("auth=plain  abc="), Some("abc="));
+        assert_eq!(auth_initial_response("AUTH LOGIN"), None);
+        assert_eq!(auth_initial_response("MAIL FROM:<a> b"), None);
+    }
+
+    #[test]
+    fn line_breaks_are_refused() {
+        assert_eq!(
+            check_single_line("NOOP\r\nAUTH PLAIN AGFsaWNl"),
+            Err(LineError::LineBreak)
+        );
+        assert_eq!(check_single_line("a\rb"), Err(LineError::LineBreak));
+        assert_eq!(check_single_line("a\nb"), Err(LineError::LineBreak));
+        assert_eq!(check_single_line("EHLO x"), Ok(()));
     }
 
     #[test]

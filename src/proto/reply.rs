@@ -719,6 +719,52 @@ mod tests {
         assert!(!reply.redact(b""));
     }
 
+    /// Arbitrary bytes, pushed in arbitrary pieces, give replies or errors but never a panic,
+    /// and never more lines than the limits allow.
+    #[test]
+    fn random_input_never_panics() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789 -\r\n\x1bxyz\xff";
+        let limits = ReplyLimits {
+            max_line_len: 64,
+            max_lines: 8,
+            max_reply_bytes: 300,
+        };
+        for _ in 0..2000 {
+            let mut parser = ReplyParser::new(limits);
+            let len = (next() % 400) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            let mut rest = &input[..];
+            'feed: while !rest.is_empty() {
+                let take = 1 + (next() as usize % rest.len().min(37));
+                parser.push(&rest[..take]);
+                rest = &rest[take..];
+                loop {
+                    match parser.next_reply() {
+                        Ok(Some(reply)) => assert!(reply.raw_lines().len() <= limits.max_lines),
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn pipelined_replies_come_out_in_order() {
         let replies =
