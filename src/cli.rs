@@ -160,6 +160,9 @@ pub struct ConnectArgs {
     /// unit (500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// Not an option: present only to explain, when someone tries it, why it does not exist.
+    #[arg(long, hide = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
 }
 
 /// Parses `30`, `2.5`, `500ms`, `2s`, `1m`.

@@ -236,6 +236,14 @@ fn output_sink(
 }
 
 fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, String> {
+    if args.password.is_some() {
+        return Err(format!(
+            "there is no --password option, on purpose: a password on the command line is visible \
+             to other users of this machine and stays in your shell history (where the one you just \
+             typed now is; consider changing it). Use --password-file PATH, ${}, or let smtptui ask",
+            smtptui::secret::PASSWORD_ENV
+        ));
+    }
     let (host, port) = cli::parse_target(target)?;
     let port = port.unwrap_or(if args.tls == TlsChoice::Implicit {
         465

@@ -139,11 +139,11 @@ pub struct Scenario {
 
 /// A syntax error, naming the file, the line and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}{}: {message}", if *.line > 0 { format!(":{line}") } else { String::new() })]
 pub struct ScenarioError {
     /// The scenario file.
     pub file: String,
-    /// The 1-based line number.
+    /// The 1-based line number; 0 when the whole file is the problem (unreadable).
     pub line: usize,
     /// What is wrong and how to fix it.
     pub message: String,

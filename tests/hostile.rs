@@ -1048,7 +1048,10 @@ fn t16c_no_password_flag_is_a_usage_error() {
         .args(["--password", PASSWORD])
         .run();
     server.finish();
-    out.assert_code(2);
+    out.assert_code(2)
+        .assert_contains("no --password option")
+        .assert_contains("--password-file");
+    out.assert_no_credentials();
 }
 
 #[test]
