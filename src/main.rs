@@ -140,21 +140,23 @@ fn lab_command(args: LabArgs) -> i32 {
     })
 }
 
-/// Parses `--listen`: an IP address with a port (host names are not resolved on purpose:
-/// the lab must listen exactly where the instructor said).
+/// Parses `--listen`: an IP address and a port, `localhost:PORT` meaning 127.0.0.1. Port 0
+/// lets the system choose (the table shows the port). Other host names are not resolved on
+/// purpose: the lab must listen exactly where the instructor said.
 fn listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
-    let (host, port) = cli::parse_target(text)?;
-    let port =
-        port.ok_or_else(|| format!("--listen {text:?}: give HOST:PORT, e.g. 127.0.0.1:2587"))?;
-    let host = if host.eq_ignore_ascii_case("localhost") {
-        "127.0.0.1"
-    } else {
-        host.as_str()
-    };
-    let ip: std::net::IpAddr = host.parse().map_err(|_| {
-        format!("--listen {text:?}: give an IP address such as 127.0.0.1 or [::1], not a name")
-    })?;
-    Ok(std::net::SocketAddr::new(ip, port))
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|_| format!("--listen {text:?}: {port:?} is not a port number")),
+        _ => Err(format!(
+            "--listen {text:?}: give IP:PORT, e.g. 127.0.0.1:2587 or [::1]:2587"
+        )),
+    }
 }
 
 fn demo_command() -> i32 {

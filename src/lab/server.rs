@@ -466,7 +466,7 @@ impl ServerSession {
                     Direction::Note,
                     format!(
                         "injected in the same write, in cleartext: {}",
-                        escape_str(forged.trim_end()).replace("\\r\\n", " | ")
+                        forged.lines().collect::<Vec<_>>().join(" | ")
                     ),
                 ));
                 out.push(Output::Send(bytes));

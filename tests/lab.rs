@@ -1,0 +1,791 @@
+//! The practice server (`smtptui lab`, `smtptui demo`) checked from the outside: with the
+//! project's own engine and binary, with independent clients (Python's smtplib, swaks), under
+//! load, and against hostile clients. Every lab listens on 127.0.0.1 port 0; every wait is
+//! bounded so a broken server fails a test instead of hanging it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smtptui::guard::GuardPolicy;
+use smtptui::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
+use smtptui::lab::{Lab, LabConfig, Profile};
+use smtptui::proto::reply::ReplyLimits;
+use smtptui::runner::{self, Outcome};
+use smtptui::scenario::Scenario;
+use smtptui::secret::{Credentials, Secret};
+use smtptui::session::{SessionConfig, TlsMode};
+use smtptui::tls::TrustSettings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Hard limit on one run of the binary or of a Python client.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A lab for one test, with its log captured and its CA written into a temp dir.
+struct TestLab {
+    lab: Lab,
+    log: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    async fn start(profiles: &[Profile]) -> TestLab {
+        Self::start_with(profiles, |_| {}).await
+    }
+
+    async fn start_with(profiles: &[Profile], adjust: impl FnOnce(&mut LabConfig)) -> TestLab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut config = LabConfig::ephemeral(profiles.to_vec());
+        let sink = log.clone();
+        config.log = Arc::new(move |line| sink.lock().expect("log").push(line.to_owned()));
+        config.ca_dir = Some(dir.path().join("state"));
+        config.command_timeout = Duration::from_secs(20);
+        adjust(&mut config);
+        let lab = Lab::start(config).await.expect("lab starts");
+        TestLab { lab, log, dir }
+    }
+
+    fn addr(&self, profile: Profile) -> std::net::SocketAddr {
+        self.lab.addr(profile).expect("profile runs")
+    }
+
+    fn target(&self, profile: Profile) -> String {
+        self.addr(profile).to_string()
+    }
+
+    fn ca(&self) -> String {
+        self.lab.ca_file().display().to_string()
+    }
+
+    fn password_file(&self) -> PathBuf {
+        let path = self.dir.path().join("password");
+        std::fs::write(&path, format!("{DEFAULT_PASSWORD}\n")).expect("password file");
+        path
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    fn config(&self, profile: Profile) -> SessionConfig {
+        let addr = self.addr(profile);
+        SessionConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            tls_mode: if profile == Profile::Implicit {
+                TlsMode::Implicit
+            } else {
+                TlsMode::StartTls
+            },
+            server_name: "localhost".to_owned(),
+            trust: TrustSettings {
+                extra_roots: vec![self.lab.ca_der().clone()],
+                continue_unverified: false,
+            },
+            policy: GuardPolicy::default(),
+            timeout: Duration::from_secs(20),
+            limits: ReplyLimits::default(),
+        }
+    }
+}
+
+fn credentials() -> Credentials {
+    Credentials {
+        user: DEFAULT_USER.to_owned(),
+        secret: Secret::new(DEFAULT_PASSWORD.to_owned()),
+    }
+}
+
+async fn engine_run(config: SessionConfig, scenario: &str) -> Outcome {
+    let scenario = Scenario::parse("test.smtp", scenario).expect("scenario parses");
+    runner::run(&scenario, config, Some(credentials()), Box::new(|_| {})).await
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs a program with a hard deadline (killed after it), off the async runtime's threads.
+async fn run_process(mut command: Command) -> Ran {
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let started = Instant::now();
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code();
+            }
+            if started.elapsed() > PROCESS_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ran {
+            code,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        }
+    })
+    .await
+    .expect("process thread")
+}
+
+fn smtptui(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smtptui"));
+    command.args(args).env("NO_COLOR", "1");
+    command
+}
+
+fn asset(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Each profile, checked with the project's own binary and engine
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_asset_passes_with_the_binary() {
+    let lab = TestLab::start(&[Profile::Submission]).await;
+    let password = lab.password_file();
+    let ran = run_process(smtptui(&[
+        "run",
+        &asset("submission-starttls.smtp"),
+        &lab.target(Profile::Submission),
+        "--ca-file",
+        &lab.ca(),
+        "--servername",
+        "localhost",
+        "--user",
+        DEFAULT_USER,
+        "--password-file",
+        &password.display().to_string(),
+    ]))
+    .await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("certificate verified for localhost"));
+    let messages = lab.lab.mail().messages();
+    assert_eq!(messages.len(), 1);
+    let text = String::from_utf8_lossy(&messages[0].data);
+    assert!(
+        text.contains("\r\n.this line starts with a dot"),
+        "dot-stuffing reversed: {text}"
+    );
+    assert!(!lab.log_text().contains(DEFAULT_PASSWORD));
+    assert!(
+        lab.log_text().contains("AUTH PLAIN <credentials hidden>")
+            || lab.log_text().contains("<SASL answer hidden>")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_and_implicit_assets_pass() {
+    let lab = TestLab::start(&[Profile::Mx, Profile::Implicit]).await;
+    let password = lab.password_file();
+    let ran = run_process(smtptui(&[
+        "run",
+        &asset("mx-starttls.smtp"),
+        &lab.target(Profile::Mx),
+        "--ca-file",
+        &lab.ca(),
+        "--servername",
+        "localhost",
+    ]))
+    .await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    let ran = run_process(smtptui(&[
+        "run",
+        &asset("implicit-tls.smtp"),
+        &lab.target(Profile::Implicit),
+        "--tls",
+        "implicit",
+        "--ca-file",
+        &lab.ca(),
+        "--servername",
+        "localhost",
+        "--user",
+        DEFAULT_USER,
+        "--password-file",
+        &password.display().to_string(),
+    ]))
+    .await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(lab.lab.mail().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_answer_as_specified_with_the_engine() {
+    let lab = TestLab::start(&[Profile::Submission, Profile::Mx, Profile::Legacy]).await;
+    // submission: 530 before TLS for MAIL (AUTH is not even advertised).
+    let outcome = engine_run(
+        lab.config(Profile::Submission),
+        "S: 220 lab.test ESMTP\nC: EHLO c\nS: 250 STARTTLS\nC: MAIL FROM:<a@lab.test>\n\
+         S: 530 5.7.0 Must issue a STARTTLS command first\nC: QUIT\nS: 221 2.0.0 Bye\n",
+    )
+    .await;
+    assert!(
+        matches!(outcome, Outcome::Passed { checked: 4 }),
+        "{outcome:?}"
+    );
+    // mx: relay denied, local mail accepted, no AUTH after TLS either.
+    let outcome = engine_run(
+        lab.config(Profile::Mx),
+        "S: 220\nC: EHLO c\nS: 250\nC: STARTTLS\nS: 220\nC: EHLO c\nS: 250 8BITMIME\n\
+         C: AUTH LOGIN\nS: 503 5.5.1 Error: authentication not enabled\n\
+         C: MAIL FROM:<a@example.org>\nS: 250 2.1.0 Ok\n\
+         C: RCPT TO:<x@example.com>\nS: 554 5.7.1 <x@example.com>: Relay access denied\n\
+         C: RCPT TO:<bob@lab.test>\nS: 250 2.1.5 Ok\nC: STARTTLS\n",
+    )
+    .await;
+    // The final STARTTLS is refused by the engine itself (TLS already active): a failure.
+    assert!(matches!(outcome, Outcome::Failure { .. }), "{outcome:?}");
+    // legacy: AUTH accepted in cleartext when the user explicitly allows it.
+    let mut config = lab.config(Profile::Legacy);
+    config.policy.allow_cleartext_auth = true;
+    let outcome = engine_run(
+        config,
+        "S: 220\nC: EHLO c\nS: 250 AUTH PLAIN LOGIN\nC: AUTH PLAIN\nS: 235 2.7.0 Authentication successful\n\
+         C: AUTH PLAIN\nS: 503 5.5.1 Error: already authenticated\nC: QUIT\nS: 221\n",
+    )
+    .await;
+    assert!(matches!(outcome, Outcome::Passed { .. }), "{outcome:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The attacker profiles make `smtptui run` fail safely
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_profiles_make_run_fail() {
+    let lab = TestLab::start(&[Profile::Inject, Profile::Strip, Profile::RefuseTls]).await;
+    let password = lab.password_file();
+    let password = password.display().to_string();
+    let ca = lab.ca();
+    let common = |scenario: String, target: String| {
+        smtptui(&[
+            "run",
+            &scenario,
+            &target,
+            "--ca-file",
+            &ca,
+            "--servername",
+            "localhost",
+            "--user",
+            DEFAULT_USER,
+            "--password-file",
+            &password,
+        ])
+    };
+
+    let ran = run_process(common(
+        asset("submission-starttls.smtp"),
+        lab.target(Profile::Inject),
+    ))
+    .await;
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        format!("{}{}", ran.stdout, ran.stderr).contains("response injection"),
+        "{}",
+        ran.stdout
+    );
+
+    let strip = lab.dir.path().join("strip.smtp");
+    std::fs::write(
+        &strip,
+        "S: 220\nC: EHLO c\nS: 250 AUTH\nC: AUTH PLAIN\nS: 235\n",
+    )
+    .expect("write");
+    let ran = run_process(common(
+        strip.display().to_string(),
+        lab.target(Profile::Strip),
+    ))
+    .await;
+    assert_eq!(ran.code, Some(4), "{}\n{}", ran.stdout, ran.stderr);
+
+    let ran = run_process(common(
+        asset("mx-starttls.smtp"),
+        lab.target(Profile::RefuseTls),
+    ))
+    .await;
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("454 4.7.0 TLS not available due to local problem")
+    );
+
+    // No credential crossed: the strip session's log has EHLO but no AUTH at all.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = lab.log_text();
+    assert!(log.contains("strip#") && !log.contains("C: AUTH"), "{log}");
+    assert!(!log.contains(DEFAULT_PASSWORD));
+    assert!(log.contains("injected in the same write"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Independent clients
+// ---------------------------------------------------------------------------------------------
+
+const PYTHON_CLIENT: &str = r#"
+import smtplib, ssl, sys
+port, implicit_port, ca, user, password = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+context = ssl.create_default_context(cafile=ca)
+with smtplib.SMTP("localhost", port, timeout=20) as s:
+    s.ehlo()
+    assert s.has_extn("starttls") and not s.has_extn("auth"), s.esmtp_features
+    try:
+        s.login(user, password)
+        raise SystemExit("login before STARTTLS must not be possible")
+    except smtplib.SMTPNotSupportedError:
+        pass
+    code, text = s.mail("a@lab.test")
+    assert code == 530 and b"Must issue a STARTTLS command first" in text, (code, text)
+    s.starttls(context=context)
+    s.ehlo()
+    assert s.has_extn("auth"), s.esmtp_features
+    try:
+        s.login(user, "wrong password")
+        raise SystemExit("a wrong password must fail")
+    except smtplib.SMTPAuthenticationError as e:
+        assert e.smtp_code == 535, e
+    s.login(user, password)
+    refused = s.sendmail(user, ["friend@example.com"], "Subject: py\r\n\r\n.dot\r\nbody\r\n")
+    assert refused == {}, refused
+with smtplib.SMTP_SSL("localhost", implicit_port, context=context, timeout=20) as s:
+    s.login(user, password)
+    s.sendmail(user, ["bob@lab.test"], "Subject: implicit\r\n\r\nhi\r\n")
+print("python ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_smtplib_submits_over_starttls_and_implicit_tls() {
+    let lab = TestLab::start(&[Profile::Submission, Profile::Implicit]).await;
+    let mut command = Command::new("python3");
+    command.args([
+        "-c",
+        PYTHON_CLIENT,
+        &lab.addr(Profile::Submission).port().to_string(),
+        &lab.addr(Profile::Implicit).port().to_string(),
+        &lab.ca(),
+        DEFAULT_USER,
+        DEFAULT_PASSWORD,
+    ]);
+    let ran = run_process(command).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    let messages = lab.lab.mail().messages();
+    assert_eq!(messages.len(), 2, "{}", lab.log_text());
+    assert!(String::from_utf8_lossy(&messages[0].data).contains("\r\n.dot\r\n"));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.tls && m.authenticated_as.as_deref() == Some(DEFAULT_USER))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaks_submits_with_verified_starttls() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v swaks"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "swaks is required on CI (scripts/postfix-env.sh installs it)"
+        );
+        eprintln!("note: swaks not installed; skipping the swaks case");
+        return;
+    }
+    let lab = TestLab::start(&[Profile::Submission]).await;
+    let mut command = Command::new("swaks");
+    command.args([
+        "--server",
+        "localhost",
+        "--port",
+        &lab.addr(Profile::Submission).port().to_string(),
+        "--tls",
+        "--tls-verify",
+        "--tls-ca-path",
+        &lab.ca(),
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        DEFAULT_USER,
+        // A lab password on swaks' command line in a test is harmless; the tool under test
+        // never takes one there.
+        "--auth-password",
+        DEFAULT_PASSWORD,
+        "--from",
+        DEFAULT_USER,
+        "--to",
+        "friend@example.com",
+        "--timeout",
+        "20",
+    ]);
+    let ran = run_process(command).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("235 2.7.0 Authentication successful"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(lab.lab.mail().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+// ---------------------------------------------------------------------------------------------
+
+const FULL_SESSION: &str = "S: 220\nC: EHLO load\nS: 250 STARTTLS\nC: STARTTLS\nS: 220\n\
+C: EHLO load\nS: 250 AUTH\nC: AUTH PLAIN\nS: 235\nC: MAIL FROM:<student@lab.test>\nS: 250\n\
+C: RCPT TO:<bob@lab.test>\nS: 250\nC: DATA\nS: 354\nC: Subject: load\nC:\nC: hello\nC: .\n\
+S: 250\nC: QUIT\nS: 221\n";
+
+/// Runs `total` full sessions, `concurrency` at a time; returns how many passed.
+async fn full_sessions(lab: &TestLab, total: usize, concurrency: usize) -> usize {
+    let scenario = Arc::new(Scenario::parse("load.smtp", FULL_SESSION).expect("parses"));
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..total {
+        let config = lab.config(Profile::Submission);
+        let scenario = scenario.clone();
+        let slots = slots.clone();
+        tasks.spawn(async move {
+            let _permit = slots.acquire_owned().await.expect("semaphore");
+            runner::run(&scenario, config, Some(credentials()), Box::new(|_| {})).await
+        });
+    }
+    let mut passed = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("task") {
+            Outcome::Passed { .. } => passed += 1,
+            other => eprintln!("session failed: {other:?}"),
+        }
+    }
+    passed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_sessions_all_succeed() {
+    let lab = TestLab::start_with(&[Profile::Submission], |c| c.log_sessions = false).await;
+    let passed = tokio::time::timeout(Duration::from_secs(180), full_sessions(&lab, 200, 200))
+        .await
+        .expect("200 sessions finish well within the deadline");
+    assert_eq!(passed, 200);
+    assert_eq!(
+        lab.lab.mail().len(),
+        100,
+        "the store keeps only the newest 100"
+    );
+    assert_eq!(lab.log_text().matches(": queued ").count(), 200);
+}
+
+/// Throughput: `cargo test --release --test lab -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement, not a check"]
+async fn throughput() {
+    let lab = TestLab::start_with(&[Profile::Submission], |c| c.log_sessions = false).await;
+    let total = 2000;
+    let started = Instant::now();
+    let passed = full_sessions(&lab, total, 64).await;
+    let elapsed = started.elapsed();
+    assert_eq!(passed, total);
+    println!(
+        "{total} full sessions (STARTTLS, AUTH, one message) in {:.2} s: {:.0} sessions/s \
+         (client and server in one process)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile clients
+// ---------------------------------------------------------------------------------------------
+
+/// Reads until `needle` appears or the connection ends; everything read.
+async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_do_not_hurt_the_lab() {
+    let lab = TestLab::start_with(&[Profile::Submission, Profile::Mx], |c| {
+        c.command_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mx = lab.addr(Profile::Mx);
+
+    // Overlong command line: 500, and the session goes on.
+    let mut s = TcpStream::connect(mx).await.expect("connect");
+    read_until(&mut s, "220 ").await;
+    let mut long = vec![b'A'; 5000];
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    s.write_all(&long).await.expect("write");
+    let text = read_until(&mut s, "250 2.0.0 Ok").await;
+    assert!(text.contains("500 5.5.2 Error: line too long"), "{text}");
+    assert!(text.contains("250 2.0.0 Ok"), "{text}");
+
+    // Binary junk: answered, then closed after too many errors.
+    let mut s = TcpStream::connect(mx).await.expect("connect");
+    read_until(&mut s, "220 ").await;
+    let junk: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&junk).await;
+    let text = read_until(&mut s, "too many errors").await;
+    assert!(
+        text.contains("421 4.7.0 lab.test Error: too many errors"),
+        "{text}"
+    );
+
+    // A client that never sends: 421 after the (short) command timeout, then closed.
+    let mut s = TcpStream::connect(mx).await.expect("connect");
+    let text = read_until(&mut s, "timeout exceeded").await;
+    assert!(
+        text.contains("421 4.4.2 lab.test Error: timeout exceeded"),
+        "{text}"
+    );
+    let mut rest = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after the 421"
+    );
+
+    // Disconnecting mid-DATA: nothing is queued.
+    let mut s = TcpStream::connect(mx).await.expect("connect");
+    read_until(&mut s, "220 ").await;
+    s.write_all(b"EHLO c\r\nMAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\nDATA\r\n")
+        .await
+        .expect("write");
+    read_until(&mut s, "354 ").await;
+    s.write_all(b"Subject: cut\r\n\r\nhalf a mess")
+        .await
+        .expect("write");
+    drop(s);
+
+    // A TLS handshake with garbage after STARTTLS.
+    let mut s = TcpStream::connect(lab.addr(Profile::Submission))
+        .await
+        .expect("connect");
+    read_until(&mut s, "220 ").await;
+    s.write_all(b"EHLO c\r\nSTARTTLS\r\n").await.expect("write");
+    read_until(&mut s, "Ready to start TLS").await;
+    let _ = s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3]).await;
+    drop(s);
+
+    // The lab still serves a normal session on both listeners, and queued nothing so far.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(lab.lab.mail().len(), 0);
+    let mut config = lab.config(Profile::Submission);
+    config.timeout = Duration::from_secs(20);
+    let outcome = engine_run(config, FULL_SESSION).await;
+    assert!(matches!(outcome, Outcome::Passed { .. }), "{outcome:?}");
+    assert_eq!(lab.lab.mail().len(), 1);
+    let log = lab.log_text();
+    assert!(log.contains("<line longer than 512 bytes>"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Maildir, the binaries
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maildir_gets_each_message_as_a_file() {
+    let maildir = tempfile::tempdir().expect("tempdir");
+    let path = maildir.path().to_path_buf();
+    let lab = TestLab::start_with(&[Profile::Submission], |c| c.maildir = Some(path)).await;
+    let outcome = engine_run(lab.config(Profile::Submission), FULL_SESSION).await;
+    assert!(matches!(outcome, Outcome::Passed { .. }), "{outcome:?}");
+    let files: Vec<_> = std::fs::read_dir(maildir.path().join("new"))
+        .expect("new/")
+        .collect::<Result<_, _>>()
+        .expect("entries");
+    assert_eq!(files.len(), 1);
+    let content = std::fs::read_to_string(files[0].path()).expect("read");
+    assert!(
+        content.starts_with("Return-Path: <student@lab.test>\r\nSubject: load\r\n"),
+        "{content}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_a_verified_session() {
+    let ran = run_process(smtptui(&["demo"])).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    for needle in [
+        "REFUSED",
+        "Nothing was sent",
+        "certificate verified for localhost",
+        "AUTH PLAIN <credentials for student@lab.test hidden>",
+        "235 2.7.0 Authentication successful",
+        "queued as",
+        "PASS submission.smtp",
+    ] {
+        assert!(
+            ran.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            ran.stdout
+        );
+    }
+    assert!(
+        !ran.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    assert!(
+        !ran.stdout.contains(DEFAULT_PASSWORD),
+        "the demo never prints the password it uses"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_binary_prints_its_table_serves_and_stops_on_sigint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+        .args([
+            "lab",
+            "--profile",
+            "mx",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lab");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = stdout.read(&mut byte) {
+            if byte[0] == b'\n' {
+                let _ = lines_tx.send(std::mem::take(&mut text));
+            } else {
+                text.push(byte[0] as char);
+            }
+        }
+    });
+    let mut addr = None;
+    let mut table = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while addr.is_none() && Instant::now() < deadline {
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200)) {
+            table.push_str(&line);
+            table.push('\n');
+            if let Some(rest) = line.strip_prefix("mx ") {
+                addr = rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+    }
+    if addr.is_none() {
+        let _ = child.kill();
+    }
+    let addr = addr.unwrap_or_default();
+    assert!(!addr.is_empty(), "no mx row in the table:\n{table}");
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    assert!(
+        read_until(&mut s, "220 ")
+            .await
+            .starts_with("220 lab.test ESMTP")
+    );
+    s.write_all(b"QUIT\r\n").await.expect("write");
+    read_until(&mut s, "221").await;
+    // Wait for the table to be complete before stopping.
+    while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(300)) {
+        table.push_str(&line);
+        table.push('\n');
+    }
+    assert!(table.contains("student@lab.test"), "{table}");
+    assert!(
+        table.contains(&format!(
+            "--ca-file {}",
+            dir.path().join("ca.pem").display()
+        )),
+        "{table}"
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "clean exit on Ctrl-C"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_port_is_reported_clearly() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let ran = run_process(smtptui(&[
+        "lab",
+        "--profile",
+        "submission",
+        "--listen",
+        &addr,
+    ]))
+    .await;
+    assert_eq!(ran.code, Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stderr.contains("the port is busy"), "{}", ran.stderr);
+    let ran = run_process(smtptui(&["lab", "--listen", &addr])).await;
+    assert_eq!(
+        ran.code,
+        Some(2),
+        "--listen without one profile is a usage error"
+    );
+    let ran = run_process(smtptui(&["lab", "--profile", "nope"])).await;
+    assert_eq!(ran.code, Some(2));
+    assert!(ran.stderr.contains("refuse-tls"), "{}", ran.stderr);
+}
