@@ -751,6 +751,15 @@ impl Session {
                     security,
                     reply: reply.clone(),
                 });
+                let extra = self.parser.buffered().len();
+                if extra > 0 {
+                    // Commands are not pipelined, so one command gets one reply; more bytes mean
+                    // the server (or something on the path) answered what was never asked.
+                    self.emit(EventKind::Warning(format!(
+                        "the server sent {extra} byte(s) beyond this reply, unasked; they will be \
+                         read as the reply to the next command"
+                    )));
+                }
                 return Ok(reply);
             }
             self.ack_promptly();

@@ -1528,3 +1528,15 @@ fn x14_transcript_on_guard_refusal() {
         assert_no_credentials(&t, USER, PASSWORD, "transcript file");
     }
 }
+
+/// A server that answers one command with two replies desynchronises a naive client: the
+/// second reply would be taken as the answer to the next command. The transcript says so.
+#[test]
+fn x15_unasked_extra_reply_is_flagged() {
+    let smtp = Smtp::default().on("EHLO", b"250 first\r\n250 second, never asked for\r\n");
+    let server = Server::smtp(smtp);
+    let out = Run::new(EHLO_QUIT, &server.target()).run();
+    server.finish();
+    // The stray reply is then read as the answer to QUIT, which the scenario catches.
+    out.assert_code(1).assert_contains("beyond this reply");
+}
