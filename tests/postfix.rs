@@ -237,6 +237,10 @@ fn write_scenario(name: &str, text: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// Bare AUTH on the listener that advertises AUTH before TLS.
+const LEGACY_AUTH: &str =
+    "S: 220\nC: EHLO client.example\nS: 250 AUTH\nC: AUTH PLAIN\nS: 235\nC: QUIT\nS: 221\n";
+
 fn target(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
@@ -321,10 +325,7 @@ fn auth_advertised_before_tls_is_refused_with_nothing_sent() {
     let proxy = RecordingProxy::start(pf.port("LEGACY_PORT"));
     let password = pf.password();
     let user = pf.get("SMTP_USER");
-    let (_dir, scenario) = write_scenario(
-        "legacy.smtp",
-        "S: 220\nC: EHLO client.example\nS: 250 AUTH\nC: AUTH PLAIN\nS: 235\nC: QUIT\nS: 221\n",
-    );
+    let (_dir, scenario) = write_scenario("legacy.smtp", LEGACY_AUTH);
     let run = smtptui(
         &["run", &scenario, &target(proxy.port), "--user", user],
         &password,
@@ -358,10 +359,7 @@ fn the_explicit_override_sends_cleartext_auth_with_a_loud_warning() {
     let proxy = RecordingProxy::start(pf.port("LEGACY_PORT"));
     let password = pf.password();
     let user = pf.get("SMTP_USER");
-    let (_dir, scenario) = write_scenario(
-        "legacy.smtp",
-        "S: 220\nC: EHLO client.example\nS: 250 AUTH\nC: AUTH PLAIN\nS: 235\nC: QUIT\nS: 221\n",
-    );
+    let (_dir, scenario) = write_scenario("legacy.smtp", LEGACY_AUTH);
     let run = smtptui(
         &[
             "run",
