@@ -79,12 +79,7 @@ pub async fn run(palette: Palette, print: Printer) -> i32 {
         }
     };
     let code = sessions(&lab, palette, &print, &lab_log).await;
-    let ca_dir = lab.ca_file().parent().map(std::path::Path::to_path_buf);
     lab.shutdown().await;
-    if let Some(dir) = ca_dir {
-        // The CA of a finished demo is of no use to anyone; leave no litter in /tmp.
-        let _ = std::fs::remove_dir_all(dir);
-    }
     code
 }
 

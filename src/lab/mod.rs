@@ -108,7 +108,11 @@ impl LabConfig {
             size_limit: server::SIZE_LIMIT,
             maildir: None,
             ca_dir: None,
-            log: Arc::new(|line| println!("{line}")),
+            // println! would panic on a closed stdout; a lab must outlive its log reader.
+            log: Arc::new(|line| {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }),
             log_sessions: true,
         }
     }
@@ -275,6 +279,8 @@ pub struct Lab {
     listening: Vec<(Profile, SocketAddr)>,
     accounts: Vec<String>,
     ca_file: PathBuf,
+    /// Whether the CA's directory was made by the lab (and is removed when it stops).
+    owns_ca_dir: bool,
     ca_der: CertificateDer<'static>,
     mail: MailStore,
     shutdown: watch::Sender<bool>,
@@ -358,6 +364,7 @@ impl Lab {
             listening,
             accounts: config.accounts.users().map(str::to_owned).collect(),
             ca_file,
+            owns_ca_dir: config.ca_dir.is_none(),
             ca_der: pki.ca_der,
             mail,
             shutdown,
@@ -442,11 +449,17 @@ impl Lab {
     }
 
     /// Stops accepting, tells open sessions `421 ... shutting down`, and waits (bounded) for
-    /// them to end.
+    /// them to end. A CA directory the lab made itself is removed: the CA of a stopped lab
+    /// vouches for nothing, and /tmp should not collect them.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        if self.owns_ca_dir {
+            if let Some(dir) = self.ca_file.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
