@@ -71,7 +71,7 @@ pub struct AuditArgs {
     /// What the port is for; inferred from the port (25 mx; 587, 465 submission) or, on other
     /// ports, from whether the server advertises AUTH.
     #[arg(long, value_enum)]
-    pub role: Option<RoleChoice>,
+    pub role: Option<RoleArg>,
     /// How TLS starts: auto is implicit TLS on port 465 and STARTTLS elsewhere.
     #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
     pub tls: TlsChoice,
@@ -102,7 +102,7 @@ pub struct AuditArgs {
 
 /// `--role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RoleChoice {
+pub enum RoleArg {
     /// Receives mail from other servers: STARTTLS offered, never required.
     Mx,
     /// Receives mail from users: TLS before AUTH and mail.

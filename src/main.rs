@@ -300,8 +300,8 @@ fn server_config(
 fn audit_command(args: AuditArgs) -> i32 {
     use smtptui::audit::{self, AuditConfig, Recorder, Role, report};
     let role = args.role.map(|role| match role {
-        cli::RoleChoice::Mx => Role::Mx,
-        cli::RoleChoice::Submission => Role::Submission,
+        cli::RoleArg::Mx => Role::Mx,
+        cli::RoleArg::Submission => Role::Submission,
     });
     let default_port = match (args.tls, role) {
         (TlsChoice::Implicit, _) => 465,
