@@ -887,7 +887,7 @@ fn injection(seen: &Observations, out: &mut Vec<Finding>) {
             )
             .fix(
                 "upgrade the SMTP server: it must discard input buffered before the TLS \
-                 handshake (fixed in Postfix 2.8.0, 2.7.3, 2.6.9, 2.5.12, 2.4.16; RFC 3207 §4.2)",
+                 handshake (every Postfix release since March 2011 does; RFC 3207 §4.2)",
             ),
         ),
         InjectionSeen::Inconclusive(why) => out.push(Finding::new(
