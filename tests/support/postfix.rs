@@ -98,4 +98,3 @@ pub fn postfix() -> Option<&'static Postfix> {
         }
     }
 }
-
