@@ -242,6 +242,20 @@ async fn lab_implicit_tls_is_audited_inside_tls() {
     lab.shutdown().await;
 }
 
+#[tokio::test]
+async fn implicit_tls_against_a_cleartext_port_is_a_finding_not_unreachable() {
+    let lab = quiet_lab(vec![Profile::Mx]).await;
+    let run = audit_lab(&lab, Profile::Mx, None, TlsMode::Implicit, None).await;
+    assert_eq!(
+        run.verdict("tls-handshake"),
+        Verdict::Fail,
+        "{:#?}",
+        run.findings
+    );
+    assert!(run.findings.iter().all(|f| f.id != "greeting"));
+    lab.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The AUTH probe's exact bytes
 // ---------------------------------------------------------------------------------------------
@@ -393,6 +407,59 @@ async fn a_server_that_discards_the_pipelined_noop_is_safe() {
     assert!(events.iter().any(
         |e| matches!(&e.kind, EventKind::Note(n) if n.contains("waiting for an unasked reply"))
     ));
+}
+
+#[tokio::test]
+async fn a_server_with_only_old_tls_fails_with_the_reason() {
+    // What a TLS 1.0-only server answers to a ClientHello offering only 1.2 and 1.3: a fatal
+    // protocol_version alert, in a TLS 1.0 record.
+    const PROTOCOL_VERSION_ALERT: &[u8] = &[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46];
+    let server = Server::raw(None, |conn| {
+        conn.send(b"220 old ESMTP\r\n")?;
+        while let Some(line) = conn.read_line()? {
+            let reply: &[u8] = match line.as_slice() {
+                l if l.starts_with(b"EHLO") => b"250-old\r\n250 STARTTLS\r\n",
+                l if l.starts_with(b"AUTH") => b"503 5.5.1 Error: authentication not enabled\r\n",
+                l if l.starts_with(b"MAIL") => b"250 2.1.0 Ok\r\n",
+                b"RSET" => b"250 2.0.0 Ok\r\n",
+                b"STARTTLS" => {
+                    conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;
+                    return conn.fail_tls_with(PROTOCOL_VERSION_ALERT);
+                }
+                _ => b"500 unexpected\r\n",
+            };
+            conn.send(reply)?;
+        }
+        Ok(())
+    });
+    let config = AuditConfig {
+        session: session_config(server.addr, None, TlsMode::StartTls),
+        role: Some(Role::Mx),
+        implicit_port: None,
+        no_implicit: true,
+    };
+    let audit = probe::run(config, &Recorder::new())
+        .await
+        .expect("audit runs");
+    let findings = audit.findings();
+    let handshake = findings
+        .iter()
+        .find(|f| f.id == "tls-handshake")
+        .expect("handshake finding");
+    assert_eq!(handshake.verdict, Verdict::Fail, "{handshake:?}");
+    assert!(
+        handshake.why.contains("server offers no TLS 1.2/1.3")
+            && handshake.why.contains("RFC 8996"),
+        "{handshake:?}"
+    );
+    assert!(
+        handshake
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("smtpd_tls_protocols")
+    );
+    drop(server.finish());
 }
 
 // ---------------------------------------------------------------------------------------------

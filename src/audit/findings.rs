@@ -374,6 +374,10 @@ fn list(items: &[String]) -> String {
 }
 
 fn greeting(seen: &Observations, out: &mut Vec<Finding>) {
+    if seen.greeting.code == 0 {
+        // No greeting at all (implicit TLS failed first); the TLS finding says why.
+        return;
+    }
     if seen.greeting.code == 220 {
         out.push(Finding::new(
             "greeting",
