@@ -75,10 +75,16 @@ pub enum AuditError {
 }
 
 /// Collects the events of every probe session, in order, for `--transcript`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Recorder {
     events: Arc<Mutex<Vec<Event>>>,
-    started: Option<std::time::Instant>,
+    started: std::time::Instant,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Recorder {
@@ -86,7 +92,7 @@ impl Recorder {
     pub fn new() -> Self {
         Self {
             events: Arc::default(),
-            started: Some(std::time::Instant::now()),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -103,7 +109,7 @@ impl Recorder {
 
     /// Appends an event made outside the engine (the raw-socket probe, section notes).
     pub fn push(&self, kind: EventKind) {
-        let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        let elapsed = self.started.elapsed();
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
