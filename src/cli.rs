@@ -39,11 +39,74 @@ pub enum Command {
     /// Start the practice server in-process and show a full STARTTLS + AUTH + message
     /// session against it (and the credential guard stopping AUTH before STARTTLS first).
     Demo,
-    /// Audit a server's TLS and AUTH posture.
-    Audit {
-        /// HOST[:PORT] to audit.
-        target: String,
-    },
+    /// Audit a server's TLS and AUTH posture, judged by the port's role (MX or submission),
+    /// with the configuration change that fixes each finding.
+    ///
+    /// Probes: greeting and EHLO; whether AUTH is advertised and accepted before TLS (probed
+    /// with AUTH LOGIN cancelled by '*': no credential is ever sent); whether MAIL needs TLS;
+    /// the STARTTLS handshake, certificate chain, name, expiry and key; EHLO inside TLS;
+    /// STARTTLS command injection; implicit TLS on 465 for submission. Exits 0 with no
+    /// failure, 1 with at least one, 2 on a usage error, 3 when the server cannot be reached.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+}
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  smtptui audit mx.example.com                 # port 25: judged as an MX
+  smtptui audit mail.example.com:587           # judged as submission; also tries 465
+  smtptui audit 127.0.0.1:2600 --role submission --ca-file ca.pem --servername localhost
+  smtptui audit mail.example.com:587 --json --transcript audit.txt
+
+The role decides the verdicts: an MX must accept mail without TLS (STARTTLS offered, not
+required), a submission port must not take AUTH or mail before TLS. Port 25 is an MX, 587 and
+465 are submission; on other ports give --role, or the role is submission when the server
+advertises AUTH and mx otherwise (the report says which and why).";
+
+/// Arguments of `smtptui audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The server, HOST[:PORT]; port 25 by default (587 with --role submission).
+    pub target: String,
+    /// What the port is for; inferred from the port (25 mx; 587, 465 submission) or, on other
+    /// ports, from whether the server advertises AUTH.
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// How TLS starts: auto is implicit TLS on port 465 and STARTTLS elsewhere.
+    #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
+    pub tls: TlsChoice,
+    /// Where to check implicit TLS (RFC 8314); default 465 when the server is judged as
+    /// submission. Nothing listening there is information, not a failure.
+    #[arg(long, value_name = "PORT", conflicts_with = "no_implicit")]
+    pub implicit_port: Option<u16>,
+    /// Do not check implicit TLS on another port.
+    #[arg(long)]
+    pub no_implicit: bool,
+    /// PEM file with extra trusted CA certificates (added to the built-in web roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Name for SNI and certificate verification (default: the host you typed).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// Deadline for each reply, the connection and the TLS handshake: seconds, or with a
+    /// unit (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the (redacted) transcript of every probe session to this file.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+}
+
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Receives mail from other servers: STARTTLS offered, never required.
+    Mx,
+    /// Receives mail from users: TLS before AUTH and mail.
+    Submission,
 }
 
 const RUN_EXAMPLES: &str = "\

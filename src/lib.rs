@@ -8,8 +8,10 @@
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
-//! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`.
+//! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`;
+//! - [`audit`]: `smtptui audit`, the TLS and AUTH posture of a server judged by its role.
 
+pub mod audit;
 pub mod guard;
 pub mod lab;
 pub mod proto;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConnectArgs, LabArgs, RunArgs, TlsChoice};
+use cli::{AuditArgs, Cli, Command, ConnectArgs, LabArgs, RunArgs, TlsChoice};
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
 use smtptui::runner::{self, exit};
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Lab(args)) => lab_command(args),
         Some(Command::Demo) => demo_command(),
-        Some(Command::Audit { .. }) => not_yet("the TLS and AUTH posture audit (smtptui audit)"),
+        Some(Command::Audit(args)) => audit_command(args),
         None => match cli.target {
             Some(_) => not_yet(
                 "the interactive terminal UI; until then use 'smtptui run SCENARIO HOST[:PORT]'",
@@ -246,23 +246,51 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
             smtptui::secret::PASSWORD_ENV
         ));
     }
-    let (host, port) = cli::parse_target(target)?;
-    let port = port.unwrap_or(if args.tls == TlsChoice::Implicit {
+    let default_port = if args.tls == TlsChoice::Implicit {
         465
     } else {
         25
-    });
-    let tls_mode = match args.tls {
+    };
+    let mut config = server_config(
+        target,
+        default_port,
+        args.tls,
+        args.ca_file.as_deref(),
+        args.servername.as_deref(),
+        args.timeout,
+    )?;
+    config.trust.continue_unverified = args.insecure;
+    config.policy = GuardPolicy {
+        allow_cleartext_auth: args.allow_cleartext_auth,
+        allow_unverified_auth: args.insecure,
+    };
+    Ok(config)
+}
+
+/// The configuration every command that connects shares: target and port, how TLS starts,
+/// trust anchors and server name, deadline. Strict by default: no guard override, and a failed
+/// certificate verification ends the session; callers relax only what their flags say.
+fn server_config(
+    target: &str,
+    default_port: u16,
+    tls_choice: TlsChoice,
+    ca_file: Option<&std::path::Path>,
+    servername: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<SessionConfig, String> {
+    let (host, port) = cli::parse_target(target)?;
+    let port = port.unwrap_or(default_port);
+    let tls_mode = match tls_choice {
         TlsChoice::Implicit => TlsMode::Implicit,
         TlsChoice::Starttls => TlsMode::StartTls,
         TlsChoice::Auto if port == 465 => TlsMode::Implicit,
         TlsChoice::Auto => TlsMode::StartTls,
     };
-    let extra_roots = match &args.ca_file {
+    let extra_roots = match ca_file {
         Some(path) => TrustSettings::load_ca_file(path).map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    let server_name = args.servername.clone().unwrap_or_else(|| host.clone());
+    let server_name = servername.map_or_else(|| host.clone(), str::to_owned);
     tls::server_name(&server_name).map_err(|e| e.to_string())?;
     Ok(SessionConfig {
         host,
@@ -271,15 +299,103 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
         server_name,
         trust: TrustSettings {
             extra_roots,
-            continue_unverified: args.insecure,
+            continue_unverified: false,
         },
-        policy: GuardPolicy {
-            allow_cleartext_auth: args.allow_cleartext_auth,
-            allow_unverified_auth: args.insecure,
-        },
-        timeout: args.timeout,
+        policy: GuardPolicy::default(),
+        timeout,
         limits: ReplyLimits::default(),
     })
+}
+
+fn audit_command(args: AuditArgs) -> i32 {
+    use smtptui::audit::{self, AuditConfig, Recorder, Role, report};
+    let role = args.role.map(|role| match role {
+        cli::RoleArg::Mx => Role::Mx,
+        cli::RoleArg::Submission => Role::Submission,
+    });
+    let default_port = match (args.tls, role) {
+        (TlsChoice::Implicit, _) => 465,
+        (_, Some(Role::Submission)) => 587,
+        _ => 25,
+    };
+    let session = match server_config(
+        &args.target,
+        default_port,
+        args.tls,
+        args.ca_file.as_deref(),
+        args.servername.as_deref(),
+        args.timeout,
+    ) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    if args.implicit_port == Some(0) {
+        return usage_error("--implicit-port 0 is not a port number (1-65535)");
+    }
+    // Created before any probe so a path that cannot be written is a usage error, not a
+    // finished audit whose transcript is lost.
+    let transcript_file = match &args.transcript {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path.clone(), file)),
+            Err(error) => {
+                return usage_error(format!(
+                    "cannot write the transcript to {}: {error}",
+                    path.display()
+                ));
+            }
+        },
+        None => None,
+    };
+    let config = AuditConfig {
+        session,
+        role,
+        implicit_port: args.implicit_port,
+        no_implicit: args.no_implicit,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let recorder = Recorder::new();
+    let result = runtime.block_on(audit::probe::run(config, &recorder));
+    if let Some((path, mut file)) = transcript_file {
+        let text = smtptui::transcript::render_plain(&recorder.events());
+        if let Err(error) = file.write_all(text.as_bytes()) {
+            eprintln!(
+                "smtptui: cannot write the transcript to {}: {error}",
+                path.display()
+            );
+        }
+    }
+    let audit = match result {
+        Ok(audit) => audit,
+        Err(error) => {
+            eprintln!("smtptui: {error}");
+            return audit::exit::UNREACHABLE;
+        }
+    };
+    let findings = audit.findings();
+    let target = &audit.observations.target;
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (piped into `head`) must not change the verdict.
+    if args.json {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            report::render_json(target, &audit.role, &findings)
+        );
+    } else {
+        let _ = write!(
+            stdout,
+            "{}",
+            report::render_text(target, &audit.role, &findings, colour_on_stdout())
+        );
+    }
+    if audit::has_failure(&findings) {
+        audit::exit::FAILED
+    } else {
+        audit::exit::PASSED
+    }
 }
 
 /// Collects credentials before connecting when the scenario has bare AUTH steps, so that a

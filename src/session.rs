@@ -871,3 +871,62 @@ fn describe_handshake_error(error: &io::Error) -> String {
         None => error.to_string(),
     }
 }
+
+/// What a server did with an `AUTH` command that carried no credential (see
+/// [`Session::probe_auth_before_tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthProbe {
+    /// The server answered the `AUTH` line with something other than 334 (530, 538 and 503
+    /// are the usual refusals): it would not start an exchange here.
+    Refused(Reply),
+    /// The server sent a 334 challenge, so it was ready to take credentials; the exchange was
+    /// cancelled with `*` and `after_cancel` is its answer to that (normally 501).
+    Challenged {
+        /// The 334 challenge.
+        challenge: Reply,
+        /// The reply to the `*` cancellation.
+        after_cancel: Reply,
+    },
+}
+
+impl Session {
+    /// Asks whether the server would run a SASL exchange now, without ever sending a
+    /// credential: sends `AUTH <MECHANISM>` with no initial response and, if the server
+    /// answers 334, cancels at once with `*` (RFC 4954 §4) and reads that reply.
+    ///
+    /// This is how an audit learns that a server accepts AUTH before TLS. The credential guard
+    /// is not consulted because nothing secret can cross: the only bytes this method writes are
+    /// `AUTH <MECHANISM>\r\n` and, after a 334, `*\r\n`; no answer to a challenge is ever
+    /// formed, real or fake. The mechanism is typed so no caller can smuggle a response into
+    /// the command line. A server that answers `*` with yet another 334 leaves the session in
+    /// the challenge phase, where the guard refuses every further line: the probe never answers
+    /// a second challenge.
+    ///
+    /// # Errors
+    /// Fatal [`SessionError`]s (timeout, closed connection, protocol error), already emitted as
+    /// [`EventKind::Error`].
+    pub async fn probe_auth_before_tls(
+        &mut self,
+        mechanism: Mechanism,
+    ) -> Result<AuthProbe, SessionError> {
+        self.ensure_alive()?;
+        let result = async {
+            let line = format!("AUTH {}", mechanism.name());
+            self.queue(line.as_bytes(), line.clone(), SentKind::Command);
+            let challenge = self.read_reply(&format!("the reply to {line}")).await?;
+            if challenge.code.value() != 334 {
+                return Ok(AuthProbe::Refused(challenge));
+            }
+            self.queue(b"*", "*".to_owned(), SentKind::Command);
+            let after_cancel = self
+                .read_reply("the reply to the AUTH cancellation")
+                .await?;
+            Ok(AuthProbe::Challenged {
+                challenge,
+                after_cancel,
+            })
+        }
+        .await;
+        result.map_err(|error| self.fail(error))
+    }
+}

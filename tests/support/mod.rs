@@ -11,10 +11,14 @@
 //! * [`Run`]: runs the `smtptui` binary headless with a small `--timeout` and a hard kill, and
 //!   returns an [`Outcome`] with exit code, stdout, stderr and elapsed time.
 //!
+//! * [`postfix`]: the loopback Postfix of `scripts/postfix-env.sh`, started once or skipped.
+//!
 //! Every socket operation has a timeout and every wait is bounded: a misbehaving binary makes
 //! a test fail, never hang.
 
 #![allow(dead_code)]
+
+pub mod postfix;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
