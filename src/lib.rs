@@ -8,8 +8,10 @@
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
+//! - [`explain`]: plain-language explanations of replies, extensions and TLS;
 //! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`.
 
+pub mod explain;
 pub mod guard;
 pub mod lab;
 pub mod proto;
