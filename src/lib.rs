@@ -9,6 +9,7 @@
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
 //! - [`explain`]: plain-language explanations of replies, extensions and TLS;
+//! - [`tui`]: the interactive terminal UI (engine task, state, drawing);
 //! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`.
 
 pub mod explain;
@@ -21,3 +22,4 @@ pub mod secret;
 pub mod session;
 pub mod tls;
 pub mod transcript;
+pub mod tui;
