@@ -23,3 +23,5 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# The interactive UI in a real terminal (tmux), against the lab.
+bash scripts/tui-e2e.sh

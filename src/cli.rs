@@ -19,6 +19,31 @@ pub struct Cli {
 
     /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default).
     pub target: Option<String>,
+
+    /// Connection options for the interactive UI (the same as for `smtptui run`).
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Open the UI with this scenario loaded in step mode: each Enter on an empty line sends
+    /// its next line and checks the expected reply.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+
+    /// Leave right after the first frame is drawn (for measuring start-up time).
+    #[arg(long, hide = true)]
+    pub exit_after_first_frame: bool,
+}
+
+/// Arguments of `smtptui demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print the scripted session as text instead of opening the UI (automatic when stdout
+    /// is not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Leave right after the first frame is drawn (for measuring start-up time).
+    #[arg(long, hide = true)]
+    pub exit_after_first_frame: bool,
 }
 
 /// The subcommands.
@@ -36,9 +61,10 @@ pub enum Command {
     /// loopback, a fresh CA, a workshop account, and a session log to project.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
-    /// Start the practice server in-process and show a full STARTTLS + AUTH + message
-    /// session against it (and the credential guard stopping AUTH before STARTTLS first).
-    Demo,
+    /// Start the practice server in-process and open the UI on it, to replay by hand the
+    /// credential guard stopping AUTH before STARTTLS, then STARTTLS, AUTH and a message.
+    /// With --headless (or when stdout is not a terminal) the same story runs scripted.
+    Demo(DemoArgs),
     /// Audit a server's TLS and AUTH posture, judged by the port's role (MX or submission),
     /// with the configuration change that fixes each finding.
     ///

@@ -8,10 +8,13 @@
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
+//! - [`explain`]: plain-language explanations of replies, extensions and TLS;
+//! - [`tui`]: the interactive terminal UI (engine task, state, drawing);
 //! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`;
 //! - [`audit`]: `smtptui audit`, the TLS and AUTH posture of a server judged by its role.
 
 pub mod audit;
+pub mod explain;
 pub mod guard;
 pub mod lab;
 pub mod proto;
@@ -21,3 +24,4 @@ pub mod secret;
 pub mod session;
 pub mod tls;
 pub mod transcript;
+pub mod tui;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AuditArgs, Cli, Command, ConnectArgs, LabArgs, RunArgs, TlsChoice};
+use cli::{AuditArgs, Cli, Command, ConnectArgs, DemoArgs, LabArgs, RunArgs, TlsChoice};
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
 use smtptui::runner::{self, exit};
@@ -22,12 +22,10 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Lab(args)) => lab_command(args),
-        Some(Command::Demo) => demo_command(),
+        Some(Command::Demo(args)) => demo_command(args),
         Some(Command::Audit(args)) => audit_command(args),
-        None => match cli.target {
-            Some(_) => not_yet(
-                "the interactive terminal UI; until then use 'smtptui run SCENARIO HOST[:PORT]'",
-            ),
+        None => match &cli.target {
+            Some(target) => tui_command(target, &cli),
             None => {
                 eprintln!(
                     "smtptui: give HOST[:PORT] for the interactive UI, or a subcommand (see smtptui --help)"
@@ -37,11 +35,6 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
-}
-
-fn not_yet(what: &str) -> i32 {
-    eprintln!("smtptui: {what} is not available in this version yet");
-    exit::USAGE
 }
 
 /// A usage error: printed with the program name, exit status 2.
@@ -159,11 +152,70 @@ fn listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
     }
 }
 
-fn demo_command() -> i32 {
+fn tui_command(target: &str, cli: &Cli) -> i32 {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return usage_error(
+            "the interactive UI needs a terminal; for scripts use 'smtptui run SCENARIO HOST[:PORT]'",
+        );
+    }
+    let config = match session_config(target, &cli.connect) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let script = match &cli.script {
+        Some(path) => match Scenario::load(path) {
+            Ok(scenario) => Some(scenario),
+            Err(error) => return usage_error(error),
+        },
+        None => None,
+    };
+    // Only non-interactive sources here: the UI asks for the password itself, hidden.
+    let secret = if cli.connect.password_file.is_some()
+        || std::env::var_os(smtptui::secret::PASSWORD_ENV).is_some_and(|v| !v.is_empty())
+    {
+        match obtain_secret(cli.connect.password_file.as_deref(), "", false) {
+            Ok((secret, _)) => Some(secret),
+            Err(error) => return usage_error(error),
+        }
+    } else {
+        None
+    };
+    let options = smtptui::tui::Options {
+        script,
+        user: cli.connect.user.clone(),
+        secret,
+        exit_after_first_frame: cli.exit_after_first_frame,
+        ..Default::default()
+    };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    match runtime.block_on(smtptui::tui::run(config, options)) {
+        Ok(()) => exit::PASSED,
+        Err(error) => {
+            eprintln!("smtptui: terminal error: {error}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn demo_command(args: DemoArgs) -> i32 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    // CI and pipes get the scripted story; a person at a terminal gets the UI.
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if !args.headless && interactive {
+        return match runtime.block_on(smtptui::tui::demo(args.exit_after_first_frame)) {
+            Ok(()) => exit::PASSED,
+            Err(message) => {
+                eprintln!("smtptui demo: {message}");
+                exit::FAILURE
+            }
+        };
+    }
     let palette = Palette::new(colour_on_stdout());
     let print: smtptui::lab::demo::Printer = std::sync::Arc::new(|line| {
         let _ = writeln!(std::io::stdout().lock(), "{line}");

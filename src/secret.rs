@@ -128,10 +128,10 @@ pub fn obtain_secret(
         }
         return Ok((Secret::new(first.to_owned()), SecretSource::File));
     }
-    if let Ok(value) = std::env::var(PASSWORD_ENV) {
-        if !value.is_empty() {
-            return Ok((Secret::new(value), SecretSource::Environment));
-        }
+    if let Ok(value) = std::env::var(PASSWORD_ENV)
+        && !value.is_empty()
+    {
+        return Ok((Secret::new(value), SecretSource::Environment));
     }
     if prompt_allowed {
         let value = rpassword::prompt_password(prompt_label).map_err(SecretError::Prompt)?;

@@ -737,30 +737,8 @@ impl Session {
         self.flush().await?;
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         loop {
-            if let Some(mut reply) = self.parser.next_reply()? {
-                for secret in &self.sent_secrets {
-                    reply.redact(secret.expose().as_bytes());
-                }
-                self.phase = match (self.phase, reply.code.value()) {
-                    (_, 334) => Phase::SaslChallenge,
-                    (Phase::Message, _) => Phase::Message,
-                    _ => Phase::Command,
-                };
-                let security = self.security();
-                self.emit(EventKind::Received {
-                    security,
-                    reply: reply.clone(),
-                });
-                let extra = self.parser.buffered().len();
-                if extra > 0 {
-                    // Commands are not pipelined, so one command gets one reply; more bytes mean
-                    // the server (or something on the path) answered what was never asked.
-                    self.emit(EventKind::Warning(format!(
-                        "the server sent {extra} byte(s) beyond this reply, unasked; they will be \
-                         read as the reply to the next command"
-                    )));
-                }
-                return Ok(reply);
+            if let Some(reply) = self.parser.next_reply()? {
+                return Ok(self.accept_reply(reply));
             }
             self.ack_promptly();
             let buffer = &mut self.read_buffer;
@@ -791,6 +769,71 @@ impl Session {
             }
             self.parser.push(&self.read_buffer[..n]);
         }
+    }
+
+    /// Redacts echoed secrets, updates the phase and emits a reply that has been parsed.
+    fn accept_reply(&mut self, mut reply: Reply) -> Reply {
+        for secret in &self.sent_secrets {
+            reply.redact(secret.expose().as_bytes());
+        }
+        self.phase = match (self.phase, reply.code.value()) {
+            (_, 334) => Phase::SaslChallenge,
+            (Phase::Message, _) => Phase::Message,
+            _ => Phase::Command,
+        };
+        let security = self.security();
+        self.emit(EventKind::Received {
+            security,
+            reply: reply.clone(),
+        });
+        let extra = self.parser.buffered().len();
+        if extra > 0 {
+            // Commands are not pipelined, so one command gets one reply; more bytes mean the
+            // server (or something on the path) answered what was never asked.
+            self.emit(EventKind::Warning(format!(
+                "the server sent {extra} byte(s) beyond this reply, unasked; they will be \
+                 read as the reply to the next command"
+            )));
+        }
+        reply
+    }
+
+    /// Waits, without a deadline, for a reply the client did not ask for, such as the `421`
+    /// a server may send at any time (RFC 5321 §3.8) before it closes the connection.
+    ///
+    /// Interactive front ends call this while the user is thinking, so server bytes show up
+    /// when they arrive instead of with the next command. It is cancel-safe: dropping the
+    /// future between reads loses nothing (bytes already read stay in the parser and are
+    /// part of the next reply, whichever call takes it), so it can sit in a `select!` next to
+    /// the user's next command. The reply is emitted like any other.
+    ///
+    /// # Errors
+    /// [`SessionError::Closed`] when the server closes the connection, and the other fatal
+    /// errors of reading; all are emitted and end the session.
+    pub async fn next_unsolicited(&mut self) -> Result<Reply, SessionError> {
+        self.ensure_alive()?;
+        let result = async {
+            loop {
+                if let Some(reply) = self.parser.next_reply()? {
+                    return Ok(self.accept_reply(reply));
+                }
+                self.ack_promptly();
+                let buffer = &mut self.read_buffer;
+                let n = match &mut self.stream {
+                    Stream::Plain(tcp) => tcp.read(buffer).await?,
+                    Stream::Tls(tls) => tls.read(buffer).await?,
+                    Stream::Gone => return Err(SessionError::Closed { mid_reply: false }),
+                };
+                if n == 0 {
+                    return Err(SessionError::Closed {
+                        mid_reply: self.parser.mid_reply(),
+                    });
+                }
+                self.parser.push(&self.read_buffer[..n]);
+            }
+        }
+        .await;
+        result.map_err(|error| self.fail(error))
     }
 
     /// Asks the kernel to acknowledge the next segment at once instead of delaying the ACK.

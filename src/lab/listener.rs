@@ -255,17 +255,17 @@ async fn deliver(
     message: super::Message,
     log: &impl Fn(Direction, &str),
 ) {
-    if let Some(dir) = maildir {
-        if let Err(error) = super::write_maildir(dir, &message).await {
-            log(
-                Direction::Note,
-                &format!(
-                    "cannot write message {} to {}: {error}",
-                    message.id,
-                    dir.display()
-                ),
-            );
-        }
+    if let Some(dir) = maildir
+        && let Err(error) = super::write_maildir(dir, &message).await
+    {
+        log(
+            Direction::Note,
+            &format!(
+                "cannot write message {} to {}: {error}",
+                message.id,
+                dir.display()
+            ),
+        );
     }
     store.push(message);
 }

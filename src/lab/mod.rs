@@ -456,10 +456,10 @@ impl Lab {
         for task in self.tasks {
             let _ = task.await;
         }
-        if self.owns_ca_dir {
-            if let Some(dir) = self.ca_file.parent() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
+        if self.owns_ca_dir
+            && let Some(dir) = self.ca_file.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

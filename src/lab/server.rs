@@ -1188,7 +1188,7 @@ mod tests {
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 let piece = pieces[(seed % 12) as usize];
-                if seed % 5 == 0 {
+                if seed.is_multiple_of(5) {
                     s.receive(&seed.to_le_bytes());
                 } else {
                     s.receive(piece);

@@ -1,0 +1,929 @@
+//! The UI state and everything that changes it: engine messages and key presses in,
+//! [`Action`]s for the engine out. No terminal and no I/O besides the files of the local
+//! commands, so tests drive it directly.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use zeroize::Zeroize;
+
+use super::engine::{Action, Done, EngineMsg, Retry, Status};
+use super::history::{History, may_remember};
+use super::record;
+use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Refusal};
+use crate::proto::command::{CommandKind, classify, split_verb};
+use crate::proto::reply::Reply;
+use crate::proto::sasl::Mechanism;
+use crate::scenario::{Action as StepAction, Expectation, Scenario};
+use crate::secret::{Credentials, Secret};
+use crate::session::Phase;
+use crate::transcript::{Event, EventKind, GuardOutcome, SentKind, render_plain};
+
+/// SMTP verbs offered by Tab completion, besides the extensions the server advertised.
+const VERBS: [&str; 14] = [
+    "EHLO",
+    "HELO",
+    "STARTTLS",
+    "AUTH",
+    "MAIL FROM:<",
+    "RCPT TO:<",
+    "DATA",
+    "RSET",
+    "NOOP",
+    "QUIT",
+    "VRFY",
+    "HELP",
+    "BDAT",
+    "ETRN",
+];
+
+/// Local commands (never sent), for completion and help.
+const LOCAL: [&str; 10] = [
+    ":help",
+    ":save ",
+    ":record ",
+    ":load ",
+    ":cert",
+    ":reconnect",
+    ":clear",
+    ":explain",
+    ":quit",
+    ":next",
+];
+
+/// What the input line is for right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Commands to the server, or `:` local commands.
+    Command,
+    /// After 354: lines of the message, ended by a lone `.`.
+    Message,
+    /// After 334 to an AUTH the UI does not run itself: a hidden SASL answer.
+    SaslAnswer,
+    /// Asking the user name for AUTH.
+    User {
+        /// The mechanism to run.
+        mechanism: Mechanism,
+        /// The override given in the guard dialog, if any.
+        one_time: OneTimeOverride,
+    },
+    /// Asking the password, hidden.
+    Password {
+        /// The mechanism to run.
+        mechanism: Mechanism,
+        /// The user name typed before.
+        user: String,
+        /// The override given in the guard dialog, if any.
+        one_time: OneTimeOverride,
+    },
+    /// The credential guard stopped a request; the dialog decides what happens next.
+    Guard(GuardDialog),
+}
+
+/// The guard dialog: STARTTLS first (default), cancel, or a deliberate one-time override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardDialog {
+    /// Why the request was stopped.
+    pub refusal: Refusal,
+    /// What to repeat on override.
+    pub retry: Retry,
+    /// What the user typed so far towards the override word.
+    pub typed: String,
+    /// A hint after a wrong word.
+    pub hint: Option<String>,
+}
+
+impl GuardDialog {
+    /// The word that must be typed to override this refusal.
+    pub fn override_word(&self) -> &'static str {
+        match self.refusal {
+            Refusal::Cleartext => "cleartext",
+            Refusal::Unverified(_) => "unverified",
+        }
+    }
+}
+
+/// A full-screen view over the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    /// Keys and local commands.
+    Help,
+    /// The certificate chain of the TLS session.
+    Certificate,
+}
+
+/// What the transcript needs to know about each event beyond the event itself.
+#[derive(Debug, Clone, Default)]
+pub struct EventMeta {
+    /// For a reply: the verb of the command it answers.
+    pub command: Option<Box<str>>,
+    /// For a reply: time since the line it answers was sent.
+    pub latency: Option<Duration>,
+}
+
+/// The command in flight, for the running timer.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// What we wait for, in words.
+    pub what: String,
+    /// When it was sent.
+    pub since: Instant,
+}
+
+/// A scenario being stepped through by hand (`:load`, `--script`).
+#[derive(Debug, Clone)]
+pub struct StepPlayer {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Index of the next step.
+    pub next: usize,
+    /// The expectation to check against the next reply.
+    awaiting: Option<Expectation>,
+}
+
+/// The whole UI state. Rendering is a function of it (see `ui::render`).
+#[derive(Debug)]
+pub struct App {
+    /// The session as the engine last reported it.
+    pub status: Status,
+    /// Every transcript event, in order.
+    pub events: Vec<Event>,
+    /// Per-event display facts, parallel to `events`.
+    pub meta: Vec<EventMeta>,
+    /// Display rows: (event index, line within the event). Built once per event, so drawing a
+    /// frame only looks at the rows on screen, however long the transcript is.
+    pub rows: Vec<(u32, u32)>,
+    /// Rows before this one were hidden with `:clear`.
+    pub first_row: usize,
+    /// `None` follows the tail; otherwise the row shown at the bottom of the pane.
+    pub scroll: Option<usize>,
+    /// The input line.
+    pub input: String,
+    /// What the input line is for.
+    pub mode: Mode,
+    /// Help or certificate view.
+    pub overlay: Option<Overlay>,
+    /// Whether the explain pane is shown.
+    pub explain: bool,
+    /// The message being composed after 354.
+    pub editor: Vec<String>,
+    /// The command in flight.
+    pub pending: Option<Pending>,
+    /// A step-mode scenario.
+    pub player: Option<StepPlayer>,
+    /// A one-line message from the UI itself (results of local commands, hints).
+    pub flash: Option<String>,
+    /// Whether colours are used (off with NO_COLOR).
+    pub colour: bool,
+    /// The standing guard overrides from the command line.
+    pub policy: GuardPolicy,
+    /// `--user`, offered in the AUTH prompt.
+    pub preset_user: Option<String>,
+    /// A password from `--password-file` or the environment; used instead of the prompt.
+    pub preset_secret: Option<Secret>,
+    /// Set when the UI should close.
+    pub should_exit: bool,
+    /// When QUIT was requested, to give up waiting after a while.
+    pub quitting: Option<Instant>,
+    /// Whether the next frame must be drawn.
+    pub dirty: bool,
+    history: History,
+    completion: Option<(String, Vec<String>, usize)>,
+    last_sent: Option<(Duration, String)>,
+}
+
+impl App {
+    /// A fresh UI for `target`, before the engine has said anything.
+    pub fn new(target: String, history: History) -> Self {
+        Self {
+            status: Status::disconnected(target),
+            events: Vec::new(),
+            meta: Vec::new(),
+            rows: Vec::new(),
+            first_row: 0,
+            scroll: None,
+            input: String::new(),
+            mode: Mode::Command,
+            overlay: None,
+            explain: false,
+            editor: Vec::new(),
+            pending: Some(Pending {
+                what: "the greeting".to_owned(),
+                since: Instant::now(),
+            }),
+            player: None,
+            flash: None,
+            colour: true,
+            policy: GuardPolicy::default(),
+            preset_user: None,
+            preset_secret: None,
+            should_exit: false,
+            quitting: None,
+            dirty: true,
+            history,
+            completion: None,
+            last_sent: None,
+        }
+    }
+
+    /// Loads a scenario in step mode: each Enter on an empty line sends its next line.
+    pub fn load_script(&mut self, scenario: Scenario) {
+        self.flash = Some(format!(
+            "step mode: {} ({} steps); Enter on an empty line sends the next one",
+            scenario.name,
+            scenario.steps.len()
+        ));
+        self.player = Some(StepPlayer {
+            awaiting: scenario.greeting.clone(),
+            scenario,
+            next: 0,
+        });
+        self.dirty = true;
+    }
+
+    /// Adds a note of the UI's own (not from the engine) to the transcript.
+    pub fn note(&mut self, text: impl Into<String>) {
+        let elapsed = self.events.last().map(|e| e.elapsed).unwrap_or_default();
+        self.push_event(Event {
+            time: SystemTime::now(),
+            elapsed,
+            kind: EventKind::Note(text.into()),
+        });
+    }
+
+    /// Appends an event and its display rows.
+    pub fn push_event(&mut self, event: Event) {
+        let index = self.events.len() as u32;
+        let mut meta = EventMeta::default();
+        match &event.kind {
+            EventKind::Sent { text, kind, .. } => {
+                let verb = match kind {
+                    SentKind::Command => split_verb(text).0,
+                    _ => String::new(),
+                };
+                self.last_sent = Some((event.elapsed, verb));
+            }
+            EventKind::Received { .. } => {
+                if let Some((at, verb)) = &self.last_sent {
+                    meta.latency = event.elapsed.checked_sub(*at);
+                    if !verb.is_empty() {
+                        meta.command = Some(verb.clone().into_boxed_str());
+                    }
+                }
+            }
+            _ => {}
+        }
+        let count = row_count(&event);
+        self.rows.extend((0..count).map(|sub| (index, sub as u32)));
+        self.events.push(event);
+        self.meta.push(meta);
+        self.dirty = true;
+    }
+
+    /// Takes one message from the engine.
+    pub fn on_engine(&mut self, message: EngineMsg) -> Vec<Action> {
+        self.dirty = true;
+        match message {
+            EngineMsg::Event(event) => {
+                self.push_event(event);
+                Vec::new()
+            }
+            EngineMsg::Status(status) => {
+                self.status = *status;
+                self.follow_phase();
+                Vec::new()
+            }
+            EngineMsg::Finished => {
+                self.should_exit = true;
+                Vec::new()
+            }
+            EngineMsg::Done(done) => self.on_done(done),
+        }
+    }
+
+    fn follow_phase(&mut self) {
+        match (self.status.phase, &self.mode) {
+            (Phase::Message, Mode::Command) => {
+                self.mode = Mode::Message;
+                self.editor.clear();
+            }
+            (Phase::SaslChallenge, Mode::Command) => self.mode = Mode::SaslAnswer,
+            (Phase::Command, Mode::Message | Mode::SaslAnswer) => self.mode = Mode::Command,
+            _ => {}
+        }
+    }
+
+    fn on_done(&mut self, done: Done) -> Vec<Action> {
+        self.pending = None;
+        match done {
+            Done::Reply { reply, .. } => self.check_expectation(&reply),
+            Done::GuardRefused { retry, refusal } => {
+                self.open_guard(refusal, retry);
+                Vec::new()
+            }
+            Done::Failed(_) => {
+                if let Some(player) = &mut self.player {
+                    player.awaiting = None;
+                }
+                Vec::new()
+            }
+            Done::Queued | Done::Recorded => Vec::new(),
+        }
+    }
+
+    fn check_expectation(&mut self, reply: &Reply) -> Vec<Action> {
+        let Some(expect) = self.player.as_mut().and_then(|p| p.awaiting.take()) else {
+            return Vec::new();
+        };
+        vec![Action::Record(EventKind::Expectation {
+            line: expect.line,
+            expected: expect.to_string(),
+            met: expect.matches(reply),
+            got: reply.summary(),
+        })]
+    }
+
+    fn open_guard(&mut self, refusal: Refusal, retry: Retry) {
+        self.mode = Mode::Guard(GuardDialog {
+            refusal,
+            retry,
+            typed: String::new(),
+            hint: None,
+        });
+    }
+
+    /// Takes a terminal event (keys, mouse, resize).
+    pub fn on_terminal(&mut self, event: crossterm::event::Event) -> Vec<Action> {
+        match event {
+            crossterm::event::Event::Key(key) if key.kind != KeyEventKind::Release => {
+                self.on_key(key)
+            }
+            crossterm::event::Event::Mouse(mouse) => {
+                self.on_mouse(mouse);
+                Vec::new()
+            }
+            crossterm::event::Event::Paste(text) => {
+                // One line at a time: a pasted CR/LF must not become a second command.
+                self.input.push_str(text.lines().next().unwrap_or_default());
+                self.dirty = true;
+                Vec::new()
+            }
+            crossterm::event::Event::Resize(..) => {
+                self.dirty = true;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Scrolls with the mouse wheel.
+    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+        match mouse.kind {
+            MouseEventKind::ScrollUp => self.scroll_by(-3),
+            MouseEventKind::ScrollDown => self.scroll_by(3),
+            _ => {}
+        }
+    }
+
+    /// Moves the view by `delta` rows (negative is up); reaching the end follows the tail.
+    pub fn scroll_by(&mut self, delta: isize) {
+        let last = self.rows.len().saturating_sub(1);
+        let current = self.scroll.unwrap_or(last) as isize;
+        let target = (current + delta).clamp(self.first_row as isize, last as isize) as usize;
+        self.scroll = if target >= last { None } else { Some(target) };
+        self.dirty = true;
+    }
+
+    /// Takes one key press.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        self.dirty = true;
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.should_exit = true;
+            return Vec::new();
+        }
+        if key.code != KeyCode::Tab {
+            self.completion = None;
+        }
+        if self.overlay.is_some() {
+            match key.code {
+                KeyCode::Esc
+                | KeyCode::F(1)
+                | KeyCode::F(3)
+                | KeyCode::Enter
+                | KeyCode::Char('q') => {
+                    self.overlay = None;
+                }
+                _ => {}
+            }
+            return Vec::new();
+        }
+        if let Mode::Guard(_) = self.mode {
+            return self.on_guard_key(key);
+        }
+        match key.code {
+            KeyCode::F(1) => self.overlay = Some(Overlay::Help),
+            KeyCode::Char('?') if self.input.is_empty() && self.mode == Mode::Command => {
+                self.overlay = Some(Overlay::Help);
+            }
+            KeyCode::F(2) => self.explain = !self.explain,
+            KeyCode::F(3) => self.overlay = Some(Overlay::Certificate),
+            KeyCode::Esc => return self.escape(),
+            KeyCode::PageUp => self.scroll_by(-10),
+            KeyCode::PageDown => self.scroll_by(10),
+            KeyCode::Up if key.modifiers.contains(KeyModifiers::SHIFT) || ctrl => {
+                self.scroll_by(-1);
+            }
+            KeyCode::Down if key.modifiers.contains(KeyModifiers::SHIFT) || ctrl => {
+                self.scroll_by(1);
+            }
+            KeyCode::Home if ctrl || self.input.is_empty() => {
+                self.scroll = Some(self.first_row);
+            }
+            KeyCode::End if ctrl || self.input.is_empty() => self.scroll = None,
+            KeyCode::Up if self.mode == Mode::Command => {
+                if let Some(line) = self.history.older() {
+                    self.input = line.to_owned();
+                }
+            }
+            KeyCode::Down if self.mode == Mode::Command => {
+                if let Some(line) = self.history.newer() {
+                    self.input = line.to_owned();
+                }
+            }
+            KeyCode::Tab if self.mode == Mode::Command => self.complete(),
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Char('u') if ctrl => self.input.zeroize(),
+            KeyCode::Char('d') if ctrl && self.mode == Mode::Message => {
+                return self.end_message();
+            }
+            KeyCode::Char(c) if !ctrl => self.input.push(c),
+            KeyCode::Enter => return self.enter(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Esc: closes a prompt, or leaves (sending QUIT first when connected).
+    fn escape(&mut self) -> Vec<Action> {
+        match self.mode {
+            Mode::User { .. } | Mode::Password { .. } => {
+                self.input.zeroize();
+                self.mode = Mode::Command;
+                self.flash = Some("AUTH cancelled; nothing was sent".to_owned());
+                Vec::new()
+            }
+            _ => self.quit(),
+        }
+    }
+
+    /// Leaves: QUIT first when connected (the engine answers Finished), at once otherwise.
+    pub fn quit(&mut self) -> Vec<Action> {
+        if self.status.connected && self.pending.is_none() && self.quitting.is_none() {
+            self.quitting = Some(Instant::now());
+            self.pending = Some(Pending {
+                what: "the reply to QUIT".to_owned(),
+                since: Instant::now(),
+            });
+            vec![Action::Quit]
+        } else {
+            self.should_exit = true;
+            Vec::new()
+        }
+    }
+
+    fn on_guard_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let Mode::Guard(dialog) = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Command;
+                self.flash = Some("cancelled: nothing was sent".to_owned());
+            }
+            KeyCode::Backspace => {
+                dialog.typed.pop();
+            }
+            KeyCode::Char(c) => dialog.typed.push(c),
+            KeyCode::Enter => {
+                let dialog = dialog.clone();
+                if dialog.typed.is_empty() {
+                    return self.guard_default(dialog);
+                }
+                if dialog.typed == dialog.override_word() {
+                    let one_time = match dialog.refusal {
+                        Refusal::Cleartext => OneTimeOverride::Cleartext,
+                        Refusal::Unverified(_) => OneTimeOverride::Unverified,
+                    };
+                    self.mode = Mode::Command;
+                    return match dialog.retry {
+                        Retry::Auth(mechanism) => self.start_auth(mechanism, one_time),
+                        Retry::Line(line) => self.send(line, one_time),
+                    };
+                }
+                if let Mode::Guard(d) = &mut self.mode {
+                    d.hint = Some(format!(
+                        "type exactly '{}' to override, or clear the field",
+                        d.override_word()
+                    ));
+                    d.typed.clear();
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Enter with nothing typed: STARTTLS first on cleartext (the safe way), cancel otherwise.
+    fn guard_default(&mut self, dialog: GuardDialog) -> Vec<Action> {
+        self.mode = Mode::Command;
+        match dialog.refusal {
+            Refusal::Cleartext => {
+                // Offer the same AUTH again once TLS is up, without any credentials in it.
+                self.input = match &dialog.retry {
+                    Retry::Auth(mechanism) => format!("AUTH {}", mechanism.name()),
+                    Retry::Line(line) => match classify(line) {
+                        CommandKind::Auth { mechanism, .. } if !mechanism.is_empty() => {
+                            format!("AUTH {mechanism}")
+                        }
+                        _ => String::new(),
+                    },
+                };
+                self.flash = Some(
+                    "STARTTLS first; then EHLO again and press Enter on the AUTH line".to_owned(),
+                );
+                self.send("STARTTLS".to_owned(), OneTimeOverride::None)
+            }
+            Refusal::Unverified(_) => {
+                self.flash = Some("cancelled: nothing was sent".to_owned());
+                Vec::new()
+            }
+        }
+    }
+
+    fn enter(&mut self) -> Vec<Action> {
+        self.flash = None;
+        let line = std::mem::take(&mut self.input);
+        match self.mode.clone() {
+            Mode::User {
+                mechanism,
+                one_time,
+            } => {
+                if line.trim().is_empty() {
+                    self.flash = Some("a user name is needed (Esc cancels)".to_owned());
+                    return Vec::new();
+                }
+                self.mode = Mode::Password {
+                    mechanism,
+                    user: line,
+                    one_time,
+                };
+                Vec::new()
+            }
+            Mode::Password {
+                mechanism,
+                user,
+                one_time,
+            } => {
+                self.mode = Mode::Command;
+                let secret = Secret::new(line);
+                self.authenticate(mechanism, user, secret, one_time)
+            }
+            Mode::SaslAnswer => {
+                // Never into history: it is a credential.
+                self.send(line, OneTimeOverride::None)
+            }
+            Mode::Message => {
+                if line == "." {
+                    return self.end_message();
+                }
+                self.editor.push(line);
+                Vec::new()
+            }
+            Mode::Guard(_) => Vec::new(),
+            Mode::Command => {
+                if line.trim().is_empty() {
+                    return self.next_step();
+                }
+                if let Some(local) = line.strip_prefix(':') {
+                    self.history.push(&line);
+                    return self.local(local.trim());
+                }
+                if self.pending.is_some() {
+                    self.input = line;
+                    self.flash = Some("wait for the reply first (Esc leaves)".to_owned());
+                    return Vec::new();
+                }
+                if may_remember(&line) {
+                    self.history.push(&line);
+                }
+                self.submit(line)
+            }
+        }
+    }
+
+    fn end_message(&mut self) -> Vec<Action> {
+        self.input.clear();
+        self.pending = Some(Pending {
+            what: "the reply to the message".to_owned(),
+            since: Instant::now(),
+        });
+        vec![Action::Message {
+            lines: std::mem::take(&mut self.editor),
+        }]
+    }
+
+    /// A command line typed or taken from a scenario: bare AUTH with a mechanism the tool
+    /// can run goes through the guard and the credential prompt; anything else is sent.
+    fn submit(&mut self, line: String) -> Vec<Action> {
+        if let CommandKind::Auth {
+            mechanism,
+            has_initial_response: false,
+        } = classify(&line)
+            && let Some(mechanism) = Mechanism::from_name(&mechanism)
+        {
+            return self.start_auth(mechanism, OneTimeOverride::None);
+        }
+        self.send(line, OneTimeOverride::None)
+    }
+
+    /// Checks the guard before asking for a password: a refusal must come before the user
+    /// types a secret, not after. The engine checks again when the credentials are sent.
+    fn start_auth(&mut self, mechanism: Mechanism, one_time: OneTimeOverride) -> Vec<Action> {
+        if !self.status.connected {
+            self.flash = Some("not connected: use :reconnect".to_owned());
+            return Vec::new();
+        }
+        if let Decision::Refuse(refusal) =
+            guard::decide(&self.status.protection, self.policy, one_time)
+        {
+            self.open_guard(refusal.clone(), Retry::Auth(mechanism));
+            return vec![Action::Record(EventKind::Guard(GuardOutcome::Refused(
+                refusal,
+            )))];
+        }
+        match (&self.preset_user, &self.preset_secret) {
+            (Some(user), Some(secret)) => {
+                let (user, secret) = (user.clone(), secret.clone());
+                self.authenticate(mechanism, user, secret, one_time)
+            }
+            (Some(user), None) => {
+                self.mode = Mode::Password {
+                    mechanism,
+                    user: user.clone(),
+                    one_time,
+                };
+                Vec::new()
+            }
+            _ => {
+                self.mode = Mode::User {
+                    mechanism,
+                    one_time,
+                };
+                Vec::new()
+            }
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        mechanism: Mechanism,
+        user: String,
+        secret: Secret,
+        one_time: OneTimeOverride,
+    ) -> Vec<Action> {
+        self.pending = Some(Pending {
+            what: format!("the reply to AUTH {}", mechanism.name()),
+            since: Instant::now(),
+        });
+        vec![Action::Authenticate {
+            mechanism,
+            credentials: Credentials { user, secret },
+            one_time,
+        }]
+    }
+
+    fn send(&mut self, line: String, one_time: OneTimeOverride) -> Vec<Action> {
+        let verb = split_verb(&line).0;
+        self.pending = Some(Pending {
+            what: if self.mode == Mode::SaslAnswer {
+                "the reply to the SASL answer".to_owned()
+            } else {
+                format!("the reply to {verb}")
+            },
+            since: Instant::now(),
+        });
+        vec![Action::Send { line, one_time }]
+    }
+
+    fn next_step(&mut self) -> Vec<Action> {
+        if self.pending.is_some() {
+            return Vec::new();
+        }
+        let Some(player) = &mut self.player else {
+            return Vec::new();
+        };
+        let Some(step) = player.scenario.steps.get(player.next).cloned() else {
+            self.flash = Some("the scenario is finished".to_owned());
+            return Vec::new();
+        };
+        player.next += 1;
+        player.awaiting = step.expect.clone();
+        match step.action {
+            StepAction::Command(line) => self.submit(line),
+            StepAction::Message(lines) => {
+                self.pending = Some(Pending {
+                    what: "the reply to the message".to_owned(),
+                    since: Instant::now(),
+                });
+                vec![Action::Message { lines }]
+            }
+        }
+    }
+
+    fn local(&mut self, command: &str) -> Vec<Action> {
+        let (name, argument) = match command.split_once(char::is_whitespace) {
+            Some((name, rest)) => (name, rest.trim()),
+            None => (command, ""),
+        };
+        let file_needed =
+            |what: &str| format!(":{what} needs a file name, e.g. :{what} session.smtp");
+        match name {
+            "help" | "h" => self.overlay = Some(Overlay::Help),
+            "cert" => self.overlay = Some(Overlay::Certificate),
+            "explain" => self.explain = !self.explain,
+            "clear" => {
+                self.first_row = self.rows.len();
+                self.scroll = None;
+            }
+            "quit" | "q" => return self.quit(),
+            "reconnect" => {
+                self.mode = Mode::Command;
+                self.pending = Some(Pending {
+                    what: "the greeting".to_owned(),
+                    since: Instant::now(),
+                });
+                return vec![Action::Reconnect];
+            }
+            "next" => return self.next_step(),
+            "save" if argument.is_empty() => self.flash = Some(file_needed("save")),
+            "save" => {
+                let text = render_plain(&self.events);
+                self.flash = Some(write_file(argument, &text, "transcript (redacted)"));
+            }
+            "record" if argument.is_empty() => self.flash = Some(file_needed("record")),
+            "record" => {
+                let text = record::scenario(&self.events);
+                self.flash = Some(write_file(argument, &text, "scenario"));
+            }
+            "load" if argument.is_empty() => self.flash = Some(file_needed("load")),
+            "load" => match Scenario::load(Path::new(argument)) {
+                Ok(scenario) => self.load_script(scenario),
+                Err(error) => self.flash = Some(error.to_string()),
+            },
+            other => {
+                self.flash = Some(format!(
+                    "unknown local command :{other}; local commands: {}",
+                    LOCAL.join(" ")
+                ));
+            }
+        }
+        Vec::new()
+    }
+
+    /// Tab: completes the verb, an advertised extension, an AUTH mechanism or a local command;
+    /// pressing it again cycles through the candidates.
+    fn complete(&mut self) {
+        if let Some((_, candidates, index)) = &mut self.completion {
+            *index = (*index + 1) % candidates.len().max(1);
+            if let Some(candidate) = candidates.get(*index) {
+                self.input = candidate.clone();
+            }
+            return;
+        }
+        let typed = self.input.clone();
+        let upper = typed.to_ascii_uppercase();
+        let mut candidates: Vec<String> = if typed.starts_with(':') {
+            LOCAL
+                .iter()
+                .filter(|c| c.starts_with(typed.as_str()))
+                .map(|c| (*c).to_owned())
+                .collect()
+        } else if let Some(prefix) = upper.strip_prefix("AUTH ") {
+            self.status
+                .auth_mechanisms
+                .iter()
+                .filter(|m| m.starts_with(prefix.trim()))
+                .map(|m| format!("AUTH {m}"))
+                .collect()
+        } else {
+            VERBS
+                .iter()
+                .map(|v| (*v).to_owned())
+                .chain(self.status.extensions.iter().cloned())
+                .filter(|c| c.starts_with(&upper))
+                .collect()
+        };
+        candidates.dedup();
+        if let Some(first) = candidates.first() {
+            self.input = first.clone();
+            self.completion = Some((typed, candidates, 0));
+        }
+    }
+
+    /// What Enter will do, in words, for the line under the input.
+    pub fn enter_hint(&self) -> String {
+        match &self.mode {
+            Mode::User { mechanism, .. } => {
+                format!(
+                    "AUTH {}: type the user name, Enter (Esc cancels)",
+                    mechanism.name()
+                )
+            }
+            Mode::Password { user, .. } => format!(
+                "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
+            ),
+            Mode::SaslAnswer => {
+                "answer to the server's 334 challenge (hidden, not stored)".to_owned()
+            }
+            Mode::Message => format!(
+                "message line {} (sent when the message ends); a line with only . or Ctrl-D ends it",
+                self.editor.len() + 1
+            ),
+            Mode::Guard(_) => "the guard dialog decides".to_owned(),
+            Mode::Command => {
+                if let Some(local) = self.input.strip_prefix(':') {
+                    return format!("run local command :{} (not sent)", local.trim());
+                }
+                if self.input.trim().is_empty() {
+                    if let Some(player) = &self.player
+                        && let Some(step) = player.scenario.steps.get(player.next)
+                    {
+                        let what = match &step.action {
+                            StepAction::Command(line) => format!("C: {line}"),
+                            StepAction::Message(lines) => {
+                                format!("the message ({} lines) and the final dot", lines.len())
+                            }
+                        };
+                        return format!("send step line {}: {what}", step.line);
+                    }
+                    return "type an SMTP command (Tab completes, F1 help)".to_owned();
+                }
+                if self.pending.is_some() {
+                    return "waiting for the reply; Enter is held".to_owned();
+                }
+                let security = self.status.security.marker();
+                match classify(&self.input) {
+                    CommandKind::StartTls => "send STARTTLS; a 220 upgrades to TLS".to_owned(),
+                    CommandKind::Auth {
+                        mechanism,
+                        has_initial_response,
+                    } => match guard::decide(
+                        &self.status.protection,
+                        self.policy,
+                        OneTimeOverride::None,
+                    ) {
+                        Decision::Refuse(_) => {
+                            "AUTH would be stopped by the credential guard (no verified TLS)"
+                                .to_owned()
+                        }
+                        _ if !has_initial_response
+                            && Mechanism::from_name(&mechanism).is_some() =>
+                        {
+                            format!(
+                                "AUTH {mechanism}: asks user and password (hidden), then authenticates"
+                            )
+                        }
+                        _ => format!("send AUTH {mechanism} over {security} (not kept in history)"),
+                    },
+                    CommandKind::Data => "send DATA; a 354 opens the message editor".to_owned(),
+                    CommandKind::Quit => "send QUIT".to_owned(),
+                    _ => format!("send over {security}"),
+                }
+            }
+        }
+    }
+}
+
+/// How many display rows an event takes (before wrapping).
+pub fn row_count(event: &Event) -> usize {
+    match &event.kind {
+        EventKind::Received { reply, .. } => {
+            reply.raw_lines().len().max(1) + usize::from(!reply.anomalies.is_empty())
+        }
+        EventKind::TlsEstablished(info) => {
+            1 + usize::from(!info.verification.is_verified()) + info.chain.len()
+        }
+        _ => 1,
+    }
+}
+
+fn write_file(path: &str, text: &str, what: &str) -> String {
+    match std::fs::write(path, text) {
+        Ok(()) => format!("{what} written to {path}"),
+        Err(error) => format!("cannot write {path}: {error}"),
+    }
+}

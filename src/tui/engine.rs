@@ -1,0 +1,349 @@
+//! The engine task: owns the [`Session`] and runs one operation at a time, so networking never
+//! blocks the screen. The UI sends [`Action`]s; the engine answers with [`EngineMsg`]s: every
+//! transcript [`Event`] as it happens, a [`Status`] snapshot after each change, and a [`Done`]
+//! when an action has finished.
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use crate::guard::{OneTimeOverride, Protection, Refusal};
+use crate::proto::command::{CommandKind, classify, split_verb};
+use crate::proto::reply::Reply;
+use crate::proto::sasl::Mechanism;
+use crate::secret::Credentials;
+use crate::session::{Phase, Session, SessionConfig, SessionError, Step, format_target};
+use crate::tls::TlsInfo;
+use crate::transcript::{Event, EventKind, Security};
+
+/// What the UI asks the engine to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Send one line as typed (command, message line or SASL answer), with the engine's
+    /// smart steps (STARTTLS upgrades, DATA switches phase, the guard checks AUTH).
+    Send {
+        /// The line, without CRLF.
+        line: String,
+        /// An override the user gave for this one line in the guard dialog.
+        one_time: OneTimeOverride,
+    },
+    /// Run a SASL exchange with credentials typed into the hidden prompt.
+    Authenticate {
+        /// PLAIN, LOGIN or XOAUTH2.
+        mechanism: Mechanism,
+        /// User and secret; dropped (and zeroed) when the exchange ends.
+        credentials: Credentials,
+        /// An override given in the guard dialog.
+        one_time: OneTimeOverride,
+    },
+    /// Send the message lines after a 354 and the final dot.
+    Message {
+        /// The lines as typed; the engine dot-stuffs them.
+        lines: Vec<String>,
+    },
+    /// Add a front-end event (an expectation result, a guard refusal decided in the UI) to
+    /// the same transcript.
+    Record(EventKind),
+    /// Send QUIT and close; the engine then answers [`EngineMsg::Finished`].
+    Quit,
+    /// Close the current connection (without QUIT) and connect again.
+    Reconnect,
+}
+
+/// A snapshot of the session for the status bar, completion and the guard pre-check.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// `host:port`.
+    pub target: String,
+    /// Whether a session is open.
+    pub connected: bool,
+    /// What the next line means.
+    pub phase: Phase,
+    /// What protects the connection, as the guard sees it.
+    pub protection: Protection,
+    /// Whether lines cross inside TLS.
+    pub security: Security,
+    /// Extension keywords of the latest EHLO on the current transport.
+    pub extensions: Vec<String>,
+    /// AUTH mechanisms advertised.
+    pub auth_mechanisms: Vec<String>,
+    /// The user accepted with 235.
+    pub authenticated_as: Option<String>,
+    /// The negotiated TLS session.
+    pub tls: Option<TlsInfo>,
+}
+
+impl Status {
+    /// The state before the first connection.
+    pub fn disconnected(target: String) -> Self {
+        Self {
+            target,
+            connected: false,
+            phase: Phase::Command,
+            protection: Protection::Cleartext,
+            security: Security::Cleartext,
+            extensions: Vec::new(),
+            auth_mechanisms: Vec::new(),
+            authenticated_as: None,
+            tls: None,
+        }
+    }
+
+    fn of(session: &Session, target: String) -> Self {
+        let capabilities = session.capabilities();
+        Self {
+            target,
+            connected: true,
+            phase: session.phase(),
+            protection: session.protection().clone(),
+            security: session.security(),
+            extensions: capabilities
+                .map(|c| c.extensions.iter().map(|e| e.keyword.clone()).collect())
+                .unwrap_or_default(),
+            auth_mechanisms: capabilities
+                .map(|c| c.auth_mechanisms())
+                .unwrap_or_default(),
+            authenticated_as: session.authenticated_as().map(str::to_owned),
+            tls: session.tls_info().cloned(),
+        }
+    }
+}
+
+/// What a request the guard refused was, so the UI can repeat it with an override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// A typed line (an AUTH with an inline response, or a SASL answer).
+    Line(String),
+    /// A bare AUTH the UI runs with the credential prompt.
+    Auth(Mechanism),
+}
+
+/// How an action ended.
+#[derive(Debug)]
+pub enum Done {
+    /// The server replied (also the greeting after a connect).
+    Reply {
+        /// The reply.
+        reply: Reply,
+        /// The verb of the command it answers (upper case), `None` for the greeting.
+        command: Option<String>,
+    },
+    /// A line was queued without a reply (message content).
+    Queued,
+    /// The credential guard refused; nothing was sent.
+    GuardRefused {
+        /// What to repeat if the user overrides.
+        retry: Retry,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The action failed; the error is already in the transcript.
+    Failed(String),
+    /// A [`Action::Record`] was added.
+    Recorded,
+}
+
+/// What the engine tells the UI.
+#[derive(Debug)]
+pub enum EngineMsg {
+    /// A transcript event, as it happened.
+    Event(Event),
+    /// The session changed.
+    Status(Box<Status>),
+    /// An action finished.
+    Done(Done),
+    /// QUIT was handled (or there was nothing to quit); the UI may exit.
+    Finished,
+}
+
+/// Runs the engine until the UI drops its sender or asks to quit: connects, then serves
+/// actions one at a time and, while idle, shows whatever the server sends unasked.
+pub async fn run(
+    config: SessionConfig,
+    mut actions: UnboundedReceiver<Action>,
+    out: UnboundedSender<EngineMsg>,
+) {
+    let target = format_target(&config.host, config.port);
+    let mut session = connect(&config, &out, &target).await;
+    loop {
+        let action = match session.as_mut() {
+            Some(live) => tokio::select! {
+                action = actions.recv() => action,
+                unsolicited = live.next_unsolicited() => {
+                    if let Err(error) = unsolicited {
+                        end_if_fatal(&mut session, &error, &out, &target);
+                    } else {
+                        status(session.as_ref(), &out, &target);
+                    }
+                    continue;
+                }
+            },
+            None => actions.recv().await,
+        };
+        let Some(action) = action else {
+            if let Some(live) = session.as_mut() {
+                live.close().await;
+            }
+            return;
+        };
+        let done = match action {
+            Action::Quit => {
+                if let Some(mut live) = session.take() {
+                    live.quit().await;
+                }
+                status(None, &out, &target);
+                let _ = out.send(EngineMsg::Finished);
+                return;
+            }
+            Action::Reconnect => {
+                if let Some(mut live) = session.take() {
+                    live.close().await;
+                }
+                session = connect(&config, &out, &target).await;
+                continue;
+            }
+            Action::Record(kind) => {
+                if let Some(live) = session.as_mut() {
+                    live.record(kind);
+                } else {
+                    // No session to stamp it: the UI still shows it.
+                    let _ = out.send(EngineMsg::Event(Event {
+                        time: std::time::SystemTime::now(),
+                        elapsed: std::time::Duration::ZERO,
+                        kind,
+                    }));
+                }
+                Done::Recorded
+            }
+            other => match session.as_mut() {
+                None => Done::Failed("not connected: use :reconnect".to_owned()),
+                Some(live) => {
+                    let result = perform(live, other).await;
+                    match result {
+                        Ok(done) => done,
+                        Err((error, retry)) => match error {
+                            SessionError::Guard(refusal) => match retry {
+                                Some(retry) => Done::GuardRefused { retry, refusal },
+                                None => Done::Failed(refusal.to_string()),
+                            },
+                            error => {
+                                let text = error.to_string();
+                                end_if_fatal(&mut session, &error, &out, &target);
+                                Done::Failed(text)
+                            }
+                        },
+                    }
+                }
+            },
+        };
+        status(session.as_ref(), &out, &target);
+        let _ = out.send(EngineMsg::Done(done));
+    }
+}
+
+type Failure = (SessionError, Option<Retry>);
+
+async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure> {
+    match action {
+        Action::Send { line, one_time } => {
+            let verb = split_verb(&line).0;
+            let in_command = session.phase() == Phase::Command;
+            let step = session
+                .send_line(&line, one_time)
+                .await
+                .map_err(|e| (e, Some(Retry::Line(line.clone()))))?;
+            match step {
+                Step::Queued => Ok(Done::Queued),
+                Step::Reply(reply) => {
+                    if in_command && classify(&line) == CommandKind::Quit {
+                        // The server closes after 221; so do we, instead of reporting its EOF.
+                        session.close().await;
+                    }
+                    Ok(Done::Reply {
+                        reply,
+                        command: in_command.then_some(verb),
+                    })
+                }
+            }
+        }
+        Action::Authenticate {
+            mechanism,
+            credentials,
+            one_time,
+        } => {
+            let reply = session
+                .authenticate(mechanism, credentials, one_time)
+                .await
+                .map_err(|e| (e, Some(Retry::Auth(mechanism))))?;
+            Ok(Done::Reply {
+                reply,
+                command: Some("AUTH".to_owned()),
+            })
+        }
+        Action::Message { lines } => {
+            for line in &lines {
+                session
+                    .send_line(line, OneTimeOverride::None)
+                    .await
+                    .map_err(|e| (e, None))?;
+            }
+            match session
+                .send_line(".", OneTimeOverride::None)
+                .await
+                .map_err(|e| (e, None))?
+            {
+                Step::Reply(reply) => Ok(Done::Reply {
+                    reply,
+                    command: Some(".".to_owned()),
+                }),
+                Step::Queued => Ok(Done::Queued),
+            }
+        }
+        Action::Record(_) | Action::Quit | Action::Reconnect => Ok(Done::Recorded),
+    }
+}
+
+async fn connect(
+    config: &SessionConfig,
+    out: &UnboundedSender<EngineMsg>,
+    target: &str,
+) -> Option<Session> {
+    let sink_out = out.clone();
+    let sink = Box::new(move |event: Event| {
+        let _ = sink_out.send(EngineMsg::Event(event));
+    });
+    match Session::connect(config.clone(), sink).await {
+        Ok((session, greeting)) => {
+            status(Some(&session), out, target);
+            let _ = out.send(EngineMsg::Done(Done::Reply {
+                reply: greeting,
+                command: None,
+            }));
+            Some(session)
+        }
+        Err(error) => {
+            status(None, out, target);
+            let _ = out.send(EngineMsg::Done(Done::Failed(error.to_string())));
+            None
+        }
+    }
+}
+
+fn end_if_fatal(
+    session: &mut Option<Session>,
+    error: &SessionError,
+    out: &UnboundedSender<EngineMsg>,
+    target: &str,
+) {
+    if error.is_fatal() {
+        // The session has recorded the error and closed its stream; it is of no further use.
+        *session = None;
+    }
+    status(session.as_ref(), out, target);
+}
+
+fn status(session: Option<&Session>, out: &UnboundedSender<EngineMsg>, target: &str) {
+    let status = match session {
+        Some(session) => Status::of(session, target.to_owned()),
+        None => Status::disconnected(target.to_owned()),
+    };
+    let _ = out.send(EngineMsg::Status(Box::new(status)));
+}

@@ -1,0 +1,214 @@
+//! The interactive terminal UI: `smtptui HOST[:PORT]` and `smtptui demo`.
+//!
+//! Three parts talk through small enums: the engine task ([`engine`]) owns the session and
+//! runs one network operation at a time; the state ([`app`]) takes engine messages and key
+//! presses and returns actions; drawing ([`ui`]) is a function of the state. One `select!`
+//! loop here moves terminal events, engine messages and a frame tick between them and draws
+//! at most once per tick, so a burst of server lines costs one frame, not one per line.
+
+pub mod app;
+pub mod engine;
+pub mod history;
+pub mod record;
+pub mod ui;
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use crate::guard::GuardPolicy;
+use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
+use crate::lab::{Lab, LabConfig, Profile};
+use crate::proto::reply::ReplyLimits;
+use crate::scenario::Scenario;
+use crate::secret::Secret;
+use crate::session::{SessionConfig, TlsMode, format_target};
+use crate::tls::TrustSettings;
+use app::App;
+use history::History;
+
+/// Frame interval: about 30 frames a second, enough for a running timer.
+const FRAME: Duration = Duration::from_millis(33);
+/// How long to wait for the 221 to QUIT before leaving anyway.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+
+/// What the UI needs besides the session configuration.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Show the explain pane from the start.
+    pub explain: bool,
+    /// A scenario to step through.
+    pub script: Option<Scenario>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// A password from `--password-file` or the environment.
+    pub secret: Option<Secret>,
+    /// Notes shown at the top of the transcript (the demo's introduction).
+    pub intro: Vec<String>,
+    /// Leave right after the first frame is drawn (to measure start-up time).
+    pub exit_after_first_frame: bool,
+    /// Keep history in memory only.
+    pub no_history_file: bool,
+}
+
+/// Restores the terminal when dropped, whatever the exit path (return, error, unwinding).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+/// Runs the UI against the server in `config` until the user leaves.
+///
+/// # Errors
+/// Terminal I/O errors (the terminal is restored before returning).
+pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> {
+    // A failed certificate must not end an interactive session: the user inspects it (F3)
+    // and the guard still stops AUTH to it unless overridden.
+    config.trust.continue_unverified = true;
+    let target = format_target(&config.host, config.port);
+    let history = match History::file_for(&target) {
+        Some(path) if !options.no_history_file => History::load(path),
+        _ => History::in_memory(),
+    };
+    let mut app = App::new(target, history);
+    app.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.explain = options.explain;
+    app.policy = config.policy;
+    app.preset_user = options.user;
+    app.preset_secret = options.secret;
+    for line in options.intro {
+        app.note(line);
+    }
+    if let Some(script) = options.script {
+        app.load_script(script);
+    }
+
+    let (action_tx, action_rx) = mpsc::unbounded_channel();
+    let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
+    let engine = tokio::spawn(engine::run(config, action_rx, engine_tx));
+
+    // Mouse capture is ours to undo: chain a hook that does it before ratatui's hook (which
+    // restores the rest and then calls this one).
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        previous(info);
+    }));
+    let mut terminal = ratatui::init();
+    let _guard = TerminalGuard;
+    crossterm::execute!(io::stdout(), EnableMouseCapture)?;
+
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(FRAME);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    #[cfg(unix)]
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+    app.dirty = false;
+    if options.exit_after_first_frame {
+        engine.abort();
+        return Ok(());
+    }
+    loop {
+        #[cfg(unix)]
+        let terminate = sigterm.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        let actions = tokio::select! {
+            _ = tick.tick() => {
+                if app.dirty || app.pending.is_some() {
+                    terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+                    app.dirty = false;
+                }
+                if app.quitting.is_some_and(|since| since.elapsed() > QUIT_GRACE) {
+                    app.should_exit = true;
+                }
+                Vec::new()
+            }
+            event = events.next() => match event {
+                Some(Ok(event)) => app.on_terminal(event),
+                Some(Err(error)) => return Err(error),
+                None => break,
+            },
+            message = engine_rx.recv() => match message {
+                Some(message) => {
+                    let mut actions = app.on_engine(message);
+                    // Take the whole batch now; the frame is drawn once at the next tick.
+                    while let Ok(message) = engine_rx.try_recv() {
+                        actions.extend(app.on_engine(message));
+                    }
+                    actions
+                }
+                None => {
+                    app.should_exit = true;
+                    Vec::new()
+                }
+            },
+            _ = terminate => break,
+        };
+        for action in actions {
+            let _ = action_tx.send(action);
+        }
+        if app.should_exit {
+            break;
+        }
+    }
+    engine.abort();
+    Ok(())
+}
+
+/// `smtptui demo`: starts the practice server in-process and opens the UI on its submission
+/// listener, with the certificate trusted and the explain pane on.
+///
+/// # Errors
+/// A message when the lab cannot start or the terminal fails.
+pub async fn demo(exit_after_first_frame: bool) -> Result<(), String> {
+    let mut lab_config = LabConfig::ephemeral(vec![Profile::Submission]);
+    // The lab must not print onto the UI's screen.
+    lab_config.log = std::sync::Arc::new(|_| {});
+    lab_config.log_sessions = false;
+    let lab = Lab::start(lab_config)
+        .await
+        .map_err(|error| format!("cannot start the lab: {error}"))?;
+    let addr = lab
+        .addr(Profile::Submission)
+        .ok_or("the lab has no submission listener")?;
+    let config = SessionConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        trust: TrustSettings {
+            extra_roots: vec![lab.ca_der().clone()],
+            continue_unverified: true,
+        },
+        policy: GuardPolicy::default(),
+        timeout: Duration::from_secs(30),
+        limits: ReplyLimits::default(),
+    };
+    let options = Options {
+        explain: true,
+        intro: vec![
+            "Practice server (smtptui lab, profile submission): STARTTLS is required, as Postfix with smtpd_tls_security_level=encrypt and smtpd_tls_auth_only=yes.".to_owned(),
+            format!("Workshop account: user {DEFAULT_USER}, password {DEFAULT_PASSWORD} (a practice password, shown on purpose)."),
+            "Try: EHLO me, then AUTH PLAIN (the guard stops it), STARTTLS, EHLO me, AUTH PLAIN, MAIL FROM:<student@lab.test>, RCPT TO:<friend@example.com>, DATA.".to_owned(),
+        ],
+        exit_after_first_frame,
+        no_history_file: true,
+        ..Options::default()
+    };
+    let result = run(config, options).await;
+    let ca_dir = lab.ca_file().parent().map(std::path::Path::to_path_buf);
+    lab.shutdown().await;
+    if let Some(dir) = ca_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result.map_err(|error| format!("terminal error: {error}"))
+}

@@ -1,0 +1,706 @@
+//! Drawing: a pure function of [`App`] and the current instant.
+//!
+//! Only the default foreground and background plus named colours are used, so the screen is
+//! legible on light and dark themes; with colour off (NO_COLOR) only bold and reverse remain.
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::app::{App, Mode, Overlay};
+use crate::explain;
+use crate::guard::{Protection, Refusal};
+use crate::proto::escape::escape_str;
+use crate::proto::reply::ReplyClass;
+use crate::tls::Verification;
+use crate::transcript::{EventKind, GuardOutcome, Security, SentKind};
+
+/// Width of the gutter before the text: time (8), marker (5), direction (2), spaces.
+const GUTTER: usize = 18;
+
+/// Styles, with colour only when enabled.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    colour: bool,
+}
+
+impl Theme {
+    /// A theme that colours only when `colour` (false with NO_COLOR).
+    pub fn new(colour: bool) -> Self {
+        Self { colour }
+    }
+
+    fn fg(self, colour: Color) -> Style {
+        if self.colour {
+            Style::new().fg(colour)
+        } else {
+            Style::new()
+        }
+    }
+
+    /// The style of a reply line of this class.
+    pub fn reply(self, class: ReplyClass) -> Style {
+        self.fg(match class {
+            ReplyClass::PositiveCompletion => Color::Green,
+            ReplyClass::PositiveIntermediate => Color::Cyan,
+            ReplyClass::TransientNegative => Color::Yellow,
+            ReplyClass::PermanentNegative => Color::Red,
+            ReplyClass::Unknown => Color::Magenta,
+        })
+    }
+
+    /// The style of the cleartext/TLS marker.
+    pub fn marker(self, security: Security) -> Style {
+        match security {
+            Security::Cleartext => self.fg(Color::Yellow),
+            Security::Tls => self.fg(Color::Green),
+        }
+    }
+
+    fn alarm(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    fn dim(self) -> Style {
+        if self.colour {
+            Style::new().add_modifier(Modifier::DIM)
+        } else {
+            Style::new()
+        }
+    }
+}
+
+/// Draws the whole screen.
+pub fn render(app: &App, frame: &mut Frame, now: Instant) {
+    let theme = Theme { colour: app.colour };
+    let area = frame.area();
+    let editor_height = if app.mode == Mode::Message {
+        (app.editor.len() as u16 + 2).clamp(3, 8)
+    } else {
+        0
+    };
+    let [status_area, main_area, editor_area, input_area] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(editor_height),
+        Constraint::Length(3),
+    ])
+    .areas(area);
+    render_status(app, frame, status_area, now, theme);
+    let (transcript_area, explain_area) = if app.explain {
+        if main_area.width >= 120 {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                    .areas(main_area);
+            (left, Some(right))
+        } else {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(8)]).areas(main_area);
+            (top, Some(bottom))
+        }
+    } else {
+        (main_area, None)
+    };
+    render_transcript(app, frame, transcript_area, theme);
+    if let Some(explain_area) = explain_area {
+        render_explain(app, frame, explain_area, theme);
+    }
+    if editor_height > 0 {
+        render_editor(app, frame, editor_area);
+    }
+    render_input(app, frame, input_area, theme);
+    match app.overlay {
+        Some(Overlay::Help) => render_help(frame, area),
+        Some(Overlay::Certificate) => render_certificate(app, frame, area, theme),
+        None => {}
+    }
+    if let Mode::Guard(_) = app.mode {
+        render_guard(app, frame, area, theme);
+    }
+}
+
+fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: Theme) {
+    let status = &app.status;
+    let connection = if status.connected {
+        Span::styled("connected", theme.fg(Color::Green))
+    } else if app.pending.is_some() {
+        Span::raw("connecting")
+    } else {
+        Span::styled("disconnected", theme.fg(Color::Red))
+    };
+    let mut first = vec![
+        Span::styled(" smtptui ", Style::new().add_modifier(Modifier::REVERSED)),
+        Span::raw(" "),
+        Span::styled(
+            status.target.clone(),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw("  "),
+        connection,
+    ];
+    if let Some(user) = &status.authenticated_as {
+        first.push(Span::raw("  user "));
+        first.push(Span::styled(escape_str(user), theme.fg(Color::Green)));
+    }
+    if let Some(pending) = &app.pending {
+        let waited = now.saturating_duration_since(pending.since).as_secs_f64();
+        first.push(Span::raw("  "));
+        first.push(Span::styled(
+            format!("waiting {waited:.1}s for {}", pending.what),
+            theme.fg(Color::Yellow),
+        ));
+    }
+    let second = match (&status.protection, &status.tls) {
+        (Protection::Cleartext, _) => Line::from(vec![
+            Span::raw(" "),
+            Span::styled(
+                "CLEARTEXT",
+                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(": anyone on the path can read this session; AUTH is blocked until TLS"),
+        ]),
+        (Protection::VerifiedTls, Some(tls)) => Line::from(vec![
+            Span::raw(" "),
+            Span::styled(
+                tls_label(&tls.version),
+                theme.fg(Color::Green).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!(" {} ", tls.cipher_suite)),
+            Span::styled("certificate verified", theme.fg(Color::Green)),
+            Span::raw(format!(" for {}", tls.server_name)),
+        ]),
+        (Protection::UnverifiedTls(problem), tls) => Line::from(vec![
+            Span::raw(" "),
+            Span::styled(
+                tls.as_ref()
+                    .map_or("TLS".to_owned(), |t| tls_label(&t.version)),
+                theme.alarm(),
+            ),
+            Span::styled(
+                format!(" CERTIFICATE NOT VERIFIED: {}", problem.kind),
+                theme.alarm(),
+            ),
+            Span::raw(" (F3 shows it)"),
+        ]),
+        (Protection::VerifiedTls, None) => Line::from(" TLS"),
+    };
+    frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
+}
+
+fn tls_label(version: &str) -> String {
+    version.replace("TLSv", "TLS ").replace('_', ".")
+}
+
+/// Builds the display row `sub` of event `index` (unwrapped).
+pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'static> {
+    let Some(event) = app.events.get(index) else {
+        return Line::default();
+    };
+    let meta = app.meta.get(index);
+    let time = match (&event.kind, meta.and_then(|m| m.latency)) {
+        (EventKind::Received { .. }, Some(latency)) if sub == 0 => {
+            let ms = latency.as_secs_f64() * 1000.0;
+            if ms < 10.0 {
+                format!("{ms:>6.1}ms")
+            } else {
+                format!("{:>6}ms", latency.as_millis())
+            }
+        }
+        (EventKind::Received { .. }, _) if sub > 0 => String::new(),
+        _ => format!("{:>8.3}", event.elapsed.as_secs_f64()),
+    };
+    let time = Span::styled(format!("{time:>8} "), theme.dim());
+    let marker = |security: Security| {
+        Span::styled(format!("{:<5} ", security.marker()), theme.marker(security))
+    };
+    let none = Span::raw("      ");
+    let (mark, direction, text): (Span, &str, Span) = match &event.kind {
+        EventKind::Connecting { target, transport } => (
+            none,
+            "..",
+            Span::raw(format!("connecting to {target} ({transport})")),
+        ),
+        EventKind::Connected { peer, local } => (
+            none,
+            "..",
+            Span::raw(format!("connected to {peer} from {local}")),
+        ),
+        EventKind::Sent {
+            security,
+            text,
+            kind,
+        } => (
+            marker(*security),
+            "C:",
+            Span::styled(
+                text.clone(),
+                match kind {
+                    SentKind::Credentials => theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+                    SentKind::MessageLine => Style::new(),
+                    SentKind::Command => Style::new().add_modifier(Modifier::BOLD),
+                },
+            ),
+        ),
+        EventKind::Received { security, reply } => {
+            let lines = reply.raw_lines();
+            let style = theme.reply(reply.code.class());
+            match lines.get(sub) {
+                Some(raw) => (
+                    marker(*security),
+                    if sub == 0 { "S:" } else { " │" },
+                    Span::styled(crate::proto::escape::escape_bytes(raw), style),
+                ),
+                None => (
+                    none,
+                    "!!",
+                    Span::styled(
+                        format!(
+                            "reply anomalies: {}",
+                            reply.anomalies.descriptions().join("; ")
+                        ),
+                        theme.fg(Color::Yellow),
+                    ),
+                ),
+            }
+        }
+        EventKind::TlsEstablished(info) => {
+            let failed = !info.verification.is_verified();
+            match sub {
+                0 => (
+                    marker(Security::Tls),
+                    "==",
+                    Span::styled(
+                        format!("TLS established: {}", info.summary()),
+                        if failed {
+                            theme.alarm()
+                        } else {
+                            theme.fg(Color::Green).add_modifier(Modifier::BOLD)
+                        },
+                    ),
+                ),
+                1 if failed => (
+                    none,
+                    "!!",
+                    Span::styled(
+                        match &info.verification {
+                            Verification::Failed(problem) => {
+                                format!("CERTIFICATE NOT VERIFIED: {problem}")
+                            }
+                            Verification::Verified => String::new(),
+                        },
+                        theme.alarm(),
+                    ),
+                ),
+                n => {
+                    let index = n - 1 - usize::from(failed);
+                    let text = info.chain.get(index).map_or(String::new(), |cert| {
+                        format!(
+                            "{}[{index}] {} (issuer {}), {} days left",
+                            if index == 0 { "leaf" } else { "chain" },
+                            escape_str(&cert.subject),
+                            escape_str(&cert.issuer),
+                            cert.days_to_expiry
+                        )
+                    });
+                    (none, "  ", Span::raw(text))
+                }
+            }
+        }
+        EventKind::Guard(GuardOutcome::Refused(refusal)) => (
+            none,
+            "!!",
+            Span::styled(
+                match refusal {
+                    Refusal::Cleartext => "GUARD: AUTH stopped, nothing sent: no TLS, the credentials would be readable on the path".to_owned(),
+                    Refusal::Unverified(problem) => format!("GUARD: AUTH stopped, nothing sent: certificate not verified ({})", problem.kind),
+                },
+                theme.alarm(),
+            ),
+        ),
+        EventKind::Guard(GuardOutcome::Overridden(refusal)) => (
+            none,
+            "!!",
+            Span::styled(
+                match refusal {
+                    Refusal::Cleartext => "GUARD OVERRIDDEN: credentials sent IN CLEARTEXT at your explicit request".to_owned(),
+                    Refusal::Unverified(problem) => format!("GUARD OVERRIDDEN: credentials sent to an UNVERIFIED peer ({})", problem.kind),
+                },
+                if theme.colour {
+                    Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+                },
+            ),
+        ),
+        EventKind::Expectation {
+            line,
+            expected,
+            met,
+            got,
+        } => (
+            none,
+            if *met { "ok" } else { "!!" },
+            Span::styled(
+                format!(
+                    "{} line {line}: expected {expected}, got {got}",
+                    if *met { "pass" } else { "FAIL" }
+                ),
+                if *met {
+                    theme.fg(Color::Green)
+                } else {
+                    theme.alarm()
+                },
+            ),
+        ),
+        EventKind::Note(text) => (none, "..", Span::styled(escape_str(text), theme.dim())),
+        EventKind::Warning(text) => (
+            none,
+            "!!",
+            Span::styled(
+                format!("WARNING {}", escape_str(text)),
+                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+        ),
+        EventKind::Error(text) => (
+            none,
+            "!!",
+            Span::styled(format!("ERROR {}", escape_str(text)), theme.alarm()),
+        ),
+        EventKind::Closed => (none, "..", Span::raw("connection closed")),
+    };
+    Line::from(vec![time, mark, Span::raw(format!("{direction} ")), text])
+}
+
+/// Splits a row into screen lines of `width` cells; continuations are indented past the
+/// gutter so the text column stays aligned.
+fn wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
+    if width <= GUTTER + 4 || line.width() <= width {
+        return vec![line];
+    }
+    let mut out = Vec::new();
+    let mut current: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for span in line.spans {
+        let style = span.style;
+        let mut chunk = String::new();
+        for c in span.content.chars() {
+            if used >= width {
+                if !chunk.is_empty() {
+                    current.push(Span::styled(std::mem::take(&mut chunk), style));
+                }
+                out.push(Line::from(std::mem::take(&mut current)));
+                current.push(Span::raw(" ".repeat(GUTTER)));
+                used = GUTTER;
+            }
+            chunk.push(c);
+            used += 1;
+        }
+        if !chunk.is_empty() {
+            current.push(Span::styled(chunk, style));
+        }
+    }
+    if !current.is_empty() {
+        out.push(Line::from(current));
+    }
+    out
+}
+
+/// The screen lines of the transcript pane: from the bottom row upwards until the pane is
+/// full, so the cost depends on the pane's height, not on the transcript's length.
+pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Vec<Line<'static>> {
+    let Some(last) = app.rows.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let bottom = app.scroll.unwrap_or(last).min(last);
+    let mut lines: Vec<Line<'static>> = Vec::with_capacity(height);
+    let mut row = bottom as isize;
+    while lines.len() < height && row >= app.first_row as isize {
+        let (event, sub) = app.rows[row as usize];
+        let wrapped = wrap(row_line(app, event as usize, sub as usize, theme), width);
+        for line in wrapped.into_iter().rev() {
+            lines.push(line);
+        }
+        row -= 1;
+    }
+    lines.truncate(height.max(lines.len().min(height)));
+    lines.reverse();
+    if lines.len() > height {
+        lines.drain(..lines.len() - height);
+    }
+    lines
+}
+
+fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let title = match app.scroll {
+        None => " transcript (following) ".to_owned(),
+        Some(row) => format!(
+            " transcript: row {} of {} (End follows) ",
+            row + 1,
+            app.rows.len()
+        ),
+    };
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines = visible_lines(app, inner.width as usize, inner.height as usize, theme);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The event the explain pane talks about: the latest reply or TLS upgrade at or above the
+/// bottom of the view.
+fn explained_event(app: &App) -> Option<usize> {
+    let last = app.rows.len().checked_sub(1)?;
+    let bottom = app.scroll.unwrap_or(last).min(last);
+    let (event, _) = app.rows[bottom];
+    (0..=event as usize).rev().take(10_000).find(|&index| {
+        matches!(
+            app.events[index].kind,
+            EventKind::Received { .. } | EventKind::TlsEstablished(_)
+        )
+    })
+}
+
+/// The explanation lines for the selected event.
+pub fn explanation(app: &App) -> Vec<String> {
+    let Some(index) = explained_event(app) else {
+        return vec!["Replies will be explained here.".to_owned()];
+    };
+    match &app.events[index].kind {
+        EventKind::Received { reply, .. } => {
+            let command = app.meta.get(index).and_then(|m| m.command.as_deref());
+            explain::explain_reply(reply, command)
+        }
+        EventKind::TlsEstablished(info) => explain::explain_tls(info),
+        _ => Vec::new(),
+    }
+}
+
+fn render_explain(app: &App, frame: &mut Frame, area: Rect, _theme: Theme) {
+    let lines: Vec<Line> = explanation(app).into_iter().map(Line::from).collect();
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" explain (F2 hides) ")),
+        area,
+    );
+}
+
+fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
+    let height = area.height.saturating_sub(2) as usize;
+    let skip = app.editor.len().saturating_sub(height);
+    let lines: Vec<Line> = app
+        .editor
+        .iter()
+        .skip(skip)
+        .map(|l| Line::from(escape_str(l)))
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(format!(
+            " message: {} line(s), sent when you end it with a lone . ",
+            app.editor.len()
+        ))),
+        area,
+    );
+}
+
+fn render_input(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let hidden = matches!(app.mode, Mode::Password { .. } | Mode::SaslAnswer);
+    let (prompt, shown) = match &app.mode {
+        Mode::User { .. } => ("user> ", escape_str(&app.input)),
+        Mode::Password { .. } => ("password (hidden)> ", String::new()),
+        Mode::SaslAnswer => ("answer (hidden)> ", String::new()),
+        Mode::Message => ("msg> ", escape_str(&app.input)),
+        _ => ("> ", escape_str(&app.input)),
+    };
+    let hint = match &app.flash {
+        Some(flash) => format!(" {} | Enter: {} ", escape_str(flash), app.enter_hint()),
+        None => format!(" Enter: {} ", app.enter_hint()),
+    };
+    let block = Block::bordered().title(hint).border_style(if hidden {
+        theme.fg(Color::Magenta)
+    } else {
+        Style::new()
+    });
+    let inner = block.inner(area);
+    let width = inner.width as usize;
+    // Keep the end of a long input visible.
+    let text = format!("{prompt}{shown}");
+    let start = text.chars().count().saturating_sub(width.saturating_sub(1));
+    let visible: String = text.chars().skip(start).collect();
+    let cursor_x = inner.x + visible.chars().count() as u16;
+    frame.render_widget(Paragraph::new(visible).block(block), area);
+    if app.overlay.is_none() && !matches!(app.mode, Mode::Guard(_)) {
+        frame.set_cursor_position((cursor_x.min(inner.right().saturating_sub(1)), inner.y));
+    }
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+/// The help text.
+pub const HELP: &str = "\
+Type SMTP commands and press Enter; they are sent as typed.
+  STARTTLS        a 220 upgrades to TLS (injected bytes abort the session)
+  AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden
+  DATA            a 354 opens the message editor; a lone . ends it
+Keys
+  Tab             complete verbs, advertised extensions, mechanisms
+  Up/Down         history (per server; credentials never stored)
+  PgUp/PgDn       scroll; Shift-Up/Down one row; mouse wheel
+  Home/End        top/bottom of the transcript (End follows)
+  F1 or ?         this help          F2  explain pane
+  F3              certificate chain  Esc quit (QUIT first)
+  Ctrl-C          leave at once
+Local commands (never sent)
+  :save FILE      redacted transcript     :record FILE  scenario
+  :load FILE      step through a scenario (Enter on empty line)
+  :cert :reconnect :clear :explain :help :quit
+Markers: plain = cleartext, tls = inside TLS. The guard stops
+AUTH without verified TLS; an override lasts for one command.";
+
+fn render_help(frame: &mut Frame, area: Rect) {
+    let rect = centered(area, 72, 24);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(HELP).block(Block::bordered().title(" help (Esc closes) ")),
+        rect,
+    );
+}
+
+fn render_certificate(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let rect = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    frame.render_widget(Clear, rect);
+    let mut lines: Vec<Line> = Vec::new();
+    match &app.status.tls {
+        None => lines.push(Line::from(
+            "No TLS session: send STARTTLS (or connect with --tls implicit).",
+        )),
+        Some(info) => {
+            lines.push(Line::from(format!(
+                "{} {} {} server name {}",
+                info.version,
+                info.cipher_suite,
+                info.key_exchange.as_deref().unwrap_or(""),
+                info.server_name
+            )));
+            match &info.verification {
+                Verification::Verified => lines.push(Line::styled(
+                    "certificate verified",
+                    theme.fg(Color::Green).add_modifier(Modifier::BOLD),
+                )),
+                Verification::Failed(problem) => lines.push(Line::styled(
+                    format!("CERTIFICATE NOT VERIFIED: {problem}"),
+                    theme.alarm(),
+                )),
+            }
+            for (index, cert) in info.chain.iter().enumerate() {
+                lines.push(Line::default());
+                lines.push(Line::styled(
+                    format!("[{index}] {}", if index == 0 { "leaf" } else { "chain" }),
+                    Style::new().add_modifier(Modifier::BOLD),
+                ));
+                if let Some(error) = &cert.parse_error {
+                    lines.push(Line::from(format!("  unparsable: {error}")));
+                    continue;
+                }
+                for (label, value) in [
+                    ("subject", escape_str(&cert.subject)),
+                    ("issuer", escape_str(&cert.issuer)),
+                    ("names", escape_str(&cert.sans.join(", "))),
+                    ("valid from", cert.not_before.clone()),
+                    (
+                        "valid until",
+                        format!("{} ({} days)", cert.not_after, cert.days_to_expiry),
+                    ),
+                    ("key", cert.key.clone()),
+                    ("serial", cert.serial.clone()),
+                ] {
+                    lines.push(Line::from(format!("  {label:<12}{value}")));
+                }
+            }
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" certificate (Esc closes) ")),
+        rect,
+    );
+}
+
+fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let Mode::Guard(dialog) = &app.mode else {
+        return;
+    };
+    let rect = centered(area, 76, 16);
+    frame.render_widget(Clear, rect);
+    let word = dialog.override_word();
+    let mut lines = match &dialog.refusal {
+        Refusal::Cleartext => vec![
+            Line::styled(
+                "AUTH stopped: this connection is not encrypted.",
+                theme.alarm(),
+            ),
+            Line::from(""),
+            Line::from("Your user name and password would cross the network readable by"),
+            Line::from("anyone on the path. Base64 is an encoding, not encryption."),
+            Line::from("Nothing was sent."),
+            Line::from(""),
+            Line::styled(
+                "Enter      STARTTLS first (recommended), then EHLO and AUTH again",
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+            Line::from("Esc        cancel"),
+        ],
+        Refusal::Unverified(problem) => vec![
+            Line::styled(
+                "AUTH stopped: the certificate was NOT verified.",
+                theme.alarm(),
+            ),
+            Line::from(""),
+            Line::from(format!("{problem}.")),
+            Line::from("The traffic is encrypted, but the peer may not be the server you"),
+            Line::from("meant: it would receive your credentials. Nothing was sent."),
+            Line::from(""),
+            Line::styled(
+                "Enter or Esc  cancel (recommended)",
+                Style::new().add_modifier(Modifier::BOLD),
+            ),
+        ],
+    };
+    lines.push(Line::from(format!(
+        "type '{word}' + Enter  send anyway, for this one command only"
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!(
+        "override: {}",
+        escape_str(&dialog.typed)
+    )));
+    if let Some(hint) = &dialog.hint {
+        lines.push(Line::styled(hint.clone(), theme.fg(Color::Yellow)));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(" credential guard ")
+                .border_style(theme.alarm()),
+        ),
+        rect,
+    );
+}

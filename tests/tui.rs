@@ -1,0 +1,509 @@
+//! The interactive UI without a terminal: state driven by engine messages and key presses,
+//! and whole screens drawn on ratatui's TestBackend (80x24, the smallest supported size).
+//!
+//! Events are built here with fixed times, so the snapshots hold no volatile text.
+
+#![allow(clippy::panic)] // test assertions
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+use smtptui::guard::{OneTimeOverride, Protection, Refusal};
+use smtptui::proto::reply::{Reply, ReplyLimits, ReplyParser};
+use smtptui::session::Phase;
+use smtptui::tls::{CertSummary, TlsInfo, Verification};
+use smtptui::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
+use smtptui::tui::app::{App, Mode, Overlay};
+use smtptui::tui::engine::{Action, Done, EngineMsg, Retry, Status};
+use smtptui::tui::history::History;
+use smtptui::tui::ui;
+
+fn reply(wire: &str) -> Reply {
+    let mut parser = ReplyParser::new(ReplyLimits::default());
+    parser.push(wire.as_bytes());
+    parser
+        .next_reply()
+        .expect("valid reply")
+        .expect("complete reply")
+}
+
+fn event(ms: u64, kind: EventKind) -> EngineMsg {
+    EngineMsg::Event(Event {
+        time: SystemTime::UNIX_EPOCH,
+        elapsed: Duration::from_millis(ms),
+        kind,
+    })
+}
+
+fn sent(ms: u64, security: Security, text: &str) -> EngineMsg {
+    event(
+        ms,
+        EventKind::Sent {
+            security,
+            text: text.to_owned(),
+            kind: SentKind::Command,
+        },
+    )
+}
+
+fn received(ms: u64, security: Security, wire: &str) -> EngineMsg {
+    event(
+        ms,
+        EventKind::Received {
+            security,
+            reply: reply(wire),
+        },
+    )
+}
+
+fn status(protection: Protection, phase: Phase, extensions: &[&str]) -> EngineMsg {
+    let mut status = Status::disconnected("mail.example.com:587".to_owned());
+    status.connected = true;
+    status.security = match protection {
+        Protection::Cleartext => Security::Cleartext,
+        _ => Security::Tls,
+    };
+    status.protection = protection;
+    status.phase = phase;
+    status.extensions = extensions.iter().map(|e| (*e).to_owned()).collect();
+    status.auth_mechanisms = vec!["PLAIN".to_owned(), "LOGIN".to_owned()];
+    EngineMsg::Status(Box::new(status))
+}
+
+fn done(wire: &str, command: Option<&str>) -> EngineMsg {
+    EngineMsg::Done(Done::Reply {
+        reply: reply(wire),
+        command: command.map(str::to_owned),
+    })
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn type_line(app: &mut App, text: &str) -> Vec<Action> {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter))
+}
+
+fn greeted() -> App {
+    let mut app = App::new("mail.example.com:587".to_owned(), History::in_memory());
+    for message in [
+        event(
+            0,
+            EventKind::Connecting {
+                target: "mail.example.com:587".to_owned(),
+                transport: "plain TCP; TLS only after STARTTLS".to_owned(),
+            },
+        ),
+        event(
+            3,
+            EventKind::Connected {
+                peer: "192.0.2.25:587".to_owned(),
+                local: "192.0.2.1:40000".to_owned(),
+            },
+        ),
+        received(
+            12,
+            Security::Cleartext,
+            "220 mail.example.com ESMTP Postfix\r\n",
+        ),
+        status(Protection::Cleartext, Phase::Command, &[]),
+        done("220 mail.example.com ESMTP Postfix\r\n", None),
+    ] {
+        app.on_engine(message);
+    }
+    app
+}
+
+fn after_ehlo() -> App {
+    let mut app = greeted();
+    let actions = type_line(&mut app, "EHLO client.example");
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "EHLO client.example"));
+    let ehlo = "250-mail.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n";
+    for message in [
+        sent(1000, Security::Cleartext, "EHLO client.example"),
+        received(1021, Security::Cleartext, ehlo),
+        status(
+            Protection::Cleartext,
+            Phase::Command,
+            &[
+                "PIPELINING",
+                "SIZE",
+                "STARTTLS",
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+            ],
+        ),
+        done(ehlo, Some("EHLO")),
+    ] {
+        app.on_engine(message);
+    }
+    app
+}
+
+fn tls_info(verification: Verification) -> TlsInfo {
+    TlsInfo {
+        version: "TLSv1_3".to_owned(),
+        cipher_suite: "TLS13_AES_256_GCM_SHA384".to_owned(),
+        key_exchange: Some("X25519".to_owned()),
+        server_name: "mail.example.com".to_owned(),
+        verification,
+        chain: vec![CertSummary {
+            subject: "CN=mail.example.com".to_owned(),
+            issuer: "CN=Example CA".to_owned(),
+            sans: vec!["mail.example.com".to_owned()],
+            not_before: "2025-01-01".to_owned(),
+            not_after: "2026-01-01".to_owned(),
+            days_to_expiry: 90,
+            key: "ECDSA P-256".to_owned(),
+            serial: "01".to_owned(),
+            parse_error: None,
+        }],
+    }
+}
+
+fn after_tls() -> App {
+    let mut app = after_ehlo();
+    type_line(&mut app, "STARTTLS");
+    let info = tls_info(Verification::Verified);
+    for message in [
+        sent(2000, Security::Cleartext, "STARTTLS"),
+        received(
+            2010,
+            Security::Cleartext,
+            "220 2.0.0 Ready to start TLS\r\n",
+        ),
+        event(2030, EventKind::TlsEstablished(Box::new(info.clone()))),
+    ] {
+        app.on_engine(message);
+    }
+    let mut tls_status = Status::disconnected("mail.example.com:587".to_owned());
+    tls_status.connected = true;
+    tls_status.security = Security::Tls;
+    tls_status.protection = Protection::VerifiedTls;
+    tls_status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(tls_status)));
+    app.on_engine(done("220 2.0.0 Ready to start TLS\r\n", Some("STARTTLS")));
+    app
+}
+
+fn screen(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+    let now = app.pending.as_ref().map_or_else(Instant::now, |p| p.since);
+    terminal
+        .draw(|frame| ui::render(app, frame, now))
+        .expect("draws");
+    terminal.backend().to_string()
+}
+
+fn buffer(app: &App) -> ratatui::buffer::Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::render(app, frame, Instant::now()))
+        .expect("draws");
+    terminal.backend().buffer().clone()
+}
+
+/// The style of the first cell of `needle` on screen.
+fn style_of(buffer: &ratatui::buffer::Buffer, needle: &str) -> ratatui::style::Style {
+    let width = buffer.area.width as usize;
+    let symbols: Vec<&str> = buffer.content.iter().map(|c| c.symbol()).collect();
+    for row in 0..buffer.area.height as usize {
+        let line: String = symbols[row * width..(row + 1) * width].concat();
+        if let Some(column) = line.find(needle) {
+            let column = line[..column].chars().count();
+            return buffer.content[row * width + column].style();
+        }
+    }
+    panic!("{needle:?} not on screen");
+}
+
+#[test]
+fn snapshot_greeting() {
+    insta::assert_snapshot!("greeting", screen(&greeted()));
+}
+
+#[test]
+fn snapshot_after_ehlo() {
+    let mut app = after_ehlo();
+    app.explain = true;
+    insta::assert_snapshot!("after_ehlo", screen(&app));
+}
+
+#[test]
+fn snapshot_guard_modal() {
+    let mut app = after_ehlo();
+    let actions = type_line(&mut app, "AUTH PLAIN");
+    // Refused before any password is asked, and recorded in the transcript.
+    assert!(matches!(
+        &actions[..],
+        [Action::Record(EventKind::Guard(GuardOutcome::Refused(
+            Refusal::Cleartext
+        )))]
+    ));
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    insta::assert_snapshot!("guard_modal", screen(&app));
+}
+
+#[test]
+fn snapshot_tls_established() {
+    insta::assert_snapshot!("tls_established", screen(&after_tls()));
+}
+
+#[test]
+fn snapshot_data_editor() {
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    app.on_engine(sent(3000, Security::Tls, "DATA"));
+    app.on_engine(received(
+        3005,
+        Security::Tls,
+        "354 End data with <CR><LF>.<CR><LF>\r\n",
+    ));
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done(
+        "354 End data with <CR><LF>.<CR><LF>\r\n",
+        Some("DATA"),
+    ));
+    assert_eq!(app.mode, Mode::Message);
+    assert!(type_line(&mut app, "Subject: hello").is_empty());
+    assert!(type_line(&mut app, "").is_empty());
+    assert!(type_line(&mut app, ".leading dot").is_empty());
+    insta::assert_snapshot!("data_editor", screen(&app));
+    let actions = type_line(&mut app, ".");
+    assert!(
+        matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: hello", "", ".leading dot"])
+    );
+}
+
+#[test]
+fn snapshot_help() {
+    let mut app = greeted();
+    app.on_key(key(KeyCode::F(1)));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    insta::assert_snapshot!("help", screen(&app));
+}
+
+#[test]
+fn colours_carry_meaning() {
+    let mut app = after_tls();
+    app.on_engine(received(4000, Security::Tls, "550 5.1.1 no such user\r\n"));
+    app.on_engine(received(4100, Security::Tls, "451 4.3.0 try later\r\n"));
+    let screen = buffer(&app);
+    assert_eq!(style_of(&screen, "tls   S: 550").fg, Some(Color::Green));
+    assert_eq!(style_of(&screen, "550 5.1.1").fg, Some(Color::Red));
+    assert_eq!(style_of(&screen, "451 4.3.0").fg, Some(Color::Yellow));
+    assert_eq!(style_of(&screen, "220 2.0.0 Ready").fg, Some(Color::Green));
+    assert_eq!(
+        style_of(&screen, "plain C: STARTTLS").fg,
+        Some(Color::Yellow)
+    );
+    assert_eq!(style_of(&screen, "TLS 1.3").fg, Some(Color::Green));
+    // NO_COLOR: the same screen with the terminal's own colours only.
+    app.colour = false;
+    let plain = buffer(&app);
+    assert!(
+        plain
+            .content
+            .iter()
+            .all(|cell| cell.fg == Color::Reset && cell.bg == Color::Reset)
+    );
+}
+
+#[test]
+fn unverified_certificate_is_shown_loudly() {
+    let mut app = after_ehlo();
+    let problem = smtptui::tls::CertificateProblem {
+        kind: "unknown issuer",
+        detail: "the certificate is not signed by a trusted CA".to_owned(),
+    };
+    let info = tls_info(Verification::Failed(problem.clone()));
+    app.on_engine(event(
+        2030,
+        EventKind::TlsEstablished(Box::new(info.clone())),
+    ));
+    let mut tls_status = Status::disconnected("mail.example.com:587".to_owned());
+    tls_status.connected = true;
+    tls_status.security = Security::Tls;
+    tls_status.protection = Protection::UnverifiedTls(problem);
+    tls_status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(tls_status)));
+    let screen = buffer(&app);
+    assert_eq!(
+        style_of(&screen, "CERTIFICATE NOT VERIFIED").fg,
+        Some(Color::Red)
+    );
+    // AUTH to it needs the word "unverified".
+    type_line(&mut app, "AUTH LOGIN");
+    let Mode::Guard(dialog) = &app.mode else {
+        panic!("guard dialog expected, got {:?}", app.mode);
+    };
+    assert_eq!(dialog.override_word(), "unverified");
+    assert!(type_line(&mut app, "cleartext").is_empty(), "wrong word");
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    type_line(&mut app, "unverified");
+    assert!(matches!(
+        app.mode,
+        Mode::User {
+            one_time: OneTimeOverride::Unverified,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn guard_default_is_starttls_and_the_override_needs_the_word() {
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH PLAIN");
+    // Enter with nothing typed: STARTTLS, and the AUTH line is offered again without secrets.
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, one_time: OneTimeOverride::None }] if line == "STARTTLS")
+    );
+    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(app.mode, Mode::Command);
+
+    // An inline blob refused by the engine: the override word sends that one line.
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+    app.on_engine(EngineMsg::Done(Done::GuardRefused {
+        retry: Retry::Line("AUTH PLAIN AGFsaWNlAHNlY3JldA==".to_owned()),
+        refusal: Refusal::Cleartext,
+    }));
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    assert!(type_line(&mut app, "yes").is_empty());
+    let actions = type_line(&mut app, "cleartext");
+    assert!(matches!(
+        &actions[..],
+        [Action::Send {
+            one_time: OneTimeOverride::Cleartext,
+            ..
+        }]
+    ));
+    // Esc cancels without sending anything.
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH LOGIN");
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert_eq!(app.mode, Mode::Command);
+}
+
+#[test]
+fn password_is_hidden_and_never_stored() {
+    let mut app = after_tls();
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::User { .. }));
+    type_line(&mut app, "alice");
+    assert!(matches!(app.mode, Mode::Password { .. }));
+    for c in "hunter22".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert!(!screen(&app).contains("hunter22"));
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::Authenticate { credentials, .. }] = &actions[..] else {
+        panic!("authenticate expected");
+    };
+    assert_eq!(credentials.user, "alice");
+    assert_eq!(credentials.secret.expose(), "hunter22");
+    // History: Up shows the bare AUTH line, never the user or the password.
+    app.on_engine(done("235 ok\r\n", Some("AUTH")));
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "AUTH PLAIN");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "STARTTLS");
+}
+
+fn retype(app: &mut App, text: &str) {
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn tab_completes_verbs_and_advertised_extensions() {
+    let mut app = after_ehlo();
+    app.on_key(key(KeyCode::Char('S')));
+    app.on_key(key(KeyCode::Char('T')));
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "STARTTLS");
+    retype(&mut app, "AUTH L");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "AUTH LOGIN");
+    retype(&mut app, "8B");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "8BITMIME");
+}
+
+#[test]
+fn scrolling_follows_the_tail_until_moved() {
+    let mut app = after_ehlo();
+    for i in 0..200 {
+        app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
+    }
+    assert_eq!(app.scroll, None);
+    app.on_key(key(KeyCode::PageUp));
+    let held = app.scroll.expect("scrolled");
+    app.on_engine(received(9000, Security::Cleartext, "250 later\r\n"));
+    assert_eq!(app.scroll, Some(held), "new lines do not move a held view");
+    app.on_key(key(KeyCode::Home));
+    assert_eq!(app.scroll, Some(0));
+    app.on_key(key(KeyCode::End));
+    assert_eq!(app.scroll, None);
+}
+
+#[test]
+fn server_escape_sequences_are_shown_escaped() {
+    let mut app = greeted();
+    app.on_engine(received(
+        20,
+        Security::Cleartext,
+        "250 hi \x1b[2J there\r\n",
+    ));
+    let text = screen(&app);
+    assert!(text.contains("\\x1b[2J"), "{text}");
+}
+
+#[test]
+fn step_mode_sends_the_next_line_and_checks_it() {
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        "S: 220\nC: EHLO me\nS: 250 STARTTLS\nC: QUIT\nS: 221\n",
+    )
+    .expect("parses");
+    let mut app = App::new("x:25".to_owned(), History::in_memory());
+    app.load_script(scenario);
+    let actions = app.on_engine(done("220 hi\r\n", None));
+    assert!(matches!(
+        &actions[..],
+        [Action::Record(EventKind::Expectation {
+            met: true,
+            line: 1,
+            ..
+        })]
+    ));
+    assert!(
+        app.enter_hint().contains("C: EHLO me"),
+        "{}",
+        app.enter_hint()
+    );
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "EHLO me"));
+    let actions = app.on_engine(done("250 no tls here\r\n", Some("EHLO")));
+    assert!(matches!(
+        &actions[..],
+        [Action::Record(EventKind::Expectation {
+            met: false,
+            line: 3,
+            ..
+        })]
+    ));
+}

@@ -1,0 +1,47 @@
+//! `Session::next_unsolicited`: a reply nobody asked for (the lab's idle-timeout 421) reaches
+//! an idle client, and cancelling the wait loses nothing.
+
+#![allow(clippy::panic)] // test assertions
+
+use std::time::Duration;
+
+use smtptui::guard::GuardPolicy;
+use smtptui::lab::{Lab, LabConfig, Profile};
+use smtptui::proto::reply::ReplyLimits;
+use smtptui::session::{Session, SessionConfig, TlsMode};
+use smtptui::tls::TrustSettings;
+
+#[tokio::test]
+async fn idle_client_sees_the_servers_421() {
+    let mut config = LabConfig::ephemeral(vec![Profile::Submission]);
+    config.log = std::sync::Arc::new(|_| {});
+    config.command_timeout = Duration::from_millis(600);
+    let lab = Lab::start(config).await.expect("lab starts");
+    let addr = lab.addr(Profile::Submission).expect("listener");
+    let session_config = SessionConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        trust: TrustSettings {
+            extra_roots: vec![lab.ca_der().clone()],
+            continue_unverified: false,
+        },
+        policy: GuardPolicy::default(),
+        timeout: Duration::from_secs(5),
+        limits: ReplyLimits::default(),
+    };
+    let (mut session, greeting) = Session::connect(session_config, Box::new(|_| {}))
+        .await
+        .expect("connects");
+    assert_eq!(greeting.code.value(), 220);
+    // A wait cancelled before anything arrives must leave the session usable.
+    let early = tokio::time::timeout(Duration::from_millis(50), session.next_unsolicited()).await;
+    assert!(early.is_err(), "nothing should arrive this early");
+    let reply = tokio::time::timeout(Duration::from_secs(5), session.next_unsolicited())
+        .await
+        .expect("the 421 arrives before the test deadline")
+        .expect("a reply, not an error");
+    assert_eq!(reply.code.value(), 421, "{}", reply.summary());
+    lab.shutdown().await;
+}
