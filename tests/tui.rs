@@ -369,7 +369,17 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
     assert!(
         matches!(&actions[..], [Action::Send { line, one_time: OneTimeOverride::None }] if line == "STARTTLS")
     );
-    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(
+        app.input, "",
+        "nothing left to be glued to the next line typed"
+    );
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("EHLO again, then AUTH PLAIN")),
+        "{:?}",
+        app.flash
+    );
     assert_eq!(app.mode, Mode::Command);
 
     // An inline blob refused by the engine: the override word sends that one line.

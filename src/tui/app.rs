@@ -542,19 +542,20 @@ impl App {
         self.mode = Mode::Command;
         match dialog.refusal {
             Refusal::Cleartext => {
-                // Offer the same AUTH again once TLS is up, without any credentials in it.
-                self.input = match &dialog.retry {
+                // Nothing is left in the input line: EHLO must come first inside TLS, and text
+                // left there would be glued to whatever the user types next.
+                let next = match &dialog.retry {
                     Retry::Auth(mechanism) => format!("AUTH {}", mechanism.name()),
                     Retry::Line(line) => match classify(line) {
                         CommandKind::Auth { mechanism, .. } if !mechanism.is_empty() => {
                             format!("AUTH {mechanism}")
                         }
-                        _ => String::new(),
+                        _ => "AUTH".to_owned(),
                     },
                 };
-                self.flash = Some(
-                    "STARTTLS first; then EHLO again and press Enter on the AUTH line".to_owned(),
-                );
+                self.flash = Some(format!(
+                    "STARTTLS first; once TLS is up, EHLO again, then {next}"
+                ));
                 self.send("STARTTLS".to_owned(), OneTimeOverride::None)
             }
             Refusal::Unverified(_) => {
