@@ -517,3 +517,50 @@ fn step_mode_sends_the_next_line_and_checks_it() {
         })]
     ));
 }
+
+#[test]
+fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        "S: 220\nC: DATA\nS: 354\nC: Subject: hi\nC:\nC: .dot\nC: .\nS: 250\n",
+    )
+    .expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "DATA"));
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    assert_eq!(app.mode, Mode::Message);
+    assert!(
+        app.enter_hint().contains("the message (3 lines)"),
+        "{}",
+        app.enter_hint()
+    );
+    // The promised Enter on an empty line sends the scenario's message, not an empty line.
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: hi", "", ".dot"]),
+        "{actions:?}"
+    );
+    assert!(app.editor.is_empty());
+
+    // Once the user types their own message, an empty line is part of it.
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        "S: 220\nC: DATA\nS: 354\nC: Subject: hi\nC: .\nS: 250\n",
+    )
+    .expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    app.on_key(key(KeyCode::Enter));
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    assert!(type_line(&mut app, "Subject: mine").is_empty());
+    assert!(type_line(&mut app, "").is_empty());
+    assert_eq!(app.editor, ["Subject: mine", ""]);
+}

@@ -601,6 +601,10 @@ impl App {
                 if line == "." {
                     return self.end_message();
                 }
+                if line.is_empty() && self.editor.is_empty() && self.next_step_is_message() {
+                    // Step mode: the scenario's message, as Enter on an empty line promised.
+                    return self.next_step();
+                }
                 self.editor.push(line);
                 Vec::new()
             }
@@ -745,6 +749,20 @@ impl App {
         }
     }
 
+    /// Whether the next step of a loaded scenario is the message after DATA.
+    fn next_step_is_message(&self) -> bool {
+        self.player.as_ref().is_some_and(|player| {
+            matches!(
+                player
+                    .scenario
+                    .steps
+                    .get(player.next)
+                    .map(|step| &step.action),
+                Some(StepAction::Message(_))
+            )
+        })
+    }
+
     fn local(&mut self, command: &str) -> Vec<Action> {
         let (name, argument) = match command.split_once(char::is_whitespace) {
             Some((name, rest)) => (name, rest.trim()),
@@ -850,10 +868,24 @@ impl App {
             Mode::SaslAnswer => {
                 "answer to the server's 334 challenge (hidden, not stored)".to_owned()
             }
-            Mode::Message => format!(
-                "message line {} (sent when the message ends); a line with only . or Ctrl-D ends it",
-                self.editor.len() + 1
-            ),
+            Mode::Message => {
+                if self.input.is_empty()
+                    && self.editor.is_empty()
+                    && let Some(player) = &self.player
+                    && let Some(step) = player.scenario.steps.get(player.next)
+                    && let StepAction::Message(lines) = &step.action
+                {
+                    return format!(
+                        "send step line {}: the message ({} lines) and the final dot; or type your own",
+                        step.line,
+                        lines.len()
+                    );
+                }
+                format!(
+                    "message line {} (sent when the message ends); a line with only . or Ctrl-D ends it",
+                    self.editor.len() + 1
+                )
+            }
             Mode::Guard(_) => "the guard dialog decides".to_owned(),
             Mode::Command => {
                 if let Some(local) = self.input.strip_prefix(':') {
