@@ -491,6 +491,7 @@ fn step_mode_sends_the_next_line_and_checks_it() {
     .expect("parses");
     let mut app = App::new("x:25".to_owned(), History::in_memory());
     app.load_script(scenario);
+    app.on_engine(status(Protection::Cleartext, Phase::Command, &[]));
     let actions = app.on_engine(done("220 hi\r\n", None));
     assert!(matches!(
         &actions[..],
@@ -563,4 +564,40 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
     assert!(type_line(&mut app, "Subject: mine").is_empty());
     assert!(type_line(&mut app, "").is_empty());
     assert_eq!(app.editor, ["Subject: mine", ""]);
+}
+
+#[test]
+fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
+    let mut app = greeted();
+    app.on_engine(event(
+        5000,
+        EventKind::Error("the server closed the connection".to_owned()),
+    ));
+    app.on_engine(EngineMsg::Status(Box::new(Status::disconnected(
+        "mail.example.com:587".to_owned(),
+    ))));
+    app.on_engine(EngineMsg::Done(Done::Failed(
+        "the server closed the connection".to_owned(),
+    )));
+    assert!(
+        app.enter_hint().contains(":reconnect"),
+        "{}",
+        app.enter_hint()
+    );
+    let actions = type_line(&mut app, "NOOP");
+    assert!(actions.is_empty(), "nothing can be sent: {actions:?}");
+    assert_eq!(app.input, "NOOP", "the line waits for :reconnect");
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("not connected")),
+        "{:?}",
+        app.flash
+    );
+    let text = screen(&app);
+    assert!(text.contains("NOT CONNECTED"), "{text}");
+    // Local commands still work.
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    let actions = type_line(&mut app, ":reconnect");
+    assert!(matches!(&actions[..], [Action::Reconnect]));
 }

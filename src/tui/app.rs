@@ -622,6 +622,12 @@ impl App {
                     self.flash = Some("wait for the reply first (Esc leaves)".to_owned());
                     return Vec::new();
                 }
+                if !self.status.connected {
+                    // Nothing can be sent: say so, and keep the line for after :reconnect.
+                    self.input = line;
+                    self.flash = Some("not connected: nothing was sent".to_owned());
+                    return Vec::new();
+                }
                 if may_remember(&line) {
                     self.history.push(&line);
                 }
@@ -726,6 +732,10 @@ impl App {
 
     fn next_step(&mut self) -> Vec<Action> {
         if self.pending.is_some() {
+            return Vec::new();
+        }
+        if self.player.is_some() && !self.status.connected {
+            self.flash = Some("not connected: nothing was sent".to_owned());
             return Vec::new();
         }
         let Some(player) = &mut self.player else {
@@ -890,6 +900,9 @@ impl App {
             Mode::Command => {
                 if let Some(local) = self.input.strip_prefix(':') {
                     return format!("run local command :{} (not sent)", local.trim());
+                }
+                if !self.status.connected && self.pending.is_none() {
+                    return "not connected: :reconnect opens a new session, Esc leaves".to_owned();
                 }
                 if self.input.trim().is_empty() {
                     if let Some(player) = &self.player

@@ -155,6 +155,11 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
         ));
     }
     let second = match (&status.protection, &status.tls) {
+        _ if !status.connected && app.pending.is_none() => Line::from(vec![
+            Span::raw(" "),
+            Span::styled("NOT CONNECTED", theme.alarm()),
+            Span::raw(": nothing can be sent; :reconnect opens a new session"),
+        ]),
         (Protection::Cleartext, _) => Line::from(vec![
             Span::raw(" "),
             Span::styled(
