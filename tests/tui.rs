@@ -601,3 +601,41 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     let actions = type_line(&mut app, ":reconnect");
     assert!(matches!(&actions[..], [Action::Reconnect]));
 }
+
+#[test]
+fn pasted_lines_never_become_commands_but_fill_the_message() {
+    use crossterm::event::Event as TermEvent;
+    let mut app = after_ehlo();
+    let actions = app.on_terminal(TermEvent::Paste(
+        "NOOP a\r\nNOOP b\r\nNOOP c\r\n".to_owned(),
+    ));
+    assert!(actions.is_empty());
+    assert_eq!(app.input, "NOOP a");
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("pasted 3 lines")),
+        "{:?}",
+        app.flash
+    );
+
+    // In the message editor a pasted block is the message, and a pasted lone dot ends it.
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    assert_eq!(app.mode, Mode::Message);
+    let actions = app.on_terminal(TermEvent::Paste(
+        "Subject: x\n\nbody\n.dot\nmore".to_owned(),
+    ));
+    assert!(actions.is_empty());
+    assert_eq!(app.editor, ["Subject: x", "", "body", ".dot"]);
+    assert_eq!(app.input, "more", "an unfinished last line stays editable");
+    let actions = app.on_terminal(TermEvent::Paste(" text\n.\n".to_owned()));
+    assert!(
+        matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: x", "", "body", ".dot", "more text"]),
+        "{actions:?}"
+    );
+}

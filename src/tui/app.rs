@@ -363,17 +363,58 @@ impl App {
                 self.on_mouse(mouse);
                 Vec::new()
             }
-            crossterm::event::Event::Paste(text) => {
-                // One line at a time: a pasted CR/LF must not become a second command.
-                self.input.push_str(text.lines().next().unwrap_or_default());
-                self.dirty = true;
-                Vec::new()
-            }
+            crossterm::event::Event::Paste(text) => self.on_paste(&text),
             crossterm::event::Event::Resize(..) => {
                 self.dirty = true;
                 Vec::new()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// Takes pasted text (bracketed paste). In the message editor every pasted line is a
+    /// message line (a lone `.` ends the message); elsewhere only the first line is kept, so a
+    /// pasted line break never sends a command, nor glues two commands into one line.
+    pub fn on_paste(&mut self, text: &str) -> Vec<Action> {
+        self.dirty = true;
+        self.completion = None;
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        match self.mode {
+            Mode::Guard(_) => {
+                self.flash = Some("the guard dialog takes typed keys only".to_owned());
+                Vec::new()
+            }
+            Mode::Message => {
+                let last = lines.pop().unwrap_or_default();
+                for (index, line) in lines.iter().enumerate() {
+                    let line = format!("{}{line}", std::mem::take(&mut self.input));
+                    if line == "." {
+                        let rest = lines.len() - index - 1 + usize::from(!last.is_empty());
+                        if rest > 0 {
+                            self.flash = Some(format!(
+                                "the message ended at the pasted lone '.'; {rest} line(s) after it were not used"
+                            ));
+                        }
+                        return self.end_message();
+                    }
+                    self.editor.push(line);
+                }
+                self.input.push_str(last);
+                Vec::new()
+            }
+            _ => {
+                let first = lines.first().copied().unwrap_or_default();
+                self.input.push_str(first);
+                let more = lines.iter().skip(1).filter(|l| !l.is_empty()).count();
+                if more > 0 {
+                    self.flash = Some(format!(
+                        "pasted {} lines: only the first was kept; commands go one at a time",
+                        more + 1
+                    ));
+                }
+                Vec::new()
+            }
         }
     }
 

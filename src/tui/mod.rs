@@ -15,7 +15,10 @@ pub mod ui;
 use std::io;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, EventStream};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    EventStream,
+};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
@@ -59,7 +62,7 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        let _ = crossterm::execute!(io::stdout(), DisableBracketedPaste, DisableMouseCapture);
         ratatui::restore();
     }
 }
@@ -94,16 +97,17 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
     let engine = tokio::spawn(engine::run(config, action_rx, engine_tx));
 
-    // Mouse capture is ours to undo: chain a hook that does it before ratatui's hook (which
+    // Mouse capture and bracketed paste are ours to undo: chain a hook that does it before ratatui's hook (which
     // restores the rest and then calls this one).
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
+        let _ = crossterm::execute!(io::stdout(), DisableBracketedPaste, DisableMouseCapture);
         previous(info);
     }));
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
-    crossterm::execute!(io::stdout(), EnableMouseCapture)?;
+    // Bracketed paste: a pasted block arrives as one event, so its line breaks are not Enter.
+    crossterm::execute!(io::stdout(), EnableMouseCapture, EnableBracketedPaste)?;
 
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(FRAME);
