@@ -448,9 +448,22 @@ fn tab_completes_verbs_and_advertised_extensions() {
     retype(&mut app, "AUTH L");
     app.on_key(key(KeyCode::Tab));
     assert_eq!(app.input, "AUTH LOGIN");
+    // EHLO keywords that are not commands are not offered as one...
+    retype(&mut app, "S");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "STARTTLS");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "STARTTLS", "SIZE is not a command");
     retype(&mut app, "8B");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "8BITMIME");
+    assert_eq!(app.input, "8B");
+    // ...but as the MAIL FROM parameters they allow.
+    retype(&mut app, "MAIL FROM:<a@example.com> B");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "MAIL FROM:<a@example.com> BODY=8BITMIME");
+    retype(&mut app, "MAIL FROM:<a@example.com> ");
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.input, "MAIL FROM:<a@example.com> SIZE=");
 }
 
 #[test]

@@ -889,11 +889,32 @@ impl App {
                 .filter(|m| m.starts_with(prefix.trim()))
                 .map(|m| format!("AUTH {m}"))
                 .collect()
+        } else if let Some(space) = typed.rfind(' ')
+            && (upper.starts_with("MAIL FROM:") || upper.starts_with("RCPT TO:"))
+        {
+            // Parameters the server advertised, after the address.
+            let (head, partial) = typed.split_at(space + 1);
+            let partial = partial.to_ascii_uppercase();
+            let mail = upper.starts_with("MAIL");
+            self.status
+                .extensions
+                .iter()
+                .flat_map(|ext| parameters(ext, mail))
+                .filter(|p| p.starts_with(&partial))
+                .map(|p| format!("{head}{p}"))
+                .collect()
         } else {
+            // Verbs only: most EHLO keywords (SIZE, PIPELINING, 8BITMIME...) are not commands.
             VERBS
                 .iter()
                 .map(|v| (*v).to_owned())
-                .chain(self.status.extensions.iter().cloned())
+                .chain(
+                    self.status
+                        .extensions
+                        .iter()
+                        .filter(|e| matches!(e.as_str(), "EXPN" | "ATRN"))
+                        .cloned(),
+                )
                 .filter(|c| c.starts_with(&upper))
                 .collect()
         };
@@ -1005,6 +1026,20 @@ pub fn row_count(event: &Event) -> usize {
             1 + usize::from(!info.verification.is_verified()) + info.chain.len()
         }
         _ => 1,
+    }
+}
+
+/// The MAIL FROM (`mail`) or RCPT TO parameters an advertised extension allows, for Tab.
+fn parameters(extension: &str, mail: bool) -> &'static [&'static str] {
+    match (extension, mail) {
+        ("SIZE", true) => &["SIZE="],
+        ("8BITMIME", true) => &["BODY=8BITMIME"],
+        ("BINARYMIME", true) => &["BODY=BINARYMIME"],
+        ("SMTPUTF8", true) => &["SMTPUTF8"],
+        ("REQUIRETLS", true) => &["REQUIRETLS"],
+        ("DSN", true) => &["RET=HDRS", "RET=FULL", "ENVID="],
+        ("DSN", false) => &["NOTIFY=SUCCESS,FAILURE", "NOTIFY=NEVER", "ORCPT=rfc822;"],
+        _ => &[],
     }
 }
 

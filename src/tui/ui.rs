@@ -561,7 +561,7 @@ Type SMTP commands and press Enter; they are sent as typed.
   AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden
   DATA            a 354 opens the message editor; a lone . ends it
 Keys
-  Tab             complete verbs, advertised extensions, mechanisms
+  Tab             complete verbs, mechanisms, MAIL/RCPT parameters
   Up/Down         history (per server; credentials never stored)
   PgUp/PgDn       scroll; Shift-Up/Down one row; mouse wheel
   Home/End        top/bottom of the transcript (End follows)
