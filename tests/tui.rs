@@ -652,3 +652,43 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn paging_moves_a_pane_and_the_top_fills_the_pane() {
+    let mut app = after_ehlo();
+    for i in 0..200 {
+        app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
+    }
+    app.page = 16;
+    let last = app.rows.len() - 1;
+    app.on_key(key(KeyCode::PageUp));
+    assert_eq!(
+        app.scroll,
+        Some(last - 15),
+        "a page, less one row of context"
+    );
+    // Home shows the first rows filling the pane, not one row above empty space.
+    app.on_key(key(KeyCode::Home));
+    let text = screen(&app);
+    assert!(
+        text.contains("connecting to mail.example.com:587"),
+        "{text}"
+    );
+    assert!(
+        text.contains("250 ok"),
+        "the rows below fill the pane: {text}"
+    );
+    assert!(text.contains("transcript: top"), "{text}");
+    // Paging down from the top moves at once.
+    app.on_key(key(KeyCode::PageDown));
+    assert_eq!(app.scroll, Some(15 + 15));
+    // PgUp all the way stops at the top, which fills the pane too.
+    for _ in 0..30 {
+        app.on_key(key(KeyCode::PageUp));
+    }
+    assert_eq!(app.scroll, Some(0));
+    // Sending a command follows the tail again, so its reply is seen.
+    let actions = type_line(&mut app, "NOOP");
+    assert!(matches!(&actions[..], [Action::Send { .. }]));
+    assert_eq!(app.scroll, None);
+}

@@ -188,6 +188,8 @@ pub struct App {
     pub quitting: Option<Instant>,
     /// Whether the next frame must be drawn.
     pub dirty: bool,
+    /// Rows the transcript pane shows (set from the terminal size), for paging.
+    pub page: usize,
     history: History,
     completion: Option<(String, Vec<String>, usize)>,
     last_sent: Option<(Duration, String)>,
@@ -221,6 +223,7 @@ impl App {
             should_exit: false,
             quitting: None,
             dirty: true,
+            page: 20,
             history,
             completion: None,
             last_sent: None,
@@ -428,12 +431,34 @@ impl App {
     }
 
     /// Moves the view by `delta` rows (negative is up); reaching the end follows the tail.
+    /// Near the top the view anchors there (`Some(first_row)`): the first rows fill the pane
+    /// instead of one row standing alone at its top, and paging down moves at once.
     pub fn scroll_by(&mut self, delta: isize) {
-        let last = self.rows.len().saturating_sub(1);
-        let current = self.scroll.unwrap_or(last) as isize;
-        let target = (current + delta).clamp(self.first_row as isize, last as isize) as usize;
-        self.scroll = if target >= last { None } else { Some(target) };
         self.dirty = true;
+        let Some(last) = self.rows.len().checked_sub(1) else {
+            return;
+        };
+        // The bottom row of the first page (rows may wrap, so this is an estimate).
+        let first_page = (self.first_row + self.page.max(1) - 1).min(last);
+        if first_page >= last {
+            // About one page: up shows it from the top (rows may wrap), down follows the tail.
+            self.scroll = (delta < 0).then_some(self.first_row);
+            return;
+        }
+        let current = self.scroll.unwrap_or(last).max(first_page) as isize;
+        let target = (current + delta).clamp(first_page as isize, last as isize) as usize;
+        self.scroll = if target >= last {
+            None
+        } else if target <= first_page {
+            Some(self.first_row)
+        } else {
+            Some(target)
+        };
+    }
+
+    /// Rows moved by PgUp/PgDn: a pane's height, less one row kept for context.
+    fn page_step(&self) -> isize {
+        self.page.saturating_sub(1).max(1) as isize
     }
 
     /// Takes one key press.
@@ -471,8 +496,8 @@ impl App {
             KeyCode::F(2) => self.explain = !self.explain,
             KeyCode::F(3) => self.overlay = Some(Overlay::Certificate),
             KeyCode::Esc => return self.escape(),
-            KeyCode::PageUp => self.scroll_by(-10),
-            KeyCode::PageDown => self.scroll_by(10),
+            KeyCode::PageUp => self.scroll_by(-self.page_step()),
+            KeyCode::PageDown => self.scroll_by(self.page_step()),
             KeyCode::Up if key.modifiers.contains(KeyModifiers::SHIFT) || ctrl => {
                 self.scroll_by(-1);
             }
@@ -502,7 +527,14 @@ impl App {
                 return self.end_message();
             }
             KeyCode::Char(c) if !ctrl => self.input.push(c),
-            KeyCode::Enter => return self.enter(),
+            KeyCode::Enter => {
+                let actions = self.enter();
+                if !actions.is_empty() {
+                    // Whatever is sent, its reply must be seen: follow the tail again.
+                    self.scroll = None;
+                }
+                return actions;
+            }
             _ => {}
         }
         Vec::new()

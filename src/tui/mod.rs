@@ -114,7 +114,8 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     #[cfg(unix)]
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+    let frame = terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+    app.page = ui::transcript_height(&app, frame.area);
     app.dirty = false;
     if options.exit_after_first_frame {
         engine.abort();
@@ -128,7 +129,8 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
         let actions = tokio::select! {
             _ = tick.tick() => {
                 if app.dirty || app.pending.is_some() {
-                    terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+                    let frame = terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
+                    app.page = ui::transcript_height(&app, frame.area);
                     app.dirty = false;
                 }
                 if app.quitting.is_some_and(|since| since.elapsed() > QUIT_GRACE) {

@@ -78,38 +78,13 @@ impl Theme {
 pub fn render(app: &App, frame: &mut Frame, now: Instant) {
     let theme = Theme { colour: app.colour };
     let area = frame.area();
-    let editor_height = if app.mode == Mode::Message {
-        (app.editor.len() as u16 + 2).clamp(3, 8)
-    } else {
-        0
-    };
-    let [status_area, main_area, editor_area, input_area] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Min(3),
-        Constraint::Length(editor_height),
-        Constraint::Length(3),
-    ])
-    .areas(area);
+    let (status_area, transcript_area, explain_area, editor_area, input_area) = areas(app, area);
     render_status(app, frame, status_area, now, theme);
-    let (transcript_area, explain_area) = if app.explain {
-        if main_area.width >= 120 {
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-                    .areas(main_area);
-            (left, Some(right))
-        } else {
-            let [top, bottom] =
-                Layout::vertical([Constraint::Min(3), Constraint::Length(8)]).areas(main_area);
-            (top, Some(bottom))
-        }
-    } else {
-        (main_area, None)
-    };
     render_transcript(app, frame, transcript_area, theme);
     if let Some(explain_area) = explain_area {
         render_explain(app, frame, explain_area, theme);
     }
-    if editor_height > 0 {
+    if editor_area.height > 0 {
         render_editor(app, frame, editor_area);
     }
     render_input(app, frame, input_area, theme);
@@ -431,17 +406,75 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
         }
         row -= 1;
     }
-    lines.truncate(height.max(lines.len().min(height)));
     lines.reverse();
     if lines.len() > height {
         lines.drain(..lines.len() - height);
     }
+    // The top was reached with room to spare (the view is at the top): fill the pane with
+    // the rows below, rather than leave it empty under a lone first row.
+    let mut row = bottom + 1;
+    while lines.len() < height && row <= last {
+        let (event, sub) = app.rows[row];
+        for line in wrap(row_line(app, event as usize, sub as usize, theme), width) {
+            if lines.len() < height {
+                lines.push(line);
+            }
+        }
+        row += 1;
+    }
     lines
+}
+
+/// How many rows the transcript pane shows for this state on a screen of `area`.
+pub fn transcript_height(app: &App, area: Rect) -> usize {
+    let (_, transcript, _, _, _) = areas(app, area);
+    transcript.height.saturating_sub(2) as usize
+}
+
+/// The screen's parts: status, transcript, explain pane, message editor, input line.
+fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
+    let editor_height = if app.mode == Mode::Message {
+        (app.editor.len() as u16 + 2).clamp(3, 8)
+    } else {
+        0
+    };
+    let [status_area, main_area, editor_area, input_area] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(editor_height),
+        Constraint::Length(3),
+    ])
+    .areas(area);
+    let (transcript_area, explain_area) = if app.explain {
+        if main_area.width >= 120 {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                    .areas(main_area);
+            (left, Some(right))
+        } else {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(8)]).areas(main_area);
+            (top, Some(bottom))
+        }
+    } else {
+        (main_area, None)
+    };
+    (
+        status_area,
+        transcript_area,
+        explain_area,
+        editor_area,
+        input_area,
+    )
 }
 
 fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let title = match app.scroll {
         None => " transcript (following) ".to_owned(),
+        Some(row) if row <= app.first_row => format!(
+            " transcript: top, {} rows (End follows) ",
+            app.rows.len() - app.first_row
+        ),
         Some(row) => format!(
             " transcript: row {} of {} (End follows) ",
             row + 1,
