@@ -108,7 +108,7 @@ fn enhanced_detail(subject: u16, detail: u16) -> Option<&'static str> {
         (5, 3) => "Too many recipients",
         (5, 4) => "Invalid command arguments",
         (6, 0) => "Other or undefined media error",
-        (7, 0) => "Other or undefined security status (often: TLS or authentication required)",
+        (7, 0) => "Other or undefined security status",
         (7, 1) => "Delivery not authorized, message refused (e.g. relaying denied)",
         (7, 8) => "Authentication credentials invalid",
         (7, 9) => "Authentication mechanism is too weak",
@@ -132,8 +132,53 @@ pub fn enhanced(code: &EnhancedCode) -> String {
     if let Some(detail) = enhanced_detail(code.subject, code.detail) {
         text.push_str(": ");
         text.push_str(detail);
+        if (code.subject, code.detail) == (7, 0) && code.class != 2 {
+            // A hint for failures only: 235 2.7.0 is a successful AUTH, not a demand for one.
+            text.push_str(" (often: TLS or authentication required)");
+        }
     }
     text
+}
+
+/// Lines explaining an error that ended (or stopped) the session: what it means and what
+/// to do next.
+pub fn explain_error(text: &str) -> Vec<String> {
+    let lines: &[&str] = if text.starts_with("response injection") {
+        &[
+            "Response injection: bytes arrived in cleartext after the 220 to STARTTLS and before TLS began.",
+            "They would have been read as replies inside TLS: an attacker on the path can plant a fake EHLO",
+            "reply this way (CVE-2021-22947 class), or a server may pipeline wrongly. smtptui aborted the",
+            "session; nothing more was sent and no credentials left. Find out which before trusting this path.",
+        ]
+    } else if text.contains("unasked byte(s)") {
+        &[
+            "The server sent lines nobody asked for, so a reply to STARTTLS could not be told apart from them.",
+            "TLS was not started. :reconnect starts over; send one command at a time.",
+        ]
+    } else if text.starts_with("timed out") {
+        &[
+            "The server did not answer in time (--timeout, default 30 s). A slow or overloaded server,",
+            "a firewall that drops packets, or a tarpit can do this. :reconnect tries again.",
+        ]
+    } else if text.starts_with("the server closed the connection") {
+        &[
+            "The server hung up. Servers do this after a 421, after too many errors or unknown commands,",
+            "when idle too long, or when a firewall or proxy drops the session. :reconnect starts a new one.",
+        ]
+    } else if text.starts_with("TLS handshake failed") || text.starts_with("TLS certificate") {
+        &[
+            "TLS could not be set up. smtptui never falls back to cleartext after STARTTLS: the session is",
+            "closed. Check the server's certificate and TLS settings (F3 shows what was received).",
+        ]
+    } else if text.starts_with("cannot connect") {
+        &[
+            "No connection: nothing listens there, a firewall refuses it, or the name or port is wrong.",
+            "Port 25 is often blocked by home and cloud providers; submission uses 587 or 465.",
+        ]
+    } else {
+        &["The session stopped with this error. :reconnect starts a new session."]
+    };
+    lines.iter().map(|line| (*line).to_owned()).collect()
 }
 
 /// A recognised situation: what happened and what to do about it, in a few lines.
@@ -389,6 +434,14 @@ mod tests {
             enhanced(&code),
             "5.1.1: permanent failure, addressing: Bad destination mailbox address (no such user)"
         );
+        // The 'TLS or authentication required' hint belongs to failures, not to 235 2.7.0.
+        let (code, _) = EnhancedCode::parse_prefix(b"2.7.0").expect("parses");
+        assert_eq!(
+            enhanced(&code),
+            "2.7.0: success, security or policy: Other or undefined security status"
+        );
+        let (code, _) = EnhancedCode::parse_prefix(b"5.7.0").expect("parses");
+        assert!(enhanced(&code).ends_with("(often: TLS or authentication required)"));
         let (code, _) = EnhancedCode::parse_prefix(b"4.9.99").expect("parses");
         assert_eq!(
             enhanced(&code),

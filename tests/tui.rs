@@ -692,3 +692,37 @@ fn paging_moves_a_pane_and_the_top_fills_the_pane() {
     assert!(matches!(&actions[..], [Action::Send { .. }]));
     assert_eq!(app.scroll, None);
 }
+
+#[test]
+fn the_explain_pane_explains_the_error_that_ended_the_session() {
+    let mut app = after_ehlo();
+    app.explain = true;
+    type_line(&mut app, "STARTTLS");
+    app.on_engine(sent(2000, Security::Cleartext, "STARTTLS"));
+    app.on_engine(received(
+        2010,
+        Security::Cleartext,
+        "220 2.0.0 Ready to start TLS\r\n",
+    ));
+    app.on_engine(event(
+        2011,
+        EventKind::Error(
+            "response injection: 50 byte(s) arrived in cleartext after the 220 reply to STARTTLS"
+                .to_owned(),
+        ),
+    ));
+    let explanation = ui::explanation(&app).join(" ");
+    assert!(
+        explanation.contains("attacker on the path"),
+        "the injection, not the 220 before it: {explanation}"
+    );
+    app.on_engine(event(
+        9000,
+        EventKind::Error("timed out after 30s waiting for the reply to EHLO".to_owned()),
+    ));
+    assert!(
+        ui::explanation(&app)
+            .join(" ")
+            .contains("did not answer in time")
+    );
+}

@@ -488,8 +488,8 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// The event the explain pane talks about: the latest reply or TLS upgrade at or above the
-/// bottom of the view.
+/// The event the explain pane talks about: the latest reply, TLS upgrade or error at or
+/// above the bottom of the view.
 fn explained_event(app: &App) -> Option<usize> {
     let last = app.rows.len().checked_sub(1)?;
     let bottom = app.scroll.unwrap_or(last).min(last);
@@ -497,7 +497,7 @@ fn explained_event(app: &App) -> Option<usize> {
     (0..=event as usize).rev().take(10_000).find(|&index| {
         matches!(
             app.events[index].kind,
-            EventKind::Received { .. } | EventKind::TlsEstablished(_)
+            EventKind::Received { .. } | EventKind::TlsEstablished(_) | EventKind::Error(_)
         )
     })
 }
@@ -513,6 +513,7 @@ pub fn explanation(app: &App) -> Vec<String> {
             explain::explain_reply(reply, command)
         }
         EventKind::TlsEstablished(info) => explain::explain_tls(info),
+        EventKind::Error(text) => explain::explain_error(text),
         _ => Vec::new(),
     }
 }
