@@ -21,7 +21,8 @@ use zeroize::Zeroize;
 
 use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Protection, Refusal};
 use crate::proto::command::{
-    CommandKind, LineError, auth_initial_response, check_single_line, classify, split_verb,
+    CommandKind, LineError, auth_initial_response, check_command_line, check_single_line, classify,
+    split_verb,
 };
 use crate::proto::data::{END_OF_DATA, stuff_line};
 use crate::proto::ehlo::Capabilities;
@@ -114,6 +115,15 @@ pub enum SessionError {
         /// The first bytes, escaped.
         preview: String,
     },
+    /// Unasked bytes were waiting when STARTTLS was to be sent; they would pass for its reply.
+    #[error(
+        "{bytes} unasked byte(s) from the server are waiting and would be taken as the reply to \
+         STARTTLS, so TLS is not started: the session is out of step with the server"
+    )]
+    OutOfStep {
+        /// How many bytes were waiting.
+        bytes: usize,
+    },
     /// The certificate failed verification and `--insecure` was not given.
     #[error(
         "TLS certificate verification failed: {0}. Nothing more was sent (use --insecure only if you accept an unverified peer)"
@@ -195,6 +205,9 @@ pub struct Session {
     /// Every form of every secret sent so far (password, its base64, the encoded SASL
     /// messages), hidden from replies that echo them.
     sent_secrets: Vec<Secret>,
+    /// Whether the last line sent was AUTH or a SASL answer: only then is a 334 a challenge
+    /// whose answer carries credentials. A 334 to anything else is an anomaly, not a prompt.
+    sasl_expected: bool,
     ended: bool,
 }
 
@@ -229,6 +242,7 @@ impl Session {
             outgoing: Vec::new(),
             read_buffer: vec![0; 16 * 1024],
             sent_secrets: Vec::new(),
+            sasl_expected: false,
             ended: false,
         };
         let result = session.open().await;
@@ -335,7 +349,12 @@ impl Session {
         one_time: OneTimeOverride,
     ) -> Result<Step, SessionError> {
         self.ensure_alive()?;
-        if let Err(error) = check_single_line(line) {
+        let checked = match self.phase {
+            // Message text may carry ESC (ISO-2022-JP), but never a line break.
+            Phase::Message => check_single_line(line),
+            Phase::Command | Phase::SaslChallenge => check_command_line(line),
+        };
+        if let Err(error) = checked {
             self.emit(EventKind::Warning(format!("not sent: {error}")));
             return Err(error.into());
         }
@@ -382,7 +401,7 @@ impl Session {
                 } else {
                     SentKind::Command
                 };
-                self.queue(line.as_bytes(), display, kind);
+                self.queue_sasl(line.as_bytes(), display, kind);
                 let reply = self.read_reply(&format!("the reply to {verb}")).await?;
                 Ok(reply)
             }
@@ -433,14 +452,18 @@ impl Session {
         line: &str,
         one_time: OneTimeOverride,
     ) -> Result<Reply, SessionError> {
-        self.check_guard(one_time)?;
-        self.remember_secret(line.trim());
-        let display = if line.trim() == "*" {
-            "*".to_owned()
+        // "*" cancels the exchange (RFC 4954 §4) and carries nothing, so it needs no consent.
+        let cancel = line.trim() == "*";
+        if !cancel {
+            self.check_guard(one_time)?;
+            self.remember_secret(line.trim());
+        }
+        let (display, kind) = if cancel {
+            ("*".to_owned(), SentKind::Command)
         } else {
-            "<SASL answer hidden>".to_owned()
+            ("<SASL answer hidden>".to_owned(), SentKind::Credentials)
         };
-        self.queue(line.as_bytes(), display, SentKind::Credentials);
+        self.queue_sasl(line.as_bytes(), display, kind);
         self.read_reply("the reply to the SASL answer").await
     }
 
@@ -461,6 +484,11 @@ impl Session {
     async fn starttls_inner(&mut self) -> Result<Reply, SessionError> {
         if matches!(self.stream, Stream::Tls(_)) {
             return Err(SessionError::AlreadyTls);
+        }
+        let stray = self.parser.buffered().len();
+        if stray > 0 {
+            // Those bytes would be read as the reply to STARTTLS: a 220 nobody sent for it.
+            return Err(SessionError::OutOfStep { bytes: stray });
         }
         self.queue(b"STARTTLS", "STARTTLS".to_owned(), SentKind::Command);
         let reply = self.read_reply("the reply to STARTTLS").await?;
@@ -504,6 +532,9 @@ impl Session {
             return Err(SessionError::AlreadyTls);
         };
         self.parser.clear();
+        // Nothing from before the handshake carries over: not bytes, not a half-run exchange.
+        self.phase = Phase::Command;
+        self.sasl_expected = false;
         let name = tls::server_name(&self.config.server_name)?;
         *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let connector = TlsConnector::from(self.tls_client.clone());
@@ -593,7 +624,7 @@ impl Session {
                 self.remember_secret(response.expose());
                 let mut wire =
                     format!("AUTH {} {}", mechanism.name(), response.expose()).into_bytes();
-                self.queue(
+                self.queue_sasl(
                     &wire,
                     format!("AUTH {} {hidden}", mechanism.name()),
                     SentKind::Credentials,
@@ -602,7 +633,7 @@ impl Session {
             }
             None => {
                 let line = format!("AUTH {}", mechanism.name());
-                self.queue(line.as_bytes(), line.clone(), SentKind::Command);
+                self.queue_sasl(line.as_bytes(), line.clone(), SentKind::Command);
             }
         }
         let mut reply = self
@@ -611,7 +642,7 @@ impl Session {
         while reply.code.value() == 334 {
             let challenge = reply.texts().next().unwrap_or_default().to_vec();
             match client.respond(&challenge) {
-                Ok(answer) => self.queue(
+                Ok(answer) => self.queue_sasl(
                     answer.expose().as_bytes(),
                     hidden.clone(),
                     SentKind::Credentials,
@@ -691,7 +722,14 @@ impl Session {
         }
     }
 
+    /// Queues a line that belongs to a SASL exchange, after which a 334 is a real challenge.
+    fn queue_sasl(&mut self, wire: &[u8], display: String, kind: SentKind) {
+        self.queue(wire, display, kind);
+        self.sasl_expected = true;
+    }
+
     fn queue(&mut self, wire: &[u8], display: String, kind: SentKind) {
+        self.sasl_expected = false;
         self.outgoing.extend_from_slice(wire);
         self.outgoing.extend_from_slice(b"\r\n");
         let security = self.security();
@@ -776,9 +814,10 @@ impl Session {
         for secret in &self.sent_secrets {
             reply.redact(secret.expose().as_bytes());
         }
-        self.phase = match (self.phase, reply.code.value()) {
-            (_, 334) => Phase::SaslChallenge,
-            (Phase::Message, _) => Phase::Message,
+        let challenge = reply.code.value() == 334;
+        self.phase = match self.phase {
+            _ if challenge && self.sasl_expected => Phase::SaslChallenge,
+            Phase::Message => Phase::Message,
             _ => Phase::Command,
         };
         let security = self.security();
@@ -786,6 +825,13 @@ impl Session {
             security,
             reply: reply.clone(),
         });
+        if challenge && !self.sasl_expected {
+            self.emit(EventKind::Warning(
+                "a 334 (SASL challenge) answered something that was not AUTH; the next line is \
+                 treated as a command, never as a SASL answer"
+                    .to_owned(),
+            ));
+        }
         let extra = self.parser.buffered().len();
         if extra > 0 {
             // Commands are not pipelined, so one command gets one reply; more bytes mean the
@@ -865,6 +911,7 @@ impl Session {
 
     /// Records a fatal error once, closes the stream, and passes the error on.
     fn fail(&mut self, error: SessionError) -> SessionError {
+        let error = self.redact_error(error);
         if error.is_fatal() && !self.ended {
             self.emit(EventKind::Error(error.to_string()));
             self.ended = true;
@@ -872,6 +919,43 @@ impl Session {
             self.outgoing.zeroize();
         }
         error
+    }
+
+    /// Hides sent secrets in the error variants that quote the peer's bytes.
+    fn redact_error(&self, error: SessionError) -> SessionError {
+        match error {
+            SessionError::Protocol(ReplyError::Malformed { line }) => {
+                SessionError::Protocol(ReplyError::Malformed {
+                    line: self.redact_text(line),
+                })
+            }
+            SessionError::Injection { bytes, preview } => SessionError::Injection {
+                bytes,
+                preview: self.redact_text(preview),
+            },
+            other => other,
+        }
+    }
+
+    /// Replaces every sent secret in `text` with `<hidden>`, and cuts a quote that was
+    /// truncated in the middle of one (the quoted peer text is limited in length).
+    fn redact_text(&self, mut text: String) -> String {
+        for secret in &self.sent_secrets {
+            let secret = secret.expose();
+            if text.contains(secret) {
+                text = text.replace(secret, "<hidden>");
+            }
+            let cut = (4..secret.len())
+                .rev()
+                .filter(|&k| secret.is_char_boundary(k))
+                .find(|&k| text.trim_end_matches('"').ends_with(&secret[..k]));
+            if let Some(k) = cut {
+                let keep = text.trim_end_matches('"').len() - k;
+                text.truncate(keep);
+                text.push_str("<hidden>");
+            }
+        }
+        text
     }
 
     fn emit(&mut self, kind: EventKind) {
@@ -955,7 +1039,7 @@ impl Session {
         self.ensure_alive()?;
         let result = async {
             let line = format!("AUTH {}", mechanism.name());
-            self.queue(line.as_bytes(), line.clone(), SentKind::Command);
+            self.queue_sasl(line.as_bytes(), line.clone(), SentKind::Command);
             let challenge = self.read_reply(&format!("the reply to {line}")).await?;
             if challenge.code.value() != 334 {
                 return Ok(AuthProbe::Refused(challenge));

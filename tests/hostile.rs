@@ -1540,3 +1540,73 @@ fn x15_unasked_extra_reply_is_flagged() {
     // The stray reply is then read as the answer to QUIT, which the scenario catches.
     out.assert_code(1).assert_contains("beyond this reply");
 }
+
+/// A vertical tab between AUTH and the mechanism: servers split on it (C's isspace), so the
+/// line is AUTH to them. The scenario is refused before anything is sent.
+#[test]
+fn x16_auth_with_a_vertical_tab_never_crosses() {
+    let smtp = Smtp {
+        advertise_starttls: false,
+        ..Smtp::default()
+    };
+    let server = Server::smtp(smtp);
+    let scenario =
+        "S: 220\nC: EHLO client.example\nS: 250\nC: AUTH\u{b}PLAIN AGFsaWNlAHNlY3JldA==\nS: 235\n";
+    let out = Run::new(scenario, &server.target()).run();
+    let rec = server.finish();
+    out.assert_code(2).assert_contains("control character");
+    assert!(
+        !out.stdout.contains("AGFsaWNlAHNlY3JldA==")
+            && !out.stderr.contains("AGFsaWNlAHNlY3JldA==")
+    );
+    assert!(rec.auth.is_empty(), "{}", rec.dump());
+}
+
+/// A 334 to EHLO is not a SASL prompt: the next line (STARTTLS) still goes out as a command,
+/// and the session upgrades normally.
+#[test]
+fn x17_a_334_to_ehlo_does_not_turn_commands_into_sasl_answers() {
+    let pki = Pki::new();
+    let smtp = tls_smtp(&pki, Leaf::Good).on("EHLO", b"334 UGFzc3dvcmQ6\r\n");
+    let server = Server::smtp(smtp);
+    let scenario = "S: 220\nC: EHLO client.example\nS: 334\nC: STARTTLS\nS: 220\n";
+    let out = Run::new(scenario, &server.target())
+        .args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"])
+        .run();
+    server.finish();
+    out.assert_code(0)
+        .assert_contains("answered something that was not AUTH")
+        .assert_contains("TLS established");
+}
+
+/// A server that answers AUTH with a malformed line echoing the credentials: the protocol
+/// error quotes the line, and the quote is redacted too.
+#[test]
+fn x18_malformed_reply_echoing_credentials_is_redacted() {
+    use base64::Engine as _;
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    let pki = Pki::new();
+    let smtp =
+        tls_smtp(&pki, Leaf::Good).on("AUTH", format!("you sent {blob} right?\r\n").as_bytes());
+    let server = Server::smtp(smtp);
+    let out = Run::new(STARTTLS_AUTH, &server.target())
+        .args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"])
+        .creds()
+        .run();
+    server.finish();
+    out.assert_code(3).assert_contains("malformed reply line");
+    out.assert_no_credentials();
+}
+
+/// Unasked bytes waiting when STARTTLS is sent would pass for its 220: TLS is not started.
+#[test]
+fn x19_stray_bytes_before_starttls_stop_the_session() {
+    let pki = Pki::new();
+    let smtp = tls_smtp(&pki, Leaf::Good).on("EHLO", b"250 ok\r\n220 ready, but nobody asked\r\n");
+    let server = Server::smtp(smtp);
+    let out = Run::new(STARTTLS_ONLY, &server.target())
+        .args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"])
+        .run();
+    server.finish();
+    out.assert_code(3).assert_contains("out of step");
+}

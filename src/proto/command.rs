@@ -5,6 +5,8 @@
 //! is deliberately generous about what counts as `AUTH`, because a false positive costs one
 //! confirmation and a false negative costs a password.
 
+use super::escape::escape_str;
+
 /// What a command line means to the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandKind {
@@ -43,6 +45,12 @@ pub enum LineError {
         "a line cannot contain CR or LF: it would send a second, unchecked command; send each line separately"
     )]
     LineBreak,
+    /// A control character in a command: no SMTP command needs one, and servers split words
+    /// on some (vertical tab, form feed) that a reader of the line would not see as spaces.
+    #[error(
+        "a command cannot contain the control character {0}; type the command with plain spaces"
+    )]
+    ControlCharacter(String),
 }
 
 /// Checks that `line` is exactly one line on the wire.
@@ -57,10 +65,37 @@ pub fn check_single_line(line: &str) -> Result<(), LineError> {
     }
 }
 
+/// Checks a command or SASL line: one line, and no control character other than TAB.
+///
+/// Message content after DATA is only held to [`check_single_line`]: 7-bit encodings such
+/// as ISO-2022-JP legitimately carry ESC in message text.
+///
+/// # Errors
+/// [`LineError`] naming the first offending character.
+pub fn check_command_line(line: &str) -> Result<(), LineError> {
+    check_single_line(line)?;
+    match line.chars().find(|&c| c != '\t' && c.is_control()) {
+        Some(c) => Err(LineError::ControlCharacter(escape_str(&c.to_string()))),
+        None => Ok(()),
+    }
+}
+
+/// Whether `c` separates words for the purpose of recognising a verb. Servers split on C's
+/// `isspace()` (space, TAB, LF, VT, FF, CR); every other control character counts too, so a
+/// verb can never hide behind an unusual separator.
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// The words of `text`, split as [`is_separator`] says.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(is_separator).filter(|w| !w.is_empty())
+}
+
 /// The initial response of an `AUTH` line (`AUTH PLAIN <response>` or `AUTH=PLAIN <response>`).
 pub fn auth_initial_response(line: &str) -> Option<&str> {
     let (verb, rest) = split_verb(line);
-    let mut words = rest.split_ascii_whitespace();
+    let mut words = words(rest);
     if verb == "AUTH" {
         words.next()?;
     } else if !verb.starts_with("AUTH=") {
@@ -69,14 +104,13 @@ pub fn auth_initial_response(line: &str) -> Option<&str> {
     words.next()
 }
 
-/// Splits a line into its verb (upper-cased) and the rest, ignoring surrounding whitespace.
+/// Splits a line into its verb (upper-cased) and the rest, ignoring surrounding whitespace
+/// and control characters.
 pub fn split_verb(line: &str) -> (String, &str) {
-    let trimmed = line.trim_start();
-    let end = trimmed
-        .find(|c: char| c.is_ascii_whitespace())
-        .unwrap_or(trimmed.len());
+    let trimmed = line.trim_start_matches(is_separator);
+    let end = trimmed.find(is_separator).unwrap_or(trimmed.len());
     let (verb, rest) = trimmed.split_at(end);
-    (verb.to_ascii_uppercase(), rest.trim())
+    (verb.to_ascii_uppercase(), rest.trim_matches(is_separator))
 }
 
 /// Classifies a command line typed by a user or read from a scenario.
@@ -92,7 +126,7 @@ pub fn classify(line: &str) -> CommandKind {
         "RCPT" => CommandKind::Rcpt,
         // Some clients and servers accept the draft form `AUTH=LOGIN`; treat it as AUTH too.
         v if v == "AUTH" || v.starts_with("AUTH=") => {
-            let mut words = rest.split_ascii_whitespace();
+            let mut words = words(rest);
             let mechanism = match v.strip_prefix("AUTH=") {
                 Some(inline) => inline.to_owned(),
                 None => words.next().unwrap_or_default().to_ascii_uppercase(),
@@ -100,6 +134,14 @@ pub fn classify(line: &str) -> CommandKind {
             CommandKind::Auth {
                 mechanism: mechanism.to_ascii_uppercase(),
                 has_initial_response: words.next().is_some(),
+            }
+        }
+        // Anything else that starts with AUTH and a non-alphanumeric character is treated as
+        // AUTH as well: a false positive costs a confirmation, a false negative a password.
+        v if v.starts_with("AUTH") && !v[4..].starts_with(|c: char| c.is_ascii_alphanumeric()) => {
+            CommandKind::Auth {
+                mechanism: String::new(),
+                has_initial_response: true,
             }
         }
         _ => CommandKind::Other,
@@ -147,6 +189,45 @@ mod tests {
         assert_eq!(auth_initial_response("auth=plain  abc="), Some("abc="));
         assert_eq!(auth_initial_response("AUTH LOGIN"), None);
         assert_eq!(auth_initial_response("MAIL FROM:<a> b"), None);
+    }
+
+    /// Every byte C's isspace() accepts, and every other control character, between AUTH and
+    /// the mechanism: the line is either refused before sending or classified as AUTH.
+    #[test]
+    fn no_separator_hides_auth() {
+        for code in (0u32..0x20).chain([0x7f, 0x85, 0xa0, 0x2028]) {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let line = format!("AUTH{c}PLAIN AGFsaWNlAHNlY3JldA==");
+            let refused = check_command_line(&line).is_err();
+            let auth = matches!(classify(&line), CommandKind::Auth { .. });
+            assert!(refused || auth, "{line:?}");
+            assert!(auth, "classified as AUTH even where refused: {line:?}");
+        }
+        assert!(matches!(
+            classify("AUTH\u{b}PLAIN x"),
+            CommandKind::Auth {
+                has_initial_response: true,
+                ..
+            }
+        ));
+        assert!(matches!(classify("AUTH:PLAIN x"), CommandKind::Auth { .. }));
+        assert_eq!(classify("AUTHORIZE x"), CommandKind::Other);
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_commands_only() {
+        assert!(matches!(
+            check_command_line("AUTH\u{b}PLAIN x"),
+            Err(LineError::ControlCharacter(_))
+        ));
+        assert!(matches!(
+            check_command_line("NOOP\u{1b}[2J"),
+            Err(LineError::ControlCharacter(_))
+        ));
+        assert_eq!(check_command_line("EHLO\tx"), Ok(()));
+        assert_eq!(check_single_line("\u{1b}$B$3$s\u{1b}(B"), Ok(()));
     }
 
     #[test]
