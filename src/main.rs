@@ -261,7 +261,11 @@ fn run_command(args: RunArgs) -> i32 {
         }
     };
     let outcome = runtime.block_on(runner::run(&scenario, config, credentials, sink));
-    eprintln!("smtptui: {}", outcome.summary(&scenario.name));
+    // The reasons can quote the server; never let its bytes reach the terminal raw.
+    eprintln!(
+        "smtptui: {}",
+        smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
+    );
     outcome.exit_code()
 }
 

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::proto::command::{CommandKind, classify};
+use crate::proto::command::{CommandKind, check_command_line, classify};
 use crate::proto::reply::Reply;
 
 /// What a reply must look like.
@@ -219,11 +219,9 @@ impl Scenario {
                     }
                     continue;
                 }
-                if content.contains(['\r', '\n']) {
-                    return Err(error(
-                        line_no,
-                        "a command cannot contain a line break".to_owned(),
-                    ));
+                // Commands (not message lines) are held to what the engine will send.
+                if let Err(problem) = check_command_line(content) {
+                    return Err(error(line_no, problem.to_string()));
                 }
                 // A DATA whose previous step is still unchecked is fine: its reply is shown.
                 scenario.steps.push(Step {
@@ -284,6 +282,7 @@ impl Scenario {
                 continue;
             }
             let hint = match trimmed.get(..2) {
+                Some("C:") | Some("S:") => " (remove the spaces before the prefix)",
                 Some("c:") | Some("s:") => " (the prefixes are upper case: 'C:' and 'S:')",
                 _ if trimmed.starts_with("C ") || trimmed.starts_with("S ") => {
                     " (a colon follows the letter: 'C:' or 'S:')"
@@ -419,6 +418,12 @@ S: 221
         assert!(e.message.contains("'C:'"), "{}", e.message);
         assert!(err("c: EHLO x\n").message.contains("upper case"));
         assert!(err("C EHLO x\n").message.contains("colon"));
+        assert!(err("  C: EHLO x\n").message.contains("remove the spaces"));
+        assert!(
+            err("C: AUTH\u{b}PLAIN AGFsaWNl\n")
+                .message
+                .contains("control character")
+        );
         let e = err("C: EHLO x\nS: 250\nS: 250\n");
         assert_eq!(e.line, 3);
         assert!(e.message.contains("line 2"), "{}", e.message);

@@ -16,6 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::proto::escape::escape_str;
+
 /// The crypto provider used everywhere, chosen explicitly (ring builds quickly with gcc).
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -107,7 +109,8 @@ pub fn describe_certificate_error(error: &rustls::Error, server_name: &str) -> C
                     if presented.is_empty() {
                         "no host at all".to_owned()
                     } else {
-                        presented.join(", ")
+                        // The names come from the peer's certificate: shown, never interpreted.
+                        escape_str(&presented.join(", "))
                     }
                 ),
             ),
@@ -395,7 +398,7 @@ impl CertSummary {
                             .iter()
                             .filter_map(|name| match name {
                                 x509_parser::extensions::GeneralName::DNSName(dns) => {
-                                    Some(format!("DNS:{dns}"))
+                                    Some(format!("DNS:{}", escape_str(dns)))
                                 }
                                 x509_parser::extensions::GeneralName::IPAddress(ip) => {
                                     ip_to_string(ip).map(|ip| format!("IP:{ip}"))
@@ -411,8 +414,10 @@ impl CertSummary {
                     .unwrap_or_default();
                 let not_after = cert.validity().not_after.timestamp();
                 Self {
-                    subject: cert.subject().to_string(),
-                    issuer: cert.issuer().to_string(),
+                    // Names in a certificate are peer text: escaped here, once, so that no
+                    // front end (terminal, report, JSON) can show them raw.
+                    subject: escape_str(&cert.subject().to_string()),
+                    issuer: escape_str(&cert.issuer().to_string()),
                     sans,
                     not_before: rfc3339(cert.validity().not_before.timestamp()),
                     not_after: rfc3339(not_after),
@@ -486,5 +491,22 @@ fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
         _ if algorithm == "1.3.101.112" => "Ed25519".to_owned(),
         _ if algorithm == "1.3.101.113" => "Ed448".to_owned(),
         _ => format!("key {algorithm}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_a_hostile_certificate_are_escaped() {
+        let error = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("localhost").expect("valid name"),
+            presented: vec!["DnsName(\"x\u{1b}[2J\u{1b}]0;PWNED\u{7}y.example\")".to_owned()],
+        });
+        let problem = describe_certificate_error(&error, "localhost");
+        assert_eq!(problem.kind, "not valid for name");
+        assert!(!problem.detail.contains('\u{1b}') && !problem.detail.contains('\u{7}'));
+        assert!(problem.detail.contains("\\x1b[2J"), "{}", problem.detail);
     }
 }
