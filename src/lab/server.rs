@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::accounts::Accounts;
 use super::profile::{Policy, Profile, StartTlsBehaviour};
-use crate::proto::command::split_verb;
+use crate::proto::command::{CommandKind, classify, split_verb};
 use crate::proto::escape::escape_str;
 
 /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
@@ -794,17 +794,22 @@ fn path_argument(rest: &str, keyword: &str) -> Option<(String, String)> {
 
 /// The log form of a command line: AUTH keeps its mechanism and hides any initial response.
 fn redacted_command(line: &str) -> String {
-    let (verb, rest) = split_verb(line);
-    if verb == "AUTH" {
-        let mut words = rest.split_ascii_whitespace();
-        let mechanism = escape_str(words.next().unwrap_or(""));
-        return if words.next().is_some() {
-            format!("AUTH {mechanism} <credentials hidden>")
-        } else {
-            format!("AUTH {mechanism}")
-        };
+    // The client-side classifier is deliberately generous about what is AUTH (AUTH=PLAIN,
+    // odd separators), so the log hides everything it would hide.
+    match classify(line) {
+        CommandKind::Auth {
+            mechanism,
+            has_initial_response,
+        } => {
+            let mechanism = escape_str(&mechanism);
+            if has_initial_response {
+                format!("AUTH {mechanism} <credentials hidden>")
+            } else {
+                format!("AUTH {mechanism}")
+            }
+        }
+        _ => escape_str(line),
     }
-    escape_str(line)
 }
 
 /// The log form of an answer to a SASL challenge: only whether it was a cancellation.
@@ -818,6 +823,25 @@ fn redacted_sasl(line: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_log_hides_auth_in_every_spelling() {
+        for line in [
+            "AUTH PLAIN AHN0dWRlbnQAcHc=",
+            "auth=plain AHN0dWRlbnQAcHc=",
+            "AUTH\u{b}PLAIN AHN0dWRlbnQAcHc=",
+            "  Auth\tPlain AHN0dWRlbnQAcHc=",
+        ] {
+            let shown = redacted_command(line);
+            assert!(
+                !shown.contains("AHN0dWRlbnQAcHc="),
+                "{line:?} logged as {shown:?}"
+            );
+            assert!(shown.contains("<credentials hidden>"), "{shown:?}");
+        }
+        assert_eq!(redacted_command("AUTH LOGIN"), "AUTH LOGIN");
+        assert_eq!(redacted_command("MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
+    }
     use super::*;
     use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
 
