@@ -144,6 +144,12 @@ pub enum SessionError {
     /// The line cannot be sent as one line; nothing was sent. The session can go on.
     #[error(transparent)]
     Line(#[from] LineError),
+    /// A SASL answer was offered but the server is not waiting for one; nothing was sent.
+    #[error(
+        "the server is no longer waiting for a SASL answer, so the answer was not sent \
+         (it would have gone out as a command)"
+    )]
+    NoChallenge,
     /// STARTTLS on a connection that already has TLS (RFC 3207 §4.2 forbids it).
     #[error("TLS is already active; STARTTLS is not sent twice on one connection (RFC 3207 §4.2)")]
     AlreadyTls,
@@ -155,7 +161,10 @@ pub enum SessionError {
 impl SessionError {
     /// Whether the session can no longer be used.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, Self::Guard(_) | Self::AlreadyTls | Self::Line(_))
+        !matches!(
+            self,
+            Self::Guard(_) | Self::AlreadyTls | Self::Line(_) | Self::NoChallenge
+        )
     }
 }
 
@@ -465,6 +474,35 @@ impl Session {
         };
         self.queue_sasl(line.as_bytes(), display, kind);
         self.read_reply("the reply to the SASL answer").await
+    }
+
+    /// Sends an answer typed for a 334 challenge, but only while the server still waits for
+    /// one.
+    ///
+    /// A front end that asked the user for a hidden answer must use this rather than
+    /// [`Session::send_line`]: if the server has moved on meanwhile (an unsolicited reply
+    /// ended the exchange), `send_line` would send the typed secret as an ordinary, visible
+    /// command. Here it is refused instead, and nothing crosses.
+    ///
+    /// # Errors
+    /// [`SessionError::NoChallenge`] when no challenge is pending, [`SessionError::Guard`] when
+    /// the guard refuses (both non-fatal, nothing sent); fatal errors otherwise.
+    pub async fn answer_challenge(
+        &mut self,
+        answer: &Secret,
+        one_time: OneTimeOverride,
+    ) -> Result<Reply, SessionError> {
+        self.ensure_alive()?;
+        if self.phase != Phase::SaslChallenge {
+            self.emit(EventKind::Warning(SessionError::NoChallenge.to_string()));
+            return Err(SessionError::NoChallenge);
+        }
+        if let Err(error) = check_command_line(answer.expose()) {
+            self.emit(EventKind::Warning(format!("not sent: {error}")));
+            return Err(error.into());
+        }
+        let result = self.sasl_answer(answer.expose(), one_time).await;
+        result.map_err(|error| self.fail(error))
     }
 
     /// Sends STARTTLS and, on a 220, checks for injected bytes and performs the handshake.

@@ -1,0 +1,131 @@
+//! Engine behaviour that no front end reaches alone: a hidden SASL answer is sent only while
+//! the server still waits for one.
+
+#![allow(clippy::panic)] // panicking is how a test fails
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use smtptui::guard::{GuardPolicy, OneTimeOverride};
+use smtptui::proto::reply::ReplyLimits;
+use smtptui::secret::Secret;
+use smtptui::session::{Phase, Session, SessionConfig, SessionError, Step, TlsMode};
+use smtptui::tls::TrustSettings;
+
+/// A server that answers `AUTH LOGIN` with a 334 and, when `moves_on`, follows it at once
+/// with an unasked 250 that ends the exchange. It records every line it receives.
+async fn server(moves_on: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let record = received.clone();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write.write_all(b"220 test ESMTP\r\n").await;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+        {
+            record.lock().expect("lock").push(line.clone());
+            let reply: &[u8] = if line.eq_ignore_ascii_case("AUTH LOGIN") {
+                if moves_on {
+                    b"334 VXNlcm5hbWU6\r\n250 never mind\r\n"
+                } else {
+                    b"334 VXNlcm5hbWU6\r\n"
+                }
+            } else {
+                b"235 2.7.0 ok\r\n"
+            };
+            if write.write_all(reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    (port, received)
+}
+
+fn config(port: u16) -> SessionConfig {
+    SessionConfig {
+        host: "127.0.0.1".to_owned(),
+        port,
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        trust: TrustSettings {
+            extra_roots: Vec::new(),
+            continue_unverified: false,
+        },
+        // The test is about the phase check, so cleartext AUTH is allowed here explicitly.
+        policy: GuardPolicy {
+            allow_cleartext_auth: true,
+            allow_unverified_auth: false,
+        },
+        timeout: Duration::from_secs(5),
+        limits: ReplyLimits::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_hidden_answer_is_not_sent_once_the_server_has_moved_on() {
+    let (port, received) = server(true).await;
+    let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
+        .await
+        .expect("connects");
+    let step = session
+        .send_line("AUTH LOGIN", OneTimeOverride::None)
+        .await
+        .expect("sent");
+    assert!(matches!(step, Step::Reply(ref r) if r.code.value() == 334));
+    assert_eq!(session.phase(), Phase::SaslChallenge);
+    // The unasked 250 arrives while the user types the hidden answer.
+    let reply = tokio::time::timeout(Duration::from_secs(5), session.next_unsolicited())
+        .await
+        .expect("in time")
+        .expect("a reply");
+    assert_eq!(reply.code.value(), 250);
+    assert_eq!(session.phase(), Phase::Command);
+    let secret = Secret::new("hunter2-typed-hidden".to_owned());
+    let result = session
+        .answer_challenge(&secret, OneTimeOverride::None)
+        .await;
+    assert!(
+        matches!(result, Err(SessionError::NoChallenge)),
+        "{result:?}"
+    );
+    session.quit().await;
+    let lines = received.lock().expect("lock").clone();
+    assert!(
+        !lines.iter().any(|l| l.contains("hunter2")),
+        "the hidden answer crossed: {lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_answer_is_sent_while_the_challenge_stands() {
+    let (port, received) = server(false).await;
+    let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
+        .await
+        .expect("connects");
+    session
+        .send_line("AUTH LOGIN", OneTimeOverride::None)
+        .await
+        .expect("sent");
+    let secret = Secret::new("YWxpY2U=".to_owned());
+    let reply = session
+        .answer_challenge(&secret, OneTimeOverride::None)
+        .await
+        .expect("answered");
+    assert_eq!(reply.code.value(), 235);
+    session.quit().await;
+    assert!(
+        received
+            .lock()
+            .expect("lock")
+            .contains(&"YWxpY2U=".to_owned())
+    );
+}
