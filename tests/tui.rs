@@ -726,3 +726,35 @@ fn the_explain_pane_explains_the_error_that_ended_the_session() {
             .contains("did not answer in time")
     );
 }
+
+#[test]
+fn a_stripped_or_refused_starttls_is_said_plainly() {
+    // EHLO without STARTTLS but with AUTH: the strip attack's view.
+    let mut app = greeted();
+    type_line(&mut app, "EHLO me");
+    app.on_engine(status(
+        Protection::Cleartext,
+        Phase::Command,
+        &["PIPELINING", "AUTH"],
+    ));
+    app.on_engine(done("250-x\r\n250 AUTH PLAIN\r\n", Some("EHLO")));
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    let text = screen(&app);
+    assert!(text.contains("did not offer STARTTLS"), "{text}");
+    assert!(text.contains("try STARTTLS anyway"), "{text}");
+    // Enter tries STARTTLS; the server refuses: the advice about 'once TLS is up' goes.
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "STARTTLS"));
+    app.on_engine(done(
+        "502 5.5.2 Error: command not recognized\r\n",
+        Some("STARTTLS"),
+    ));
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(flash.contains("STARTTLS refused (502)"), "{flash}");
+
+    // With STARTTLS advertised, the dialog does not cry wolf.
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(!screen(&app).contains("did not offer STARTTLS"));
+}

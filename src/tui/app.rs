@@ -320,7 +320,16 @@ impl App {
     fn on_done(&mut self, done: Done) -> Vec<Action> {
         self.pending = None;
         match done {
-            Done::Reply { reply, .. } => self.check_expectation(&reply),
+            Done::Reply { reply, command } => {
+                if command.as_deref() == Some("STARTTLS") && reply.code.value() != 220 {
+                    // Replaces any 'once TLS is up' advice: TLS is not coming on this session.
+                    self.flash = Some(format!(
+                        "STARTTLS refused ({}): still cleartext, AUTH stays blocked",
+                        reply.code.value()
+                    ));
+                }
+                self.check_expectation(&reply)
+            }
             Done::GuardRefused { retry, refusal } => {
                 self.open_guard(refusal, retry);
                 Vec::new()

@@ -683,11 +683,16 @@ fn render_certificate(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     );
 }
 
+/// Whether an EHLO was answered on this cleartext connection without STARTTLS in it.
+fn stripped_starttls(app: &App) -> bool {
+    !app.status.extensions.is_empty() && !app.status.extensions.iter().any(|e| e == "STARTTLS")
+}
+
 fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let Mode::Guard(dialog) = &app.mode else {
         return;
     };
-    let rect = centered(area, 76, 16);
+    let rect = centered(area, 76, 18);
     frame.render_widget(Clear, rect);
     let word = dialog.override_word();
     let mut lines = match &dialog.refusal {
@@ -701,12 +706,37 @@ fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
             Line::from("anyone on the path. Base64 is an encoding, not encryption."),
             Line::from("Nothing was sent."),
             Line::from(""),
+        ]
+        .into_iter()
+        .chain(
+            stripped_starttls(app)
+                .then(|| {
+                    [
+                        Line::styled(
+                            "This server's EHLO did not offer STARTTLS. On a port meant for AUTH",
+                            theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                        ),
+                        Line::from(
+                            "that is a red flag: an attacker on the path may have removed it.",
+                        ),
+                        Line::from(""),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .chain([
             Line::styled(
-                "Enter      STARTTLS first (recommended), then EHLO and AUTH again",
+                if stripped_starttls(app) {
+                    "Enter      try STARTTLS anyway (recommended), then EHLO and AUTH"
+                } else {
+                    "Enter      STARTTLS first (recommended), then EHLO and AUTH again"
+                },
                 Style::new().add_modifier(Modifier::BOLD),
             ),
             Line::from("Esc        cancel"),
-        ],
+        ])
+        .collect(),
         Refusal::Unverified(problem) => vec![
             Line::styled(
                 "AUTH stopped: the certificate was NOT verified.",
