@@ -692,8 +692,6 @@ fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let Mode::Guard(dialog) = &app.mode else {
         return;
     };
-    let rect = centered(area, 76, 18);
-    frame.render_widget(Clear, rect);
     let word = dialog.override_word();
     let mut lines = match &dialog.refusal {
         Refusal::Cleartext => vec![
@@ -764,6 +762,9 @@ fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     if let Some(hint) = &dialog.hint {
         lines.push(Line::styled(hint.clone(), theme.fg(Color::Yellow)));
     }
+    // As tall as its text, so the smallest screen keeps the panes' edges around it.
+    let rect = centered(area, 76, lines.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
