@@ -758,3 +758,14 @@ fn a_stripped_or_refused_starttls_is_said_plainly() {
     type_line(&mut app, "AUTH PLAIN");
     assert!(!screen(&app).contains("did not offer STARTTLS"));
 }
+
+#[test]
+fn every_help_line_fits_its_box() {
+    // The help box is 72 columns wide: 70 inside its borders.
+    for line in ui::HELP.lines() {
+        assert!(
+            line.chars().count() <= 70,
+            "too wide for the help box: {line:?}"
+        );
+    }
+}

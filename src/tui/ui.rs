@@ -591,7 +591,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 /// The help text.
 pub const HELP: &str = "\
 Type SMTP commands and press Enter; they are sent as typed.
-  STARTTLS        a 220 upgrades to TLS (injected bytes abort the session)
+  STARTTLS        a 220 upgrades to TLS; injected bytes abort it
   AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden
   DATA            a 354 opens the message editor; a lone . ends it
 Keys
@@ -601,7 +601,7 @@ Keys
   Home/End        top/bottom of the transcript (End follows)
   F1 or ?         this help          F2  explain pane
   F3              certificate chain  Esc quit (QUIT first)
-  Ctrl-C          leave at once
+  Ctrl-C          leave at once      Ctrl-U  clear the line
 Local commands (never sent)
   :save FILE      redacted transcript     :record FILE  scenario
   :load FILE      step through a scenario (Enter on empty line)
@@ -613,7 +613,9 @@ fn render_help(frame: &mut Frame, area: Rect) {
     let rect = centered(area, 72, 24);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(HELP).block(Block::bordered().title(" help (Esc closes) ")),
+        Paragraph::new(HELP)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" help (Esc closes) ")),
         rect,
     );
 }
