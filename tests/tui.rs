@@ -769,3 +769,18 @@ fn every_help_line_fits_its_box() {
         );
     }
 }
+
+#[test]
+fn history_gives_back_the_line_being_typed() {
+    let mut app = after_ehlo();
+    for c in "MAIL FR".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "EHLO client.example");
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(
+        app.input, "MAIL FR",
+        "the draft is not lost by a look at the history"
+    );
+}

@@ -518,7 +518,7 @@ impl App {
             }
             KeyCode::End if ctrl || self.input.is_empty() => self.scroll = None,
             KeyCode::Up if self.mode == Mode::Command => {
-                if let Some(line) = self.history.older() {
+                if let Some(line) = self.history.older(&self.input) {
                     self.input = line.to_owned();
                 }
             }

@@ -7,6 +7,8 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use zeroize::Zeroize as _;
+
 use crate::proto::command::{CommandKind, classify};
 
 /// The most lines kept per target; older ones are dropped when the file is rewritten.
@@ -32,6 +34,8 @@ pub struct History {
     entries: Vec<String>,
     /// Position while browsing with Up/Down; `None` when editing a fresh line.
     position: Option<usize>,
+    /// The line being typed when browsing began, given back past the newest entry.
+    draft: String,
 }
 
 impl History {
@@ -73,6 +77,7 @@ impl History {
             path: Some(path),
             entries,
             position: None,
+            draft: String::new(),
         }
     }
 
@@ -103,10 +108,16 @@ impl History {
         }
     }
 
-    /// The previous line (Up), or `None` at the oldest.
-    pub fn older(&mut self) -> Option<&str> {
+    /// The previous line (Up), or `None` at the oldest. `typed` is the input line: when
+    /// browsing starts it is kept, and Down past the newest entry gives it back.
+    pub fn older(&mut self, typed: &str) -> Option<&str> {
         let next = match self.position {
-            None => self.entries.len().checked_sub(1)?,
+            None => {
+                let last = self.entries.len().checked_sub(1)?;
+                self.draft.zeroize();
+                self.draft.push_str(typed);
+                last
+            }
             Some(0) => 0,
             Some(p) => p - 1,
         };
@@ -114,12 +125,12 @@ impl History {
         self.entries.get(next).map(String::as_str)
     }
 
-    /// The next line (Down); `Some("")` past the newest, back to an empty input.
+    /// The next line (Down); past the newest, the line that was being typed (the draft).
     pub fn newer(&mut self) -> Option<&str> {
         let p = self.position?;
         if p + 1 >= self.entries.len() {
             self.position = None;
-            return Some("");
+            return Some(&self.draft);
         }
         self.position = Some(p + 1);
         self.entries.get(p + 1).map(String::as_str)
@@ -145,12 +156,21 @@ mod tests {
         let mut history = History::in_memory();
         history.push("EHLO a");
         history.push("NOOP");
-        assert_eq!(history.older(), Some("NOOP"));
-        assert_eq!(history.older(), Some("EHLO a"));
-        assert_eq!(history.older(), Some("EHLO a"));
+        assert_eq!(history.older(""), Some("NOOP"));
+        assert_eq!(history.older("NOOP"), Some("EHLO a"));
+        assert_eq!(history.older("EHLO a"), Some("EHLO a"));
         assert_eq!(history.newer(), Some("NOOP"));
         assert_eq!(history.newer(), Some(""));
         assert_eq!(history.newer(), None);
+    }
+
+    #[test]
+    fn down_past_the_newest_gives_back_the_line_being_typed() {
+        let mut history = History::in_memory();
+        history.push("EHLO a");
+        assert_eq!(history.older("MAIL FR"), Some("EHLO a"));
+        assert_eq!(history.older("EHLO a"), Some("EHLO a"));
+        assert_eq!(history.newer(), Some("MAIL FR"));
     }
 
     #[test]
