@@ -317,6 +317,23 @@ fn colours_carry_meaning() {
             .iter()
             .all(|cell| cell.fg == Color::Reset && cell.bg == Color::Reset)
     );
+    // ...where failures are still told from successes, by weight.
+    use ratatui::style::Modifier;
+    assert!(
+        style_of(&plain, "550 5.1.1")
+            .add_modifier
+            .contains(Modifier::BOLD)
+    );
+    assert!(
+        style_of(&plain, "451 4.3.0")
+            .add_modifier
+            .contains(Modifier::BOLD)
+    );
+    assert!(
+        !style_of(&plain, "220 2.0.0 Ready")
+            .add_modifier
+            .contains(Modifier::BOLD)
+    );
 }
 
 #[test]

@@ -42,8 +42,17 @@ impl Theme {
         }
     }
 
-    /// The style of a reply line of this class.
+    /// The style of a reply line of this class. Without colour, failures are bold, so a 5xx
+    /// still stands out from the 250s around it.
     pub fn reply(self, class: ReplyClass) -> Style {
+        if !self.colour {
+            return match class {
+                ReplyClass::TransientNegative
+                | ReplyClass::PermanentNegative
+                | ReplyClass::Unknown => Style::new().add_modifier(Modifier::BOLD),
+                _ => Style::new(),
+            };
+        }
         self.fg(match class {
             ReplyClass::PositiveCompletion => Color::Green,
             ReplyClass::PositiveIntermediate => Color::Cyan,
