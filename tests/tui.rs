@@ -801,3 +801,45 @@ fn history_gives_back_the_line_being_typed() {
         "the draft is not lost by a look at the history"
     );
 }
+
+#[test]
+fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    type_line(&mut app, "Subject: draft");
+    // The first Esc warns: the message is not sent yet.
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert!(!app.should_exit);
+    assert_eq!(app.mode, Mode::Message);
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("Esc again"))
+    );
+    // Any other key disarms; two Esc in a row leave without a QUIT read as message text.
+    app.on_key(key(KeyCode::Char('x')));
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert!(!app.should_exit);
+    let actions = app.on_key(key(KeyCode::Esc));
+    assert!(actions.is_empty(), "no QUIT inside DATA: {actions:?}");
+    assert!(app.should_exit);
+
+    // A 334 to an AUTH run by hand: Esc cancels with '*' (RFC 4954).
+    let mut app = after_tls();
+    type_line(&mut app, "AUTH CRAM-MD5");
+    let mut challenge = app.status.clone();
+    challenge.phase = Phase::SaslChallenge;
+    app.on_engine(EngineMsg::Status(Box::new(challenge)));
+    app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
+    assert_eq!(app.mode, Mode::SaslAnswer);
+    let actions = app.on_key(key(KeyCode::Esc));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "*"),
+        "{actions:?}"
+    );
+    assert!(!app.should_exit);
+}

@@ -190,6 +190,8 @@ pub struct App {
     pub dirty: bool,
     /// Rows the transcript pane shows (set from the terminal size), for paging.
     pub page: usize,
+    /// Esc was pressed once in the message editor; a second Esc leaves.
+    leave_armed: bool,
     history: History,
     completion: Option<(String, Vec<String>, usize)>,
     last_sent: Option<(Duration, String)>,
@@ -224,6 +226,7 @@ impl App {
             quitting: None,
             dirty: true,
             page: 20,
+            leave_armed: false,
             history,
             completion: None,
             last_sent: None,
@@ -481,6 +484,9 @@ impl App {
         if key.code != KeyCode::Tab {
             self.completion = None;
         }
+        if key.code != KeyCode::Esc {
+            self.leave_armed = false;
+        }
         if self.overlay.is_some() {
             match key.code {
                 KeyCode::Esc
@@ -558,13 +564,35 @@ impl App {
                 self.flash = Some("AUTH cancelled; nothing was sent".to_owned());
                 Vec::new()
             }
+            Mode::SaslAnswer => {
+                // RFC 4954 §4: a lone '*' cancels the exchange; QUIT here would be taken as
+                // the answer.
+                self.input.zeroize();
+                self.flash = Some("AUTH cancelled with '*' (RFC 4954)".to_owned());
+                self.send("*".to_owned(), OneTimeOverride::None)
+            }
+            Mode::Message if !self.leave_armed => {
+                self.leave_armed = true;
+                self.flash = Some(
+                    "the message is not sent: a lone . sends it; Esc again leaves without it"
+                        .to_owned(),
+                );
+                Vec::new()
+            }
             _ => self.quit(),
         }
     }
 
     /// Leaves: QUIT first when connected (the engine answers Finished), at once otherwise.
     pub fn quit(&mut self) -> Vec<Action> {
-        if self.status.connected && self.pending.is_none() && self.quitting.is_none() {
+        // Inside DATA or a SASL exchange a QUIT would be read as message text or as the
+        // answer: leave without it (the server discards an unfinished message).
+        let between_commands = self.status.phase == Phase::Command;
+        if self.status.connected
+            && between_commands
+            && self.pending.is_none()
+            && self.quitting.is_none()
+        {
             self.quitting = Some(Instant::now());
             self.pending = Some(Pending {
                 what: "the reply to QUIT".to_owned(),
