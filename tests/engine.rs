@@ -129,3 +129,53 @@ async fn a_hidden_answer_is_sent_while_the_challenge_stands() {
             .contains(&"YWxpY2U=".to_owned())
     );
 }
+
+/// A server that sends reply after reply nobody asked for is cut off by the UI's engine task
+/// instead of growing the transcript without end.
+#[tokio::test]
+async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
+    use smtptui::transcript::EventKind;
+    use smtptui::tui::engine::{EngineMsg, MAX_UNASKED_REPLIES};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = stream.write_all(b"220 flood ESMTP\r\n").await;
+        for _ in 0..10_000 {
+            if stream.write_all(b"250 unasked\r\n").await.is_err() {
+                break;
+            }
+        }
+    });
+    let (_actions_tx, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(smtptui::tui::engine::run(config(port), actions_rx, out_tx));
+    let mut replies = 0usize;
+    let mut closed_for_flooding = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, out_rx.recv()).await {
+        if let EngineMsg::Event(event) = message {
+            match event.kind {
+                EventKind::Received { .. } => replies += 1,
+                EventKind::Error(text) if text.contains("nobody asked for") => {
+                    closed_for_flooding = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    engine.abort();
+    assert!(
+        closed_for_flooding,
+        "no flood error after {replies} replies"
+    );
+    // The greeting, then the unasked ones up to the limit and the one that crossed it.
+    assert!(
+        replies <= MAX_UNASKED_REPLIES + 2,
+        "{replies} replies shown"
+    );
+}

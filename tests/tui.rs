@@ -434,7 +434,12 @@ fn password_is_hidden_and_never_stored() {
         app.on_key(key(KeyCode::Char(c)));
     }
     assert!(!screen(&app).contains("hunter22"));
+    assert!(
+        !format!("{app:?}").contains("hunter22"),
+        "Debug shows the password"
+    );
     let actions = app.on_key(key(KeyCode::Enter));
+    assert!(!format!("{actions:?}").contains("hunter22"));
     let [Action::Authenticate { credentials, .. }] = &actions[..] else {
         panic!("authenticate expected");
     };
@@ -842,4 +847,50 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
         "{actions:?}"
     );
     assert!(!app.should_exit);
+}
+
+/// An answer typed after a 334 goes out as a SASL answer (which the engine sends only while
+/// the challenge stands), and if the server ends the exchange meanwhile, what was typed is
+/// wiped instead of being left in the input to go out as a command.
+#[test]
+fn a_hidden_answer_is_never_sent_as_a_command() {
+    let mut app = after_tls();
+    app.on_engine(received(3000, Security::Tls, "334 VXNlcm5hbWU6\r\n"));
+    app.on_engine(status(Protection::VerifiedTls, Phase::SaslChallenge, &[]));
+    assert_eq!(app.mode, Mode::SaslAnswer);
+    for c in "c2VjcmV0".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    // The server moves on before Enter: the typed answer is discarded.
+    app.on_engine(status(Protection::VerifiedTls, Phase::Command, &[]));
+    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.input, "");
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("discarded"))
+    );
+
+    // While the challenge stands, Enter produces an answer action, not a line.
+    app.on_engine(status(Protection::VerifiedTls, Phase::SaslChallenge, &[]));
+    for c in "c2VjcmV0".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, .. }] = &actions[..] else {
+        panic!("a SASL answer action expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), "c2VjcmV0");
+    assert!(!format!("{actions:?}").contains("c2VjcmV0"));
+}
+
+#[test]
+fn debug_output_hides_inline_credentials() {
+    let action = Action::Send {
+        line: "AUTH PLAIN AGFsaWNlAHNlY3JldA==".to_owned(),
+        one_time: OneTimeOverride::None,
+    };
+    assert!(!format!("{action:?}").contains("AGFsaWNlAHNlY3JldA=="));
+    let retry = Retry::Line("auth plain AGFsaWNlAHNlY3JldA==".to_owned());
+    assert!(!format!("{retry:?}").contains("AGFsaWNlAHNlY3JldA=="));
 }

@@ -143,7 +143,6 @@ pub struct StepPlayer {
 }
 
 /// The whole UI state. Rendering is a function of it (see `ui::render`).
-#[derive(Debug)]
 pub struct App {
     /// The session as the engine last reported it.
     pub status: Status,
@@ -195,6 +194,32 @@ pub struct App {
     history: History,
     completion: Option<(String, Vec<String>, usize)>,
     last_sent: Option<(Duration, String)>,
+}
+
+impl std::fmt::Debug for App {
+    /// Shows the state without the input line while it holds a password or SASL answer, and
+    /// without the transcript (it is large, and shown on screen already).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret_input = matches!(self.mode, Mode::Password { .. } | Mode::SaslAnswer);
+        let input = if secret_input {
+            format!("<{} hidden characters>", self.input.chars().count())
+        } else {
+            self.input.clone()
+        };
+        f.debug_struct("App")
+            .field("status", &self.status)
+            .field("events", &self.events.len())
+            .field("input", &input)
+            .field("mode", &self.mode)
+            .field("overlay", &self.overlay)
+            .field("editor", &self.editor.len())
+            .field("pending", &self.pending)
+            .field("flash", &self.flash)
+            .field("policy", &self.policy)
+            .field("preset_user", &self.preset_user)
+            .field("preset_secret", &self.preset_secret)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -315,7 +340,17 @@ impl App {
                 self.editor.clear();
             }
             (Phase::SaslChallenge, Mode::Command) => self.mode = Mode::SaslAnswer,
-            (Phase::Command, Mode::Message | Mode::SaslAnswer) => self.mode = Mode::Command,
+            (Phase::Command, Mode::SaslAnswer) => {
+                // The exchange ended while an answer was being typed: what was typed is a
+                // secret and is wiped, never left to be sent as a command.
+                self.input.zeroize();
+                self.mode = Mode::Command;
+                self.flash = Some(
+                    "the server ended the SASL exchange; what you typed was discarded, nothing sent"
+                        .to_owned(),
+                );
+            }
+            (Phase::Command, Mode::Message) => self.mode = Mode::Command,
             _ => {}
         }
     }
@@ -632,6 +667,7 @@ impl App {
                     return match dialog.retry {
                         Retry::Auth(mechanism) => self.start_auth(mechanism, one_time),
                         Retry::Line(line) => self.send(line, one_time),
+                        Retry::Answer(answer) => self.send_answer(answer, one_time),
                     };
                 }
                 if let Mode::Guard(d) = &mut self.mode {
@@ -656,6 +692,7 @@ impl App {
                 // left there would be glued to whatever the user types next.
                 let next = match &dialog.retry {
                     Retry::Auth(mechanism) => format!("AUTH {}", mechanism.name()),
+                    Retry::Answer(_) => "AUTH".to_owned(),
                     Retry::Line(line) => match classify(line) {
                         CommandKind::Auth { mechanism, .. } if !mechanism.is_empty() => {
                             format!("AUTH {mechanism}")
@@ -704,8 +741,9 @@ impl App {
                 self.authenticate(mechanism, user, secret, one_time)
             }
             Mode::SaslAnswer => {
-                // Never into history: it is a credential.
-                self.send(line, OneTimeOverride::None)
+                // Never into history: it is a credential. Sent as an answer, never as a line:
+                // if the server has moved on, the engine refuses rather than send it as a command.
+                self.send_answer(Secret::new(line), OneTimeOverride::None)
             }
             Mode::Message => {
                 if line == "." {
@@ -747,7 +785,7 @@ impl App {
     }
 
     fn end_message(&mut self) -> Vec<Action> {
-        self.input.clear();
+        self.input.zeroize();
         self.pending = Some(Pending {
             what: "the reply to the message".to_owned(),
             since: Instant::now(),
@@ -838,6 +876,15 @@ impl App {
             since: Instant::now(),
         });
         vec![Action::Send { line, one_time }]
+    }
+
+    /// Sends an answer typed into the hidden prompt after a 334.
+    fn send_answer(&mut self, answer: Secret, one_time: OneTimeOverride) -> Vec<Action> {
+        self.pending = Some(Pending {
+            what: "the reply to the SASL answer".to_owned(),
+            since: Instant::now(),
+        });
+        vec![Action::SaslAnswer { answer, one_time }]
     }
 
     fn next_step(&mut self) -> Vec<Action> {

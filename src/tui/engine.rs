@@ -9,13 +9,12 @@ use crate::guard::{OneTimeOverride, Protection, Refusal};
 use crate::proto::command::{CommandKind, classify, split_verb};
 use crate::proto::reply::Reply;
 use crate::proto::sasl::Mechanism;
-use crate::secret::Credentials;
+use crate::secret::{Credentials, Secret};
 use crate::session::{Phase, Session, SessionConfig, SessionError, Step, format_target};
 use crate::tls::TlsInfo;
 use crate::transcript::{Event, EventKind, Security};
 
 /// What the UI asks the engine to do.
-#[derive(Debug)]
 pub enum Action {
     /// Send one line as typed (command, message line or SASL answer), with the engine's
     /// smart steps (STARTTLS upgrades, DATA switches phase, the guard checks AUTH).
@@ -23,6 +22,14 @@ pub enum Action {
         /// The line, without CRLF.
         line: String,
         /// An override the user gave for this one line in the guard dialog.
+        one_time: OneTimeOverride,
+    },
+    /// Answer a pending 334 with a line typed into the hidden prompt. Sent only while the
+    /// server still waits for it (see [`Session::answer_challenge`]).
+    SaslAnswer {
+        /// What the user typed, already base64 as the mechanism expects.
+        answer: Secret,
+        /// An override given in the guard dialog.
         one_time: OneTimeOverride,
     },
     /// Run a SASL exchange with credentials typed into the hidden prompt.
@@ -46,6 +53,56 @@ pub enum Action {
     Quit,
     /// Close the current connection (without QUIT) and connect again.
     Reconnect,
+}
+
+/// How many replies the server may send unasked, between two user actions, before the
+/// connection is closed as a flood.
+pub const MAX_UNASKED_REPLIES: usize = 100;
+
+/// How a typed line may appear in debug output: an AUTH with an inline response is shown
+/// without it, because the response is the credential.
+pub fn debug_line(line: &str) -> String {
+    match classify(line) {
+        CommandKind::Auth {
+            mechanism,
+            has_initial_response: true,
+        } => format!("AUTH {mechanism} <credentials hidden>"),
+        _ => line.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Send { line, one_time } => f
+                .debug_struct("Send")
+                .field("line", &debug_line(line))
+                .field("one_time", one_time)
+                .finish(),
+            Self::SaslAnswer { answer, one_time } => f
+                .debug_struct("SaslAnswer")
+                .field("answer", answer)
+                .field("one_time", one_time)
+                .finish(),
+            Self::Authenticate {
+                mechanism,
+                credentials,
+                one_time,
+            } => f
+                .debug_struct("Authenticate")
+                .field("mechanism", mechanism)
+                .field("credentials", credentials)
+                .field("one_time", one_time)
+                .finish(),
+            Self::Message { lines } => f
+                .debug_struct("Message")
+                .field("lines", &lines.len())
+                .finish(),
+            Self::Record(kind) => f.debug_tuple("Record").field(kind).finish(),
+            Self::Quit => f.write_str("Quit"),
+            Self::Reconnect => f.write_str("Reconnect"),
+        }
+    }
 }
 
 /// A snapshot of the session for the status bar, completion and the guard pre-check.
@@ -108,12 +165,37 @@ impl Status {
 }
 
 /// What a request the guard refused was, so the UI can repeat it with an override.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Retry {
-    /// A typed line (an AUTH with an inline response, or a SASL answer).
+    /// A typed line (an AUTH with an inline response).
     Line(String),
+    /// An answer typed into the hidden prompt after a 334.
+    Answer(Secret),
     /// A bare AUTH the UI runs with the credential prompt.
     Auth(Mechanism),
+}
+
+impl PartialEq for Retry {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Line(a), Self::Line(b)) => a == b,
+            (Self::Answer(a), Self::Answer(b)) => a.expose() == b.expose(),
+            (Self::Auth(a), Self::Auth(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Retry {}
+
+impl std::fmt::Debug for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Line(line) => f.debug_tuple("Line").field(&debug_line(line)).finish(),
+            Self::Answer(answer) => f.debug_tuple("Answer").field(answer).finish(),
+            Self::Auth(mechanism) => f.debug_tuple("Auth").field(mechanism).finish(),
+        }
+    }
 }
 
 /// How an action ended.
@@ -163,6 +245,9 @@ pub async fn run(
 ) {
     let target = format_target(&config.host, config.port);
     let mut session = connect(&config, &out, &target).await;
+    // Replies the server sent unasked since the user's last action: a server that keeps
+    // sending them would otherwise grow the transcript without end.
+    let mut unasked = 0usize;
     loop {
         let action = match session.as_mut() {
             Some(live) => tokio::select! {
@@ -171,6 +256,15 @@ pub async fn run(
                     if let Err(error) = unsolicited {
                         end_if_fatal(&mut session, &error, &out, &target);
                     } else {
+                        unasked += 1;
+                        if unasked > MAX_UNASKED_REPLIES {
+                            live.record(EventKind::Error(format!(
+                                "the server sent more than {MAX_UNASKED_REPLIES} replies nobody \
+                                 asked for; closing the connection"
+                            )));
+                            live.close().await;
+                            session = None;
+                        }
                         status(session.as_ref(), &out, &target);
                     }
                     continue;
@@ -178,6 +272,7 @@ pub async fn run(
             },
             None => actions.recv().await,
         };
+        unasked = 0;
         let Some(action) = action else {
             if let Some(live) = session.as_mut() {
                 live.close().await;
@@ -263,6 +358,16 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                     })
                 }
             }
+        }
+        Action::SaslAnswer { answer, one_time } => {
+            let reply = session
+                .answer_challenge(&answer, one_time)
+                .await
+                .map_err(|e| (e, Some(Retry::Answer(answer.clone()))))?;
+            Ok(Done::Reply {
+                reply,
+                command: None,
+            })
         }
         Action::Authenticate {
             mechanism,
