@@ -98,11 +98,13 @@ impl History {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            if let Ok(mut file) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            // What someone typed to a mail server is theirs alone (addresses, commands): the
+            // file is readable by its owner only, whatever the umask.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            if let Ok(mut file) = options.open(path) {
                 let _ = writeln!(file, "{line}");
             }
         }
@@ -180,6 +182,15 @@ mod tests {
         let mut history = History::load(path.clone());
         history.push("EHLO x");
         history.push("AUTH LOGIN c2VjcmV0");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("written")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "history must be private, mode {mode:o}");
+        }
         let again = History::load(path);
         assert_eq!(again.entries(), ["EHLO x"]);
     }
