@@ -214,6 +214,9 @@ pub struct Session {
     /// Every form of every secret sent so far (password, its base64, the encoded SASL
     /// messages), hidden from replies that echo them.
     sent_secrets: Vec<Secret>,
+    /// Set while the reply to STARTTLS is read: bytes after it are then judged by the
+    /// injection check, not reported as an ordinary unasked reply.
+    awaiting_tls_go_ahead: bool,
     /// Whether the last line sent was AUTH or a SASL answer: only then is a 334 a challenge
     /// whose answer carries credentials. A 334 to anything else is an anomaly, not a prompt.
     sasl_expected: bool,
@@ -252,6 +255,7 @@ impl Session {
             read_buffer: vec![0; 16 * 1024],
             sent_secrets: Vec::new(),
             sasl_expected: false,
+            awaiting_tls_go_ahead: false,
             ended: false,
         };
         let result = session.open().await;
@@ -529,8 +533,12 @@ impl Session {
             return Err(SessionError::OutOfStep { bytes: stray });
         }
         self.queue(b"STARTTLS", "STARTTLS".to_owned(), SentKind::Command);
-        let reply = self.read_reply("the reply to STARTTLS").await?;
+        self.awaiting_tls_go_ahead = true;
+        let reply = self.read_reply("the reply to STARTTLS").await;
+        self.awaiting_tls_go_ahead = false;
+        let reply = reply?;
         if reply.code.value() != 220 {
+            self.warn_unasked_bytes();
             self.emit(EventKind::Warning(format!(
                 "STARTTLS refused ({}): the connection stays in cleartext; credentials remain blocked by the guard",
                 reply.summary()
@@ -701,15 +709,37 @@ impl Session {
         Ok(reply)
     }
 
-    /// Sends QUIT and waits briefly for the 221, then closes. Errors are ignored: the user is
-    /// leaving either way.
+    /// Leaves politely: QUIT, the 221, then close. Errors are ignored: the user is leaving
+    /// either way. Inside a message it closes without QUIT (QUIT would be message text, and a
+    /// server discards a message that never got its final dot); inside a SASL exchange it
+    /// cancels with `*` first (QUIT would be taken as the answer).
     pub async fn quit(&mut self) {
         if self.ended {
             return;
         }
+        match self.phase {
+            // QUIT here would be message text. Closing without the final dot is how a client
+            // abandons a message: the server discards what it received.
+            Phase::Message => {}
+            // QUIT here would be the SASL answer; cancel the exchange first (RFC 4954 §4).
+            Phase::SaslChallenge => {
+                self.queue(b"*", "*".to_owned(), SentKind::Command);
+                if self
+                    .read_reply("the reply to the AUTH cancellation")
+                    .await
+                    .is_ok()
+                {
+                    self.send_quit().await;
+                }
+            }
+            Phase::Command => self.send_quit().await,
+        }
+        self.close().await;
+    }
+
+    async fn send_quit(&mut self) {
         self.queue(b"QUIT", "QUIT".to_owned(), SentKind::Command);
         let _ = self.read_reply("the reply to QUIT").await;
-        self.close().await;
     }
 
     /// Closes the connection without QUIT.
@@ -749,8 +779,16 @@ impl Session {
     fn check_guard(&mut self, one_time: OneTimeOverride) -> Result<(), SessionError> {
         match guard::decide(&self.protection, self.config.policy, one_time) {
             Decision::Allow => Ok(()),
-            Decision::AllowedByOverride(reason) => {
-                self.emit(EventKind::Guard(GuardOutcome::Overridden(reason)));
+            Decision::AllowedByOverride(refusal) => {
+                // Which permission applied: a standing flag covers the case whatever was typed.
+                let standing = match refusal {
+                    Refusal::Cleartext => self.config.policy.allow_cleartext_auth,
+                    Refusal::Unverified(_) => self.config.policy.allow_unverified_auth,
+                };
+                self.emit(EventKind::Guard(GuardOutcome::Overridden {
+                    refusal,
+                    one_time: !standing,
+                }));
                 Ok(())
             }
             Decision::Refuse(refusal) => {
@@ -870,16 +908,22 @@ impl Session {
                     .to_owned(),
             ));
         }
+        if !self.awaiting_tls_go_ahead {
+            self.warn_unasked_bytes();
+        }
+        reply
+    }
+
+    /// Commands are not pipelined, so one command gets one reply; bytes beyond it mean the
+    /// server (or something on the path) answered what was never asked.
+    fn warn_unasked_bytes(&mut self) {
         let extra = self.parser.buffered().len();
         if extra > 0 {
-            // Commands are not pipelined, so one command gets one reply; more bytes mean the
-            // server (or something on the path) answered what was never asked.
             self.emit(EventKind::Warning(format!(
                 "the server sent {extra} byte(s) beyond this reply, unasked; they will be \
                  read as the reply to the next command"
             )));
         }
-        reply
     }
 
     /// Waits, without a deadline, for a reply the client did not ask for, such as the `421`

@@ -342,7 +342,7 @@ impl TlsInfo {
             Verification::Verified => format!("certificate verified for {}", self.server_name),
             Verification::Failed(problem) => {
                 format!(
-                    "certificate NOT VERIFIED ({}), continuing under --insecure",
+                    "certificate NOT VERIFIED ({}), continuing without verification",
                     problem.kind
                 )
             }

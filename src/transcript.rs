@@ -51,8 +51,14 @@ pub enum SentKind {
 pub enum GuardOutcome {
     /// Nothing was sent.
     Refused(Refusal),
-    /// Sent anyway because the user explicitly allowed it; the reason it was unsafe.
-    Overridden(Refusal),
+    /// Sent anyway because the user explicitly allowed it.
+    Overridden {
+        /// Why it was unsafe.
+        refusal: Refusal,
+        /// Whether the permission was given for this one command (typed in a dialog) rather
+        /// than for the whole session by a command-line flag.
+        one_time: bool,
+    },
 }
 
 /// Everything that can happen in a session.
@@ -265,15 +271,23 @@ impl Event {
                     palette.paint("1;31", &format!("!! REFUSED {refusal}"))
                 )]
             }
-            EventKind::Guard(GuardOutcome::Overridden(refusal)) => {
-                let why = match refusal {
-                    Refusal::Cleartext => {
-                        "credentials are being sent IN CLEARTEXT (--allow-cleartext-auth)"
-                            .to_owned()
+            EventKind::Guard(GuardOutcome::Overridden { refusal, one_time }) => {
+                let how = |flag: &str| {
+                    if *one_time {
+                        "override typed for this one command".to_owned()
+                    } else {
+                        flag.to_owned()
                     }
+                };
+                let why = match refusal {
+                    Refusal::Cleartext => format!(
+                        "credentials are being sent IN CLEARTEXT ({})",
+                        how("--allow-cleartext-auth")
+                    ),
                     Refusal::Unverified(problem) => format!(
-                        "credentials are being sent to a peer whose certificate was NOT VERIFIED ({}) (--insecure)",
-                        problem.kind
+                        "credentials are being sent to a peer whose certificate was NOT VERIFIED ({}) ({})",
+                        problem.kind,
+                        how("--insecure")
                     ),
                 };
                 vec![format!(
@@ -379,7 +393,7 @@ impl Event {
             EventKind::Guard(outcome) => {
                 let (decision, refusal) = match outcome {
                     GuardOutcome::Refused(r) => ("refused", r),
-                    GuardOutcome::Overridden(r) => ("overridden", r),
+                    GuardOutcome::Overridden { refusal, .. } => ("overridden", refusal),
                 };
                 json!({"event": "guard", "decision": decision, "reason": refusal.to_string()})
             }

@@ -179,3 +179,52 @@ async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
         "{replies} replies shown"
     );
 }
+
+/// Leaving in the middle of a message closes without QUIT: QUIT would be message text.
+#[tokio::test]
+async fn quit_inside_a_message_does_not_send_quit_as_text() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let record = received.clone();
+    let server = tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write.write_all(b"220 test ESMTP\r\n").await;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+        {
+            let reply: &[u8] = match line.as_str() {
+                "DATA" => b"354 go ahead\r\n",
+                _ => b"250 ok\r\n",
+            };
+            record.lock().expect("lock").push(line);
+            if write.write_all(reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
+        .await
+        .expect("connects");
+    session
+        .send_line("DATA", OneTimeOverride::None)
+        .await
+        .expect("DATA");
+    assert_eq!(session.phase(), Phase::Message);
+    session
+        .send_line("half a message", OneTimeOverride::None)
+        .await
+        .expect("queued");
+    session.quit().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let lines = received.lock().expect("lock").clone();
+    assert!(!lines.contains(&"QUIT".to_owned()), "{lines:?}");
+    assert!(
+        !lines.contains(&".".to_owned()),
+        "the message must not be completed: {lines:?}"
+    );
+}

@@ -299,6 +299,8 @@ fn injection_case(reply: &[u8]) -> (support::Outcome, support::Recorded) {
 fn t01_injected_reply_after_starttls_220_same_write() {
     let (out, rec) = injection_case(b"220 2.0.0 Ready to start TLS\r\n250 fake injected\r\n");
     out.assert_code(3).assert_contains("response injection");
+    // One clear verdict: the injected bytes are not also announced as a reply to come.
+    assert!(!out.stdout.contains("beyond this reply"), "{}", out.stdout);
     // Nothing after STARTTLS in cleartext, and no command made it through TLS either.
     assert!(
         rec.plain_after_starttls().is_empty(),

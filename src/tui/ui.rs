@@ -310,7 +310,7 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                 theme.alarm(),
             ),
         ),
-        EventKind::Guard(GuardOutcome::Overridden(refusal)) => (
+        EventKind::Guard(GuardOutcome::Overridden { refusal, .. }) => (
             none,
             "!!",
             Span::styled(
