@@ -124,13 +124,37 @@ fn lab_command(args: LabArgs) -> i32 {
             let _ = writeln!(stdout, "\nSession log (AUTH credentials are never shown):");
             let _ = stdout.flush();
         }
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => eprintln!("\nsmtptui lab: stopping; open sessions get 421"),
-            Err(error) => eprintln!("smtptui lab: cannot wait for Ctrl-C ({error}); stopping"),
-        }
+        let why = stop_signal().await;
+        eprintln!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         lab.shutdown().await;
         exit::PASSED
     })
+}
+
+/// Waits for Ctrl-C, or for the terminal closing (SIGHUP) or a polite kill (SIGTERM), so
+/// the lab shuts down cleanly in each case and removes the CA directory it made.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut hangup), Ok(mut terminate)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return "Ctrl-C";
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = hangup.recv() => "the terminal closed",
+            _ = terminate.recv() => "asked to terminate",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// Parses `--listen`: an IP address and a port, `localhost:PORT` meaning 127.0.0.1. Port 0

@@ -789,3 +789,67 @@ async fn a_busy_port_is_reported_clearly() {
     assert_eq!(ran.code, Some(2));
     assert!(ran.stderr.contains("refuse-tls"), "{}", ran.stderr);
 }
+
+/// Closing the terminal (SIGHUP) or a polite kill (SIGTERM) stops the lab as Ctrl-C does:
+/// exit status 0, and the CA directory it made is gone.
+#[test]
+fn lab_stops_cleanly_on_hangup_and_terminate() {
+    for signal in ["-HUP", "-TERM"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+            .args([
+                "lab",
+                "--profile",
+                "mx",
+                "--listen",
+                "127.0.0.1:0",
+                "--quiet",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn lab");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                all.push_str(&String::from_utf8_lossy(&buf[..n]));
+                // The table names the CA file it wrote: the first word ending in ca.pem.
+                let ca = all.split_whitespace().find(|word| word.ends_with("ca.pem"));
+                if let Some(ca) = ca {
+                    let _ = tx.send(ca.to_owned());
+                    return;
+                }
+            }
+        });
+        let ca = rx.recv_timeout(Duration::from_secs(30));
+        let Ok(ca) = ca else {
+            let _ = child.kill();
+            panic!("the lab never printed its CA path");
+        };
+        let dir = std::path::PathBuf::from(&ca)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .expect("a directory");
+        assert!(dir.exists(), "{}", dir.display());
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the lab did not stop on {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{signal}: {status:?}");
+        assert!(!dir.exists(), "{signal} left {} behind", dir.display());
+    }
+}
