@@ -3,6 +3,8 @@
 //! load, and against hostile clients. Every lab listens on 127.0.0.1 port 0; every wait is
 //! bounded so a broken server fails a test instead of hanging it.
 
+#![allow(clippy::panic)] // panicking is how a test fails
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
