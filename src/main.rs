@@ -2,7 +2,7 @@
 
 mod cli;
 
-use std::io::{IsTerminal, LineWriter, Write};
+use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -262,7 +262,7 @@ fn run_command(args: RunArgs) -> i32 {
     };
     let transcript_file = match &args.transcript {
         Some(path) => match std::fs::File::create(path) {
-            Ok(file) => Some(LineWriter::new(file)),
+            Ok(file) => Some(BufWriter::new(file)),
             Err(error) => {
                 return usage_error(format!(
                     "cannot write the transcript to {}: {error}",
@@ -294,13 +294,20 @@ fn run_command(args: RunArgs) -> i32 {
 }
 
 /// Prints each event as it happens, and copies the plain text to the transcript file.
+///
+/// On a terminal each line shows as it happens; into a pipe or file the output is buffered
+/// (a large DATA is a million lines), and flushed when the session ends and drops the sink.
 fn output_sink(
     json: bool,
     palette: Palette,
-    mut file: Option<LineWriter<std::fs::File>>,
+    mut file: Option<BufWriter<std::fs::File>>,
 ) -> EventSink {
+    let mut stdout: Box<dyn Write + Send> = if std::io::stdout().is_terminal() {
+        Box::new(LineWriter::new(std::io::stdout()))
+    } else {
+        Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout()))
+    };
     Box::new(move |event: Event| {
-        let mut stdout = std::io::stdout().lock();
         // A closed stdout (say, piped into `head`) must not stop the session.
         if json {
             let _ = writeln!(stdout, "{}", event.to_json());
