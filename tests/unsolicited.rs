@@ -5,11 +5,8 @@
 
 use std::time::Duration;
 
-use smtptui::guard::GuardPolicy;
 use smtptui::lab::{Lab, LabConfig, Profile};
-use smtptui::proto::reply::ReplyLimits;
-use smtptui::session::{Session, SessionConfig, TlsMode};
-use smtptui::tls::TrustSettings;
+use smtptui::session::Session;
 
 #[tokio::test]
 async fn idle_client_sees_the_servers_421() {
@@ -17,20 +14,8 @@ async fn idle_client_sees_the_servers_421() {
     config.log = std::sync::Arc::new(|_| {});
     config.command_timeout = Duration::from_millis(600);
     let lab = Lab::start(config).await.expect("lab starts");
-    let addr = lab.addr(Profile::Submission).expect("listener");
-    let session_config = SessionConfig {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-        tls_mode: TlsMode::StartTls,
-        server_name: "localhost".to_owned(),
-        trust: TrustSettings {
-            extra_roots: vec![lab.ca_der().clone()],
-            continue_unverified: false,
-        },
-        policy: GuardPolicy::default(),
-        timeout: Duration::from_secs(5),
-        limits: ReplyLimits::default(),
-    };
+    let mut session_config = lab.client_config(Profile::Submission).expect("listener");
+    session_config.timeout = Duration::from_secs(5);
     let (mut session, greeting) = Session::connect(session_config, Box::new(|_| {}))
         .await
         .expect("connects");

@@ -13,13 +13,10 @@ use std::time::Duration;
 
 use super::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
 use super::{Lab, LabConfig, Profile};
-use crate::guard::GuardPolicy;
-use crate::proto::reply::ReplyLimits;
 use crate::runner::{self, Outcome, exit};
 use crate::scenario::Scenario;
 use crate::secret::{Credentials, Secret};
-use crate::session::{EventSink, SessionConfig, TlsMode};
-use crate::tls::TrustSettings;
+use crate::session::EventSink;
 use crate::transcript::{Event, Palette};
 
 /// Where the demo's text goes, one line per call.
@@ -89,23 +86,12 @@ async fn sessions(
     print: &Printer,
     lab_log: &Arc<Mutex<Vec<String>>>,
 ) -> i32 {
-    let Some(addr) = lab.addr(Profile::Submission) else {
+    let Some(mut config) = lab.client_config(Profile::Submission) else {
         print("smtptui demo: the lab has no submission listener");
         return exit::FAILURE;
     };
-    let config = SessionConfig {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-        tls_mode: TlsMode::StartTls,
-        server_name: "localhost".to_owned(),
-        trust: TrustSettings {
-            extra_roots: vec![lab.ca_der().clone()],
-            continue_unverified: false,
-        },
-        policy: GuardPolicy::default(),
-        timeout: Duration::from_secs(15),
-        limits: ReplyLimits::default(),
-    };
+    config.timeout = Duration::from_secs(15);
+    let addr = crate::session::format_target(&config.host, config.port);
     let credentials = Credentials {
         user: DEFAULT_USER.to_owned(),
         secret: Secret::new(DEFAULT_PASSWORD.to_owned()),

@@ -395,6 +395,30 @@ impl Lab {
         &self.ca_der
     }
 
+    /// A client configuration for this lab's `profile` listener, as a student's client would
+    /// use it: the lab's CA trusted, the name `localhost` verified, implicit TLS for the
+    /// implicit profile, no guard override. `None` when that profile is not running.
+    pub fn client_config(&self, profile: Profile) -> Option<crate::session::SessionConfig> {
+        let addr = self.addr(profile)?;
+        Some(crate::session::SessionConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            tls_mode: if profile == Profile::Implicit {
+                crate::session::TlsMode::Implicit
+            } else {
+                crate::session::TlsMode::StartTls
+            },
+            server_name: "localhost".to_owned(),
+            trust: crate::tls::TrustSettings {
+                extra_roots: vec![self.ca_der.clone()],
+                continue_unverified: false,
+            },
+            policy: crate::guard::GuardPolicy::default(),
+            timeout: Duration::from_secs(30),
+            limits: crate::proto::reply::ReplyLimits::default(),
+        })
+    }
+
     /// The accepted mail.
     pub fn mail(&self) -> &MailStore {
         &self.mail

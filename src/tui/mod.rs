@@ -22,14 +22,11 @@ use crossterm::event::{
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
-use crate::guard::GuardPolicy;
 use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
 use crate::lab::{Lab, LabConfig, Profile};
-use crate::proto::reply::ReplyLimits;
 use crate::scenario::Scenario;
 use crate::secret::Secret;
-use crate::session::{SessionConfig, TlsMode, format_target};
-use crate::tls::TrustSettings;
+use crate::session::{SessionConfig, format_target};
 use app::App;
 use history::History;
 
@@ -183,22 +180,11 @@ pub async fn demo(exit_after_first_frame: bool) -> Result<(), String> {
     let lab = Lab::start(lab_config)
         .await
         .map_err(|error| format!("cannot start the lab: {error}"))?;
-    let addr = lab
-        .addr(Profile::Submission)
+    let mut config = lab
+        .client_config(Profile::Submission)
         .ok_or("the lab has no submission listener")?;
-    let config = SessionConfig {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-        tls_mode: TlsMode::StartTls,
-        server_name: "localhost".to_owned(),
-        trust: TrustSettings {
-            extra_roots: vec![lab.ca_der().clone()],
-            continue_unverified: true,
-        },
-        policy: GuardPolicy::default(),
-        timeout: Duration::from_secs(30),
-        limits: ReplyLimits::default(),
-    };
+    // As for any server in the UI: a failed certificate is shown, not the end of the session.
+    config.trust.continue_unverified = true;
     let options = Options {
         explain: true,
         intro: vec![
