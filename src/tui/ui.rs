@@ -10,6 +10,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Mode, Overlay};
 use crate::explain;
@@ -365,37 +366,77 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
 }
 
 /// Splits a row into screen lines of `width` cells; continuations are indented past the
-/// gutter so the text column stays aligned.
+/// gutter so the text column stays aligned. Lines break after a space when one is in the
+/// second half of the line, so words stay whole; a long unbroken run (base64, a path) is
+/// cut where the line ends. Widths are terminal cells, so wide characters fit too.
 fn wrap(line: Line<'static>, width: usize) -> Vec<Line<'static>> {
     if width <= GUTTER + 4 || line.width() <= width {
         return vec![line];
     }
+    let cells: Vec<(char, Style, usize)> = line
+        .spans
+        .iter()
+        .flat_map(|span| {
+            span.content
+                .chars()
+                .map(move |c| (c, span.style, UnicodeWidthChar::width(c).unwrap_or(0)))
+        })
+        .collect();
+    // Breaking at a space earlier than this would leave most of the line empty.
+    let earliest_break = GUTTER + (width - GUTTER) / 2;
     let mut out = Vec::new();
-    let mut current: Vec<Span<'static>> = Vec::new();
+    let mut current: Vec<(char, Style, usize)> = Vec::new();
     let mut used = 0;
-    for span in line.spans {
-        let style = span.style;
-        let mut chunk = String::new();
-        for c in span.content.chars() {
-            if used >= width {
-                if !chunk.is_empty() {
-                    current.push(Span::styled(std::mem::take(&mut chunk), style));
-                }
-                out.push(Line::from(std::mem::take(&mut current)));
-                current.push(Span::raw(" ".repeat(GUTTER)));
-                used = GUTTER;
-            }
-            chunk.push(c);
-            used += 1;
+    // Index in `current` just after the last space that is a good place to break.
+    let mut break_after: Option<usize> = None;
+    for cell in cells {
+        if used + cell.2 > width && cell.0 == ' ' {
+            // The line is full exactly at a space: break there and drop the space.
+            out.push(cells_to_line(&current));
+            current = vec![(' ', Style::new(), 1); GUTTER];
+            used = GUTTER;
+            break_after = None;
+            continue;
         }
-        if !chunk.is_empty() {
-            current.push(Span::styled(chunk, style));
+        if used + cell.2 > width {
+            let rest = match break_after.take() {
+                Some(index) => current.split_off(index),
+                None => Vec::new(),
+            };
+            out.push(cells_to_line(&current));
+            current = vec![(' ', Style::new(), 1); GUTTER];
+            current.extend(rest.into_iter().skip_while(|(c, _, _)| *c == ' '));
+            used = current.iter().map(|(_, _, w)| w).sum();
+        }
+        used += cell.2;
+        let is_space = cell.0 == ' ';
+        current.push(cell);
+        if is_space && used >= earliest_break {
+            break_after = Some(current.len());
         }
     }
     if !current.is_empty() {
-        out.push(Line::from(current));
+        out.push(cells_to_line(&current));
     }
     out
+}
+
+/// Joins cells back into spans, one span per run of equal style.
+fn cells_to_line(cells: &[(char, Style, usize)]) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut text = String::new();
+    let mut style = cells.first().map_or(Style::new(), |cell| cell.1);
+    for &(c, cell_style, _) in cells {
+        if cell_style != style && !text.is_empty() {
+            spans.push(Span::styled(std::mem::take(&mut text), style));
+        }
+        style = cell_style;
+        text.push(c);
+    }
+    if !text.is_empty() {
+        spans.push(Span::styled(text, style));
+    }
+    Line::from(spans)
 }
 
 /// The screen lines of the transcript pane: from the bottom row upwards until the pane is
@@ -784,4 +825,56 @@ fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         ),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[Line<'static>]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| line.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole_and_fits_wide_characters() {
+        let width = GUTTER + 30;
+        let head = " ".repeat(GUTTER);
+        let line = Line::from(format!(
+            "{head}the quick brown fox jumps over the lazy dog again"
+        ));
+        let wrapped = texts(&wrap(line, width));
+        assert_eq!(
+            wrapped[0].trim_end(),
+            format!("{head}the quick brown fox jumps over")
+        );
+        assert_eq!(wrapped[1].trim(), "the lazy dog again");
+
+        // An unbroken run is cut where the line ends.
+        let blob = "A".repeat(50);
+        let wrapped = wrap(Line::from(format!("{head}{blob}")), width);
+        assert!(wrapped.iter().all(|l| l.width() <= width));
+        assert_eq!(texts(&wrapped).concat().matches('A').count(), 50);
+
+        // Wide characters take two cells and never overflow the line.
+        let wide = "漢字".repeat(20);
+        let wrapped = wrap(Line::from(format!("{head}{wide}")), width);
+        assert!(
+            wrapped.iter().all(|l| l.width() <= width),
+            "{:?}",
+            texts(&wrapped)
+        );
+
+        // Styles survive the split.
+        let red = Style::new().fg(Color::Red);
+        let line = Line::from(vec![
+            Span::raw(head.clone()),
+            Span::styled("word ".repeat(12), red),
+        ]);
+        let wrapped = wrap(line, width);
+        assert!(wrapped.len() > 1);
+        assert!(wrapped[1].spans.iter().any(|s| s.style == red));
+    }
 }
