@@ -363,7 +363,9 @@ pub fn explain_tls(info: &TlsInfo) -> Vec<String> {
         ));
     }
     lines.push(
-        "Send EHLO again: the capabilities before TLS are forgotten (RFC 3207 §4.2).".to_owned(),
+        "Next: EHLO. After STARTTLS it must be sent again, because what the server said before \
+         TLS is forgotten (RFC 3207 §4.2); with implicit TLS it is simply the first command."
+            .to_owned(),
     );
     lines
 }
