@@ -18,7 +18,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::proto::command::{CommandKind, check_command_line, classify};
+use crate::proto::command::{CommandKind, check_command_line, classify, split_verb};
 use crate::proto::reply::Reply;
 
 /// What a reply must look like.
@@ -223,6 +223,15 @@ impl Scenario {
                 if let Err(problem) = check_command_line(content) {
                     return Err(error(line_no, problem.to_string()));
                 }
+                // After a bare AUTH the tool runs the whole SASL exchange itself; a line that
+                // is no SMTP command here is an answer written out by hand, and would be sent
+                // as a command: unguarded and shown in full.
+                if let Some(auth) = scenario.steps.last().filter(|s| s.expect.is_none())
+                    && let Some(mechanism) = bare_auth(auth)
+                    && !is_smtp_verb(&split_verb(content).0)
+                {
+                    return Err(error(line_no, scripted_sasl(&mechanism, auth.line)));
+                }
                 // A DATA whose previous step is still unchecked is fine: its reply is shown.
                 scenario.steps.push(Step {
                     line: line_no,
@@ -273,6 +282,11 @@ impl Scenario {
                 }
                 if seen_command {
                     if let Some(step) = scenario.steps.last_mut() {
+                        if let Some(mechanism) = bare_auth(step)
+                            && expect.digits[0] == Some(3)
+                        {
+                            return Err(error(line_no, scripted_sasl(&mechanism, step.line)));
+                        }
                         step.expect = Some(expect);
                     }
                 } else {
@@ -320,6 +334,53 @@ impl Scenario {
             Action::Message(_) => None,
         })
     }
+}
+
+/// The mechanism of a bare `AUTH <MECH>` step the tool runs itself with `--user`.
+fn bare_auth(step: &Step) -> Option<String> {
+    match &step.action {
+        Action::Command(line) => match classify(line) {
+            CommandKind::Auth {
+                mechanism,
+                has_initial_response: false,
+            } if crate::proto::sasl::Mechanism::from_name(&mechanism).is_some() => Some(mechanism),
+            _ => None,
+        },
+        Action::Message(_) => None,
+    }
+}
+
+/// Whether `verb` is an SMTP (or common extension) command.
+fn is_smtp_verb(verb: &str) -> bool {
+    matches!(
+        verb,
+        "EHLO"
+            | "HELO"
+            | "LHLO"
+            | "MAIL"
+            | "RCPT"
+            | "DATA"
+            | "BDAT"
+            | "RSET"
+            | "VRFY"
+            | "EXPN"
+            | "HELP"
+            | "NOOP"
+            | "QUIT"
+            | "STARTTLS"
+            | "AUTH"
+            | "ETRN"
+            | "ATRN"
+            | "TURN"
+    ) || verb.starts_with("AUTH=")
+}
+
+fn scripted_sasl(mechanism: &str, auth_line: usize) -> String {
+    format!(
+        "'C: AUTH {mechanism}' on line {auth_line} runs the whole SASL exchange itself with \
+         --user and the password (never from the scenario); remove the 334 challenges and the \
+         answer lines after it, and expect only the final reply, e.g. 'S: 235'"
+    )
 }
 
 #[cfg(test)]
@@ -424,6 +485,20 @@ S: 221
                 .message
                 .contains("control character")
         );
+        // SASL answers written out after a bare AUTH would be sent as commands.
+        let e = err("C: AUTH PLAIN\nS: 334\nC: AGFsaWNlAHNlY3JldA==\nS: 235\n");
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.contains("runs the whole SASL exchange"),
+            "{}",
+            e.message
+        );
+        let e = err("C: AUTH LOGIN\nC: YWxpY2U=\n");
+        assert_eq!(e.line, 2);
+        // A command after a bare AUTH is fine, and so is an exchange scripted for a mechanism
+        // the tool does not run itself.
+        assert!(Scenario::parse("t", "C: AUTH PLAIN\nC: MAIL FROM:<a@b>\n").is_ok());
+        assert!(Scenario::parse("t", "C: AUTH CRAM-MD5\nS: 334\nC: abc\n").is_ok());
         let e = err("C: EHLO x\nS: 250\nS: 250\n");
         assert_eq!(e.line, 3);
         assert!(e.message.contains("line 2"), "{}", e.message);
