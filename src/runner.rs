@@ -4,7 +4,7 @@
 //! in the same transcript, and turns the outcome into the documented exit status.
 
 use crate::guard::OneTimeOverride;
-use crate::proto::command::{CommandKind, classify};
+use crate::proto::command::{CommandKind, LineError, classify};
 use crate::proto::reply::Reply;
 use crate::proto::sasl::Mechanism;
 use crate::scenario::{Action, Expectation, Scenario};
@@ -91,6 +91,13 @@ impl Outcome {
                 line,
                 reason: refusal.to_string(),
             },
+            // Credentials repeated as a command are held back by the same rule as the guard.
+            (error @ SessionError::Line(LineError::RepeatsCredentials), Some(line)) => {
+                Self::GuardRefused {
+                    line,
+                    reason: error.to_string(),
+                }
+            }
             (other, line) => Self::Failure {
                 line,
                 reason: other.to_string(),

@@ -144,6 +144,11 @@ pub enum SessionError {
     /// The line cannot be sent as one line; nothing was sent. The session can go on.
     #[error(transparent)]
     Line(#[from] LineError),
+    /// Message lines were offered but no DATA was answered 354; nothing was sent.
+    #[error(
+        "the server is not waiting for a message (DATA was not answered 354); nothing was sent"
+    )]
+    NoMessage,
     /// A SASL answer was offered but the server is not waiting for one; nothing was sent.
     #[error(
         "the server is no longer waiting for a SASL answer, so the answer was not sent \
@@ -163,7 +168,7 @@ impl SessionError {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            Self::Guard(_) | Self::AlreadyTls | Self::Line(_) | Self::NoChallenge
+            Self::Guard(_) | Self::AlreadyTls | Self::Line(_) | Self::NoChallenge | Self::NoMessage
         )
     }
 }
@@ -385,6 +390,22 @@ impl Session {
         one_time: OneTimeOverride,
     ) -> Result<Reply, SessionError> {
         let verb = split_verb(line).0;
+        if !matches!(classify(line), CommandKind::Auth { .. })
+            && self
+                .sent_secrets
+                .iter()
+                .any(|secret| line.contains(secret.expose()))
+        {
+            // A credential this session already sent, now typed as a command (a scenario that
+            // spells out the SASL answers after a bare AUTH): as a command it would bypass the
+            // guard and be shown in full. It is refused, and nothing crosses.
+            self.emit(EventKind::Warning(
+                "not sent: this line repeats credentials already sent in this session, as a \
+                 command; a bare AUTH <MECH> runs the whole exchange, so remove the answer lines"
+                    .to_owned(),
+            ));
+            return Err(SessionError::Line(LineError::RepeatsCredentials));
+        }
         match classify(line) {
             CommandKind::StartTls => self.starttls_inner().await,
             CommandKind::Auth {
@@ -578,9 +599,11 @@ impl Session {
             return Err(SessionError::AlreadyTls);
         };
         self.parser.clear();
-        // Nothing from before the handshake carries over: not bytes, not a half-run exchange.
+        // Nothing from before the handshake carries over: not bytes, not a half-run exchange,
+        // not a login (the server forgets it too, RFC 3207 §4.2).
         self.phase = Phase::Command;
         self.sasl_expected = false;
+        self.authenticated_as = None;
         let name = tls::server_name(&self.config.server_name)?;
         *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let connector = TlsConnector::from(self.tls_client.clone());
@@ -891,17 +914,22 @@ impl Session {
             reply.redact(secret.expose().as_bytes());
         }
         let challenge = reply.code.value() == 334;
+        let opens_challenge = challenge && self.sasl_expected;
         self.phase = match self.phase {
-            _ if challenge && self.sasl_expected => Phase::SaslChallenge,
+            _ if opens_challenge => Phase::SaslChallenge,
             Phase::Message => Phase::Message,
             _ => Phase::Command,
         };
+        // Any other reply ends the exchange: a 334 arriving later, unasked, is not a prompt.
+        if !challenge {
+            self.sasl_expected = false;
+        }
         let security = self.security();
         self.emit(EventKind::Received {
             security,
             reply: reply.clone(),
         });
-        if challenge && !self.sasl_expected {
+        if challenge && !opens_challenge {
             self.emit(EventKind::Warning(
                 "a 334 (SASL challenge) answered something that was not AUTH; the next line is \
                  treated as a command, never as a SASL answer"
@@ -1027,7 +1055,7 @@ impl Session {
             if text.contains(secret) {
                 text = text.replace(secret, "<hidden>");
             }
-            let cut = (4..secret.len())
+            let cut = (1..secret.len())
                 .rev()
                 .filter(|&k| secret.is_char_boundary(k))
                 .find(|&k| text.trim_end_matches('"').ends_with(&secret[..k]));

@@ -228,3 +228,46 @@ async fn quit_inside_a_message_does_not_send_quit_as_text() {
         "the message must not be completed: {lines:?}"
     );
 }
+
+/// Once an exchange has ended (535), a 334 arriving later, unasked, is not a prompt: the
+/// next line stays a command and is never taken for a hidden SASL answer.
+#[tokio::test]
+async fn a_334_after_the_exchange_ended_does_not_reopen_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        let _ = write.write_all(b"220 test ESMTP\r\n").await;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+        {
+            let reply: &[u8] = if line.starts_with("AUTH") {
+                b"535 5.7.8 no\r\n334 UGFzc3dvcmQ6\r\n"
+            } else {
+                b"250 ok\r\n"
+            };
+            if write.write_all(reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
+        .await
+        .expect("connects");
+    let step = session
+        .send_line("AUTH CRAM-MD5", OneTimeOverride::None)
+        .await
+        .expect("sent");
+    assert!(matches!(step, Step::Reply(ref r) if r.code.value() == 535));
+    let late = tokio::time::timeout(Duration::from_secs(5), session.next_unsolicited())
+        .await
+        .expect("in time")
+        .expect("a reply");
+    assert_eq!(late.code.value(), 334);
+    assert_eq!(session.phase(), Phase::Command);
+    session.quit().await;
+}

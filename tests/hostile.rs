@@ -1612,3 +1612,37 @@ fn x19_stray_bytes_before_starttls_stop_the_session() {
     server.finish();
     out.assert_code(3).assert_contains("out of step");
 }
+
+/// Credentials already sent, repeated as a command (a scenario that spells out the answer
+/// after the exchange): refused like the guard refuses, never shown in full.
+#[test]
+fn x20_credentials_repeated_as_a_command_are_refused() {
+    use base64::Engine as _;
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    let pki = Pki::new();
+    let server = Server::smtp(tls_smtp(&pki, Leaf::Good));
+    let scenario = format!(
+        "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\nC: EHLO client.example\n\
+         S: 250\nC: AUTH PLAIN\nS: 235\nC: {blob}\nS: 250\n"
+    );
+    let out = Run::new(&scenario, &server.target())
+        .args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"])
+        .creds()
+        .run();
+    let rec = server.finish();
+    out.assert_code(4).assert_contains("repeats credentials");
+    out.assert_no_credentials();
+    assert!(
+        find_ci(&rec.tls, blob.as_bytes()).is_some(),
+        "sent once, by AUTH"
+    );
+    assert_eq!(
+        rec.tls
+            .windows(blob.len())
+            .filter(|w| *w == blob.as_bytes())
+            .count(),
+        1,
+        "sent only once: {}",
+        rec.dump()
+    );
+}

@@ -5,7 +5,7 @@
 //! is deliberately generous about what counts as `AUTH`, because a false positive costs one
 //! confirmation and a false negative costs a password.
 
-use super::escape::escape_str;
+use super::escape::{escape_str, needs_escape};
 
 /// What a command line means to the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,12 @@ pub enum LineError {
         "a command cannot contain the control character {0}; type the command with plain spaces"
     )]
     ControlCharacter(String),
+    /// The line repeats credentials the session already sent (see the engine).
+    #[error(
+        "the line repeats credentials already sent in this session; a bare AUTH <MECH> runs the \
+         whole exchange, so the answers must not be sent again as commands"
+    )]
+    RepeatsCredentials,
 }
 
 /// Checks that `line` is exactly one line on the wire.
@@ -74,7 +80,13 @@ pub fn check_single_line(line: &str) -> Result<(), LineError> {
 /// [`LineError`] naming the first offending character.
 pub fn check_command_line(line: &str) -> Result<(), LineError> {
     check_single_line(line)?;
-    match line.chars().find(|&c| c != '\t' && c.is_control()) {
+    // Invisible format characters (zero-width spaces, bidi marks) could hide a verb from a
+    // reader as well: no command needs them either.
+    let invisible = |c: char| needs_escape(c) || matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}');
+    match line
+        .chars()
+        .find(|&c| c != '\t' && (c.is_control() || invisible(c)))
+    {
         Some(c) => Err(LineError::ControlCharacter(escape_str(&c.to_string()))),
         None => Ok(()),
     }
@@ -227,6 +239,9 @@ mod tests {
             Err(LineError::ControlCharacter(_))
         ));
         assert_eq!(check_command_line("EHLO\tx"), Ok(()));
+        assert!(check_command_line("\u{feff}AUTH PLAIN x").is_err());
+        assert!(check_command_line("\u{200b}AUTH PLAIN x").is_err());
+        assert_eq!(check_command_line("EHLO café.example"), Ok(()));
         assert_eq!(check_single_line("\u{1b}$B$3$s\u{1b}(B"), Ok(()));
     }
 
