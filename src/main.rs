@@ -261,7 +261,7 @@ fn run_command(args: RunArgs) -> i32 {
         Err(message) => return usage_error(message),
     };
     let transcript_file = match &args.transcript {
-        Some(path) => match std::fs::File::create(path) {
+        Some(path) => match smtptui::transcript::create_private_file(path) {
             Ok(file) => Some(BufWriter::new(file)),
             Err(error) => {
                 return usage_error(format!(
@@ -422,7 +422,7 @@ fn audit_command(args: AuditArgs) -> i32 {
     // Created before any probe so a path that cannot be written is a usage error, not a
     // finished audit whose transcript is lost.
     let transcript_file = match &args.transcript {
-        Some(path) => match std::fs::File::create(path) {
+        Some(path) => match smtptui::transcript::create_private_file(path) {
             Ok(file) => Some((path.clone(), file)),
             Err(error) => {
                 return usage_error(format!(

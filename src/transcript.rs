@@ -428,6 +428,19 @@ fn security_name(security: Security) -> &'static str {
     }
 }
 
+/// Creates (or truncates) a file for a transcript or a recorded scenario, readable by its
+/// owner only: it names servers, accounts and addresses even though no secret is in it.
+///
+/// # Errors
+/// Whatever creating the file returns.
+pub fn create_private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Renders a whole list of events as plain text, for saving a transcript to a file.
 pub fn render_plain(events: &[Event]) -> String {
     let mut out = String::new();

@@ -894,3 +894,107 @@ fn debug_output_hides_inline_credentials() {
     let retry = Retry::Line("auth plain AGFsaWNlAHNlY3JldA==".to_owned());
     assert!(!format!("{retry:?}").contains("AGFsaWNlAHNlY3JldA=="));
 }
+
+/// A step the guard refuses ends step mode: the lines after it were written for a session
+/// that went differently, and must not go out on their own.
+#[test]
+fn step_mode_stops_when_the_guard_refuses_a_step() {
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        "S: 220\nC: EHLO x\nS: 250\nC: AUTH PLAIN\nS: 235\nC: MAIL FROM:<a@b>\nS: 250\n",
+    )
+    .expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "EHLO x"));
+    app.on_engine(done("250 ok\r\n", Some("EHLO")));
+    // Cleartext: the bare AUTH step is stopped before any password is asked for (the
+    // refusal is recorded in the transcript; nothing is sent).
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        actions.iter().all(|a| matches!(a, Action::Record(_))),
+        "{actions:?}"
+    );
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    app.on_key(key(KeyCode::Esc));
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        actions.is_empty(),
+        "the scenario went on after a refusal: {actions:?}"
+    );
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("step mode stopped")),
+        "{:?}",
+        app.flash
+    );
+}
+
+/// When DATA is refused, the scenario's message is not sent as commands.
+#[test]
+fn step_mode_never_sends_a_message_after_a_refused_data() {
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        "S: 220\nC: DATA\nC: RCPT TO:<victim@elsewhere.example>\nC: .\nC: QUIT\n",
+    )
+    .expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    app.on_key(key(KeyCode::Enter));
+    app.on_engine(done(
+        "554 5.5.1 Error: no valid recipients\r\n",
+        Some("DATA"),
+    ));
+    assert_eq!(app.mode, Mode::Command);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("DATA was not accepted"))
+    );
+}
+
+/// An unmet expectation ends step mode too.
+#[test]
+fn step_mode_stops_at_an_unmet_expectation() {
+    let scenario =
+        smtptui::scenario::Scenario::parse("t.smtp", "S: 220\nC: NOOP\nS: 250\nC: QUIT\n")
+            .expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    app.on_key(key(KeyCode::Enter));
+    app.on_engine(done(
+        "502 5.5.2 Error: command not recognized\r\n",
+        Some("NOOP"),
+    ));
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(actions.is_empty(), "{actions:?}");
+}
+
+/// A refused hidden answer: the dialog's default cancels the exchange with '*', since any
+/// other line (STARTTLS too) would be taken as the answer.
+#[test]
+fn the_default_for_a_refused_answer_is_to_cancel_the_exchange() {
+    let mut app = greeted();
+    app.on_engine(received(3000, Security::Cleartext, "334 VXNlcm5hbWU6\r\n"));
+    app.on_engine(status(Protection::Cleartext, Phase::SaslChallenge, &[]));
+    assert_eq!(app.mode, Mode::SaslAnswer);
+    let actions = type_line(&mut app, "YWxpY2U=");
+    assert!(
+        matches!(&actions[..], [Action::SaslAnswer { .. }]),
+        "{actions:?}"
+    );
+    app.on_engine(EngineMsg::Done(Done::GuardRefused {
+        retry: Retry::Answer(smtptui::secret::Secret::new("YWxpY2U=".to_owned())),
+        refusal: Refusal::Cleartext,
+    }));
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, .. }] = &actions[..] else {
+        panic!("a cancelling answer expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), "*");
+}

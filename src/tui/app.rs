@@ -140,6 +140,12 @@ pub struct StepPlayer {
     pub next: usize,
     /// The expectation to check against the next reply.
     awaiting: Option<Expectation>,
+    /// Whether the latest step is still running (its reply or refusal not yet in).
+    in_flight: bool,
+    /// Why stepping stopped: a refused, failed or unexpected step ends step mode, because
+    /// the lines after it were written for a session that went differently (a SASL answer
+    /// after a refused AUTH would otherwise go out as a command).
+    halted: Option<String>,
 }
 
 /// The whole UI state. Rendering is a function of it (see `ui::render`).
@@ -269,6 +275,8 @@ impl App {
             awaiting: scenario.greeting.clone(),
             scenario,
             next: 0,
+            in_flight: false,
+            halted: None,
         });
         self.dirty = true;
     }
@@ -357,6 +365,10 @@ impl App {
 
     fn on_done(&mut self, done: Done) -> Vec<Action> {
         self.pending = None;
+        let stepping = self.player.as_ref().is_some_and(|p| p.in_flight);
+        if let Some(player) = &mut self.player {
+            player.in_flight = false;
+        }
         match done {
             Done::Reply { reply, command } => {
                 if command.as_deref() == Some("STARTTLS") && reply.code.value() != 220 {
@@ -369,12 +381,18 @@ impl App {
                 self.check_expectation(&reply)
             }
             Done::GuardRefused { retry, refusal } => {
+                if stepping {
+                    self.halt_player("the credential guard refused the step; nothing was sent");
+                }
                 self.open_guard(refusal, retry);
                 Vec::new()
             }
-            Done::Failed(_) => {
+            Done::Failed(reason) => {
                 if let Some(player) = &mut self.player {
                     player.awaiting = None;
+                }
+                if stepping {
+                    self.halt_player(&format!("the step failed ({reason})"));
                 }
                 Vec::new()
             }
@@ -386,15 +404,39 @@ impl App {
         let Some(expect) = self.player.as_mut().and_then(|p| p.awaiting.take()) else {
             return Vec::new();
         };
+        let met = expect.matches(reply);
+        if !met {
+            self.halt_player(&format!(
+                "line {} expected {expect}, got {}",
+                expect.line, reply.code
+            ));
+        }
         vec![Action::Record(EventKind::Expectation {
             line: expect.line,
             expected: expect.to_string(),
-            met: expect.matches(reply),
+            met,
             got: reply.summary(),
         })]
     }
 
+    /// Ends step mode with the reason shown; `:load` starts it again.
+    fn halt_player(&mut self, reason: &str) {
+        if let Some(player) = &mut self.player {
+            player.in_flight = false;
+            player.awaiting = None;
+            player.halted = Some(reason.to_owned());
+            self.flash = Some(format!(
+                "step mode stopped: {reason}; the rest of the scenario is not sent (:load restarts)"
+            ));
+        }
+    }
+
     fn open_guard(&mut self, refusal: Refusal, retry: Retry) {
+        // A step refused before it left (the UI's own pre-check of a bare AUTH) ends stepping
+        // as a refusal from the engine does.
+        if self.player.as_ref().is_some_and(|p| p.in_flight) {
+            self.halt_player("the credential guard refused the step; nothing was sent");
+        }
         self.mode = Mode::Guard(GuardDialog {
             refusal,
             retry,
@@ -686,6 +728,15 @@ impl App {
     /// Enter with nothing typed: STARTTLS first on cleartext (the safe way), cancel otherwise.
     fn guard_default(&mut self, dialog: GuardDialog) -> Vec<Action> {
         self.mode = Mode::Command;
+        if let Retry::Answer(_) = dialog.retry {
+            // The server still waits for a SASL answer: anything sent now (STARTTLS too)
+            // would be taken as that answer. Cancel the exchange first (RFC 4954 §4).
+            self.flash = Some(
+                "AUTH cancelled with '*'; nothing secret was sent. STARTTLS next, then EHLO and AUTH"
+                    .to_owned(),
+            );
+            return self.send_answer(Secret::new("*".to_owned()), OneTimeOverride::None);
+        }
         match dialog.refusal {
             Refusal::Cleartext => {
                 // Nothing is left in the input line: EHLO must come first inside TLS, and text
@@ -898,12 +949,27 @@ impl App {
         let Some(player) = &mut self.player else {
             return Vec::new();
         };
+        if let Some(reason) = &player.halted {
+            self.flash = Some(format!(
+                "step mode stopped: {reason}; the rest of the scenario is not sent (:load restarts)"
+            ));
+            return Vec::new();
+        }
         let Some(step) = player.scenario.steps.get(player.next).cloned() else {
             self.flash = Some("the scenario is finished".to_owned());
             return Vec::new();
         };
+        if matches!(step.action, StepAction::Message(_)) && self.status.phase != Phase::Message {
+            // DATA was not answered 354: message lines now would be taken as commands.
+            self.halt_player("DATA was not accepted, so the message is not sent");
+            return Vec::new();
+        }
+        let Some(player) = &mut self.player else {
+            return Vec::new();
+        };
         player.next += 1;
         player.awaiting = step.expect.clone();
+        player.in_flight = true;
         match step.action {
             StepAction::Command(line) => self.submit(line),
             StepAction::Message(lines) => {
@@ -1160,7 +1226,10 @@ fn parameters(extension: &str, mail: bool) -> &'static [&'static str] {
 }
 
 fn write_file(path: &str, text: &str, what: &str) -> String {
-    match std::fs::write(path, text) {
+    use std::io::Write as _;
+    let written = crate::transcript::create_private_file(Path::new(path))
+        .and_then(|mut file| file.write_all(text.as_bytes()));
+    match written {
         Ok(()) => format!("{what} written to {path}"),
         Err(error) => format!("cannot write {path}: {error}"),
     }

@@ -384,6 +384,10 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
             })
         }
         Action::Message { lines } => {
+            if session.phase() != Phase::Message {
+                // Without a 354 these lines would be read as commands.
+                return Err((SessionError::NoMessage, None));
+            }
             for line in &lines {
                 session
                     .send_line(line, OneTimeOverride::None)
