@@ -222,6 +222,10 @@ impl LabShared {
             Direction::Server => "S:",
             Direction::Note => "..",
         };
+        // Every log line may quote a client (a recipient echoed in a reply, a note about a
+        // command): escaped once more here, so nothing a client sent reaches the projector raw.
+        // Escaping is idempotent on already escaped text.
+        let text = escape_str(text);
         (self.log)(&format!("{} {profile}#{session} {arrow} {text}", clock()));
     }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use zeroize::Zeroize as _;
 
-use crate::proto::command::{CommandKind, classify};
+use crate::proto::command::{CommandKind, check_command_line, classify};
 
 /// The most lines kept per target; older ones are dropped when the file is rewritten.
 const MAX_ENTRIES: usize = 1000;
@@ -17,13 +17,17 @@ const MAX_ENTRIES: usize = 1000;
 /// Whether a typed command line may be stored: not an AUTH line with an initial response
 /// (its base64 is the password), and nothing typed while the server waits for a SASL answer.
 pub fn may_remember(line: &str) -> bool {
-    !matches!(
-        classify(line),
-        CommandKind::Auth {
-            has_initial_response: true,
-            ..
-        }
-    ) && !line.trim().is_empty()
+    // A line the engine would refuse (control characters, a line break) is not kept either:
+    // the history file is plain text that `cat` would interpret.
+    check_command_line(line).is_ok()
+        && !matches!(
+            classify(line),
+            CommandKind::Auth {
+                has_initial_response: true,
+                ..
+            }
+        )
+        && !line.trim().is_empty()
 }
 
 /// The history of one target, with Up/Down navigation.
@@ -144,8 +148,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_never_remembered() {
+    fn credentials_and_control_characters_are_never_remembered() {
         let mut history = History::in_memory();
+        history.push("NOOP \u{1b}]0;PWNED\u{7}\u{1b}[2J");
+        assert!(history.entries().is_empty());
         history.push("EHLO me");
         history.push("AUTH PLAIN AGFsaWNlAHNlY3JldA==");
         history.push("auth=login dXNlcg==");
