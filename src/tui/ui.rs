@@ -113,7 +113,24 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
     let connection = if status.connected {
         Span::styled("connected", theme.fg(Color::Green))
     } else if app.pending.is_some() {
-        Span::raw("connecting")
+        // The engine reports the session once the greeting is in; until then the transcript
+        // tells whether TCP (or TLS) is already up.
+        let tcp_up = app
+            .events
+            .iter()
+            .rev()
+            .find_map(|event| match event.kind {
+                EventKind::Connecting { .. } => Some(false),
+                EventKind::Connected { .. } => Some(true),
+                _ => None,
+            })
+            .unwrap_or(false);
+        // The pending timer beside it says what is awaited (the greeting, or the handshake).
+        Span::raw(if tcp_up {
+            "TCP connected"
+        } else {
+            "connecting"
+        })
     } else {
         Span::styled("disconnected", theme.fg(Color::Red))
     };
