@@ -511,6 +511,55 @@ S: 221
         assert!(err("S: 220\nS: 220\n").message.contains("second"));
     }
 
+    /// Arbitrary text never panics the parser: it parses or names a line within the text.
+    #[test]
+    fn random_text_never_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "C: ",
+            "S: ",
+            "C:",
+            "S:",
+            "250",
+            "2xx",
+            "5x",
+            "354",
+            "334",
+            "DATA",
+            "AUTH PLAIN",
+            "AUTH LOGIN",
+            "STARTTLS",
+            ".",
+            "#",
+            " ",
+            "\n",
+            "\r\n",
+            "\t",
+            "x",
+            "é",
+            "\u{1b}",
+            "\u{202e}",
+            "MAIL FROM:<a@b>",
+            "AGFsaWNl",
+        ];
+        for _ in 0..3000 {
+            let count = (next() % 40) as usize;
+            let text: String = (0..count)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            match Scenario::parse("r.smtp", &text) {
+                Ok(_) => {}
+                Err(error) => assert!(error.line <= text.lines().count().max(1), "{error}"),
+            }
+        }
+    }
+
     #[test]
     fn comments_blank_lines_and_crlf_are_fine() {
         let s = Scenario::parse("t", "# c\r\n\r\n  # indented\r\nC: NOOP\r\nS: 250 ok\r\n")
