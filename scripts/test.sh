@@ -22,6 +22,8 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# Every public item is documented with working links (missing_docs is on in Cargo.toml).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 # Library, binary and integration tests (benches are run separately with cargo bench).
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

@@ -4,7 +4,7 @@
 //! recognise and the hostile ones the client must survive. The pieces:
 //! - [`profile`]: what each profile does and teaches;
 //! - [`server`]: the sans-IO server session (bytes in, replies out), with Postfix's texts;
-//! - [`listener`]: the tokio shell (accept loops, deadlines, TLS);
+//! - `listener`: the tokio shell (accept loops, deadlines, TLS);
 //! - [`certs`]: the throw-away CA and server certificate made at every start;
 //! - [`accounts`]: who may AUTH;
 //! - [`demo`]: the built-in demonstration run against an in-process lab.

@@ -1,7 +1,7 @@
 //! The server side of one SMTP session, sans-IO: bytes in, [`Output`]s out.
 //!
-//! The state machine never touches a socket or a clock. The tokio shell in
-//! [`super::listener`] feeds it what it reads, performs what it asks (send these bytes, start
+//! The state machine never touches a socket or a clock. The tokio shell in the `listener`
+//! module feeds it what it reads, performs what it asks (send these bytes, start
 //! TLS now, close), and tells it when the client was silent too long. That keeps every reply
 //! text and every limit testable byte for byte, and it means hostile input can only ever
 //! produce a reply or a close, never a panic or an unbounded buffer.
