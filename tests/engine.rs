@@ -15,14 +15,17 @@ use smtptui::secret::Secret;
 use smtptui::session::{Phase, Session, SessionConfig, SessionError, Step, TlsMode};
 use smtptui::tls::TrustSettings;
 
-/// A server that answers `AUTH LOGIN` with a 334 and, when `moves_on`, follows it at once
-/// with an unasked 250 that ends the exchange. It records every line it receives.
-async fn server(moves_on: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+/// A one-connection SMTP server on 127.0.0.1: it greets, answers each line with what
+/// `answer` returns, and records every line it receives. The task ends when the client goes
+/// or after 5 s of silence.
+async fn scripted_server(
+    answer: fn(&str) -> &'static [u8],
+) -> (u16, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let received = Arc::new(Mutex::new(Vec::new()));
     let record = received.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
@@ -32,21 +35,32 @@ async fn server(moves_on: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
         while let Ok(Ok(Some(line))) =
             tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
         {
-            record.lock().expect("lock").push(line.clone());
-            let reply: &[u8] = if line.eq_ignore_ascii_case("AUTH LOGIN") {
-                if moves_on {
-                    b"334 VXNlcm5hbWU6\r\n250 never mind\r\n"
-                } else {
-                    b"334 VXNlcm5hbWU6\r\n"
-                }
-            } else {
-                b"235 2.7.0 ok\r\n"
-            };
+            let reply = answer(&line);
+            record.lock().expect("lock").push(line);
             if write.write_all(reply).await.is_err() {
                 break;
             }
         }
     });
+    (port, received, task)
+}
+
+/// Answers `AUTH LOGIN` with a 334 and, when `moves_on`, follows it at once with an unasked
+/// 250 that ends the exchange.
+async fn server(moves_on: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let (port, received, _) = if moves_on {
+        scripted_server(|line| match line {
+            "AUTH LOGIN" => b"334 VXNlcm5hbWU6\r\n250 never mind\r\n",
+            _ => b"235 2.7.0 ok\r\n",
+        })
+        .await
+    } else {
+        scripted_server(|line| match line {
+            "AUTH LOGIN" => b"334 VXNlcm5hbWU6\r\n",
+            _ => b"235 2.7.0 ok\r\n",
+        })
+        .await
+    };
     (port, received)
 }
 
@@ -183,30 +197,11 @@ async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
 /// Leaving in the middle of a message closes without QUIT: QUIT would be message text.
 #[tokio::test]
 async fn quit_inside_a_message_does_not_send_quit_as_text() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let record = received.clone();
-    let server = tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        let _ = write.write_all(b"220 test ESMTP\r\n").await;
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
-        {
-            let reply: &[u8] = match line.as_str() {
-                "DATA" => b"354 go ahead\r\n",
-                _ => b"250 ok\r\n",
-            };
-            record.lock().expect("lock").push(line);
-            if write.write_all(reply).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (port, received, server) = scripted_server(|line| match line {
+        "DATA" => b"354 go ahead\r\n",
+        _ => b"250 ok\r\n",
+    })
+    .await;
     let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
         .await
         .expect("connects");
@@ -233,28 +228,14 @@ async fn quit_inside_a_message_does_not_send_quit_as_text() {
 /// next line stays a command and is never taken for a hidden SASL answer.
 #[tokio::test]
 async fn a_334_after_the_exchange_ended_does_not_reopen_it() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read).lines();
-        let _ = write.write_all(b"220 test ESMTP\r\n").await;
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
-        {
-            let reply: &[u8] = if line.starts_with("AUTH") {
-                b"535 5.7.8 no\r\n334 UGFzc3dvcmQ6\r\n"
-            } else {
-                b"250 ok\r\n"
-            };
-            if write.write_all(reply).await.is_err() {
-                break;
-            }
+    let (port, _, _) = scripted_server(|line| {
+        if line.starts_with("AUTH") {
+            b"535 5.7.8 no\r\n334 UGFzc3dvcmQ6\r\n"
+        } else {
+            b"250 ok\r\n"
         }
-    });
+    })
+    .await;
     let (mut session, _) = Session::connect(config(port), Box::new(|_| {}))
         .await
         .expect("connects");
