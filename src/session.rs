@@ -877,35 +877,42 @@ impl Session {
             if let Some(reply) = self.parser.next_reply()? {
                 return Ok(self.accept_reply(reply));
             }
-            self.ack_promptly();
-            let buffer = &mut self.read_buffer;
-            let read = match &mut self.stream {
-                Stream::Plain(tcp) => tokio::time::timeout_at(deadline, tcp.read(buffer)).await,
-                Stream::Tls(tls) => tokio::time::timeout_at(deadline, tls.read(buffer)).await,
-                Stream::Gone => return Err(SessionError::Closed { mid_reply: false }),
-            };
-            let n = match read {
-                Err(_) => {
-                    let pending = self.parser.buffered().len();
-                    return Err(SessionError::Timeout {
-                        waiting_for: waiting_for.to_owned(),
-                        after: self.config.timeout,
-                        partial: if self.parser.mid_reply() {
-                            format!(" ({pending} byte(s) of an unfinished reply line received)")
-                        } else {
-                            String::new()
-                        },
-                    });
-                }
-                Ok(result) => result?,
-            };
-            if n == 0 {
-                return Err(SessionError::Closed {
-                    mid_reply: self.parser.mid_reply(),
+            let Ok(filled) = tokio::time::timeout_at(deadline, self.fill_parser()).await else {
+                let pending = self.parser.buffered().len();
+                return Err(SessionError::Timeout {
+                    waiting_for: waiting_for.to_owned(),
+                    after: self.config.timeout,
+                    partial: if self.parser.mid_reply() {
+                        format!(" ({pending} byte(s) of an unfinished reply line received)")
+                    } else {
+                        String::new()
+                    },
                 });
-            }
-            self.parser.push(&self.read_buffer[..n]);
+            };
+            filled?;
         }
+    }
+
+    /// Reads whatever the transport has next into the parser. Cancel-safe: bytes are pushed
+    /// only once a read has completed, so a dropped call loses nothing.
+    ///
+    /// # Errors
+    /// [`SessionError::Closed`] when the server has closed the connection, or the read error.
+    async fn fill_parser(&mut self) -> Result<(), SessionError> {
+        self.ack_promptly();
+        let buffer = &mut self.read_buffer;
+        let n = match &mut self.stream {
+            Stream::Plain(tcp) => tcp.read(buffer).await?,
+            Stream::Tls(tls) => tls.read(buffer).await?,
+            Stream::Gone => return Err(SessionError::Closed { mid_reply: false }),
+        };
+        if n == 0 {
+            return Err(SessionError::Closed {
+                mid_reply: self.parser.mid_reply(),
+            });
+        }
+        self.parser.push(&self.read_buffer[..n]);
+        Ok(())
     }
 
     /// Redacts echoed secrets, updates the phase and emits a reply that has been parsed.
@@ -973,19 +980,7 @@ impl Session {
                 if let Some(reply) = self.parser.next_reply()? {
                     return Ok(self.accept_reply(reply));
                 }
-                self.ack_promptly();
-                let buffer = &mut self.read_buffer;
-                let n = match &mut self.stream {
-                    Stream::Plain(tcp) => tcp.read(buffer).await?,
-                    Stream::Tls(tls) => tls.read(buffer).await?,
-                    Stream::Gone => return Err(SessionError::Closed { mid_reply: false }),
-                };
-                if n == 0 {
-                    return Err(SessionError::Closed {
-                        mid_reply: self.parser.mid_reply(),
-                    });
-                }
-                self.parser.push(&self.read_buffer[..n]);
+                self.fill_parser().await?;
             }
         }
         .await;
