@@ -391,6 +391,8 @@ fn server_config(
         policy: GuardPolicy::default(),
         timeout,
         limits: ReplyLimits::default(),
+        unasked: smtptui::session::UnaskedReplies::Fatal,
+        known_secrets: Vec::new(),
     })
 }
 

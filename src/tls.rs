@@ -24,7 +24,7 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Errors while preparing TLS, before any connection.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TlsSetupError {
     /// The `--ca-file` could not be read or held no certificate.
     #[error("cannot use the CA file {path}: {reason}")]

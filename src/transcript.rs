@@ -94,6 +94,15 @@ pub enum EventKind {
         /// The reply, raw.
         reply: Reply,
     },
+    /// A reply that answers nothing sent: it began while no command was waiting for one, so
+    /// it is never taken as the next command's reply (RFC 5321 keeps commands and replies in
+    /// step; a server out of step has lost count or is not the server it seems).
+    Unasked {
+        /// Cleartext or TLS.
+        security: Security,
+        /// The reply, raw.
+        reply: Reply,
+    },
     /// A TLS handshake completed.
     TlsEstablished(Box<TlsInfo>),
     /// The credential guard refused or was overridden.
@@ -118,6 +127,9 @@ pub enum EventKind {
     /// The connection was closed.
     Closed,
 }
+
+/// What an [`EventKind::Unasked`] reply means, for every view of it.
+pub const UNASKED_NOTE: &str = "unasked: this reply answers no command sent (the server is out of step); it is not taken as the reply to anything";
 
 /// One transcript entry with when it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,19 +208,27 @@ impl Event {
                 };
                 vec![format!("{time} {} C: {body}", marker(*security))]
             }
-            EventKind::Received { security, reply } => {
+            EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
+                let unasked = matches!(self.kind, EventKind::Unasked { .. });
                 let colour = class_colour(reply.code.class());
+                let direction = if unasked { "S?" } else { "S:" };
                 let mut lines: Vec<String> = reply
                     .display_lines()
                     .iter()
                     .map(|line| {
                         format!(
-                            "{time} {} S: {}",
+                            "{time} {} {direction} {}",
                             marker(*security),
                             palette.paint(colour, line)
                         )
                     })
                     .collect();
+                if unasked {
+                    lines.push(format!(
+                        "{time} {blank} {}",
+                        palette.paint("1;31", &format!("!! {UNASKED_NOTE}"))
+                    ));
+                }
                 if !reply.anomalies.is_empty() {
                     lines.push(format!(
                         "{time} {blank} {}",
@@ -358,15 +378,17 @@ impl Event {
                 },
                 "redacted": *kind == SentKind::Credentials,
             }),
-            EventKind::Received { security, reply } => json!({
-                "event": "reply",
-                "security": security_name(*security),
-                "code": reply.code.value(),
-                "class": reply.code.class().name(),
-                "enhanced": reply.enhanced.map(|e| e.to_string()),
-                "lines": reply.display_lines(),
-                "anomalies": reply.anomalies.descriptions(),
-            }),
+            EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
+                json!({
+                    "event": if matches!(self.kind, EventKind::Unasked { .. }) { "unasked_reply" } else { "reply" },
+                    "security": security_name(*security),
+                    "code": reply.code.value(),
+                    "class": reply.code.class().name(),
+                    "enhanced": reply.enhanced.map(|e| e.to_string()),
+                    "lines": reply.display_lines(),
+                    "anomalies": reply.anomalies.descriptions(),
+                })
+            }
             EventKind::TlsEstablished(info) => json!({
                 "event": "tls",
                 "version": info.version,

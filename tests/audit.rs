@@ -52,6 +52,8 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
         policy: GuardPolicy::default(),
         timeout: Duration::from_secs(10),
         limits: ReplyLimits::default(),
+        unasked: smtptui::session::UnaskedReplies::Fatal,
+        known_secrets: Vec::new(),
     }
 }
 

@@ -1532,15 +1532,22 @@ fn x14_transcript_on_guard_refusal() {
 }
 
 /// A server that answers one command with two replies desynchronises a naive client: the
-/// second reply would be taken as the answer to the next command. The transcript says so.
+/// second reply would be taken as the answer to the next command. The run ends there, out
+/// of step, naming the reply nobody asked for, and sends nothing more.
 #[test]
 fn x15_unasked_extra_reply_is_flagged() {
     let smtp = Smtp::default().on("EHLO", b"250 first\r\n250 second, never asked for\r\n");
     let server = Server::smtp(smtp);
     let out = Run::new(EHLO_QUIT, &server.target()).run();
-    server.finish();
-    // The stray reply is then read as the answer to QUIT, which the scenario catches.
-    out.assert_code(1).assert_contains("beyond this reply");
+    let rec = server.finish();
+    out.assert_code(3)
+        .assert_contains("out of step")
+        .assert_contains("second, never asked for");
+    assert!(
+        !rec.lines.iter().any(|(_, line)| line == "QUIT"),
+        "nothing is sent once out of step: {}",
+        rec.dump()
+    );
 }
 
 /// A vertical tab between AUTH and the mechanism: servers split on it (C's isspace), so the

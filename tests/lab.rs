@@ -91,6 +91,8 @@ impl TestLab {
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(20),
             limits: ReplyLimits::default(),
+            unasked: smtptui::session::UnaskedReplies::Fatal,
+            known_secrets: Vec::new(),
         }
     }
 }

@@ -16,6 +16,8 @@ async fn idle_client_sees_the_servers_421() {
     let lab = Lab::start(config).await.expect("lab starts");
     let mut session_config = lab.client_config(Profile::Submission).expect("listener");
     session_config.timeout = Duration::from_secs(5);
+    // As the interactive UI drives it: unasked replies are shown, not fatal.
+    session_config.unasked = smtptui::session::UnaskedReplies::Show;
     let (mut session, greeting) = Session::connect(session_config, Box::new(|_| {}))
         .await
         .expect("connects");

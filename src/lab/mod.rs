@@ -420,6 +420,8 @@ impl Lab {
             policy: crate::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(30),
             limits: crate::proto::reply::ReplyLimits::default(),
+            unasked: crate::session::UnaskedReplies::Fatal,
+            known_secrets: Vec::new(),
         })
     }
 

@@ -3,6 +3,7 @@
 //! Everything here is deterministic and can be tested (and fuzzed) without a network. The
 //! tokio layer in [`crate::session`] only moves bytes between these functions and the wire.
 
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod ehlo;

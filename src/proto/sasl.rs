@@ -178,6 +178,25 @@ pub fn plain_password(response_base64: &str) -> Option<Secret> {
         .map(|p| Secret::new(p.to_owned()))
 }
 
+/// Every form in which a secret can cross in an SMTP session: the secret itself, its base64
+/// (what AUTH LOGIN sends), and, when the user is known, the PLAIN and XOAUTH2 responses built
+/// from it.
+///
+/// The session hides each form wherever it appears and treats a line that holds one as a
+/// credential, so a password typed or scripted by hand is guarded like one sent by AUTH.
+pub fn credential_forms(user: Option<&str>, secret: &Secret) -> Vec<Secret> {
+    let mut forms = vec![secret.clone(), Secret::new(BASE64.encode(secret.expose()))];
+    if let Some(user) = user {
+        let credentials = Credentials {
+            user: user.to_owned(),
+            secret: secret.clone(),
+        };
+        forms.push(encode_plain(&credentials));
+        forms.push(encode_xoauth2(&credentials));
+    }
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1204,6 +1204,9 @@ pub fn row_count(event: &Event) -> usize {
         EventKind::Received { reply, .. } => {
             reply.raw_lines().len().max(1) + usize::from(!reply.anomalies.is_empty())
         }
+        EventKind::Unasked { reply, .. } => {
+            reply.raw_lines().len().max(1) + 1 + usize::from(!reply.anomalies.is_empty())
+        }
         EventKind::TlsEstablished(info) => {
             1 + usize::from(!info.verification.is_verified()) + info.chain.len()
         }

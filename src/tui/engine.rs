@@ -10,7 +10,9 @@ use crate::proto::command::{CommandKind, classify, split_verb};
 use crate::proto::reply::Reply;
 use crate::proto::sasl::Mechanism;
 use crate::secret::{Credentials, Secret};
-use crate::session::{Phase, Session, SessionConfig, SessionError, Step, format_target};
+use crate::session::{
+    Phase, Session, SessionConfig, SessionError, Step, UnaskedReplies, format_target,
+};
 use crate::tls::TlsInfo;
 use crate::transcript::{Event, EventKind, Security};
 
@@ -57,7 +59,7 @@ pub enum Action {
 
 /// How many replies the server may send unasked, between two user actions, before the
 /// connection is closed as a flood.
-pub const MAX_UNASKED_REPLIES: usize = 100;
+pub use crate::proto::client::MAX_UNASKED_REPLIES;
 
 /// How a typed line may appear in debug output: an AUTH with an inline response is shown
 /// without it, because the response is the credential.
@@ -238,16 +240,18 @@ pub enum EngineMsg {
 
 /// Runs the engine until the UI drops its sender or asks to quit: connects, then serves
 /// actions one at a time and, while idle, shows whatever the server sends unasked.
+///
+/// A person reads the transcript, so replies nobody asked for are shown as unasked (and
+/// credentials are refused from then on) instead of ending the session; the session still
+/// ends when they flood in.
 pub async fn run(
-    config: SessionConfig,
+    mut config: SessionConfig,
     mut actions: UnboundedReceiver<Action>,
     out: UnboundedSender<EngineMsg>,
 ) {
+    config.unasked = UnaskedReplies::Show;
     let target = format_target(&config.host, config.port);
     let mut session = connect(&config, &out, &target).await;
-    // Replies the server sent unasked since the user's last action: a server that keeps
-    // sending them would otherwise grow the transcript without end.
-    let mut unasked = 0usize;
     loop {
         let action = match session.as_mut() {
             Some(live) => tokio::select! {
@@ -256,15 +260,6 @@ pub async fn run(
                     if let Err(error) = unsolicited {
                         end_if_fatal(&mut session, &error, &out, &target);
                     } else {
-                        unasked += 1;
-                        if unasked > MAX_UNASKED_REPLIES {
-                            live.record(EventKind::Error(format!(
-                                "the server sent more than {MAX_UNASKED_REPLIES} replies nobody \
-                                 asked for; closing the connection"
-                            )));
-                            live.close().await;
-                            session = None;
-                        }
                         status(session.as_ref(), &out, &target);
                     }
                     continue;
@@ -272,7 +267,6 @@ pub async fn run(
             },
             None => actions.recv().await,
         };
-        unasked = 0;
         let Some(action) = action else {
             if let Some(live) = session.as_mut() {
                 live.close().await;

@@ -252,14 +252,27 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                 },
             ),
         ),
-        EventKind::Received { security, reply } => {
+        EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
+            let unasked = matches!(event.kind, EventKind::Unasked { .. });
             let lines = reply.raw_lines();
             let style = theme.reply(reply.code.class());
             match lines.get(sub) {
                 Some(raw) => (
                     marker(*security),
-                    if sub == 0 { "S:" } else { " │" },
+                    match (sub, unasked) {
+                        (0, false) => "S:",
+                        (0, true) => "S?",
+                        _ => " │",
+                    },
                     Span::styled(crate::proto::escape::escape_bytes(raw), style),
+                ),
+                None if unasked && sub == lines.len() => (
+                    none,
+                    "!!",
+                    Span::styled(
+                        crate::transcript::UNASKED_NOTE.to_owned(),
+                        theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+                    ),
                 ),
                 None => (
                     none,
@@ -564,7 +577,10 @@ fn explained_event(app: &App) -> Option<usize> {
     (0..=event as usize).rev().take(10_000).find(|&index| {
         matches!(
             app.events[index].kind,
-            EventKind::Received { .. } | EventKind::TlsEstablished(_) | EventKind::Error(_)
+            EventKind::Received { .. }
+                | EventKind::Unasked { .. }
+                | EventKind::TlsEstablished(_)
+                | EventKind::Error(_)
         )
     })
 }
@@ -578,6 +594,15 @@ pub fn explanation(app: &App) -> Vec<String> {
         EventKind::Received { reply, .. } => {
             let command = app.meta.get(index).and_then(|m| m.command.as_deref());
             explain::explain_reply(reply, command)
+        }
+        EventKind::Unasked { reply, .. } => {
+            let mut lines = vec![format!(
+                "{}. Until you reconnect, smtptui sends no credentials on this connection: \
+                 replies that seem to answer them may not.",
+                crate::transcript::UNASKED_NOTE
+            )];
+            lines.extend(explain::explain_reply(reply, None));
+            lines
         }
         EventKind::TlsEstablished(info) => explain::explain_tls(info),
         EventKind::Error(text) => explain::explain_error(text),

@@ -1,0 +1,168 @@
+//! Why a session operation failed: the one error type of the client core and its drivers.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::guard::Refusal;
+use crate::proto::command::LineError;
+use crate::proto::reply::ReplyError;
+use crate::proto::sasl::SaslError;
+use crate::tls::{CertificateProblem, TlsSetupError};
+
+/// Why a session operation failed.
+///
+/// Errors are either fatal ([`SessionError::is_fatal`]: the session is over, and the core
+/// returns the same error again on every later call) or refusals of one request, after which
+/// nothing was sent and the session goes on. The type is `Clone` so the first fatal error can
+/// stay with the session, as rustls keeps its own.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// TCP connection failed.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// `host:port`.
+        target: String,
+        /// The underlying error.
+        source: Arc<io::Error>,
+    },
+    /// A deadline passed.
+    #[error("timed out after {after:?} waiting for {waiting_for}{partial} ({hint})")]
+    Timeout {
+        /// What we were waiting for.
+        waiting_for: String,
+        /// The deadline.
+        after: Duration,
+        /// A note about bytes already received, or empty.
+        partial: String,
+        /// What the user can do about it.
+        hint: String,
+    },
+    /// Reading or writing failed.
+    #[error("network error: {0}")]
+    Io(Arc<io::Error>),
+    /// The server closed the connection.
+    #[error("the server closed the connection{}", if *.mid_reply { " in the middle of a reply" } else { "" })]
+    Closed {
+        /// Whether a reply was partly received.
+        mid_reply: bool,
+    },
+    /// The server's bytes are not valid SMTP.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ReplyError),
+    /// Bytes arrived between the 220 to STARTTLS and the TLS handshake.
+    #[error(
+        "response injection: {bytes} byte(s) arrived in cleartext after the 220 reply to STARTTLS \
+         and before the TLS handshake ({preview}); they may have been injected by an attacker \
+         and must not be trusted, so the session is aborted (RFC 3207 §6, CVE-2021-22947 class)"
+    )]
+    Injection {
+        /// How many bytes.
+        bytes: usize,
+        /// The first bytes, escaped.
+        preview: String,
+    },
+    /// The server sent bytes while no command was waiting for a reply.
+    #[error(
+        "out of step: the server sent {what} {when}, which no command asked for; replies can no \
+         longer be matched to the commands they answer, so the session is ended"
+    )]
+    OutOfStep {
+        /// What arrived: the unasked reply summarised, or a count of bytes, escaped.
+        what: String,
+        /// When it arrived, in words ("while no command was outstanding", ...).
+        when: String,
+    },
+    /// The server kept sending replies nobody asked for.
+    #[error("the server sent more than {limit} replies nobody asked for; closing the connection")]
+    UnaskedFlood {
+        /// How many were tolerated.
+        limit: usize,
+    },
+    /// The server announced it is closing the session without being asked (RFC 5321 §3.8).
+    #[error("the server is closing the session, unasked: {reply}")]
+    ServiceClosing {
+        /// The 421 reply, summarised and escaped.
+        reply: String,
+    },
+    /// The certificate failed verification and `--insecure` was not given.
+    #[error(
+        "TLS certificate verification failed: {0}. Nothing more was sent (use --insecure only if you accept an unverified peer)"
+    )]
+    Certificate(CertificateProblem),
+    /// The TLS handshake failed for another reason.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    TlsSetup(#[from] TlsSetupError),
+    /// The credential guard refused; nothing was sent. The session can go on.
+    #[error(transparent)]
+    Guard(Refusal),
+    /// Credentials were offered after the server had been out of step; nothing was sent.
+    #[error(
+        "not sent: the server sent replies nobody asked for earlier in this session, so what \
+         seem to be its answers may not be; credentials are not sent on this connection \
+         (reconnect to authenticate)"
+    )]
+    CredentialsAfterOutOfStep,
+    /// The mechanism was not advertised by the server; nothing was sent.
+    #[error(
+        "AUTH {mechanism} not sent: {advertised}; type the AUTH line yourself to send it anyway"
+    )]
+    NotAdvertised {
+        /// The mechanism asked for.
+        mechanism: String,
+        /// What the server offered, in words.
+        advertised: String,
+    },
+    /// The SASL exchange went wrong.
+    #[error("AUTH exchange failed: {0}")]
+    Sasl(#[from] SaslError),
+    /// The line cannot be sent as one line; nothing was sent. The session can go on.
+    #[error(transparent)]
+    Line(#[from] LineError),
+    /// Message lines were offered but no DATA was answered 354; nothing was sent.
+    #[error(
+        "the server is not waiting for a message (DATA was not answered 354); nothing was sent"
+    )]
+    NoMessage,
+    /// A SASL answer was offered but the server is not waiting for one; nothing was sent.
+    #[error(
+        "the server is no longer waiting for a SASL answer, so the answer was not sent \
+         (it would have gone out as a command)"
+    )]
+    NoChallenge,
+    /// A request came while an earlier command still waits for its reply; nothing was sent.
+    #[error("a command is still waiting for its reply; nothing was sent")]
+    Busy,
+    /// STARTTLS on a connection that already has TLS (RFC 3207 §4.2 forbids it).
+    #[error("TLS is already active; STARTTLS is not sent twice on one connection (RFC 3207 §4.2)")]
+    AlreadyTls,
+    /// The session has ended (QUIT answered, or closed); nothing more can be sent.
+    #[error("the session has already ended")]
+    Ended,
+}
+
+impl SessionError {
+    /// Whether the session can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Self::Guard(_)
+                | Self::AlreadyTls
+                | Self::Line(_)
+                | Self::NoChallenge
+                | Self::NoMessage
+                | Self::Busy
+                | Self::CredentialsAfterOutOfStep
+                | Self::NotAdvertised { .. }
+        )
+    }
+}
+
+impl From<io::Error> for SessionError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(Arc::new(error))
+    }
+}
