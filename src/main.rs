@@ -10,9 +10,10 @@ use clap::Parser;
 use cli::{AuditArgs, Cli, Command, ConnectArgs, DemoArgs, LabArgs, RunArgs, TlsChoice};
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
+use smtptui::proto::sasl::credential_forms;
 use smtptui::runner::{self, exit};
 use smtptui::scenario::Scenario;
-use smtptui::secret::{Credentials, obtain_secret};
+use smtptui::secret::{Credentials, Secret, obtain_secret};
 use smtptui::session::{EventSink, SessionConfig, TlsMode};
 use smtptui::tls::{self, TrustSettings};
 use smtptui::transcript::{Event, Palette};
@@ -204,6 +205,10 @@ fn tui_command(target: &str, cli: &Cli) -> i32 {
     } else {
         None
     };
+    let mut config = config;
+    if let Some(secret) = &secret {
+        config.known_secrets = credential_forms(cli.connect.user.as_deref(), secret);
+    }
     let options = smtptui::tui::Options {
         script,
         user: cli.connect.user.clone(),
@@ -258,6 +263,11 @@ fn run_command(args: RunArgs) -> i32 {
     };
     let credentials = match credentials_for(&scenario, &args.connect) {
         Ok(credentials) => credentials,
+        Err(message) => return usage_error(message),
+    };
+    let mut config = config;
+    config.known_secrets = match known_secrets(credentials.as_ref(), &args.connect) {
+        Ok(secrets) => secrets,
         Err(message) => return usage_error(message),
     };
     let transcript_file = match &args.transcript {
@@ -485,6 +495,29 @@ fn audit_command(args: AuditArgs) -> i32 {
     } else {
         audit::exit::PASSED
     }
+}
+
+/// Every form of the password the user configured, so that a line holding it is guarded and
+/// hidden even before (or without) an AUTH step: from the credentials a step needed, otherwise
+/// from `--password-file` or the environment when given (never from a prompt).
+fn known_secrets(
+    credentials: Option<&Credentials>,
+    args: &ConnectArgs,
+) -> Result<Vec<Secret>, String> {
+    if let Some(credentials) = credentials {
+        return Ok(credential_forms(
+            Some(&credentials.user),
+            &credentials.secret,
+        ));
+    }
+    let configured = args.password_file.is_some()
+        || std::env::var_os(smtptui::secret::PASSWORD_ENV).is_some_and(|v| !v.is_empty());
+    if !configured {
+        return Ok(Vec::new());
+    }
+    let (secret, _) =
+        obtain_secret(args.password_file.as_deref(), "", false).map_err(|e| e.to_string())?;
+    Ok(credential_forms(args.user.as_deref(), &secret))
 }
 
 /// Collects credentials before connecting when the scenario has bare AUTH steps, so that a

@@ -179,20 +179,28 @@ pub fn plain_password(response_base64: &str) -> Option<Secret> {
 }
 
 /// Every form in which a secret can cross in an SMTP session: the secret itself, its base64
-/// (what AUTH LOGIN sends), and, when the user is known, the PLAIN and XOAUTH2 responses built
-/// from it.
+/// (what AUTH LOGIN sends), and, when the user is known, the PLAIN responses (with and without
+/// the user repeated as authorization identity) and the XOAUTH2 response built from it.
 ///
 /// The session hides each form wherever it appears and treats a line that holds one as a
 /// credential, so a password typed or scripted by hand is guarded like one sent by AUTH.
+/// Base64 forms are given without their `=` padding, so a line holding the padded or the
+/// unpadded spelling holds the form either way.
 pub fn credential_forms(user: Option<&str>, secret: &Secret) -> Vec<Secret> {
-    let mut forms = vec![secret.clone(), Secret::new(BASE64.encode(secret.expose()))];
+    let unpadded = |encoded: String| {
+        let trimmed = zeroize::Zeroizing::new(encoded);
+        Secret::new(trimmed.trim_end_matches('=').to_owned())
+    };
+    let mut forms = vec![secret.clone(), unpadded(BASE64.encode(secret.expose()))];
     if let Some(user) = user {
         let credentials = Credentials {
             user: user.to_owned(),
             secret: secret.clone(),
         };
-        forms.push(encode_plain(&credentials));
-        forms.push(encode_xoauth2(&credentials));
+        let with_authzid = zeroize::Zeroizing::new(format!("{user}\0{user}\0{}", secret.expose()));
+        forms.push(unpadded(encode_plain(&credentials).expose().to_owned()));
+        forms.push(unpadded(BASE64.encode(with_authzid.as_bytes())));
+        forms.push(unpadded(encode_xoauth2(&credentials).expose().to_owned()));
     }
     forms
 }

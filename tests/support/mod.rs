@@ -312,10 +312,26 @@ impl Conn {
     /// configured certificate, and completes it. Bytes the client sent early (already buffered)
     /// are fed to the handshake.
     pub fn start_tls(&mut self) -> io::Result<()> {
-        let cfg = self
+        self.start_tls_with(None)
+    }
+
+    /// Like [`Conn::start_tls`], but sends `data` inside TLS right behind the server's
+    /// Finished (TLS 1.3 half-RTT data), before the client could have sent anything: bytes
+    /// nobody asked for that reach the client in the same flight as the end of the handshake.
+    pub fn start_tls_sending_first(&mut self, data: &[u8]) -> io::Result<()> {
+        self.start_tls_with(Some(data))
+    }
+
+    fn start_tls_with(&mut self, half_rtt: Option<&[u8]>) -> io::Result<()> {
+        let mut cfg = self
             .tls_config
             .clone()
             .ok_or_else(|| io::Error::other("no TLS config for this fake server"))?;
+        if half_rtt.is_some() {
+            let mut config = (*cfg).clone();
+            config.send_half_rtt_data = true;
+            cfg = Arc::new(config);
+        }
         let sock = match std::mem::replace(&mut self.transport, Transport::Closed) {
             Transport::Plain(s) => s,
             other => {
@@ -325,7 +341,10 @@ impl Conn {
         };
         self.record(|r| r.tls_started = true);
         let prefix = std::mem::take(&mut self.buf);
-        let conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+        let mut conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
+        if let Some(data) = half_rtt {
+            conn.writer().write_all(data)?;
+        }
         let mut stream = rustls::StreamOwned::new(
             conn,
             Prefixed {
@@ -562,6 +581,9 @@ pub enum StartTls {
     ReplyThenClose(Vec<u8>),
     /// Send `220 Ready`, let the client start its handshake, answer with this garbage, close.
     ReplyThenGarbage(Vec<u8>),
+    /// `220 Ready`, a real handshake, and these bytes inside TLS with the server's last
+    /// handshake flight, unasked.
+    HandshakeThenSend(Vec<u8>),
 }
 
 /// Configurable SMTP server script.
@@ -585,6 +607,8 @@ pub struct Smtp {
     pub credentials: Option<(String, String)>,
     /// Overrides: if a received command starts with the key (case-insensitive), send the bytes.
     pub overrides: Vec<(String, Vec<u8>)>,
+    /// What the final dot of a message is answered with, instead of a 250.
+    pub message_reply: Option<Vec<u8>>,
 }
 
 /// A running [`Smtp`] dialogue: the configuration plus its per-connection state.
@@ -615,6 +639,7 @@ impl Default for Smtp {
             implicit_tls: false,
             credentials: Some((USER.into(), PASSWORD.into())),
             overrides: Vec::new(),
+            message_reply: None,
         }
     }
 }
@@ -669,7 +694,10 @@ impl SmtpSession {
             SmtpState::Data(mut lines) => {
                 if line == "." {
                     conn.record_message(lines);
-                    conn.send(b"250 2.0.0 Ok: queued as FAKE\r\n")?;
+                    match &self.cfg.message_reply {
+                        Some(reply) => conn.send(&reply.clone())?,
+                        None => conn.send(b"250 2.0.0 Ok: queued as FAKE\r\n")?,
+                    }
                 } else {
                     lines.push(line.as_bytes().to_vec());
                     self.state = SmtpState::Data(lines);
@@ -743,6 +771,10 @@ impl SmtpSession {
                     StartTls::ReplyThenClose(b) => {
                         conn.send(&b)?;
                         return Ok(Flow::Close);
+                    }
+                    StartTls::HandshakeThenSend(data) => {
+                        conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;
+                        conn.start_tls_sending_first(&data)?;
                     }
                     StartTls::ReplyThenGarbage(g) => {
                         conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;

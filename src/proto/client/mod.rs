@@ -1070,13 +1070,13 @@ impl ClientSession {
             let reply = self.redact_reply(reply);
             if unasked {
                 self.on_unasked(reply);
+                // Behind an unasked reply may come the reply to what is outstanding.
+                self.unasked_begun = self.parser.mid_reply() && !self.expects_reply();
             } else {
                 self.on_reply(reply);
-            }
-            if self.parser.mid_reply() && !matches!(self.state, State::Failed(_)) {
-                // These bytes came with the reply just read, so before anything we send in
-                // answer to it: whatever they are, they answer nothing of ours.
-                self.unasked_begun = true;
+                // These bytes came with our reply, so before anything we send in answer to
+                // it: whatever they are, they answer nothing of ours.
+                self.unasked_begun = self.parser.mid_reply();
             }
         }
     }

@@ -1,1 +1,575 @@
+//! The client core driven byte by byte, with no socket and no clock: each server byte stream
+//! is also fed cut at every position, and the outcome must not depend on where it was cut.
 
+#![allow(clippy::unwrap_used, clippy::panic)] // test assertions
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::tls::TrustSettings;
+
+const PASSWORD: &str = "correct horse battery staple";
+const USER: &str = "alice@lab.test";
+
+fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
+    let (tls, verdict) = crate::tls::client_config(&TrustSettings {
+        extra_roots: Vec::new(),
+        continue_unverified: false,
+    })
+    .unwrap();
+    ClientSettings {
+        target: "127.0.0.1:25".to_owned(),
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        tls,
+        verdict,
+        policy,
+        timeout: Duration::from_secs(30),
+        limits: ReplyLimits::default(),
+        unasked,
+        known_secrets: credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned())),
+    }
+}
+
+fn credentials() -> Credentials {
+    Credentials {
+        user: USER.to_owned(),
+        secret: Secret::new(PASSWORD.to_owned()),
+    }
+}
+
+/// A client connected, greeted and past `EHLO` in cleartext.
+struct Client {
+    core: ClientSession,
+    now: Instant,
+    wire: Vec<u8>,
+    events: Vec<EventKind>,
+}
+
+impl Client {
+    fn new(settings: ClientSettings) -> Self {
+        let now = Instant::now();
+        let mut core = ClientSession::new(settings, now, SystemTime::UNIX_EPOCH).unwrap();
+        let greeting = core.connected("peer".into(), "local".into(), now);
+        core.received(b"220 test ESMTP\r\n", now);
+        assert_eq!(core.take_completion(greeting).unwrap().code.value(), 220);
+        let mut client = Self {
+            core,
+            now,
+            wire: Vec::new(),
+            events: Vec::new(),
+        };
+        client.pump();
+        client
+    }
+
+    fn strict() -> Self {
+        Self::new(settings(UnaskedReplies::Fatal, GuardPolicy::default()))
+    }
+
+    fn interactive() -> Self {
+        Self::new(settings(UnaskedReplies::Show, GuardPolicy::default()))
+    }
+
+    fn after_ehlo(mut self, reply: &[u8]) -> Self {
+        let step = self.line("EHLO me").unwrap();
+        self.feed(reply);
+        assert_eq!(self.core.take_completion(step).unwrap().code.value(), 250);
+        self.pump();
+        self
+    }
+
+    fn line(&mut self, line: &str) -> Result<StepId, SessionError> {
+        let sent = self.core.send_line(line, OneTimeOverride::None, self.now);
+        self.pump();
+        match sent? {
+            Sent::Step(step) => Ok(step),
+            Sent::Queued => Ok(0),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.core.received(bytes, self.now);
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        while let Some(bytes) = self.core.poll_transmit() {
+            self.wire.extend_from_slice(&bytes);
+        }
+        while let Some(event) = self.core.poll_event() {
+            self.events.push(event.kind);
+        }
+    }
+
+    fn wire_text(&self) -> String {
+        String::from_utf8_lossy(&self.wire).into_owned()
+    }
+
+    fn transcript(&self) -> String {
+        let events: Vec<Event> = self
+            .events
+            .iter()
+            .cloned()
+            .map(|kind| Event {
+                time: SystemTime::UNIX_EPOCH,
+                elapsed: Duration::ZERO,
+                kind,
+            })
+            .collect();
+        crate::transcript::render_plain(&events)
+    }
+}
+
+/// Every way of cutting `bytes` in two (and not cutting it at all).
+fn cuts(bytes: &[u8]) -> impl Iterator<Item = Vec<&[u8]>> {
+    (0..=bytes.len()).map(move |at| {
+        let (a, b) = bytes.split_at(at);
+        [a, b].into_iter().filter(|part| !part.is_empty()).collect()
+    })
+}
+
+/// Runs `run` once per cut of `bytes` and checks every outcome equals the uncut one.
+fn same_whatever_the_cut(bytes: &[u8], run: impl Fn(&[&[u8]]) -> String) -> String {
+    let whole = run(&[bytes]);
+    for parts in cuts(bytes) {
+        assert_eq!(run(&parts), whole, "cut as {parts:?}");
+    }
+    whole
+}
+
+// -------------------------------------------------------------------------------------------
+// Replies in step
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn a_second_reply_to_one_command_ends_a_strict_session() {
+    let reply = b"250 first\r\n250 second, never asked for\r\n";
+    let result = same_whatever_the_cut(reply, |parts| {
+        let mut client = Client::strict();
+        let step = client.line("NOOP").unwrap();
+        for part in parts {
+            client.feed(part);
+        }
+        // Whatever arrived with the reply, the next request looks at it before sending.
+        let next = client.line("NOOP");
+        let completed = client.core.take_completion(step).map(|r| r.summary());
+        format!(
+            "{:?} {:?} {}",
+            completed,
+            next.err().map(|e| e.to_string()),
+            client.wire_text()
+        )
+    });
+    assert!(result.contains("out of step"), "{result}");
+    assert!(result.contains("second, never asked for"), "{result}");
+    assert_eq!(
+        result.matches("NOOP").count(),
+        1,
+        "nothing sent after: {result}"
+    );
+}
+
+#[test]
+fn an_interactive_session_shows_the_extra_reply_as_unasked_and_keeps_the_pairing() {
+    let mut client = Client::interactive();
+    let first = client.line("NOOP").unwrap();
+    client.feed(b"250 first\r\n250 second\r\n");
+    assert_eq!(
+        client.core.take_completion(first).unwrap().summary(),
+        "250 first"
+    );
+    assert!(client.core.is_out_of_step());
+    let unasked = client.core.take_completion(UNASKED_STEP).unwrap();
+    assert_eq!(unasked.summary(), "250 second");
+    let next = client.line("RSET").unwrap();
+    client.feed(b"250 reset\r\n");
+    assert_eq!(
+        client.core.take_completion(next).unwrap().summary(),
+        "250 reset"
+    );
+    assert!(
+        client.transcript().contains("S? 250 second"),
+        "{}",
+        client.transcript()
+    );
+}
+
+#[test]
+fn bytes_while_nothing_is_outstanding_are_unasked_even_half_a_reply() {
+    let mut client = Client::strict();
+    client.feed(b"250 hel");
+    let error = client.line("NOOP").unwrap_err();
+    assert!(matches!(error, SessionError::OutOfStep { .. }), "{error}");
+    assert!(!client.wire_text().contains("NOOP"));
+    // The first fatal error stays, whatever is asked later.
+    let again = client.line("QUIT").unwrap_err();
+    assert_eq!(again.to_string(), error.to_string());
+}
+
+#[test]
+fn a_reply_that_began_before_a_command_is_not_its_reply() {
+    let mut client = Client::interactive();
+    client.feed(b"250 hel");
+    let step = client.line("NOOP").unwrap();
+    client.feed(b"lo\r\n250 the real one\r\n");
+    assert_eq!(
+        client.core.take_completion(step).unwrap().summary(),
+        "250 the real one"
+    );
+    assert_eq!(
+        client.core.take_completion(UNASKED_STEP).unwrap().summary(),
+        "250 hello"
+    );
+}
+
+#[test]
+fn a_reply_during_the_message_body_is_not_the_reply_to_the_message() {
+    let stream = b"354 go ahead\r\n250 early\r\n";
+    let result = same_whatever_the_cut(stream, |parts| {
+        let mut client = Client::strict();
+        let data = client.line("DATA").unwrap();
+        for part in parts {
+            client.feed(part);
+        }
+        let line = client.line("Subject: hi");
+        let dot = client.line(".");
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            client.core.take_completion(data).map(|r| r.summary()),
+            line.err().map(|e| e.to_string()),
+            dot.err().map(|e| e.to_string()),
+            client.wire_text()
+        )
+    });
+    assert!(result.contains("out of step"), "{result}");
+    assert!(result.contains("250 early"), "{result}");
+    assert!(
+        !result.contains("\\r\\n.\\r\\n"),
+        "no final dot sent: {result}"
+    );
+}
+
+#[test]
+fn a_421_at_any_time_is_a_closing_notice_not_a_reply_out_of_step() {
+    let mut client = Client::strict();
+    client.feed(b"421 4.4.2 shutting down\r\n");
+    let error = client.core.failure().unwrap().clone();
+    assert!(
+        matches!(error, SessionError::ServiceClosing { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("421 4.4.2 shutting down"));
+
+    let mut client = Client::interactive();
+    client.feed(b"421 4.4.2 shutting down\r\n");
+    assert!(client.core.failure().is_none());
+    assert!(!client.core.is_out_of_step());
+    assert_eq!(
+        client
+            .core
+            .take_completion(UNASKED_STEP)
+            .unwrap()
+            .code
+            .value(),
+        421
+    );
+    assert!(
+        !client.transcript().contains("S?"),
+        "{}",
+        client.transcript()
+    );
+}
+
+#[test]
+fn a_flood_of_unasked_replies_ends_an_interactive_session() {
+    let mut client = Client::interactive();
+    let flood = b"250 again\r\n".repeat(MAX_UNASKED_REPLIES + 1);
+    client.feed(&flood);
+    assert!(matches!(
+        client.core.failure(),
+        Some(SessionError::UnaskedFlood { .. })
+    ));
+}
+
+// -------------------------------------------------------------------------------------------
+// Credentials
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn auth_in_cleartext_is_refused_and_nothing_crosses() {
+    for line in [
+        "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+        "auth login",
+        "AUTH\tXOAUTH2 abc",
+        "AUTH=PLAIN x",
+    ] {
+        let mut client = Client::strict().after_ehlo(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n");
+        let before = client.wire.len();
+        let error = client.line(line).unwrap_err();
+        assert!(
+            matches!(error, SessionError::Guard(Refusal::Cleartext)),
+            "{line}: {error}"
+        );
+        assert_eq!(client.wire.len(), before, "{line} crossed");
+        assert!(client.core.failure().is_none(), "a refusal is not fatal");
+    }
+}
+
+#[test]
+fn a_line_holding_the_configured_password_in_any_form_is_a_credential_from_the_start() {
+    let forms = credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned()));
+    assert_eq!(forms.len(), 5);
+    for form in &forms {
+        for line in [
+            form.expose().to_owned(),
+            format!("MAIL FROM:<a@b> {}", form.expose()),
+            format!("XTEST {}", form.expose()),
+        ] {
+            let mut client = Client::strict();
+            let before = client.wire.len();
+            let error = client.line(&line).unwrap_err();
+            assert!(matches!(error, SessionError::Guard(_)), "{error}");
+            assert_eq!(client.wire.len(), before);
+            assert!(!client.transcript().contains(form.expose()));
+        }
+    }
+    // Inside a message too.
+    let mut client = Client::strict();
+    let data = client.line("DATA").unwrap();
+    client.feed(b"354 go\r\n");
+    client.core.take_completion(data).unwrap();
+    let error = client
+        .line(&format!("my password is {PASSWORD}"))
+        .unwrap_err();
+    assert!(matches!(error, SessionError::Guard(_)), "{error}");
+    assert!(!client.wire_text().contains(PASSWORD));
+}
+
+#[test]
+fn a_configured_secret_sent_by_override_is_hidden_in_the_transcript() {
+    let policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let mut client = Client::new(settings(UnaskedReplies::Fatal, policy));
+    let step = client.line(&format!("XPASS {PASSWORD}")).unwrap();
+    assert!(client.wire_text().contains(PASSWORD));
+    client.feed(format!("250 you said {PASSWORD}\r\n").as_bytes());
+    client.core.take_completion(step).unwrap();
+    let transcript = client.transcript();
+    assert!(!transcript.contains(PASSWORD), "{transcript}");
+    assert!(transcript.contains("<hidden>"), "{transcript}");
+}
+
+#[test]
+fn a_334_only_opens_a_challenge_right_after_auth() {
+    let mut client = Client::strict();
+    let step = client.line("MAIL FROM:<a@b>").unwrap();
+    client.feed(b"334 UGFzc3dvcmQ6\r\n");
+    client.core.take_completion(step).unwrap();
+    assert_eq!(client.core.phase(), Phase::Command);
+    assert!(client.transcript().contains("was not AUTH"));
+}
+
+#[test]
+fn auth_with_stored_credentials_needs_the_mechanism_advertised() {
+    let policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
+        .after_ehlo(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n");
+    let before = client.wire.len();
+    let error = client
+        .core
+        .authenticate(
+            Mechanism::XOAuth2,
+            credentials(),
+            OneTimeOverride::None,
+            client.now,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::NotAdvertised { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("AUTH PLAIN LOGIN"), "{error}");
+    client.pump();
+    assert_eq!(client.wire.len(), before);
+    assert!(
+        !client.transcript().contains("cleartext by"),
+        "no override announced for what was not sent: {}",
+        client.transcript()
+    );
+}
+
+#[test]
+fn a_235_without_any_credential_is_flagged() {
+    let policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
+        .after_ehlo(b"250-x\r\n250 AUTH LOGIN\r\n");
+    let step = client
+        .core
+        .authenticate(
+            Mechanism::Login,
+            credentials(),
+            OneTimeOverride::None,
+            client.now,
+        )
+        .unwrap();
+    client.feed(b"235 2.7.0 welcome, whoever you are\r\n");
+    client.core.take_completion(step).unwrap();
+    assert!(
+        client
+            .transcript()
+            .contains("before any credential was sent")
+    );
+}
+
+#[test]
+fn a_login_exchange_hides_every_answer_and_cancels_a_third_challenge() {
+    let policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let stream = b"334 VXNlcm5hbWU6\r\n";
+    let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
+        .after_ehlo(b"250-x\r\n250 AUTH LOGIN\r\n");
+    let step = client
+        .core
+        .authenticate(
+            Mechanism::Login,
+            credentials(),
+            OneTimeOverride::None,
+            client.now,
+        )
+        .unwrap();
+    client.feed(stream);
+    client.feed(b"334 UGFzc3dvcmQ6\r\n");
+    client.feed(b"334 UGFzc3dvcmQ6\r\n");
+    assert!(
+        client.wire_text().ends_with("*\r\n"),
+        "{}",
+        client.wire_text()
+    );
+    client.feed(b"501 cancelled\r\n");
+    assert!(client.core.take_completion(step).is_none());
+    assert!(matches!(client.core.failure(), Some(SessionError::Sasl(_))));
+    assert!(!client.transcript().contains(PASSWORD));
+}
+
+// -------------------------------------------------------------------------------------------
+// STARTTLS and TLS
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn bytes_behind_the_220_to_starttls_are_injection_however_they_arrive() {
+    let stream = b"220 2.0.0 Ready to start TLS\r\n250-forged\r\n250 AUTH PLAIN\r\n";
+    let result = same_whatever_the_cut(stream, |parts| {
+        let mut client = Client::strict();
+        let step = client.line("STARTTLS").unwrap();
+        for part in parts {
+            client.feed(part);
+        }
+        format!(
+            "{:?} {:?}",
+            client.core.take_completion(step).map(|r| r.summary()),
+            client
+                .core
+                .failure()
+                .map(|e| matches!(e, SessionError::Injection { .. }))
+        )
+    });
+    assert_eq!(result, "None Some(true)");
+}
+
+#[test]
+fn plain_smtp_on_an_implicit_tls_port_is_named_as_such() {
+    let mut settings = settings(UnaskedReplies::Fatal, GuardPolicy::default());
+    settings.tls_mode = TlsMode::Implicit;
+    let now = Instant::now();
+    let mut core = ClientSession::new(settings, now, SystemTime::UNIX_EPOCH).unwrap();
+    core.connected("p".into(), "l".into(), now);
+    assert!(core.poll_transmit().is_some(), "the ClientHello goes first");
+    core.received(b"220 plain.example ESMTP\r\n", now);
+    let error = core.failure().unwrap().to_string();
+    assert!(error.contains("--tls starttls"), "{error}");
+    assert!(!error.contains("STARTTLS"), "no STARTTLS was sent: {error}");
+}
+
+#[test]
+fn starttls_is_never_sent_twice_and_refused_starttls_stays_cleartext() {
+    let mut client = Client::strict();
+    let step = client.line("STARTTLS").unwrap();
+    client.feed(b"454 4.7.0 TLS not available\r\n");
+    assert_eq!(client.core.take_completion(step).unwrap().code.value(), 454);
+    assert_eq!(client.core.security(), Security::Cleartext);
+    assert!(client.transcript().contains("credentials remain blocked"));
+}
+
+#[test]
+fn a_silent_server_times_out_with_the_implicit_tls_hint() {
+    let now = Instant::now();
+    let mut core = ClientSession::new(
+        settings(UnaskedReplies::Fatal, GuardPolicy::default()),
+        now,
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap();
+    core.connected("p".into(), "l".into(), now);
+    let deadline = core.next_deadline().unwrap();
+    core.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(core.failure().is_none(), "not before the deadline");
+    core.handle_timeout(deadline);
+    let error = core.failure().unwrap().to_string();
+    assert!(error.contains("the greeting"), "{error}");
+    assert!(error.contains("--tls implicit"), "{error}");
+}
+
+#[test]
+fn a_trickling_server_does_not_move_the_deadline() {
+    let mut client = Client::strict();
+    let step = client.line("NOOP").unwrap();
+    let deadline = client.core.next_deadline().unwrap();
+    client.now += Duration::from_secs(20);
+    client.feed(b"25");
+    assert_eq!(client.core.next_deadline(), Some(deadline));
+    client.core.handle_timeout(deadline);
+    let error = client.core.failure().unwrap().to_string();
+    assert!(
+        error.contains("2 byte(s) of an unfinished reply"),
+        "{error}"
+    );
+    assert!(client.core.take_completion(step).is_none());
+}
+
+#[test]
+fn the_server_closing_mid_reply_is_said() {
+    let mut client = Client::strict();
+    client.line("NOOP").unwrap();
+    client.feed(b"250-partial\r\n");
+    client.core.eof(client.now);
+    assert!(
+        client
+            .core
+            .failure()
+            .unwrap()
+            .to_string()
+            .contains("in the middle of a reply")
+    );
+}
+
+#[test]
+fn quit_answered_ends_the_session_quietly() {
+    let mut client = Client::strict();
+    let step = client.line("QUIT").unwrap();
+    client.feed(b"221 bye\r\n");
+    client.core.take_completion(step).unwrap();
+    client.core.eof(client.now);
+    assert!(client.core.failure().is_none());
+    assert!(matches!(client.line("NOOP"), Err(SessionError::Ended)));
+}
