@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod certs;
 pub mod demo;
 mod listener;
+pub mod pair;
 pub mod profile;
 pub mod server;
 
