@@ -1,8 +1,9 @@
 //! Input history, kept per target in the user's data directory
 //! (`$XDG_DATA_HOME/smtptui/history/`, or `~/.local/share/smtptui/history/`).
 //!
-//! Only lines that carry no credentials reach it: the caller decides with
-//! [`may_remember`], and hidden prompts never call [`History::push`] at all.
+//! Only lines that carry no credentials reach it: the UI pushes a line only once the engine
+//! has said it crossed as a command (never refused, never a credential), [`may_remember`]
+//! checks the line itself, and hidden prompts never call [`History::push`] at all.
 //!
 //! The file is readable by its owner only (0600, set on every open, also for a file that
 //! existed with looser permissions) and holds at most [`MAX_ENTRIES`] lines: at the limit it
