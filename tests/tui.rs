@@ -1194,3 +1194,139 @@ async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
     engine.abort();
     lab.shutdown().await;
 }
+
+fn unverified(app: &mut App) {
+    let problem = smtptui::tls::CertificateProblem {
+        kind: "unknown issuer",
+        detail: "the certificate is not signed by a trusted CA".to_owned(),
+    };
+    let info = tls_info(Verification::Failed(problem.clone()));
+    app.on_engine(event(
+        2030,
+        EventKind::TlsEstablished(Box::new(info.clone())),
+    ));
+    let mut tls_status = Status::disconnected("mail.example.com:587".to_owned());
+    tls_status.connected = true;
+    tls_status.security = Security::Tls;
+    tls_status.protection = Protection::UnverifiedTls(problem);
+    tls_status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(tls_status)));
+}
+
+fn is_override_alarm(style: ratatui::style::Style) -> bool {
+    style.fg == Some(Color::White)
+        && style.bg == Some(Color::Red)
+        && style.add_modifier.contains(ratatui::style::Modifier::BOLD)
+}
+
+/// With `--allow-cleartext-auth`, every hint says what is true: the status bar says AUTH is
+/// allowed in cleartext (white on red, as the override lines in the transcript), never that it
+/// is blocked; the input line and the password prompt say the credentials go in cleartext; a
+/// refused STARTTLS does not claim AUTH stays blocked; the help says the flag is on.
+#[test]
+fn allow_cleartext_auth_is_said_everywhere_it_matters() {
+    use smtptui::guard::GuardPolicy;
+    let mut app = after_ehlo();
+    app.policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let text = screen(&app);
+    assert!(!text.contains("blocked"), "{text}");
+    insta::assert_snapshot!("cleartext_auth_allowed", text);
+    let colours = buffer(&app);
+    assert!(is_override_alarm(style_of(&colours, "AUTH ALLOWED")));
+    assert_eq!(style_of(&colours, "CLEARTEXT").fg, Some(Color::Red));
+    app.colour = false;
+    assert!(
+        style_of(&buffer(&app), "AUTH ALLOWED")
+            .add_modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "without colour the override still stands out"
+    );
+    app.colour = true;
+
+    for c in "AUTH PLAIN".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let hint = app.enter_hint();
+    assert!(
+        hint.contains("IN CLEARTEXT (--allow-cleartext-auth)"),
+        "{hint}"
+    );
+    assert!(
+        screen(&app).contains("IN CLEARTEXT"),
+        "the hint fits the screen"
+    );
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    type_line(&mut app, "alice");
+    let hint = app.enter_hint();
+    assert!(hint.contains("IN CLEARTEXT"), "{hint}");
+    app.on_key(key(KeyCode::Esc));
+
+    retype(&mut app, "AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+    let hint = app.enter_hint();
+    assert!(hint.contains("IN CLEARTEXT"), "{hint}");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+
+    type_line(&mut app, "STARTTLS");
+    app.on_engine(done("454 4.7.0 TLS not available\r\n", Some("STARTTLS")));
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(!flash.contains("blocked"), "{flash}");
+    assert!(flash.contains("--allow-cleartext-auth"), "{flash}");
+
+    app.on_key(key(KeyCode::F(1)));
+    assert!(screen(&app).contains("--allow-cleartext-auth is ON"));
+
+    // Without the flag, the same screen says AUTH is blocked.
+    let plain = screen(&after_ehlo());
+    assert!(plain.contains("AUTH is blocked until TLS"), "{plain}");
+}
+
+/// With `--insecure`, an unverified certificate still shows loudly, and the status bar and the
+/// input line say AUTH goes to that peer; the guard dialog for cleartext says that `--insecure`
+/// does not cover it.
+#[test]
+fn insecure_is_said_where_it_lets_credentials_through() {
+    use smtptui::guard::GuardPolicy;
+    let policy = GuardPolicy {
+        allow_cleartext_auth: false,
+        allow_unverified_auth: true,
+    };
+    let mut app = after_ehlo();
+    app.policy = policy;
+    unverified(&mut app);
+    let text = screen(&app);
+    assert!(text.contains("CERTIFICATE NOT VERIFIED"), "{text}");
+    assert!(text.contains("--insecure: AUTH ALLOWED"), "{text}");
+    let colours = buffer(&app);
+    assert!(is_override_alarm(style_of(&colours, "AUTH ALLOWED")));
+    for c in "AUTH LOGIN".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let hint = app.enter_hint();
+    assert!(
+        hint.contains("to an UNVERIFIED peer (--insecure)"),
+        "{hint}"
+    );
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+
+    // Without the flag: no claim that AUTH is allowed.
+    let mut strict = after_ehlo();
+    unverified(&mut strict);
+    assert!(!screen(&strict).contains("AUTH ALLOWED"));
+
+    // On cleartext, --insecure does not apply, and the guard dialog says so.
+    let mut app = after_ehlo();
+    app.policy = policy;
+    assert!(screen(&app).contains("AUTH is blocked until TLS"));
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    let dialog = screen(&app);
+    assert!(
+        dialog.contains("--insecure is on, but it covers unverified certificates, not cleartext."),
+        "{dialog}"
+    );
+}

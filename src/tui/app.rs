@@ -387,8 +387,13 @@ impl App {
                 if command.as_deref() == Some("STARTTLS") && reply.code.value() != 220 {
                     // Replaces any 'once TLS is up' advice: TLS is not coming on this session.
                     self.flash = Some(format!(
-                        "STARTTLS refused ({}): still cleartext, AUTH stays blocked",
-                        reply.code.value()
+                        "STARTTLS refused ({}): still cleartext, {}",
+                        reply.code.value(),
+                        if self.policy.allow_cleartext_auth {
+                            "and AUTH would send credentials readably (--allow-cleartext-auth)"
+                        } else {
+                            "AUTH stays blocked"
+                        }
                     ));
                 }
                 self.check_expectation(&reply)
@@ -1193,12 +1198,16 @@ impl App {
                     mechanism.name()
                 )
             }
-            Mode::Password { user, .. } => format!(
-                "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
-            ),
-            Mode::SaslAnswer => {
-                "answer to the server's 334 challenge (hidden, not stored)".to_owned()
-            }
+            Mode::Password { user, one_time, .. } => match self.auth_override(*one_time) {
+                Some(how) => format!("password for {user}: hidden; Enter sends it {how}"),
+                None => format!(
+                    "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
+                ),
+            },
+            Mode::SaslAnswer => match self.auth_override(OneTimeOverride::None) {
+                Some(how) => format!("answer to the 334 (hidden, not stored), sent {how}"),
+                None => "answer to the server's 334 challenge (hidden, not stored)".to_owned(),
+            },
             Mode::Message => {
                 if self.input.is_empty()
                     && self.editor.is_empty()
@@ -1253,18 +1262,29 @@ impl App {
                         self.policy,
                         OneTimeOverride::None,
                     ) {
-                        Decision::Refuse(_) => {
-                            "AUTH would be stopped by the credential guard (no verified TLS)"
+                        Decision::Refuse(Refusal::Cleartext) => {
+                            "AUTH would be stopped by the credential guard (no TLS)".to_owned()
+                        }
+                        Decision::Refuse(Refusal::Unverified(_)) => {
+                            "AUTH would be stopped by the credential guard (certificate not verified)"
                                 .to_owned()
                         }
-                        _ if !has_initial_response
-                            && Mechanism::from_name(&mechanism).is_some() =>
-                        {
-                            format!(
-                                "AUTH {mechanism}: asks user and password (hidden), then authenticates"
-                            )
+                        _ => {
+                            let prompted = !has_initial_response
+                                && Mechanism::from_name(&mechanism).is_some();
+                            match (self.auth_override(OneTimeOverride::None), prompted) {
+                                (Some(how), true) => {
+                                    format!("AUTH {mechanism}: user and password go {how}")
+                                }
+                                (Some(how), false) => format!("send AUTH {mechanism} {how}"),
+                                (None, true) => format!(
+                                    "AUTH {mechanism}: asks user and password (hidden), then authenticates"
+                                ),
+                                (None, false) => format!(
+                                    "send AUTH {mechanism} over {security} (not kept in history)"
+                                ),
+                            }
                         }
-                        _ => format!("send AUTH {mechanism} over {security} (not kept in history)"),
                     },
                     CommandKind::Data => "send DATA; a 354 opens the message editor".to_owned(),
                     CommandKind::Quit => "send QUIT".to_owned(),
@@ -1272,6 +1292,30 @@ impl App {
                 }
             }
         }
+    }
+
+    /// How credentials sent now would cross when only an override lets them (a standing
+    /// flag, or `one_time` given in the guard dialog), in words for the hints; `None` when
+    /// they would cross verified TLS, or be refused.
+    fn auth_override(&self, one_time: OneTimeOverride) -> Option<String> {
+        let Decision::AllowedByOverride(refusal) =
+            guard::decide(&self.status.protection, self.policy, one_time)
+        else {
+            return None;
+        };
+        let standing = match refusal {
+            Refusal::Cleartext => self.policy.allow_cleartext_auth,
+            Refusal::Unverified(_) => self.policy.allow_unverified_auth,
+        };
+        let by = if standing {
+            super::ui::standing_flag(&refusal)
+        } else {
+            "your override"
+        };
+        Some(match refusal {
+            Refusal::Cleartext => format!("IN CLEARTEXT ({by})"),
+            Refusal::Unverified(_) => format!("to an UNVERIFIED peer ({by})"),
+        })
     }
 }
 
