@@ -216,7 +216,8 @@ fn tui_command(target: &str, cli: &Cli) -> i32 {
         Err(code) => return code,
     };
     match runtime.block_on(smtptui::tui::run(config, options)) {
-        Ok(()) => exit::PASSED,
+        // 128 + N after signal N, as a shell reports a process that signal ended.
+        Ok(ended) => ended.exit_status(),
         Err(error) => {
             eprintln!("smtptui: terminal error: {error}");
             exit::FAILURE
@@ -233,7 +234,7 @@ fn demo_command(args: DemoArgs) -> i32 {
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if !args.headless && interactive {
         return match runtime.block_on(smtptui::tui::demo(args.exit_after_first_frame)) {
-            Ok(()) => exit::PASSED,
+            Ok(ended) => ended.exit_status(),
             Err(message) => {
                 eprintln!("smtptui demo: {message}");
                 exit::FAILURE
