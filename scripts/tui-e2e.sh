@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end test of the interactive UI in a real terminal (tmux): against the lab's
-# submission profile, AUTH before STARTTLS opens the guard dialog, Esc cancels, STARTTLS,
-# EHLO, AUTH PLAIN with the password typed into the hidden prompt, a message, quit.
-# Asserts on the captured screen, and that the password never appears on it.
+# End-to-end tests of the interactive UI in a real terminal (tmux), against the lab's
+# submission profile. Asserts on the captured screen, on the terminal's state and on files.
+#
+# 1. A session: AUTH before STARTTLS opens the guard dialog, Enter runs STARTTLS, EHLO, AUTH
+#    PLAIN with the password typed into the hidden prompt; the password and its base64 typed
+#    as commands are refused and stay out of the history (Up and the file); a message; :save
+#    and :record; quit. The password is never on the screen. The history file, which existed
+#    with mode 0644 and more lines than the limit, ends 0600 and bounded; so do the :save and
+#    :record files that existed 0644.
+# 2. Signals: SIGHUP, SIGINT, SIGQUIT and SIGTERM sent to `smtptui HOST` and to `smtptui
+#    demo` leave the terminal restored (primary screen, no mouse tracking, cursor shown,
+#    `icanon echo`) and the exit status 128 + the signal's number.
 #
 # Usage: scripts/tui-e2e.sh [BINARY]   (default: target/debug/smtptui, built if missing)
 set -euo pipefail
@@ -10,6 +18,7 @@ cd "$(dirname "$0")/.."
 
 bin=${1:-target/debug/smtptui}
 [[ -x $bin ]] || cargo build --locked --quiet
+bin=$(realpath "$bin")
 if ! command -v tmux >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then
         apt-get update -qq && apt-get install -y -qq tmux >/dev/null
@@ -23,8 +32,10 @@ work=$(mktemp -d)
 session=smtptui-e2e-$$
 port=$((20000 + RANDOM % 20000))
 password=practice-only
+password_b64=$(printf %s "$password" | base64)
+sessions=()
 cleanup() {
-    tmux kill-session -t "$session" 2>/dev/null || true
+    for s in "${sessions[@]}"; do tmux kill-session -t "$s" 2>/dev/null || true; done
     [[ -n ${lab_pid:-} ]] && kill "$lab_pid" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -38,10 +49,14 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-export XDG_DATA_HOME=$work/data
-tmux new-session -d -s "$session" -x 100 -y 30 \
-    "XDG_DATA_HOME=$XDG_DATA_HOME $bin 127.0.0.1:$port --ca-file $work/ca.pem --servername localhost; echo smtptui-exited=\$?; sleep 60"
-
+# Starts a tmux session running COMMAND in its pane; then the pane's shell writes the exit
+# status and the terminal settings to files and shows the status on screen.
+start() {
+    local name=$1 command=$2
+    sessions+=("$name")
+    tmux new-session -d -s "$name" -x 100 -y 30 \
+        "$command; echo \$? >$work/$name.status; stty -a >$work/$name.stty; echo smtptui-exited=\$(cat $work/$name.status); sleep 60"
+}
 screen() { tmux capture-pane -p -t "$session"; }
 fail() {
     echo "tui-e2e.sh: FAIL: $1" >&2
@@ -62,6 +77,19 @@ line() { tmux send-keys -t "$session" -l -- "$1"; tmux send-keys -t "$session" E
 no_password() {
     if screen | grep -qF -- "$password"; then fail "the password is on the screen"; fi
 }
+mode_of() { stat -c %a "$1"; }
+
+# ---- 1. A session ----------------------------------------------------------------------------
+export XDG_DATA_HOME=$work/data
+history_file=$XDG_DATA_HOME/smtptui/history/127.0.0.1_$port
+mkdir -p "$(dirname "$history_file")"
+# A history from before the limit was kept, readable by everyone: it must end bounded, private.
+for i in $(seq 1500); do echo "NOOP old-$i"; done >"$history_file"
+printf 'old\n' >"$work/saved.txt"
+printf 'old\n' >"$work/recorded.smtp"
+chmod 0644 "$history_file" "$work/saved.txt" "$work/recorded.smtp"
+
+start "$session" "XDG_DATA_HOME=$XDG_DATA_HOME $bin 127.0.0.1:$port --ca-file $work/ca.pem --servername localhost"
 
 expect "S: 220"
 line "EHLO e2e.client"
@@ -85,6 +113,21 @@ keys Enter
 expect "S: 235"
 expect "hidden>"
 no_password
+# The password, then its base64, typed where a command goes: refused, nothing sent, not kept.
+line "$password"
+expect "repeats credentials"
+line "$password_b64"
+for _ in $(seq 100); do
+    [[ $(screen | grep -cF "repeats credentials") -ge 2 ]] && break
+    sleep 0.1
+done
+[[ $(screen | grep -cF "repeats credentials") -ge 2 ]] || fail "the base64 of the password was not refused"
+if screen | grep -qF -- "$password_b64"; then fail "the base64 of the password is on the screen"; fi
+keys Up
+expect "> AUTH PLAIN"
+keys Up
+expect "> EHLO e2e.client"
+keys C-u
 line "MAIL FROM:<student@lab.test>"
 expect "S: 250 2.1.0"
 line "RCPT TO:<friend@example.com>"
@@ -97,7 +140,13 @@ line "Hello from the tmux test."
 line "."
 expect "queued as"
 no_password
-if grep -rqF -- "$password" "$XDG_DATA_HOME" 2>/dev/null; then fail "the password is in the history file"; fi
+line ":save $work/saved.txt"
+expect "written to $work/saved.txt"
+line ":record $work/recorded.smtp"
+expect "written to $work/recorded.smtp"
+for secret in "$password" "$password_b64"; do
+    if grep -rqF -- "$secret" "$XDG_DATA_HOME" 2>/dev/null; then fail "a secret is in the history file"; fi
+done
 keys Escape
 # Esc sends QUIT, the UI leaves on the 221 and the terminal is restored.
 expect "smtptui-exited=0"
@@ -106,4 +155,42 @@ grep -q "QUIT" "$work/lab.log" || fail "the lab never received QUIT"
 if sed -n '/Session log/,$p' "$work/lab.log" | grep -qF -- "$password"; then
     fail "the password is in the lab's session log"
 fi
-echo "tui-e2e.sh: ok (guard dialog, STARTTLS, hidden password, message, quit)"
+for file in "$history_file" "$work/saved.txt" "$work/recorded.smtp"; do
+    [[ $(mode_of "$file") == 600 ]] || fail "$file has mode $(mode_of "$file"), not 600"
+done
+lines=$(wc -l <"$history_file")
+[[ $lines -eq 1000 ]] || fail "the history file has $lines lines, not the limit of 1000"
+tail -n 1 "$history_file" | grep -qxF ":record $work/recorded.smtp" ||
+    fail "the newest line is not last in the history file: $(tail -n 1 "$history_file")"
+grep -qxF "MAIL FROM:<student@lab.test>" "$history_file" || fail "a sent command is missing from the history"
+! grep -qxF "NOOP old-1" "$history_file" || fail "the oldest lines were kept past the limit"
+echo "tui-e2e.sh: ok: guard dialog, STARTTLS, hidden password, refused secrets kept out of history, message, private files, bounded history, quit"
+
+# ---- 2. Signals ------------------------------------------------------------------------------
+# Each signal ends the UI with the terminal as it was before, and status 128 + N.
+signal_test() {
+    local what=$1 signal=$2 number=$3 command=$4
+    session=smtptui-e2e-$$-$what-$signal
+    start "$session" "sh -c 'echo \$\$ >$work/$session.pid; exec $command'"
+    expect "S: 220"
+    [[ $(tmux display -p -t "$session" '#{alternate_on}') == 1 ]] || fail "the UI is not on the alternate screen"
+    kill -s "$signal" "$(cat "$work/$session.pid")"
+    expect "smtptui-exited="
+    local status state
+    status=$(cat "$work/$session.status")
+    [[ $status -eq $((128 + number)) ]] ||
+        fail "$what after SIG$signal exited $status, not $((128 + number))"
+    state=$(tmux display -p -t "$session" 'alternate=#{alternate_on} mouse=#{mouse_any_flag} cursor=#{cursor_flag}')
+    [[ $state == "alternate=0 mouse=0 cursor=1" ]] ||
+        fail "$what after SIG$signal left the terminal with $state"
+    grep -qw -- "-icanon" "$work/$session.stty" && fail "$what after SIG$signal left the terminal in raw mode (-icanon)"
+    grep -qw -- "-echo" "$work/$session.stty" && fail "$what after SIG$signal left echo off"
+    grep -qw -- "icanon" "$work/$session.stty" || fail "no icanon in stty -a after SIG$signal"
+    tmux kill-session -t "$session"
+}
+for entry in HUP:1 INT:2 QUIT:3 TERM:15; do
+    signal_test host "${entry%:*}" "${entry#*:}" \
+        "$bin 127.0.0.1:$port --ca-file $work/ca.pem --servername localhost"
+    signal_test demo "${entry%:*}" "${entry#*:}" "$bin demo"
+done
+echo "tui-e2e.sh: ok: SIGHUP, SIGINT, SIGQUIT, SIGTERM restore the terminal and exit 128+N (host and demo)"

@@ -108,6 +108,14 @@ fn lab_command(args: LabArgs) -> i32 {
         Err(code) => return code,
     };
     runtime.block_on(async {
+        // Before the table is printed: whoever reads it may signal at once.
+        let mut stop = match StopSignals::install() {
+            Ok(stop) => stop,
+            Err(error) => {
+                eprintln!("smtptui: cannot watch for signals: {error}");
+                return exit::FAILURE;
+            }
+        };
         let lab = match Lab::start(config).await {
             Ok(lab) => lab,
             Err(error) => {
@@ -125,36 +133,55 @@ fn lab_command(args: LabArgs) -> i32 {
             let _ = writeln!(stdout, "\nSession log (AUTH credentials are never shown):");
             let _ = stdout.flush();
         }
-        let why = stop_signal().await;
+        let why = stop.recv().await;
         eprintln!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         lab.shutdown().await;
         exit::PASSED
     })
 }
 
-/// Waits for Ctrl-C, or for the terminal closing (SIGHUP) or a polite kill (SIGTERM), so
-/// the lab shuts down cleanly in each case and removes the CA directory it made.
-async fn stop_signal() -> &'static str {
+/// Ctrl-C, the terminal closing (SIGHUP) and a polite kill (SIGTERM), so the lab shuts down
+/// cleanly in each case and removes the CA directory it made. Installed before the lab says
+/// it is ready: a signal sent as soon as its table appears must not kill it outright.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hangup), Ok(mut terminate)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return "Ctrl-C";
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            _ = hangup.recv() => "the terminal closed",
-            _ = terminate.recv() => "asked to terminate",
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                hangup: signal(SignalKind::hangup())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    /// Waits for one of them; says which, in words.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "Ctrl-C",
+                _ = self.hangup.recv() => "the terminal closed",
+                _ = self.terminate.recv() => "asked to terminate",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 
@@ -221,7 +248,8 @@ fn tui_command(target: &str, cli: &Cli) -> i32 {
         Err(code) => return code,
     };
     match runtime.block_on(smtptui::tui::run(config, options)) {
-        Ok(()) => exit::PASSED,
+        // 128 + N after signal N, as a shell reports a process that signal ended.
+        Ok(ended) => ended.exit_status(),
         Err(error) => {
             eprintln!("smtptui: terminal error: {error}");
             exit::FAILURE
@@ -238,7 +266,7 @@ fn demo_command(args: DemoArgs) -> i32 {
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if !args.headless && interactive {
         return match runtime.block_on(smtptui::tui::demo(args.exit_after_first_frame)) {
-            Ok(()) => exit::PASSED,
+            Ok(ended) => ended.exit_status(),
             Err(message) => {
                 eprintln!("smtptui demo: {message}");
                 exit::FAILURE

@@ -453,14 +453,42 @@ fn security_name(security: Security) -> &'static str {
 /// Creates (or truncates) a file for a transcript or a recorded scenario, readable by its
 /// owner only: it names servers, accounts and addresses even though no secret is in it.
 ///
+/// A file that already exists keeps its inode, so the mode given at creation would not apply
+/// to it: its permissions are set to owner-only (0600) on every open, before anything is
+/// written, whatever they were.
+///
 /// # Errors
-/// Whatever creating the file returns.
+/// Whatever creating the file returns, or the error of setting its permissions (a file owned
+/// by another user cannot be made private, and is not written).
 pub fn create_private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    let file = options.open(path)?;
+    make_private(&file)?;
+    Ok(file)
+}
+
+/// Sets an open file's permissions to read and write by its owner only (0600 on Unix).
+///
+/// # Errors
+/// The error of changing the permissions, with what was being done in its message.
+pub fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!("cannot make it readable by its owner only: {error}"),
+                )
+            })?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 /// Renders a whole list of events as plain text, for saving a transcript to a file.

@@ -18,7 +18,7 @@ use smtptui::session::Phase;
 use smtptui::tls::{CertSummary, TlsInfo, Verification};
 use smtptui::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
 use smtptui::tui::app::{App, Mode, Overlay};
-use smtptui::tui::engine::{Action, Done, EngineMsg, Retry, Status};
+use smtptui::tui::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
 use smtptui::tui::history::History;
 use smtptui::tui::ui;
 
@@ -74,10 +74,20 @@ fn status(protection: Protection, phase: Phase, extensions: &[&str]) -> EngineMs
     EngineMsg::Status(Box::new(status))
 }
 
+/// The end of an action that sent one command (none for the greeting), as the engine says it.
 fn done(wire: &str, command: Option<&str>) -> EngineMsg {
+    let crossed = Crossed {
+        commands: usize::from(command.is_some()),
+        ..Crossed::default()
+    };
+    done_with(wire, command, crossed)
+}
+
+fn done_with(wire: &str, command: Option<&str>, crossed: Crossed) -> EngineMsg {
     EngineMsg::Done(Done::Reply {
         reply: reply(wire),
         command: command.map(str::to_owned),
+        crossed,
     })
 }
 
@@ -611,9 +621,10 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     app.on_engine(EngineMsg::Status(Box::new(Status::disconnected(
         "mail.example.com:587".to_owned(),
     ))));
-    app.on_engine(EngineMsg::Done(Done::Failed(
-        "the server closed the connection".to_owned(),
-    )));
+    app.on_engine(EngineMsg::Done(Done::Failed {
+        reason: "the server closed the connection".to_owned(),
+        crossed: Crossed::default(),
+    }));
     assert!(
         app.enter_hint().contains(":reconnect"),
         "{}",
@@ -997,4 +1008,325 @@ fn the_default_for_a_refused_answer_is_to_cancel_the_exchange() {
         panic!("a cancelling answer expected, got {actions:?}");
     };
     assert_eq!(answer.expose(), "*");
+}
+
+fn history_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("history").join("mail.example.com_587")
+}
+
+/// After a successful AUTH, a password (or its base64) typed as a command is refused by the
+/// engine, which sends nothing; a line that crossed as a credential is not a command either.
+/// Neither reaches the history, in memory (Up) or on disk; lines sent as commands do.
+#[test]
+fn only_lines_sent_as_commands_reach_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_file(&dir);
+    let mut app = App::new(
+        "mail.example.com:587".to_owned(),
+        History::load(path.clone()),
+    );
+    for message in [
+        received(12, Security::Tls, "220 mail.example.com ESMTP\r\n"),
+        status(Protection::VerifiedTls, Phase::Command, &["AUTH"]),
+        done("220 mail.example.com ESMTP\r\n", None),
+    ] {
+        app.on_engine(message);
+    }
+    type_line(&mut app, "EHLO client.example");
+    app.on_engine(done("250 mail.example.com\r\n", Some("EHLO")));
+    type_line(&mut app, "AUTH PLAIN");
+    type_line(&mut app, "alice");
+    let actions = type_line(&mut app, "hunter22");
+    assert!(matches!(&actions[..], [Action::Authenticate { .. }]));
+    let exchange = Crossed {
+        credentials: 1,
+        ..Crossed::default()
+    };
+    app.on_engine(done_with("235 2.7.0 ok\r\n", Some("AUTH"), exchange));
+
+    // The password typed where a command goes: the engine refuses it, nothing crosses.
+    for secret in ["hunter22", "aHVudGVyMjI="] {
+        let actions = type_line(&mut app, secret);
+        assert!(
+            matches!(&actions[..], [Action::Send { line, .. }] if line == secret),
+            "{actions:?}"
+        );
+        app.on_engine(event(
+            5000,
+            EventKind::Warning("not sent: this line repeats credentials already sent".to_owned()),
+        ));
+        app.on_engine(EngineMsg::Done(Done::Failed {
+            reason: "the line repeats credentials already sent in this session".to_owned(),
+            crossed: Crossed::default(),
+        }));
+    }
+    // A line the session sent as a credential (it knew the secret): crossed, but not kept.
+    type_line(&mut app, "NOOP hunter22");
+    app.on_engine(done_with("250 ok\r\n", Some("NOOP"), exchange));
+    // A command that crossed: kept.
+    type_line(&mut app, "MAIL FROM:<alice@example.com>");
+    app.on_engine(done("250 2.1.0 ok\r\n", Some("MAIL")));
+
+    let mut recalled = Vec::new();
+    for _ in 0..6 {
+        app.on_key(key(KeyCode::Up));
+        recalled.push(app.input.clone());
+    }
+    assert_eq!(
+        recalled,
+        [
+            "MAIL FROM:<alice@example.com>",
+            "AUTH PLAIN",
+            "EHLO client.example",
+            "EHLO client.example",
+            "EHLO client.example",
+            "EHLO client.example",
+        ]
+    );
+    let file = std::fs::read_to_string(&path).expect("history written");
+    assert_eq!(
+        file,
+        "EHLO client.example\nAUTH PLAIN\nMAIL FROM:<alice@example.com>\n"
+    );
+}
+
+/// A line refused by the guard, or a bare AUTH whose prompt was cancelled, never crossed.
+#[test]
+fn lines_that_never_crossed_are_not_remembered() {
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    app.on_key(key(KeyCode::Esc));
+    type_line(&mut app, "VRFY alice");
+    app.on_engine(EngineMsg::Done(Done::Failed {
+        reason: "timed out before anything was sent".to_owned(),
+        crossed: Crossed::default(),
+    }));
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "EHLO client.example");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "EHLO client.example", "nothing older");
+}
+
+/// The whole path against the practice server, with the real engine: after AUTH, the password
+/// and its base64 typed as commands are refused by the session and stay out of the history
+/// file and of Up; the commands that crossed are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
+    use smtptui::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
+    use smtptui::lab::{Lab, LabConfig, Profile};
+    use tokio::sync::mpsc;
+
+    let mut lab_config = LabConfig::ephemeral(vec![Profile::Submission]);
+    lab_config.log = std::sync::Arc::new(|_| {});
+    let lab = Lab::start(lab_config).await.expect("lab starts");
+    let config = lab
+        .client_config(Profile::Submission)
+        .expect("submission listener");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = history_file(&dir);
+    let mut app = App::new("lab".to_owned(), History::load(path.clone()));
+    let (action_tx, action_rx) = mpsc::unbounded_channel();
+    let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
+    let engine = tokio::spawn(smtptui::tui::engine::run(config, action_rx, engine_tx));
+
+    // Feeds engine messages to the UI until the action in flight has ended.
+    async fn settle(
+        app: &mut App,
+        engine_rx: &mut mpsc::UnboundedReceiver<EngineMsg>,
+        action_tx: &mpsc::UnboundedSender<Action>,
+    ) {
+        while app.pending.is_some() {
+            let message = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
+                .await
+                .expect("the engine answers")
+                .expect("the engine runs");
+            for action in app.on_engine(message) {
+                action_tx.send(action).expect("engine alive");
+            }
+        }
+    }
+    let typed = |app: &mut App, text: &str| {
+        for action in type_line(app, text) {
+            action_tx.send(action).expect("engine alive");
+        }
+    };
+    settle(&mut app, &mut engine_rx, &action_tx).await;
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(DEFAULT_PASSWORD)
+    };
+    for line in [
+        "EHLO client.test",
+        "STARTTLS",
+        "EHLO client.test",
+        "AUTH PLAIN",
+        DEFAULT_USER,
+        DEFAULT_PASSWORD,
+        DEFAULT_PASSWORD,
+        &encoded,
+        "NOOP",
+    ] {
+        typed(&mut app, line);
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        if line == DEFAULT_PASSWORD && app.status.authenticated_as.is_none() {
+            panic!("AUTH did not succeed: {:?}", app.status);
+        }
+    }
+    let warnings = app
+        .events
+        .iter()
+        .filter(|event| {
+            matches!(&event.kind, EventKind::Warning(text) if text.contains("repeats credentials"))
+        })
+        .count();
+    assert_eq!(warnings, 2, "both secrets refused by the session");
+
+    let file = std::fs::read_to_string(&path).expect("history written");
+    assert_eq!(
+        file,
+        "EHLO client.test\nSTARTTLS\nEHLO client.test\nAUTH PLAIN\nNOOP\n"
+    );
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "NOOP");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "AUTH PLAIN");
+    engine.abort();
+    lab.shutdown().await;
+}
+
+fn unverified(app: &mut App) {
+    let problem = smtptui::tls::CertificateProblem {
+        kind: "unknown issuer",
+        detail: "the certificate is not signed by a trusted CA".to_owned(),
+    };
+    let info = tls_info(Verification::Failed(problem.clone()));
+    app.on_engine(event(
+        2030,
+        EventKind::TlsEstablished(Box::new(info.clone())),
+    ));
+    let mut tls_status = Status::disconnected("mail.example.com:587".to_owned());
+    tls_status.connected = true;
+    tls_status.security = Security::Tls;
+    tls_status.protection = Protection::UnverifiedTls(problem);
+    tls_status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(tls_status)));
+}
+
+fn is_override_alarm(style: ratatui::style::Style) -> bool {
+    style.fg == Some(Color::White)
+        && style.bg == Some(Color::Red)
+        && style.add_modifier.contains(ratatui::style::Modifier::BOLD)
+}
+
+/// With `--allow-cleartext-auth`, every hint says what is true: the status bar says AUTH is
+/// allowed in cleartext (white on red, as the override lines in the transcript), never that it
+/// is blocked; the input line and the password prompt say the credentials go in cleartext; a
+/// refused STARTTLS does not claim AUTH stays blocked; the help says the flag is on.
+#[test]
+fn allow_cleartext_auth_is_said_everywhere_it_matters() {
+    use smtptui::guard::GuardPolicy;
+    let mut app = after_ehlo();
+    app.policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    let text = screen(&app);
+    assert!(!text.contains("blocked"), "{text}");
+    insta::assert_snapshot!("cleartext_auth_allowed", text);
+    let colours = buffer(&app);
+    assert!(is_override_alarm(style_of(&colours, "AUTH ALLOWED")));
+    assert_eq!(style_of(&colours, "CLEARTEXT").fg, Some(Color::Red));
+    app.colour = false;
+    assert!(
+        style_of(&buffer(&app), "AUTH ALLOWED")
+            .add_modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "without colour the override still stands out"
+    );
+    app.colour = true;
+
+    for c in "AUTH PLAIN".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let hint = app.enter_hint();
+    assert!(
+        hint.contains("IN CLEARTEXT (--allow-cleartext-auth)"),
+        "{hint}"
+    );
+    assert!(
+        screen(&app).contains("IN CLEARTEXT"),
+        "the hint fits the screen"
+    );
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    type_line(&mut app, "alice");
+    let hint = app.enter_hint();
+    assert!(hint.contains("IN CLEARTEXT"), "{hint}");
+    app.on_key(key(KeyCode::Esc));
+
+    retype(&mut app, "AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+    let hint = app.enter_hint();
+    assert!(hint.contains("IN CLEARTEXT"), "{hint}");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+
+    type_line(&mut app, "STARTTLS");
+    app.on_engine(done("454 4.7.0 TLS not available\r\n", Some("STARTTLS")));
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(!flash.contains("blocked"), "{flash}");
+    assert!(flash.contains("--allow-cleartext-auth"), "{flash}");
+
+    app.on_key(key(KeyCode::F(1)));
+    assert!(screen(&app).contains("--allow-cleartext-auth is ON"));
+
+    // Without the flag, the same screen says AUTH is blocked.
+    let plain = screen(&after_ehlo());
+    assert!(plain.contains("AUTH is blocked until TLS"), "{plain}");
+}
+
+/// With `--insecure`, an unverified certificate still shows loudly, and the status bar and the
+/// input line say AUTH goes to that peer; the guard dialog for cleartext says that `--insecure`
+/// does not cover it.
+#[test]
+fn insecure_is_said_where_it_lets_credentials_through() {
+    use smtptui::guard::GuardPolicy;
+    let policy = GuardPolicy {
+        allow_cleartext_auth: false,
+        allow_unverified_auth: true,
+    };
+    let mut app = after_ehlo();
+    app.policy = policy;
+    unverified(&mut app);
+    let text = screen(&app);
+    assert!(text.contains("CERTIFICATE NOT VERIFIED"), "{text}");
+    assert!(text.contains("--insecure: AUTH ALLOWED"), "{text}");
+    let colours = buffer(&app);
+    assert!(is_override_alarm(style_of(&colours, "AUTH ALLOWED")));
+    for c in "AUTH LOGIN".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    let hint = app.enter_hint();
+    assert!(
+        hint.contains("to an UNVERIFIED peer (--insecure)"),
+        "{hint}"
+    );
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+
+    // Without the flag: no claim that AUTH is allowed.
+    let mut strict = after_ehlo();
+    unverified(&mut strict);
+    assert!(!screen(&strict).contains("AUTH ALLOWED"));
+
+    // On cleartext, --insecure does not apply, and the guard dialog says so.
+    let mut app = after_ehlo();
+    app.policy = policy;
+    assert!(screen(&app).contains("AUTH is blocked until TLS"));
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::Guard(_)));
+    let dialog = screen(&app);
+    assert!(
+        dialog.contains("--insecure is on, but it covers unverified certificates, not cleartext."),
+        "{dialog}"
+    );
 }

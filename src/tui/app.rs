@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use zeroize::Zeroize;
 
-use super::engine::{Action, Done, EngineMsg, Retry, Status};
+use super::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
 use super::history::{History, may_remember};
 use super::record;
 use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Refusal};
@@ -198,6 +198,12 @@ pub struct App {
     /// Esc was pressed once in the message editor; a second Esc leaves.
     leave_armed: bool,
     history: History,
+    /// A command line typed but not yet sent: a bare AUTH waits here through its prompts.
+    typed: Option<String>,
+    /// The typed line the action in flight carries, and whether that action is an AUTH
+    /// exchange run with the prompt. It enters the history only once the engine says how it
+    /// crossed ([`Done`]): a line the engine refused, or sent as a credential, never does.
+    in_flight: Option<(String, bool)>,
     completion: Option<(String, Vec<String>, usize)>,
     last_sent: Option<(Duration, String)>,
 }
@@ -259,6 +265,8 @@ impl App {
             page: 20,
             leave_armed: false,
             history,
+            typed: None,
+            in_flight: None,
             completion: None,
             last_sent: None,
         }
@@ -370,24 +378,36 @@ impl App {
             player.in_flight = false;
         }
         match done {
-            Done::Reply { reply, command } => {
+            Done::Reply {
+                reply,
+                command,
+                crossed,
+            } => {
+                self.settle_history(crossed);
                 if command.as_deref() == Some("STARTTLS") && reply.code.value() != 220 {
                     // Replaces any 'once TLS is up' advice: TLS is not coming on this session.
                     self.flash = Some(format!(
-                        "STARTTLS refused ({}): still cleartext, AUTH stays blocked",
-                        reply.code.value()
+                        "STARTTLS refused ({}): still cleartext, {}",
+                        reply.code.value(),
+                        if self.policy.allow_cleartext_auth {
+                            "and AUTH would send credentials readably (--allow-cleartext-auth)"
+                        } else {
+                            "AUTH stays blocked"
+                        }
                     ));
                 }
                 self.check_expectation(&reply)
             }
             Done::GuardRefused { retry, refusal } => {
+                self.settle_history(Crossed::default());
                 if stepping {
                     self.halt_player("the credential guard refused the step; nothing was sent");
                 }
                 self.open_guard(refusal, retry);
                 Vec::new()
             }
-            Done::Failed(reason) => {
+            Done::Failed { reason, crossed } => {
+                self.settle_history(crossed);
                 if let Some(player) = &mut self.player {
                     player.awaiting = None;
                 }
@@ -396,7 +416,37 @@ impl App {
                 }
                 Vec::new()
             }
-            Done::Queued | Done::Recorded => Vec::new(),
+            Done::Queued => {
+                self.settle_history(Crossed::default());
+                Vec::new()
+            }
+            Done::Recorded => Vec::new(),
+        }
+    }
+
+    /// Decides the history of the typed line the finished action carried, from what the
+    /// engine says crossed: a plain line only when it went out as a command and nothing but
+    /// commands; a bare `AUTH <MECH>` (its credentials were typed into the prompt, not into
+    /// the line) once its exchange began. Anything else is wiped: it may be a secret typed at
+    /// the wrong prompt.
+    fn settle_history(&mut self, crossed: Crossed) {
+        if let Some((mut line, auth_exchange)) = self.in_flight.take() {
+            let keep = if auth_exchange {
+                !crossed.nothing()
+            } else {
+                crossed.only_commands()
+            };
+            if keep {
+                self.history.push(&line);
+            }
+            line.zeroize();
+        }
+    }
+
+    /// Forgets a typed line that will not be sent as typed.
+    fn drop_typed(&mut self) {
+        if let Some(mut line) = self.typed.take() {
+            line.zeroize();
         }
     }
 
@@ -637,6 +687,7 @@ impl App {
         match self.mode {
             Mode::User { .. } | Mode::Password { .. } => {
                 self.input.zeroize();
+                self.drop_typed();
                 self.mode = Mode::Command;
                 self.flash = Some("AUTH cancelled; nothing was sent".to_owned());
                 Vec::new()
@@ -662,6 +713,7 @@ impl App {
 
     /// Leaves: QUIT first when connected (the engine answers Finished), at once otherwise.
     pub fn quit(&mut self) -> Vec<Action> {
+        self.drop_typed();
         // Inside DATA or a SASL exchange a QUIT would be read as message text or as the
         // answer: leave without it (the server discards an unfinished message).
         let between_commands = self.status.phase == Phase::Command;
@@ -689,6 +741,7 @@ impl App {
         match key.code {
             KeyCode::Esc => {
                 self.mode = Mode::Command;
+                self.drop_typed();
                 self.flash = Some("cancelled: nothing was sent".to_owned());
             }
             KeyCode::Backspace => {
@@ -813,7 +866,11 @@ impl App {
                     return self.next_step();
                 }
                 if let Some(local) = line.strip_prefix(':') {
-                    self.history.push(&line);
+                    // Local commands are never sent; the known ones are kept for Up. An
+                    // unknown one is not: it may be a secret typed at the wrong prompt.
+                    if is_local_command(local.trim()) {
+                        self.history.push(&line);
+                    }
                     return self.local(local.trim());
                 }
                 if self.pending.is_some() {
@@ -827,16 +884,27 @@ impl App {
                     self.flash = Some("not connected: nothing was sent".to_owned());
                     return Vec::new();
                 }
+                // Kept for the history only once the engine says it crossed as a command.
+                self.drop_typed();
                 if may_remember(&line) {
-                    self.history.push(&line);
+                    self.typed = Some(line.clone());
                 }
-                self.submit(line)
+                let actions = self.submit(line);
+                if !matches!(
+                    self.mode,
+                    Mode::User { .. } | Mode::Password { .. } | Mode::Guard(_)
+                ) {
+                    // Not waiting for a prompt: if no action took the line, it is not sent.
+                    self.drop_typed();
+                }
+                actions
             }
         }
     }
 
     fn end_message(&mut self) -> Vec<Action> {
         self.input.zeroize();
+        self.drop_typed();
         self.pending = Some(Pending {
             what: "the reply to the message".to_owned(),
             since: Instant::now(),
@@ -905,6 +973,8 @@ impl App {
         secret: Secret,
         one_time: OneTimeOverride,
     ) -> Vec<Action> {
+        // The bare AUTH line typed before the prompts, if this exchange came from one.
+        self.in_flight = self.typed.take().map(|line| (line, true));
         self.pending = Some(Pending {
             what: format!("the reply to AUTH {}", mechanism.name()),
             since: Instant::now(),
@@ -917,6 +987,16 @@ impl App {
     }
 
     fn send(&mut self, line: String, one_time: OneTimeOverride) -> Vec<Action> {
+        // The typed line rides with this action only if it is what is being sent (the guard
+        // dialog's STARTTLS, for one, is not the AUTH line that was typed).
+        self.in_flight = match self.typed.take() {
+            Some(typed) if typed == line => Some((typed, false)),
+            Some(mut other) => {
+                other.zeroize();
+                None
+            }
+            None => None,
+        };
         let verb = split_verb(&line).0;
         self.pending = Some(Pending {
             what: if self.mode == Mode::SaslAnswer {
@@ -931,6 +1011,7 @@ impl App {
 
     /// Sends an answer typed into the hidden prompt after a 334.
     fn send_answer(&mut self, answer: Secret, one_time: OneTimeOverride) -> Vec<Action> {
+        self.drop_typed();
         self.pending = Some(Pending {
             what: "the reply to the SASL answer".to_owned(),
             since: Instant::now(),
@@ -1013,6 +1094,7 @@ impl App {
             }
             "quit" | "q" => return self.quit(),
             "reconnect" => {
+                self.drop_typed();
                 self.mode = Mode::Command;
                 self.pending = Some(Pending {
                     what: "the greeting".to_owned(),
@@ -1116,12 +1198,16 @@ impl App {
                     mechanism.name()
                 )
             }
-            Mode::Password { user, .. } => format!(
-                "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
-            ),
-            Mode::SaslAnswer => {
-                "answer to the server's 334 challenge (hidden, not stored)".to_owned()
-            }
+            Mode::Password { user, one_time, .. } => match self.auth_override(*one_time) {
+                Some(how) => format!("password for {user}: hidden; Enter sends it {how}"),
+                None => format!(
+                    "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
+                ),
+            },
+            Mode::SaslAnswer => match self.auth_override(OneTimeOverride::None) {
+                Some(how) => format!("answer to the 334 (hidden, not stored), sent {how}"),
+                None => "answer to the server's 334 challenge (hidden, not stored)".to_owned(),
+            },
             Mode::Message => {
                 if self.input.is_empty()
                     && self.editor.is_empty()
@@ -1176,18 +1262,29 @@ impl App {
                         self.policy,
                         OneTimeOverride::None,
                     ) {
-                        Decision::Refuse(_) => {
-                            "AUTH would be stopped by the credential guard (no verified TLS)"
+                        Decision::Refuse(Refusal::Cleartext) => {
+                            "AUTH would be stopped by the credential guard (no TLS)".to_owned()
+                        }
+                        Decision::Refuse(Refusal::Unverified(_)) => {
+                            "AUTH would be stopped by the credential guard (certificate not verified)"
                                 .to_owned()
                         }
-                        _ if !has_initial_response
-                            && Mechanism::from_name(&mechanism).is_some() =>
-                        {
-                            format!(
-                                "AUTH {mechanism}: asks user and password (hidden), then authenticates"
-                            )
+                        _ => {
+                            let prompted = !has_initial_response
+                                && Mechanism::from_name(&mechanism).is_some();
+                            match (self.auth_override(OneTimeOverride::None), prompted) {
+                                (Some(how), true) => {
+                                    format!("AUTH {mechanism}: user and password go {how}")
+                                }
+                                (Some(how), false) => format!("send AUTH {mechanism} {how}"),
+                                (None, true) => format!(
+                                    "AUTH {mechanism}: asks user and password (hidden), then authenticates"
+                                ),
+                                (None, false) => format!(
+                                    "send AUTH {mechanism} over {security} (not kept in history)"
+                                ),
+                            }
                         }
-                        _ => format!("send AUTH {mechanism} over {security} (not kept in history)"),
                     },
                     CommandKind::Data => "send DATA; a 354 opens the message editor".to_owned(),
                     CommandKind::Quit => "send QUIT".to_owned(),
@@ -1196,6 +1293,39 @@ impl App {
             }
         }
     }
+
+    /// How credentials sent now would cross when only an override lets them (a standing
+    /// flag, or `one_time` given in the guard dialog), in words for the hints; `None` when
+    /// they would cross verified TLS, or be refused.
+    fn auth_override(&self, one_time: OneTimeOverride) -> Option<String> {
+        let Decision::AllowedByOverride(refusal) =
+            guard::decide(&self.status.protection, self.policy, one_time)
+        else {
+            return None;
+        };
+        let standing = match refusal {
+            Refusal::Cleartext => self.policy.allow_cleartext_auth,
+            Refusal::Unverified(_) => self.policy.allow_unverified_auth,
+        };
+        let by = if standing {
+            super::ui::standing_flag(&refusal)
+        } else {
+            "your override"
+        };
+        Some(match refusal {
+            Refusal::Cleartext => format!("IN CLEARTEXT ({by})"),
+            Refusal::Unverified(_) => format!("to an UNVERIFIED peer ({by})"),
+        })
+    }
+}
+
+/// Whether `command` (after the `:`) is one of the local commands.
+fn is_local_command(command: &str) -> bool {
+    let name = command.split_whitespace().next().unwrap_or_default();
+    matches!(name, "h" | "q")
+        || LOCAL
+            .iter()
+            .any(|local| local.trim_start_matches(':').trim_end() == name)
 }
 
 /// How many display rows an event takes (before wrapping).

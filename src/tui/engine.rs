@@ -3,6 +3,8 @@
 //! transcript [`Event`] as it happens, a [`Status`] snapshot after each change, and a [`Done`]
 //! when an action has finished.
 
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::guard::{OneTimeOverride, Protection, Refusal};
@@ -14,7 +16,7 @@ use crate::session::{
     Phase, Session, SessionConfig, SessionError, Step, UnaskedReplies, format_target,
 };
 use crate::tls::TlsInfo;
-use crate::transcript::{Event, EventKind, Security};
+use crate::transcript::{Event, EventKind, Security, SentKind};
 
 /// What the UI asks the engine to do.
 pub enum Action {
@@ -200,6 +202,55 @@ impl std::fmt::Debug for Retry {
     }
 }
 
+/// What crossed the wire while one action ran, as the session recorded it (its `Sent`
+/// events). The UI lets a typed line into its history only when it crossed as a command: a
+/// line the session refused never crossed, and one it sent as a credential is never kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Crossed {
+    /// Lines sent as commands.
+    pub commands: usize,
+    /// Lines that carried credentials (an AUTH with its response, SASL answers).
+    pub credentials: usize,
+    /// Lines of a message after DATA, and its final dot.
+    pub message_lines: usize,
+}
+
+impl Crossed {
+    /// Whether nothing at all was sent.
+    pub fn nothing(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether only commands were sent, no credential and no message text.
+    pub fn only_commands(&self) -> bool {
+        self.commands > 0 && self.credentials == 0 && self.message_lines == 0
+    }
+}
+
+/// Counts the session's `Sent` events for the action in progress; the event sink adds to it.
+#[derive(Debug, Clone, Default)]
+struct Tally(Arc<Mutex<Crossed>>);
+
+impl Tally {
+    fn note(&self, kind: &SentKind) {
+        if let Ok(mut crossed) = self.0.lock() {
+            match kind {
+                SentKind::Command => crossed.commands += 1,
+                SentKind::Credentials => crossed.credentials += 1,
+                SentKind::MessageLine => crossed.message_lines += 1,
+            }
+        }
+    }
+
+    /// What crossed since the last call.
+    fn take(&self) -> Crossed {
+        self.0
+            .lock()
+            .map(|mut crossed| std::mem::take(&mut *crossed))
+            .unwrap_or_default()
+    }
+}
+
 /// How an action ended.
 #[derive(Debug)]
 pub enum Done {
@@ -209,6 +260,8 @@ pub enum Done {
         reply: Reply,
         /// The verb of the command it answers (upper case), `None` for the greeting.
         command: Option<String>,
+        /// What the action sent.
+        crossed: Crossed,
     },
     /// A line was queued without a reply (message content).
     Queued,
@@ -220,7 +273,12 @@ pub enum Done {
         refusal: Refusal,
     },
     /// The action failed; the error is already in the transcript.
-    Failed(String),
+    Failed {
+        /// Why, in words.
+        reason: String,
+        /// What the action sent before it failed (nothing, when the session refused it).
+        crossed: Crossed,
+    },
     /// A [`Action::Record`] was added.
     Recorded,
 }
@@ -251,7 +309,8 @@ pub async fn run(
 ) {
     config.unasked = UnaskedReplies::Show;
     let target = format_target(&config.host, config.port);
-    let mut session = connect(&config, &out, &target).await;
+    let tally = Tally::default();
+    let mut session = connect(&config, &out, &target, &tally).await;
     loop {
         let action = match session.as_mut() {
             Some(live) => tokio::select! {
@@ -286,7 +345,7 @@ pub async fn run(
                 if let Some(mut live) = session.take() {
                     live.close().await;
                 }
-                session = connect(&config, &out, &target).await;
+                session = connect(&config, &out, &target, &tally).await;
                 continue;
             }
             Action::Record(kind) => {
@@ -303,20 +362,28 @@ pub async fn run(
                 Done::Recorded
             }
             other => match session.as_mut() {
-                None => Done::Failed("not connected: use :reconnect".to_owned()),
+                None => Done::Failed {
+                    reason: "not connected: use :reconnect".to_owned(),
+                    crossed: Crossed::default(),
+                },
                 Some(live) => {
+                    tally.take();
                     let result = perform(live, other).await;
+                    let crossed = tally.take();
                     match result {
-                        Ok(done) => done,
+                        Ok(done) => done.with(crossed),
                         Err((error, retry)) => match error {
                             SessionError::Guard(refusal) => match retry {
                                 Some(retry) => Done::GuardRefused { retry, refusal },
-                                None => Done::Failed(refusal.to_string()),
+                                None => Done::Failed {
+                                    reason: refusal.to_string(),
+                                    crossed,
+                                },
                             },
                             error => {
-                                let text = error.to_string();
+                                let reason = error.to_string();
                                 end_if_fatal(&mut session, &error, &out, &target);
-                                Done::Failed(text)
+                                Done::Failed { reason, crossed }
                             }
                         },
                     }
@@ -349,6 +416,7 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                     Ok(Done::Reply {
                         reply,
                         command: in_command.then_some(verb),
+                        crossed: Crossed::default(),
                     })
                 }
             }
@@ -361,6 +429,7 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
             Ok(Done::Reply {
                 reply,
                 command: None,
+                crossed: Crossed::default(),
             })
         }
         Action::Authenticate {
@@ -375,6 +444,7 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
             Ok(Done::Reply {
                 reply,
                 command: Some("AUTH".to_owned()),
+                crossed: Crossed::default(),
             })
         }
         Action::Message { lines } => {
@@ -396,6 +466,7 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                 Step::Reply(reply) => Ok(Done::Reply {
                     reply,
                     command: Some(".".to_owned()),
+                    crossed: Crossed::default(),
                 }),
                 Step::Queued => Ok(Done::Queued),
             }
@@ -404,13 +475,36 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
     }
 }
 
+impl Done {
+    /// The same ending, with what the action sent filled in.
+    fn with(self, sent: Crossed) -> Self {
+        match self {
+            Self::Reply { reply, command, .. } => Self::Reply {
+                reply,
+                command,
+                crossed: sent,
+            },
+            Self::Failed { reason, .. } => Self::Failed {
+                reason,
+                crossed: sent,
+            },
+            other => other,
+        }
+    }
+}
+
 async fn connect(
     config: &SessionConfig,
     out: &UnboundedSender<EngineMsg>,
     target: &str,
+    tally: &Tally,
 ) -> Option<Session> {
     let sink_out = out.clone();
+    let sink_tally = tally.clone();
     let sink = Box::new(move |event: Event| {
+        if let EventKind::Sent { kind, .. } = &event.kind {
+            sink_tally.note(kind);
+        }
         let _ = sink_out.send(EngineMsg::Event(event));
     });
     match Session::connect(config.clone(), sink).await {
@@ -419,12 +513,16 @@ async fn connect(
             let _ = out.send(EngineMsg::Done(Done::Reply {
                 reply: greeting,
                 command: None,
+                crossed: Crossed::default(),
             }));
             Some(session)
         }
         Err(error) => {
             status(None, out, target);
-            let _ = out.send(EngineMsg::Done(Done::Failed(error.to_string())));
+            let _ = out.send(EngineMsg::Done(Done::Failed {
+                reason: error.to_string(),
+                crossed: Crossed::default(),
+            }));
             None
         }
     }

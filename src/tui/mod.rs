@@ -54,6 +54,77 @@ pub struct Options {
     pub no_history_file: bool,
 }
 
+/// How the UI ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The user left (Esc, `:quit`, Ctrl-C as a key), or the engine finished.
+    Normally,
+    /// A signal ended it (its number): SIGHUP, SIGINT, SIGQUIT or SIGTERM. The terminal is
+    /// restored all the same; the process should exit with status 128 + the number.
+    Signal(i32),
+}
+
+impl Ended {
+    /// The conventional exit status: 0 for a normal end, 128 + N for signal N.
+    pub fn exit_status(self) -> i32 {
+        match self {
+            Self::Normally => 0,
+            Self::Signal(number) => 128 + number,
+        }
+    }
+}
+
+/// The signals that end the process by default. The UI takes them over, so that it can restore
+/// the terminal (cooked mode, primary screen, no mouse tracking) before it exits; otherwise
+/// each would leave the shell in raw mode on the alternate screen.
+struct EndSignals {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    quit: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl EndSignals {
+    /// Installs the handlers; from here on these signals no longer kill the process at once.
+    fn install() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                hangup: signal(SignalKind::hangup())?,
+                interrupt: signal(SignalKind::interrupt())?,
+                quit: signal(SignalKind::quit())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for any of them and returns its number (the same on every Unix: POSIX fixes
+    /// these four).
+    async fn recv(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.hangup.recv() => 1,
+                _ = self.interrupt.recv() => 2,
+                _ = self.quit.recv() => 3,
+                _ = self.terminate.recv() => 15,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
+    }
+}
+
 /// Restores the terminal when dropped, whatever the exit path (return, error, unwinding).
 struct TerminalGuard;
 
@@ -64,11 +135,11 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Runs the UI against the server in `config` until the user leaves.
+/// Runs the UI against the server in `config` until the user leaves or a signal ends it.
 ///
 /// # Errors
 /// Terminal I/O errors (the terminal is restored before returning).
-pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> {
+pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ended> {
     // A failed certificate must not end an interactive session: the user inspects it (F3)
     // and the guard still stops AUTH to it unless overridden.
     config.trust.continue_unverified = true;
@@ -94,6 +165,8 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
     let engine = tokio::spawn(engine::run(config, action_rx, engine_tx));
 
+    // Before the terminal changes: a signal from here on restores it instead of killing us.
+    let mut signals = EndSignals::install()?;
     // Mouse capture and bracketed paste are ours to undo: chain a hook that does it before ratatui's hook (which
     // restores the rest and then calls this one).
     let previous = std::panic::take_hook();
@@ -109,20 +182,15 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    #[cfg(unix)]
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let frame = terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
     app.page = ui::transcript_height(&app, frame.area);
     app.dirty = false;
     if options.exit_after_first_frame {
         engine.abort();
-        return Ok(());
+        return Ok(Ended::Normally);
     }
+    let mut ended = Ended::Normally;
     loop {
-        #[cfg(unix)]
-        let terminate = sigterm.recv();
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<Option<()>>();
         let actions = tokio::select! {
             _ = tick.tick() => {
                 if app.dirty || app.pending.is_some() {
@@ -154,7 +222,10 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
                     Vec::new()
                 }
             },
-            _ = terminate => break,
+            number = signals.recv() => {
+                ended = Ended::Signal(number);
+                break;
+            }
         };
         for action in actions {
             let _ = action_tx.send(action);
@@ -164,7 +235,7 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
         }
     }
     engine.abort();
-    Ok(())
+    Ok(ended)
 }
 
 /// `smtptui demo`: starts the practice server in-process and opens the UI on its submission
@@ -172,7 +243,7 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<()> 
 ///
 /// # Errors
 /// A message when the lab cannot start or the terminal fails.
-pub async fn demo(exit_after_first_frame: bool) -> Result<(), String> {
+pub async fn demo(exit_after_first_frame: bool) -> Result<Ended, String> {
     let mut lab_config = LabConfig::ephemeral(vec![Profile::Submission]);
     // The lab must not print onto the UI's screen.
     lab_config.log = std::sync::Arc::new(|_| {});

@@ -14,7 +14,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Mode, Overlay};
 use crate::explain;
-use crate::guard::{Protection, Refusal};
+use crate::guard::{self, Decision, OneTimeOverride, Protection, Refusal};
 use crate::proto::escape::escape_str;
 use crate::proto::reply::ReplyClass;
 use crate::tls::Verification;
@@ -75,6 +75,19 @@ impl Theme {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
+    /// Credentials would go (or went) where the guard would stop them, by the user's override:
+    /// white on red, or reversed without colour, louder than any other alarm.
+    pub fn override_alarm(self) -> Style {
+        if self.colour {
+            Style::new()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        }
+    }
+
     fn dim(self) -> Style {
         if self.colour {
             Style::new().add_modifier(Modifier::DIM)
@@ -99,7 +112,7 @@ pub fn render(app: &App, frame: &mut Frame, now: Instant) {
     }
     render_input(app, frame, input_area, theme);
     match app.overlay {
-        Some(Overlay::Help) => render_help(frame, area),
+        Some(Overlay::Help) => render_help(app, frame, area),
         Some(Overlay::Certificate) => render_certificate(app, frame, area, theme),
         None => {}
     }
@@ -156,20 +169,35 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
             theme.fg(Color::Yellow),
         ));
     }
+    // What the guard would do with credentials now, with the standing overrides: the bar
+    // must never say AUTH is blocked while a flag lets it through.
+    let auth_allowed_by = match guard::decide(&status.protection, app.policy, OneTimeOverride::None)
+    {
+        Decision::AllowedByOverride(refusal) => Some(standing_flag(&refusal)),
+        _ => None,
+    };
     let second = match (&status.protection, &status.tls) {
         _ if !status.connected && app.pending.is_none() => Line::from(vec![
             Span::raw(" "),
             Span::styled("NOT CONNECTED", theme.alarm()),
             Span::raw(": nothing can be sent; :reconnect opens a new session"),
         ]),
-        (Protection::Cleartext, _) => Line::from(vec![
-            Span::raw(" "),
-            Span::styled(
-                "CLEARTEXT",
-                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            ),
-            Span::raw(": anyone on the path can read this session; AUTH is blocked until TLS"),
-        ]),
+        (Protection::Cleartext, _) => match auth_allowed_by {
+            Some(flag) => Line::from(vec![
+                Span::raw(" "),
+                Span::styled("CLEARTEXT", theme.alarm()),
+                Span::raw(format!(": anyone on the path reads it; {flag}: ")),
+                Span::styled("AUTH ALLOWED", theme.override_alarm()),
+            ]),
+            None => Line::from(vec![
+                Span::raw(" "),
+                Span::styled(
+                    "CLEARTEXT",
+                    theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(": anyone on the path can read this session; AUTH is blocked until TLS"),
+            ]),
+        },
         (Protection::VerifiedTls, Some(tls)) => Line::from(vec![
             Span::raw(" "),
             Span::styled(
@@ -180,22 +208,40 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
             Span::styled("certificate verified", theme.fg(Color::Green)),
             Span::raw(format!(" for {}", tls.server_name)),
         ]),
-        (Protection::UnverifiedTls(problem), tls) => Line::from(vec![
-            Span::raw(" "),
-            Span::styled(
-                tls.as_ref()
-                    .map_or("TLS".to_owned(), |t| tls_label(&t.version)),
-                theme.alarm(),
-            ),
-            Span::styled(
-                format!(" CERTIFICATE NOT VERIFIED: {}", problem.kind),
-                theme.alarm(),
-            ),
-            Span::raw(" (F3 shows it)"),
-        ]),
+        (Protection::UnverifiedTls(problem), tls) => {
+            let mut spans = vec![
+                Span::raw(" "),
+                Span::styled(
+                    tls.as_ref()
+                        .map_or("TLS".to_owned(), |t| tls_label(&t.version)),
+                    theme.alarm(),
+                ),
+                Span::styled(
+                    format!(" CERTIFICATE NOT VERIFIED: {}", problem.kind),
+                    theme.alarm(),
+                ),
+            ];
+            match auth_allowed_by {
+                // The flag's effect wins the room over the F3 hint (80 columns).
+                Some(flag) => spans.extend([
+                    Span::raw(format!("; {flag}: ")),
+                    Span::styled("AUTH ALLOWED", theme.override_alarm()),
+                ]),
+                None => spans.push(Span::raw(" (F3 shows it)")),
+            }
+            Line::from(spans)
+        }
         (Protection::VerifiedTls, None) => Line::from(" TLS"),
     };
     frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
+}
+
+/// The command-line flag that lets credentials through despite `refusal`.
+pub fn standing_flag(refusal: &Refusal) -> &'static str {
+    match refusal {
+        Refusal::Cleartext => "--allow-cleartext-auth",
+        Refusal::Unverified(_) => "--insecure",
+    }
 }
 
 fn tls_label(version: &str) -> String {
@@ -349,11 +395,7 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                     Refusal::Cleartext => "GUARD OVERRIDDEN: credentials sent IN CLEARTEXT at your explicit request".to_owned(),
                     Refusal::Unverified(problem) => format!("GUARD OVERRIDDEN: credentials sent to an UNVERIFIED peer ({})", problem.kind),
                 },
-                if theme.colour {
-                    Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
-                } else {
-                    Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-                },
+                theme.override_alarm(),
             ),
         ),
         EventKind::Expectation {
@@ -701,11 +743,31 @@ Local commands (never sent)
 Markers: plain = cleartext, tls = inside TLS. The guard stops
 AUTH without verified TLS; an override lasts for one command.";
 
-fn render_help(frame: &mut Frame, area: Rect) {
-    let rect = centered(area, 72, 24);
+/// The lines the help adds for the standing overrides given on the command line, which
+/// change what the guard does (the last line of [`HELP`] describes it without them).
+pub fn help_overrides(app: &App) -> Vec<&'static str> {
+    let mut lines = Vec::new();
+    if app.policy.allow_cleartext_auth {
+        lines.push("--allow-cleartext-auth is ON: AUTH is NOT stopped without TLS.");
+    }
+    if app.policy.allow_unverified_auth {
+        lines.push("--insecure is ON: AUTH is NOT stopped by an unverified certificate.");
+    }
+    lines
+}
+
+fn render_help(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = Theme { colour: app.colour };
+    let mut lines: Vec<Line> = HELP.lines().map(Line::from).collect();
+    lines.extend(
+        help_overrides(app)
+            .into_iter()
+            .map(|line| Line::styled(line, theme.alarm())),
+    );
+    let rect = centered(area, 72, (lines.len() as u16 + 2).max(24));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(HELP)
+        Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(" help (Esc closes) ")),
         rect,
@@ -845,6 +907,20 @@ fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
             ),
         ],
     };
+    // A standing flag for the other case does not cover this one: say so, or the user may
+    // think the flag they gave already let AUTH through.
+    let other_flag = match &dialog.refusal {
+        Refusal::Cleartext if app.policy.allow_unverified_auth => {
+            Some("--insecure is on, but it covers unverified certificates, not cleartext.")
+        }
+        Refusal::Unverified(_) if app.policy.allow_cleartext_auth => {
+            Some("--allow-cleartext-auth is on, but it does not cover an unverified peer.")
+        }
+        _ => None,
+    };
+    if let Some(text) = other_flag {
+        lines.insert(1, Line::styled(text, theme.fg(Color::Yellow)));
+    }
     lines.push(Line::from(format!(
         "type '{word}' + Enter  send anyway, for this one command only"
     )));
