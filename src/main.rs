@@ -485,25 +485,26 @@ fn audit_command(args: AuditArgs) -> i32 {
     }
 }
 
-/// Collects credentials before connecting when the scenario has bare AUTH steps, so that a
-/// missing password is a usage error up front rather than a failure mid-session.
+/// Collects credentials before connecting when the scenario has bare AUTH steps the tool
+/// runs itself (PLAIN, LOGIN, XOAUTH2), so that a missing password is a usage error up front
+/// rather than a failure mid-session. Every such step is looked at; AUTH lines for other
+/// mechanisms carry their exchange in the scenario and need nothing from here.
 fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Credentials>, String> {
-    let Some((step, mechanism)) = scenario.auth_steps().next() else {
+    let steps: Vec<_> = scenario.auth_steps().collect();
+    let Some((first, _)) = steps.first() else {
         return Ok(None);
     };
-    if smtptui::proto::sasl::Mechanism::from_name(&mechanism).is_none() {
-        return Err(format!(
-            "{}:{}: AUTH {mechanism} is not a mechanism smtptui can run with credentials \
-             (PLAIN, LOGIN, XOAUTH2); give the exchange as C: lines instead",
-            scenario.name, step.line
-        ));
-    }
     let user = args.user.clone().ok_or_else(|| {
+        let named: Vec<String> = steps
+            .iter()
+            .map(|(step, mechanism)| format!("'AUTH {}' on line {}", mechanism.name(), step.line))
+            .collect();
         format!(
-            "{}:{}: 'AUTH {mechanism}' needs credentials: give --user NAME (the password comes from \
+            "{}:{}: {} needs credentials: give --user NAME (the password comes from \
              --password-file PATH, ${} or a prompt)",
             scenario.name,
-            step.line,
+            first.line,
+            named.join(", "),
             smtptui::secret::PASSWORD_ENV
         )
     })?;
