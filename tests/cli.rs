@@ -451,6 +451,29 @@ fn a_bare_cr_in_a_message_line_is_found_when_parsing() {
 // Replies
 // ---------------------------------------------------------------------------------------------
 
+/// Reply codes SMTP does not define (first digit outside 2-5, second outside 0-5) are shown
+/// with an anomaly.
+#[test]
+fn undefined_reply_codes_are_flagged() {
+    for (code, reply) in [
+        ("199", &b"199 odd\r\n"[..]),
+        ("999", b"999 odd\r\n"),
+        ("280", b"280 odd\r\n"),
+    ] {
+        let server = Server::smtp(Smtp::default().on("NOOP", reply));
+        let out = Run::new("S: 220\nC: NOOP\nC: QUIT\nS: 221\n", &server.target()).run();
+        server.finish();
+        out.assert_code(0).assert_contains("reply anomalies");
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.contains("anomalies") && l.contains("reply code")),
+            "{code}\n{}",
+            out.dump()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets and subcommands
 // ---------------------------------------------------------------------------------------------
