@@ -18,7 +18,15 @@ use smtptui::tls::{self, TrustSettings};
 use smtptui::transcript::{Event, Palette};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(parse_error(error)),
+    };
+    if cli.command.is_none()
+        && let Some(hint) = cli.target.as_deref().and_then(cli::mistyped_subcommand)
+    {
+        return ExitCode::from(exit_status(usage_error(hint)));
+    }
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Lab(args)) => lab_command(args),
@@ -34,7 +42,35 @@ fn main() -> ExitCode {
             }
         },
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(exit_status(code))
+}
+
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(1)
+}
+
+/// A command line clap could not parse. When its first word looks like a mistyped
+/// subcommand (`smtptui audti HOST`), that is what the user hears about, rather than clap's
+/// view of a target followed by stray words.
+fn parse_error(error: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !informational
+        && let Some(hint) = cli::first_positional(&args)
+            .as_deref()
+            .and_then(cli::mistyped_subcommand)
+    {
+        return exit_status(usage_error(hint));
+    }
+    // clap prints help, versions and its own errors; a closed stream is not worth a panic.
+    let _ = error.print();
+    exit_status(error.exit_code())
 }
 
 /// A usage error: printed with the program name, exit status 2.

@@ -478,6 +478,40 @@ fn undefined_reply_codes_are_flagged() {
 // Targets and subcommands
 // ---------------------------------------------------------------------------------------------
 
+/// A URL or an ambiguous bare IPv6 address is a usage error showing the accepted forms.
+#[test]
+fn targets_in_other_forms_are_usage_errors_with_the_fix() {
+    for (target, hint) in [
+        ("smtp://127.0.0.1:2525", "HOST:PORT"),
+        ("smtps://mail.example.com", "HOST:PORT"),
+        ("::1:2587", "[::1]:2587"),
+        ("user@mail.example.com", "HOST:PORT"),
+    ] {
+        let out = Run::new("S: 220\n", target).run();
+        out.assert_code(2).assert_contains(hint);
+        let out = smtptui(&["audit", target]);
+        out.assert_code(2).assert_contains(hint);
+    }
+}
+
+/// A mistyped subcommand is a usage error that names the subcommand it resembles.
+#[test]
+fn a_mistyped_subcommand_gets_a_suggestion() {
+    for (args, suggestion) in [
+        (&["demoo"][..], "smtptui demo"),
+        (&["audti", "127.0.0.1"], "smtptui audit"),
+        (&["lba"], "smtptui lab"),
+        (&["rnu", "x.smtp", "127.0.0.1"], "smtptui run"),
+    ] {
+        let out = smtptui(args);
+        out.assert_code(2).assert_contains(suggestion);
+    }
+    // A real host name is not taken for a typo.
+    smtptui(&["mail.example.com"])
+        .assert_code(2)
+        .assert_not_contains("did you mean");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages in the user's words
 // ---------------------------------------------------------------------------------------------
