@@ -17,6 +17,15 @@ use smtptui::session::{EventSink, SessionConfig, TlsMode};
 use smtptui::tls::{self, TrustSettings};
 use smtptui::transcript::{Event, Palette};
 
+/// Writes a line to stderr, as `eprintln!` would, but a closed stderr (`2>&1 | head`, a `tee`
+/// ended by the same Ctrl-C) loses the line instead of panicking: the process still ends as
+/// it should, with its exit status and, for the lab, the 421 to open sessions.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -35,7 +44,7 @@ fn main() -> ExitCode {
         None => match &cli.target {
             Some(target) => tui_command(target, &cli),
             None => {
-                eprintln!(
+                say!(
                     "smtptui: give HOST[:PORT] for the interactive UI, or a subcommand (see smtptui --help)"
                 );
                 exit::USAGE
@@ -75,7 +84,7 @@ fn parse_error(error: clap::Error) -> u8 {
 
 /// A usage error: printed with the program name, exit status 2.
 fn usage_error(message: impl std::fmt::Display) -> i32 {
-    eprintln!("smtptui: {message}");
+    say!("smtptui: {message}");
     exit::USAGE
 }
 
@@ -89,7 +98,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
         .enable_all()
         .build()
         .map_err(|error| {
-            eprintln!("smtptui: cannot start the async runtime: {error}");
+            say!("smtptui: cannot start the async runtime: {error}");
             exit::FAILURE
         })
 }
@@ -143,10 +152,11 @@ fn lab_command(args: LabArgs) -> i32 {
         Err(code) => return code,
     };
     runtime.block_on(async {
+        let signals = StopSignals::install();
         let lab = match Lab::start(config).await {
             Ok(lab) => lab,
             Err(error) => {
-                eprintln!("smtptui: {error}");
+                say!("smtptui: {error}");
                 return exit::FAILURE;
             }
         };
@@ -160,34 +170,62 @@ fn lab_command(args: LabArgs) -> i32 {
             let _ = writeln!(stdout, "\nSession log (AUTH credentials are never shown):");
             let _ = stdout.flush();
         }
-        let why = stop_signal().await;
-        eprintln!("\nsmtptui lab: {why}; stopping, open sessions get 421");
+        let why = signals.wait().await;
+        // Often the reader has gone with the same Ctrl-C (`smtptui lab 2>&1 | tee log`): the
+        // message may go nowhere, the 421 to open sessions must go out all the same.
+        say!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         lab.shutdown().await;
         exit::PASSED
     })
 }
 
-/// Waits for Ctrl-C, or for the terminal closing (SIGHUP) or a polite kill (SIGTERM), so
-/// the lab shuts down cleanly in each case and removes the CA directory it made.
-async fn stop_signal() -> &'static str {
+/// The signals that stop the lab: Ctrl-C, the terminal closing (SIGHUP) or a polite kill
+/// (SIGTERM), so the lab shuts down cleanly in each case (421 to open sessions) and removes
+/// the CA directory it made.
+///
+/// They are caught from [`StopSignals::install`] on, before the lab listens, so a client that
+/// has already connected never meets a lab that a signal kills without a word.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hangup), Ok(mut terminate)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return "Ctrl-C";
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            _ = hangup.recv() => "the terminal closed",
-            _ = terminate.recv() => "asked to terminate",
+    streams: Option<[(tokio::signal::unix::Signal, &'static str); 3]>,
+}
+
+impl StopSignals {
+    /// Starts catching the signals; call inside the runtime.
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(interrupt), Ok(hangup), Ok(terminate)) => Some([
+                    (interrupt, "Ctrl-C"),
+                    (hangup, "the terminal closed"),
+                    (terminate, "asked to terminate"),
+                ]),
+                _ => None,
+            };
+            Self { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for the first of them and says which it was.
+    async fn wait(self) -> &'static str {
+        #[cfg(unix)]
+        if let Some([(mut interrupt, a), (mut hangup, b), (mut terminate, c)]) = self.streams {
+            return tokio::select! {
+                _ = interrupt.recv() => a,
+                _ = hangup.recv() => b,
+                _ = terminate.recv() => c,
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
@@ -254,7 +292,7 @@ fn tui_command(target: &str, cli: &Cli) -> i32 {
     match runtime.block_on(smtptui::tui::run(config, options)) {
         Ok(()) => exit::PASSED,
         Err(error) => {
-            eprintln!("smtptui: terminal error: {error}");
+            say!("smtptui: terminal error: {error}");
             exit::FAILURE
         }
     }
@@ -271,7 +309,7 @@ fn demo_command(args: DemoArgs) -> i32 {
         return match runtime.block_on(smtptui::tui::demo(args.exit_after_first_frame)) {
             Ok(()) => exit::PASSED,
             Err(message) => {
-                eprintln!("smtptui demo: {message}");
+                say!("smtptui demo: {message}");
                 exit::FAILURE
             }
         };
@@ -316,13 +354,13 @@ fn run_command(args: RunArgs) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("smtptui: cannot start the async runtime: {error}");
+            say!("smtptui: cannot start the async runtime: {error}");
             return exit::FAILURE;
         }
     };
     let outcome = runtime.block_on(runner::run(&scenario, config, credentials, sink));
     // The reasons can quote the server; never let its bytes reach the terminal raw.
-    eprintln!(
+    say!(
         "smtptui: {}",
         smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
     );
@@ -484,7 +522,7 @@ fn audit_command(args: AuditArgs) -> i32 {
     if let Some((path, mut file)) = transcript_file {
         let text = smtptui::transcript::render_plain(&recorder.events());
         if let Err(error) = file.write_all(text.as_bytes()) {
-            eprintln!(
+            say!(
                 "smtptui: cannot write the transcript to {}: {error}",
                 path.display()
             );
@@ -493,7 +531,7 @@ fn audit_command(args: AuditArgs) -> i32 {
     let audit = match result {
         Ok(audit) => audit,
         Err(error) => {
-            eprintln!("smtptui: {error}");
+            say!("smtptui: {error}");
             return audit::exit::UNREACHABLE;
         }
     };

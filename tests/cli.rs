@@ -520,6 +520,150 @@ fn a_mistyped_subcommand_gets_a_suggestion() {
 // Closed pipes and Ctrl-C
 // ---------------------------------------------------------------------------------------------
 
+/// `smtptui run ... | head` and `smtptui audit ... 2>&1 | head`: a closed pipe ends nothing
+/// with a panic, and the exit status is still the verdict.
+#[test]
+fn closed_pipes_do_not_change_the_verdict() {
+    let server = Server::smtp(Smtp::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("s.smtp");
+    std::fs::write(&scenario, "S: 220\nC: NOOP\nS: 250\nC: QUIT\nS: 221\n").expect("write");
+    let pipe = closed_pipe();
+    let mut child = Command::new(support::bin())
+        .args([
+            "run",
+            &scenario.to_string_lossy(),
+            &server.target(),
+            "--timeout",
+            "5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(pipe.try_clone().expect("clone"))
+        .stderr(pipe)
+        .spawn()
+        .expect("spawn");
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    server.finish();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+
+    // stdout closed, stderr watched: no panic text, no broken-pipe complaint.
+    let server = Server::smtp(Smtp::default());
+    let mut child = Command::new(support::bin())
+        .args([
+            "run",
+            &scenario.to_string_lossy(),
+            &server.target(),
+            "--timeout",
+            "5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    server.finish();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    assert!(stderr.contains("PASS"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.to_lowercase().contains("broken pipe"),
+        "{stderr}"
+    );
+
+    // The audit of a port where nothing listens: its error goes to a closed pipe.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = free.local_addr().expect("addr").to_string();
+    drop(free);
+    let pipe = closed_pipe();
+    let mut child = Command::new(support::bin())
+        .args(["audit", &target, "--timeout", "5"])
+        .stdin(Stdio::null())
+        .stdout(pipe.try_clone().expect("clone"))
+        .stderr(pipe)
+        .spawn()
+        .expect("spawn");
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "{status:?}");
+}
+
+/// `smtptui lab 2>&1 | tee log`, then Ctrl-C (which ends tee too): the lab still tells the
+/// open session 421 and exits cleanly instead of panicking on the closed pipe.
+#[test]
+fn lab_ctrl_c_with_a_closed_pipe_still_sends_421() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = free.local_addr().expect("addr");
+    drop(free);
+    let state = tempfile::tempdir().expect("tempdir");
+    let pipe = closed_pipe();
+    let mut child = Command::new(support::bin())
+        .args([
+            "lab",
+            "--profile",
+            "mx",
+            "--listen",
+            &addr.to_string(),
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .stdin(Stdio::null())
+        .stdout(pipe.try_clone().expect("clone"))
+        .stderr(pipe)
+        .spawn()
+        .expect("spawn lab");
+    let started = Instant::now();
+    let mut client = loop {
+        match TcpStream::connect(addr) {
+            Ok(stream) => break stream,
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => {
+                let _ = child.kill();
+                panic!("the lab never listened on {addr}: {error}");
+            }
+        }
+    };
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while find_ci(&seen, b"\r\n").is_none() {
+        match client.read(&mut buf) {
+            Ok(n @ 1..) => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    assert!(
+        seen.starts_with(b"220 "),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    client.write_all(b"EHLO me\r\n").expect("write");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    loop {
+        match client.read(&mut buf) {
+            Ok(n @ 1..) => seen.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let status = wait_bounded(&mut child, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        text.contains("\r\n421 "),
+        "no 421 to the open session:\n{text}"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lab's start table
 // ---------------------------------------------------------------------------------------------
