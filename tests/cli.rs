@@ -701,3 +701,30 @@ fn lab_table(args: &[&str]) -> String {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{table}");
     table
 }
+
+/// Each profile's row says how a client must start TLS there: `--tls starttls` waits
+/// silently against an implicit-TLS port.
+#[test]
+fn the_lab_table_says_which_tls_flag_each_profile_needs() {
+    for (profile, flag, asset) in [
+        ("implicit", "--tls implicit", "assets/implicit-tls.smtp"),
+        (
+            "submission",
+            "--tls starttls",
+            "assets/submission-starttls.smtp",
+        ),
+    ] {
+        let table = lab_table(&["--profile", profile, "--listen", "127.0.0.1:0", "--quiet"]);
+        let row = table
+            .lines()
+            .find(|line| line.starts_with(&format!("{profile} ")))
+            .unwrap_or_default();
+        assert!(row.contains(flag), "{table}");
+        let try_line = table
+            .lines()
+            .find(|line| line.contains(asset))
+            .unwrap_or_default();
+        assert!(try_line.contains(flag) || profile != "implicit", "{table}");
+        assert!(!try_line.is_empty(), "{table}");
+    }
+}
