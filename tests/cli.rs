@@ -516,6 +516,30 @@ fn a_mistyped_subcommand_gets_a_suggestion() {
 // Messages in the user's words
 // ---------------------------------------------------------------------------------------------
 
+/// A certificate for other names lists them as names, not as Rust debug forms.
+#[test]
+fn certificate_name_errors_name_the_names_plainly() {
+    let pki = Pki::new();
+    let server = Server::smtp(implicit(&pki));
+    let out = Run::new("S: 220\n", &server.target())
+        .args([
+            "--tls",
+            "implicit",
+            "--ca-file",
+            &pki.ca_arg(),
+            "--servername",
+            "other.example",
+        ])
+        .run();
+    server.finish();
+    out.assert_code(3)
+        .assert_contains("other.example")
+        .assert_contains("localhost")
+        .assert_contains("127.0.0.1")
+        .assert_not_contains("DnsName(")
+        .assert_not_contains("IpAddress(");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Closed pipes and Ctrl-C
 // ---------------------------------------------------------------------------------------------
