@@ -143,8 +143,10 @@ Examples:
   smtptui run check.smtp mx.example.com --json > transcript.jsonl
 
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
-'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' runs the SASL
-exchange with --user and the password from --password-file, $SMTPTUI_PASSWORD or a prompt.";
+'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' (LOGIN,
+XOAUTH2) runs the SASL exchange with --user and the password from --password-file,
+$SMTPTUI_PASSWORD or a prompt; other mechanisms are written out as C: lines, whose answers
+are guarded and hidden like AUTH.";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -153,7 +155,8 @@ Examples:
   smtptui lab --account alice@lab.test:alice.pw --maildir ./lab-mail
 
 Profiles: submission, mx, legacy, implicit, inject, strip, refuse-tls. The table printed at
-start gives each address, what it teaches, the account to use and the --ca-file to trust.
+start gives each address, the --tls option a client needs there (--tls implicit for the
+implicit profile), what it teaches, the account to use and the --ca-file to trust.
 Stop with Ctrl-C.";
 
 /// Arguments of `smtptui lab`.
