@@ -365,6 +365,61 @@ fn the_scenarios_own_quit_is_not_repeated() {
     assert_eq!(lines(&rec), ["QUIT"], "{}", rec.dump());
 }
 
+/// Against a real Postfix: relay denied, then the DATA it refuses for want of a recipient. The
+/// run says what the server answered, and Postfix's own log shows the session ended with QUIT.
+#[test]
+fn postfix_refusing_data_gets_told_why_and_a_quit() {
+    let Some(pf) = support::postfix::postfix() else {
+        return;
+    };
+    // A HELO name no other test uses identifies this session in Postfix's log.
+    let helo = format!("cli-data-{}.example", std::process::id());
+    let scenario = format!(
+        "S: 220\nC: EHLO {helo}\nS: 250\nC: MAIL FROM:<a@lab.test>\nS: 250\n\
+         C: RCPT TO:<b@elsewhere.example>\nS: 5xx\nC: DATA\nC: Subject: x\nC:\nC: hi\nC: .\nS: 250\n"
+    );
+    let target = format!("{}:{}", pf.get("SMTP_HOST"), pf.port("MX_PORT"));
+    let out = Run::new(&scenario, &target).run();
+    out.assert_code(1)
+        .assert_contains("did not accept DATA (554")
+        .assert_not_contains("expectation on line");
+    assert!(out.names_line(8), "{}", out.dump());
+    // Postfix logs the refusal with the HELO name, then the disconnect of the same smtpd
+    // process with its command counts; wait (bounded) for the log to be written.
+    let log = std::path::PathBuf::from(pf.get("MAILLOG"));
+    let started = Instant::now();
+    let disconnect = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let found = text
+            .lines()
+            .position(|line| line.contains(&format!("helo=<{helo}>")))
+            .and_then(|at| {
+                let pid = text
+                    .lines()
+                    .nth(at)?
+                    .split("smtpd[")
+                    .nth(1)?
+                    .split(']')
+                    .next()?;
+                let pid = format!("smtpd[{pid}]");
+                text.lines()
+                    .skip(at)
+                    .find(|line| line.contains(&pid) && line.contains("disconnect from"))
+                    .map(str::to_owned)
+            });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no disconnect line for {helo} in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(disconnect.contains(" quit=1"), "{disconnect}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenario files
 // ---------------------------------------------------------------------------------------------
@@ -673,11 +728,8 @@ fn lab_ctrl_c_with_a_closed_pipe_still_sends_421() {
         .status()
         .expect("kill");
     assert!(killed.success());
-    loop {
-        match client.read(&mut buf) {
-            Ok(n @ 1..) => seen.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
+    while let Ok(n @ 1..) = client.read(&mut buf) {
+        seen.extend_from_slice(&buf[..n]);
     }
     let status = wait_bounded(&mut child, Duration::from_secs(20));
     let text = String::from_utf8_lossy(&seen).into_owned();
