@@ -143,8 +143,10 @@ Examples:
   smtptui run check.smtp mx.example.com --json > transcript.jsonl
 
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
-'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' runs the SASL
-exchange with --user and the password from --password-file, $SMTPTUI_PASSWORD or a prompt.";
+'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' (LOGIN,
+XOAUTH2) runs the SASL exchange with --user and the password from --password-file,
+$SMTPTUI_PASSWORD or a prompt; other mechanisms are written out as C: lines, whose answers
+are guarded and hidden like AUTH.";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -153,7 +155,8 @@ Examples:
   smtptui lab --account alice@lab.test:alice.pw --maildir ./lab-mail
 
 Profiles: submission, mx, legacy, implicit, inject, strip, refuse-tls. The table printed at
-start gives each address, what it teaches, the account to use and the --ca-file to trust.
+start gives each address, the --tls option a client needs there (--tls implicit for the
+implicit profile), what it teaches, the account to use and the --ca-file to trust.
 Stop with Ctrl-C.";
 
 /// Arguments of `smtptui lab`.
@@ -281,12 +284,26 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The target forms every command accepts, for error messages.
+const TARGET_FORMS: &str = "give the server as HOST or HOST:PORT, e.g. mail.example.com:587, \
+     192.0.2.1:25, or an IPv6 address in brackets, [2001:db8::1]:587";
+
 /// Splits `HOST[:PORT]` (IPv6 literals in brackets, or bare without a port).
 ///
+/// The host must be a host name or an IP address: a URL (`smtp://host:port`), a mail address
+/// or anything else would only fail later as a confusing connection error. A bare IPv6 address
+/// whose last group could be a port (`::1:2587`) is refused as ambiguous, with both readings
+/// spelled out in brackets.
+///
 /// # Errors
-/// A message saying what is wrong with the target.
+/// A message saying what is wrong with the target and which forms are accepted.
 pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
     let target = target.trim();
+    if let Some((scheme, _)) = target.split_once("://") {
+        return Err(format!(
+            "{target:?} is a URL; {TARGET_FORMS} (without '{scheme}://')"
+        ));
+    }
     let bad_port = |port: &str| format!("{port:?} in {target:?} is not a port number (1-65535)");
     let (host, port) = if let Some(rest) = target.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| {
@@ -299,6 +316,9 @@ pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
         }
     } else if target.matches(':').count() > 1 {
         // A bare IPv6 address: no port can be told apart, so none is taken.
+        if let Some(hint) = ambiguous_ipv6(target) {
+            return Err(hint);
+        }
         (target.to_owned(), None)
     } else {
         match target.split_once(':') {
@@ -311,6 +331,15 @@ pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
             "{target:?}: the host is missing; give HOST or HOST:PORT"
         ));
     }
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let is_name = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !is_ip && !is_name {
+        return Err(format!(
+            "{target:?} is not a server address; {TARGET_FORMS}"
+        ));
+    }
     let port = match port {
         Some(port) => Some(
             port.parse::<u16>()
@@ -321,6 +350,105 @@ pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
         None => None,
     };
     Ok((host, port))
+}
+
+/// For a bare IPv6 address whose last group could also be a port (`::1:2587`), the message
+/// that shows both bracketed readings; `None` when there is only one reading.
+fn ambiguous_ipv6(target: &str) -> Option<String> {
+    let (address, port) = target.rsplit_once(':')?;
+    let port_number = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    if !port.bytes().all(|b| b.is_ascii_digit()) || address.parse::<std::net::Ipv6Addr>().is_err() {
+        return None;
+    }
+    Some(format!(
+        "{target:?} is ambiguous: an IPv6 address with a port needs brackets; write \
+         [{address}]:{port_number} for port {port_number}, or [{target}] for that whole address \
+         on the default port"
+    ))
+}
+
+/// When `word` (a target given without subcommand, or the first word of a command line that
+/// did not parse) looks like a mistyped subcommand, the message that suggests the right one.
+///
+/// A word with a dot or a colon is a host or an address, never a typo. The suggestion says
+/// how to reach a host that really has such a name (with its port).
+pub fn mistyped_subcommand(word: &str) -> Option<String> {
+    use clap::CommandFactory;
+    if word.contains(['.', ':']) || word.starts_with('-') {
+        return None;
+    }
+    let typed = word.to_ascii_lowercase();
+    let command = Cli::command();
+    let names = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .chain(std::iter::once("help".to_owned()));
+    let best = names
+        // An exact name got here because something else was wrong with the command line.
+        .filter(|name| name != word)
+        .map(|name| (edit_distance(&typed, &name), name))
+        .filter(|(distance, name)| *distance <= if name.len() > 4 { 2 } else { 1 })
+        .min_by_key(|(distance, _)| *distance)?;
+    Some(format!(
+        "{word:?} is not a subcommand; did you mean 'smtptui {}'? (To open the UI on a host of \
+         that name, give its port too: {word}:25.)",
+        best.1
+    ))
+}
+
+/// The first word of a command line that is neither an option nor an option's value: where
+/// a subcommand would be.
+pub fn first_positional(args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let takes_value = |long: &str| {
+        command
+            .get_arguments()
+            .any(|arg| arg.get_long() == Some(long) && arg.get_action().takes_values())
+    };
+    let mut words = args.iter().map(|arg| arg.to_string_lossy());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return words.next().map(|w| w.into_owned());
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            if !long.contains('=') && takes_value(long) {
+                words.next();
+            }
+            continue;
+        }
+        if word.starts_with('-') && word.len() > 1 {
+            continue;
+        }
+        return Some(word.into_owned());
+    }
+    None
+}
+
+/// Edit distance with adjacent transpositions (optimal string alignment), on characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -343,6 +471,108 @@ mod tests {
         assert!(parse_target("host:smtp").is_err());
         assert!(parse_target(":25").is_err());
         assert!(parse_target("[::1").is_err());
+        assert_eq!(
+            parse_target("[2001:db8::1]:587"),
+            Ok(("2001:db8::1".into(), Some(587)))
+        );
+        assert_eq!(
+            parse_target("2001:db8::1"),
+            Ok(("2001:db8::1".into(), None))
+        );
+        assert_eq!(
+            parse_target("mx_1.example"),
+            Ok(("mx_1.example".into(), None))
+        );
+    }
+
+    #[test]
+    fn targets_in_other_forms_say_which_forms_work() {
+        for target in [
+            "smtp://127.0.0.1:2525",
+            "smtps://mail.example.com",
+            "user@mail.example.com",
+            "mail.example.com/587",
+            "mail example.com",
+            "bücher.example",
+        ] {
+            let error = parse_target(target).expect_err(target);
+            assert!(error.contains("HOST:PORT"), "{target}: {error}");
+        }
+        let error = parse_target("smtp://h:25").expect_err("url");
+        assert!(error.contains("without 'smtp://'"), "{error}");
+    }
+
+    #[test]
+    fn a_bare_ipv6_address_that_could_end_in_a_port_is_ambiguous() {
+        let error = parse_target("::1:2587").expect_err("ambiguous");
+        assert!(error.contains("[::1]:2587"), "{error}");
+        assert!(error.contains("[::1:2587]"), "{error}");
+        assert!(parse_target("fe80::1:25").is_err());
+        // Only one reading: the last group cannot be a port, or the rest is no address.
+        assert_eq!(parse_target("::1"), Ok(("::1".into(), None)));
+        assert_eq!(
+            parse_target("2001:db8::25"),
+            Ok(("2001:db8::25".into(), None))
+        );
+        assert_eq!(
+            parse_target("2001:db8::abcd"),
+            Ok(("2001:db8::abcd".into(), None))
+        );
+    }
+
+    #[test]
+    fn mistyped_subcommands_are_recognised() {
+        for (typed, meant) in [
+            ("demoo", "demo"),
+            ("audti", "audit"),
+            ("Audit", "audit"),
+            ("lba", "lab"),
+            ("rnu", "run"),
+            ("aduit", "audit"),
+            ("hlep", "help"),
+        ] {
+            let hint = mistyped_subcommand(typed).unwrap_or_default();
+            assert!(
+                hint.contains(&format!("'smtptui {meant}'")),
+                "{typed}: {hint}"
+            );
+            assert!(hint.contains(&format!("{typed}:25")), "{hint}");
+        }
+        for host in [
+            "mail",
+            "localhost",
+            "mx",
+            "relay",
+            "mail.example.com",
+            "lab.test",
+            "::1",
+            "smtp",
+        ] {
+            assert_eq!(mistyped_subcommand(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn the_first_positional_word_skips_options_and_their_values() {
+        let args =
+            |words: &[&str]| -> Vec<std::ffi::OsString> { words.iter().map(Into::into).collect() };
+        assert_eq!(
+            first_positional(&args(&["--user", "lba", "--insecure", "audti", "x"])),
+            Some("audti".into())
+        );
+        assert_eq!(
+            first_positional(&args(&["--timeout=5", "demoo"])),
+            Some("demoo".into())
+        );
+        assert_eq!(first_positional(&args(&["--insecure"])), None);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("audti", "audit"), 1);
+        assert_eq!(edit_distance("demo", "demo"), 0);
+        assert_eq!(edit_distance("", "lab"), 3);
+        assert_eq!(edit_distance("mail", "lab"), 3);
     }
 
     #[test]

@@ -18,8 +18,25 @@ use smtptui::session::{EventSink, SessionConfig, TlsMode};
 use smtptui::tls::{self, TrustSettings};
 use smtptui::transcript::{Event, Palette};
 
+/// Writes a line to stderr, as `eprintln!` would, but a closed stderr (`2>&1 | head`, a `tee`
+/// ended by the same Ctrl-C) loses the line instead of panicking: the process still ends as
+/// it should, with its exit status and, for the lab, the 421 to open sessions.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return ExitCode::from(parse_error(error)),
+    };
+    if cli.command.is_none()
+        && let Some(hint) = cli.target.as_deref().and_then(cli::mistyped_subcommand)
+    {
+        return ExitCode::from(exit_status(usage_error(hint)));
+    }
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Lab(args)) => lab_command(args),
@@ -28,19 +45,47 @@ fn main() -> ExitCode {
         None => match &cli.target {
             Some(target) => tui_command(target, &cli),
             None => {
-                eprintln!(
+                say!(
                     "smtptui: give HOST[:PORT] for the interactive UI, or a subcommand (see smtptui --help)"
                 );
                 exit::USAGE
             }
         },
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(exit_status(code))
+}
+
+fn exit_status(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(1)
+}
+
+/// A command line clap could not parse. When its first word looks like a mistyped
+/// subcommand (`smtptui audti HOST`), that is what the user hears about, rather than clap's
+/// view of a target followed by stray words.
+fn parse_error(error: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !informational
+        && let Some(hint) = cli::first_positional(&args)
+            .as_deref()
+            .and_then(cli::mistyped_subcommand)
+    {
+        return exit_status(usage_error(hint));
+    }
+    // clap prints help, versions and its own errors; a closed stream is not worth a panic.
+    let _ = error.print();
+    exit_status(error.exit_code())
 }
 
 /// A usage error: printed with the program name, exit status 2.
 fn usage_error(message: impl std::fmt::Display) -> i32 {
-    eprintln!("smtptui: {message}");
+    say!("smtptui: {message}");
     exit::USAGE
 }
 
@@ -54,7 +99,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
         .enable_all()
         .build()
         .map_err(|error| {
-            eprintln!("smtptui: cannot start the async runtime: {error}");
+            say!("smtptui: cannot start the async runtime: {error}");
             exit::FAILURE
         })
 }
@@ -119,7 +164,7 @@ fn lab_command(args: LabArgs) -> i32 {
         let lab = match Lab::start(config).await {
             Ok(lab) => lab,
             Err(error) => {
-                eprintln!("smtptui: {error}");
+                say!("smtptui: {error}");
                 return exit::FAILURE;
             }
         };
@@ -134,7 +179,9 @@ fn lab_command(args: LabArgs) -> i32 {
             let _ = stdout.flush();
         }
         let why = stop.recv().await;
-        eprintln!("\nsmtptui lab: {why}; stopping, open sessions get 421");
+        // Often the reader has gone with the same Ctrl-C (`smtptui lab 2>&1 | tee log`): the
+        // message may go nowhere, the 421 to open sessions must go out all the same.
+        say!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         lab.shutdown().await;
         exit::PASSED
     })
@@ -251,7 +298,7 @@ fn tui_command(target: &str, cli: &Cli) -> i32 {
         // 128 + N after signal N, as a shell reports a process that signal ended.
         Ok(ended) => ended.exit_status(),
         Err(error) => {
-            eprintln!("smtptui: terminal error: {error}");
+            say!("smtptui: terminal error: {error}");
             exit::FAILURE
         }
     }
@@ -268,7 +315,7 @@ fn demo_command(args: DemoArgs) -> i32 {
         return match runtime.block_on(smtptui::tui::demo(args.exit_after_first_frame)) {
             Ok(ended) => ended.exit_status(),
             Err(message) => {
-                eprintln!("smtptui demo: {message}");
+                say!("smtptui demo: {message}");
                 exit::FAILURE
             }
         };
@@ -318,13 +365,13 @@ fn run_command(args: RunArgs) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("smtptui: cannot start the async runtime: {error}");
+            say!("smtptui: cannot start the async runtime: {error}");
             return exit::FAILURE;
         }
     };
     let outcome = runtime.block_on(runner::run(&scenario, config, credentials, sink));
     // The reasons can quote the server; never let its bytes reach the terminal raw.
-    eprintln!(
+    say!(
         "smtptui: {}",
         smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
     );
@@ -488,7 +535,7 @@ fn audit_command(args: AuditArgs) -> i32 {
     if let Some((path, mut file)) = transcript_file {
         let text = smtptui::transcript::render_plain(&recorder.events());
         if let Err(error) = file.write_all(text.as_bytes()) {
-            eprintln!(
+            say!(
                 "smtptui: cannot write the transcript to {}: {error}",
                 path.display()
             );
@@ -497,7 +544,7 @@ fn audit_command(args: AuditArgs) -> i32 {
     let audit = match result {
         Ok(audit) => audit,
         Err(error) => {
-            eprintln!("smtptui: {error}");
+            say!("smtptui: {error}");
             return audit::exit::UNREACHABLE;
         }
     };
@@ -551,22 +598,21 @@ fn known_secrets(
 /// Collects credentials before connecting when the scenario has bare AUTH steps, so that a
 /// missing password is a usage error up front rather than a failure mid-session.
 fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Credentials>, String> {
-    let Some((step, mechanism)) = scenario.auth_steps().next() else {
+    let steps: Vec<_> = scenario.auth_steps().collect();
+    let Some((first, _)) = steps.first() else {
         return Ok(None);
     };
-    if smtptui::proto::sasl::Mechanism::from_name(&mechanism).is_none() {
-        return Err(format!(
-            "{}:{}: AUTH {mechanism} is not a mechanism smtptui can run with credentials \
-             (PLAIN, LOGIN, XOAUTH2); give the exchange as C: lines instead",
-            scenario.name, step.line
-        ));
-    }
     let user = args.user.clone().ok_or_else(|| {
+        let named: Vec<String> = steps
+            .iter()
+            .map(|(step, mechanism)| format!("'AUTH {}' on line {}", mechanism.name(), step.line))
+            .collect();
         format!(
-            "{}:{}: 'AUTH {mechanism}' needs credentials: give --user NAME (the password comes from \
+            "{}:{}: {} needs credentials: give --user NAME (the password comes from \
              --password-file PATH, ${} or a prompt)",
             scenario.name,
-            step.line,
+            first.line,
+            named.join(", "),
             smtptui::secret::PASSWORD_ENV
         )
     })?;

@@ -12,14 +12,21 @@
 //! `C:` sends a line; `S:` checks the reply to the line before it (the first `S:` checks the
 //! greeting) against a code (`250`), a class pattern (`2xx`, `25x`) and optional text that must
 //! appear, ignoring case, in some line of the reply. After `C: DATA`, the `C:` lines up to a
-//! lone `.` are the message. Parsing is strict and every error names the file, the line and
-//! the fix, because a scenario with a typo must never silently test something else.
+//! lone `.` are the message. A bare `C: AUTH PLAIN` (or LOGIN, XOAUTH2) is an exchange the
+//! tool runs itself with the user's credentials; after an AUTH it does not run (CRAM-MD5, an
+//! initial response, no mechanism), the `C:` lines that answer its challenges are SASL answers,
+//! sent only while the server waits for one and hidden in the transcript. Parsing is strict
+//! and every error names the file, the line and the fix, because a scenario with a typo must
+//! never silently test something else.
 
 use std::fmt;
 use std::path::Path;
 
-use crate::proto::command::{CommandKind, check_command_line, classify, split_verb};
+use crate::proto::command::{
+    CommandKind, check_command_line, check_single_line, classify, split_verb,
+};
 use crate::proto::reply::Reply;
+use crate::proto::sasl::Mechanism;
 
 /// What a reply must look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +131,10 @@ pub struct Step {
     pub action: Action,
     /// The `S:` that follows, if any.
     pub expect: Option<Expectation>,
+    /// Whether this `C:` line answers a SASL challenge of an exchange the scenario writes out
+    /// (a mechanism the tool does not run itself, such as CRAM-MD5): it carries credentials,
+    /// is sent only while the server waits for an answer, and is hidden in the transcript.
+    pub sasl_answer: bool,
 }
 
 /// A parsed scenario.
@@ -136,6 +147,11 @@ pub struct Scenario {
     /// The steps in order.
     pub steps: Vec<Step>,
 }
+
+/// The largest scenario file read, in bytes. Scenarios hold commands and short messages; a
+/// file beyond this is refused before it is parsed (and never read further), so a wrong path
+/// such as `/dev/zero` ends with an error instead of exhausting memory.
+pub const MAX_SCENARIO_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A syntax error, naming the file, the line and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,12 +171,31 @@ impl Scenario {
     /// # Errors
     /// [`ScenarioError`] for unreadable files (line 0) and syntax errors.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        use std::io::Read as _;
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+        let unreadable = |e: std::io::Error| ScenarioError {
             file: name.clone(),
             line: 0,
             message: format!("cannot read the scenario: {e}"),
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut bytes = Vec::new();
+        // One byte beyond the limit tells a file at the limit from a larger one; nothing more
+        // is read, whatever the file (a device, a FIFO) would still give.
+        file.take(MAX_SCENARIO_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+            return Err(ScenarioError {
+                file: name,
+                line: 0,
+                message: format!(
+                    "the file is larger than {} MiB, the limit for a scenario (commands and \
+                     short messages); check that this is the scenario you meant",
+                    MAX_SCENARIO_BYTES / (1024 * 1024)
+                ),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|e| {
             let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
                 .iter()
@@ -185,6 +220,8 @@ impl Scenario {
             line,
             message,
         };
+        // Some editors start UTF-8 files with a byte-order mark; it is not content.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut scenario = Scenario {
             name: name.to_owned(),
             ..Scenario::default()
@@ -194,6 +231,10 @@ impl Scenario {
         // Whether the latest reply-producing line already has its `S:`.
         let mut last_checked = false;
         let mut seen_command = false;
+        // While the scenario writes out a SASL exchange itself (an AUTH the tool does not run:
+        // another mechanism, an initial response, no mechanism), the lines that answer its
+        // challenges.
+        let mut in_exchange = false;
 
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
@@ -203,18 +244,30 @@ impl Scenario {
                 continue;
             }
             if let Some(content) = line.strip_prefix("C:") {
-                let content = content.strip_prefix(' ').unwrap_or(content);
-                if let Some((_, lines)) = message.as_mut() {
+                let content = strip_separator(content);
+                if let Some((start, lines)) = message.as_mut() {
                     if content == "." {
                         let lines = std::mem::take(lines);
                         scenario.steps.push(Step {
                             line: line_no,
                             action: Action::Message(lines),
                             expect: None,
+                            sasl_answer: false,
                         });
                         message = None;
                         last_checked = false;
                     } else {
+                        // Found now rather than after DATA was opened on the server.
+                        if check_single_line(content).is_err() {
+                            return Err(error(
+                                line_no,
+                                format!(
+                                    "a carriage return (CR) inside a line of the message started \
+                                     by DATA on line {start}: on the wire it would end the line \
+                                     early; remove it or split the line into two 'C:' lines"
+                                ),
+                            ));
+                        }
                         lines.push(content.to_owned());
                     }
                     continue;
@@ -230,18 +283,27 @@ impl Scenario {
                     && let Some(mechanism) = bare_auth(auth)
                     && !is_smtp_verb(&split_verb(content).0)
                 {
-                    return Err(error(line_no, scripted_sasl(&mechanism, auth.line)));
+                    return Err(error(line_no, scripted_sasl(mechanism.name(), auth.line)));
                 }
+                let sasl_answer = in_exchange && answers_challenge(scenario.steps.last(), content);
                 // A DATA whose previous step is still unchecked is fine: its reply is shown.
                 scenario.steps.push(Step {
                     line: line_no,
                     action: Action::Command(content.to_owned()),
                     expect: None,
+                    sasl_answer,
                 });
                 seen_command = true;
                 last_checked = false;
-                if classify(content) == CommandKind::Data {
-                    message = Some((line_no, Vec::new()));
+                if !sasl_answer {
+                    in_exchange = false;
+                    match classify(content) {
+                        CommandKind::Data => message = Some((line_no, Vec::new())),
+                        CommandKind::Auth { .. } => {
+                            in_exchange = scenario.steps.last().and_then(bare_auth).is_none();
+                        }
+                        _ => {}
+                    }
                 }
                 continue;
             }
@@ -285,7 +347,7 @@ impl Scenario {
                         if let Some(mechanism) = bare_auth(step)
                             && expect.digits[0] == Some(3)
                         {
-                            return Err(error(line_no, scripted_sasl(&mechanism, step.line)));
+                            return Err(error(line_no, scripted_sasl(mechanism.name(), step.line)));
                         }
                         step.expect = Some(expect);
                     }
@@ -318,35 +380,54 @@ impl Scenario {
                     .to_owned(),
             ));
         }
+        if scenario.greeting.is_none() && scenario.steps.is_empty() {
+            // Running it would check nothing and pass: a verdict about nothing.
+            return Err(error(
+                0,
+                "the scenario has no 'C:' or 'S:' line, so it has nothing to send or check; \
+                 start with 'S: 220' to check the greeting"
+                    .to_owned(),
+            ));
+        }
         Ok(scenario)
     }
 
-    /// The bare `AUTH <MECH>` steps, which need credentials from the command line.
-    pub fn auth_steps(&self) -> impl Iterator<Item = (&Step, String)> {
-        self.steps.iter().filter_map(|step| match &step.action {
-            Action::Command(line) => match classify(line) {
-                CommandKind::Auth {
-                    mechanism,
-                    has_initial_response: false,
-                } => Some((step, mechanism)),
-                _ => None,
-            },
-            Action::Message(_) => None,
-        })
+    /// The bare `AUTH <MECH>` steps for the mechanisms the tool runs itself (PLAIN, LOGIN,
+    /// XOAUTH2), which need credentials from the command line. AUTH lines for other
+    /// mechanisms, or with their answers written out, need none.
+    pub fn auth_steps(&self) -> impl Iterator<Item = (&Step, Mechanism)> {
+        self.steps
+            .iter()
+            .filter_map(|step| bare_auth(step).map(|mechanism| (step, mechanism)))
+    }
+}
+
+/// The text after `C:`: one space or tab separates it from the prefix, as after `S:`.
+fn strip_separator(content: &str) -> &str {
+    content.strip_prefix([' ', '\t']).unwrap_or(content)
+}
+
+/// Whether `content`, following `previous` inside a written-out SASL exchange, answers a
+/// challenge: after an expected `334` (any `3xx`) it does whatever it says; after a reply
+/// left unchecked it does unless it is an SMTP command (a cancelling `*` is an answer).
+fn answers_challenge(previous: Option<&Step>, content: &str) -> bool {
+    match previous.and_then(|step| step.expect.as_ref()) {
+        Some(expect) => expect.digits[0] == Some(3),
+        None => !is_smtp_verb(&split_verb(content).0),
     }
 }
 
 /// The mechanism of a bare `AUTH <MECH>` step the tool runs itself with `--user`.
-fn bare_auth(step: &Step) -> Option<String> {
+fn bare_auth(step: &Step) -> Option<Mechanism> {
     match &step.action {
-        Action::Command(line) => match classify(line) {
+        Action::Command(line) if !step.sasl_answer => match classify(line) {
             CommandKind::Auth {
                 mechanism,
                 has_initial_response: false,
-            } if crate::proto::sasl::Mechanism::from_name(&mechanism).is_some() => Some(mechanism),
+            } => Mechanism::from_name(&mechanism),
             _ => None,
         },
-        Action::Message(_) => None,
+        _ => None,
     }
 }
 
@@ -442,8 +523,8 @@ S: 221
             data.expect.as_ref().map(ToString::to_string).as_deref(),
             Some("354")
         );
-        let auth: Vec<String> = scenario.auth_steps().map(|(_, m)| m).collect();
-        assert_eq!(auth, vec!["PLAIN"]);
+        let auth: Vec<Mechanism> = scenario.auth_steps().map(|(_, m)| m).collect();
+        assert_eq!(auth, vec![Mechanism::Plain]);
     }
 
     #[test]
@@ -586,6 +667,124 @@ S: 221
             s.steps[1].action,
             Action::Message(vec!["# not a comment".into(), String::new()])
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content() {
+        let s = Scenario::parse("t", "\u{feff}S: 220\nC: QUIT\n").expect("parses");
+        assert_eq!(s.greeting.map(|e| e.line), Some(1));
+        // Only at the start: elsewhere it is text like any other.
+        assert!(Scenario::parse("t", "S: 220\n\u{feff}C: QUIT\n").is_err());
+    }
+
+    #[test]
+    fn a_tab_separates_after_either_prefix() {
+        let s = Scenario::parse(
+            "t",
+            "C:\tNOOP\nS:\t250 ok\nC:  EHLO x\nC: DATA\nC:\t\tfolded\nC: .\n",
+        )
+        .expect("parses");
+        assert_eq!(s.steps[0].action, Action::Command("NOOP".into()));
+        assert_eq!(
+            s.steps[0]
+                .expect
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("250 \"ok\"")
+        );
+        // Only one separator goes: what follows it is the line (a folded header keeps its tab).
+        assert_eq!(s.steps[1].action, Action::Command(" EHLO x".into()));
+        assert_eq!(s.steps[3].action, Action::Message(vec!["\tfolded".into()]));
+    }
+
+    #[test]
+    fn a_scenario_without_lines_has_nothing_to_check() {
+        for text in ["", "\u{feff}", "# comment\n\n  \n", "\r\n"] {
+            let e = err(text);
+            assert_eq!(e.line, 0, "{text:?}");
+            assert!(
+                e.message.contains("nothing to send or check"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(Scenario::parse("t", "S: 220\n").is_ok());
+        assert!(Scenario::parse("t", "C: QUIT\n").is_ok());
+    }
+
+    #[test]
+    fn a_bare_cr_in_a_message_line_is_a_syntax_error() {
+        let e = err("C: DATA\nS: 354\nC: one\rtwo\nC: .\n");
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("carriage return"), "{}", e.message);
+        assert!(e.message.contains("line 1"), "{}", e.message);
+        // CRLF line endings are line endings, not content.
+        assert!(Scenario::parse("t", "C: DATA\r\nC: one\r\nC: .\r\n").is_ok());
+    }
+
+    #[test]
+    fn answers_of_a_written_out_exchange_are_marked() {
+        let answers = |text: &str| -> Vec<bool> {
+            Scenario::parse("t", text)
+                .expect("parses")
+                .steps
+                .iter()
+                .map(|s| s.sasl_answer)
+                .collect()
+        };
+        // After an expected 3xx, the next line answers whatever it says.
+        assert_eq!(
+            answers("C: AUTH CRAM-MD5\nS: 334\nC: abc\nS: 235\nC: QUIT\n"),
+            [false, true, false]
+        );
+        assert_eq!(
+            answers("C: AUTH CRAM-MD5\nS: 334\nC: QUIT\n"),
+            [false, true]
+        );
+        // Unchecked: an answer unless it is an SMTP command; `*` cancels and is an answer.
+        assert_eq!(
+            answers("C: AUTH DIGEST-MD5\nC: abc\nC: def\nS: 235\nC: MAIL FROM:<a@b>\n"),
+            [false, true, true, false]
+        );
+        assert_eq!(answers("C: AUTH X\nC: *\nS: 501\n"), [false, true]);
+        assert_eq!(answers("C: AUTH X\nC: QUIT\n"), [false, false]);
+        // A refusal ends the exchange; an initial response or no mechanism opens one too.
+        assert_eq!(answers("C: AUTH X\nS: 504\nC: abc\n"), [false, false]);
+        assert_eq!(
+            answers("C: AUTH LOGIN YWxpY2U=\nS: 334\nC: cGFzcw==\n"),
+            [false, true]
+        );
+        assert_eq!(answers("C: AUTH\nS: 501\nC: NOOP\n"), [false, false]);
+        // Not after an exchange the tool runs itself, nor outside any exchange.
+        assert_eq!(answers("C: AUTH PLAIN\nS: 235\nC: NOOP\n"), [false, false]);
+        assert_eq!(answers("C: NOOP\nC: abc\n"), [false, false]);
+    }
+
+    #[test]
+    fn only_mechanisms_the_tool_runs_need_credentials() {
+        let s = Scenario::parse(
+            "t",
+            "C: AUTH CRAM-MD5\nS: 504\nC: AUTH\nS: 501\nC: AUTH PLAIN AGFsaWNl\nS: 535\nC: AUTH login\nS: 235\n",
+        )
+        .expect("parses");
+        let steps: Vec<(usize, Mechanism)> = s.auth_steps().map(|(s, m)| (s.line, m)).collect();
+        assert_eq!(steps, [(7, Mechanism::Login)]);
+    }
+
+    #[test]
+    fn files_beyond_the_size_limit_are_refused_without_reading_them_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.smtp");
+        let file = std::fs::File::create(&path).expect("create");
+        // Sparse: the size is there, the disk blocks are not.
+        file.set_len(MAX_SCENARIO_BYTES + 1).expect("set_len");
+        let e = Scenario::load(&path).expect_err("too big");
+        assert_eq!(e.line, 0);
+        assert!(e.message.contains("16 MiB"), "{}", e.message);
+        file.set_len(0).expect("truncate");
+        std::fs::write(&path, "S: 220\n").expect("write");
+        assert!(Scenario::load(&path).is_ok());
     }
 
     #[test]

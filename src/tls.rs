@@ -78,69 +78,438 @@ impl std::fmt::Display for CertificateProblem {
     }
 }
 
-/// Turns a rustls verification error into a [`CertificateProblem`].
+/// Turns a rustls verification error into a [`CertificateProblem`], in the user's words:
+/// names as names (never the library's debug forms), dates as dates, and what to do.
 pub fn describe_certificate_error(error: &rustls::Error, server_name: &str) -> CertificateProblem {
-    let (kind, detail) = match error {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => (
-                "unknown issuer",
-                "unknown issuer: the certificate chain does not lead to a trusted root \
-                 (a private or self-signed CA needs --ca-file)"
-                    .to_owned(),
-            ),
-            CertificateError::ExpiredContext { time, not_after } => (
-                "expired",
-                format!(
-                    "certificate expired: not valid after {} ({} days ago)",
-                    rfc3339(unix_secs(*not_after)),
-                    (unix_secs(*time) - unix_secs(*not_after)).div_euclid(86_400)
-                ),
-            ),
-            CertificateError::Expired => ("expired", "certificate expired".to_owned()),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
-                "not yet valid",
-                format!("certificate not yet valid ({cert}); check both clocks"),
-            ),
-            CertificateError::NotValidForNameContext { presented, .. } => (
-                "not valid for name",
-                format!(
-                    "certificate not valid for name {server_name:?}; it names {}; \
-                     connect by a name on the certificate or set --servername",
-                    if presented.is_empty() {
-                        "no host at all".to_owned()
-                    } else {
-                        // The names come from the peer's certificate: shown, never interpreted.
-                        escape_str(&presented.join(", "))
-                    }
-                ),
-            ),
-            CertificateError::NotValidForName => (
-                "not valid for name",
-                format!(
-                    "certificate not valid for name {server_name:?}; \
-                     connect by a name on the certificate or set --servername"
-                ),
-            ),
-            CertificateError::Revoked => ("revoked", "certificate revoked".to_owned()),
-            CertificateError::BadSignature => (
-                "bad signature",
-                "certificate signature does not verify".to_owned(),
-            ),
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => (
-                "wrong purpose",
-                format!("certificate not valid for TLS server use ({cert})"),
-            ),
-            other => (
-                "invalid certificate",
-                format!("invalid certificate: {other}"),
+    match error {
+        rustls::Error::InvalidCertificate(cert) => certificate_problem(cert, server_name),
+        other => CertificateProblem {
+            kind: "invalid certificate",
+            detail: format!(
+                "the certificate could not be verified: {}",
+                describe_tls_error(other)
             ),
         },
+    }
+}
+
+fn certificate_problem(cert: &CertificateError, server_name: &str) -> CertificateProblem {
+    let (kind, detail) = match cert {
+        CertificateError::UnknownIssuer => (
+            "unknown issuer",
+            "unknown issuer: the certificate chain does not lead to a trusted root \
+             (a private or self-signed CA needs --ca-file)"
+                .to_owned(),
+        ),
+        CertificateError::ExpiredContext { time, not_after } => (
+            "expired",
+            format!(
+                "certificate expired: not valid after {} ({} days ago)",
+                rfc3339(unix_secs(*not_after)),
+                (unix_secs(*time) - unix_secs(*not_after)).div_euclid(86_400)
+            ),
+        ),
+        CertificateError::Expired => ("expired", "certificate expired".to_owned()),
+        CertificateError::NotValidYetContext { time, not_before } => (
+            "not yet valid",
+            format!(
+                "certificate not yet valid: valid from {} ({} days from now); check both clocks",
+                rfc3339(unix_secs(*not_before)),
+                (unix_secs(*not_before) - unix_secs(*time)).div_euclid(86_400)
+            ),
+        ),
+        CertificateError::NotValidYet => (
+            "not yet valid",
+            "certificate not yet valid; check both clocks".to_owned(),
+        ),
+        CertificateError::NotValidForNameContext { presented, .. } => (
+            "not valid for name",
+            format!(
+                "certificate not valid for name {server_name:?}; it names {}; \
+                 connect by a name on the certificate or set --servername",
+                if presented.is_empty() {
+                    "no host at all".to_owned()
+                } else {
+                    presented
+                        .iter()
+                        .map(|name| presented_name(name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ),
+        CertificateError::NotValidForName => (
+            "not valid for name",
+            format!(
+                "certificate not valid for name {server_name:?}; \
+                 connect by a name on the certificate or set --servername"
+            ),
+        ),
+        CertificateError::Revoked => ("revoked", "certificate revoked".to_owned()),
+        CertificateError::BadSignature => (
+            "bad signature",
+            "certificate signature does not verify".to_owned(),
+        ),
+        CertificateError::InvalidPurpose => (
+            "wrong purpose",
+            "certificate not valid for TLS server use (its extended key usage does not allow it)"
+                .to_owned(),
+        ),
+        CertificateError::InvalidPurposeContext { presented, .. } => (
+            "wrong purpose",
+            format!(
+                "certificate not valid for TLS server use; its extended key usage allows only {}",
+                if presented.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    presented
+                        .iter()
+                        .map(key_purpose)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ),
+        CertificateError::BadEncoding => (
+            "invalid certificate",
+            "the certificate is malformed (its encoding cannot be read)".to_owned(),
+        ),
+        CertificateError::UnhandledCriticalExtension => (
+            "invalid certificate",
+            "the certificate has an extension marked critical that the verifier does not know, \
+             so it cannot be trusted"
+                .to_owned(),
+        ),
+        CertificateError::UnknownRevocationStatus
+        | CertificateError::ExpiredRevocationList
+        | CertificateError::ExpiredRevocationListContext { .. } => (
+            "invalid certificate",
+            "whether the certificate was revoked cannot be determined".to_owned(),
+        ),
+        CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => (
+            "invalid certificate",
+            "the certificate is signed with an algorithm that is not supported, or that does not \
+             match the issuer's key"
+                .to_owned(),
+        ),
+        CertificateError::InvalidOcspResponse => (
+            "invalid certificate",
+            "the server's OCSP (revocation status) response is invalid".to_owned(),
+        ),
+        CertificateError::ApplicationVerificationFailure => (
+            "invalid certificate",
+            "the certificate was rejected by an additional check".to_owned(),
+        ),
+        CertificateError::Other(other) => (
+            "invalid certificate",
+            format!(
+                "invalid certificate: {}",
+                webpki_problem(&other.to_string())
+            ),
+        ),
+        // Deprecated variants, and any the TLS library adds later.
         other => (
             "invalid certificate",
-            format!("invalid certificate: {other}"),
+            format!("invalid certificate: {}", words_of(&format!("{other:?}"))),
         ),
     };
     CertificateProblem { kind, detail }
+}
+
+/// A name as the verifier reports it from the certificate (`DnsName("mail.example")`,
+/// `IpAddress(192.0.2.1)`), in plain words. The names are peer text: escaped, never
+/// interpreted.
+fn presented_name(reported: &str) -> String {
+    let inside = |prefix: &str, suffix: &str| {
+        reported
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+    };
+    if let Some(dns) = inside("DnsName(\"", "\")") {
+        escape_str(dns)
+    } else if let Some(ip) = inside("IpAddress(", ")") {
+        match ip.parse::<std::net::IpAddr>() {
+            Ok(ip) => format!("IP address {ip}"),
+            Err(_) => format!("IP address {}", escape_str(ip)),
+        }
+    } else if let Some(uri) = inside("UniformResourceIdentifier(\"", "\")") {
+        format!("URI {}", escape_str(uri))
+    } else if reported == "DirectoryName" {
+        "a directory name".to_owned()
+    } else if reported.starts_with("Unsupported(") {
+        "a name of a kind not used for servers".to_owned()
+    } else {
+        escape_str(reported)
+    }
+}
+
+fn key_purpose(purpose: &rustls::ExtendedKeyPurpose) -> String {
+    match purpose {
+        rustls::ExtendedKeyPurpose::ServerAuth => "server authentication".to_owned(),
+        rustls::ExtendedKeyPurpose::ClientAuth => "client authentication".to_owned(),
+        rustls::ExtendedKeyPurpose::Other(arcs) => format!(
+            "OID {}",
+            arcs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        ),
+    }
+}
+
+/// The certificate path checks that rustls passes on from webpki only as text (the name of
+/// the check that failed), in words.
+fn webpki_problem(reported: &str) -> String {
+    let name = reported
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    match name {
+        "CaUsedAsEndEntity" => "the server presents a CA certificate as its own".to_owned(),
+        "EndEntityUsedAsCa" => "the chain uses a server certificate as a CA".to_owned(),
+        "MaximumPathDepthExceeded" | "MaximumPathBuildCallsExceeded" => {
+            "the certificate chain is too long to verify".to_owned()
+        }
+        "NameConstraintViolation" | "PathLenConstraintViolated" => {
+            "the chain breaks a constraint its CA set (names or path length)".to_owned()
+        }
+        "UnsupportedCertVersion" => "the certificate is of an unsupported X.509 version".to_owned(),
+        "InvalidSerialNumber" => "the certificate has an invalid serial number".to_owned(),
+        "TrailingData" | "BadDer" | "BadDerTime" => {
+            "the certificate is malformed (its encoding cannot be read)".to_owned()
+        }
+        _ => words_of(reported),
+    }
+}
+
+/// What a TLS error means, in the user's words: for handshake failures, certificate
+/// problems, alerts the server sent, and everything else rustls reports. Never the library's
+/// debug forms or links to its documentation.
+pub fn describe_tls_error(error: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match error {
+        E::AlertReceived(alert) => describe_alert(*alert),
+        E::PeerIncompatible(why) => describe_incompatible(why),
+        E::PeerMisbehaved(why) => describe_misbehaviour(why),
+        E::InvalidMessage(what) => format!(
+            "the server sent bytes that are not valid TLS ({}); the port may not speak TLS at \
+             this point, or something on the path interfered",
+            words_of(&format!("{what:?}"))
+        ),
+        E::InappropriateMessage {
+            expect_types,
+            got_type,
+        } => format!(
+            "the server sent a TLS {} message where {} was expected: a broken TLS \
+             implementation, or something on the path interfering",
+            words_of(&format!("{got_type:?}")),
+            either(expect_types)
+        ),
+        E::InappropriateHandshakeMessage {
+            expect_types,
+            got_type,
+        } => format!(
+            "the server sent a TLS handshake message ({}) where {} was expected: a broken TLS \
+             implementation, or something on the path interfering",
+            words_of(&format!("{got_type:?}")),
+            either(expect_types)
+        ),
+        E::InvalidCertificate(cert) => {
+            let name = match cert {
+                CertificateError::NotValidForNameContext { expected, .. } => {
+                    expected.to_str().into_owned()
+                }
+                _ => "the server".to_owned(),
+            };
+            certificate_problem(cert, &name).detail
+        }
+        E::NoCertificatesPresented => "the server presented no certificate".to_owned(),
+        E::UnsupportedNameType => {
+            "the server name is of a kind certificates cannot be checked against".to_owned()
+        }
+        E::DecryptError => "a TLS record from the server could not be decrypted: it was \
+                             damaged on the way, or the server's keys do not match"
+            .to_owned(),
+        E::EncryptError => "a TLS record could not be encrypted".to_owned(),
+        E::PeerSentOversizedRecord => {
+            "the server sent a TLS record larger than the protocol allows".to_owned()
+        }
+        E::HandshakeNotComplete => "the TLS handshake did not complete".to_owned(),
+        E::NoApplicationProtocol => {
+            "the server supports none of the application protocols offered (ALPN)".to_owned()
+        }
+        E::InvalidCertRevocationList(_) => "a certificate revocation list is invalid".to_owned(),
+        E::InvalidEncryptedClientHello(_) => "encrypted ClientHello (ECH) failed".to_owned(),
+        E::FailedToGetCurrentTime => {
+            "the system clock could not be read to check the certificate's dates".to_owned()
+        }
+        E::FailedToGetRandomBytes => "the system gave no random bytes for TLS".to_owned(),
+        E::BadMaxFragmentSize => "the TLS fragment size is misconfigured".to_owned(),
+        E::InconsistentKeys(_) => "a certificate and its private key do not match".to_owned(),
+        E::General(text) => format!("TLS error: {}", plain_text(text)),
+        E::Other(other) => format!("TLS error: {}", plain_text(&other.to_string())),
+        other => format!("TLS error: {}", plain_text(&other.to_string())),
+    }
+}
+
+/// A TLS alert from the server: what it says, and for the common ones what to do.
+fn describe_alert(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    let name = alert_name(alert);
+    let meaning = match alert {
+        A::HandshakeFailure => {
+            "the server found no TLS parameters it accepts among those offered; servers that \
+             offer only TLS 1.0 or 1.1 (forbidden by RFC 8996) or old ciphers answer this way"
+        }
+        A::ProtocolVersion => {
+            "the server does not accept the TLS versions offered (TLS 1.2 and 1.3); it may offer \
+             only TLS 1.0 or 1.1, which RFC 8996 forbids"
+        }
+        A::InsufficientSecurity => "the server requires stronger parameters than those offered",
+        A::UnrecognisedName => {
+            "the server does not serve the name sent in SNI; set --servername to a name it serves"
+        }
+        A::CertificateRequired => {
+            "the server requires a client certificate, which smtptui does not send"
+        }
+        A::AccessDenied => "the server refused access",
+        A::InternalError => "the server reported an internal error",
+        A::DecodeError | A::IllegalParameter => {
+            "the server could not accept the handshake smtptui sent"
+        }
+        A::UnexpectedMessage => "the server received a TLS message it did not expect",
+        A::BadRecordMac | A::DecryptError | A::DecryptionFailed => {
+            "the server could not decrypt or check what it received: damaged on the way, or the \
+             keys disagree"
+        }
+        A::InappropriateFallback => {
+            "the server detected a version downgrade (something on the path may be interfering)"
+        }
+        A::CloseNotify | A::UserCanceled => "the server closed the TLS session",
+        A::MissingExtension | A::UnsupportedExtension => {
+            "the server and smtptui disagree on a TLS extension"
+        }
+        A::NoApplicationProtocol => "the server supports none of the application protocols offered",
+        _ => "the server ended the TLS session",
+    };
+    format!("the server sent the TLS alert {name}: {meaning}")
+}
+
+/// An alert's name as the TLS RFCs write it (`handshake_failure`).
+fn alert_name(alert: rustls::AlertDescription) -> String {
+    match alert {
+        // The RFCs spell it the American way.
+        rustls::AlertDescription::UnrecognisedName => "unrecognized_name".to_owned(),
+        _ => match alert.as_str() {
+            Some(name) => split_words(name).join("_"),
+            None => format!("number {}", u8::from(alert)),
+        },
+    }
+}
+
+fn describe_incompatible(why: &rustls::PeerIncompatible) -> String {
+    use rustls::PeerIncompatible as P;
+    match why {
+        P::ServerDoesNotSupportTls12Or13
+        | P::Tls12NotOffered
+        | P::Tls12NotOfferedOrEnabled
+        | P::SupportedVersionsExtensionRequired => "the server does not offer TLS 1.2 or 1.3; \
+             older versions (TLS 1.0, 1.1) are forbidden by RFC 8996 and not offered"
+            .to_owned(),
+        P::ServerTlsVersionIsDisabledByOurConfig => {
+            "the server chose a TLS version smtptui does not enable".to_owned()
+        }
+        P::NoCipherSuitesInCommon => "the server and smtptui have no cipher suite in common \
+             (smtptui offers only the TLS 1.2 and 1.3 suites considered safe)"
+            .to_owned(),
+        P::NoKxGroupsInCommon | P::NamedGroupsExtensionRequired | P::KeyShareExtensionRequired => {
+            "the server and smtptui have no key exchange group in common".to_owned()
+        }
+        P::NoSignatureSchemesInCommon | P::SignatureAlgorithmsExtensionRequired => {
+            "the server and smtptui have no signature scheme in common".to_owned()
+        }
+        P::ExtendedMasterSecretExtensionRequired => "the server does not support the extended \
+             master secret (RFC 7627) that TLS 1.2 needs here"
+            .to_owned(),
+        P::NullCompressionRequired => {
+            "the server insists on TLS compression, which is unsafe".to_owned()
+        }
+        other => format!(
+            "the server's TLS lacks something smtptui requires ({})",
+            words_of(&format!("{other:?}"))
+        ),
+    }
+}
+
+fn describe_misbehaviour(why: &rustls::PeerMisbehaved) -> String {
+    match why {
+        rustls::PeerMisbehaved::AttemptedDowngradeToTls12WhenTls13IsSupported => {
+            "a downgrade from TLS 1.3 to 1.2 was detected: something on the path may be \
+             interfering"
+                .to_owned()
+        }
+        other => format!(
+            "the server broke the TLS protocol ({})",
+            words_of(&format!("{other:?}"))
+        ),
+    }
+}
+
+/// `A or B` for the message types a step expected.
+fn either<T: std::fmt::Debug>(types: &[T]) -> String {
+    let names: Vec<String> = types.iter().map(|t| words_of(&format!("{t:?}"))).collect();
+    match names.as_slice() {
+        [] => "another message".to_owned(),
+        names => format!("a {} message", names.join(" or ")),
+    }
+}
+
+/// The name of a library enum variant (`SelectedUnofferedCipherSuite`, `Unknown(0x41)`) as
+/// lower-case words (`selected unoffered cipher suite`, `unknown 0x41`); a fallback for
+/// variants with no text of their own.
+fn words_of(debug: &str) -> String {
+    escape_str(&split_words(debug).join(" "))
+}
+
+/// Splits an identifier into lower-case words at its humps (`UnknownPSKIdentity`: unknown,
+/// psk, identity; `Tls12NotOffered`: tls12, not, offered) and at anything not alphanumeric.
+fn split_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for part in name.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let chars: Vec<char> = part.chars().collect();
+        let mut word = String::new();
+        for (index, &c) in chars.iter().enumerate() {
+            let previous = index.checked_sub(1).map(|i| chars[i]);
+            let next = chars.get(index + 1);
+            let starts_word = c.is_ascii_uppercase()
+                && previous.is_some_and(|p| {
+                    p.is_ascii_lowercase()
+                        || p.is_ascii_digit()
+                        || (p.is_ascii_uppercase() && next.is_some_and(char::is_ascii_lowercase))
+                });
+            if starts_word && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            word.push(c.to_ascii_lowercase());
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// Free text from the TLS library, without links to its documentation, escaped.
+fn plain_text(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .split_whitespace()
+        .filter(|word| {
+            let word = word.trim_start_matches(['(', '<', '[']);
+            !(word.starts_with("http://") || word.starts_with("https://"))
+        })
+        .collect();
+    escape_str(kept.join(" ").trim_end_matches([':', ',', ';', ' ']))
 }
 
 /// Shared slot where the verifier leaves its verdict for the session to read.
@@ -508,5 +877,195 @@ mod tests {
         assert_eq!(problem.kind, "not valid for name");
         assert!(!problem.detail.contains('\u{1b}') && !problem.detail.contains('\u{7}'));
         assert!(problem.detail.contains("\\x1b[2J"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn certificate_names_are_named_plainly() {
+        let error = rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("other.example").expect("valid name"),
+            presented: vec![
+                "DnsName(\"localhost\")".to_owned(),
+                "DnsName(\"*.lab.test\")".to_owned(),
+                "IpAddress(127.0.0.1)".to_owned(),
+                "IpAddress(0::1)".to_owned(),
+                "DirectoryName".to_owned(),
+            ],
+        });
+        let problem = describe_certificate_error(&error, "other.example");
+        assert_eq!(problem.kind, "not valid for name");
+        assert!(
+            problem.detail.contains(
+                "it names localhost, *.lab.test, IP address 127.0.0.1, IP address ::1, a directory name;"
+            ),
+            "{}",
+            problem.detail
+        );
+        assert_plain(&problem.detail);
+        // The same words when the error reaches the user as a handshake failure.
+        let text = describe_tls_error(&error);
+        assert!(text.contains("\"other.example\""), "{text}");
+        assert!(text.contains("IP address 127.0.0.1"), "{text}");
+    }
+
+    #[test]
+    fn certificate_path_problems_are_in_words() {
+        let other = |text: &str| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                std::sync::Arc::new(std::io::Error::other(text.to_owned())),
+            )))
+        };
+        let problem = describe_certificate_error(&other("CaUsedAsEndEntity"), "mx.example");
+        assert!(
+            problem.detail.contains("CA certificate as its own"),
+            "{}",
+            problem.detail
+        );
+        let problem = describe_certificate_error(&other("SomeNewCheckFailed"), "mx.example");
+        assert!(
+            problem.detail.contains("some new check failed"),
+            "{}",
+            problem.detail
+        );
+        let problem = describe_certificate_error(
+            &rustls::Error::InvalidCertificate(CertificateError::InvalidPurposeContext {
+                required: rustls::ExtendedKeyPurpose::ServerAuth,
+                presented: vec![
+                    rustls::ExtendedKeyPurpose::ClientAuth,
+                    rustls::ExtendedKeyPurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 4]),
+                ],
+            }),
+            "mx.example",
+        );
+        assert_eq!(problem.kind, "wrong purpose");
+        assert!(
+            problem
+                .detail
+                .contains("client authentication, OID 1.3.6.1.5.5.7.3.4"),
+            "{}",
+            problem.detail
+        );
+        let problem = describe_certificate_error(
+            &rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_000_000_000)),
+                not_before: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                    1_000_000_000 + 3 * 86_400,
+                )),
+            }),
+            "mx.example",
+        );
+        assert!(problem.detail.contains("2001-09-12"), "{}", problem.detail);
+        assert!(
+            problem.detail.contains("3 days from now"),
+            "{}",
+            problem.detail
+        );
+        assert_plain(&problem.detail);
+    }
+
+    /// Every kind of rustls error gets a sentence: no debug forms, no documentation links.
+    #[test]
+    fn tls_errors_are_in_the_users_words() {
+        use rustls::{
+            AlertDescription as A, ContentType, Error as E, HandshakeType, InvalidMessage,
+            PeerIncompatible as P, PeerMisbehaved as M,
+        };
+        let errors = vec![
+            E::AlertReceived(A::HandshakeFailure),
+            E::AlertReceived(A::ProtocolVersion),
+            E::AlertReceived(A::UnrecognisedName),
+            E::AlertReceived(A::UnknownPSKIdentity),
+            E::AlertReceived(A::CertificateRequired),
+            E::AlertReceived(A::InternalError),
+            E::AlertReceived(A::Unknown(200)),
+            E::PeerIncompatible(P::NoCipherSuitesInCommon),
+            E::PeerIncompatible(P::ServerDoesNotSupportTls12Or13),
+            E::PeerIncompatible(P::ExtendedMasterSecretExtensionRequired),
+            E::PeerIncompatible(P::UncompressedEcPointsRequired),
+            E::PeerIncompatible(P::ServerRejectedEncryptedClientHello(None)),
+            E::PeerMisbehaved(M::AttemptedDowngradeToTls12WhenTls13IsSupported),
+            E::PeerMisbehaved(M::SelectedUnofferedCipherSuite),
+            E::PeerMisbehaved(M::IllegalHelloRetryRequestWithWrongSessionId),
+            E::InvalidMessage(InvalidMessage::InvalidContentType),
+            E::InvalidMessage(InvalidMessage::MissingData("ServerHelloPayload")),
+            E::InvalidMessage(InvalidMessage::DuplicateExtension(43)),
+            E::InappropriateMessage {
+                expect_types: vec![ContentType::Handshake],
+                got_type: ContentType::ApplicationData,
+            },
+            E::InappropriateHandshakeMessage {
+                expect_types: vec![HandshakeType::ServerHello, HandshakeType::HelloRetryRequest],
+                got_type: HandshakeType::Certificate,
+            },
+            E::InvalidCertificate(CertificateError::UnknownIssuer),
+            E::InvalidCertificate(CertificateError::NotValidForName),
+            E::InvalidCertificate(CertificateError::BadEncoding),
+            E::InvalidCertificate(CertificateError::UnknownRevocationStatus),
+            E::NoCertificatesPresented,
+            E::UnsupportedNameType,
+            E::DecryptError,
+            E::EncryptError,
+            E::PeerSentOversizedRecord,
+            E::HandshakeNotComplete,
+            E::NoApplicationProtocol,
+            E::FailedToGetCurrentTime,
+            E::FailedToGetRandomBytes,
+            E::BadMaxFragmentSize,
+            E::General("see https://docs.rs/rustls/latest/rustls/manual/ for details".to_owned()),
+            E::Other(rustls::OtherError(std::sync::Arc::new(
+                std::io::Error::other("provider failed (https://example.invalid/docs)"),
+            ))),
+        ];
+        for error in &errors {
+            let text = describe_tls_error(error);
+            assert!(!text.is_empty(), "{error:?}");
+            assert_plain(&text);
+        }
+        let say = |error: E| describe_tls_error(&error);
+        let text = say(E::AlertReceived(A::HandshakeFailure));
+        assert!(
+            text.contains("handshake_failure") && text.contains("RFC 8996"),
+            "{text}"
+        );
+        assert!(say(E::AlertReceived(A::UnrecognisedName)).contains("--servername"));
+        assert!(say(E::AlertReceived(A::UnknownPSKIdentity)).contains("unknown_psk_identity"));
+        assert!(say(E::AlertReceived(A::Unknown(200))).contains("number 200"));
+        assert!(say(E::PeerIncompatible(P::NoCipherSuitesInCommon)).contains("cipher suite"));
+        assert!(
+            say(E::PeerMisbehaved(M::SelectedUnofferedCipherSuite))
+                .contains("selected unoffered cipher suite")
+        );
+        let text = say(E::InvalidMessage(InvalidMessage::InvalidContentType));
+        assert!(
+            text.contains("not valid TLS (invalid content type)"),
+            "{text}"
+        );
+        let text = say(E::General("see https://docs.rs/x for details".to_owned()));
+        assert_eq!(text, "TLS error: see for details");
+    }
+
+    #[test]
+    fn identifiers_split_into_words() {
+        assert_eq!(
+            split_words("UnknownPSKIdentity"),
+            ["unknown", "psk", "identity"]
+        );
+        assert_eq!(split_words("Tls12NotOffered"), ["tls12", "not", "offered"]);
+        assert_eq!(split_words("UnknownCA"), ["unknown", "ca"]);
+        assert_eq!(split_words("MissingData(\"x\")"), ["missing", "data", "x"]);
+        assert_eq!(split_words(""), Vec::<String>::new());
+    }
+
+    /// No debug form (`Name(`, `{`, a CamelCase identifier) and no link.
+    #[track_caller]
+    fn assert_plain(text: &str) {
+        assert!(!text.contains("http"), "{text}");
+        assert!(!text.contains('{') && !text.contains("(\""), "{text}");
+        for word in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+            let humped = word
+                .as_bytes()
+                .windows(2)
+                .any(|pair| pair[0].is_ascii_lowercase() && pair[1].is_ascii_uppercase());
+            assert!(!humped || word == "ClientHello", "{word:?} in {text}");
+        }
     }
 }

@@ -298,9 +298,8 @@ async fn main_probes(session: &mut Session, seen: &mut Observations) -> Result<(
 /// so the error text is what tells.
 fn handshake_failed(error: &SessionError) -> StartTlsSeen {
     let detail = error.to_string();
-    let no_modern_version = ["ProtocolVersion", "Tls12Or13", "TlsVersionIsDisabled"]
-        .iter()
-        .any(|needle| detail.contains(needle));
+    let no_modern_version =
+        matches!(error, SessionError::Handshake(failure) if failure.no_common_version());
     StartTlsSeen::HandshakeFailed {
         detail,
         no_modern_version,

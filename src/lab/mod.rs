@@ -431,18 +431,20 @@ impl Lab {
         &self.mail
     }
 
-    /// The table printed at start: each listener, what it teaches, and how to log in.
+    /// The table printed at start: each listener, the `--tls` option a client needs there,
+    /// what it teaches, and how to log in.
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<11} {:<21} {}\n",
-            "PROFILE", "ADDRESS", "WHAT IT TEACHES"
+            "{:<11} {:<21} {:<15} {}\n",
+            "PROFILE", "ADDRESS", "CLIENT OPTION", "WHAT IT TEACHES"
         ));
         for (profile, addr) in &self.listening {
             out.push_str(&format!(
-                "{:<11} {:<21} {}\n",
+                "{:<11} {:<21} {:<15} {}\n",
                 profile.name(),
                 addr.to_string(),
+                profile.client_tls_flag(),
                 profile.teaches()
             ));
         }
@@ -471,7 +473,17 @@ impl Lab {
         ));
         if let Some(addr) = self.addr(Profile::Submission) {
             out.push_str(&format!(
-                "Try: smtptui run assets/submission-starttls.smtp {addr} --ca-file {} --servername localhost --user {}\n",
+                "Try: smtptui run assets/submission-starttls.smtp {addr} {} --ca-file {} --servername localhost --user {}\n",
+                Profile::Submission.client_tls_flag(),
+                self.ca_file.display(),
+                accounts::DEFAULT_USER
+            ));
+        }
+        if let Some(addr) = self.addr(Profile::Implicit) {
+            out.push_str(&format!(
+                "Try: smtptui run assets/implicit-tls.smtp {addr} {} --ca-file {} --servername localhost --user {}\n\
+                 \x20 (the implicit profile speaks TLS first: with --tls starttls a client waits for a greeting that never comes)\n",
+                Profile::Implicit.client_tls_flag(),
                 self.ca_file.display(),
                 accounts::DEFAULT_USER
             ));

@@ -117,6 +117,17 @@ impl Profile {
         }
     }
 
+    /// The `--tls` option a client needs here: `--tls implicit` where TLS starts with the
+    /// first byte (a client that waits for a greeting there waits in silence, because such a
+    /// server says nothing until it sees a TLS ClientHello), `--tls starttls` elsewhere.
+    pub fn client_tls_flag(self) -> &'static str {
+        if self.policy().implicit_tls {
+            "--tls implicit"
+        } else {
+            "--tls starttls"
+        }
+    }
+
     /// The server rules of this profile.
     pub fn policy(self) -> Policy {
         let base = Policy {

@@ -67,6 +67,12 @@ impl ReplyCode {
         }
     }
 
+    /// Whether SMTP defines replies of this form (RFC 5321 §4.2): the first digit 2 to 5
+    /// (there are no 1yz replies in SMTP) and the second 0 to 5.
+    pub fn is_defined(self) -> bool {
+        matches!(self.digit(0), 2..=5) && self.digit(1) <= 5
+    }
+
     /// The digit at `position` (0, 1 or 2).
     pub fn digit(self, position: usize) -> u8 {
         let digits = [self.0 / 100, (self.0 / 10) % 10, self.0 % 10];
@@ -173,6 +179,9 @@ pub struct Anomalies {
     pub overlong_line: bool,
     /// The enhanced status code's class disagrees with the reply code (RFC 3463 §2).
     pub enhanced_class_mismatch: bool,
+    /// The reply code is not one SMTP defines: RFC 5321 §4.2 allows only 2 to 5 as the first
+    /// digit and 0 to 5 as the second (`100`, `999` and `260` are not SMTP replies).
+    pub undefined_code: bool,
 }
 
 impl Anomalies {
@@ -201,6 +210,12 @@ impl Anomalies {
         }
         if self.enhanced_class_mismatch {
             out.push("enhanced status class disagrees with the reply code");
+        }
+        if self.undefined_code {
+            out.push(
+                "a reply code SMTP does not define (RFC 5321 §4.2: first digit 2 to 5, \
+                 second 0 to 5)",
+            );
         }
         out
     }
@@ -445,6 +460,7 @@ impl ReplyParser {
         if let Some(enhanced) = enhanced {
             anomalies.enhanced_class_mismatch = enhanced.class != code.digit(0);
         }
+        anomalies.undefined_code = !code.is_defined();
         Reply {
             code,
             enhanced,
@@ -762,6 +778,39 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn codes_smtp_does_not_define_are_flagged() {
+        for input in [
+            &b"100 x\r\n"[..],
+            b"199\r\n",
+            b"999 x\r\n",
+            b"650 x\r\n",
+            b"260 x\r\n",
+            b"590 x\r\n",
+        ] {
+            let replies = parse_all(input).expect("parses");
+            assert!(replies[0].anomalies.undefined_code, "{input:?}");
+            assert!(
+                replies[0]
+                    .anomalies
+                    .descriptions()
+                    .iter()
+                    .any(|d| d.contains("RFC 5321")),
+                "{input:?}"
+            );
+        }
+        for input in [
+            &b"220 x\r\n"[..],
+            b"354 go\r\n",
+            b"421 bye\r\n",
+            b"554 no\r\n",
+            b"250\r\n",
+        ] {
+            let replies = parse_all(input).expect("parses");
+            assert!(replies[0].anomalies.is_empty(), "{input:?}");
         }
     }
 

@@ -92,7 +92,7 @@ pub enum SessionError {
     Certificate(CertificateProblem),
     /// The TLS handshake failed for another reason.
     #[error("TLS handshake failed: {0}")]
-    Handshake(String),
+    Handshake(HandshakeFailure),
     /// TLS could not be set up.
     #[error(transparent)]
     TlsSetup(#[from] TlsSetupError),
@@ -164,5 +164,47 @@ impl SessionError {
 impl From<io::Error> for SessionError {
     fn from(error: io::Error) -> Self {
         Self::Io(Arc::new(error))
+    }
+}
+
+/// Why a TLS handshake failed: the user's words, and the TLS library's error where there was
+/// one, for code that must branch on what happened rather than on how it was worded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandshakeFailure {
+    /// What happened, in words.
+    pub description: String,
+    /// The TLS error behind it, if the TLS layer raised one.
+    pub cause: Option<rustls::Error>,
+}
+
+impl HandshakeFailure {
+    /// A failure with no TLS error behind it (the server closed, or spoke no TLS at all).
+    pub fn said(description: impl Into<String>) -> Self {
+        Self {
+            description: description.into(),
+            cause: None,
+        }
+    }
+
+    /// Whether the peer and we share no protocol version: the server offers neither TLS 1.2
+    /// nor 1.3 (it alerted `protocol_version`, or offered only what we do not speak).
+    pub fn no_common_version(&self) -> bool {
+        use rustls::{AlertDescription, Error, PeerIncompatible};
+        matches!(
+            &self.cause,
+            Some(Error::AlertReceived(AlertDescription::ProtocolVersion))
+                | Some(Error::PeerIncompatible(
+                    PeerIncompatible::ServerDoesNotSupportTls12Or13
+                        | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig
+                        | PeerIncompatible::Tls12NotOffered
+                        | PeerIncompatible::Tls12NotOfferedOrEnabled
+                ))
+        )
+    }
+}
+
+impl std::fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
     }
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::pki_types::ServerName;
 use zeroize::{Zeroize, Zeroizing};
 
-pub use self::error::SessionError;
+pub use self::error::{HandshakeFailure, SessionError};
 use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Protection, Refusal};
 use crate::proto::command::{
     CommandKind, LineError, auth_initial_response, check_command_line, check_single_line, classify,
@@ -44,7 +44,9 @@ use crate::proto::sasl::{
     Mechanism, SaslClient, SaslError, credential_forms, plain_password, plain_user,
 };
 use crate::secret::{Credentials, Secret};
-use crate::tls::{self, CertificateProblem, TlsInfo, VerdictSlot, Verification};
+use crate::tls::{
+    self, CertificateProblem, TlsInfo, VerdictSlot, Verification, describe_tls_error,
+};
 use crate::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
 
 /// How the connection starts.
@@ -337,9 +339,9 @@ impl ClientSession {
         match &self.state {
             State::Closed | State::Failed(_) => {}
             State::Handshaking { .. } => {
-                self.fail(SessionError::Handshake(
-                    "the server closed the connection during the handshake".to_owned(),
-                ));
+                self.fail(SessionError::Handshake(HandshakeFailure::said(
+                    "the server closed the connection during the handshake",
+                )));
             }
             _ => {
                 let mid_reply = self.parser.mid_reply();
@@ -990,11 +992,11 @@ impl ClientSession {
                         preview: format!("\"{}\"", self.preview(bytes)),
                     }
                 } else {
-                    SessionError::Handshake(format!(
+                    SessionError::Handshake(HandshakeFailure::said(format!(
                         "the server answered in cleartext (\"{}\"), not with TLS: this port \
                          speaks SMTP without TLS first; use --tls starttls",
                         self.preview(bytes)
-                    ))
+                    )))
                 };
                 self.fail(error);
                 return;
@@ -1007,9 +1009,9 @@ impl ClientSession {
                 return;
             };
             if let Err(error) = conn.read_tls(&mut rest) {
-                self.fail(SessionError::Handshake(format!(
+                self.fail(SessionError::Handshake(HandshakeFailure::said(format!(
                     "TLS records could not be read: {error}"
-                )));
+                ))));
                 return;
             }
             let processed = conn.process_new_packets();
@@ -1337,7 +1339,12 @@ impl ClientSession {
             .unwrap_or_else(PoisonError::into_inner) = None;
         let mut conn =
             rustls::ClientConnection::new(self.settings.tls.clone(), self.server_name.clone())
-                .map_err(|e| SessionError::Handshake(describe_tls_error(&e)))?;
+                .map_err(|e| {
+                    SessionError::Handshake(HandshakeFailure {
+                        description: describe_tls_error(&e),
+                        cause: Some(e),
+                    })
+                })?;
         // Our own flush threshold bounds what is queued; rustls need not refuse plaintext.
         conn.set_buffer_limit(None);
         self.tls = Some(Box::new(conn));
@@ -1356,7 +1363,10 @@ impl ClientSession {
     fn tls_failure(&self, error: &rustls::Error) -> SessionError {
         match self.take_verdict() {
             Some(Verification::Failed(problem)) => SessionError::Certificate(problem),
-            _ => SessionError::Handshake(describe_tls_error(error)),
+            _ => SessionError::Handshake(HandshakeFailure {
+                description: describe_tls_error(error),
+                cause: Some(error.clone()),
+            }),
         }
     }
 
@@ -1611,15 +1621,4 @@ enum SecretUse {
     AlreadySent,
     /// It holds a configured secret that has not crossed yet.
     NotYetSent,
-}
-
-/// A TLS failure in the user's words.
-pub fn describe_tls_error(error: &rustls::Error) -> String {
-    match error {
-        rustls::Error::InvalidMessage(_) => format!(
-            "the server sent bytes that are not TLS ({error}); after a 220 to STARTTLS that can \
-             mean the server is not really ready for TLS, or bytes were injected on the path"
-        ),
-        other => other.to_string(),
-    }
 }
