@@ -364,6 +364,7 @@ all_banners_ok() {
 }
 
 cmd_start() {
+    [[ $(id -u) -eq 0 ]] || die "starting Dovecot (its master process runs as root) needs root"
     mkdir -p "$DIR"
     install_packages
     prepare_dirs

@@ -368,6 +368,7 @@ all_banners_ok() {
 }
 
 cmd_start() {
+    [[ $(id -u) -eq 0 ]] || die "starting Exim (its daemon runs as Debian-exim) needs root"
     mkdir -p "$DIR"
     install_exim
     prepare_dirs
