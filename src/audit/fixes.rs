@@ -59,14 +59,6 @@ impl ServerKind {
             })
     }
 
-    /// The server named by the first of these texts that names one.
-    pub fn recognise<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
-        texts
-            .into_iter()
-            .find_map(Self::named_in)
-            .unwrap_or(Self::Unknown)
-    }
-
     /// How clients on the same machine or network may be treated differently from remote
     /// ones, for the note on audits made from a loopback or private address.
     pub fn local_trust(self) -> &'static str {
@@ -542,8 +534,8 @@ mod tests {
         );
         assert_eq!(ServerKind::named_in("maximum.example ESMTP"), None);
         assert_eq!(
-            ServerKind::recognise(["lab.test ESMTP", "mx Hello, Haraka is at your service."]),
-            ServerKind::Haraka
+            ServerKind::named_in("mx Hello, Haraka is at your service."),
+            Some(ServerKind::Haraka)
         );
     }
 
