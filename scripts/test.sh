@@ -3,8 +3,10 @@
 # every test. It is what CI runs (.ci/run) and what the README tells a new contributor to run.
 #
 # What it installs: the rustfmt and clippy components, and (as root, from Debian's packages)
-# Postfix with Cyrus SASL and swaks for the real-server tests (scripts/postfix-env.sh).
-# Without root the Postfix tests say why and skip; under CI (CI=true) they must run.
+# Postfix with Cyrus SASL and swaks for the real-server tests (scripts/postfix-env.sh), and two
+# other MTAs for the audit's tests: Exim 4 unpacked next to Postfix (scripts/exim-env.sh) and
+# Dovecot's submission service (scripts/dovecot-env.sh).
+# Without root the real-server tests say why and skip; under CI (CI=true) they must run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,20 @@ elif [[ ${CI:-} == true ]]; then
 else
     echo "test.sh: Postfix is not available here (needs root and Debian packages); those tests will skip" >&2
 fi
+
+# start_mta NAME SCRIPT DIR VARIABLE: starts another real MTA and passes its env file on.
+start_mta() {
+    if [[ $(id -u) -eq 0 ]] && bash "scripts/$2" start "$3"; then
+        export "$4=$3/env"
+    elif [[ ${CI:-} == true ]]; then
+        echo "test.sh: $1 could not be started, and CI requires the real-server tests" >&2
+        exit 1
+    else
+        echo "test.sh: $1 is not available here (needs root and Debian packages); those tests will skip" >&2
+    fi
+}
+start_mta Exim exim-env.sh "${SMTPTUI_EXIM_DIR:-/tmp/smtptui-exim}" SMTPTUI_EXIM_ENV
+start_mta Dovecot dovecot-env.sh "${SMTPTUI_DOVECOT_DIR:-/tmp/smtptui-dovecot}" SMTPTUI_DOVECOT_ENV
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -72,6 +72,88 @@ pub struct CertificateProblem {
     pub detail: String,
 }
 
+impl CertificateProblem {
+    /// The problem as a type, for code that decides on it (the audit's verdicts); the
+    /// [`kind`](Self::kind) label is the same thing worded for people.
+    pub fn problem_kind(&self) -> ProblemKind {
+        ProblemKind::from_label(self.kind)
+    }
+}
+
+/// What kind of certificate problem, for code that branches on it.
+///
+/// Each kind has exactly one label, the one [`CertificateProblem::kind`] carries, so a label
+/// that is reworded without its kind here shows up as [`ProblemKind::Invalid`] in the tests
+/// below rather than silently changing a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// The chain does not lead to a trusted root.
+    UnknownIssuer,
+    /// The certificate's validity has ended.
+    Expired,
+    /// The certificate's validity has not started.
+    NotYetValid,
+    /// The certificate does not name the server.
+    NotValidForName,
+    /// The certificate was revoked.
+    Revoked,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// The certificate is not for TLS server use.
+    WrongPurpose,
+    /// No verdict was recorded for the handshake.
+    NotChecked,
+    /// Any other reason.
+    Invalid,
+}
+
+impl ProblemKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 9] = [
+        Self::UnknownIssuer,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::NotValidForName,
+        Self::Revoked,
+        Self::BadSignature,
+        Self::WrongPurpose,
+        Self::NotChecked,
+        Self::Invalid,
+    ];
+
+    /// The label used in [`CertificateProblem::kind`].
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::UnknownIssuer => "unknown issuer",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not yet valid",
+            Self::NotValidForName => "not valid for name",
+            Self::Revoked => "revoked",
+            Self::BadSignature => "bad signature",
+            Self::WrongPurpose => "wrong purpose",
+            Self::NotChecked => "not checked",
+            Self::Invalid => "invalid certificate",
+        }
+    }
+
+    /// The kind a label stands for; an unknown label is [`ProblemKind::Invalid`].
+    pub fn from_label(label: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.label() == label)
+            .unwrap_or(Self::Invalid)
+    }
+
+    /// Whether the problem is a property of the leaf (its dates or its names) rather than of
+    /// the chain: verification stops there, so the chain itself was not judged.
+    pub fn is_about_the_leaf(self) -> bool {
+        matches!(
+            self,
+            Self::Expired | Self::NotYetValid | Self::NotValidForName
+        )
+    }
+}
+
 impl std::fmt::Display for CertificateProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.detail)
@@ -1066,6 +1148,47 @@ mod tests {
                 .windows(2)
                 .any(|pair| pair[0].is_ascii_lowercase() && pair[1].is_ascii_uppercase());
             assert!(!humped || word == "ClientHello", "{word:?} in {text}");
+        }
+    }
+
+    #[test]
+    fn every_verification_error_maps_to_its_typed_kind() {
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(2_000_000_000));
+        let then = UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_900_000_000));
+        let cases = [
+            (CertificateError::UnknownIssuer, ProblemKind::UnknownIssuer),
+            (CertificateError::Expired, ProblemKind::Expired),
+            (
+                CertificateError::ExpiredContext {
+                    time: now,
+                    not_after: then,
+                },
+                ProblemKind::Expired,
+            ),
+            (CertificateError::NotValidYet, ProblemKind::NotYetValid),
+            (
+                CertificateError::NotValidForName,
+                ProblemKind::NotValidForName,
+            ),
+            (
+                CertificateError::NotValidForNameContext {
+                    expected: ServerName::try_from("localhost").expect("valid name"),
+                    presented: vec!["DnsName(\"other.example\")".to_owned()],
+                },
+                ProblemKind::NotValidForName,
+            ),
+            (CertificateError::Revoked, ProblemKind::Revoked),
+            (CertificateError::BadSignature, ProblemKind::BadSignature),
+            (CertificateError::InvalidPurpose, ProblemKind::WrongPurpose),
+            (CertificateError::BadEncoding, ProblemKind::Invalid),
+        ];
+        for (error, kind) in cases {
+            let problem =
+                describe_certificate_error(&rustls::Error::InvalidCertificate(error), "localhost");
+            assert_eq!(problem.problem_kind(), kind, "{problem:?}");
+        }
+        for kind in ProblemKind::ALL {
+            assert_eq!(ProblemKind::from_label(kind.label()), kind);
         }
     }
 }

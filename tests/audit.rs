@@ -4,13 +4,14 @@
 
 #![allow(clippy::panic)] // panicking is how a test fails
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use smtptui::audit::findings::{Finding, InjectionSeen, Role, RoleSource, Verdict};
+use smtptui::audit::findings::{Finding, FindingId, InjectionSeen, Role, RoleSource, Verdict};
 use smtptui::audit::probe::{self, AuditConfig, Recorder};
 use smtptui::audit::{Audit, RoleChoice, injection};
 use smtptui::guard::{GuardPolicy, OneTimeOverride};
@@ -22,6 +23,7 @@ use smtptui::tls::TrustSettings;
 use smtptui::transcript::{EventKind, render_plain};
 
 mod support;
+use support::mta::{Mta, dovecot, exim};
 use support::postfix::postfix;
 use support::{Leaf, Pki, Server};
 
@@ -64,11 +66,11 @@ struct Audited {
 }
 
 impl Audited {
-    fn verdict(&self, id: &str) -> Verdict {
+    fn verdict(&self, id: FindingId) -> Verdict {
         self.find(id).verdict
     }
 
-    fn find(&self, id: &str) -> &Finding {
+    fn find(&self, id: FindingId) -> &Finding {
         self.findings
             .iter()
             .find(|f| f.id == id)
@@ -125,24 +127,30 @@ async fn lab_submission_passes_and_implicit_tls_is_found() {
     .await;
     assert!(run.failures().is_empty(), "{:#?}", run.findings);
     for id in [
-        "starttls-offered",
-        "auth-advertised-before-tls",
-        "auth-accepted-before-tls",
-        "mail-without-tls",
-        "tls-handshake",
-        "certificate-chain",
-        "certificate-name",
-        "starttls-after-tls",
-        "auth-after-tls",
-        "starttls-injection",
-        "implicit-tls",
+        FindingId::StartTlsOffered,
+        FindingId::AuthAdvertisedBeforeTls,
+        FindingId::AuthAcceptedBeforeTls,
+        FindingId::MailWithoutTls,
+        FindingId::TlsHandshake,
+        FindingId::CertificateChain,
+        FindingId::CertificateName,
+        FindingId::StartTlsAfterTls,
+        FindingId::AuthAfterTls,
+        FindingId::StartTlsInjection,
+        FindingId::ImplicitTls,
     ] {
         assert_eq!(run.verdict(id), Verdict::Pass, "{id}: {:#?}", run.findings);
     }
-    // The lab makes a 7-day certificate at every start: under 21 days is a warning to renew.
-    let expiry = run.find("certificate-expiry");
-    assert_eq!(expiry.verdict, Verdict::Warn, "{expiry:?}");
-    assert!(expiry.fix.as_deref().unwrap_or_default().contains("renew"));
+    // The lab makes a 7-day certificate at every start: judged against its own lifetime it is
+    // fine, and no fix asks to renew it and reload a Postfix that is not there.
+    let expiry = run.find(FindingId::CertificateExpiry);
+    assert_eq!(expiry.verdict, Verdict::Pass, "{expiry:?}");
+    assert!(
+        expiry
+            .why
+            .contains("short-lived certificate (7 days in all)"),
+        "{expiry:?}"
+    );
     lab.shutdown().await;
 }
 
@@ -158,9 +166,9 @@ async fn lab_mx_is_judged_as_an_mx_without_auth_and_passes() {
         }
     );
     assert!(run.failures().is_empty(), "{:#?}", run.findings);
-    assert_eq!(run.verdict("mail-without-tls"), Verdict::Pass);
-    assert_eq!(run.verdict("auth-after-tls"), Verdict::Info);
-    assert!(run.find("role").why.contains("--role submission"));
+    assert_eq!(run.verdict(FindingId::MailWithoutTls), Verdict::Pass);
+    assert_eq!(run.verdict(FindingId::AuthAfterTls), Verdict::Info);
+    assert!(run.find(FindingId::Role).why.contains("--role submission"));
     lab.shutdown().await;
 }
 
@@ -170,7 +178,10 @@ async fn lab_legacy_fails_auth_before_tls_and_the_probe_sends_no_credential() {
     let run = audit_lab(&lab, Profile::Legacy, None, TlsMode::StartTls, None).await;
     assert_eq!(run.audit.role.role, Role::Submission);
     assert_eq!(run.audit.role.source, RoleSource::AuthAdvertised);
-    for id in ["auth-advertised-before-tls", "auth-accepted-before-tls"] {
+    for id in [
+        FindingId::AuthAdvertisedBeforeTls,
+        FindingId::AuthAcceptedBeforeTls,
+    ] {
         let finding = run.find(id);
         assert_eq!(finding.verdict, Verdict::Fail, "{finding:?}");
         assert!(
@@ -178,11 +189,11 @@ async fn lab_legacy_fails_auth_before_tls_and_the_probe_sends_no_credential() {
                 .fix
                 .as_deref()
                 .unwrap_or_default()
-                .contains("smtpd_tls_auth_only = yes"),
-            "{finding:?}"
+                .contains(". Postfix: smtpd_tls_auth_only = yes"),
+            "the lab does not say what it is, so the fix is marked as Postfix's: {finding:?}"
         );
     }
-    assert_eq!(run.verdict("mail-without-tls"), Verdict::Fail);
+    assert_eq!(run.verdict(FindingId::MailWithoutTls), Verdict::Fail);
     // The transcript shows the whole probe: AUTH LOGIN, the 334, the '*' and nothing else.
     assert!(
         run.transcript.contains("plain C: AUTH LOGIN"),
@@ -198,10 +209,10 @@ async fn lab_legacy_fails_auth_before_tls_and_the_probe_sends_no_credential() {
 async fn lab_strip_fails_for_missing_starttls() {
     let lab = quiet_lab(vec![Profile::Strip]).await;
     let run = audit_lab(&lab, Profile::Strip, None, TlsMode::StartTls, None).await;
-    assert_eq!(run.verdict("starttls-offered"), Verdict::Fail);
-    assert_eq!(run.verdict("auth-accepted-before-tls"), Verdict::Fail);
+    assert_eq!(run.verdict(FindingId::StartTlsOffered), Verdict::Fail);
+    assert_eq!(run.verdict(FindingId::AuthAcceptedBeforeTls), Verdict::Fail);
     assert!(
-        run.find("starttls-offered")
+        run.find(FindingId::StartTlsOffered)
             .fix
             .as_deref()
             .unwrap_or_default()
@@ -214,14 +225,69 @@ async fn lab_strip_fails_for_missing_starttls() {
 async fn lab_refused_and_injected_starttls_fail_the_handshake() {
     let lab = quiet_lab(vec![Profile::RefuseTls, Profile::Inject]).await;
     let refused = audit_lab(&lab, Profile::RefuseTls, None, TlsMode::StartTls, None).await;
-    let finding = refused.find("tls-handshake");
+    let finding = refused.find(FindingId::TlsHandshake);
     assert_eq!(finding.verdict, Verdict::Fail);
     assert!(finding.why.contains("454"), "{finding:?}");
 
     let injected = audit_lab(&lab, Profile::Inject, None, TlsMode::StartTls, None).await;
-    let finding = injected.find("tls-handshake");
+    let finding = injected.find(FindingId::TlsHandshake);
     assert_eq!(finding.verdict, Verdict::Fail);
     assert!(finding.why.contains("response injection"), "{finding:?}");
+    // The fix is about what put bytes on the path, not about certificates or ciphers.
+    let fix = finding.fix.as_deref().unwrap_or_default();
+    assert!(
+        fix.contains("a firewall or proxy that inspects SMTP"),
+        "{fix}"
+    );
+    assert!(
+        !fix.contains("certificate") && !fix.contains("cipher"),
+        "{fix}"
+    );
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn implicit_tls_with_a_certificate_that_does_not_verify_is_not_a_pass() {
+    // The audited server verifies; port "465" presents a certificate from another CA.
+    let lab = quiet_lab(vec![Profile::Submission]).await;
+    let pki = Pki::new();
+    let implicit = Server::raw(Some(pki.server_config(Leaf::Good)), |conn| {
+        conn.start_tls()?;
+        conn.send(b"220 other.example ESMTP\r\n")?;
+        while let Some(line) = conn.read_line()? {
+            if line.eq_ignore_ascii_case(b"QUIT") {
+                conn.send(b"221 2.0.0 Bye\r\n")?;
+                break;
+            }
+            conn.send(b"500 unexpected\r\n")?;
+        }
+        Ok(())
+    });
+    let run = audit_lab(
+        &lab,
+        Profile::Submission,
+        Some(Role::Submission),
+        TlsMode::StartTls,
+        Some(implicit.addr.port()),
+    )
+    .await;
+    let finding = run.find(FindingId::ImplicitTls);
+    assert_eq!(finding.verdict, Verdict::Fail, "{finding:?}");
+    assert!(
+        finding
+            .why
+            .contains("its certificate does not verify: unknown issuer"),
+        "{finding:?}"
+    );
+    assert!(
+        finding
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("install a certificate from a CA the clients trust"),
+        "{finding:?}"
+    );
+    drop(implicit.finish());
     lab.shutdown().await;
 }
 
@@ -237,10 +303,14 @@ async fn lab_implicit_tls_is_audited_inside_tls() {
     )
     .await;
     assert!(run.failures().is_empty(), "{:#?}", run.findings);
-    assert_eq!(run.verdict("transport"), Verdict::Info);
-    assert_eq!(run.verdict("tls-handshake"), Verdict::Pass);
-    assert_eq!(run.verdict("auth-after-tls"), Verdict::Pass);
-    assert!(run.findings.iter().all(|f| f.id != "mail-without-tls"));
+    assert_eq!(run.verdict(FindingId::Transport), Verdict::Info);
+    assert_eq!(run.verdict(FindingId::TlsHandshake), Verdict::Pass);
+    assert_eq!(run.verdict(FindingId::AuthAfterTls), Verdict::Pass);
+    assert!(
+        run.findings
+            .iter()
+            .all(|f| f.id != FindingId::MailWithoutTls)
+    );
     lab.shutdown().await;
 }
 
@@ -249,12 +319,12 @@ async fn implicit_tls_against_a_cleartext_port_is_a_finding_not_unreachable() {
     let lab = quiet_lab(vec![Profile::Mx]).await;
     let run = audit_lab(&lab, Profile::Mx, None, TlsMode::Implicit, None).await;
     assert_eq!(
-        run.verdict("tls-handshake"),
+        run.verdict(FindingId::TlsHandshake),
         Verdict::Fail,
         "{:#?}",
         run.findings
     );
-    assert!(run.findings.iter().all(|f| f.id != "greeting"));
+    assert!(run.findings.iter().all(|f| f.id != FindingId::Greeting));
     lab.shutdown().await;
 }
 
@@ -411,46 +481,110 @@ async fn a_server_that_discards_the_pipelined_noop_is_safe() {
     ));
 }
 
-#[tokio::test]
-async fn a_server_with_only_old_tls_fails_with_the_reason() {
-    // What a TLS 1.0-only server answers to a ClientHello offering only 1.2 and 1.3: a fatal
-    // protocol_version alert, in a TLS 1.0 record.
-    const PROTOCOL_VERSION_ALERT: &[u8] = &[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46];
-    let server = Server::raw(None, |conn| {
-        conn.send(b"220 old ESMTP\r\n")?;
-        while let Some(line) = conn.read_line()? {
-            let reply: &[u8] = match line.as_slice() {
-                l if l.starts_with(b"EHLO") => b"250-old\r\n250 STARTTLS\r\n",
-                l if l.starts_with(b"AUTH") => b"503 5.5.1 Error: authentication not enabled\r\n",
-                l if l.starts_with(b"MAIL") => b"250 2.1.0 Ok\r\n",
-                b"RSET" => b"250 2.0.0 Ok\r\n",
-                b"STARTTLS" => {
-                    conn.send(b"220 2.0.0 Ready to start TLS\r\n")?;
-                    return conn.fail_tls_with(PROTOCOL_VERSION_ALERT);
+/// A fake server for probes that open several connections: the n-th accepted connection runs
+/// the n-th script. Reads and writes time out, so a script never hangs a test.
+type Script = Box<dyn FnOnce(&mut BufReader<TcpStream>) -> std::io::Result<()> + Send>;
+
+fn serve_in_turn(scripts: Vec<Script>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let handle = std::thread::spawn(move || {
+        for script in scripts {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+            let mut reader = BufReader::new(stream);
+            let _ = script(&mut reader);
+            let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+        }
+    });
+    (addr, handle)
+}
+
+fn line(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
+}
+
+fn say(reader: &mut BufReader<TcpStream>, bytes: &[u8]) -> std::io::Result<()> {
+    reader.get_mut().write_all(bytes)
+}
+
+/// Reads the ClientHello that follows a 220 to STARTTLS and returns its first bytes.
+fn client_hello(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+    let mut hello = vec![0u8; 11];
+    reader.read_exact(&mut hello)?;
+    Ok(hello)
+}
+
+/// A GnuTLS server limited to TLS 1.0 and 1.1, as Exim on Debian with `tls_require_ciphers`
+/// set so: rustls's hello (TLS 1.2 and 1.3, AEAD suites only) gets a handshake_failure alert,
+/// and a hello offering TLS 1.0 to 1.2 with CBC suites gets a TLS 1.1 ServerHello.
+fn old_tls_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    const HANDSHAKE_FAILURE: &[u8] = &[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28];
+    let main: Script = Box::new(|conn| {
+        say(conn, b"220 old.example ESMTP\r\n")?;
+        loop {
+            let command = line(conn)?;
+            let reply: &[u8] = match command.as_str() {
+                c if c.starts_with("EHLO") => b"250-old.example\r\n250 STARTTLS\r\n",
+                c if c.starts_with("AUTH") => b"503 5.5.1 Error: authentication not enabled\r\n",
+                c if c.starts_with("MAIL") => b"250 2.1.0 Ok\r\n",
+                "RSET" => b"250 2.0.0 Ok\r\n",
+                "STARTTLS" => {
+                    say(conn, b"220 2.0.0 Ready to start TLS\r\n")?;
+                    client_hello(conn)?;
+                    return say(conn, HANDSHAKE_FAILURE);
                 }
+                "" => return Ok(()),
                 _ => b"500 unexpected\r\n",
             };
-            conn.send(reply)?;
+            say(conn, reply)?;
         }
-        Ok(())
     });
+    let second_hello: Script = Box::new(|conn| {
+        say(conn, b"220 old.example ESMTP\r\n")?;
+        let _ehlo = line(conn)?;
+        say(conn, b"250-old.example\r\n250 STARTTLS\r\n")?;
+        assert_eq!(line(conn)?, "STARTTLS");
+        say(conn, b"220 2.0.0 Ready to start TLS\r\n")?;
+        let hello = client_hello(conn)?;
+        // A ClientHello offering at most TLS 1.2, the older way (no supported_versions).
+        assert_eq!((hello[0], hello[5], hello[9], hello[10]), (0x16, 1, 3, 3));
+        let mut server_hello = vec![
+            0x16, 0x03, 0x02, 0x00, 0x2a, 0x02, 0x00, 0x00, 0x26, 0x03, 0x02,
+        ];
+        server_hello.extend([0x42; 32]);
+        server_hello.extend([0x00, 0xc0, 0x13, 0x00]);
+        say(conn, &server_hello)
+    });
+    serve_in_turn(vec![main, second_hello])
+}
+
+#[tokio::test]
+async fn a_server_with_only_old_tls_fails_with_the_version_it_offers() {
+    let (addr, server) = old_tls_server();
     let config = AuditConfig {
-        session: session_config(server.addr, None, TlsMode::StartTls),
+        session: session_config(addr, None, TlsMode::StartTls),
         role: Some(Role::Mx),
         implicit_port: None,
         no_implicit: true,
     };
-    let audit = probe::run(config, &Recorder::new())
-        .await
-        .expect("audit runs");
+    let recorder = Recorder::new();
+    let audit = probe::run(config, &recorder).await.expect("audit runs");
     let findings = audit.findings();
     let handshake = findings
         .iter()
-        .find(|f| f.id == "tls-handshake")
+        .find(|f| f.id == FindingId::TlsHandshake)
         .expect("handshake finding");
     assert_eq!(handshake.verdict, Verdict::Fail, "{handshake:?}");
     assert!(
-        handshake.why.contains("server offers no TLS 1.2/1.3")
+        handshake.why.contains("handshake_failure")
+            && handshake.why.contains("offers at most TLS 1.1")
+            && handshake.why.contains("ECDHE-RSA-AES128-SHA")
             && handshake.why.contains("RFC 8996"),
         "{handshake:?}"
     );
@@ -459,8 +593,34 @@ async fn a_server_with_only_old_tls_fails_with_the_reason() {
             .fix
             .as_deref()
             .unwrap_or_default()
-            .contains("smtpd_tls_protocols")
+            .contains("Postfix: smtpd_tls_protocols = >=TLSv1.2"),
+        "{handshake:?}"
     );
+    let transcript = render_plain(&recorder.events());
+    assert!(
+        transcript.contains("a hello offering at most TLS 1.2"),
+        "{transcript}"
+    );
+    server.join().expect("server ends");
+}
+
+/// A server that answers STARTTLS with a NOOP pipelined behind it with 220, then aborts the
+/// handshake, as Dovecot does (it feeds the pipelined bytes to its TLS layer).
+#[tokio::test]
+async fn a_server_that_aborts_the_handshake_after_pipelined_starttls_is_safe() {
+    let server = Server::raw(None, |conn| {
+        conn.send(b"220 fake ESMTP\r\n")?;
+        let _ehlo = conn.read_line()?;
+        conn.send(b"250-fake\r\n250 STARTTLS\r\n")?;
+        let _starttls = conn.read_line()?;
+        let _noop = conn.read_line()?;
+        conn.send(b"220 2.0.0 Begin TLS negotiation now.\r\n")?;
+        conn.fail_tls_with(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a])
+    });
+    let config = session_config(server.addr, None, TlsMode::StartTls);
+    let recorder = Recorder::new();
+    let seen = injection::probe(&config, "probe.test", &recorder).await;
+    assert!(matches!(seen, InjectionSeen::Aborted(_)), "{seen:?}");
     drop(server.finish());
 }
 
@@ -511,6 +671,119 @@ fn nothing_listening_exits_3_and_usage_errors_exit_2() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     let run = smtptui(&["audit", "127.0.0.1:99999"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+/// Server behaviours that leave the audit with nothing to judge: each must end in exit 3 with
+/// the reason on stderr, never in a clean report.
+#[test]
+fn an_audit_whose_probes_never_ran_exits_3_and_says_why() {
+    type Behaviour = fn(&mut support::Conn) -> std::io::Result<()>;
+    fn greet_then(conn: &mut support::Conn, after_ehlo: &[u8]) -> std::io::Result<()> {
+        conn.send(b"220 fake.example ESMTP\r\n")?;
+        let _ehlo = conn.read_line()?;
+        conn.send(after_ehlo)
+    }
+    let cases: [(&str, Behaviour, &str); 5] = [
+        (
+            "421 right after EHLO",
+            |conn| {
+                greet_then(
+                    conn,
+                    b"421 4.7.0 fake.example Error: too many connections\r\n",
+                )
+            },
+            "421 4.7.0 fake.example Error: too many connections",
+        ),
+        (
+            "EHLO refused",
+            |conn| greet_then(conn, b"554 5.7.1 Access denied\r\n"),
+            "554 5.7.1 Access denied",
+        ),
+        (
+            "an endless EHLO reply",
+            |conn| {
+                conn.send(b"220 fake.example ESMTP\r\n")?;
+                let _ehlo = conn.read_line()?;
+                for _ in 0..100_000 {
+                    conn.send(b"250-FILLER\r\n")?;
+                }
+                Ok(())
+            },
+            "lines",
+        ),
+        (
+            "an overlong EHLO line",
+            |conn| greet_then(conn, &[b"250-".as_slice(), &[b'a'; 70_000]].concat()),
+            "protocol error",
+        ),
+        (
+            "an EHLO reply cut off",
+            |conn| greet_then(conn, b"250-fake.example\r\n250-PIPE"),
+            "in the middle of a reply",
+        ),
+    ];
+    for (name, behaviour, expected) in cases {
+        let server = Server::raw(None, behaviour);
+        let run = smtptui(&[
+            "audit",
+            &server.target(),
+            "--role",
+            "submission",
+            "--no-implicit",
+            "--timeout",
+            "10",
+        ]);
+        assert_eq!(run.code, 3, "{name}:\n{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(expected) && run.stderr.contains("nothing could be judged"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains("0 fail"), "{name}: {}", run.stdout);
+        drop(server.finish());
+    }
+}
+
+#[test]
+fn a_421_in_the_middle_of_the_probes_is_a_failing_finding() {
+    let server = Server::raw(None, |conn| {
+        conn.send(b"220 fake.example ESMTP\r\n")?;
+        while let Some(line) = conn.read_line()? {
+            let reply: &[u8] = match line.as_slice() {
+                l if l.starts_with(b"EHLO") => b"250-fake.example\r\n250 STARTTLS\r\n",
+                l if l.starts_with(b"AUTH") => b"503 5.5.1 Error: authentication not enabled\r\n",
+                l if l.starts_with(b"MAIL") => {
+                    conn.send(b"421 4.3.2 Service shutting down\r\n")?;
+                    return Ok(());
+                }
+                _ => b"500 unexpected\r\n",
+            };
+            conn.send(reply)?;
+        }
+        Ok(())
+    });
+    let run = smtptui(&[
+        "audit",
+        &server.target(),
+        "--role",
+        "submission",
+        "--no-implicit",
+        "--timeout",
+        "10",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let cut = line_of(&run.stdout, "probing-cut-short");
+    assert!(
+        cut.starts_with("FAIL")
+            && cut.contains("421 4.3.2 Service shutting down")
+            && cut.contains("at MAIL FROM:<>")
+            && cut.contains("STARTTLS, the handshake and the certificate"),
+        "{}",
+        run.stdout
+    );
+    // The 421 is not judged as a refusal of mail without TLS.
+    assert!(!run.stdout.contains("mail-without-tls"), "{}", run.stdout);
+    drop(server.finish());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,8 +837,10 @@ fn postfix_legacy_on_submission_fails_and_names_auth_only() {
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains("      fix: set smtpd_tls_auth_only = yes"),
+        run.stdout.contains(
+            "      fix: offer and accept AUTH only inside TLS (RFC 4954 §4, RFC 8314 §5). \
+             Postfix: smtpd_tls_auth_only = yes"
+        ),
         "{}",
         run.stdout
     );
@@ -738,4 +1013,247 @@ fn postfix_json_and_transcript() {
     let auth_lines = text.lines().filter(|l| l.contains("C: AUTH")).count();
     assert_eq!(auth_lines, 1, "{text}");
     assert!(!text.contains("hidden"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other real MTAs: Exim 4 (GnuTLS) and Dovecot submission
+// ---------------------------------------------------------------------------------------------
+
+/// Audits `host:port` of a real MTA through the binary, trusting its test CA.
+fn mta_audit(mta: &Mta, host: &str, port_key: &str, extra: &[&str]) -> Ran {
+    let target = format!("{host}:{}", mta.port(port_key));
+    let mut args = vec![
+        "audit",
+        &target,
+        "--ca-file",
+        mta.get("CA_FILE"),
+        "--servername",
+        "localhost",
+        "--timeout",
+        "10",
+        "--no-implicit",
+    ];
+    args.extend_from_slice(extra);
+    smtptui(&args)
+}
+
+fn fix_after<'a>(text: &'a str, id: &str) -> &'a str {
+    let finding = line_of(text, id);
+    text.lines()
+        .skip_while(|l| *l != finding)
+        .nth(1)
+        .filter(|l| l.trim_start().starts_with("fix: "))
+        .unwrap_or_else(|| panic!("no fix after {id} in:\n{text}"))
+}
+
+#[test]
+fn exim_refusing_mail_with_a_starttls_acl_message_requires_tls() {
+    let Some(exim) = exim() else { return };
+    let run = mta_audit(
+        exim,
+        "127.0.0.1",
+        "SUBMISSION_PORT",
+        &["--role", "submission"],
+    );
+    let mail = line_of(&run.stdout, "mail-without-tls");
+    assert!(
+        mail.starts_with("PASS")
+            && mail.contains("550 Must issue a STARTTLS command first: submission requires TLS"),
+        "{}",
+        run.stdout
+    );
+    // As an MX the same refusal turns senders away, and the fix is Exim's.
+    let run = mta_audit(exim, "127.0.0.1", "SUBMISSION_PORT", &["--role", "mx"]);
+    assert!(
+        line_of(&run.stdout, "mail-without-tls").starts_with("WARN"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fix_after(&run.stdout, "mail-without-tls")
+            .contains("Exim: drop the deny !encrypted = * ACL statement"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn exim_offering_only_tls_1_0_and_1_1_is_named_as_such() {
+    let Some(exim) = exim() else { return };
+    let run = mta_audit(exim, "127.0.0.1", "OLDTLS_PORT", &["--role", "mx"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let handshake = line_of(&run.stdout, "tls-handshake");
+    assert!(
+        handshake.starts_with("FAIL")
+            && handshake.contains("handshake_failure")
+            && handshake.contains("the server offers at most TLS 1.1")
+            && handshake.contains("RFC 8996"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fix_after(&run.stdout, "tls-handshake")
+            .contains("Exim: tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn old_tls_versions_next_to_new_ones_are_found_not_assumed_absent() {
+    // Debian's GnuTLS with Exim's default priority still takes TLS 1.0 and 1.1.
+    let Some(exim) = exim() else { return };
+    let run = mta_audit(
+        exim,
+        "127.0.0.1",
+        "SUBMISSION_PORT",
+        &["--role", "submission"],
+    );
+    let old = line_of(&run.stdout, "tls-old-versions");
+    assert!(
+        old.starts_with("WARN") && old.contains("the server accepts TLS 1.0 and TLS 1.1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fix_after(&run.stdout, "tls-old-versions").contains("Exim: tls_require_ciphers"),
+        "{}",
+        run.stdout
+    );
+    // Dovecot's ssl_min_protocol = TLSv1.2 refuses them.
+    let Some(dovecot) = dovecot() else { return };
+    let run = mta_audit(
+        dovecot,
+        dovecot.get("SUBMISSION_HOST"),
+        "SUBMISSION_PORT",
+        &["--role", "submission"],
+    );
+    assert!(
+        line_of(&run.stdout, "tls-old-versions")
+            .starts_with("PASS  tls-old-versions: TLS 1.0 and 1.1 are refused"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn exim_fixes_name_exims_settings_not_postfixs() {
+    let Some(exim) = exim() else { return };
+    let run = mta_audit(exim, "127.0.0.1", "LEGACY_PORT", &["--role", "submission"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        line_of(&run.stdout, "server").contains("Exim, as the greeting says"),
+        "{}",
+        run.stdout
+    );
+    for id in ["auth-advertised-before-tls", "auth-accepted-before-tls"] {
+        assert!(
+            line_of(&run.stdout, id).starts_with("FAIL"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            fix_after(&run.stdout, id)
+                .contains("Exim: server_advertise_condition = ${if def:tls_in_cipher}"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        fix_after(&run.stdout, "mail-without-tls").contains("Exim: in acl_smtp_mail"),
+        "{}",
+        run.stdout
+    );
+    let postfix_words = run
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("fix: "))
+        .filter(|l| l.contains("smtpd_") || l.contains("Postfix"))
+        .collect::<Vec<_>>();
+    assert!(postfix_words.is_empty(), "{postfix_words:#?}");
+}
+
+#[test]
+fn dovecot_530_authentication_required_is_not_tls_required() {
+    // disable_plaintext_auth = no: AUTH is taken in cleartext, and MAIL before it gets
+    // "530 5.7.0 Authentication required." (RFC 4954), which does not protect the message.
+    let Some(dovecot) = dovecot() else { return };
+    let run = mta_audit(
+        dovecot,
+        dovecot.get("PLAINTEXT_HOST"),
+        "PLAINTEXT_PORT",
+        &["--role", "submission"],
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let mail = line_of(&run.stdout, "mail-without-tls");
+    assert!(
+        mail.starts_with("FAIL")
+            && mail.contains("refused only until AUTH (530 5.7.0 Authentication required.)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fix_after(&run.stdout, "mail-without-tls")
+            .contains("Dovecot: disable_plaintext_auth = yes"),
+        "{}",
+        run.stdout
+    );
+    assert!(line_of(&run.stdout, "auth-accepted-before-tls").starts_with("FAIL"));
+}
+
+#[test]
+fn dovecot_submission_passes_and_aborting_a_pipelined_starttls_is_safe() {
+    let Some(dovecot) = dovecot() else { return };
+    let run = mta_audit(
+        dovecot,
+        dovecot.get("SUBMISSION_HOST"),
+        "SUBMISSION_PORT",
+        &["--role", "submission"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let injection = line_of(&run.stdout, "starttls-injection");
+    assert!(
+        injection.starts_with("PASS") && injection.contains("aborted the TLS handshake"),
+        "{}",
+        run.stdout
+    );
+    for id in [
+        "auth-advertised-before-tls",
+        "auth-accepted-before-tls",
+        "mail-without-tls",
+        "auth-after-tls",
+    ] {
+        assert!(
+            line_of(&run.stdout, id).starts_with("PASS"),
+            "{id}\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn dovecot_trusts_its_own_address_and_the_report_says_so() {
+    // The same settings (ssl = required, disable_plaintext_auth = yes) on 127.0.0.1, where the
+    // client shares the server's address: Dovecot counts it as secure and offers AUTH.
+    let Some(dovecot) = dovecot() else { return };
+    let run = mta_audit(
+        dovecot,
+        dovecot.get("LOCAL_HOST"),
+        "LOCAL_PORT",
+        &["--role", "submission"],
+    );
+    assert!(
+        line_of(&run.stdout, "auth-accepted-before-tls").starts_with("FAIL"),
+        "{}",
+        run.stdout
+    );
+    let vantage = line_of(&run.stdout, "vantage-point");
+    assert!(
+        vantage.starts_with("INFO")
+            && vantage.contains("127.0.0.1 (loopback)")
+            && vantage.contains("Dovecot counts a client on its own address")
+            && vantage.contains("remote users may see a different posture"),
+        "{}",
+        run.stdout
+    );
 }

@@ -5,12 +5,17 @@
 //! [`judge`] turns it into [`Finding`]s without touching the network. The same observation can
 //! deserve opposite verdicts depending on the port's role: an MX that refuses mail without TLS
 //! turns away legitimate senders, while a submission port that takes mail or AUTH without TLS
-//! exposes its users' passwords.
+//! exposes its users' passwords. Each fix is worded for the server software the greeting or
+//! EHLO reply names ([`super::fixes`]).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::tls::{TlsInfo, Verification};
+use super::fixes::{Fix, ServerKind};
+use super::versions::{HelloAnswer, TlsVersion};
+use crate::proto::reply::EnhancedCode;
+use crate::tls::{ProblemKind, TlsInfo, Verification};
 
 /// What the audited port is for; it decides which answers are right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +141,8 @@ pub enum Verdict {
     Pass,
     /// Worth changing; not an exposure by itself.
     Warn,
-    /// Wrong for the role: credentials or mail exposed, or clients will fail.
+    /// Wrong for the role: credentials or mail exposed, clients will fail, or the audit could
+    /// not establish what it set out to check.
     Fail,
     /// Context, not judged.
     Info,
@@ -154,21 +160,111 @@ impl Verdict {
     }
 }
 
+/// What a finding is about. Its [`name`](Self::name) is the stable identifier in the report
+/// and in `--json`, for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingId {
+    /// The role the findings are judged against.
+    Role,
+    /// The server software, as far as it says.
+    Server,
+    /// Audited from a loopback or private address.
+    VantagePoint,
+    /// The greeting.
+    Greeting,
+    /// The audited connection used implicit TLS.
+    Transport,
+    /// What EHLO advertised before TLS.
+    ExtensionsBeforeTls,
+    /// Whether STARTTLS is offered.
+    StartTlsOffered,
+    /// Whether AUTH is advertised before TLS.
+    AuthAdvertisedBeforeTls,
+    /// Whether AUTH is taken before TLS.
+    AuthAcceptedBeforeTls,
+    /// Whether mail is taken before TLS.
+    MailWithoutTls,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// Whether TLS 1.0 or 1.1 are accepted too.
+    TlsOldVersions,
+    /// The certificate chain.
+    CertificateChain,
+    /// No certificate, or one that could not be read.
+    Certificate,
+    /// The certificate's names.
+    CertificateName,
+    /// The certificate's validity.
+    CertificateExpiry,
+    /// The certificate's key.
+    CertificateKey,
+    /// What EHLO advertised inside TLS.
+    ExtensionsAfterTls,
+    /// STARTTLS advertised inside TLS.
+    StartTlsAfterTls,
+    /// AUTH inside TLS.
+    AuthAfterTls,
+    /// The STARTTLS command injection probe.
+    StartTlsInjection,
+    /// Implicit TLS on another port.
+    ImplicitTls,
+    /// The probes stopped before the end.
+    ProbingCutShort,
+}
+
+impl FindingId {
+    /// The identifier as shown: `auth-accepted-before-tls`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Server => "server",
+            Self::VantagePoint => "vantage-point",
+            Self::Greeting => "greeting",
+            Self::Transport => "transport",
+            Self::ExtensionsBeforeTls => "extensions-before-tls",
+            Self::StartTlsOffered => "starttls-offered",
+            Self::AuthAdvertisedBeforeTls => "auth-advertised-before-tls",
+            Self::AuthAcceptedBeforeTls => "auth-accepted-before-tls",
+            Self::MailWithoutTls => "mail-without-tls",
+            Self::TlsHandshake => "tls-handshake",
+            Self::TlsOldVersions => "tls-old-versions",
+            Self::CertificateChain => "certificate-chain",
+            Self::Certificate => "certificate",
+            Self::CertificateName => "certificate-name",
+            Self::CertificateExpiry => "certificate-expiry",
+            Self::CertificateKey => "certificate-key",
+            Self::ExtensionsAfterTls => "extensions-after-tls",
+            Self::StartTlsAfterTls => "starttls-after-tls",
+            Self::AuthAfterTls => "auth-after-tls",
+            Self::StartTlsInjection => "starttls-injection",
+            Self::ImplicitTls => "implicit-tls",
+            Self::ProbingCutShort => "probing-cut-short",
+        }
+    }
+}
+
+impl fmt::Display for FindingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One judged observation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// A stable identifier, for scripts reading `--json` (`auth-before-tls`, ...).
-    pub id: &'static str,
+    /// What the finding is about.
+    pub id: FindingId,
     /// The verdict.
     pub verdict: Verdict,
     /// One sentence: what was seen and why it matters.
     pub why: String,
-    /// For warn and fail: the configuration change that fixes it, Postfix settings named.
+    /// For warn and fail: the change that fixes this finding, in the terms of the server
+    /// software that answered (Postfix's, marked as such, when it did not say).
     pub fix: Option<String>,
 }
 
 impl Finding {
-    fn new(id: &'static str, verdict: Verdict, why: impl Into<String>) -> Self {
+    fn new(id: FindingId, verdict: Verdict, why: impl Into<String>) -> Self {
         Self {
             id,
             verdict,
@@ -177,17 +273,19 @@ impl Finding {
         }
     }
 
-    fn fix(mut self, fix: impl Into<String>) -> Self {
-        self.fix = Some(fix.into());
+    fn fix(mut self, fix: &Fix, server: ServerKind) -> Self {
+        self.fix = Some(fix.text(server));
         self
     }
 }
 
-/// A reply reduced to what judging needs: its code and its text, already escaped.
+/// A reply reduced to what judging needs: its code, enhanced code and text, already escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyBrief {
     /// The three-digit code.
     pub code: u16,
+    /// The enhanced status code, when the reply has one.
+    pub enhanced: Option<EnhancedCode>,
     /// Code and text of every line joined, escaped for display.
     pub summary: String,
 }
@@ -196,7 +294,52 @@ impl From<&crate::proto::reply::Reply> for ReplyBrief {
     fn from(reply: &crate::proto::reply::Reply) -> Self {
         Self {
             code: reply.code.value(),
+            enhanced: reply.enhanced,
             summary: reply.summary(),
+        }
+    }
+}
+
+/// What a refusal says must come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// TLS: the text names STARTTLS, TLS, SSL or encryption, or the enhanced code is X.7.10
+    /// or X.7.11 (encryption needed).
+    Tls,
+    /// Authentication (RFC 4954's `530 5.7.0 Authentication required`).
+    Auth,
+    /// Neither is said.
+    Unstated,
+}
+
+impl Requirement {
+    /// Reads a refusal. `530 5.7.0` alone decides nothing: RFC 3207 uses it for "Must issue a
+    /// STARTTLS command first" and RFC 4954 for "Authentication required".
+    pub fn of(reply: &ReplyBrief) -> Self {
+        let text = reply.summary.to_ascii_lowercase();
+        let words: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let encryption_code = reply
+            .enhanced
+            .is_some_and(|e| e.subject == 7 && matches!(e.detail, 10 | 11));
+        if encryption_code
+            || text.contains("encrypt")
+            || words
+                .iter()
+                .any(|w| matches!(*w, "starttls" | "tls" | "ssl" | "tlsv1"))
+        {
+            Self::Tls
+        } else if words.iter().any(|w| {
+            matches!(
+                *w,
+                "auth" | "authentication" | "authenticate" | "authenticated" | "unauthenticated"
+            )
+        }) {
+            Self::Auth
+        } else {
+            Self::Unstated
         }
     }
 }
@@ -204,6 +347,8 @@ impl From<&crate::proto::reply::Reply> for ReplyBrief {
 /// What one EHLO answered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EhloSeen {
+    /// The domain and text on the first line, escaped.
+    pub greeting: String,
     /// The extension keywords, in order.
     pub extensions: Vec<String>,
     /// The SASL mechanisms advertised with AUTH, upper-cased.
@@ -229,19 +374,34 @@ pub enum AuthProbeSeen {
 pub enum StartTlsSeen {
     /// Not tried: the audited connection used implicit TLS.
     NotApplicable,
+    /// The probes stopped before STARTTLS.
+    NotReached,
     /// STARTTLS was not advertised, so it was not sent.
     NotOffered,
     /// Answered with something other than 220.
     Refused(ReplyBrief),
-    /// The handshake failed.
-    HandshakeFailed {
-        /// The error as the engine describes it.
-        detail: String,
-        /// The failure says the server speaks no TLS version this client accepts (1.2, 1.3).
-        no_modern_version: bool,
-    },
+    /// Cleartext bytes followed the 220 before the handshake (a response injection); the
+    /// session was aborted. What arrived.
+    Injected(String),
+    /// The handshake failed; the error as the engine describes it.
+    HandshakeFailed(String),
     /// TLS is up.
     Established(Box<TlsInfo>),
+}
+
+/// What the older-style TLS hellos of [`super::versions`] learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionProbe {
+    /// Not run (no TLS attempted, or the handshake failed for another reason).
+    NotRun,
+    /// After a failed handshake: the answer to a hello offering TLS 1.0 to 1.2 with older
+    /// cipher suites too.
+    AfterFailure(HelloAnswer),
+    /// After a handshake that worked: the answers to hellos offering at most TLS 1.1 and,
+    /// when that was taken, at most TLS 1.0; each with the version offered.
+    OldVersions(Vec<(TlsVersion, HelloAnswer)>),
+    /// The probe could not complete; why.
+    Inconclusive(String),
 }
 
 /// The pipelined `STARTTLS\r\nNOOP\r\n` probe (CVE-2011-0411 class).
@@ -251,6 +411,11 @@ pub enum InjectionSeen {
     NotRun,
     /// The pipelined NOOP was discarded: nothing arrived inside TLS unasked.
     Safe,
+    /// STARTTLS with a command pipelined behind it was refused: no TLS session to inject into.
+    Refused(ReplyBrief),
+    /// The server aborted the handshake after the pipelined STARTTLS (the error): no TLS
+    /// session to inject into.
+    Aborted(String),
     /// A reply arrived inside TLS before anything was sent there: the server executed the
     /// NOOP it had read in cleartext.
     Vulnerable(ReplyBrief),
@@ -275,13 +440,56 @@ pub enum ImplicitSeen {
         /// Why.
         detail: String,
     },
-    /// TLS from the first byte and an SMTP greeting inside it.
+    /// TLS from the first byte and a 220 greeting inside it.
     Works {
         /// The port tried.
         port: u16,
-        /// Negotiated version and suite.
-        summary: String,
+        /// What was negotiated, with the certificate verdict.
+        tls: Box<TlsInfo>,
     },
+}
+
+/// Why the probes stopped before the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutShort {
+    /// The step: `MAIL FROM:<>`, `STARTTLS`, ...
+    pub during: String,
+    /// What happened: a `421` reply (RFC 5321 §3.8), a timeout, a closed connection, a reply
+    /// beyond the limits.
+    pub why: String,
+}
+
+/// Where the audit was made from, as the main session's socket saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vantage {
+    /// The server's address.
+    pub peer: IpAddr,
+    /// The audit's own address.
+    pub local: IpAddr,
+}
+
+/// What kind of address, for the vantage-point note.
+fn local_kind(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("loopback"),
+        IpAddr::V4(v4) if v4.is_private() => Some("private"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        // 100.64.0.0/10, shared address space behind carrier-grade NAT (RFC 6598).
+        IpAddr::V4(v4) if v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 => {
+            Some("shared (CGNAT)")
+        }
+        IpAddr::V6(v6) if v6.is_loopback() => Some("loopback"),
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xfe00) == 0xfc00 => Some("unique local"),
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("link-local"),
+        _ => None,
+    }
 }
 
 /// Everything the probes saw, as plain data.
@@ -293,11 +501,11 @@ pub struct Observations {
     pub port: u16,
     /// Whether the audited connection used implicit TLS from the first byte.
     pub implicit: bool,
-    /// The greeting.
-    pub greeting: ReplyBrief,
-    /// The first EHLO (before TLS, or inside implicit TLS); `None` when it was refused.
+    /// The 220 greeting; `None` when implicit TLS failed before any.
+    pub greeting: Option<ReplyBrief>,
+    /// The first EHLO (before TLS, or inside implicit TLS).
     pub ehlo_before: Option<EhloSeen>,
-    /// The AUTH-before-TLS probe; `None` when not run (implicit TLS).
+    /// The AUTH-before-TLS probe; `None` when not run (implicit TLS, or cut short).
     pub auth_probe: Option<AuthProbeSeen>,
     /// The reply to `MAIL FROM:<>` before TLS; `None` when not run.
     pub mail_before_tls: Option<ReplyBrief>,
@@ -307,31 +515,97 @@ pub struct Observations {
     pub implicit_tls: Option<Box<TlsInfo>>,
     /// EHLO inside TLS (after STARTTLS); `None` when not reached.
     pub ehlo_after: Option<EhloSeen>,
+    /// What the older-style TLS hellos learned.
+    pub versions: VersionProbe,
     /// The command injection probe.
     pub injection: InjectionSeen,
     /// The implicit-TLS port probe.
     pub implicit_probe: ImplicitSeen,
-    /// The fatal error that cut the probing short, if any.
-    pub aborted: Option<String>,
+    /// Why the probes stopped early, if they did.
+    pub cut_short: Option<CutShort>,
+    /// Where the audit was made from, when the connection said.
+    pub vantage: Option<Vantage>,
 }
 
-/// Days before expiry under which a certificate is a warning.
+impl Observations {
+    /// The server software named in the greeting or an EHLO reply, and where.
+    pub fn server(&self) -> (ServerKind, &'static str) {
+        let places = [
+            (
+                self.greeting.as_ref().map(|g| g.summary.as_str()),
+                "the greeting",
+            ),
+            (
+                self.ehlo_before.as_ref().map(|e| e.greeting.as_str()),
+                "the EHLO reply",
+            ),
+            (
+                self.ehlo_after.as_ref().map(|e| e.greeting.as_str()),
+                "the EHLO reply inside TLS",
+            ),
+        ];
+        places
+            .into_iter()
+            .find_map(|(text, place)| Some((ServerKind::named_in(text?)?, place)))
+            .unwrap_or((ServerKind::Unknown, ""))
+    }
+}
+
+/// Days before expiry under which a certificate is a warning (less for short-lived ones).
 pub const EXPIRY_WARN_DAYS: i64 = 21;
 
-const AUTH_ONLY_FIX: &str = "set smtpd_tls_auth_only = yes (or smtpd_tls_security_level = encrypt) on this \
-     listener, so AUTH is offered and accepted only inside TLS (RFC 4954 §4, RFC 8314 §5)";
+/// Everything judging needs besides the observations.
+struct Context<'a> {
+    role: Role,
+    server: ServerKind,
+    seen: &'a Observations,
+}
+
+impl Context<'_> {
+    /// A certificate problem: a failure for submission (clients check), a warning for an MX
+    /// (few senders check; MTA-STS and DANE senders do).
+    fn bad_cert(&self) -> Verdict {
+        match self.role {
+            Role::Mx => Verdict::Warn,
+            Role::Submission => Verdict::Fail,
+        }
+    }
+}
 
 /// Judges the observations for the role. The order of the result is the report's order.
 pub fn judge(role: &RoleChoice, seen: &Observations) -> Vec<Finding> {
+    let (server, named_in) = seen.server();
+    let cx = Context {
+        role: role.role,
+        server,
+        seen,
+    };
     let mut out = vec![Finding::new(
-        "role",
+        FindingId::Role,
         Verdict::Info,
         format!("judged as {}", role.explain()),
     )];
-    greeting(seen, &mut out);
+    out.push(Finding::new(
+        FindingId::Server,
+        Verdict::Info,
+        match server {
+            ServerKind::Unknown => "the greeting and EHLO reply do not name the server \
+                 software; fixes give Postfix's settings, marked 'Postfix:'"
+                .to_owned(),
+            known => format!("{known}, as {named_in} says; fixes give its settings"),
+        },
+    ));
+    vantage(&cx, &mut out);
+    if let Some(greeting) = &seen.greeting {
+        out.push(Finding::new(
+            FindingId::Greeting,
+            Verdict::Info,
+            format!("banner: {}", greeting.summary),
+        ));
+    }
     if seen.implicit {
         out.push(Finding::new(
-            "transport",
+            FindingId::Transport,
             Verdict::Info,
             "the audited connection used implicit TLS from the first byte, so the cleartext \
              probes (AUTH and MAIL before TLS, STARTTLS) do not apply",
@@ -339,7 +613,7 @@ pub fn judge(role: &RoleChoice, seen: &Observations) -> Vec<Finding> {
     }
     if let Some(ehlo) = &seen.ehlo_before {
         out.push(Finding::new(
-            "extensions-before-tls",
+            FindingId::ExtensionsBeforeTls,
             Verdict::Info,
             format!(
                 "EHLO {}advertised: {}",
@@ -349,20 +623,87 @@ pub fn judge(role: &RoleChoice, seen: &Observations) -> Vec<Finding> {
         ));
     }
     if !seen.implicit {
-        cleartext_findings(role.role, seen, &mut out);
+        cleartext_findings(&cx, &mut out);
     }
-    tls_findings(role.role, seen, &mut out);
-    after_tls_findings(role.role, seen, &mut out);
-    injection(seen, &mut out);
-    implicit_probe(role.role, seen, &mut out);
-    if let Some(error) = &seen.aborted {
-        out.push(Finding::new(
-            "probing-cut-short",
-            Verdict::Warn,
-            format!("the probes stopped early: {error}; later findings are missing"),
-        ));
+    tls_findings(&cx, &mut out);
+    after_tls_findings(&cx, &mut out);
+    injection(&cx, &mut out);
+    implicit_probe(&cx, &mut out);
+    if let Some(cut) = &seen.cut_short {
+        let missing = missing_checks(seen);
+        out.push(
+            Finding::new(
+                FindingId::ProbingCutShort,
+                Verdict::Fail,
+                format!(
+                    "the audit could not finish: {} (at {}){}",
+                    cut.why,
+                    cut.during,
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; not checked: {}", missing.join(", "))
+                    }
+                ),
+            )
+            .fix(&Fix::Incomplete, server),
+        );
     }
     out
+}
+
+/// The checks a cut-short audit did not reach.
+fn missing_checks(seen: &Observations) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if seen.implicit {
+        if seen.ehlo_before.is_none() {
+            missing.push("EHLO inside TLS");
+        }
+        return missing;
+    }
+    if seen.auth_probe.is_none() {
+        missing.push("AUTH before TLS");
+    }
+    if seen.mail_before_tls.is_none() {
+        missing.push("MAIL before TLS");
+    }
+    match seen.starttls {
+        StartTlsSeen::NotReached => {
+            missing.push("STARTTLS, the handshake and the certificate");
+            missing.push("EHLO inside TLS");
+            missing.push("STARTTLS command injection");
+        }
+        StartTlsSeen::Established(_) if seen.ehlo_after.is_none() => {
+            missing.push("EHLO inside TLS");
+            missing.push("STARTTLS command injection");
+        }
+        _ => {}
+    }
+    missing
+}
+
+fn vantage(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let Some(Vantage { peer, local }) = cx.seen.vantage else {
+        return;
+    };
+    let described = |ip: IpAddr| match local_kind(ip) {
+        Some(kind) => format!("{ip} ({kind})"),
+        None => ip.to_string(),
+    };
+    if local_kind(peer).is_none() && local_kind(local).is_none() {
+        return;
+    }
+    out.push(Finding::new(
+        FindingId::VantagePoint,
+        Verdict::Info,
+        format!(
+            "audited from {} to {}: {}; remote users may see a different posture, so audit \
+             from outside the network as well",
+            described(local),
+            described(peer),
+            cx.server.local_trust()
+        ),
+    ));
 }
 
 fn list(items: &[String]) -> String {
@@ -373,69 +714,37 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn greeting(seen: &Observations, out: &mut Vec<Finding>) {
-    if seen.greeting.code == 0 {
-        // No greeting at all (implicit TLS failed first); the TLS finding says why.
-        return;
-    }
-    if seen.greeting.code == 220 {
-        out.push(Finding::new(
-            "greeting",
-            Verdict::Info,
-            format!("banner: {}", seen.greeting.summary),
-        ));
-    } else {
-        out.push(
-            Finding::new(
-                "greeting",
-                Verdict::Fail,
-                format!(
-                    "the server did not greet with 220 but with {}: it refuses sessions from here",
-                    seen.greeting.summary
-                ),
-            )
-            .fix("check smtpd_client_restrictions and the listener in master.cf"),
-        );
-    }
-}
-
-fn cleartext_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
+fn cleartext_findings(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let (seen, server) = (cx.seen, cx.server);
     let Some(ehlo) = &seen.ehlo_before else {
         return;
     };
     // STARTTLS offered?
     if ehlo.starttls {
         out.push(Finding::new(
-            "starttls-offered",
+            FindingId::StartTlsOffered,
             Verdict::Pass,
             "STARTTLS is offered, so clients can encrypt the session (RFC 3207)",
         ));
     } else {
-        let fix = match role {
-            Role::Mx => {
-                "set smtpd_tls_security_level = may with a certificate (smtpd_tls_chain_files, \
-                 or smtpd_tls_cert_file and smtpd_tls_key_file)"
-            }
-            Role::Submission => {
-                "set smtpd_tls_security_level = encrypt with a certificate (smtpd_tls_chain_files, \
-                 or smtpd_tls_cert_file and smtpd_tls_key_file), or offer implicit TLS on 465 \
-                 (RFC 8314 §3.3)"
-            }
+        let fix = match cx.role {
+            Role::Mx => Fix::OfferStartTlsMx,
+            Role::Submission => Fix::OfferStartTlsSubmission,
         };
         out.push(
             Finding::new(
-                "starttls-offered",
+                FindingId::StartTlsOffered,
                 Verdict::Fail,
                 "STARTTLS is not offered: every message (and any password) crosses readable by \
                  anyone on the path",
             )
-            .fix(fix),
+            .fix(&fix, server),
         );
     }
     // AUTH advertised before TLS.
     if ehlo.auth_mechanisms.is_empty() {
         out.push(Finding::new(
-            "auth-advertised-before-tls",
+            FindingId::AuthAdvertisedBeforeTls,
             Verdict::Pass,
             "AUTH is not advertised before TLS, so clients are not invited to send passwords in \
              cleartext",
@@ -443,7 +752,7 @@ fn cleartext_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
     } else {
         out.push(
             Finding::new(
-                "auth-advertised-before-tls",
+                FindingId::AuthAdvertisedBeforeTls,
                 Verdict::Fail,
                 format!(
                     "AUTH {} is advertised before TLS: clients that follow the EHLO send their \
@@ -451,13 +760,13 @@ fn cleartext_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
                     list(&ehlo.auth_mechanisms)
                 ),
             )
-            .fix(AUTH_ONLY_FIX),
+            .fix(&Fix::AuthOnlyInsideTls, server),
         );
     }
     // Would it take AUTH before TLS?
     match &seen.auth_probe {
         Some(AuthProbeSeen::Refused(reply)) => out.push(Finding::new(
-            "auth-accepted-before-tls",
+            FindingId::AuthAcceptedBeforeTls,
             Verdict::Pass,
             format!(
                 "AUTH before TLS is refused ({}); probed without sending any credential",
@@ -466,7 +775,7 @@ fn cleartext_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
         )),
         Some(AuthProbeSeen::Challenged { mechanism }) => out.push(
             Finding::new(
-                "auth-accepted-before-tls",
+                FindingId::AuthAcceptedBeforeTls,
                 Verdict::Fail,
                 format!(
                     "AUTH {mechanism} before TLS was answered with a 334 challenge: the server \
@@ -474,83 +783,122 @@ fn cleartext_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
                      credential)"
                 ),
             )
-            .fix(AUTH_ONLY_FIX),
+            .fix(&Fix::AuthOnlyInsideTls, server),
         ),
         None => {}
     }
-    // Is TLS required for mail?
     if let Some(reply) = &seen.mail_before_tls {
-        let required = reply.code == 530;
-        let accepted = reply.code / 100 == 2;
-        let finding = match (role, required, accepted) {
-            (Role::Mx, false, true) => Finding::new(
-                "mail-without-tls",
-                Verdict::Pass,
-                format!(
-                    "MAIL FROM:<> before TLS is accepted ({}): senders that cannot do TLS can \
-                     still deliver, as an MX must allow (RFC 3207 §4)",
-                    reply.summary
-                ),
-            ),
-            (Role::Mx, true, _) => Finding::new(
-                "mail-without-tls",
-                Verdict::Warn,
-                format!(
-                    "MAIL FROM:<> before TLS is refused ({}): legitimate senders without TLS \
-                     are turned away; a publicly referenced MX must not require TLS \
-                     (RFC 3207 §4)",
-                    reply.summary
-                ),
-            )
-            .fix(
-                "set smtpd_tls_security_level = may on the MX (encrypt only on submission \
-                 ports); to require TLS from senders that can do it, publish MTA-STS \
-                 (RFC 8461) or DANE (RFC 7672) instead",
-            ),
-            (Role::Submission, true, _) => Finding::new(
-                "mail-without-tls",
-                Verdict::Pass,
-                format!(
-                    "MAIL FROM:<> before TLS is refused with {}: submission requires TLS",
-                    reply.summary
-                ),
-            ),
-            (Role::Submission, false, true) => Finding::new(
-                "mail-without-tls",
-                Verdict::Fail,
-                format!(
-                    "MAIL FROM:<> before TLS is accepted ({}): users' mail (and their \
-                     sessions) may cross in cleartext",
-                    reply.summary
-                ),
-            )
-            .fix(
-                "set smtpd_tls_security_level = encrypt on the submission listener \
-                 (RFC 8314 §3.3 and §4.1)",
-            ),
-            (_, false, false) => Finding::new(
-                "mail-without-tls",
-                Verdict::Info,
-                format!(
-                    "MAIL FROM:<> before TLS got {}, which says nothing about TLS",
-                    reply.summary
-                ),
-            ),
-        };
-        out.push(finding);
+        out.push(mail_finding(cx, reply));
     }
 }
 
-fn tls_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
-    let info = match &seen.starttls {
-        StartTlsSeen::Established(info) => Some(info.as_ref()),
-        _ => seen.implicit_tls.as_deref(),
-    };
+/// Is TLS required for mail? Decided from the reply's text and enhanced code, and from what
+/// AUTH before TLS did: `530 5.7.0 Authentication required` only protects mail when AUTH
+/// itself needs TLS.
+fn mail_finding(cx: &Context<'_>, reply: &ReplyBrief) -> Finding {
+    let server = cx.server;
+    let auth_in_cleartext = matches!(cx.seen.auth_probe, Some(AuthProbeSeen::Challenged { .. }));
+    let summary = &reply.summary;
+    let finding = |verdict, why: String| Finding::new(FindingId::MailWithoutTls, verdict, why);
+    if reply.code / 100 == 2 {
+        return match cx.role {
+            Role::Mx => finding(
+                Verdict::Pass,
+                format!(
+                    "MAIL FROM:<> before TLS is accepted ({summary}): senders that cannot do \
+                     TLS can still deliver, as an MX must allow (RFC 3207 §4)"
+                ),
+            ),
+            Role::Submission => finding(
+                Verdict::Fail,
+                format!(
+                    "MAIL FROM:<> before TLS is accepted ({summary}): users' mail (and their \
+                     sessions) may cross in cleartext"
+                ),
+            )
+            .fix(&Fix::RequireTlsForMail, server),
+        };
+    }
+    match (Requirement::of(reply), cx.role, auth_in_cleartext) {
+        (Requirement::Tls, Role::Submission, _) => finding(
+            Verdict::Pass,
+            format!("MAIL FROM:<> before TLS is refused with {summary}: submission requires TLS"),
+        ),
+        (Requirement::Tls, Role::Mx, _) => finding(
+            Verdict::Warn,
+            format!(
+                "MAIL FROM:<> before TLS is refused ({summary}): legitimate senders without TLS \
+                 are turned away; a publicly referenced MX must not require TLS (RFC 3207 §4)"
+            ),
+        )
+        .fix(&Fix::MxMustNotRequireTls, server),
+        (Requirement::Auth, Role::Submission, true) => finding(
+            Verdict::Fail,
+            format!(
+                "MAIL FROM:<> before TLS is refused only until AUTH ({summary}), and AUTH is \
+                 accepted before TLS: a user can log in and submit a whole message in cleartext"
+            ),
+        )
+        .fix(&Fix::AuthOnlyInsideTls, server),
+        (Requirement::Auth, Role::Submission, false) => finding(
+            Verdict::Pass,
+            format!(
+                "MAIL FROM:<> before TLS needs AUTH ({summary}), and AUTH is refused before \
+                 TLS: no mail is taken without TLS"
+            ),
+        ),
+        (Requirement::Auth, Role::Mx, _) => finding(
+            Verdict::Warn,
+            format!(
+                "MAIL FROM:<> before TLS is refused until AUTH ({summary}): other servers \
+                 cannot deliver to an MX that demands AUTH"
+            ),
+        )
+        .fix(&Fix::MxMustNotRequireAuth, server),
+        // 530 means "do something first": STARTTLS (RFC 3207) or AUTH (RFC 4954).
+        (Requirement::Unstated, Role::Submission, false) if reply.code == 530 => finding(
+            Verdict::Pass,
+            format!(
+                "MAIL FROM:<> before TLS is refused with {summary}; whether TLS or AUTH is \
+                 meant (530 is used for both), AUTH is refused before TLS, so no mail is taken \
+                 without TLS"
+            ),
+        ),
+        (Requirement::Unstated, Role::Submission, true) if reply.code == 530 => finding(
+            Verdict::Warn,
+            format!(
+                "MAIL FROM:<> before TLS is refused with {summary}, which does not say whether \
+                 TLS or AUTH must come first (530 is used for both, RFC 3207 and RFC 4954); \
+                 AUTH is accepted before TLS, so mail may still be submitted in cleartext after \
+                 it"
+            ),
+        )
+        .fix(&Fix::AuthOnlyInsideTls, server),
+        (Requirement::Unstated, Role::Mx, _) if reply.code == 530 => finding(
+            Verdict::Warn,
+            format!(
+                "MAIL FROM:<> before TLS is refused with {summary}: 530 means TLS or AUTH must \
+                 come first (RFC 3207, RFC 4954), and an MX must take mail with neither"
+            ),
+        )
+        .fix(&Fix::MxMustNotRequireTls, server),
+        (Requirement::Unstated, _, _) => finding(
+            Verdict::Info,
+            format!("MAIL FROM:<> before TLS got {summary}, which says nothing about TLS or AUTH"),
+        ),
+    }
+}
+
+fn tls_findings(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let (seen, server) = (cx.seen, cx.server);
     match &seen.starttls {
-        StartTlsSeen::NotApplicable | StartTlsSeen::NotOffered => {}
+        StartTlsSeen::NotApplicable
+        | StartTlsSeen::NotReached
+        | StartTlsSeen::NotOffered
+        | StartTlsSeen::Established(_) => {}
         StartTlsSeen::Refused(reply) => out.push(
             Finding::new(
-                "tls-handshake",
+                FindingId::TlsHandshake,
                 Verdict::Fail,
                 format!(
                     "STARTTLS was advertised but refused with {}: clients fall back to \
@@ -558,42 +906,92 @@ fn tls_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
                     reply.summary
                 ),
             )
-            .fix(
-                "check that smtpd_tls_chain_files (or smtpd_tls_cert_file and \
-                 smtpd_tls_key_file) name a readable certificate and key; the mail log says \
-                 why TLS is unavailable",
-            ),
+            .fix(&Fix::StartTlsUnavailable, server),
         ),
-        StartTlsSeen::HandshakeFailed {
-            detail,
-            no_modern_version,
-        } => {
-            let (why, fix) = if *no_modern_version {
-                (
-                    format!(
-                        "handshake failed: server offers no TLS 1.2/1.3 ({detail}); TLS 1.0 and \
-                         1.1 are deprecated (RFC 8996) and modern clients refuse them"
-                    ),
-                    "set smtpd_tls_protocols = >=TLSv1.2 and smtpd_tls_mandatory_protocols = \
-                     >=TLSv1.2, and upgrade the TLS library if it cannot do TLS 1.2",
-                )
-            } else {
-                (
-                    format!("the TLS handshake failed: {detail}"),
-                    "check the certificate and key (smtpd_tls_chain_files), smtpd_tls_protocols \
-                     and smtpd_tls_ciphers; the mail log names the server side of the failure",
-                )
-            };
-            out.push(Finding::new("tls-handshake", Verdict::Fail, why).fix(fix));
-        }
-        StartTlsSeen::Established(_) => {}
+        StartTlsSeen::Injected(detail) => out.push(
+            Finding::new(
+                FindingId::TlsHandshake,
+                Verdict::Fail,
+                format!(
+                    "STARTTLS was not completed: {detail}; a client that read those bytes as \
+                     the server's would be fooled"
+                ),
+            )
+            .fix(&Fix::ResponseInjection, server),
+        ),
+        StartTlsSeen::HandshakeFailed(detail) => out.push(handshake_failure(cx, detail)),
     }
+    let info = match &seen.starttls {
+        StartTlsSeen::Established(info) => Some(info.as_ref()),
+        _ => seen.implicit_tls.as_deref(),
+    };
     if let Some(info) = info {
-        tls_details(role, info, out);
+        tls_details(cx, info, out);
     }
 }
 
-fn tls_details(role: Role, info: &TlsInfo, out: &mut Vec<Finding>) {
+/// A failed handshake, explained by what a hello offering TLS 1.0 to 1.2 with older cipher
+/// suites got.
+fn handshake_failure(cx: &Context<'_>, detail: &str) -> Finding {
+    let server = cx.server;
+    let fail = |why: String, fix: Fix| {
+        Finding::new(FindingId::TlsHandshake, Verdict::Fail, why).fix(&fix, server)
+    };
+    match &cx.seen.versions {
+        VersionProbe::AfterFailure(answer @ HelloAnswer::Accepted { version, .. })
+            if version.is_deprecated() =>
+        {
+            fail(
+                format!(
+                    "the TLS handshake failed ({detail}): the server offers at most {version} (a \
+                     hello offering TLS 1.0 to 1.2 got {answer}); TLS 1.0 and 1.1 are deprecated \
+                     (RFC 8996) and current clients refuse them"
+                ),
+                Fix::OnlyOldTls,
+            )
+        }
+        VersionProbe::AfterFailure(answer @ HelloAnswer::Accepted { cipher, .. })
+            if !cipher.is_modern() =>
+        {
+            fail(
+                format!(
+                    "the TLS handshake failed ({detail}); a hello offering older cipher suites too \
+                 got {answer}: the server has no cipher suite in common with current clients"
+                ),
+                Fix::ModernCiphers,
+            )
+        }
+        VersionProbe::AfterFailure(answer @ HelloAnswer::Accepted { .. }) => fail(
+            format!(
+                "the TLS handshake failed ({detail}), although a hello offering TLS 1.0 to 1.2 \
+                 got {answer}: look at the certificate, signature algorithms and key exchange \
+                 groups"
+            ),
+            Fix::HandshakeFailed,
+        ),
+        VersionProbe::AfterFailure(answer) => fail(
+            format!(
+                "the TLS handshake failed ({detail}); a hello offering TLS 1.0 to 1.2 with older \
+                 cipher suites got {answer} too, so which versions the server speaks is unknown"
+            ),
+            Fix::HandshakeFailed,
+        ),
+        VersionProbe::Inconclusive(why) => fail(
+            format!(
+                "the TLS handshake failed ({detail}); which TLS versions the server offers could \
+                 not be probed: {why}"
+            ),
+            Fix::HandshakeFailed,
+        ),
+        VersionProbe::NotRun | VersionProbe::OldVersions(_) => fail(
+            format!("the TLS handshake failed: {detail}"),
+            Fix::HandshakeFailed,
+        ),
+    }
+}
+
+fn tls_details(cx: &Context<'_>, info: &TlsInfo, out: &mut Vec<Finding>) {
+    let server = cx.server;
     let group = info
         .key_exchange
         .as_deref()
@@ -605,40 +1003,111 @@ fn tls_details(role: Role, info: &TlsInfo, out: &mut Vec<Finding>) {
         "; TLS 1.3 is preferred where the TLS library has it"
     };
     out.push(Finding::new(
-        "tls-handshake",
+        FindingId::TlsHandshake,
         Verdict::Pass,
         format!(
             "{} with {}{group}{verdict_note}",
             info.version, info.cipher_suite
         ),
     ));
-    // An MX's certificate is checked by few senders (opportunistic TLS), so a bad one is a
-    // warning there; MTA-STS and DANE senders do check it. Submission clients always check.
-    let bad_cert = match role {
-        Role::Mx => Verdict::Warn,
-        Role::Submission => Verdict::Fail,
-    };
-    let cert_fix = "install a certificate from a CA the clients trust, with its intermediates \
-                    (smtpd_tls_chain_files, or smtpd_tls_cert_file holding leaf then \
-                    intermediates)";
-    let leaf = info.chain.first();
+    out.push(old_versions(cx, info));
+    certificate_findings(cx, info, out, server);
+}
+
+/// Whether TLS 1.0 and 1.1 are accepted next to the version this client negotiated, which
+/// the handshake itself cannot tell (this client speaks only TLS 1.2 and 1.3).
+fn old_versions(cx: &Context<'_>, info: &TlsInfo) -> Finding {
+    let server = cx.server;
+    match &cx.seen.versions {
+        VersionProbe::OldVersions(answers) => {
+            let mut accepted: Vec<TlsVersion> =
+                answers.iter().filter_map(|(_, a)| a.accepted()).collect();
+            accepted.sort();
+            accepted.dedup();
+            let told = answers
+                .iter()
+                .map(|(max, answer)| format!("a hello offering at most {max} got {answer}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if accepted.is_empty() {
+                Finding::new(
+                    FindingId::TlsOldVersions,
+                    Verdict::Pass,
+                    format!("TLS 1.0 and 1.1 are refused, as RFC 8996 requires ({told})"),
+                )
+            } else {
+                let names = accepted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                // A warning for either role: current clients never pick them (and TLS 1.3
+                // clients detect a downgrade), but clients that still speak nothing better
+                // are left with them.
+                Finding::new(
+                    FindingId::TlsOldVersions,
+                    Verdict::Warn,
+                    format!(
+                        "besides {}, the server accepts {names} ({told}); they are deprecated \
+                         (RFC 8996), and clients that speak nothing newer are left with their \
+                         weak cryptography",
+                        info.version
+                    ),
+                )
+                .fix(&Fix::AlsoOldTls, server)
+            }
+        }
+        VersionProbe::Inconclusive(why) => Finding::new(
+            FindingId::TlsOldVersions,
+            Verdict::Fail,
+            format!(
+                "whether TLS 1.0 and 1.1 are accepted next to {} is unknown: this client \
+                 speaks only TLS 1.2 and 1.3, and the probe with an older hello could not \
+                 complete ({why})",
+                info.version
+            ),
+        )
+        .fix(&Fix::VersionsUnknown, server),
+        VersionProbe::NotRun | VersionProbe::AfterFailure(_) => Finding::new(
+            FindingId::TlsOldVersions,
+            Verdict::Info,
+            format!(
+                "not probed whether TLS 1.0 and 1.1 are accepted next to {}: this client speaks \
+                 only TLS 1.2 and 1.3",
+                info.version
+            ),
+        ),
+    }
+}
+
+/// The certificate fix that matches a verification problem.
+fn certificate_fix(problem: ProblemKind, name: &str) -> Fix {
+    match problem {
+        ProblemKind::Expired | ProblemKind::NotYetValid => Fix::CertificateRenew,
+        ProblemKind::NotValidForName => Fix::CertificateName(name.to_owned()),
+        _ => Fix::CertificateChain,
+    }
+}
+
+fn certificate_findings(
+    cx: &Context<'_>,
+    info: &TlsInfo,
+    out: &mut Vec<Finding>,
+    server: ServerKind,
+) {
+    let bad_cert = cx.bad_cert();
     match &info.verification {
         Verification::Verified => out.push(Finding::new(
-            "certificate-chain",
+            FindingId::CertificateChain,
             Verdict::Pass,
             format!(
                 "the chain verifies to a trusted root for {}",
                 info.server_name
             ),
         )),
-        Verification::Failed(problem)
-            if matches!(
-                problem.kind,
-                "expired" | "not yet valid" | "not valid for name"
-            ) =>
-        {
+        Verification::Failed(problem) if problem.problem_kind().is_about_the_leaf() => {
             out.push(Finding::new(
-                "certificate-chain",
+                FindingId::CertificateChain,
                 Verdict::Info,
                 format!(
                     "verification stopped at '{}', judged below; the chain itself was not \
@@ -649,29 +1118,35 @@ fn tls_details(role: Role, info: &TlsInfo, out: &mut Vec<Finding>) {
         }
         Verification::Failed(problem) => out.push(
             Finding::new(
-                "certificate-chain",
+                FindingId::CertificateChain,
                 bad_cert,
                 format!("the certificate does not verify: {}", problem.detail),
             )
-            .fix(cert_fix),
+            .fix(
+                &certificate_fix(problem.problem_kind(), &info.server_name),
+                server,
+            ),
         ),
     }
-    let Some(leaf) = leaf else {
+    let Some(leaf) = info.chain.first() else {
         out.push(
             Finding::new(
-                "certificate",
+                FindingId::Certificate,
                 bad_cert,
                 "the server presented no certificate",
             )
-            .fix(cert_fix),
+            .fix(&Fix::CertificateChain, server),
         );
         return;
     };
     if let Some(error) = &leaf.parse_error {
         out.push(Finding::new(
-            "certificate",
+            FindingId::Certificate,
             Verdict::Info,
-            format!("the leaf certificate could not be parsed ({error}); name, expiry and key not judged"),
+            format!(
+                "the leaf certificate could not be parsed ({error}); name, expiry and key not \
+                 judged"
+            ),
         ));
         return;
     }
@@ -680,14 +1155,14 @@ fn tls_details(role: Role, info: &TlsInfo, out: &mut Vec<Finding>) {
         || name_matches(&info.server_name, &leaf.sans);
     if name_ok {
         out.push(Finding::new(
-            "certificate-name",
+            FindingId::CertificateName,
             Verdict::Pass,
             format!("the certificate is valid for {}", info.server_name),
         ));
     } else {
         out.push(
             Finding::new(
-                "certificate-name",
+                FindingId::CertificateName,
                 bad_cert,
                 format!(
                     "the certificate is not valid for {}; it names {}",
@@ -695,76 +1170,100 @@ fn tls_details(role: Role, info: &TlsInfo, out: &mut Vec<Finding>) {
                     list(&leaf.sans)
                 ),
             )
-            .fix(format!(
-                "use a certificate whose subjectAltName includes {} (smtpd_tls_chain_files), \
-                 or audit by a name on the certificate (--servername)",
-                info.server_name
-            )),
+            .fix(&Fix::CertificateName(info.server_name.clone()), server),
         );
     }
-    // Expiry.
-    let days = leaf.days_to_expiry;
-    if days < 0 {
-        out.push(
-            Finding::new(
-                "certificate-expiry",
-                bad_cert,
-                format!(
-                    "the certificate expired {} days ago ({})",
-                    -days, leaf.not_after
-                ),
-            )
-            .fix("renew the certificate and reload Postfix (postfix reload); automate renewal"),
-        );
-    } else if days < EXPIRY_WARN_DAYS {
-        out.push(
-            Finding::new(
-                "certificate-expiry",
-                Verdict::Warn,
-                format!(
-                    "the certificate expires in {days} days ({}), under {EXPIRY_WARN_DAYS}",
-                    leaf.not_after
-                ),
-            )
-            .fix("renew the certificate now and reload Postfix (postfix reload); automate renewal"),
-        );
-    } else {
-        out.push(Finding::new(
-            "certificate-expiry",
-            Verdict::Pass,
-            format!(
-                "the certificate is valid for {days} more days ({})",
-                leaf.not_after
-            ),
-        ));
-    }
-    // Key.
-    out.push(key_finding(&leaf.key));
+    out.push(expiry_finding(cx, leaf));
+    out.push(key_finding(&leaf.key, server));
 }
 
-fn key_finding(key: &str) -> Finding {
+/// Whole days from 1970-01-01 to the date of an RFC 3339 timestamp (`2036-11-28T21:33:42Z`).
+fn day_number(rfc3339: &str) -> Option<i64> {
+    let date = rfc3339.get(..10)?;
+    let mut parts = date.split('-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let month = time::Month::try_from(month).ok()?;
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(i64::from(date.to_julian_day()) - 2_440_588)
+}
+
+/// Expiry. The warning threshold is 21 days, or a third of the certificate's whole lifetime
+/// when that is shorter: a certificate made for a few days (automated, or the practice lab's)
+/// is renewed long before 21 days are left, and warning at once would be noise.
+fn expiry_finding(cx: &Context<'_>, leaf: &crate::tls::CertSummary) -> Finding {
+    let server = cx.server;
+    let days = leaf.days_to_expiry;
+    let lifetime = day_number(&leaf.not_after)
+        .zip(day_number(&leaf.not_before))
+        .map(|(end, start)| end - start);
+    let threshold = lifetime.map_or(EXPIRY_WARN_DAYS, |life| {
+        (life / 3).clamp(1, EXPIRY_WARN_DAYS)
+    });
+    let short_lived = lifetime
+        .filter(|life| *life < 3 * EXPIRY_WARN_DAYS)
+        .map(|life| {
+            format!(
+                "; a short-lived certificate ({life} days in all), so its renewal must be automatic"
+            )
+        })
+        .unwrap_or_default();
+    if days < 0 {
+        Finding::new(
+            FindingId::CertificateExpiry,
+            cx.bad_cert(),
+            format!(
+                "the certificate expired {} days ago ({})",
+                -days, leaf.not_after
+            ),
+        )
+        .fix(&Fix::CertificateRenew, server)
+    } else if days < threshold {
+        Finding::new(
+            FindingId::CertificateExpiry,
+            Verdict::Warn,
+            format!(
+                "the certificate expires in {days} days ({}), under {threshold}{short_lived}",
+                leaf.not_after
+            ),
+        )
+        .fix(&Fix::CertificateRenew, server)
+    } else {
+        Finding::new(
+            FindingId::CertificateExpiry,
+            Verdict::Pass,
+            format!(
+                "the certificate is valid for {days} more days ({}){short_lived}",
+                leaf.not_after
+            ),
+        )
+    }
+}
+
+fn key_finding(key: &str, server: ServerKind) -> Finding {
     let rsa_bits = key
         .strip_prefix("RSA ")
         .and_then(|bits| bits.parse::<u32>().ok());
     match rsa_bits {
         Some(bits) if bits < 2048 => Finding::new(
-            "certificate-key",
+            FindingId::CertificateKey,
             Verdict::Fail,
             format!("the certificate key is {key}, below the 2048-bit minimum for RSA"),
         )
-        .fix("issue a new certificate with an RSA 2048+ or EC P-256 key (smtpd_tls_chain_files)"),
+        .fix(&Fix::CertificateKey, server),
         Some(_) => Finding::new(
-            "certificate-key",
+            FindingId::CertificateKey,
             Verdict::Pass,
             format!("the certificate key is {key}"),
         ),
         None if key.starts_with("EC P-") || key.starts_with("Ed") => Finding::new(
-            "certificate-key",
+            FindingId::CertificateKey,
             Verdict::Pass,
             format!("the certificate key is {key}"),
         ),
         None => Finding::new(
-            "certificate-key",
+            FindingId::CertificateKey,
             Verdict::Info,
             format!("the certificate key is {key}, not judged"),
         ),
@@ -796,7 +1295,8 @@ pub fn name_matches(name: &str, sans: &[String]) -> bool {
     })
 }
 
-fn after_tls_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
+fn after_tls_findings(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let (seen, server) = (cx.seen, cx.server);
     let after = if seen.implicit {
         seen.ehlo_before.as_ref()
     } else {
@@ -807,7 +1307,7 @@ fn after_tls_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
     };
     if !seen.implicit {
         out.push(Finding::new(
-            "extensions-after-tls",
+            FindingId::ExtensionsAfterTls,
             Verdict::Info,
             format!(
                 "EHLO inside TLS advertised: {}",
@@ -818,69 +1318,78 @@ fn after_tls_findings(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
     if after.starttls {
         out.push(
             Finding::new(
-                "starttls-after-tls",
+                FindingId::StartTlsAfterTls,
                 Verdict::Fail,
                 "STARTTLS is still advertised inside TLS, which RFC 3207 §4.2 forbids; clients \
                  may try to start TLS twice and fail",
             )
-            .fix(
-                "upgrade or fix the server (Postfix never does this); a proxy in front of it may \
-                 be rewriting the EHLO reply",
-            ),
+            .fix(&Fix::StartTlsAfterTls, server),
         );
     } else if !seen.implicit {
         out.push(Finding::new(
-            "starttls-after-tls",
+            FindingId::StartTlsAfterTls,
             Verdict::Pass,
             "STARTTLS is no longer advertised inside TLS (RFC 3207 §4.2)",
         ));
     }
-    match (role, after.auth_mechanisms.is_empty()) {
-        (Role::Submission, false) => out.push(Finding::new(
-            "auth-after-tls",
+    let mechanisms = list(&after.auth_mechanisms);
+    out.push(match (cx.role, after.auth_mechanisms.is_empty()) {
+        (Role::Submission, false) => Finding::new(
+            FindingId::AuthAfterTls,
             Verdict::Pass,
-            format!(
-                "AUTH {} is offered inside TLS",
-                list(&after.auth_mechanisms)
-            ),
-        )),
-        (Role::Submission, true) => out.push(
-            Finding::new(
-                "auth-after-tls",
-                Verdict::Warn,
-                "no AUTH is offered inside TLS: users cannot authenticate to submit mail",
-            )
-            .fix("set smtpd_sasl_auth_enable = yes on the submission listener (master.cf -o)"),
+            format!("AUTH {mechanisms} is offered inside TLS"),
         ),
-        (Role::Mx, false) => out.push(Finding::new(
-            "auth-after-tls",
+        (Role::Submission, true) => Finding::new(
+            FindingId::AuthAfterTls,
+            Verdict::Warn,
+            "no AUTH is offered inside TLS: users cannot authenticate to submit mail",
+        )
+        .fix(&Fix::EnableAuthInsideTls, server),
+        (Role::Mx, false) => Finding::new(
+            FindingId::AuthAfterTls,
             Verdict::Info,
             format!(
-                "AUTH {} is offered inside TLS; an MX does not need it (smtpd_sasl_auth_enable = \
-                 no), submission belongs on 587 or 465",
-                list(&after.auth_mechanisms)
+                "AUTH {mechanisms} is offered inside TLS; an MX does not need it, submission \
+                 belongs on 587 or 465"
             ),
-        )),
-        (Role::Mx, true) => out.push(Finding::new(
-            "auth-after-tls",
+        ),
+        (Role::Mx, true) => Finding::new(
+            FindingId::AuthAfterTls,
             Verdict::Info,
             "no AUTH is offered inside TLS, as usual for an MX",
-        )),
-    }
+        ),
+    });
 }
 
-fn injection(seen: &Observations, out: &mut Vec<Finding>) {
-    match &seen.injection {
+fn injection(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let server = cx.server;
+    let finding = |verdict, why: String| Finding::new(FindingId::StartTlsInjection, verdict, why);
+    match &cx.seen.injection {
         InjectionSeen::NotRun => {}
-        InjectionSeen::Safe => out.push(Finding::new(
-            "starttls-injection",
+        InjectionSeen::Safe => out.push(finding(
             Verdict::Pass,
             "a NOOP pipelined in cleartext behind STARTTLS was discarded, not run inside TLS \
-             (CVE-2011-0411 class)",
+             (CVE-2011-0411 class)"
+                .to_owned(),
+        )),
+        InjectionSeen::Refused(reply) => out.push(finding(
+            Verdict::Pass,
+            format!(
+                "STARTTLS with a NOOP pipelined behind it was refused ({}): no TLS session \
+                 started in which the cleartext command could run (CVE-2011-0411 class)",
+                reply.summary
+            ),
+        )),
+        InjectionSeen::Aborted(error) => out.push(finding(
+            Verdict::Pass,
+            format!(
+                "with a NOOP pipelined behind STARTTLS, the server aborted the TLS handshake \
+                 ({error}): no TLS session started in which the cleartext command could run, a \
+                 safe outcome (CVE-2011-0411 class)"
+            ),
         )),
         InjectionSeen::Vulnerable(reply) => out.push(
-            Finding::new(
-                "starttls-injection",
+            finding(
                 Verdict::Fail,
                 format!(
                     "a NOOP pipelined in cleartext behind STARTTLS was answered inside TLS \
@@ -889,53 +1398,72 @@ fn injection(seen: &Observations, out: &mut Vec<Finding>) {
                     reply.summary
                 ),
             )
-            .fix(
-                "upgrade the SMTP server: it must discard input buffered before the TLS \
-                 handshake (every Postfix release since March 2011 does; RFC 3207 §4.2)",
-            ),
+            .fix(&Fix::InjectionVulnerable, server),
         ),
-        InjectionSeen::Inconclusive(why) => out.push(Finding::new(
-            "starttls-injection",
-            Verdict::Info,
-            format!("the STARTTLS injection probe was inconclusive: {why}"),
-        )),
+        InjectionSeen::Inconclusive(why) => out.push(
+            finding(
+                Verdict::Fail,
+                format!(
+                    "whether commands pipelined behind STARTTLS run inside TLS is unknown: the \
+                     probe could not complete ({why})"
+                ),
+            )
+            .fix(&Fix::InjectionUnknown, server),
+        ),
     }
 }
 
-fn implicit_probe(role: Role, seen: &Observations, out: &mut Vec<Finding>) {
-    let fix = "offer implicit TLS for submission on 465 (RFC 8314 §3.3): in master.cf a \
-               'submissions' (or 'smtps') service with -o smtpd_tls_wrappermode=yes and -o \
-               smtpd_sasl_auth_enable=yes";
-    match &seen.implicit_probe {
+fn implicit_probe(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let server = cx.server;
+    match &cx.seen.implicit_probe {
         ImplicitSeen::NotRun => {}
         ImplicitSeen::NothingListening { port } => {
             let finding = Finding::new(
-                "implicit-tls",
+                FindingId::ImplicitTls,
                 Verdict::Info,
                 format!(
                     "nothing listens on port {port}; RFC 8314 §3.3 prefers implicit TLS for \
                      submission"
                 ),
             );
-            out.push(if role == Role::Submission {
-                finding.fix(fix)
+            out.push(if cx.role == Role::Submission {
+                finding.fix(&Fix::ImplicitTls, server)
             } else {
                 finding
             });
         }
         ImplicitSeen::Failed { port, detail } => out.push(
             Finding::new(
-                "implicit-tls",
+                FindingId::ImplicitTls,
                 Verdict::Warn,
                 format!("port {port} accepts connections but implicit TLS failed: {detail}"),
             )
-            .fix(fix),
+            .fix(&Fix::ImplicitTlsBroken, server),
         ),
-        ImplicitSeen::Works { port, summary } => out.push(Finding::new(
-            "implicit-tls",
-            Verdict::Pass,
-            format!("implicit TLS works on port {port} ({summary}), as RFC 8314 §3.3 prefers"),
-        )),
+        ImplicitSeen::Works { port, tls } => out.push(match &tls.verification {
+            Verification::Verified => Finding::new(
+                FindingId::ImplicitTls,
+                Verdict::Pass,
+                format!(
+                    "implicit TLS works on port {port} ({} {}, certificate verified for {}), as \
+                     RFC 8314 §3.3 prefers",
+                    tls.version, tls.cipher_suite, tls.server_name
+                ),
+            ),
+            Verification::Failed(problem) => Finding::new(
+                FindingId::ImplicitTls,
+                cx.bad_cert(),
+                format!(
+                    "implicit TLS on port {port} answers ({} {}), but its certificate does not \
+                     verify: {}",
+                    tls.version, tls.cipher_suite, problem.detail
+                ),
+            )
+            .fix(
+                &certificate_fix(problem.problem_kind(), &tls.server_name),
+                server,
+            ),
+        }),
     }
 }
 
@@ -948,11 +1476,15 @@ pub fn tally(findings: &[Finding]) -> [(Verdict, usize); 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::versions::{CipherSuite, TlsAlert};
     use crate::tls::{CertSummary, CertificateProblem};
 
     fn brief(code: u16, text: &str) -> ReplyBrief {
+        let enhanced =
+            crate::proto::reply::EnhancedCode::parse_prefix(text.as_bytes()).map(|(code, _)| code);
         ReplyBrief {
             code,
+            enhanced,
             summary: format!("{code} {text}"),
         }
     }
@@ -966,6 +1498,7 @@ mod tests {
             extensions.push("AUTH".to_owned());
         }
         EhloSeen {
+            greeting: "mail.example".to_owned(),
             extensions,
             auth_mechanisms: auth.iter().map(|m| (*m).to_owned()).collect(),
             starttls,
@@ -997,13 +1530,17 @@ mod tests {
         })
     }
 
+    fn refused_old_versions() -> VersionProbe {
+        VersionProbe::OldVersions(vec![(TlsVersion::TLS1_1, HelloAnswer::Alert(TlsAlert(70)))])
+    }
+
     /// A well-run submission server: the motivating configuration.
     fn submission_ok() -> Observations {
         Observations {
             target: "mail.example:587".into(),
             port: 587,
             implicit: false,
-            greeting: brief(220, "mail.example ESMTP"),
+            greeting: Some(brief(220, "mail.example ESMTP")),
             ehlo_before: Some(ehlo(true, &[])),
             auth_probe: Some(AuthProbeSeen::Refused(brief(
                 503,
@@ -1016,18 +1553,26 @@ mod tests {
             )),
             implicit_tls: None,
             ehlo_after: Some(ehlo(false, &["PLAIN", "LOGIN"])),
+            versions: refused_old_versions(),
             injection: InjectionSeen::Safe,
             implicit_probe: ImplicitSeen::NotRun,
-            aborted: None,
+            cut_short: None,
+            vantage: None,
         }
     }
 
-    fn verdict_of(findings: &[Finding], id: &str) -> Verdict {
-        findings
-            .iter()
-            .find(|f| f.id == id)
-            .map(|f| f.verdict)
-            .unwrap_or(Verdict::Info)
+    fn find(findings: &[Finding], id: FindingId) -> &Finding {
+        let found = findings.iter().find(|f| f.id == id);
+        assert!(found.is_some(), "no {id} in {findings:#?}");
+        found.expect("asserted above")
+    }
+
+    fn verdict_of(findings: &[Finding], id: FindingId) -> Verdict {
+        find(findings, id).verdict
+    }
+
+    fn fix_of(findings: &[Finding], id: FindingId) -> String {
+        find(findings, id).fix.clone().unwrap_or_default()
     }
 
     fn role(role: Role) -> RoleChoice {
@@ -1045,10 +1590,17 @@ mod tests {
             assert!(f.fix.is_none(), "{f:?}");
         }
         assert_eq!(
-            verdict_of(&findings, "auth-accepted-before-tls"),
+            verdict_of(&findings, FindingId::AuthAcceptedBeforeTls),
             Verdict::Pass
         );
-        assert_eq!(verdict_of(&findings, "mail-without-tls"), Verdict::Pass);
+        assert_eq!(
+            verdict_of(&findings, FindingId::MailWithoutTls),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict_of(&findings, FindingId::TlsOldVersions),
+            Verdict::Pass
+        );
     }
 
     #[test]
@@ -1059,14 +1611,15 @@ mod tests {
             mechanism: "LOGIN".into(),
         });
         let findings = judge(&role(Role::Submission), &seen);
-        for id in ["auth-advertised-before-tls", "auth-accepted-before-tls"] {
-            let f = findings.iter().find(|f| f.id == id).expect(id);
-            assert_eq!(f.verdict, Verdict::Fail);
+        for id in [
+            FindingId::AuthAdvertisedBeforeTls,
+            FindingId::AuthAcceptedBeforeTls,
+        ] {
+            assert_eq!(verdict_of(&findings, id), Verdict::Fail);
             assert!(
-                f.fix
-                    .as_deref()
-                    .unwrap_or("")
-                    .contains("smtpd_tls_auth_only = yes")
+                fix_of(&findings, id).contains("Postfix: smtpd_tls_auth_only = yes"),
+                "{}",
+                fix_of(&findings, id)
             );
         }
     }
@@ -1075,31 +1628,101 @@ mod tests {
     fn requiring_tls_is_right_on_submission_and_a_warning_on_an_mx() {
         let seen = submission_ok();
         let mx = judge(&role(Role::Mx), &seen);
-        let f = mx
-            .iter()
-            .find(|f| f.id == "mail-without-tls")
-            .expect("finding");
-        assert_eq!(f.verdict, Verdict::Warn);
-        assert!(
-            f.fix
-                .as_deref()
-                .unwrap_or("")
-                .contains("smtpd_tls_security_level = may")
-        );
+        assert_eq!(verdict_of(&mx, FindingId::MailWithoutTls), Verdict::Warn);
+        assert!(fix_of(&mx, FindingId::MailWithoutTls).contains("smtpd_tls_security_level = may"));
 
         let mut open = submission_ok();
         open.mail_before_tls = Some(brief(250, "2.1.0 Ok"));
         assert_eq!(
-            verdict_of(&judge(&role(Role::Mx), &open), "mail-without-tls"),
+            verdict_of(&judge(&role(Role::Mx), &open), FindingId::MailWithoutTls),
             Verdict::Pass
         );
         let sub = judge(&role(Role::Submission), &open);
-        let f = sub
-            .iter()
-            .find(|f| f.id == "mail-without-tls")
-            .expect("finding");
-        assert_eq!(f.verdict, Verdict::Fail);
-        assert!(f.fix.as_deref().unwrap_or("").contains("encrypt"));
+        assert_eq!(verdict_of(&sub, FindingId::MailWithoutTls), Verdict::Fail);
+        assert!(fix_of(&sub, FindingId::MailWithoutTls).contains("encrypt"));
+    }
+
+    #[test]
+    fn a_530_for_authentication_is_not_tls_when_auth_crosses_in_cleartext() {
+        // Dovecot with disable_plaintext_auth = no: 530 5.7.0 is RFC 4954's.
+        let mut seen = submission_ok();
+        seen.greeting = Some(brief(220, "localhost Dovecot (Debian) ready."));
+        seen.ehlo_before = Some(ehlo(true, &["PLAIN", "LOGIN"]));
+        seen.auth_probe = Some(AuthProbeSeen::Challenged {
+            mechanism: "LOGIN".into(),
+        });
+        seen.mail_before_tls = Some(brief(530, "5.7.0 Authentication required."));
+        let findings = judge(&role(Role::Submission), &seen);
+        let mail = find(&findings, FindingId::MailWithoutTls);
+        assert_eq!(mail.verdict, Verdict::Fail, "{mail:?}");
+        assert!(mail.why.contains("only until AUTH"), "{mail:?}");
+        assert!(
+            fix_of(&findings, FindingId::MailWithoutTls)
+                .contains("Dovecot: disable_plaintext_auth")
+        );
+
+        // The same 530 when AUTH itself needs TLS: no mail without TLS.
+        seen.auth_probe = Some(AuthProbeSeen::Refused(brief(530, "5.7.0 TLS required.")));
+        let findings = judge(&role(Role::Submission), &seen);
+        assert_eq!(
+            verdict_of(&findings, FindingId::MailWithoutTls),
+            Verdict::Pass
+        );
+
+        // A bare 530 says neither; with AUTH in cleartext it cannot pass.
+        seen.auth_probe = Some(AuthProbeSeen::Challenged {
+            mechanism: "LOGIN".into(),
+        });
+        seen.mail_before_tls = Some(brief(530, "5.7.0 Not now"));
+        let findings = judge(&role(Role::Submission), &seen);
+        assert_eq!(
+            verdict_of(&findings, FindingId::MailWithoutTls),
+            Verdict::Warn
+        );
+    }
+
+    #[test]
+    fn a_refusal_that_names_starttls_requires_tls_whatever_its_code() {
+        let mut seen = submission_ok();
+        seen.mail_before_tls = Some(brief(550, "Must issue a STARTTLS command first"));
+        let findings = judge(&role(Role::Submission), &seen);
+        assert_eq!(
+            verdict_of(&findings, FindingId::MailWithoutTls),
+            Verdict::Pass
+        );
+        let mx = judge(&role(Role::Mx), &seen);
+        assert_eq!(verdict_of(&mx, FindingId::MailWithoutTls), Verdict::Warn);
+        // An encryption enhanced code alone is enough too.
+        assert_eq!(
+            Requirement::of(&brief(554, "5.7.10 Go away")),
+            Requirement::Tls
+        );
+        assert_eq!(
+            Requirement::of(&brief(550, "5.7.1 Sender not authorized")),
+            Requirement::Unstated
+        );
+    }
+
+    #[test]
+    fn fixes_follow_the_server_that_answered() {
+        let mut seen = submission_ok();
+        seen.greeting = Some(brief(220, "mx.example ESMTP Exim 4.96"));
+        seen.ehlo_before = Some(ehlo(true, &["PLAIN"]));
+        seen.auth_probe = Some(AuthProbeSeen::Challenged {
+            mechanism: "PLAIN".into(),
+        });
+        let findings = judge(&role(Role::Submission), &seen);
+        let fix = fix_of(&findings, FindingId::AuthAcceptedBeforeTls);
+        assert!(fix.contains("Exim: server_advertise_condition"), "{fix}");
+        assert!(!fix.contains("smtpd_"), "{fix}");
+        assert!(find(&findings, FindingId::Server).why.starts_with("Exim"));
+        // Named only in the EHLO reply.
+        seen.greeting = Some(brief(220, "mx.example ESMTP ready"));
+        if let Some(before) = seen.ehlo_before.as_mut() {
+            before.greeting = "mx.example Hello, Haraka is at your service.".into();
+        }
+        let findings = judge(&role(Role::Submission), &seen);
+        assert!(fix_of(&findings, FindingId::AuthAcceptedBeforeTls).contains("Haraka: "));
     }
 
     #[test]
@@ -1113,20 +1736,66 @@ mod tests {
             leaf(-10, &["DNS:mail.example"], "RSA 1024"),
         ));
         let findings = judge(&role(Role::Submission), &seen);
-        assert_eq!(verdict_of(&findings, "certificate-expiry"), Verdict::Fail);
-        assert_eq!(verdict_of(&findings, "certificate-key"), Verdict::Fail);
-        assert_eq!(verdict_of(&findings, "certificate-name"), Verdict::Pass);
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateExpiry),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateKey),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateName),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateChain),
+            Verdict::Info
+        );
         // The same expired certificate on an MX is a warning: few senders check.
         let mx = judge(&role(Role::Mx), &seen);
-        assert_eq!(verdict_of(&mx, "certificate-expiry"), Verdict::Warn);
+        assert_eq!(verdict_of(&mx, FindingId::CertificateExpiry), Verdict::Warn);
 
         seen.starttls = StartTlsSeen::Established(tls(
             Verification::Verified,
             leaf(5, &["DNS:mail.example"], "RSA 2048"),
         ));
         let findings = judge(&role(Role::Submission), &seen);
-        assert_eq!(verdict_of(&findings, "certificate-expiry"), Verdict::Warn);
-        assert_eq!(verdict_of(&findings, "certificate-key"), Verdict::Pass);
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateExpiry),
+            Verdict::Warn
+        );
+        assert!(fix_of(&findings, FindingId::CertificateExpiry).contains("postfix reload"));
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateKey),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_short_lived_certificate_is_judged_against_its_own_lifetime() {
+        let mut seen = submission_ok();
+        let mut short = leaf(6, &["DNS:mail.example"], "EC P-256");
+        short.not_before = "2026-12-01T10:00:00Z".into();
+        short.not_after = "2026-12-08T11:00:00Z".into();
+        seen.starttls = StartTlsSeen::Established(tls(Verification::Verified, short.clone()));
+        let findings = judge(&role(Role::Submission), &seen);
+        let expiry = find(&findings, FindingId::CertificateExpiry);
+        assert_eq!(expiry.verdict, Verdict::Pass, "{expiry:?}");
+        assert!(
+            expiry
+                .why
+                .contains("short-lived certificate (7 days in all)"),
+            "{expiry:?}"
+        );
+        // Its last day is still a warning.
+        short.days_to_expiry = 1;
+        seen.starttls = StartTlsSeen::Established(tls(Verification::Verified, short));
+        let findings = judge(&role(Role::Submission), &seen);
+        assert_eq!(
+            verdict_of(&findings, FindingId::CertificateExpiry),
+            Verdict::Warn
+        );
     }
 
     #[test]
@@ -1140,39 +1809,139 @@ mod tests {
         assert!(!name_matches("wrong.example", &sans));
     }
 
-    #[test]
-    fn old_tls_only_is_a_failure_with_the_rfc() {
+    fn failed_handshake(versions: VersionProbe) -> Vec<Finding> {
         let mut seen = submission_ok();
-        seen.starttls = StartTlsSeen::HandshakeFailed {
-            detail: "peer is incompatible".into(),
-            no_modern_version: true,
-        };
+        seen.greeting = Some(brief(220, "mx.example ESMTP Exim 4.96"));
+        seen.starttls = StartTlsSeen::HandshakeFailed(
+            "TLS handshake failed: received fatal alert: HandshakeFailure".into(),
+        );
         seen.ehlo_after = None;
         seen.injection = InjectionSeen::NotRun;
-        let findings = judge(&role(Role::Mx), &seen);
-        let f = findings
-            .iter()
-            .find(|f| f.id == "tls-handshake")
-            .expect("finding");
-        assert_eq!(f.verdict, Verdict::Fail);
-        assert!(f.why.contains("server offers no TLS 1.2/1.3"));
-        assert!(f.why.contains("RFC 8996"));
-        assert!(
-            f.fix
-                .as_deref()
-                .unwrap_or("")
-                .contains("smtpd_tls_protocols")
-        );
+        seen.versions = versions;
+        judge(&role(Role::Mx), &seen)
     }
 
     #[test]
-    fn starttls_after_tls_and_injection_fail() {
+    fn old_tls_only_is_found_by_a_second_hello_and_named_with_the_rfc() {
+        let findings = failed_handshake(VersionProbe::AfterFailure(HelloAnswer::Accepted {
+            version: TlsVersion::TLS1_1,
+            cipher: CipherSuite(0xc013),
+        }));
+        let f = find(&findings, FindingId::TlsHandshake);
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.why.contains("offers at most TLS 1.1"), "{f:?}");
+        assert!(f.why.contains("RFC 8996"), "{f:?}");
+        assert!(fix_of(&findings, FindingId::TlsHandshake).contains("Exim: tls_require_ciphers"));
+
+        // TLS 1.2 with only suites current clients refuse.
+        let findings = failed_handshake(VersionProbe::AfterFailure(HelloAnswer::Accepted {
+            version: TlsVersion::TLS1_2,
+            cipher: CipherSuite(0x002f),
+        }));
+        let f = find(&findings, FindingId::TlsHandshake);
+        assert!(f.why.contains("no cipher suite in common"), "{f:?}");
+
+        // Refused again: the failure is not blamed on versions.
+        let findings =
+            failed_handshake(VersionProbe::AfterFailure(HelloAnswer::Alert(TlsAlert(40))));
+        let f = find(&findings, FindingId::TlsHandshake);
+        assert!(!f.why.contains("RFC 8996"), "{f:?}");
+        assert!(f.why.contains("alert handshake_failure"), "{f:?}");
+    }
+
+    #[test]
+    fn old_versions_next_to_new_ones_are_said_or_said_to_be_unknown() {
+        let mut seen = submission_ok();
+        seen.versions = VersionProbe::OldVersions(vec![
+            (
+                TlsVersion::TLS1_1,
+                HelloAnswer::Accepted {
+                    version: TlsVersion::TLS1_1,
+                    cipher: CipherSuite(0xc013),
+                },
+            ),
+            (TlsVersion::TLS1_0, HelloAnswer::Closed),
+        ]);
+        let findings = judge(&role(Role::Submission), &seen);
+        let f = find(&findings, FindingId::TlsOldVersions);
+        assert_eq!(f.verdict, Verdict::Warn);
+        assert!(f.why.contains("accepts TLS 1.1 ("), "{f:?}");
+
+        seen.versions = VersionProbe::Inconclusive("timed out".into());
+        let findings = judge(&role(Role::Submission), &seen);
+        let f = find(&findings, FindingId::TlsOldVersions);
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.why.contains("is unknown"), "{f:?}");
+    }
+
+    #[test]
+    fn starttls_after_tls_and_injection_fail_and_an_abort_is_safe() {
         let mut seen = submission_ok();
         seen.ehlo_after = Some(ehlo(true, &["PLAIN"]));
         seen.injection = InjectionSeen::Vulnerable(brief(250, "2.0.0 Ok"));
         let findings = judge(&role(Role::Submission), &seen);
-        assert_eq!(verdict_of(&findings, "starttls-after-tls"), Verdict::Fail);
-        assert_eq!(verdict_of(&findings, "starttls-injection"), Verdict::Fail);
+        assert_eq!(
+            verdict_of(&findings, FindingId::StartTlsAfterTls),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict_of(&findings, FindingId::StartTlsInjection),
+            Verdict::Fail
+        );
+        for safe in [
+            InjectionSeen::Aborted("tls handshake eof".into()),
+            InjectionSeen::Refused(brief(554, "5.5.1 Error: pipelining")),
+        ] {
+            seen.injection = safe;
+            let findings = judge(&role(Role::Submission), &seen);
+            assert_eq!(
+                verdict_of(&findings, FindingId::StartTlsInjection),
+                Verdict::Pass
+            );
+        }
+        seen.injection = InjectionSeen::Inconclusive("timed out".into());
+        let findings = judge(&role(Role::Submission), &seen);
+        assert_eq!(
+            verdict_of(&findings, FindingId::StartTlsInjection),
+            Verdict::Fail
+        );
+    }
+
+    #[test]
+    fn a_response_injection_gets_a_fix_about_the_path_not_the_certificate() {
+        let mut seen = submission_ok();
+        seen.starttls = StartTlsSeen::Injected("response injection: 20 byte(s) arrived".into());
+        seen.ehlo_after = None;
+        seen.versions = VersionProbe::NotRun;
+        seen.injection = InjectionSeen::NotRun;
+        let findings = judge(&role(Role::Submission), &seen);
+        let fix = fix_of(&findings, FindingId::TlsHandshake);
+        assert!(fix.contains("proxy that inspects SMTP"), "{fix}");
+        assert!(
+            !fix.contains("certificate") && !fix.contains("cipher"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn implicit_tls_with_an_unverified_certificate_does_not_pass() {
+        let mut seen = submission_ok();
+        seen.implicit_probe = ImplicitSeen::Works {
+            port: 465,
+            tls: tls(
+                Verification::Failed(CertificateProblem {
+                    kind: "unknown issuer",
+                    detail: "unknown issuer: the certificate chain does not lead to a trusted root"
+                        .into(),
+                }),
+                leaf(300, &["DNS:mail.example"], "EC P-256"),
+            ),
+        };
+        let findings = judge(&role(Role::Submission), &seen);
+        let f = find(&findings, FindingId::ImplicitTls);
+        assert_eq!(f.verdict, Verdict::Fail, "{f:?}");
+        assert!(f.why.contains("does not verify"), "{f:?}");
+        assert!(fix_of(&findings, FindingId::ImplicitTls).contains("trust"));
     }
 
     #[test]
@@ -1180,8 +1949,49 @@ mod tests {
         let mut seen = submission_ok();
         seen.implicit_probe = ImplicitSeen::NothingListening { port: 465 };
         let findings = judge(&role(Role::Submission), &seen);
-        assert_eq!(verdict_of(&findings, "implicit-tls"), Verdict::Info);
+        assert_eq!(verdict_of(&findings, FindingId::ImplicitTls), Verdict::Info);
         assert_eq!(tally(&findings)[2], (Verdict::Fail, 0));
+    }
+
+    #[test]
+    fn probes_cut_short_fail_and_say_what_is_missing() {
+        let mut seen = submission_ok();
+        seen.mail_before_tls = None;
+        seen.starttls = StartTlsSeen::NotReached;
+        seen.ehlo_after = None;
+        seen.versions = VersionProbe::NotRun;
+        seen.injection = InjectionSeen::NotRun;
+        seen.cut_short = Some(CutShort {
+            during: "MAIL FROM:<>".into(),
+            why: "the server ended the session with 421 4.3.2 Shutting down".into(),
+        });
+        let findings = judge(&role(Role::Submission), &seen);
+        let f = find(&findings, FindingId::ProbingCutShort);
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.why.contains("421 4.3.2"), "{f:?}");
+        assert!(f.why.contains("MAIL before TLS"), "{f:?}");
+    }
+
+    #[test]
+    fn a_local_vantage_point_is_said() {
+        let mut seen = submission_ok();
+        seen.vantage = Some(Vantage {
+            peer: "192.168.1.10".parse().expect("ip"),
+            local: "192.168.1.20".parse().expect("ip"),
+        });
+        let findings = judge(&role(Role::Submission), &seen);
+        let f = find(&findings, FindingId::VantagePoint);
+        assert!(f.why.contains("192.168.1.10 (private)"), "{f:?}");
+        assert!(
+            f.why.contains("remote users may see a different posture"),
+            "{f:?}"
+        );
+        seen.vantage = Some(Vantage {
+            peer: "203.0.113.5".parse().expect("ip"),
+            local: "198.51.100.7".parse().expect("ip"),
+        });
+        let findings = judge(&role(Role::Submission), &seen);
+        assert!(findings.iter().all(|f| f.id != FindingId::VantagePoint));
     }
 
     #[test]

@@ -3,17 +3,22 @@
 //!
 //! - [`findings`]: the pure part: what was observed ([`findings::Observations`]), the role,
 //!   and [`findings::judge`], which turns both into verdicts with reasons and fixes;
+//! - [`fixes`]: which server software answered, and each fix in its terms;
 //! - [`probe`]: the sessions that fill in the observations, through the engine; the AUTH
 //!   probe never sends a credential (only `AUTH <MECH>` and `*`);
 //! - [`injection`]: the raw-socket STARTTLS command injection probe;
+//! - [`versions`]: older-style TLS hellos, for the versions this client does not speak;
 //! - [`report`]: text and JSON rendering.
 
 pub mod findings;
+pub mod fixes;
 pub mod injection;
 pub mod probe;
+mod raw;
 pub mod report;
+pub mod versions;
 
-pub use findings::{Finding, Role, RoleChoice, Verdict};
+pub use findings::{Finding, FindingId, Role, RoleChoice, Verdict};
 pub use probe::{Audit, AuditConfig, AuditError, Recorder};
 
 impl Audit {
@@ -31,7 +36,8 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     /// The command line was wrong (as for every subcommand).
     pub const USAGE: i32 = 2;
-    /// The server could not be reached or did not greet, so nothing was judged.
+    /// The server could not be reached, did not greet, or refused or ended the session
+    /// before its first EHLO was answered, so nothing was judged.
     pub const UNREACHABLE: i32 = 3;
 }
 

@@ -4,21 +4,27 @@
 //! 1. The main session, through the engine: greeting, EHLO, the AUTH-before-TLS probe
 //!    ([`Session::probe_auth_before_tls`], which can never carry a credential), `MAIL FROM:<>`
 //!    then `RSET`, STARTTLS with the certificate verdict recorded rather than enforced, and
-//!    EHLO inside TLS.
-//! 2. The STARTTLS command injection probe on a second connection ([`super::injection`]).
-//! 3. For submission, implicit TLS on another port (465 unless told otherwise).
+//!    EHLO inside TLS. A `421` at any step (RFC 5321 §3.8) or a fatal error stops it there,
+//!    and the audit says so.
+//! 2. Older-style TLS hellos on fresh connections ([`super::versions`]): after a failed
+//!    handshake, what the server speaks at all; after one that worked, whether TLS 1.0 and
+//!    1.1 are accepted too, which this client's own handshake cannot tell.
+//! 3. The STARTTLS command injection probe on another connection ([`super::injection`]).
+//! 4. For submission, implicit TLS on another port (465 unless told otherwise).
 //!
 //! Every session's events land in one [`Recorder`], so `--transcript` shows all of them in
 //! order. Nothing here decides what is good or bad.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::findings::{
-    AuthProbeSeen, EhloSeen, ImplicitSeen, InjectionSeen, Observations, ReplyBrief, Role,
-    RoleChoice, StartTlsSeen,
+    AuthProbeSeen, CutShort, EhloSeen, ImplicitSeen, InjectionSeen, Observations, ReplyBrief, Role,
+    RoleChoice, StartTlsSeen, Vantage, VersionProbe,
 };
 use super::injection;
+use super::versions::{self, HelloAnswer, TlsVersion};
 use crate::guard::OneTimeOverride;
 use crate::proto::ehlo::Capabilities;
 use crate::proto::reply::Reply;
@@ -72,6 +78,16 @@ pub enum AuditError {
         /// What the engine said.
         source: SessionError,
     },
+    /// The server answered, but refused or ended the session before anything could be
+    /// judged: a greeting other than 220, EHLO not answered 250, a `421`, or an endless,
+    /// overlong or cut-off reply to EHLO.
+    #[error("cannot audit {target}: {why}; nothing could be judged")]
+    NothingJudged {
+        /// `host:port`.
+        target: String,
+        /// What the server did.
+        why: String,
+    },
 }
 
 /// Collects the events of every probe session, in order, for `--transcript`.
@@ -107,7 +123,7 @@ impl Recorder {
         })
     }
 
-    /// Appends an event made outside the engine (the raw-socket probe, section notes).
+    /// Appends an event made outside the engine (the raw-socket probes, section notes).
     pub fn push(&self, kind: EventKind) {
         let elapsed = self.started.elapsed();
         self.events
@@ -127,13 +143,61 @@ impl Recorder {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// The addresses of the first connection recorded from `index` on.
+    fn connected_since(&self, index: usize) -> Option<Vantage> {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        events
+            .iter()
+            .skip(index)
+            .find_map(|event| match &event.kind {
+                EventKind::Connected { peer, local } => Some(Vantage {
+                    peer: peer.parse::<SocketAddr>().ok()?.ip(),
+                    local: local.parse::<SocketAddr>().ok()?.ip(),
+                }),
+                _ => None,
+            })
+    }
+
+    fn len(&self) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// A step of the main session that did not complete: the probes stop there.
+struct Stop {
+    during: String,
+    why: String,
+}
+
+impl Stop {
+    fn error(during: &str, error: &SessionError) -> Self {
+        Self {
+            during: during.to_owned(),
+            why: error.to_string(),
+        }
+    }
+
+    fn closing(during: &str, reply: &Reply) -> Self {
+        Self {
+            during: during.to_owned(),
+            why: format!(
+                "the server ended the session with {} (RFC 5321 §3.8)",
+                reply.summary()
+            ),
+        }
+    }
 }
 
 /// Runs every probe against the server and returns what they saw.
 ///
 /// # Errors
 /// [`AuditError::Connect`] when the main session cannot be opened (no TCP connection, no
-/// greeting); every later failure is recorded as an observation instead.
+/// greeting) and [`AuditError::NothingJudged`] when the server refuses or ends it before its
+/// first EHLO is answered; every later failure is recorded as an observation instead.
 pub async fn run(config: AuditConfig, recorder: &Recorder) -> Result<Audit, AuditError> {
     let mut session_config = config.session.clone();
     session_config.trust.continue_unverified = true;
@@ -142,60 +206,95 @@ pub async fn run(config: AuditConfig, recorder: &Recorder) -> Result<Audit, Audi
     recorder.push(EventKind::Note(format!(
         "audit of {target}: main session (greeting, EHLO, AUTH and MAIL before TLS, STARTTLS)"
     )));
-    let (mut session, greeting) = match Session::connect(session_config.clone(), recorder.sink())
-        .await
-    {
-        Ok(opened) => opened,
-        Err(source @ (SessionError::Handshake(_) | SessionError::Injection { .. })) if implicit => {
-            // Implicit TLS that fails is a finding about the server, not a missing server.
-            let observations = Observations {
-                target: target.clone(),
-                port: session_config.port,
-                implicit,
-                greeting: ReplyBrief {
-                    code: 0,
-                    summary: "no greeting: the TLS handshake failed".to_owned(),
-                },
-                ehlo_before: None,
-                auth_probe: None,
-                mail_before_tls: None,
-                starttls: handshake_failed(&source),
-                implicit_tls: None,
-                ehlo_after: None,
-                injection: InjectionSeen::NotRun,
-                implicit_probe: ImplicitSeen::NotRun,
-                aborted: None,
-            };
-            let role = RoleChoice::decide(config.role, session_config.port, false);
-            return Ok(Audit { role, observations });
-        }
-        Err(source) => return Err(AuditError::Connect { target, source }),
-    };
+    let first_event = recorder.len();
     let mut seen = Observations {
         target: target.clone(),
         port: session_config.port,
         implicit,
-        greeting: ReplyBrief::from(&greeting),
+        greeting: None,
         ehlo_before: None,
         auth_probe: None,
         mail_before_tls: None,
-        starttls: StartTlsSeen::NotApplicable,
-        implicit_tls: session.tls_info().cloned().map(Box::new),
+        starttls: if implicit {
+            StartTlsSeen::NotApplicable
+        } else {
+            StartTlsSeen::NotReached
+        },
+        implicit_tls: None,
         ehlo_after: None,
+        versions: VersionProbe::NotRun,
         injection: InjectionSeen::NotRun,
         implicit_probe: ImplicitSeen::NotRun,
-        aborted: None,
+        cut_short: None,
+        vantage: None,
     };
-    if greeting.code.value() == 220 {
-        if let Err(error) = main_probes(&mut session, &mut seen).await {
-            seen.aborted = Some(error.to_string());
+    let (mut session, greeting) = match Session::connect(session_config.clone(), recorder.sink())
+        .await
+    {
+        Ok(opened) => opened,
+        Err(error @ (SessionError::Handshake(_) | SessionError::Injection { .. })) if implicit => {
+            // Implicit TLS that fails is a finding about the server, not a missing server.
+            seen.vantage = recorder.connected_since(first_event);
+            seen.starttls = handshake_failed(&error);
+            if matches!(error, SessionError::Handshake(_)) {
+                seen.versions = after_failure(&session_config, recorder).await;
+            }
+            let role = RoleChoice::decide(config.role, session_config.port, false);
+            return Ok(Audit {
+                role,
+                observations: seen,
+            });
         }
-        session.quit().await;
-    } else {
+        Err(source) => return Err(AuditError::Connect { target, source }),
+    };
+    seen.vantage = recorder.connected_since(first_event);
+    if greeting.code.value() != 220 {
         session.close().await;
+        return Err(AuditError::NothingJudged {
+            target,
+            why: format!(
+                "the server greeted with {} instead of 220: it refuses sessions from here",
+                greeting.summary()
+            ),
+        });
+    }
+    seen.greeting = Some(ReplyBrief::from(&greeting));
+    seen.implicit_tls = session.tls_info().cloned().map(Box::new);
+
+    let outcome = main_probes(&mut session, &mut seen).await;
+    if seen.ehlo_before.is_none() {
+        session.close().await;
+        let why = match outcome {
+            Err(stop) => format!("{} (in reply to {})", stop.why, stop.during),
+            Ok(()) => "EHLO was not answered with 250".to_owned(),
+        };
+        return Err(AuditError::NothingJudged { target, why });
+    }
+    match outcome {
+        Ok(()) => session.quit().await,
+        Err(stop) => {
+            seen.cut_short = Some(CutShort {
+                during: stop.during,
+                why: stop.why,
+            });
+            session.close().await;
+        }
     }
 
-    if matches!(seen.starttls, StartTlsSeen::Established(_)) {
+    match &seen.starttls {
+        StartTlsSeen::HandshakeFailed(_) => {
+            seen.versions = after_failure(&session_config, recorder).await;
+        }
+        StartTlsSeen::Established(_) => {
+            seen.versions = old_versions(&session_config, recorder).await;
+        }
+        _ if seen.implicit_tls.is_some() => {
+            seen.versions = old_versions(&session_config, recorder).await;
+        }
+        _ => {}
+    }
+
+    if matches!(seen.starttls, StartTlsSeen::Established(_)) && seen.cut_short.is_none() {
         recorder.push(EventKind::Note(
             "STARTTLS command injection probe: STARTTLS and NOOP in one write; a careful server \
              discards the NOOP"
@@ -228,15 +327,17 @@ pub async fn run(config: AuditConfig, recorder: &Recorder) -> Result<Audit, Audi
     })
 }
 
-/// The main session's probes, in order; stops at the first fatal error.
-async fn main_probes(session: &mut Session, seen: &mut Observations) -> Result<(), SessionError> {
+/// The main session's probes, in order; stops at the first fatal error or `421`.
+async fn main_probes(session: &mut Session, seen: &mut Observations) -> Result<(), Stop> {
     let ehlo = format!("EHLO {EHLO_NAME}");
-    send(session, &ehlo).await?;
-    let before = session.capabilities().map(ehlo_seen);
-    seen.ehlo_before = before.clone();
-    let Some(before) = before else {
-        return Ok(());
+    let reply = send(session, &ehlo).await?;
+    let Some(before) = session.capabilities().map(ehlo_seen) else {
+        return Err(Stop {
+            during: ehlo,
+            why: format!("EHLO was answered with {}", reply.summary()),
+        });
     };
+    seen.ehlo_before = Some(before.clone());
     if seen.implicit {
         return Ok(());
     }
@@ -251,18 +352,34 @@ async fn main_probes(session: &mut Session, seen: &mut Observations) -> Result<(
     } else {
         Mechanism::Plain
     };
-    seen.auth_probe = Some(match session.probe_auth_before_tls(mechanism).await? {
+    let auth_line = format!("AUTH {}", mechanism.name());
+    let probe = session
+        .probe_auth_before_tls(mechanism)
+        .await
+        .map_err(|e| Stop::error(&auth_line, &e))?;
+    seen.auth_probe = Some(match probe {
+        AuthProbe::Refused(reply) if reply.code.value() == 421 => {
+            return Err(Stop::closing(&auth_line, &reply));
+        }
         AuthProbe::Refused(reply) => AuthProbeSeen::Refused(ReplyBrief::from(&reply)),
-        AuthProbe::Challenged { .. } => AuthProbeSeen::Challenged {
-            mechanism: mechanism.name().to_owned(),
-        },
+        AuthProbe::Challenged { after_cancel, .. } => {
+            if after_cancel.code.value() == 421 {
+                seen.auth_probe = Some(AuthProbeSeen::Challenged {
+                    mechanism: mechanism.name().to_owned(),
+                });
+                return Err(Stop::closing("the AUTH cancellation (*)", &after_cancel));
+            }
+            AuthProbeSeen::Challenged {
+                mechanism: mechanism.name().to_owned(),
+            }
+        }
     });
 
     let mail = send(session, "MAIL FROM:<>").await?;
+    seen.mail_before_tls = Some(ReplyBrief::from(&mail));
     if mail.code.value() / 100 == 2 {
         send(session, "RSET").await?;
     }
-    seen.mail_before_tls = Some(ReplyBrief::from(&mail));
 
     if !before.starttls {
         seen.starttls = StartTlsSeen::NotOffered;
@@ -272,50 +389,93 @@ async fn main_probes(session: &mut Session, seen: &mut Observations) -> Result<(
         Ok(reply) if reply.code.value() == 220 => {
             seen.starttls = match session.tls_info() {
                 Some(info) => StartTlsSeen::Established(Box::new(info.clone())),
-                None => StartTlsSeen::HandshakeFailed {
-                    detail: "no TLS details after the handshake".to_owned(),
-                    no_modern_version: false,
-                },
+                None => {
+                    StartTlsSeen::HandshakeFailed("no TLS details after the handshake".to_owned())
+                }
             };
         }
+        Ok(reply) if reply.code.value() == 421 => return Err(Stop::closing("STARTTLS", &reply)),
         Ok(reply) => {
             seen.starttls = StartTlsSeen::Refused(ReplyBrief::from(&reply));
             return Ok(());
         }
-        Err(error @ (SessionError::Handshake(_) | SessionError::Injection { .. })) => {
+        Err(
+            error @ (SessionError::Handshake(_)
+            | SessionError::Injection { .. }
+            | SessionError::Certificate(_)),
+        ) => {
             seen.starttls = handshake_failed(&error);
             return Ok(());
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(Stop::error("STARTTLS", &error)),
     }
     send(session, &ehlo).await?;
     seen.ehlo_after = session.capabilities().map(ehlo_seen);
+    if seen.ehlo_after.is_none() {
+        return Err(Stop {
+            during: format!("{ehlo} inside TLS"),
+            why: "EHLO inside TLS was not answered with 250".to_owned(),
+        });
+    }
     Ok(())
 }
 
-/// Whether a handshake error says the server offers no TLS version rustls accepts (1.2, 1.3).
-/// rustls reports it as a `protocol_version` alert from the server or as an incompatible peer,
-/// so the error text is what tells.
 fn handshake_failed(error: &SessionError) -> StartTlsSeen {
-    let detail = error.to_string();
-    let no_modern_version =
-        matches!(error, SessionError::Handshake(failure) if failure.no_common_version());
-    StartTlsSeen::HandshakeFailed {
-        detail,
-        no_modern_version,
+    match error {
+        SessionError::Injection { .. } => StartTlsSeen::Injected(error.to_string()),
+        _ => StartTlsSeen::HandshakeFailed(error.to_string()),
     }
 }
 
-async fn send(session: &mut Session, line: &str) -> Result<Reply, SessionError> {
-    match session.send_line(line, OneTimeOverride::None).await? {
-        Step::Reply(reply) => Ok(reply),
-        // Only message lines are queued, and the audit never sends DATA.
-        Step::Queued => Err(SessionError::Ended),
+/// After a failed handshake: what a hello offering TLS 1.0 to 1.2, with older cipher suites
+/// too, gets.
+async fn after_failure(config: &SessionConfig, recorder: &Recorder) -> VersionProbe {
+    match versions::probe(config, EHLO_NAME, TlsVersion::TLS1_2, recorder).await {
+        Ok(answer) => VersionProbe::AfterFailure(answer),
+        Err(why) => VersionProbe::Inconclusive(why),
     }
+}
+
+/// After a handshake that worked: whether a hello offering at most TLS 1.1 is taken, and if
+/// so, one offering at most TLS 1.0.
+async fn old_versions(config: &SessionConfig, recorder: &Recorder) -> VersionProbe {
+    let first = match versions::probe(config, EHLO_NAME, TlsVersion::TLS1_1, recorder).await {
+        Ok(answer) => answer,
+        Err(why) => return VersionProbe::Inconclusive(why),
+    };
+    let mut answers = vec![(TlsVersion::TLS1_1, first)];
+    if let HelloAnswer::Accepted {
+        version: TlsVersion::TLS1_1,
+        ..
+    } = first
+    {
+        // TLS 1.1 is taken; whether 1.0 is too only changes the wording, so a failure here
+        // leaves the finding as it is.
+        if let Ok(answer) = versions::probe(config, EHLO_NAME, TlsVersion::TLS1_0, recorder).await {
+            answers.push((TlsVersion::TLS1_0, answer));
+        }
+    }
+    VersionProbe::OldVersions(answers)
+}
+
+/// Sends a command; a `421` ends the probes (the server is closing, RFC 5321 §3.8), and so
+/// does any fatal error.
+async fn send(session: &mut Session, line: &str) -> Result<Reply, Stop> {
+    let reply = match session.send_line(line, OneTimeOverride::None).await {
+        Ok(Step::Reply(reply)) => reply,
+        // Only message lines are queued, and the audit never sends DATA.
+        Ok(Step::Queued) => return Err(Stop::error(line, &SessionError::Ended)),
+        Err(error) => return Err(Stop::error(line, &error)),
+    };
+    if reply.code.value() == 421 {
+        return Err(Stop::closing(line, &reply));
+    }
+    Ok(reply)
 }
 
 fn ehlo_seen(caps: &Capabilities) -> EhloSeen {
     EhloSeen {
+        greeting: caps.greeting.clone(),
         extensions: caps
             .extensions
             .iter()
@@ -340,17 +500,15 @@ async fn implicit_probe(base: &SessionConfig, port: u16, recorder: &Recorder) ->
     config.timeout = config.timeout.min(IMPLICIT_PROBE_TIMEOUT);
     match Session::connect(config, recorder.sink()).await {
         Ok((mut session, greeting)) => {
-            let summary = session
-                .tls_info()
-                .map(|info| format!("{} {}", info.version, info.cipher_suite))
-                .unwrap_or_default();
-            let result = if greeting.code.value() == 220 {
-                ImplicitSeen::Works { port, summary }
-            } else {
-                ImplicitSeen::Failed {
+            let result = match (greeting.code.value(), session.tls_info()) {
+                (220, Some(info)) => ImplicitSeen::Works {
+                    port,
+                    tls: Box::new(info.clone()),
+                },
+                _ => ImplicitSeen::Failed {
                     port,
                     detail: format!("greeted inside TLS with {}", greeting.summary()),
-                }
+                },
             };
             session.quit().await;
             result

@@ -59,7 +59,7 @@ pub fn render_json(target: &str, role: &RoleChoice, findings: &[Finding]) -> Val
         "findings": findings
             .iter()
             .map(|f| json!({
-                "id": f.id,
+                "id": f.id.name(),
                 "verdict": f.verdict.mark().to_ascii_lowercase(),
                 "why": f.why,
                 "fix": f.fix,
@@ -72,7 +72,7 @@ pub fn render_json(target: &str, role: &RoleChoice, findings: &[Finding]) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::findings::{Role, RoleSource};
+    use crate::audit::findings::{FindingId, Role, RoleSource};
 
     fn sample() -> (RoleChoice, Vec<Finding>) {
         let role = RoleChoice {
@@ -81,13 +81,13 @@ mod tests {
         };
         let findings = vec![
             Finding {
-                id: "starttls-offered",
+                id: FindingId::StartTlsOffered,
                 verdict: Verdict::Pass,
                 why: "STARTTLS is offered".into(),
                 fix: None,
             },
             Finding {
-                id: "auth-accepted-before-tls",
+                id: FindingId::AuthAcceptedBeforeTls,
                 verdict: Verdict::Fail,
                 why: "AUTH LOGIN was challenged".into(),
                 fix: Some("set smtpd_tls_auth_only = yes".into()),

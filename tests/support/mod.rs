@@ -12,12 +12,15 @@
 //!   returns an [`Outcome`] with exit code, stdout, stderr and elapsed time.
 //!
 //! * [`postfix`]: the loopback Postfix of `scripts/postfix-env.sh`, started once or skipped.
+//! * [`mta`]: the loopback Exim and Dovecot of `scripts/exim-env.sh` and
+//!   `scripts/dovecot-env.sh`, likewise.
 //!
 //! Every socket operation has a timeout and every wait is bounded: a misbehaving binary makes
 //! a test fail, never hang.
 
 #![allow(dead_code)]
 
+pub mod mta;
 pub mod postfix;
 
 use std::io::{self, Read, Write};

@@ -1379,7 +1379,7 @@ impl ClientSession {
         self.deadline = None;
         let verification = self.take_verdict().unwrap_or_else(|| {
             Verification::Failed(CertificateProblem {
-                kind: "not checked",
+                kind: crate::tls::ProblemKind::NotChecked.label(),
                 detail: "the certificate was not checked".to_owned(),
             })
         });

@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# dovecot-env.sh: run a throw-away, loopback-only Dovecot submission service (RFC 6409) for
+# smtptui's integration tests, next to the Postfix of postfix-env.sh (the packages do not
+# conflict; submission relays to that Postfix's MX listener, though the tests send no mail).
+#
+#   scripts/dovecot-env.sh start DIR   install (if needed), configure, (re)start
+#   scripts/dovecot-env.sh stop  DIR   stop the instance (no error if not running)
+#
+# Dovecot counts a connection whose client address equals the server's own address as
+# secure (no TLS needed for plaintext AUTH). Two listeners therefore sit on 127.0.0.2 and
+# 127.0.0.3: a loopback client connects to them from 127.0.0.1 and is judged as a remote
+# one. The third sits on 127.0.0.1 and shows how differently the same settings answer a
+# local client.
+#
+# DIR must be an absolute path. Everything the instance needs lives in it:
+#   DIR/dovecot.conf           the configuration (rewritten on every start)
+#   DIR/tls/                   a test CA and a leaf for localhost, 127.0.0.1-3
+#   DIR/users, DIR/password    the account (passwd-file) and its password (mode 600)
+#   DIR/run/, DIR/state/       base_dir and state_dir
+#   DIR/dovecot.log            every log line
+#   DIR/env                    sourceable KEY=value lines, written last
+#
+# DIR/env keys:
+#   DOVECOT_DIR          DIR itself
+#   TLS_SERVER_NAME      localhost
+#   CA_FILE              PEM of the test CA
+#   SMTP_USER, PASSWORD_FILE   the account
+#   SUBMISSION_HOST, SUBMISSION_PORT   127.0.0.2: ssl = required, disable_plaintext_auth = yes
+#   PLAINTEXT_HOST, PLAINTEXT_PORT     127.0.0.3: ssl = yes, disable_plaintext_auth = no
+#                                      (AUTH in cleartext; MAIL before AUTH gets
+#                                      "530 5.7.0 Authentication required")
+#   LOCAL_HOST, LOCAL_PORT             127.0.0.1: the submission settings, but the client
+#                                      shares the server's address and is trusted
+#   LOG                  the log file
+#
+# Ports are DOVECOT_BASE_PORT (default 22000) + 587, 588, 589.
+
+set -euo pipefail
+
+readonly PROG=dovecot-env
+readonly GOOD_NAME=localhost
+readonly SMTP_USER=alice@lab.test
+readonly SUBMISSION_HOST=127.0.0.2
+readonly PLAINTEXT_HOST=127.0.0.3
+readonly LOCAL_HOST=127.0.0.1
+readonly BANNER_TIMEOUT=20
+readonly PACKAGES=(dovecot-core dovecot-submissiond openssl)
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+# die REASON [DETAIL_FILE]: the detail first; the one-line reason is the LAST stderr line,
+# which tests/support/mta.rs reports when it skips or fails.
+die() {
+    if [[ $# -ge 2 && -s $2 ]]; then
+        printf '%s: --- last lines of %s ---\n' "$PROG" "$2" >&2
+        tail -n 25 "$2" | sed 's/^/    /' >&2
+    fi
+    printf '%s: error: %s\n' "$PROG" "$1" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: $0 start|stop DIR   (DIR: absolute path)" >&2
+    exit 2
+}
+
+parse_args() {
+    [[ $# -eq 2 ]] || usage
+    ACTION=$1
+    DIR=$2
+    [[ $ACTION == start || $ACTION == stop ]] || usage
+    [[ $DIR == /* ]] || die "DIR must be an absolute path (got '$DIR')"
+    DIR=$(realpath -m -- "$DIR")
+    [[ $DIR != / && $DIR != /etc/dovecot ]] || die "refusing to use $DIR as DIR"
+    [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
+    local base=${DOVECOT_BASE_PORT:-22000}
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 589 > 65535)); then
+        die "DOVECOT_BASE_PORT must be a number in 1024..64946 (got '$base')"
+    fi
+    base=$((10#$base))
+    SUBMISSION_PORT=$((base + 587))
+    PLAINTEXT_PORT=$((base + 588))
+    LOCAL_PORT=$((base + 589))
+    # Where submission relays (the MX listener of postfix-env.sh by default); only used if
+    # a test ever sends a message.
+    RELAY_PORT=${DOVECOT_RELAY_PORT:-20025}
+    [[ $RELAY_PORT =~ ^[0-9]{1,5}$ ]] || die "DOVECOT_RELAY_PORT must be a port number"
+    CONF=$DIR/dovecot.conf
+    TLS_DIR=$DIR/tls
+    CA_FILE=$TLS_DIR/ca.pem
+    PASSWORD_FILE=$DIR/password
+    USERS_FILE=$DIR/users
+    RUN_DIR=$DIR/run
+    STATE_DIR=$DIR/state
+    LOG=$DIR/dovecot.log
+}
+
+take_lock() {
+    local lockdir=/run/lock
+    [[ -d $lockdir && -w $lockdir ]] || lockdir=/tmp
+    exec 9>"$lockdir/smtptui-dovecot-env.lock"
+    flock -w 300 9 || die "timed out waiting for another $PROG run to finish"
+}
+
+# ---------------------------------------------------------------- install
+
+have_packages() {
+    local p status
+    for p in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
+        [[ $status == installed ]] || return 1
+    done
+}
+
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=120 install \
+        --no-install-recommends "${PACKAGES[@]}" >>"$DIR/install.log" 2>&1
+}
+
+install_packages() {
+    have_packages && return 0
+    [[ $(id -u) -eq 0 ]] || die "Dovecot is not installed and installing it needs root"
+    command -v apt-get >/dev/null || die "Dovecot is not installed and apt-get is unavailable"
+    log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
+    # The package would start the system-wide Dovecot (submission on port 587 of every
+    # interface). A policy-rc.d that says no, for the time of the install only, keeps
+    # the machine as it was; an existing policy is left alone.
+    local policy=/usr/sbin/policy-rc.d made_policy=
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# temporary, from smtptui scripts/dovecot-env.sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    local ok=
+    apt_install || { DEBIAN_FRONTEND=noninteractive apt-get -q update >>"$DIR/install.log" 2>&1 || true; apt_install; } && ok=1
+    [[ -n $made_policy ]] && rm -f "$policy"
+    [[ -n $ok ]] || die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
+    have_packages || die "packages still missing after apt-get install (see $DIR/install.log)"
+}
+
+# ---------------------------------------------------------------- certificates, account
+
+certs_usable() {
+    [[ -s $CA_FILE && -s $TLS_DIR/good.pem && -s $TLS_DIR/good.key ]] &&
+        openssl x509 -noout -checkend 604800 -in "$CA_FILE" >/dev/null &&
+        openssl x509 -noout -checkend 604800 -in "$TLS_DIR/good.pem" >/dev/null
+}
+
+generate_certs() {
+    certs_usable && return 0
+    log "generating a test CA and certificate in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    (
+        umask 077
+        exec 2>>"$TLS_DIR/openssl.log"
+        cd "$TLS_DIR"
+        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+            -out ca.pem -days 3650 -subj "/O=smtptui tests/CN=smtptui Dovecot test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout good.key \
+            -out good.csr -subj "/CN=$GOOD_NAME"
+        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+            "extendedKeyUsage=serverAuth" \
+            "subjectAltName=DNS:$GOOD_NAME,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3" >good.ext
+        openssl x509 -req -in good.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+            -sha256 -extfile good.ext -out good.pem
+    ) || die "certificate generation failed (see $TLS_DIR/openssl.log)" "$TLS_DIR/openssl.log"
+    chmod 755 "$TLS_DIR"
+    chmod 644 "$TLS_DIR"/*.pem
+}
+
+setup_account() {
+    local password=
+    [[ -s $PASSWORD_FILE ]] && password=$(<"$PASSWORD_FILE")
+    [[ -n $password ]] || password=$(openssl rand -hex 16)
+    (umask 077 && printf '%s' "$password" >"$PASSWORD_FILE")
+    (umask 027 && printf '%s:{PLAIN}%s\n' "$SMTP_USER" "$password" >"$USERS_FILE")
+    chgrp dovecot "$USERS_FILE"
+}
+
+# ---------------------------------------------------------------- configuration
+
+# Writes the configuration to $CONF.new; cmd_start decides whether it replaces $CONF.
+write_config() {
+    local tmp=$CONF.new
+    cat >"$tmp" <<EOF
+# Generated by scripts/dovecot-env.sh on every start; edits are overwritten.
+instance_name = smtptui-dovecot
+base_dir = $RUN_DIR
+state_dir = $STATE_DIR
+log_path = $LOG
+info_log_path = $LOG
+protocols = submission
+listen = $LOCAL_HOST
+hostname = $GOOD_NAME
+shutdown_clients = yes
+
+ssl_cert = <$TLS_DIR/good.pem
+ssl_key = <$TLS_DIR/good.key
+ssl_min_protocol = TLSv1.2
+
+# The submission listener's settings; the plaintext one overrides them below.
+ssl = required
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $USERS_FILE
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=$STATE_DIR/home/%n
+}
+
+submission_relay_host = 127.0.0.1
+submission_relay_port = $RELAY_PORT
+submission_relay_trusted = no
+submission_relay_ssl = no
+
+service submission-login {
+  inet_listener submission {
+    address = $SUBMISSION_HOST
+    port = $SUBMISSION_PORT
+  }
+  inet_listener plaintext {
+    address = $PLAINTEXT_HOST
+    port = $PLAINTEXT_PORT
+  }
+  inet_listener local {
+    address = $LOCAL_HOST
+    port = $LOCAL_PORT
+  }
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = 0
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service anvil {
+  # Tests open several connections at once from one address.
+  client_limit = 1000
+}
+
+# The unsafe setting, where a connection arrives on $PLAINTEXT_HOST.
+local $PLAINTEXT_HOST {
+  ssl = yes
+  disable_plaintext_auth = no
+}
+EOF
+    chmod 644 "$tmp"
+}
+
+prepare_dirs() {
+    chmod 755 "$DIR"
+    mkdir -p "$RUN_DIR" "$STATE_DIR"
+    chmod 755 "$RUN_DIR" "$STATE_DIR"
+    touch "$LOG"
+}
+
+# ---------------------------------------------------------------- start/stop
+
+master_pid() {
+    local pidfile=$RUN_DIR/master.pid pid stat
+    [[ -r $pidfile ]] || return 1
+    pid=$(tr -dc 0-9 <"$pidfile")
+    [[ -n $pid ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]] || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dovecot ]] || return 1
+    echo "$pid"
+}
+
+stop_instance() {
+    local pid i
+    pid=$(master_pid) || return 0
+    log "stopping Dovecot instance $DIR (master pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        master_pid >/dev/null || return 0
+        sleep 0.05
+    done
+    log "Dovecot did not exit after SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+banner_ok() {
+    local line
+    line=$(
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        IFS= read -r -t 5 reply <&3 || exit 1
+        printf 'QUIT\r\n' >&3
+        printf '%s' "$reply"
+    ) 2>/dev/null || return 1
+    [[ $line == 220* ]]
+}
+
+LISTENERS=()
+
+start_instance() {
+    LISTENERS=("$SUBMISSION_HOST $SUBMISSION_PORT" "$PLAINTEXT_HOST $PLAINTEXT_PORT" "$LOCAL_HOST $LOCAL_PORT")
+    local l
+    for l in "${LISTENERS[@]}"; do
+        # shellcheck disable=SC2086 # "host port"
+        port_open $l && die "$l is already in use; choose another DOVECOT_BASE_PORT"
+    done
+    doveconf -c "$CONF" >/dev/null 2>"$DIR/check.log" ||
+        die "Dovecot rejects its configuration $CONF" "$DIR/check.log"
+    # 9>&-: the master must not keep our lock.
+    dovecot -c "$CONF" 9>&- >"$DIR/start.log" 2>&1 || die "dovecot -c $CONF failed" "$DIR/start.log"
+    local deadline=$((SECONDS + BANNER_TIMEOUT))
+    for l in "${LISTENERS[@]}"; do
+        # shellcheck disable=SC2086
+        until banner_ok $l; do
+            if ((SECONDS >= deadline)); then
+                stop_instance >/dev/null 2>&1 || true
+                die "Dovecot listener $l gave no 220 banner within ${BANNER_TIMEOUT}s" "$LOG"
+            fi
+            sleep 0.2
+        done
+    done
+}
+
+write_env() {
+    local tmp=$DIR/env.tmp
+    printf '%s=%s\n' \
+        DOVECOT_DIR "$DIR" \
+        TLS_SERVER_NAME "$GOOD_NAME" \
+        CA_FILE "$CA_FILE" \
+        SMTP_USER "$SMTP_USER" \
+        PASSWORD_FILE "$PASSWORD_FILE" \
+        SUBMISSION_HOST "$SUBMISSION_HOST" \
+        SUBMISSION_PORT "$SUBMISSION_PORT" \
+        PLAINTEXT_HOST "$PLAINTEXT_HOST" \
+        PLAINTEXT_PORT "$PLAINTEXT_PORT" \
+        LOCAL_HOST "$LOCAL_HOST" \
+        LOCAL_PORT "$LOCAL_PORT" \
+        LOG "$LOG" >"$tmp"
+    chmod 644 "$tmp"
+    mv -f "$tmp" "$DIR/env"
+}
+
+all_banners_ok() {
+    banner_ok "$SUBMISSION_HOST" "$SUBMISSION_PORT" &&
+        banner_ok "$PLAINTEXT_HOST" "$PLAINTEXT_PORT" &&
+        banner_ok "$LOCAL_HOST" "$LOCAL_PORT"
+}
+
+cmd_start() {
+    [[ $(id -u) -eq 0 ]] || die "starting Dovecot (its master process runs as root) needs root"
+    mkdir -p "$DIR"
+    install_packages
+    prepare_dirs
+    generate_certs
+    setup_account
+    write_config
+    # A running instance with the same configuration is kept: test runs that start it
+    # concurrently must not cut each other's connections.
+    if master_pid >/dev/null && cmp -s "$CONF.new" "$CONF" && all_banners_ok; then
+        rm -f "$CONF.new"
+        write_env
+        log "Dovecot instance $DIR is already up with this configuration; env: $DIR/env"
+        return
+    fi
+    rm -f "$DIR/env"
+    stop_instance
+    mv -f "$CONF.new" "$CONF"
+    start_instance
+    write_env
+    log "Dovecot instance $DIR is up (submission $SUBMISSION_HOST:$SUBMISSION_PORT, plaintext $PLAINTEXT_HOST:$PLAINTEXT_PORT, local $LOCAL_HOST:$LOCAL_PORT); env: $DIR/env"
+}
+
+cmd_stop() {
+    [[ -d $DIR ]] && stop_instance
+    rm -f "$DIR/env"
+}
+
+main() {
+    parse_args "$@"
+    take_lock
+    "cmd_$ACTION"
+}
+
+main "$@"
