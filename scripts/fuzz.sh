@@ -17,7 +17,7 @@ if [[ ${#targets[@]} -eq 0 ]]; then
 fi
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
-cargo +nightly fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo +nightly fuzz build -O
+cargo +nightly fuzz build -O
 
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
