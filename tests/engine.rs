@@ -255,3 +255,70 @@ async fn a_334_after_the_exchange_ended_does_not_reopen_it() {
     assert_eq!(session.phase(), Phase::Command);
     session.quit().await;
 }
+
+/// The UI's engine shows a reply nobody asked for as unasked, keeps the next command paired
+/// with its own reply, and sends no credential on that connection afterwards.
+#[tokio::test]
+async fn the_ui_engine_shows_unasked_replies_and_then_sends_no_credentials() {
+    use smtptui::proto::sasl::Mechanism;
+    use smtptui::secret::Credentials;
+    use smtptui::transcript::EventKind;
+    use smtptui::tui::engine::{Action, Done, EngineMsg};
+
+    let (port, received, _) = scripted_server(|line| match line {
+        "EHLO x" => b"250-ok\r\n250 AUTH PLAIN\r\n250 unasked extra\r\n",
+        _ => b"250 ok\r\n",
+    })
+    .await;
+    let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(smtptui::tui::engine::run(config(port), actions_rx, out_tx));
+    let mut events = Vec::new();
+    let mut next_done = async || loop {
+        match tokio::time::timeout(Duration::from_secs(5), out_rx.recv()).await {
+            Ok(Some(EngineMsg::Done(done))) => return done,
+            Ok(Some(EngineMsg::Event(event))) => events.push(event.kind),
+            Ok(Some(_)) => {}
+            _ => panic!("the engine went quiet"),
+        }
+    };
+    assert!(matches!(next_done().await, Done::Reply { .. }), "greeting");
+    let send = |line: &str| Action::Send {
+        line: line.to_owned(),
+        one_time: OneTimeOverride::None,
+    };
+    actions.send(send("EHLO x")).expect("engine runs");
+    assert!(
+        matches!(next_done().await, Done::Reply { ref reply, .. } if reply.code.value() == 250)
+    );
+    actions.send(send("NOOP")).expect("engine runs");
+    match next_done().await {
+        Done::Reply { reply, .. } => assert_eq!(reply.summary(), "250 ok", "paired with NOOP"),
+        other => panic!("{other:?}"),
+    }
+    actions
+        .send(Action::Authenticate {
+            mechanism: Mechanism::Plain,
+            credentials: Credentials {
+                user: "alice".to_owned(),
+                secret: Secret::new("never-sent-password".to_owned()),
+            },
+            one_time: OneTimeOverride::None,
+        })
+        .expect("engine runs");
+    let done = next_done().await;
+    assert!(
+        matches!(&done, Done::Failed { reason, .. } if reason.contains("nobody asked for")),
+        "{done:?}"
+    );
+    engine.abort();
+    assert!(
+        events
+            .iter()
+            .any(|kind| matches!(kind, EventKind::Unasked { reply, .. }
+            if reply.summary() == "250 unasked extra")),
+        "{events:?}"
+    );
+    let lines = received.lock().expect("lock").clone();
+    assert!(!lines.iter().any(|l| l.starts_with("AUTH")), "{lines:?}");
+}
