@@ -222,6 +222,8 @@ pub struct ClientSession {
     /// Every form of every secret sent so far, and of the configured credentials.
     secrets: Vec<KnownSecret>,
     transmit: Zeroizing<Vec<u8>>,
+    /// Lines for the TLS layer not yet sealed into records.
+    to_seal: Zeroizing<Vec<u8>>,
     events: VecDeque<Event>,
     completions: VecDeque<Completion>,
     next_step: StepId,
@@ -267,6 +269,7 @@ impl ClientSession {
             close_emitted: false,
             secrets: Vec::new(),
             transmit: Zeroizing::new(Vec::new()),
+            to_seal: Zeroizing::new(Vec::new()),
             events: VecDeque::new(),
             completions: VecDeque::new(),
             next_step: 0,
@@ -568,6 +571,7 @@ impl ClientSession {
         if matches!(self.state, State::Failed(_)) {
             return;
         }
+        self.seal();
         if let Some(conn) = self.tls.as_mut()
             && !conn.is_handshaking()
         {
@@ -588,6 +592,7 @@ impl ClientSession {
     /// Bytes to write to the socket, if any. The buffer is zeroed when dropped: in cleartext
     /// (with an override) it may hold credentials.
     pub fn poll_transmit(&mut self) -> Option<Zeroizing<Vec<u8>>> {
+        self.seal();
         if self.transmit.is_empty() {
             None
         } else {
@@ -600,7 +605,7 @@ impl ClientSession {
 
     /// How many bytes wait to be written.
     pub fn pending_transmit(&self) -> usize {
-        self.transmit.len()
+        self.transmit.len() + self.to_seal.len()
     }
 
     /// The next transcript event, already redacted.
@@ -1410,6 +1415,20 @@ impl ClientSession {
         }
     }
 
+    /// Hands the lines queued for TLS to rustls in one piece, so they fill whole records.
+    fn seal(&mut self) {
+        if self.to_seal.is_empty() {
+            return;
+        }
+        if let Some(conn) = self.tls.as_mut() {
+            // With no buffer limit rustls takes everything.
+            let _ = conn.writer().write_all(&self.to_seal);
+        }
+        self.to_seal.zeroize();
+        self.to_seal.clear();
+        self.pump_tls_out();
+    }
+
     /// Moves whatever rustls wants to send into the transmit buffer.
     fn pump_tls_out(&mut self) {
         if let Some(conn) = self.tls.as_mut() {
@@ -1429,13 +1448,11 @@ impl ClientSession {
     fn send(&mut self, wire: &[u8], display: String, kind: SentKind) {
         let security = self.security();
         match self.tls.as_mut() {
-            Some(conn) => {
-                let mut line = Zeroizing::new(Vec::with_capacity(wire.len() + 2));
-                line.extend_from_slice(wire);
-                line.extend_from_slice(b"\r\n");
-                // With no buffer limit rustls takes everything.
-                let _ = conn.writer().write_all(&line);
-                self.pump_tls_out();
+            // Sealed into records only when the driver takes the bytes: one record per line
+            // would cost a record header and a seal for every line of a long message.
+            Some(_) => {
+                self.to_seal.extend_from_slice(wire);
+                self.to_seal.extend_from_slice(b"\r\n");
             }
             None => {
                 self.transmit.extend_from_slice(wire);
@@ -1493,7 +1510,7 @@ impl ClientSession {
         let contained = self
             .secrets
             .iter()
-            .filter(|s| line.contains(s.value.expose()));
+            .filter(|s| holds(line, s.value.expose()));
         let mut found = None;
         for secret in contained {
             if secret.sent {
@@ -1506,7 +1523,7 @@ impl ClientSession {
 
     fn mark_contained_secrets_sent(&mut self, line: &str) {
         for secret in &mut self.secrets {
-            if line.contains(secret.value.expose()) {
+            if holds(line, secret.value.expose()) {
                 secret.sent = true;
             }
         }
@@ -1523,7 +1540,7 @@ impl ClientSession {
     fn redact_text(&self, mut text: String) -> String {
         for secret in &self.secrets {
             let secret = secret.value.expose();
-            if text.contains(secret) {
+            if holds(&text, secret) {
                 text = text.replace(secret, "<hidden>");
             }
         }
@@ -1597,6 +1614,7 @@ impl ClientSession {
 impl Drop for ClientSession {
     fn drop(&mut self) {
         self.transmit.zeroize();
+        self.to_seal.zeroize();
     }
 }
 
@@ -1614,6 +1632,17 @@ impl std::fmt::Debug for ClientSession {
 /// The step number under which unasked replies are completed, for drivers that wait for them
 /// ([`ClientSession::take_completion`] with this id takes the oldest).
 pub const UNASKED_STEP: StepId = 0;
+
+/// Whether `text` holds `secret`. Every line of a message is checked against every known
+/// secret form, so this must cost next to nothing when the answer is no: the first byte is
+/// found with a vectorised scan and only those places are compared.
+fn holds(text: &str, secret: &str) -> bool {
+    let (text, secret) = (text.as_bytes(), secret.as_bytes());
+    let Some(&first) = secret.first() else {
+        return false;
+    };
+    memchr::memchr_iter(first, text).any(|at| text[at..].starts_with(secret))
+}
 
 /// How a line relates to the secrets the session knows.
 enum SecretUse {
