@@ -573,3 +573,60 @@ fn quit_answered_ends_the_session_quietly() {
     assert!(client.core.failure().is_none());
     assert!(matches!(client.line("NOOP"), Err(SessionError::Ended)));
 }
+
+#[test]
+fn a_334_to_anything_but_auth_opens_nothing_however_it_is_cut() {
+    let stream = b"334 UGFzc3dvcmQ6\r\n";
+    let result = same_whatever_the_cut(stream, |parts| {
+        let mut client = Client::strict();
+        let step = client.line("MAIL FROM:<a@b>").unwrap();
+        for part in parts {
+            client.feed(part);
+        }
+        let completed = client.core.take_completion(step).map(|r| r.summary());
+        let next = client.line(PASSWORD).map_err(|e| e.to_string());
+        format!("{completed:?} {:?} {next:?}", client.core.phase())
+    });
+    assert!(
+        result.starts_with("Some(\"334 UGFzc3dvcmQ6\") Command"),
+        "{result}"
+    );
+    // The next line is a command, and a password as a command is a credential: refused.
+    assert!(result.contains("credential guard"), "{result}");
+}
+
+#[test]
+fn challenges_sent_before_their_answers_could_be_are_out_of_step_however_cut() {
+    let policy = GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: false,
+    };
+    // A server that sends its whole side of a LOGIN exchange at once: whichever way the
+    // network cuts it, at least the final 235 arrives before the answer it would answer,
+    // and the exchange ends out of step instead of as a login.
+    let stream = b"334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n";
+    for parts in cuts(stream) {
+        let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
+            .after_ehlo(b"250-x\r\n250 AUTH LOGIN\r\n");
+        let step = client
+            .core
+            .authenticate(
+                Mechanism::Login,
+                credentials(),
+                OneTimeOverride::None,
+                client.now,
+            )
+            .unwrap();
+        client.pump();
+        for part in &parts {
+            client.feed(part);
+        }
+        assert!(client.core.take_completion(step).is_none(), "{parts:?}");
+        assert!(
+            matches!(client.core.failure(), Some(SessionError::OutOfStep { .. })),
+            "{parts:?}: {:?}",
+            client.core.failure()
+        );
+        assert!(client.core.authenticated_as().is_none());
+    }
+}
