@@ -42,6 +42,29 @@ fn line(
     }
 }
 
+/// A request for an exchange with the workshop account.
+fn auth(
+    mechanism: Mechanism,
+) -> impl FnOnce(&mut ClientSession, std::time::Instant) -> Result<StepId, SessionError> {
+    move |client, now| {
+        client.authenticate(
+            mechanism,
+            workshop_credentials(),
+            OneTimeOverride::None,
+            now,
+        )
+    }
+}
+
+/// Connected, greeted, EHLO, STARTTLS and EHLO again: where credentials may go.
+fn inside_tls(pair: &mut Pair) {
+    pair.connect();
+    pair.step(line("EHLO x")).unwrap();
+    pair.step(|c, now| c.starttls(now)).unwrap();
+    pair.step(line("EHLO x")).unwrap();
+    assert_eq!(pair.client.security(), Security::Tls);
+}
+
 /// What a careful client does on any server: EHLO, STARTTLS when offered, EHLO again, AUTH
 /// PLAIN with the workshop account, a message, QUIT. Returns the transcript with every
 /// outcome, for comparison across cuts.
@@ -79,17 +102,8 @@ fn journey(pair: &mut Pair) -> String {
             note("ehlo again", again);
         }
     }
-    let auth = pair
-        .step(|c, now| {
-            c.authenticate(
-                Mechanism::Plain,
-                workshop_credentials(),
-                OneTimeOverride::None,
-                now,
-            )
-        })
-        .map(|r| r.summary());
-    note("auth", auth);
+    let authenticated = pair.step(auth(Mechanism::Plain)).map(|r| r.summary());
+    note("auth", authenticated);
     for command in [
         "MAIL FROM:<student@lab.test>",
         "RCPT TO:<bob@lab.test>",
@@ -214,20 +228,8 @@ fn each_profile_ends_as_it_should_for_a_careful_client() {
 #[test]
 fn credentials_once_sent_are_never_sent_again_as_a_command() {
     let mut pair = Pair::new(pki(), Profile::Submission, |_| {}).unwrap();
-    pair.connect();
-    pair.step(line("EHLO x")).unwrap();
-    pair.step(|c, now| c.starttls(now)).unwrap();
-    pair.step(line("EHLO x")).unwrap();
-    let reply = pair
-        .step(|c, now| {
-            c.authenticate(
-                Mechanism::Login,
-                workshop_credentials(),
-                OneTimeOverride::None,
-                now,
-            )
-        })
-        .unwrap();
+    inside_tls(&mut pair);
+    let reply = pair.step(auth(Mechanism::Login)).unwrap();
     assert_eq!(reply.code.value(), 235);
     let secret = Secret::new(DEFAULT_PASSWORD.to_owned());
     for form in credential_forms(Some(DEFAULT_USER), &secret) {
@@ -250,16 +252,7 @@ fn what_was_learned_before_tls_is_forgotten() {
     .unwrap();
     pair.connect();
     pair.step(line("EHLO x")).unwrap();
-    let reply = pair
-        .step(|c, now| {
-            c.authenticate(
-                Mechanism::Plain,
-                workshop_credentials(),
-                OneTimeOverride::None,
-                now,
-            )
-        })
-        .unwrap();
+    let reply = pair.step(auth(Mechanism::Plain)).unwrap();
     assert_eq!(reply.code.value(), 235, "the override let it through");
     assert_eq!(pair.client.authenticated_as(), Some(DEFAULT_USER));
     assert!(pair.client.capabilities().is_some());
@@ -336,16 +329,7 @@ fn an_interactive_client_shows_injected_bytes_as_unasked_and_sends_no_credential
     let tls = pair.step(|c, now| c.starttls(now)).unwrap();
     assert_eq!(tls.code.value(), 220);
     pair.step(line("EHLO x")).unwrap();
-    let error = pair
-        .step(|c, now| {
-            c.authenticate(
-                Mechanism::Plain,
-                workshop_credentials(),
-                OneTimeOverride::None,
-                now,
-            )
-        })
-        .unwrap_err();
+    let error = pair.step(auth(Mechanism::Plain)).unwrap_err();
     assert!(
         matches!(error, SessionError::CredentialsAfterOutOfStep),
         "{error}"

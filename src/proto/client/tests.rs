@@ -38,6 +38,12 @@ fn credentials() -> Credentials {
     }
 }
 
+/// `--allow-cleartext-auth`.
+const CLEARTEXT_ALLOWED: GuardPolicy = GuardPolicy {
+    allow_cleartext_auth: true,
+    allow_unverified_auth: false,
+};
+
 /// A client connected, greeted and past `EHLO` in cleartext.
 struct Client {
     core: ClientSession,
@@ -91,6 +97,12 @@ impl Client {
     fn feed(&mut self, bytes: &[u8]) {
         self.core.received(bytes, self.now);
         self.pump();
+    }
+
+    fn feed_all(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.feed(part);
+        }
     }
 
     fn pump(&mut self) {
@@ -148,9 +160,7 @@ fn a_second_reply_to_one_command_ends_a_strict_session() {
     let result = same_whatever_the_cut(reply, |parts| {
         let mut client = Client::strict();
         let step = client.line("NOOP").unwrap();
-        for part in parts {
-            client.feed(part);
-        }
+        client.feed_all(parts);
         // Whatever arrived with the reply, the next request looks at it before sending.
         let next = client.line("NOOP");
         let completed = client.core.take_completion(step).map(|r| r.summary());
@@ -229,9 +239,7 @@ fn a_reply_during_the_message_body_is_not_the_reply_to_the_message() {
     let result = same_whatever_the_cut(stream, |parts| {
         let mut client = Client::strict();
         let data = client.line("DATA").unwrap();
-        for part in parts {
-            client.feed(part);
-        }
+        client.feed_all(parts);
         let line = client.line("Subject: hi");
         let dot = client.line(".");
         format!(
@@ -348,10 +356,7 @@ fn a_line_holding_the_configured_password_in_any_form_is_a_credential_from_the_s
 
 #[test]
 fn a_configured_secret_sent_by_override_is_hidden_in_the_transcript() {
-    let policy = GuardPolicy {
-        allow_cleartext_auth: true,
-        allow_unverified_auth: false,
-    };
+    let policy = CLEARTEXT_ALLOWED;
     let mut client = Client::new(settings(UnaskedReplies::Fatal, policy));
     let step = client.line(&format!("XPASS {PASSWORD}")).unwrap();
     assert!(client.wire_text().contains(PASSWORD));
@@ -374,10 +379,7 @@ fn a_334_only_opens_a_challenge_right_after_auth() {
 
 #[test]
 fn auth_with_stored_credentials_needs_the_mechanism_advertised() {
-    let policy = GuardPolicy {
-        allow_cleartext_auth: true,
-        allow_unverified_auth: false,
-    };
+    let policy = CLEARTEXT_ALLOWED;
     let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
         .after_ehlo(b"250-x\r\n250 AUTH PLAIN LOGIN\r\n");
     let before = client.wire.len();
@@ -406,10 +408,7 @@ fn auth_with_stored_credentials_needs_the_mechanism_advertised() {
 
 #[test]
 fn a_235_without_any_credential_is_flagged() {
-    let policy = GuardPolicy {
-        allow_cleartext_auth: true,
-        allow_unverified_auth: false,
-    };
+    let policy = CLEARTEXT_ALLOWED;
     let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
         .after_ehlo(b"250-x\r\n250 AUTH LOGIN\r\n");
     let step = client
@@ -432,10 +431,7 @@ fn a_235_without_any_credential_is_flagged() {
 
 #[test]
 fn a_login_exchange_hides_every_answer_and_cancels_a_third_challenge() {
-    let policy = GuardPolicy {
-        allow_cleartext_auth: true,
-        allow_unverified_auth: false,
-    };
+    let policy = CLEARTEXT_ALLOWED;
     let stream = b"334 VXNlcm5hbWU6\r\n";
     let mut client = Client::new(settings(UnaskedReplies::Fatal, policy))
         .after_ehlo(b"250-x\r\n250 AUTH LOGIN\r\n");
@@ -472,9 +468,7 @@ fn bytes_behind_the_220_to_starttls_are_injection_however_they_arrive() {
     let result = same_whatever_the_cut(stream, |parts| {
         let mut client = Client::strict();
         let step = client.line("STARTTLS").unwrap();
-        for part in parts {
-            client.feed(part);
-        }
+        client.feed_all(parts);
         format!(
             "{:?} {:?}",
             client.core.take_completion(step).map(|r| r.summary()),
@@ -580,9 +574,7 @@ fn a_334_to_anything_but_auth_opens_nothing_however_it_is_cut() {
     let result = same_whatever_the_cut(stream, |parts| {
         let mut client = Client::strict();
         let step = client.line("MAIL FROM:<a@b>").unwrap();
-        for part in parts {
-            client.feed(part);
-        }
+        client.feed_all(parts);
         let completed = client.core.take_completion(step).map(|r| r.summary());
         let next = client.line(PASSWORD).map_err(|e| e.to_string());
         format!("{completed:?} {:?} {next:?}", client.core.phase())
@@ -597,10 +589,7 @@ fn a_334_to_anything_but_auth_opens_nothing_however_it_is_cut() {
 
 #[test]
 fn challenges_sent_before_their_answers_could_be_are_out_of_step_however_cut() {
-    let policy = GuardPolicy {
-        allow_cleartext_auth: true,
-        allow_unverified_auth: false,
-    };
+    let policy = CLEARTEXT_ALLOWED;
     // A server that sends its whole side of a LOGIN exchange at once: whichever way the
     // network cuts it, at least the final 235 arrives before the answer it would answer,
     // and the exchange ends out of step instead of as a login.
@@ -618,9 +607,7 @@ fn challenges_sent_before_their_answers_could_be_are_out_of_step_however_cut() {
             )
             .unwrap();
         client.pump();
-        for part in &parts {
-            client.feed(part);
-        }
+        client.feed_all(&parts);
         assert!(client.core.take_completion(step).is_none(), "{parts:?}");
         assert!(
             matches!(client.core.failure(), Some(SessionError::OutOfStep { .. })),
