@@ -48,6 +48,15 @@ cargo test --locked --lib --bins --tests 2>&1 | tee "$results"
 bash scripts/tui-e2e.sh
 echo "test result: ok. 1 passed; 0 failed; 0 ignored (tui-e2e.sh)" >>"$results"
 
+# A short smoke of every fuzz target (scripts/fuzz.sh runs them as long as asked), where the
+# nightly toolchain cargo-fuzz needs is installed. A crash fails the run.
+if cargo +nightly --version >/dev/null 2>&1; then
+    bash scripts/fuzz.sh "${SMTPTUI_FUZZ_SECONDS:-10}"
+    echo "test result: ok. 1 passed; 0 failed; 0 ignored (fuzz.sh smoke)" >>"$results"
+else
+    echo "test.sh: no nightly toolchain here; the fuzz smoke is skipped" >&2
+fi
+
 # One closing line for the whole run, summed over every suite above.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) g += $(i-1) } }
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, g }' "$results"
