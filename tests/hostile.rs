@@ -356,7 +356,9 @@ cases! {
     /// A reply injected behind the 220 to STARTTLS, in the same write.
     t01_injected_reply_after_starttls_220_same_write: Case {
         server: Script(|p| Smtp {
-            starttls: StartTls::ReplyThenHandshake(b"220 2.0.0 Ready to start TLS\r\n250 fake injected\r\n".to_vec()),
+            starttls: StartTls::ReplyThenHandshake(
+                b"220 2.0.0 Ready to start TLS\r\n250 fake injected\r\n".to_vec(),
+            ),
             ..tls(p)
         }),
         scenario: STARTTLS_AUTH, exit: 3, says: &["response injection"],
@@ -366,30 +368,50 @@ cases! {
     };
     /// A fragment without CRLF behind the 220 to STARTTLS.
     t02_injected_crlfless_fragment_after_starttls_220: Case {
-        server: Script(|p| Smtp { starttls: StartTls::ReplyThenHandshake(b"220 Ready\r\n250 x".to_vec()), ..tls(p) }),
+        server: Script(|p| Smtp {
+            starttls: StartTls::ReplyThenHandshake(b"220 Ready\r\n250 x".to_vec()),
+            ..tls(p)
+        }),
         scenario: STARTTLS_AUTH, exit: 3, says: &["response injection"],
         checks: &[NothingAfterStarttls, NoEhloInsideTls, NoAuth], ..VERIFIED
     };
     /// Under `--json` too, the failure is said in valid JSON lines.
     t18b_json_on_failure_still_parses: Case {
-        server: Script(|p| Smtp { starttls: StartTls::ReplyThenHandshake(b"220 Ready\r\n250 injected\r\n".to_vec()), ..tls(p) }),
-        scenario: STARTTLS_AUTH, args: &["--json"], exit: 3, says: &["response injection"], ..VERIFIED
+        server: Script(|p| Smtp {
+            starttls: StartTls::ReplyThenHandshake(b"220 Ready\r\n250 injected\r\n".to_vec()),
+            ..tls(p)
+        }),
+        scenario: STARTTLS_AUTH, args: &["--json"], exit: 3, says: &["response injection"],
+        ..VERIFIED
     };
 
     // 3. STARTTLS refused by a downgrading server, which would happily take AUTH in cleartext.
 
     t03a_starttls_answered_454: Case {
-        server: Script(|p| Smtp { starttls: StartTls::Reply(b"454 4.7.0 TLS not available due to local problem\r\n".to_vec()), ..tls(p) }),
-        scenario: STARTTLS_AUTH, exit: 3, says: &["starttls refused"], checks: &[NoTls, NoAuth], ..VERIFIED
+        server: Script(|p| Smtp {
+            starttls: StartTls::Reply(
+                b"454 4.7.0 TLS not available due to local problem\r\n".to_vec(),
+            ),
+            ..tls(p)
+        }),
+        scenario: STARTTLS_AUTH, exit: 3, says: &["starttls refused"], checks: &[NoTls, NoAuth],
+        ..VERIFIED
     };
     t03b_starttls_answered_502: Case {
-        server: Script(|p| Smtp { starttls: StartTls::Reply(b"502 5.5.1 Command not implemented\r\n".to_vec()), ..tls(p) }),
-        scenario: STARTTLS_AUTH, exit: 3, says: &["starttls refused"], checks: &[NoTls, NoAuth], ..VERIFIED
+        server: Script(|p| Smtp {
+            starttls: StartTls::Reply(b"502 5.5.1 Command not implemented\r\n".to_vec()),
+            ..tls(p)
+        }),
+        scenario: STARTTLS_AUTH, exit: 3, says: &["starttls refused"], checks: &[NoTls, NoAuth],
+        ..VERIFIED
     };
     /// The scenario expects the refusal (`S: 454`), so the refusal itself is no failure; but the
     /// session is still cleartext, so the following bare AUTH must be stopped by the guard.
     t03c_expected_starttls_refusal_then_auth_is_guarded: Case {
-        server: Script(|_| Smtp { starttls: StartTls::Reply(b"454 4.7.0 TLS not available\r\n".to_vec()), ..Smtp::default() }),
+        server: Script(|_| Smtp {
+            starttls: StartTls::Reply(b"454 4.7.0 TLS not available\r\n".to_vec()),
+            ..Smtp::default()
+        }),
         scenario: REFUSED_STARTTLS_THEN_AUTH, creds: EnvPassword,
         exit: 4, says: &["refused", "cleartext"], checks: &[NoAuth], ..Case::ROW
     };
@@ -408,67 +430,83 @@ cases! {
     /// blob (`\0alice\0secret`), its unpadded form and the password's base64 never reach the
     /// server nor the output.
     t05_inline_auth_plain_blob_on_cleartext_is_refused: Case {
-        server: Script(|_| Smtp { advertise_starttls: false, credentials: None, ..Smtp::default() }),
+        server: Script(|_| Smtp {
+            advertise_starttls: false,
+            credentials: None,
+            ..Smtp::default()
+        }),
         scenario: CLEARTEXT_AUTH_INLINE, exit: 4, says: &["refused", "cleartext"],
         never_says: &["AGFsaWNlAHNlY3JldA==", "AGFsaWNlAHNlY3JldA", "c2VjcmV0"],
-        checks: &[NotReceived("AGFsaWNlAHNlY3JldA=="), NotReceived("AGFsaWNlAHNlY3JldA"), NotReceived("c2VjcmV0"), NoAuth],
+        checks: &[
+            NotReceived("AGFsaWNlAHNlY3JldA=="),
+            NotReceived("AGFsaWNlAHNlY3JldA"),
+            NotReceived("c2VjcmV0"),
+            NoAuth,
+        ],
         ..Case::ROW
     };
     /// Explicitly allowed: the server gets the (correct) credentials in cleartext, under a loud,
     /// upper-case WARNING, and the output is still redacted.
     t06_allow_cleartext_auth_override_sends_with_warning: Case {
-        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword, args: &["--allow-cleartext-auth"],
-        exit: 0, says: &["WARNING", "cleartext"], checks: &[SaysExactly("WARNING"), AuthInCleartext], ..Case::ROW
+        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword,
+        args: &["--allow-cleartext-auth"], exit: 0, says: &["WARNING", "cleartext"],
+        checks: &[SaysExactly("WARNING"), AuthInCleartext], ..Case::ROW
     };
     /// `--json` output never carries the credentials either, even with --allow-cleartext-auth.
     x13_json_cleartext_override_still_redacted: Case {
-        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword, args: &["--allow-cleartext-auth", "--json"],
-        exit: 0, says: &["cleartext"], checks: &[AuthAttempts(1)], ..Case::ROW
+        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword,
+        args: &["--allow-cleartext-auth", "--json"], exit: 0, says: &["cleartext"],
+        checks: &[AuthAttempts(1)], ..Case::ROW
     };
     /// The transcript file is written even when the guard refuses, and does not hold the secret.
     x14_transcript_on_guard_refusal: Case {
-        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword, transcript: true,
-        exit: 4, checks: &[NoAuth], ..Case::ROW
+        server: Script(no_starttls), scenario: CLEARTEXT_AUTH, creds: EnvPassword,
+        transcript: true, exit: 4, checks: &[NoAuth], ..Case::ROW
     };
     /// A vertical tab between AUTH and the mechanism: servers split on it (C's isspace), so the
     /// line is AUTH to them. The scenario is refused before anything is sent.
     x16_auth_with_a_vertical_tab_never_crosses: Case {
         server: Script(no_starttls),
-        scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: AUTH\u{b}PLAIN AGFsaWNlAHNlY3JldA==\nS: 235\n",
-        exit: 2, says: &["control character"], never_says: &["AGFsaWNlAHNlY3JldA=="], checks: &[NoAuth], ..Case::ROW
+        scenario: "S: 220\nC: EHLO client.example\nS: 250\n\
+                   C: AUTH\u{b}PLAIN AGFsaWNlAHNlY3JldA==\nS: 235\n",
+        exit: 2, says: &["control character"], never_says: &["AGFsaWNlAHNlY3JldA=="],
+        checks: &[NoAuth], ..Case::ROW
     };
 
     // 7-10. Malformed and hostile replies: a limit trips, well before the timeout.
 
     t07_endless_multiline_reply_hits_a_limit: Case {
-        server: Custom(endless_multiline), scenario: EHLO_QUIT, args: &["--timeout", "10"], exit: 3,
-        never_says: &["timed out"], checks: &[SaysOneOf(&["too many lines", "too large"]), Within(8)], ..Case::ROW
+        server: Custom(endless_multiline), scenario: EHLO_QUIT, args: &["--timeout", "10"],
+        exit: 3, never_says: &["timed out"],
+        checks: &[SaysOneOf(&["too many lines", "too large"]), Within(8)], ..Case::ROW
     };
     t08_overlong_reply_line: Case {
-        server: Custom(overlong_greeting), scenario: EHLO_QUIT, args: &["--timeout", "10"], exit: 3,
-        says: &["too long"], never_says: &["timed out"], checks: &[Within(8)], ..Case::ROW
+        server: Custom(overlong_greeting), scenario: EHLO_QUIT, args: &["--timeout", "10"],
+        exit: 3, says: &["too long"], never_says: &["timed out"], checks: &[Within(8)], ..Case::ROW
     };
     t09_trickling_greeting_hits_the_reply_deadline: Case {
-        server: Custom(trickling_greeting), scenario: EHLO_QUIT, args: &["--timeout", "1"], exit: 3,
-        says: &["timed out"], checks: &[Within(10)], ..Case::ROW
+        server: Custom(trickling_greeting), scenario: EHLO_QUIT, args: &["--timeout", "1"],
+        exit: 3, says: &["timed out"], checks: &[Within(10)], ..Case::ROW
     };
     /// A multi-line reply whose lines each arrive in time but which never ends: the deadline is
     /// per reply, not per line, so this still times out (512 lines at 300 ms would take minutes).
     x04_trickling_multiline_reply_hits_the_reply_deadline: Case {
-        server: Custom(trickling_multiline), scenario: EHLO_QUIT, args: &["--timeout", "1"], exit: 3,
-        says: &["timed out"], checks: &[Within(10)], ..Case::ROW
+        server: Custom(trickling_multiline), scenario: EHLO_QUIT, args: &["--timeout", "1"],
+        exit: 3, says: &["timed out"], checks: &[Within(10)], ..Case::ROW
     };
     /// A silent server with a fractional timeout.
     x05_silent_server_fractional_timeout: Case {
-        server: Custom(silent), scenario: EHLO_QUIT, args: &["--timeout", "0.5"], exit: 3,
-        says: &["timed out"], checks: &[Within(5)], ..Case::ROW
+        server: Custom(silent), scenario: EHLO_QUIT, args: &["--timeout", "0.5"],
+        exit: 3, says: &["timed out"], checks: &[Within(5)], ..Case::ROW
     };
     t10_eof_in_the_middle_of_a_multiline_reply: Case {
-        server: Custom(eof_mid_multiline), scenario: EHLO_QUIT, exit: 3, says: &["closed"], ..Case::ROW
+        server: Custom(eof_mid_multiline), scenario: EHLO_QUIT, exit: 3, says: &["closed"],
+        ..Case::ROW
     };
     /// The server accepts and closes without a greeting.
     x06_close_before_greeting: Case {
-        server: Custom(|| Server::raw(None, |_conn| Ok(()))), scenario: EHLO_QUIT, exit: 3, says: &["closed"], ..Case::ROW
+        server: Custom(|| Server::raw(None, |_conn| Ok(()))), scenario: EHLO_QUIT,
+        exit: 3, says: &["closed"], ..Case::ROW
     };
     /// Nothing listens on the port.
     x07_connection_refused: Case { server: Nobody, scenario: EHLO_QUIT, exit: 3, ..Case::ROW };
@@ -476,11 +514,19 @@ cases! {
     // 11-12. TLS failures: no credential byte anywhere, not even inside TLS, unless --insecure.
 
     t11_garbage_instead_of_tls_handshake: Case {
-        server: Script(|p| Smtp { starttls: StartTls::ReplyThenGarbage(b"this is not TLS at all\r\n\x00\x01\x02\x03garbage".to_vec()), ..tls(p) }),
+        server: Script(|p| Smtp {
+            starttls: StartTls::ReplyThenGarbage(
+                b"this is not TLS at all\r\n\x00\x01\x02\x03garbage".to_vec(),
+            ),
+            ..tls(p)
+        }),
         scenario: STARTTLS_AUTH, exit: 3, checks: &[NoEhloAfterStarttls, NoAuth], ..VERIFIED
     };
     t11b_server_closes_instead_of_tls_handshake: Case {
-        server: Script(|p| Smtp { starttls: StartTls::ReplyThenClose(b"220 2.0.0 Ready to start TLS\r\n".to_vec()), ..tls(p) }),
+        server: Script(|p| Smtp {
+            starttls: StartTls::ReplyThenClose(b"220 2.0.0 Ready to start TLS\r\n".to_vec()),
+            ..tls(p)
+        }),
         scenario: STARTTLS_AUTH, exit: 3, checks: &[NoAuth], ..VERIFIED
     };
     // Without --insecure: the handshake fails, and the bare AUTH that follows never happens.
@@ -502,30 +548,36 @@ cases! {
         exit: 0, says: &["not verified"], checks: &[Handshake, EhloInsideTls], ..Case::ROW
     };
     t12e_expired_insecure_continues: Case {
-        server: Script(|p| Smtp::with_cert(p, Leaf::Expired)), scenario: STARTTLS_ONLY, verify: Ca, args: &["--insecure"],
+        server: Script(|p| Smtp::with_cert(p, Leaf::Expired)), scenario: STARTTLS_ONLY,
+        verify: Ca, args: &["--insecure"],
         exit: 0, says: &["not verified"], checks: &[Handshake, EhloInsideTls], ..Case::ROW
     };
     t12f_wrong_name_insecure_continues: Case {
-        server: Script(|p| Smtp::with_cert(p, Leaf::WrongName)), scenario: STARTTLS_ONLY, verify: Ca, args: &["--insecure"],
+        server: Script(|p| Smtp::with_cert(p, Leaf::WrongName)), scenario: STARTTLS_ONLY,
+        verify: Ca, args: &["--insecure"],
         exit: 0, says: &["not verified"], checks: &[Handshake, EhloInsideTls], ..Case::ROW
     };
     // With --insecure, bare AUTH over the unverified TLS is allowed (insecure is the override).
     t12g_untrusted_ca_insecure_allows_auth: Case {
-        server: Serve::TLS, scenario: STARTTLS_AUTH, verify: UnknownCa, creds: EnvPassword, args: &["--insecure"],
-        exit: 0, says: &["not verified"], checks: &[AuthInsideTls], ..Case::ROW
+        server: Serve::TLS, scenario: STARTTLS_AUTH, verify: UnknownCa, creds: EnvPassword,
+        args: &["--insecure"], exit: 0, says: &["not verified"], checks: &[AuthInsideTls],
+        ..Case::ROW
     };
     t12h_expired_insecure_allows_auth: Case {
-        server: Script(|p| Smtp::with_cert(p, Leaf::Expired)), scenario: STARTTLS_AUTH, args: &["--insecure"],
-        exit: 0, says: &["not verified"], checks: &[AuthInsideTls], ..VERIFIED
+        server: Script(|p| Smtp::with_cert(p, Leaf::Expired)), scenario: STARTTLS_AUTH,
+        args: &["--insecure"], exit: 0, says: &["not verified"], checks: &[AuthInsideTls],
+        ..VERIFIED
     };
     t12i_wrong_name_insecure_allows_auth: Case {
-        server: Script(|p| Smtp::with_cert(p, Leaf::WrongName)), scenario: STARTTLS_AUTH, args: &["--insecure"],
-        exit: 0, says: &["not verified"], checks: &[AuthInsideTls], ..VERIFIED
+        server: Script(|p| Smtp::with_cert(p, Leaf::WrongName)), scenario: STARTTLS_AUTH,
+        args: &["--insecure"], exit: 0, says: &["not verified"], checks: &[AuthInsideTls],
+        ..VERIFIED
     };
     /// Implicit TLS against a certificate that does not verify: exit 3 before any credential.
     t14b_implicit_tls_untrusted_ca: Case {
-        server: Script(implicit), scenario: CLEARTEXT_AUTH, verify: UnknownCa, creds: EnvPassword, args: &["--tls", "implicit"],
-        exit: 3, says: &["unknown issuer"], checks: &[NoAuth], ..Case::ROW
+        server: Script(implicit), scenario: CLEARTEXT_AUTH, verify: UnknownCa, creds: EnvPassword,
+        args: &["--tls", "implicit"], exit: 3, says: &["unknown issuer"], checks: &[NoAuth],
+        ..Case::ROW
     };
 
     // 13-14. Happy paths: credentials inside TLS only, dot-stuffing, redacted output and
@@ -533,35 +585,56 @@ cases! {
 
     t13_happy_path_starttls_auth_data: Case {
         server: Serve::TLS, scenario: HAPPY_STARTTLS, transcript: true, exit: 0, says: &["hidden"],
-        checks: &[Handshake, AuthInsideTls, StarttlsInCleartext, NothingAfterStarttls,
-                  Message(&["Subject: smtptui test", "..dotted line", "...two dots"])],
+        checks: &[
+            Handshake,
+            AuthInsideTls,
+            StarttlsInCleartext,
+            NothingAfterStarttls,
+            Message(&["Subject: smtptui test", "..dotted line", "...two dots"]),
+        ],
         ..VERIFIED
     };
     t14_happy_path_implicit_tls_with_password_file: Case {
-        server: Script(implicit), scenario: HAPPY_IMPLICIT, verify: Ca, creds: PasswordFile, args: &["--tls", "implicit"],
-        exit: 0, checks: &[NothingInCleartext, Handshake, AuthInsideTls, Message(&["Subject: implicit", "..leading dot"])],
+        server: Script(implicit), scenario: HAPPY_IMPLICIT, verify: Ca, creds: PasswordFile,
+        args: &["--tls", "implicit"], exit: 0,
+        checks: &[
+            NothingInCleartext,
+            Handshake,
+            AuthInsideTls,
+            Message(&["Subject: implicit", "..leading dot"]),
+        ],
         ..Case::ROW
     };
     t18_json_every_line_parses: Case {
-        server: Serve::TLS, scenario: HAPPY_STARTTLS, args: &["--json"], exit: 0, checks: &[AuthAttempts(1)], ..VERIFIED
+        server: Serve::TLS, scenario: HAPPY_STARTTLS, args: &["--json"], exit: 0,
+        checks: &[AuthAttempts(1)], ..VERIFIED
     };
     /// Bare AUTH LOGIN over verified STARTTLS: works, and neither the base64 user nor the base64
     /// password (the two LOGIN continuation lines) shows in the output.
     x01_auth_login_over_starttls_is_redacted: Case {
-        server: Serve::TLS, scenario: STARTTLS_AUTH_LOGIN, exit: 0, checks: &[AuthInsideTls], ..VERIFIED
+        server: Serve::TLS, scenario: STARTTLS_AUTH_LOGIN, exit: 0, checks: &[AuthInsideTls],
+        ..VERIFIED
     };
     /// Wrong password: the server answers 535 where the scenario expects 235 → exit 1, and the
     /// failure output still shows no credential.
     x02_auth_rejected_is_expectation_failure_without_leak: Case {
-        server: Script(|p| Smtp { credentials: Some((USER.into(), "some-other-password".into())), ..tls(p) }),
+        server: Script(|p| Smtp {
+            credentials: Some((USER.into(), "some-other-password".into())),
+            ..tls(p)
+        }),
         scenario: STARTTLS_AUTH, exit: 1, says: &["535"], checks: &[AuthAttempts(1)], ..VERIFIED
     };
     /// Inline `C: AUTH PLAIN <base64>` over verified TLS is sent (it is protected) but the blob is
     /// redacted in the output.
     x03_inline_auth_blob_over_tls_is_sent_but_redacted: Case {
-        server: Script(|p| Smtp { credentials: None, ..tls(p) }), scenario: STARTTLS_AUTH_INLINE, verify: Ca,
-        exit: 0, never_says: &["AGFsaWNlAHNlY3JldA==", "AGFsaWNlAHNlY3JldA"],
-        checks: &[AuthInsideTlsAs("alice", "secret"), NotInCleartext("AGFsaWNlAHNlY3JldA==")], ..Case::ROW
+        server: Script(|p| Smtp { credentials: None, ..tls(p) }),
+        scenario: STARTTLS_AUTH_INLINE, verify: Ca, exit: 0,
+        never_says: &["AGFsaWNlAHNlY3JldA==", "AGFsaWNlAHNlY3JldA"],
+        checks: &[
+            AuthInsideTlsAs("alice", "secret"),
+            NotInCleartext("AGFsaWNlAHNlY3JldA=="),
+        ],
+        ..Case::ROW
     };
     /// Credentials already sent, repeated as a command (a scenario that spells out the answer
     /// after the exchange): refused like the guard refuses, never shown in full, sent only once.
@@ -573,33 +646,40 @@ cases! {
     // 15-16. Expectation failures and usage errors name the place.
 
     t15_expectation_failure_names_the_line: Case {
-        server: Script(|_| Smtp::default().on("MAIL", b"550 5.1.1 nope\r\n")), scenario: FAILS_ON_LINE_13,
-        exit: 1, says: &["550"], checks: &[NamesLine(13)], ..Case::ROW
+        server: Script(|_| Smtp::default().on("MAIL", b"550 5.1.1 nope\r\n")),
+        scenario: FAILS_ON_LINE_13, exit: 1, says: &["550"], checks: &[NamesLine(13)], ..Case::ROW
     };
     /// The greeting is a 554 where the scenario expects 220: an expectation failure (exit 1).
     x08_greeting_rejection_is_expectation_failure: Case {
-        server: Script(|_| Smtp { greeting: b"554 5.7.1 go away\r\n".to_vec(), ..Smtp::default() }), scenario: EHLO_QUIT,
-        exit: 1, says: &["554"], checks: &[NamesLine(1)], ..Case::ROW
+        server: Script(|_| Smtp { greeting: b"554 5.7.1 go away\r\n".to_vec(), ..Smtp::default() }),
+        scenario: EHLO_QUIT, exit: 1, says: &["554"], checks: &[NamesLine(1)], ..Case::ROW
     };
     t16a_syntax_error_unknown_prefix: Case {
         scenario: "S: 220\nC: EHLO client.example\nX: foo\nS: 250\n", file: "broken-scenario.smtp",
         exit: 2, checks: &[NamesFile, NamesLine(3)], ..Case::ROW
     };
     t16b_syntax_error_bad_reply_code: Case {
-        scenario: "# bad code\nS: 220\nC: EHLO client.example\n\nS: 99z\nC: QUIT\nS: 221\n", file: "broken-scenario.smtp",
-        exit: 2, checks: &[NamesFile, NamesLine(5)], ..Case::ROW
+        scenario: "# bad code\nS: 220\nC: EHLO client.example\n\nS: 99z\nC: QUIT\nS: 221\n",
+        file: "broken-scenario.smtp", exit: 2, checks: &[NamesFile, NamesLine(5)], ..Case::ROW
     };
     t16c_no_password_flag_is_a_usage_error: Case {
-        scenario: EHLO_QUIT, args: &["--password", PASSWORD], exit: 2, says: &["no --password option", "--password-file"], ..Case::ROW
+        scenario: EHLO_QUIT, args: &["--password", PASSWORD],
+        exit: 2, says: &["no --password option", "--password-file"], ..Case::ROW
     };
-    t16d_bad_tls_mode_is_a_usage_error: Case { scenario: EHLO_QUIT, args: &["--tls", "sometimes"], exit: 2, ..Case::ROW };
+    t16d_bad_tls_mode_is_a_usage_error: Case {
+        scenario: EHLO_QUIT, args: &["--tls", "sometimes"], exit: 2, ..Case::ROW
+    };
 
     // 17. Terminal escape sequences from the server: the invariants of every row (no raw ESC or
     // BEL on stdout or stderr) are the point of these.
 
-    t17_terminal_escapes_never_reach_stdout: Case { server: Script(escapes), scenario: EHLO_QUIT, exit: 0, ..Case::ROW };
+    t17_terminal_escapes_never_reach_stdout: Case {
+        server: Script(escapes), scenario: EHLO_QUIT, exit: 0, ..Case::ROW
+    };
     /// Beyond the letter of the contract (which names stdout): stderr is a terminal too.
-    t17b_terminal_escapes_never_reach_stderr: Case { server: Script(escapes), scenario: EHLO_QUIT, exit: 0, ..Case::ROW };
+    t17b_terminal_escapes_never_reach_stderr: Case {
+        server: Script(escapes), scenario: EHLO_QUIT, exit: 0, ..Case::ROW
+    };
     t17c_terminal_escapes_in_json_mode: Case {
         server: Script(escapes), scenario: EHLO_QUIT, args: &["--json"], exit: 0, ..Case::ROW
     };
@@ -607,15 +687,19 @@ cases! {
     /// message may quote the chain: trusted CA but a name the certificate does not cover, so the
     /// name-mismatch message may quote what the certificate is valid for.
     x10_escapes_in_certificate_subject_on_verification_failure: Case {
-        server: Script(|p| Smtp::with_cert(p, Leaf::Hostile)), scenario: STARTTLS_ONLY, verify: CaNaming("wrong.example"),
-        exit: 3, ..Case::ROW
+        server: Script(|p| Smtp::with_cert(p, Leaf::Hostile)), scenario: STARTTLS_ONLY,
+        verify: CaNaming("wrong.example"), exit: 3, ..Case::ROW
     };
     /// Beyond the contract (which names ESC and BEL): other C0 controls that let a server spoof
     /// what the terminal shows — a bare CR (return to column 0 and overwrite), backspace, NUL —
     /// and invalid UTF-8 must not crash the run nor reach the terminal raw.
     x11_other_control_bytes_and_invalid_utf8: Case {
-        server: Script(|_| Smtp { greeting: b"220 legit\rFAKE ok line 1\x08\x08\x00 \xff\xfe ESMTP\r\n".to_vec(), ..Smtp::default() }),
-        scenario: EHLO_QUIT, exit: 0, checks: &[NoRawByte(b'\r'), NoRawByte(0x08), NoRawByte(0x00)], ..Case::ROW
+        server: Script(|_| Smtp {
+            greeting: b"220 legit\rFAKE ok line 1\x08\x08\x00 \xff\xfe ESMTP\r\n".to_vec(),
+            ..Smtp::default()
+        }),
+        scenario: EHLO_QUIT, exit: 0,
+        checks: &[NoRawByte(b'\r'), NoRawByte(0x08), NoRawByte(0x00)], ..Case::ROW
     };
 
     // Replies that echo secrets or come out of step.
@@ -623,21 +707,32 @@ cases! {
     /// Beyond the contract: a hostile (or broken) server echoes the credentials it received back
     /// in its reply text. The tool knows the secret; the output still does not show it.
     x12_server_echoing_the_credentials_is_redacted: Case {
-        server: Script(|p| tls(p).on("AUTH", format!("535-5.7.8 you sent {}\r\n535 5.7.8 password {PASSWORD} rejected\r\n", plain_response()).as_bytes())),
+        server: Script(|p| {
+            let echo = format!(
+                "535-5.7.8 you sent {}\r\n535 5.7.8 password {PASSWORD} rejected\r\n",
+                plain_response()
+            );
+            tls(p).on("AUTH", echo.as_bytes())
+        }),
         scenario: STARTTLS_AUTH, exit: 1, ..VERIFIED
     };
     /// A server that answers AUTH with a malformed line echoing the credentials: the protocol
     /// error quotes the line, and the quote is redacted too.
     x18_malformed_reply_echoing_credentials_is_redacted: Case {
-        server: Script(|p| tls(p).on("AUTH", format!("you sent {} right?\r\n", plain_response()).as_bytes())),
+        server: Script(|p| {
+            tls(p).on("AUTH", format!("you sent {} right?\r\n", plain_response()).as_bytes())
+        }),
         scenario: STARTTLS_AUTH, exit: 3, says: &["malformed reply line"], ..VERIFIED
     };
     /// A server that answers one command with two replies desynchronises a naive client: the
     /// second reply would be taken as the answer to the next command. The run ends there, out
     /// of step, naming the reply nobody asked for, and sends nothing more.
     x15_unasked_extra_reply_is_flagged: Case {
-        server: Script(|_| Smtp::default().on("EHLO", b"250 first\r\n250 second, never asked for\r\n")), scenario: EHLO_QUIT,
-        exit: 3, says: &["out of step", "second, never asked for"], never_sent: &["QUIT"], ..Case::ROW
+        server: Script(|_| {
+            Smtp::default().on("EHLO", b"250 first\r\n250 second, never asked for\r\n")
+        }),
+        scenario: EHLO_QUIT, exit: 3, says: &["out of step", "second, never asked for"],
+        never_sent: &["QUIT"], ..Case::ROW
     };
     /// A 334 to EHLO is not a SASL prompt: the next line (STARTTLS) still goes out as a command,
     /// and the session upgrades normally.
@@ -648,8 +743,8 @@ cases! {
     };
     /// Unasked bytes waiting when STARTTLS is sent would pass for its 220: TLS is not started.
     x19_stray_bytes_before_starttls_stop_the_session: Case {
-        server: Script(|p| tls(p).on("EHLO", b"250 ok\r\n220 ready, but nobody asked\r\n")), scenario: STARTTLS_ONLY, verify: Ca,
-        exit: 3, says: &["out of step"], ..Case::ROW
+        server: Script(|p| tls(p).on("EHLO", b"250 ok\r\n220 ready, but nobody asked\r\n")),
+        scenario: STARTTLS_ONLY, verify: Ca, exit: 3, says: &["out of step"], ..Case::ROW
     };
 }
 
@@ -677,7 +772,8 @@ fn x09_escapes_in_certificate_subject_never_reach_the_terminal() {
 
 // ---------------------------------------------------------------------------------------------
 // 0. Harness self-check (independent of the binary): a minimal rustls client drives the fake
-//    server, so a failure in the tests below can be attributed to the binary, not the harness.
+//    server, so a failure in the table above can be attributed to the binary, not the harness.
+//    Hand-written: these run no binary, so they are no row.
 // ---------------------------------------------------------------------------------------------
 
 mod client {
