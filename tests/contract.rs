@@ -1,13 +1,17 @@
-//! The contract of `smtptui run` with servers that misbehave, one row per case: the server's
-//! behaviour, the scenario, the exit status, what the output must say, and what must never
-//! reach the server. Every row also checks that no credential crossed in cleartext and that
-//! none reached the output.
+//! The contract of `smtptui run` with servers that misbehave, one row per case
+//! ([`support::Case`]): the server's behaviour, the scenario, the exit status, what the output
+//! must say, and what must never reach the server. Every row also checks the invariants of
+//! every run: no credential crossed in cleartext or reached the output, no raw ESC or BEL on
+//! the terminal, a PASS verdict exactly with exit 0.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test assertions
 
 mod support;
 
-use support::{Leaf, PASSWORD, Pki, Run, Server, Smtp, StartTls, USER, assert_no_credentials};
+use support::Creds::*;
+use support::Serve::*;
+use support::Verify::*;
+use support::{Case, Leaf, Pki, Serve, Smtp, StartTls};
 
 /// The greeting, EHLO and DATA with a message whose reply is checked; QUIT unchecked, as a
 /// hurried scenario leaves it.
@@ -44,176 +48,126 @@ C: QUIT
 S: 221
 ";
 
-/// One row: how the server behaves, what is run, and what must come of it.
-struct Case {
-    server: fn(&Pki) -> Smtp,
-    scenario: &'static str,
-    args: &'static [&'static str],
-    exit: i32,
-    says: &'static [&'static str],
-    never_says: &'static [&'static str],
-    never_sent: &'static [&'static str],
-}
-
-fn check(case: Case) {
-    let pki = Pki::new();
-    let server = Server::smtp((case.server)(&pki));
-    let out = Run::new(case.scenario, &server.target())
-        .args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"])
-        .args(case.args)
-        .creds()
-        .run();
-    let rec = server.finish();
-    out.assert_code(case.exit).assert_no_credentials();
-    for text in case.says {
-        out.assert_contains(text);
-    }
-    for text in case.never_says {
-        out.assert_not_contains(text);
-    }
-    for line in case.never_sent {
-        assert!(
-            !rec.lines.iter().any(|(_, sent)| sent.starts_with(line)),
-            "{line:?} reached the server: {}",
-            rec.dump()
-        );
-    }
-    assert_no_credentials(&rec.plain, USER, PASSWORD, "cleartext bytes");
-}
+/// The run trusts the test CA, for `localhost`, and has the test credentials.
+const ROW: Case = Case {
+    verify: Ca,
+    creds: EnvPassword,
+    ..Case::ROW
+};
 
 fn tls(pki: &Pki) -> Smtp {
-    Smtp {
-        tls: Some(pki.server_config(Leaf::Good)),
-        ..Smtp::default()
-    }
-}
-
-macro_rules! cases {
-    ($($name:ident: $case:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                check($case);
-            }
-        )*
-    };
+    Smtp::with_cert(pki, Leaf::Good)
 }
 
 cases! {
     // A reply that arrives with the 354, before the message was sent, is not the message's
     // reply: the run ends out of step instead of passing on the early 250.
     early_reply_during_the_message_is_out_of_step: Case {
-        server: |_| Smtp::default().on("DATA", b"354 go ahead\r\n250 2.0.0 early\r\n"),
+        server: Script(|_| Smtp::default().on("DATA", b"354 go ahead\r\n250 2.0.0 early\r\n")),
         scenario: MESSAGE,
-        args: &[],
         exit: 3,
         says: &["out of step", "250 2.0.0 early", "before its final dot"],
         never_says: &["PASS"],
         never_sent: &[".", "QUIT"],
+        ..ROW
     };
     // Two replies to the final dot: the second answers nothing and is not QUIT's reply.
     second_reply_to_the_message_is_out_of_step: Case {
-        server: |_| Smtp {
+        server: Script(|_| Smtp {
             message_reply: Some(b"250 2.0.0 queued\r\n554 5.7.1 rejected after all\r\n".to_vec()),
             ..Smtp::default()
-        },
+        }),
         scenario: MESSAGE,
-        args: &[],
         exit: 3,
         says: &["out of step", "554 5.7.1 rejected after all"],
         never_says: &["PASS"],
         never_sent: &["QUIT"],
+        ..ROW
     };
     // Bytes inside TLS before any command was sent there are not the EHLO reply, and no AUTH
     // follows them.
     unasked_bytes_right_after_the_handshake_end_the_run: Case {
-        server: |pki| Smtp {
+        server: Script(|pki| Smtp {
             starttls: StartTls::HandshakeThenSend(b"250-forged\r\n250 AUTH PLAIN\r\n".to_vec()),
             ..tls(pki)
-        },
+        }),
         scenario: STARTTLS_AUTH,
-        args: &[],
         exit: 3,
         says: &["out of step", "inside TLS before any command", "250 AUTH PLAIN"],
         never_says: &["PASS"],
         never_sent: &["AUTH"],
+        ..ROW
     };
     // The configured password typed into a command is a credential: refused in cleartext.
     password_in_a_command_is_refused_in_cleartext: Case {
-        server: |_| Smtp::default(),
+        server: Serve::PLAIN,
         scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: XPASSWORD Tr0ub4dor&3-zebra!\nS: 250\n",
-        args: &[],
         exit: 4,
         says: &["credential guard"],
-        never_says: &[],
         never_sent: &["XPASSWORD"],
+        ..ROW
     };
     // ... and so is its base64, and the PLAIN response built from it, even in a message.
     password_base64_in_a_message_is_refused_in_cleartext: Case {
-        server: |_| Smtp::default(),
+        server: Serve::PLAIN,
         scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\n\
                    C: RCPT TO:<c@d.example>\nS: 250\nC: DATA\nS: 354\n\
                    C: the password is VHIwdWI0ZG9yJjMtemVicmEh\nC: .\nS: 250\n",
-        args: &[],
         exit: 4,
         says: &["credential guard"],
-        never_says: &[],
         never_sent: &["the password is"],
+        ..ROW
     };
     password_plain_response_as_a_command_is_refused_in_cleartext: Case {
-        server: |_| Smtp::default(),
+        server: Serve::PLAIN,
         scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: XAUTH AGFsaWNlAFRyMHViNGRvciYzLXplYnJhIQ\nS: 250\n",
-        args: &[],
         exit: 4,
         says: &["credential guard"],
-        never_says: &[],
         never_sent: &["XAUTH"],
+        ..ROW
     };
     // A mechanism the server did not advertise is not run, whatever the scenario says.
     xoauth2_not_advertised_is_not_sent: Case {
-        server: tls,
+        server: Serve::TLS,
         scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n\
                    C: EHLO client.example\nS: 250\nC: AUTH XOAUTH2\nS: 235\n",
-        args: &[],
         exit: 3,
         says: &["AUTH XOAUTH2 not sent", "advertised only AUTH PLAIN LOGIN"],
         never_says: &["PASS"],
         never_sent: &["AUTH"],
+        ..ROW
     };
     // A server that says 235 to an AUTH that carried no credential is flagged.
     authentication_without_a_credential_is_flagged: Case {
-        server: |pki| tls(pki).on("AUTH", b"235 2.7.0 welcome, whoever you are\r\n"),
+        server: Script(|pki| tls(pki).on("AUTH", b"235 2.7.0 welcome, whoever you are\r\n")),
         scenario: "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n\
                    C: EHLO client.example\nS: 250\nC: AUTH LOGIN\nS: 235\nC: QUIT\nS: 221\n",
-        args: &[],
         exit: 0,
         says: &["before any credential was sent"],
-        never_says: &[],
-        never_sent: &[],
+        ..ROW
     };
     // Implicit TLS asked of a port that speaks plain SMTP: said as such, not as a STARTTLS
     // problem.
     implicit_tls_against_a_plain_port_says_so: Case {
-        server: |_| Smtp::default(),
+        server: Serve::PLAIN,
         scenario: "S: 220\nC: QUIT\n",
         args: &["--tls", "implicit"],
         exit: 3,
         says: &["answered in cleartext", "--tls starttls"],
         never_says: &["220 to STARTTLS", "220 reply to STARTTLS"],
-        never_sent: &[],
+        ..ROW
     };
     // STARTTLS mode against a port that waits for a ClientHello: the silent greeting is
     // explained with the flag that fixes it.
     starttls_mode_against_an_implicit_port_suggests_the_flag: Case {
-        server: |pki| Smtp {
+        server: Script(|pki| Smtp {
             implicit_tls: true,
             ..tls(pki)
-        },
+        }),
         scenario: "S: 220\nC: QUIT\n",
         args: &["--tls", "starttls", "--timeout", "1"],
         exit: 3,
         says: &["the greeting", "--tls implicit"],
-        never_says: &[],
-        never_sent: &[],
+        ..ROW
     };
 }

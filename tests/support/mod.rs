@@ -11,6 +11,10 @@
 //! * [`Run`]: runs the `smtptui` binary headless with a small `--timeout` and a hard kill, and
 //!   returns an [`Outcome`] with exit code, stdout, stderr and elapsed time.
 //!
+//! * [`Case`]: one row of a table of runs (server behaviour, scenario, options, exit status,
+//!   texts, what must never reach the server), checked with the invariants of every run;
+//!   [`cases!`] makes one `#[test]` per row.
+//!
 //! * [`postfix`]: the loopback Postfix of `scripts/postfix-env.sh`, started once or skipped.
 //! * [`mta`]: the loopback Exim and Dovecot of `scripts/exim-env.sh` and
 //!   `scripts/dovecot-env.sh`, likewise.
@@ -97,6 +101,34 @@ impl Recorded {
         }
     }
 
+    /// Asserts that no AUTH line crossed, in cleartext or inside TLS, that the server saw no
+    /// SASL exchange, and that no credential form is in any byte it received.
+    #[track_caller]
+    pub fn assert_no_auth_anywhere(&self) {
+        assert!(
+            find_ci(&self.plain, b"AUTH").is_none(),
+            "AUTH crossed in cleartext: {}",
+            self.dump()
+        );
+        assert!(
+            find_ci(&self.tls, b"AUTH").is_none(),
+            "AUTH was sent inside TLS: {}",
+            self.dump()
+        );
+        assert!(
+            self.auth.is_empty(),
+            "server received credentials: {:?}\n{}",
+            self.auth,
+            self.dump()
+        );
+        assert_no_credentials(
+            &self.all_bytes(),
+            USER,
+            PASSWORD,
+            "bytes received by the server",
+        );
+    }
+
     /// Human-readable dump for assertion messages.
     pub fn dump(&self) -> String {
         format!(
@@ -109,6 +141,11 @@ impl Recorded {
             String::from_utf8_lossy(&self.tls),
         )
     }
+}
+
+/// The PLAIN response of the test credentials, base64 of `\0USER\0PASSWORD`.
+pub fn plain_response() -> String {
+    B64.encode(format!("\0{USER}\0{PASSWORD}"))
 }
 
 /// Case-insensitive byte substring search.
@@ -648,6 +685,14 @@ impl Default for Smtp {
 }
 
 impl Smtp {
+    /// The ordinary dialogue, with STARTTLS backed by `leaf` of `pki`.
+    pub fn with_cert(pki: &Pki, leaf: Leaf) -> Smtp {
+        Smtp {
+            tls: Some(pki.server_config(leaf)),
+            ..Smtp::default()
+        }
+    }
+
     /// Adds an override: a command starting with `prefix` is answered with `reply`.
     pub fn on(mut self, prefix: &str, reply: &[u8]) -> Self {
         self.overrides
@@ -1276,6 +1321,33 @@ impl Outcome {
         self
     }
 
+    /// Asserts that stdout holds at least one line and that every non-blank line is a JSON
+    /// object.
+    #[track_caller]
+    pub fn assert_json_lines(&self) -> &Self {
+        let lines: Vec<&str> = self
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "no JSON events on stdout\n{}",
+            self.dump()
+        );
+        for l in lines {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                panic!("stdout line is not JSON ({e}): {l:?}\n{}", self.dump())
+            });
+            assert!(
+                v.is_object(),
+                "JSON event is not an object: {l}\n{}",
+                self.dump()
+            );
+        }
+        self
+    }
+
     /// True if the output names line `n` of the scenario: `line N`, `line: N`, `FILE:N`
     /// (N not followed by another digit).
     pub fn names_line(&self, n: usize) -> bool {
@@ -1315,4 +1387,412 @@ impl Outcome {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A table of runs
+// ---------------------------------------------------------------------------------------------
+
+/// The server a [`Case`] runs against.
+#[derive(Clone, Copy)]
+pub enum Serve {
+    /// The ordinary dialogue ([`Smtp`]) as the row configures it; it gets the row's [`Pki`] for
+    /// its certificates.
+    Script(fn(&Pki) -> Smtp),
+    /// Any other server: raw bytes, a reply that never ends, a server that says nothing.
+    Custom(fn() -> Server),
+    /// Nothing listens: the port was bound, then released.
+    Nobody,
+}
+
+impl Serve {
+    /// The ordinary dialogue in cleartext (STARTTLS advertised, no certificate to offer).
+    pub const PLAIN: Serve = Serve::Script(|_| Smtp::default());
+    /// The ordinary dialogue with STARTTLS and the good certificate.
+    pub const TLS: Serve = Serve::Script(|pki| Smtp::with_cert(pki, Leaf::Good));
+}
+
+/// How the run is told to verify the server's certificate.
+#[derive(Clone, Copy)]
+pub enum Verify {
+    /// No TLS option at all.
+    System,
+    /// `--ca-file` with the row's CA, and `--servername localhost`.
+    Ca,
+    /// `--servername localhost` only: the row's CA is unknown to the run.
+    UnknownCa,
+    /// `--ca-file` with the row's CA, and `--servername NAME`.
+    CaNaming(&'static str),
+}
+
+/// The credentials the run is given.
+#[derive(Clone, Copy)]
+pub enum Creds {
+    /// Neither `--user` nor a password.
+    NoUser,
+    /// `--user USER` and `$SMTPTUI_PASSWORD` ([`Run::creds`]).
+    EnvPassword,
+    /// `--user USER` and `--password-file` naming a file that holds the password.
+    PasswordFile,
+}
+
+/// A fact a row checks besides its exit status, its texts and the invariants of every row.
+#[derive(Clone, Copy, Debug)]
+pub enum Check {
+    /// No AUTH line crossed, in cleartext or inside TLS, the server saw no SASL exchange, and
+    /// no credential form is in any byte it received.
+    NoAuth,
+    /// The server received the test credentials once, inside TLS, and no AUTH in cleartext.
+    AuthInsideTls,
+    /// The server received these credentials (an inline blob) once, inside TLS, and no AUTH
+    /// in cleartext.
+    AuthInsideTlsAs(&'static str, &'static str),
+    /// The server received the test credentials once, in cleartext, by AUTH PLAIN.
+    AuthInCleartext,
+    /// This many SASL exchanges reached the server.
+    AuthAttempts(usize),
+    /// The PLAIN response of the test credentials crossed inside TLS exactly once.
+    PlainResponseOnceInsideTls,
+    /// No TLS was started.
+    NoTls,
+    /// A TLS handshake completed.
+    Handshake,
+    /// STARTTLS crossed in cleartext.
+    StarttlsInCleartext,
+    /// Nothing crossed in cleartext after STARTTLS.
+    NothingAfterStarttls,
+    /// No EHLO in cleartext right after STARTTLS: the session did not fall back.
+    NoEhloAfterStarttls,
+    /// Not one byte crossed in cleartext (implicit TLS).
+    NothingInCleartext,
+    /// EHLO was sent inside TLS: the session went on.
+    EhloInsideTls,
+    /// No EHLO inside TLS: the session stopped before.
+    NoEhloInsideTls,
+    /// The server received exactly one message, with these lines (dot-stuffed, as received).
+    Message(&'static [&'static str]),
+    /// This text (any case) is in no byte the server received, cleartext or TLS.
+    NotReceived(&'static str),
+    /// This text (any case) is in no byte the server received in cleartext.
+    NotInCleartext(&'static str),
+    /// The output holds this text, in this case.
+    SaysExactly(&'static str),
+    /// The output holds one of these texts (any case).
+    SaysOneOf(&'static [&'static str]),
+    /// The output names this line of the scenario.
+    NamesLine(usize),
+    /// The output names the scenario file.
+    NamesFile,
+    /// This byte reaches neither stdout nor stderr.
+    NoRawByte(u8),
+    /// The run ended within this many seconds: a limit tripped before the timeout did.
+    Within(u64),
+}
+
+/// One row of a table of `smtptui run` cases: the server's behaviour, the run, and what must
+/// come of it. Start from [`Case::ROW`] and name what differs; a row that forgets its exit
+/// status fails.
+///
+/// [`Case::check`] also checks, for every row:
+/// * the run ended by itself (not killed at [`RUN_DEADLINE`]) with the row's exit status;
+/// * no credential form on stdout or stderr, nor in the transcript file;
+/// * no credential form in the bytes the server received in cleartext, unless the row passes
+///   `--allow-cleartext-auth`;
+/// * no raw ESC or BEL on stdout or stderr;
+/// * a `PASS` verdict printed exactly when the exit status is 0;
+/// * with `--json`, every line of stdout a JSON object, and at least one;
+/// * with a transcript, the file written and holding the session.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// How the server behaves.
+    pub server: Serve,
+    /// The scenario file's contents.
+    pub scenario: &'static str,
+    /// The scenario file's name.
+    pub file: &'static str,
+    /// How the run verifies certificates.
+    pub verify: Verify,
+    /// The credentials the run is given.
+    pub creds: Creds,
+    /// Further command-line options.
+    pub args: &'static [&'static str],
+    /// Whether the run writes a transcript file (`--transcript`).
+    pub transcript: bool,
+    /// The exit status.
+    pub exit: i32,
+    /// Texts the output (stdout and stderr) must hold, in any case.
+    pub says: &'static [&'static str],
+    /// Texts the output must not hold, in any case.
+    pub never_says: &'static [&'static str],
+    /// Lines the server must never receive: no received line starts with one of these.
+    pub never_sent: &'static [&'static str],
+    /// Further facts about what the server received and what the output shows.
+    pub checks: &'static [Check],
+}
+
+impl Case {
+    /// The empty row: the ordinary cleartext server, no TLS option, no credentials, and no
+    /// exit status (every row names its own).
+    pub const ROW: Case = Case {
+        server: Serve::PLAIN,
+        scenario: "",
+        file: "scenario.smtp",
+        verify: Verify::System,
+        creds: Creds::NoUser,
+        args: &[],
+        transcript: false,
+        exit: -1,
+        says: &[],
+        never_says: &[],
+        never_sent: &[],
+        checks: &[],
+    };
+
+    /// Runs the row and checks it, with the invariants of every row. Returns the run and what
+    /// the server recorded, for a test that checks more.
+    pub fn check(self) -> (Outcome, Recorded) {
+        assert!(self.exit >= 0, "the row names no exit status");
+        let pki = Pki::new();
+        let server = match self.server {
+            Serve::Script(smtp) => Some(Server::smtp(smtp(&pki))),
+            Serve::Custom(server) => Some(server()),
+            Serve::Nobody => None,
+        };
+        let target = match &server {
+            Some(server) => server.target(),
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+                format!("127.0.0.1:{}", listener.local_addr().expect("addr").port())
+            }
+        };
+        let mut run = Run::new(self.scenario, &target).file_name(self.file);
+        run = match self.verify {
+            Verify::System => run,
+            Verify::Ca => run.args(["--ca-file", &pki.ca_arg(), "--servername", "localhost"]),
+            Verify::UnknownCa => run.args(["--servername", "localhost"]),
+            Verify::CaNaming(name) => run.args(["--ca-file", &pki.ca_arg(), "--servername", name]),
+        };
+        run = match self.creds {
+            Creds::NoUser => run,
+            Creds::EnvPassword => run.creds(),
+            Creds::PasswordFile => {
+                let file = run.dir().join("pw.txt");
+                std::fs::write(&file, format!("{PASSWORD}\n")).expect("write password file");
+                run.args(["--user", USER, "--password-file", &file.to_string_lossy()])
+            }
+        };
+        run = run.args(self.args);
+        let (run, transcript) = if self.transcript {
+            let (run, path) = run.transcript();
+            (run, Some(path))
+        } else {
+            (run, None)
+        };
+        let out = run.run();
+        let rec = server.map(Server::finish).unwrap_or_default();
+
+        self.check_invariants(&out, &rec, transcript.as_deref());
+        for text in self.says {
+            out.assert_contains(text);
+        }
+        for text in self.never_says {
+            out.assert_not_contains(text);
+        }
+        for line in self.never_sent {
+            assert!(
+                !rec.lines.iter().any(|(_, sent)| sent.starts_with(line)),
+                "{line:?} reached the server: {}",
+                rec.dump()
+            );
+        }
+        for check in self.checks {
+            check.check(&out, &rec);
+        }
+        (out, rec)
+    }
+
+    fn check_invariants(&self, out: &Outcome, rec: &Recorded, transcript: Option<&Path>) {
+        out.assert_code(self.exit).assert_no_credentials();
+        if !self.args.contains(&"--allow-cleartext-auth") {
+            assert_no_credentials(&rec.plain, USER, PASSWORD, "cleartext bytes");
+        }
+        for byte in [0x1b, 0x07] {
+            Check::NoRawByte(byte).check(out, rec);
+        }
+        let verdict = out
+            .stderr
+            .lines()
+            .any(|line| line.starts_with("smtptui: PASS "));
+        assert_eq!(
+            verdict,
+            self.exit == 0,
+            "a PASS verdict must come with exit 0, and only with it\n{}",
+            out.dump()
+        );
+        if self.args.contains(&"--json") {
+            out.assert_json_lines();
+        }
+        if let Some(path) = transcript {
+            let text = std::fs::read(path)
+                .unwrap_or_else(|e| panic!("transcript {path:?} not written: {e}\n{}", out.dump()));
+            assert!(
+                find_ci(&text, b"EHLO").is_some(),
+                "transcript lacks the session: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+            assert_no_credentials(&text, USER, PASSWORD, "transcript file");
+        }
+    }
+}
+
+impl Check {
+    /// Checks this fact about a run and what its server recorded.
+    #[track_caller]
+    pub fn check(self, out: &Outcome, rec: &Recorded) {
+        match self {
+            Check::NoAuth => rec.assert_no_auth_anywhere(),
+            Check::AuthInsideTls => Check::AuthInsideTlsAs(USER, PASSWORD).check(out, rec),
+            Check::AuthInsideTlsAs(user, password) => {
+                assert_eq!(
+                    rec.auth,
+                    vec![(user.to_string(), password.to_string(), true)],
+                    "{}",
+                    rec.dump()
+                );
+                assert!(
+                    find_ci(&rec.plain, b"AUTH").is_none(),
+                    "AUTH crossed in cleartext: {}",
+                    rec.dump()
+                );
+            }
+            Check::AuthInCleartext => {
+                assert_eq!(
+                    rec.auth,
+                    vec![(USER.to_string(), PASSWORD.to_string(), false)],
+                    "{}",
+                    rec.dump()
+                );
+                assert!(
+                    find_ci(&rec.plain, b"AUTH PLAIN").is_some(),
+                    "{}",
+                    rec.dump()
+                );
+            }
+            Check::AuthAttempts(n) => assert_eq!(rec.auth.len(), n, "{}", rec.dump()),
+            Check::PlainResponseOnceInsideTls => {
+                let blob = plain_response();
+                assert_eq!(
+                    rec.tls
+                        .windows(blob.len())
+                        .filter(|w| *w == blob.as_bytes())
+                        .count(),
+                    1,
+                    "the PLAIN response must cross once, inside TLS: {}",
+                    rec.dump()
+                );
+            }
+            Check::NoTls => assert!(!rec.tls_started, "no TLS expected: {}", rec.dump()),
+            Check::Handshake => assert_eq!(rec.tls_handshake, Some(Ok(())), "{}", rec.dump()),
+            Check::StarttlsInCleartext => {
+                assert!(find_ci(&rec.plain, b"STARTTLS").is_some(), "{}", rec.dump());
+            }
+            Check::NothingAfterStarttls => assert!(
+                rec.plain_after_starttls().is_empty(),
+                "cleartext after STARTTLS: {}",
+                rec.dump()
+            ),
+            Check::NoEhloAfterStarttls => assert!(
+                !rec.plain_after_starttls().starts_with(b"EHLO"),
+                "EHLO in cleartext after STARTTLS: {}",
+                rec.dump()
+            ),
+            Check::NothingInCleartext => assert!(
+                rec.plain.is_empty(),
+                "implicit TLS: nothing should be cleartext: {}",
+                rec.dump()
+            ),
+            Check::EhloInsideTls => assert!(
+                find_ci(&rec.tls, b"EHLO").is_some(),
+                "session did not continue inside TLS: {}",
+                rec.dump()
+            ),
+            Check::NoEhloInsideTls => assert!(
+                find_ci(&rec.tls, b"EHLO").is_none(),
+                "client continued inside TLS: {}",
+                rec.dump()
+            ),
+            Check::Message(lines) => {
+                let got: Vec<Vec<String>> = rec
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        m.iter()
+                            .map(|l| String::from_utf8_lossy(l).into_owned())
+                            .collect()
+                    })
+                    .collect();
+                assert_eq!(got, vec![lines.to_vec()], "{}", rec.dump());
+            }
+            Check::NotReceived(text) => assert!(
+                find_ci(&rec.all_bytes(), text.as_bytes()).is_none(),
+                "{text} reached the server: {}",
+                rec.dump()
+            ),
+            Check::NotInCleartext(text) => assert!(
+                find_ci(&rec.plain, text.as_bytes()).is_none(),
+                "{text} crossed in cleartext: {}",
+                rec.dump()
+            ),
+            Check::SaysExactly(text) => assert!(
+                out.combined().contains(text),
+                "output does not contain {text:?} in this case\n{}",
+                out.dump()
+            ),
+            Check::SaysOneOf(texts) => assert!(
+                texts.iter().any(|text| out.has(text)),
+                "output contains none of {texts:?}\n{}",
+                out.dump()
+            ),
+            Check::NamesLine(n) => assert!(
+                out.names_line(n),
+                "output should name scenario line {n}\n{}",
+                out.dump()
+            ),
+            Check::NamesFile => assert!(
+                out.names_file(),
+                "output should name the scenario file\n{}",
+                out.dump()
+            ),
+            Check::NoRawByte(byte) => {
+                for (name, bytes) in [("stdout", &out.stdout_bytes), ("stderr", &out.stderr_bytes)]
+                {
+                    assert!(
+                        !bytes.contains(&byte),
+                        "raw byte {byte:#04x} on {name}\n{}",
+                        out.dump()
+                    );
+                }
+            }
+            Check::Within(secs) => assert!(
+                out.elapsed < Duration::from_secs(secs),
+                "the run should end within {secs} s\n{}",
+                out.dump()
+            ),
+        }
+    }
+}
+
+/// One `#[test]` per row of a table of [`Case`]s: `name: Case { .. };`, each row's doc
+/// comments and attributes kept on its test.
+#[macro_export]
+macro_rules! cases {
+    ($($(#[$meta:meta])* $name:ident: $case:expr;)*) => {
+        $(
+            $(#[$meta])*
+            #[test]
+            fn $name() {
+                $case.check();
+            }
+        )*
+    };
 }
