@@ -71,6 +71,17 @@ cases! {
         never_sent: &[".", "QUIT"],
         ..ROW
     };
+    // A 421 is the server closing, whenever it comes (RFC 5321 §3.8): not a reply out of step,
+    // and not the next command's reply either.
+    a_421_behind_a_reply_is_the_server_closing: Case {
+        server: Script(|_| Smtp::default().on("MAIL", b"250 2.1.0 ok\r\n421 4.3.2 shutting down\r\n")),
+        scenario: MESSAGE,
+        exit: 3,
+        says: &["closing the session, unasked", "421 4.3.2 shutting down"],
+        never_says: &["PASS", "out of step"],
+        never_sent: &["RCPT"],
+        ..ROW
+    };
     // Two replies to the final dot: the second answers nothing and is not QUIT's reply.
     second_reply_to_the_message_is_out_of_step: Case {
         server: Script(|_| Smtp {
