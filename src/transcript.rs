@@ -122,10 +122,51 @@ pub enum EventKind {
     Note(String),
     /// Something the user should notice.
     Warning(String),
-    /// The session failed.
-    Error(String),
+    /// The session failed, or a step could not go on.
+    Error {
+        /// What kind of failure, for code that branches on it (the explain pane).
+        kind: ErrorKind,
+        /// What happened, in words.
+        text: String,
+    },
     /// The connection was closed.
     Closed,
+}
+
+/// What kind of failure an [`EventKind::Error`] reports.
+///
+/// Code that decides on a failure (what the explain pane says about it) branches on this, not
+/// on the wording of the message, so rewording a message cannot change what is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No connection could be opened.
+    Connect,
+    /// A deadline passed.
+    Timeout,
+    /// Reading or writing the connection failed.
+    Network,
+    /// The server closed the connection.
+    Closed,
+    /// The server's bytes are not valid SMTP.
+    Protocol,
+    /// Bytes arrived between the 220 to STARTTLS and the TLS handshake.
+    Injection,
+    /// The server sent what no command asked for, so replies no longer match commands.
+    OutOfStep,
+    /// The server said, unasked, that it is closing the session (a 421).
+    ServiceClosing,
+    /// The server's certificate failed verification.
+    Certificate,
+    /// The TLS handshake failed.
+    Handshake,
+    /// TLS could not be set up on our side (a CA file, the configuration).
+    TlsSetup,
+    /// The SASL exchange went wrong.
+    Authentication,
+    /// A request was refused before anything was sent (the guard, a line that cannot be sent).
+    Refused,
+    /// A scenario step could not go on as written (`smtptui run`).
+    Scenario,
 }
 
 /// What an [`EventKind::Unasked`] reply means, for every view of it.
@@ -341,7 +382,7 @@ impl Event {
                     palette.paint("1;33", &format!("!! WARNING {}", escape_str(text)))
                 )]
             }
-            EventKind::Error(text) => {
+            EventKind::Error { text, .. } => {
                 vec![format!(
                     "{time} {blank} {}",
                     palette.paint("1;31", &format!("!! ERROR {}", escape_str(text)))
@@ -429,7 +470,7 @@ impl Event {
             }),
             EventKind::Note(text) => json!({"event": "note", "text": escape_str(text)}),
             EventKind::Warning(text) => json!({"event": "warning", "text": escape_str(text)}),
-            EventKind::Error(text) => json!({"event": "error", "text": escape_str(text)}),
+            EventKind::Error { text, .. } => json!({"event": "error", "text": escape_str(text)}),
             EventKind::Closed => json!({"event": "closed"}),
         };
         if let Value::Object(map) = &mut object {

@@ -177,7 +177,7 @@ async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
         if let EngineMsg::Event(event) = message {
             match event.kind {
                 EventKind::Received { .. } => replies += 1,
-                EventKind::Error(text) if text.contains("nobody asked for") => {
+                EventKind::Error { text, .. } if text.contains("nobody asked for") => {
                     closed_for_flooding = true;
                     break;
                 }

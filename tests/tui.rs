@@ -16,7 +16,7 @@ use smtptui::guard::{OneTimeOverride, Protection, Refusal};
 use smtptui::proto::reply::{Reply, ReplyLimits, ReplyParser};
 use smtptui::session::Phase;
 use smtptui::tls::{CertSummary, TlsInfo, Verification};
-use smtptui::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
+use smtptui::transcript::{ErrorKind, Event, EventKind, GuardOutcome, Security, SentKind};
 use smtptui::tui::app::{App, Mode, Overlay};
 use smtptui::tui::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
 use smtptui::tui::history::History;
@@ -616,7 +616,10 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     let mut app = greeted();
     app.on_engine(event(
         5000,
-        EventKind::Error("the server closed the connection".to_owned()),
+        EventKind::Error {
+            kind: ErrorKind::Closed,
+            text: "the server closed the connection".to_owned(),
+        },
     ));
     app.on_engine(EngineMsg::Status(Box::new(Status::disconnected(
         "mail.example.com:587".to_owned(),
@@ -739,10 +742,11 @@ fn the_explain_pane_explains_the_error_that_ended_the_session() {
     ));
     app.on_engine(event(
         2011,
-        EventKind::Error(
-            "response injection: 50 byte(s) arrived in cleartext after the 220 reply to STARTTLS"
+        EventKind::Error {
+            kind: ErrorKind::Injection,
+            text: "response injection: 50 byte(s) arrived in cleartext after the 220 reply to STARTTLS"
                 .to_owned(),
-        ),
+        },
     ));
     let explanation = ui::explanation(&app).join(" ");
     assert!(
@@ -751,7 +755,10 @@ fn the_explain_pane_explains_the_error_that_ended_the_session() {
     );
     app.on_engine(event(
         9000,
-        EventKind::Error("timed out after 30s waiting for the reply to EHLO".to_owned()),
+        EventKind::Error {
+            kind: ErrorKind::Timeout,
+            text: "timed out after 30s waiting for the reply to EHLO".to_owned(),
+        },
     ));
     assert!(
         ui::explanation(&app)
@@ -1328,5 +1335,70 @@ fn insecure_is_said_where_it_lets_credentials_through() {
     assert!(
         dialog.contains("--insecure is on, but it covers unverified certificates, not cleartext."),
         "{dialog}"
+    );
+}
+
+/// A server that floods replies nobody asked for is cut off by the session, and the explain
+/// pane says why from the error's kind: the session's wording of the error is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explain_pane_explains_a_session_ended_out_of_step() {
+    use smtptui::session::{SessionConfig, TlsMode, UnaskedReplies};
+    use smtptui::tls::TrustSettings;
+    use tokio::io::AsyncWriteExt as _;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = stream.write_all(b"220 flood ESMTP\r\n").await;
+        for _ in 0..10_000 {
+            if stream.write_all(b"250 unasked\r\n").await.is_err() {
+                break;
+            }
+        }
+    });
+    let config = SessionConfig {
+        host: "127.0.0.1".to_owned(),
+        port,
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        trust: TrustSettings {
+            extra_roots: Vec::new(),
+            continue_unverified: true,
+        },
+        policy: smtptui::guard::GuardPolicy::default(),
+        timeout: Duration::from_secs(5),
+        limits: ReplyLimits::default(),
+        unasked: UnaskedReplies::Show,
+        known_secrets: Vec::new(),
+    };
+    let mut app = App::new("flood".to_owned(), History::in_memory());
+    app.explain = true;
+    let (_action_tx, action_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (engine_tx, mut engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(smtptui::tui::engine::run(config, action_rx, engine_tx));
+    let ended = loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
+            .await
+            .expect("the engine answers")
+            .expect("the engine runs");
+        let error =
+            matches!(&message, EngineMsg::Event(e) if matches!(e.kind, EventKind::Error { .. }));
+        app.on_engine(message);
+        if error {
+            break true;
+        }
+    };
+    engine.abort();
+    assert!(ended);
+    let explanation = ui::explanation(&app).join(" ");
+    assert!(
+        explanation.contains("replies nobody asked for")
+            && explanation.contains("can no longer be matched"),
+        "{explanation}"
     );
 }

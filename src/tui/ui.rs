@@ -427,7 +427,7 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                 theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
             ),
         ),
-        EventKind::Error(text) => (
+        EventKind::Error { text, .. } => (
             none,
             "!!",
             Span::styled(format!("ERROR {}", escape_str(text)), theme.alarm()),
@@ -622,7 +622,7 @@ fn explained_event(app: &App) -> Option<usize> {
             EventKind::Received { .. }
                 | EventKind::Unasked { .. }
                 | EventKind::TlsEstablished(_)
-                | EventKind::Error(_)
+                | EventKind::Error { .. }
         )
     })
 }
@@ -647,7 +647,7 @@ pub fn explanation(app: &App) -> Vec<String> {
             lines
         }
         EventKind::TlsEstablished(info) => explain::explain_tls(info),
-        EventKind::Error(text) => explain::explain_error(text),
+        EventKind::Error { kind, .. } => explain::explain_error(*kind),
         _ => Vec::new(),
     }
 }
