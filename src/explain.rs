@@ -4,6 +4,7 @@
 //!
 //! Pure tables and functions: no I/O, no terminal. Front ends show the lines as they are.
 
+use crate::guard::GuardPolicy;
 use crate::proto::ehlo::Capabilities;
 use crate::proto::reply::{EnhancedCode, Reply};
 use crate::tls::{TlsInfo, Verification};
@@ -335,7 +336,9 @@ pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
 }
 
 /// Lines explaining a TLS upgrade: what was negotiated and what the certificate says.
-pub fn explain_tls(info: &TlsInfo) -> Vec<String> {
+/// `policy` is the standing guard policy from the command line: with `--insecure` an
+/// unverified certificate no longer blocks AUTH, and the lines say so.
+pub fn explain_tls(info: &TlsInfo, policy: GuardPolicy) -> Vec<String> {
     let mut lines = vec![format!(
         "TLS {} with {}{}.",
         info.version.trim_start_matches("TLSv"),
@@ -352,12 +355,17 @@ pub fn explain_tls(info: &TlsInfo) -> Vec<String> {
         )),
         Verification::Failed(problem) => {
             lines.push(format!("CERTIFICATE NOT VERIFIED: {problem}."));
-            lines.push(
+            lines.push(if policy.allow_unverified_auth {
+                "The traffic is encrypted, but the peer may not be the server you meant. \
+                 --insecure is on: AUTH is NOT blocked, and credentials would go to this peer. \
+                 Fix trust with --ca-file or --servername."
+                    .to_owned()
+            } else {
                 "The traffic is encrypted, but the peer may not be the server you meant. AUTH is \
                  blocked unless you override it for one command. Fix trust with --ca-file or \
                  --servername."
-                    .to_owned(),
-            );
+                    .to_owned()
+            });
         }
     }
     if let Some(leaf) = info.chain.first() {

@@ -1402,3 +1402,29 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
         "{explanation}"
     );
 }
+
+/// The explain pane on an unverified certificate tells what the guard will do with the
+/// standing policy: AUTH is blocked without `--insecure`, and not with it.
+#[test]
+fn the_explain_pane_knows_whether_insecure_was_given() {
+    let mut strict = after_ehlo();
+    unverified(&mut strict);
+    let explanation = ui::explanation(&strict).join(" ");
+    assert!(
+        explanation.contains("AUTH is blocked unless you override it for one command"),
+        "{explanation}"
+    );
+
+    let mut insecure = after_ehlo();
+    insecure.policy = smtptui::guard::GuardPolicy {
+        allow_cleartext_auth: false,
+        allow_unverified_auth: true,
+    };
+    unverified(&mut insecure);
+    let explanation = ui::explanation(&insecure).join(" ");
+    assert!(!explanation.contains("AUTH is blocked"), "{explanation}");
+    assert!(
+        explanation.contains("--insecure is on: AUTH is NOT blocked"),
+        "{explanation}"
+    );
+}

@@ -646,7 +646,7 @@ pub fn explanation(app: &App) -> Vec<String> {
             lines.extend(explain::explain_reply(reply, None));
             lines
         }
-        EventKind::TlsEstablished(info) => explain::explain_tls(info),
+        EventKind::TlsEstablished(info) => explain::explain_tls(info, app.policy),
         EventKind::Error { kind, .. } => explain::explain_error(*kind),
         _ => Vec::new(),
     }
