@@ -1428,3 +1428,73 @@ fn the_explain_pane_knows_whether_insecure_was_given() {
         "{explanation}"
     );
 }
+
+/// A scenario that writes out a SASL exchange (a mechanism the tool does not run itself):
+/// in step mode its answer line goes out as a SASL answer, which the engine sends only while
+/// the server waits for one, and is never shown on screen.
+#[test]
+fn step_mode_sends_a_written_out_sasl_answer_as_an_answer() {
+    let secret = "dXNlciBzZWNyZXQ=";
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        &format!("S: 220\nC: AUTH CRAM-MD5\nS: 334\nC: {secret}\nS: 235\n"),
+    )
+    .expect("parses");
+    assert!(scenario.steps[1].sasl_answer);
+    let mut app = after_tls();
+    app.load_script(scenario);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "AUTH CRAM-MD5"),
+        "{actions:?}"
+    );
+    let mut challenge = app.status.clone();
+    challenge.phase = Phase::SaslChallenge;
+    app.on_engine(EngineMsg::Status(Box::new(challenge)));
+    app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
+    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert!(
+        app.enter_hint().contains("send step line 4"),
+        "{}",
+        app.enter_hint()
+    );
+    assert!(!screen(&app).contains(secret));
+    // Enter on the empty hidden prompt sends the scenario's answer, as an answer.
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, one_time }] = &actions[..] else {
+        panic!("a SASL answer expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), secret);
+    assert_eq!(*one_time, OneTimeOverride::None);
+    assert!(!format!("{actions:?}").contains(secret));
+}
+
+/// When the server has not challenged (here it refused the mechanism), the scenario's answer
+/// still goes to the engine as an answer, which refuses it, and never as a visible command; the
+/// hint does not show it either.
+#[test]
+fn step_mode_never_sends_a_written_out_sasl_answer_as_a_command() {
+    let secret = "dXNlciBzZWNyZXQ=";
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        &format!("S: 220\nC: AUTH CRAM-MD5\nC: {secret}\nS: 235\n"),
+    )
+    .expect("parses");
+    assert!(scenario.steps[1].sasl_answer);
+    let mut app = after_tls();
+    app.load_script(scenario);
+    app.on_key(key(KeyCode::Enter));
+    app.on_engine(done(
+        "504 5.5.4 Unrecognized authentication type\r\n",
+        Some("AUTH"),
+    ));
+    assert_eq!(app.mode, Mode::Command);
+    let hint = app.enter_hint();
+    assert!(hint.contains("send step line 3"), "{hint}");
+    assert!(!screen(&app).contains(secret), "{}", screen(&app));
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, .. }] = &actions[..] else {
+        panic!("a SASL answer expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), secret);
+}

@@ -845,6 +845,10 @@ impl App {
                 self.authenticate(mechanism, user, secret, one_time)
             }
             Mode::SaslAnswer => {
+                if line.is_empty() && self.next_step_is_answer() {
+                    // Step mode: the scenario's answer, as Enter on an empty line promised.
+                    return self.next_step();
+                }
                 // Never into history: it is a credential. Sent as an answer, never as a line:
                 // if the server has moved on, the engine refuses rather than send it as a command.
                 self.send_answer(Secret::new(line), OneTimeOverride::None)
@@ -1052,6 +1056,11 @@ impl App {
         player.awaiting = step.expect.clone();
         player.in_flight = true;
         match step.action {
+            // A written-out SASL answer carries credentials: it goes as an answer, which the
+            // engine sends only while the server waits for one, never as a visible command.
+            StepAction::Command(line) if step.sasl_answer => {
+                self.send_answer(Secret::new(line), OneTimeOverride::None)
+            }
             StepAction::Command(line) => self.submit(line),
             StepAction::Message(lines) => {
                 self.pending = Some(Pending {
@@ -1061,6 +1070,17 @@ impl App {
                 vec![Action::Message { lines }]
             }
         }
+    }
+
+    /// Whether the next step of a loaded scenario answers a SASL challenge.
+    fn next_step_is_answer(&self) -> bool {
+        self.player.as_ref().is_some_and(|player| {
+            player
+                .scenario
+                .steps
+                .get(player.next)
+                .is_some_and(|step| step.sasl_answer)
+        })
     }
 
     /// Whether the next step of a loaded scenario is the message after DATA.
@@ -1204,6 +1224,14 @@ impl App {
                     "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
                 ),
             },
+            Mode::SaslAnswer if self.input.is_empty() && self.next_step_is_answer() => {
+                let line = self
+                    .player
+                    .as_ref()
+                    .and_then(|player| player.scenario.steps.get(player.next))
+                    .map_or(0, |step| step.line);
+                format!("send step line {line}: the scenario's answer to the 334 (hidden)")
+            }
             Mode::SaslAnswer => match self.auth_override(OneTimeOverride::None) {
                 Some(how) => format!("answer to the 334 (hidden, not stored), sent {how}"),
                 None => "answer to the server's 334 challenge (hidden, not stored)".to_owned(),
@@ -1239,6 +1267,12 @@ impl App {
                         && let Some(step) = player.scenario.steps.get(player.next)
                     {
                         let what = match &step.action {
+                            // A credential: never on screen.
+                            StepAction::Command(_) if step.sasl_answer => {
+                                "its answer to a SASL challenge (hidden), sent only while the \
+                                 server waits for one"
+                                    .to_owned()
+                            }
                             StepAction::Command(line) => format!("C: {line}"),
                             StepAction::Message(lines) => {
                                 format!("the message ({} lines) and the final dot", lines.len())
