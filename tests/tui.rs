@@ -1498,3 +1498,139 @@ fn step_mode_never_sends_a_written_out_sasl_answer_as_a_command() {
     };
     assert_eq!(answer.expose(), secret);
 }
+
+/// A certificate of the chain that could not be parsed is said to be so on screen, as in the
+/// text transcript, instead of a row of empty fields.
+#[test]
+fn an_unparsable_certificate_is_said_to_be_so() {
+    let mut app = after_ehlo();
+    let mut info = tls_info(Verification::Verified);
+    info.chain.push(CertSummary {
+        subject: String::new(),
+        issuer: String::new(),
+        sans: Vec::new(),
+        not_before: String::new(),
+        not_after: String::new(),
+        days_to_expiry: 0,
+        key: String::new(),
+        serial: String::new(),
+        parse_error: Some("unexpected end of input".to_owned()),
+    });
+    app.on_engine(event(2030, EventKind::TlsEstablished(Box::new(info))));
+    let text = screen(&app);
+    assert!(
+        text.contains("chain[1]: unparsable certificate (unexpected end of input)"),
+        "{text}"
+    );
+    assert!(!text.contains("(issuer )"), "{text}");
+}
+
+/// Every kind of event as the transcript pane shows it, from the one row model the text
+/// transcript and the JSON lines render too.
+#[test]
+fn snapshot_every_event_kind() {
+    use smtptui::tls::CertificateProblem;
+    let problem = CertificateProblem {
+        kind: "unknown issuer",
+        detail: "unknown issuer: the certificate chain does not lead to a trusted root".to_owned(),
+    };
+    let mut app = App::new("mail.example.com:587".to_owned(), History::in_memory());
+    let messages = vec![
+        event(
+            0,
+            EventKind::Connecting {
+                target: "mail.example.com:587".to_owned(),
+                transport: "plain TCP; TLS only after STARTTLS".to_owned(),
+            },
+        ),
+        event(
+            3,
+            EventKind::Connected {
+                peer: "192.0.2.25:587".to_owned(),
+                local: "192.0.2.1:40000".to_owned(),
+            },
+        ),
+        received(12, Security::Cleartext, "220 mail.example.com ESMTP\r\n"),
+        sent(1000, Security::Cleartext, "EHLO client.example"),
+        received(
+            1021,
+            Security::Cleartext,
+            "250-mail.example.com\r\n250 STARTTLS\n",
+        ),
+        event(
+            1500,
+            EventKind::Unasked {
+                security: Security::Cleartext,
+                reply: reply("250 unasked\r\n"),
+            },
+        ),
+        event(
+            1600,
+            EventKind::Guard(GuardOutcome::Refused(Refusal::Cleartext)),
+        ),
+        event(
+            2030,
+            EventKind::TlsEstablished(Box::new(tls_info(Verification::Failed(problem.clone())))),
+        ),
+        event(
+            2100,
+            EventKind::Guard(GuardOutcome::Overridden {
+                refusal: Refusal::Unverified(problem),
+                one_time: true,
+            }),
+        ),
+        event(
+            2200,
+            EventKind::Sent {
+                security: Security::Tls,
+                text: "AUTH PLAIN <credentials for alice hidden>".to_owned(),
+                kind: SentKind::Credentials,
+            },
+        ),
+        event(
+            2300,
+            EventKind::Sent {
+                security: Security::Tls,
+                text: "Subject: hello".to_owned(),
+                kind: SentKind::MessageLine,
+            },
+        ),
+        event(
+            2400,
+            EventKind::Expectation {
+                line: 7,
+                expected: "250".to_owned(),
+                met: true,
+                got: "250 2.0.0 ok".to_owned(),
+            },
+        ),
+        event(
+            2500,
+            EventKind::Expectation {
+                line: 9,
+                expected: "2xx".to_owned(),
+                met: false,
+                got: "550 5.1.1 no such user".to_owned(),
+            },
+        ),
+        event(2600, EventKind::Note("a note".to_owned())),
+        event(2700, EventKind::Warning("a warning".to_owned())),
+        event(
+            2800,
+            EventKind::Error {
+                kind: ErrorKind::Closed,
+                text: "the server closed the connection".to_owned(),
+            },
+        ),
+        event(2900, EventKind::Closed),
+    ];
+    for message in messages {
+        app.on_engine(message);
+    }
+    app.pending = None;
+    let mut terminal = Terminal::new(TestBackend::new(110, 32)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::render(&app, frame, Instant::now()))
+        .expect("draws");
+    insta::assert_snapshot!("every_event_kind", terminal.backend().to_string());
+}

@@ -18,7 +18,7 @@ use crate::proto::sasl::Mechanism;
 use crate::scenario::{Action as StepAction, Expectation, Scenario};
 use crate::secret::{Credentials, Secret};
 use crate::session::Phase;
-use crate::transcript::{Event, EventKind, GuardOutcome, SentKind, render_plain};
+use crate::transcript::{Event, EventKind, GuardOutcome, SentKind, render_plain, rows};
 
 /// SMTP verbs offered by Tab completion, besides the extensions the server advertised.
 const VERBS: [&str; 14] = [
@@ -321,7 +321,7 @@ impl App {
             }
             _ => {}
         }
-        let count = row_count(&event);
+        let count = rows(&event.kind).len();
         self.rows.extend((0..count).map(|sub| (index, sub as u32)));
         self.events.push(event);
         self.meta.push(meta);
@@ -1360,22 +1360,6 @@ fn is_local_command(command: &str) -> bool {
         || LOCAL
             .iter()
             .any(|local| local.trim_start_matches(':').trim_end() == name)
-}
-
-/// How many display rows an event takes (before wrapping).
-pub fn row_count(event: &Event) -> usize {
-    match &event.kind {
-        EventKind::Received { reply, .. } => {
-            reply.raw_lines().len().max(1) + usize::from(!reply.anomalies.is_empty())
-        }
-        EventKind::Unasked { reply, .. } => {
-            reply.raw_lines().len().max(1) + 1 + usize::from(!reply.anomalies.is_empty())
-        }
-        EventKind::TlsEstablished(info) => {
-            1 + usize::from(!info.verification.is_verified()) + info.chain.len()
-        }
-        _ => 1,
-    }
 }
 
 /// The MAIL FROM (`mail`) or RCPT TO parameters an advertised extension allows, for Tab.

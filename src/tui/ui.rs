@@ -12,13 +12,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, Mode, Overlay};
+use super::app::{App, EventMeta, Mode, Overlay};
 use crate::explain;
 use crate::guard::{self, Decision, OneTimeOverride, Protection, Refusal};
 use crate::proto::escape::escape_str;
 use crate::proto::reply::ReplyClass;
 use crate::tls::Verification;
-use crate::transcript::{EventKind, GuardOutcome, Security, SentKind};
+use crate::transcript::{Event, EventKind, Row, RowKind, Security, Tone, rows};
 
 /// Width of the gutter before the text: time (8), marker (5), direction (2), spaces.
 const GUTTER: usize = 18;
@@ -248,14 +248,35 @@ fn tls_label(version: &str) -> String {
     version.replace("TLSv", "TLS ").replace('_', ".")
 }
 
-/// Builds the display row `sub` of event `index` (unwrapped).
-pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'static> {
-    let Some(event) = app.events.get(index) else {
-        return Line::default();
-    };
-    let meta = app.meta.get(index);
-    let time = match (&event.kind, meta.and_then(|m| m.latency)) {
-        (EventKind::Received { .. }, Some(latency)) if sub == 0 => {
+/// The style of a row's tone on screen.
+fn tone_style(tone: Tone, theme: Theme) -> Style {
+    match tone {
+        Tone::Plain | Tone::MessageLine => Style::new(),
+        Tone::Quiet => theme.dim(),
+        Tone::Command => Style::new().add_modifier(Modifier::BOLD),
+        Tone::Credentials => theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        Tone::Reply(class) => theme.reply(class),
+        Tone::Secure => theme.fg(Color::Green).add_modifier(Modifier::BOLD),
+        Tone::Pass => theme.fg(Color::Green),
+        Tone::Caution => theme.fg(Color::Yellow),
+        Tone::Warning => theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Tone::Alarm => theme.alarm(),
+        Tone::Override => theme.override_alarm(),
+    }
+}
+
+/// Draws row `sub` of `event` (unwrapped): the time (or, on a reply's first row, how long
+/// it took), the cleartext/TLS marker, the direction and the row's screen text.
+fn row_line(
+    event: &Event,
+    meta: Option<&EventMeta>,
+    row: &Row,
+    sub: usize,
+    theme: Theme,
+) -> Line<'static> {
+    let received = matches!(event.kind, EventKind::Received { .. });
+    let time = match (received, meta.and_then(|m| m.latency)) {
+        (true, Some(latency)) if sub == 0 => {
             let ms = latency.as_secs_f64() * 1000.0;
             if ms < 10.0 {
                 format!("{ms:>6.1}ms")
@@ -263,176 +284,29 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                 format!("{:>6}ms", latency.as_millis())
             }
         }
-        (EventKind::Received { .. }, _) if sub > 0 => String::new(),
+        (true, _) if sub > 0 => String::new(),
         _ => format!("{:>8.3}", event.elapsed.as_secs_f64()),
     };
     let time = Span::styled(format!("{time:>8} "), theme.dim());
-    let marker = |security: Security| {
-        Span::styled(format!("{:<5} ", security.marker()), theme.marker(security))
+    let mark = match row.security {
+        Some(security) => {
+            Span::styled(format!("{:<5} ", security.marker()), theme.marker(security))
+        }
+        None => Span::raw("      "),
     };
-    let none = Span::raw("      ");
-    let (mark, direction, text): (Span, &str, Span) = match &event.kind {
-        EventKind::Connecting { target, transport } => (
-            none,
-            "..",
-            Span::raw(format!("connecting to {target} ({transport})")),
+    let direction = match row.kind {
+        RowKind::Reply { first: false, .. } => " │",
+        RowKind::Alarm | RowKind::Caveat | RowKind::Check { met: false } => "!!",
+        RowKind::Check { met: true } => "ok",
+        other => other.text_marker(),
+    };
+    let style = tone_style(row.tone, theme);
+    let text = match row.kind {
+        RowKind::Check { met } => Span::styled(
+            format!("{} {}", if met { "pass" } else { "FAIL" }, row.text),
+            style,
         ),
-        EventKind::Connected { peer, local } => (
-            none,
-            "..",
-            Span::raw(format!("connected to {peer} from {local}")),
-        ),
-        EventKind::Sent {
-            security,
-            text,
-            kind,
-        } => (
-            marker(*security),
-            "C:",
-            Span::styled(
-                text.clone(),
-                match kind {
-                    SentKind::Credentials => theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
-                    SentKind::MessageLine => Style::new(),
-                    SentKind::Command => Style::new().add_modifier(Modifier::BOLD),
-                },
-            ),
-        ),
-        EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
-            let unasked = matches!(event.kind, EventKind::Unasked { .. });
-            let lines = reply.raw_lines();
-            let style = theme.reply(reply.code.class());
-            match lines.get(sub) {
-                Some(raw) => (
-                    marker(*security),
-                    match (sub, unasked) {
-                        (0, false) => "S:",
-                        (0, true) => "S?",
-                        _ => " │",
-                    },
-                    Span::styled(crate::proto::escape::escape_bytes(raw), style),
-                ),
-                None if unasked && sub == lines.len() => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        crate::transcript::UNASKED_NOTE.to_owned(),
-                        theme.fg(Color::Red).add_modifier(Modifier::BOLD),
-                    ),
-                ),
-                None => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        format!(
-                            "reply anomalies: {}",
-                            reply.anomalies.descriptions().join("; ")
-                        ),
-                        theme.fg(Color::Yellow),
-                    ),
-                ),
-            }
-        }
-        EventKind::TlsEstablished(info) => {
-            let failed = !info.verification.is_verified();
-            match sub {
-                0 => (
-                    marker(Security::Tls),
-                    "==",
-                    Span::styled(
-                        format!("TLS established: {}", info.summary()),
-                        if failed {
-                            theme.alarm()
-                        } else {
-                            theme.fg(Color::Green).add_modifier(Modifier::BOLD)
-                        },
-                    ),
-                ),
-                1 if failed => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        match &info.verification {
-                            Verification::Failed(problem) => {
-                                format!("CERTIFICATE NOT VERIFIED: {problem}")
-                            }
-                            Verification::Verified => String::new(),
-                        },
-                        theme.alarm(),
-                    ),
-                ),
-                n => {
-                    let index = n - 1 - usize::from(failed);
-                    let text = info.chain.get(index).map_or(String::new(), |cert| {
-                        format!(
-                            "{}[{index}] {} (issuer {}), {} days left",
-                            if index == 0 { "leaf" } else { "chain" },
-                            escape_str(&cert.subject),
-                            escape_str(&cert.issuer),
-                            cert.days_to_expiry
-                        )
-                    });
-                    (none, "  ", Span::raw(text))
-                }
-            }
-        }
-        EventKind::Guard(GuardOutcome::Refused(refusal)) => (
-            none,
-            "!!",
-            Span::styled(
-                match refusal {
-                    Refusal::Cleartext => "GUARD: AUTH stopped, nothing sent: no TLS, the credentials would be readable on the path".to_owned(),
-                    Refusal::Unverified(problem) => format!("GUARD: AUTH stopped, nothing sent: certificate not verified ({})", problem.kind),
-                },
-                theme.alarm(),
-            ),
-        ),
-        EventKind::Guard(GuardOutcome::Overridden { refusal, .. }) => (
-            none,
-            "!!",
-            Span::styled(
-                match refusal {
-                    Refusal::Cleartext => "GUARD OVERRIDDEN: credentials sent IN CLEARTEXT at your explicit request".to_owned(),
-                    Refusal::Unverified(problem) => format!("GUARD OVERRIDDEN: credentials sent to an UNVERIFIED peer ({})", problem.kind),
-                },
-                theme.override_alarm(),
-            ),
-        ),
-        EventKind::Expectation {
-            line,
-            expected,
-            met,
-            got,
-        } => (
-            none,
-            if *met { "ok" } else { "!!" },
-            Span::styled(
-                format!(
-                    "{} line {line}: expected {expected}, got {got}",
-                    if *met { "pass" } else { "FAIL" }
-                ),
-                if *met {
-                    theme.fg(Color::Green)
-                } else {
-                    theme.alarm()
-                },
-            ),
-        ),
-        EventKind::Note(text) => (none, "..", Span::styled(escape_str(text), theme.dim())),
-        EventKind::Warning(text) => (
-            none,
-            "!!",
-            Span::styled(
-                format!("WARNING {}", escape_str(text)),
-                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            ),
-        ),
-        EventKind::Error { text, .. } => (
-            none,
-            "!!",
-            Span::styled(format!("ERROR {}", escape_str(text)), theme.alarm()),
-        ),
-        EventKind::Closed => (none, "..", Span::raw("connection closed")),
+        _ => Span::styled(row.screen_text().to_owned(), style),
     };
     Line::from(vec![time, mark, Span::raw(format!("{direction} ")), text])
 }
@@ -517,13 +391,25 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
     let Some(last) = app.rows.len().checked_sub(1) else {
         return Vec::new();
     };
+    // The rows of the event drawn last: the rows of one event are next to each other.
+    let mut presented: Option<(usize, Vec<Row>)> = None;
+    let mut draw = |row: usize| -> Vec<Line<'static>> {
+        let (event, sub) = app.rows[row];
+        let (event, sub) = (event as usize, sub as usize);
+        if presented.as_ref().is_none_or(|(index, _)| *index != event) {
+            presented = Some((event, rows(&app.events[event].kind)));
+        }
+        let Some(row) = presented.as_ref().and_then(|(_, rows)| rows.get(sub)) else {
+            return Vec::new();
+        };
+        let line = row_line(&app.events[event], app.meta.get(event), row, sub, theme);
+        wrap(line, width)
+    };
     let bottom = app.scroll.unwrap_or(last).min(last);
     let mut lines: Vec<Line<'static>> = Vec::with_capacity(height);
     let mut row = bottom as isize;
     while lines.len() < height && row >= app.first_row as isize {
-        let (event, sub) = app.rows[row as usize];
-        let wrapped = wrap(row_line(app, event as usize, sub as usize, theme), width);
-        for line in wrapped.into_iter().rev() {
+        for line in draw(row as usize).into_iter().rev() {
             lines.push(line);
         }
         row -= 1;
@@ -536,8 +422,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
     // the rows below, rather than leave it empty under a lone first row.
     let mut row = bottom + 1;
     while lines.len() < height && row <= last {
-        let (event, sub) = app.rows[row];
-        for line in wrap(row_line(app, event as usize, sub as usize, theme), width) {
+        for line in draw(row) {
             if lines.len() < height {
                 lines.push(line);
             }
