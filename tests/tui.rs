@@ -20,6 +20,7 @@ use smtptui::transcript::{ErrorKind, Event, EventKind, GuardOutcome, Security, S
 use smtptui::tui::app::{App, Mode, Overlay};
 use smtptui::tui::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
 use smtptui::tui::history::History;
+use smtptui::tui::input::Prompt;
 use smtptui::tui::ui;
 
 fn reply(wire: &str) -> Reply {
@@ -284,7 +285,7 @@ fn snapshot_data_editor() {
         "354 End data with <CR><LF>.<CR><LF>\r\n",
         Some("DATA"),
     ));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(type_line(&mut app, "Subject: hello").is_empty());
     assert!(type_line(&mut app, "").is_empty());
     assert!(type_line(&mut app, ".leading dot").is_empty());
@@ -380,10 +381,10 @@ fn unverified_certificate_is_shown_loudly() {
     type_line(&mut app, "unverified");
     assert!(matches!(
         app.mode,
-        Mode::User {
+        Mode::Line(Prompt::User {
             one_time: OneTimeOverride::Unverified,
             ..
-        }
+        })
     ));
 }
 
@@ -397,7 +398,8 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
         matches!(&actions[..], [Action::Send { line, one_time: OneTimeOverride::None }] if line == "STARTTLS")
     );
     assert_eq!(
-        app.input, "",
+        app.input.text(),
+        "",
         "nothing left to be glued to the next line typed"
     );
     assert!(
@@ -407,7 +409,7 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
         "{:?}",
         app.flash
     );
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
 
     // An inline blob refused by the engine: the override word sends that one line.
     let mut app = after_ehlo();
@@ -430,16 +432,16 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
     let mut app = after_ehlo();
     type_line(&mut app, "AUTH LOGIN");
     assert!(app.on_key(key(KeyCode::Esc)).is_empty());
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
 }
 
 #[test]
 fn password_is_hidden_and_never_stored() {
     let mut app = after_tls();
     type_line(&mut app, "AUTH PLAIN");
-    assert!(matches!(app.mode, Mode::User { .. }));
+    assert!(matches!(app.mode, Mode::Line(Prompt::User { .. })));
     type_line(&mut app, "alice");
-    assert!(matches!(app.mode, Mode::Password { .. }));
+    assert!(matches!(app.mode, Mode::Line(Prompt::Password { .. })));
     for c in "hunter22".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
@@ -458,9 +460,9 @@ fn password_is_hidden_and_never_stored() {
     // History: Up shows the bare AUTH line, never the user or the password.
     app.on_engine(done("235 ok\r\n", Some("AUTH")));
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(app.input.text(), "AUTH PLAIN");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
 }
 
 fn retype(app: &mut App, text: &str) {
@@ -476,26 +478,26 @@ fn tab_completes_verbs_and_advertised_extensions() {
     app.on_key(key(KeyCode::Char('S')));
     app.on_key(key(KeyCode::Char('T')));
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
     retype(&mut app, "AUTH L");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "AUTH LOGIN");
+    assert_eq!(app.input.text(), "AUTH LOGIN");
     // EHLO keywords that are not commands are not offered as one...
     retype(&mut app, "S");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS", "SIZE is not a command");
+    assert_eq!(app.input.text(), "STARTTLS", "SIZE is not a command");
     retype(&mut app, "8B");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "8B");
+    assert_eq!(app.input.text(), "8B");
     // ...but as the MAIL FROM parameters they allow.
     retype(&mut app, "MAIL FROM:<a@example.com> B");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "MAIL FROM:<a@example.com> BODY=8BITMIME");
+    assert_eq!(app.input.text(), "MAIL FROM:<a@example.com> BODY=8BITMIME");
     retype(&mut app, "MAIL FROM:<a@example.com> ");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "MAIL FROM:<a@example.com> SIZE=");
+    assert_eq!(app.input.text(), "MAIL FROM:<a@example.com> SIZE=");
 }
 
 #[test]
@@ -504,15 +506,19 @@ fn scrolling_follows_the_tail_until_moved() {
     for i in 0..200 {
         app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
     }
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
     app.on_key(key(KeyCode::PageUp));
-    let held = app.scroll.expect("scrolled");
+    let held = app.view.scroll.expect("scrolled");
     app.on_engine(received(9000, Security::Cleartext, "250 later\r\n"));
-    assert_eq!(app.scroll, Some(held), "new lines do not move a held view");
+    assert_eq!(
+        app.view.scroll,
+        Some(held),
+        "new lines do not move a held view"
+    );
     app.on_key(key(KeyCode::Home));
-    assert_eq!(app.scroll, Some(0));
+    assert_eq!(app.view.scroll, Some(0));
     app.on_key(key(KeyCode::End));
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
 }
 
 #[test]
@@ -579,7 +585,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
     in_message.phase = Phase::Message;
     app.on_engine(EngineMsg::Status(Box::new(in_message)));
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(
         app.enter_hint().contains("the message (3 lines)"),
         "{}",
@@ -591,7 +597,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
         matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: hi", "", ".dot"]),
         "{actions:?}"
     );
-    assert!(app.editor.is_empty());
+    assert!(app.editor().is_empty());
 
     // Once the user types their own message, an empty line is part of it.
     let scenario = smtptui::scenario::Scenario::parse(
@@ -608,7 +614,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
     assert!(type_line(&mut app, "Subject: mine").is_empty());
     assert!(type_line(&mut app, "").is_empty());
-    assert_eq!(app.editor, ["Subject: mine", ""]);
+    assert_eq!(app.editor(), ["Subject: mine", ""]);
 }
 
 #[test]
@@ -635,7 +641,7 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     );
     let actions = type_line(&mut app, "NOOP");
     assert!(actions.is_empty(), "nothing can be sent: {actions:?}");
-    assert_eq!(app.input, "NOOP", "the line waits for :reconnect");
+    assert_eq!(app.input.text(), "NOOP", "the line waits for :reconnect");
     assert!(
         app.flash
             .as_deref()
@@ -659,7 +665,7 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
         "NOOP a\r\nNOOP b\r\nNOOP c\r\n".to_owned(),
     ));
     assert!(actions.is_empty());
-    assert_eq!(app.input, "NOOP a");
+    assert_eq!(app.input.text(), "NOOP a");
     assert!(
         app.flash
             .as_deref()
@@ -675,13 +681,17 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
     in_message.phase = Phase::Message;
     app.on_engine(EngineMsg::Status(Box::new(in_message)));
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     let actions = app.on_terminal(TermEvent::Paste(
         "Subject: x\n\nbody\n.dot\nmore".to_owned(),
     ));
     assert!(actions.is_empty());
-    assert_eq!(app.editor, ["Subject: x", "", "body", ".dot"]);
-    assert_eq!(app.input, "more", "an unfinished last line stays editable");
+    assert_eq!(app.editor(), ["Subject: x", "", "body", ".dot"]);
+    assert_eq!(
+        app.input.text(),
+        "more",
+        "an unfinished last line stays editable"
+    );
     let actions = app.on_terminal(TermEvent::Paste(" text\n.\n".to_owned()));
     assert!(
         matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: x", "", "body", ".dot", "more text"]),
@@ -695,11 +705,11 @@ fn paging_moves_a_pane_and_the_top_fills_the_pane() {
     for i in 0..200 {
         app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
     }
-    app.page = 16;
-    let last = app.rows.len() - 1;
+    app.view.page = 16;
+    let last = app.view.rows.len() - 1;
     app.on_key(key(KeyCode::PageUp));
     assert_eq!(
-        app.scroll,
+        app.view.scroll,
         Some(last - 15),
         "a page, less one row of context"
     );
@@ -717,16 +727,16 @@ fn paging_moves_a_pane_and_the_top_fills_the_pane() {
     assert!(text.contains("transcript: top"), "{text}");
     // Paging down from the top moves at once.
     app.on_key(key(KeyCode::PageDown));
-    assert_eq!(app.scroll, Some(15 + 15));
+    assert_eq!(app.view.scroll, Some(15 + 15));
     // PgUp all the way stops at the top, which fills the pane too.
     for _ in 0..30 {
         app.on_key(key(KeyCode::PageUp));
     }
-    assert_eq!(app.scroll, Some(0));
+    assert_eq!(app.view.scroll, Some(0));
     // Sending a command follows the tail again, so its reply is seen.
     let actions = type_line(&mut app, "NOOP");
     assert!(matches!(&actions[..], [Action::Send { .. }]));
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
 }
 
 #[test]
@@ -799,15 +809,44 @@ fn a_stripped_or_refused_starttls_is_said_plainly() {
     assert!(!screen(&app).contains("did not offer STARTTLS"));
 }
 
+/// The help screen is generated from the command table: every key and every `:` command is
+/// on it, with what it does, on the smallest supported screen and with both standing
+/// overrides noted (its longest form).
 #[test]
-fn every_help_line_fits_its_box() {
-    // The help box is 72 columns wide: 70 inside its borders.
-    for line in ui::HELP.lines() {
+fn the_help_shows_every_key_and_local_command() {
+    use smtptui::tui::commands::{KEYS, LOCAL};
+    let mut app = greeted();
+    app.policy = smtptui::guard::GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: true,
+    };
+    app.on_key(key(KeyCode::F(1)));
+    let text = screen(&app);
+    // The label, then (after spaces) what it does, on one line of the screen.
+    let shows = |label: &str, does: &str| {
+        text.lines().any(|line| {
+            line.match_indices(label).any(|(at, _)| {
+                let rest = &line[at + label.len()..];
+                rest.starts_with(' ') && rest.trim_start().starts_with(does)
+            })
+        })
+    };
+    for entry in KEYS {
         assert!(
-            line.chars().count() <= 70,
-            "too wide for the help box: {line:?}"
+            shows(entry.keys, entry.does),
+            "{entry:?} is not in the help:\n{text}"
         );
     }
+    for local in LOCAL {
+        assert!(
+            shows(&local.label(), local.does),
+            "{local:?} is not in the help:\n{text}"
+        );
+    }
+    assert!(text.contains("--allow-cleartext-auth is ON"), "{text}");
+    assert!(text.contains("--insecure is ON"), "{text}");
+    // Among them what the help used to leave out.
+    assert!(text.contains(":next") && text.contains("Ctrl-D"), "{text}");
 }
 
 #[test]
@@ -817,10 +856,11 @@ fn history_gives_back_the_line_being_typed() {
         app.on_key(key(KeyCode::Char(c)));
     }
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example");
+    assert_eq!(app.input.text(), "EHLO client.example");
     app.on_key(key(KeyCode::Down));
     assert_eq!(
-        app.input, "MAIL FR",
+        app.input.text(),
+        "MAIL FR",
         "the draft is not lost by a look at the history"
     );
 }
@@ -837,7 +877,7 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
     // The first Esc warns: the message is not sent yet.
     assert!(app.on_key(key(KeyCode::Esc)).is_empty());
     assert!(!app.should_exit);
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(
         app.flash
             .as_deref()
@@ -858,7 +898,7 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
     challenge.phase = Phase::SaslChallenge;
     app.on_engine(EngineMsg::Status(Box::new(challenge)));
     app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     let actions = app.on_key(key(KeyCode::Esc));
     assert!(
         matches!(&actions[..], [Action::Send { line, .. }] if line == "*"),
@@ -875,14 +915,14 @@ fn a_hidden_answer_is_never_sent_as_a_command() {
     let mut app = after_tls();
     app.on_engine(received(3000, Security::Tls, "334 VXNlcm5hbWU6\r\n"));
     app.on_engine(status(Protection::VerifiedTls, Phase::SaslChallenge, &[]));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     for c in "c2VjcmV0".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
     // The server moves on before Enter: the typed answer is discarded.
     app.on_engine(status(Protection::VerifiedTls, Phase::Command, &[]));
-    assert_eq!(app.mode, Mode::Command);
-    assert_eq!(app.input, "");
+    assert_eq!(app.mode, Mode::COMMAND);
+    assert_eq!(app.input.text(), "");
     assert!(
         app.flash
             .as_deref()
@@ -965,7 +1005,7 @@ fn step_mode_never_sends_a_message_after_a_refused_data() {
         "554 5.5.1 Error: no valid recipients\r\n",
         Some("DATA"),
     ));
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
     let actions = app.on_key(key(KeyCode::Enter));
     assert!(actions.is_empty(), "{actions:?}");
     assert!(
@@ -999,7 +1039,7 @@ fn the_default_for_a_refused_answer_is_to_cancel_the_exchange() {
     let mut app = greeted();
     app.on_engine(received(3000, Security::Cleartext, "334 VXNlcm5hbWU6\r\n"));
     app.on_engine(status(Protection::Cleartext, Phase::SaslChallenge, &[]));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     let actions = type_line(&mut app, "YWxpY2U=");
     assert!(
         matches!(&actions[..], [Action::SaslAnswer { .. }]),
@@ -1077,7 +1117,7 @@ fn only_lines_sent_as_commands_reach_the_history() {
     let mut recalled = Vec::new();
     for _ in 0..6 {
         app.on_key(key(KeyCode::Up));
-        recalled.push(app.input.clone());
+        recalled.push(app.input.text().to_owned());
     }
     assert_eq!(
         recalled,
@@ -1110,9 +1150,9 @@ fn lines_that_never_crossed_are_not_remembered() {
         crossed: Crossed::default(),
     }));
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example");
+    assert_eq!(app.input.text(), "EHLO client.example");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example", "nothing older");
+    assert_eq!(app.input.text(), "EHLO client.example", "nothing older");
 }
 
 /// The whole path against the practice server, with the real engine: after AUTH, the password
@@ -1181,6 +1221,7 @@ async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
         }
     }
     let warnings = app
+        .view
         .events
         .iter()
         .filter(|event| {
@@ -1195,9 +1236,9 @@ async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
         "EHLO client.test\nSTARTTLS\nEHLO client.test\nAUTH PLAIN\nNOOP\n"
     );
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "NOOP");
+    assert_eq!(app.input.text(), "NOOP");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(app.input.text(), "AUTH PLAIN");
     engine.abort();
     lab.shutdown().await;
 }
@@ -1266,7 +1307,11 @@ fn allow_cleartext_auth_is_said_everywhere_it_matters() {
         "the hint fits the screen"
     );
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    assert!(
+        matches!(app.mode, Mode::Line(Prompt::User { .. })),
+        "{:?}",
+        app.mode
+    );
     type_line(&mut app, "alice");
     let hint = app.enter_hint();
     assert!(hint.contains("IN CLEARTEXT"), "{hint}");
@@ -1318,7 +1363,11 @@ fn insecure_is_said_where_it_lets_credentials_through() {
         "{hint}"
     );
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    assert!(
+        matches!(app.mode, Mode::Line(Prompt::User { .. })),
+        "{:?}",
+        app.mode
+    );
 
     // Without the flag: no claim that AUTH is allowed.
     let mut strict = after_ehlo();
@@ -1452,7 +1501,7 @@ fn step_mode_sends_a_written_out_sasl_answer_as_an_answer() {
     challenge.phase = Phase::SaslChallenge;
     app.on_engine(EngineMsg::Status(Box::new(challenge)));
     app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     assert!(
         app.enter_hint().contains("send step line 4"),
         "{}",
@@ -1488,7 +1537,7 @@ fn step_mode_never_sends_a_written_out_sasl_answer_as_a_command() {
         "504 5.5.4 Unrecognized authentication type\r\n",
         Some("AUTH"),
     ));
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
     let hint = app.enter_hint();
     assert!(hint.contains("send step line 3"), "{hint}");
     assert!(!screen(&app).contains(secret), "{}", screen(&app));
@@ -1633,4 +1682,40 @@ fn snapshot_every_event_kind() {
         .draw(|frame| ui::render(&app, frame, Instant::now()))
         .expect("draws");
     insta::assert_snapshot!("every_event_kind", terminal.backend().to_string());
+}
+
+/// Keys the help used to leave out do what it now says: Ctrl-D ends the message, `:next`
+/// sends the next step, and `?` on an empty command line opens the help (typed otherwise).
+#[test]
+fn ctrl_d_next_and_question_mark_do_what_the_help_says() {
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    type_line(&mut app, "Subject: ctrl-d");
+    let actions = app.on_key(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL));
+    assert!(
+        matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: ctrl-d"]),
+        "{actions:?}"
+    );
+
+    let scenario =
+        smtptui::scenario::Scenario::parse("t.smtp", "S: 220\nC: NOOP\nS: 250\n").expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    let actions = type_line(&mut app, ":next");
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "NOOP"),
+        "{actions:?}"
+    );
+
+    let mut app = greeted();
+    app.on_key(key(KeyCode::Char('?')));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, None);
+    type_line(&mut app, "HELP ?");
+    assert_eq!(app.overlay, None, "a typed ? is text");
 }

@@ -12,7 +12,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, EventMeta, Mode, Overlay};
+use super::app::{App, Mode, Overlay};
+use super::commands::{self, HELP_WIDTH};
+use super::input::Prompt;
+use super::view::EventMeta;
 use crate::explain;
 use crate::guard::{self, Decision, OneTimeOverride, Protection, Refusal};
 use crate::proto::escape::escape_str;
@@ -129,6 +132,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
         // The engine reports the session once the greeting is in; until then the transcript
         // tells whether TCP (or TLS) is already up.
         let tcp_up = app
+            .view
             .events
             .iter()
             .rev()
@@ -388,27 +392,28 @@ fn cells_to_line(cells: &[(char, Style, usize)]) -> Line<'static> {
 /// The screen lines of the transcript pane: from the bottom row upwards until the pane is
 /// full, so the cost depends on the pane's height, not on the transcript's length.
 pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Vec<Line<'static>> {
-    let Some(last) = app.rows.len().checked_sub(1) else {
+    let view = &app.view;
+    let Some(last) = view.rows.len().checked_sub(1) else {
         return Vec::new();
     };
     // The rows of the event drawn last: the rows of one event are next to each other.
     let mut presented: Option<(usize, Vec<Row>)> = None;
     let mut draw = |row: usize| -> Vec<Line<'static>> {
-        let (event, sub) = app.rows[row];
+        let (event, sub) = view.rows[row];
         let (event, sub) = (event as usize, sub as usize);
         if presented.as_ref().is_none_or(|(index, _)| *index != event) {
-            presented = Some((event, rows(&app.events[event].kind)));
+            presented = Some((event, rows(&view.events[event].kind)));
         }
         let Some(row) = presented.as_ref().and_then(|(_, rows)| rows.get(sub)) else {
             return Vec::new();
         };
-        let line = row_line(&app.events[event], app.meta.get(event), row, sub, theme);
+        let line = row_line(&view.events[event], view.meta.get(event), row, sub, theme);
         wrap(line, width)
     };
-    let bottom = app.scroll.unwrap_or(last).min(last);
+    let bottom = view.scroll.unwrap_or(last).min(last);
     let mut lines: Vec<Line<'static>> = Vec::with_capacity(height);
     let mut row = bottom as isize;
-    while lines.len() < height && row >= app.first_row as isize {
+    while lines.len() < height && row >= view.first_row as isize {
         for line in draw(row as usize).into_iter().rev() {
             lines.push(line);
         }
@@ -440,8 +445,8 @@ pub fn transcript_height(app: &App, area: Rect) -> usize {
 
 /// The screen's parts: status, transcript, explain pane, message editor, input line.
 fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
-    let editor_height = if app.mode == Mode::Message {
-        (app.editor.len() as u16 + 2).clamp(3, 8)
+    let editor_height = if let Mode::Message(editor) = &app.mode {
+        (editor.lines().len() as u16 + 2).clamp(3, 8)
     } else {
         0
     };
@@ -476,16 +481,17 @@ fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
 }
 
 fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let title = match app.scroll {
+    let view = &app.view;
+    let title = match view.scroll {
         None => " transcript (following) ".to_owned(),
-        Some(row) if row <= app.first_row => format!(
+        Some(row) if row <= view.first_row => format!(
             " transcript: top, {} rows (End follows) ",
-            app.rows.len() - app.first_row
+            view.rows.len() - view.first_row
         ),
         Some(row) => format!(
             " transcript: row {} of {} (End follows) ",
             row + 1,
-            app.rows.len()
+            view.rows.len()
         ),
     };
     let block = Block::bordered().title(title);
@@ -498,12 +504,13 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
 /// The event the explain pane talks about: the latest reply, TLS upgrade or error at or
 /// above the bottom of the view.
 fn explained_event(app: &App) -> Option<usize> {
-    let last = app.rows.len().checked_sub(1)?;
-    let bottom = app.scroll.unwrap_or(last).min(last);
-    let (event, _) = app.rows[bottom];
+    let view = &app.view;
+    let last = view.rows.len().checked_sub(1)?;
+    let bottom = view.scroll.unwrap_or(last).min(last);
+    let (event, _) = view.rows[bottom];
     (0..=event as usize).rev().take(10_000).find(|&index| {
         matches!(
-            app.events[index].kind,
+            view.events[index].kind,
             EventKind::Received { .. }
                 | EventKind::Unasked { .. }
                 | EventKind::TlsEstablished(_)
@@ -517,9 +524,10 @@ pub fn explanation(app: &App) -> Vec<String> {
     let Some(index) = explained_event(app) else {
         return vec!["Replies will be explained here.".to_owned()];
     };
-    match &app.events[index].kind {
+    let view = &app.view;
+    match &view.events[index].kind {
         EventKind::Received { reply, .. } => {
-            let command = app.meta.get(index).and_then(|m| m.command.as_deref());
+            let command = view.meta.get(index).and_then(|m| m.command.as_deref());
             explain::explain_reply(reply, command)
         }
         EventKind::Unasked { reply, .. } => {
@@ -548,10 +556,10 @@ fn render_explain(app: &App, frame: &mut Frame, area: Rect, _theme: Theme) {
 }
 
 fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
+    let editor = app.editor();
     let height = area.height.saturating_sub(2) as usize;
-    let skip = app.editor.len().saturating_sub(height);
-    let lines: Vec<Line> = app
-        .editor
+    let skip = editor.len().saturating_sub(height);
+    let lines: Vec<Line> = editor
         .iter()
         .skip(skip)
         .map(|l| Line::from(escape_str(l)))
@@ -559,20 +567,21 @@ fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(format!(
             " message: {} line(s), sent when you end it with a lone . ",
-            app.editor.len()
+            editor.len()
         ))),
         area,
     );
 }
 
 fn render_input(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let hidden = matches!(app.mode, Mode::Password { .. } | Mode::SaslAnswer);
+    let hidden = app.mode.hides_input();
+    let typed = || escape_str(app.input.text());
     let (prompt, shown) = match &app.mode {
-        Mode::User { .. } => ("user> ", escape_str(&app.input)),
-        Mode::Password { .. } => ("password (hidden)> ", String::new()),
-        Mode::SaslAnswer => ("answer (hidden)> ", String::new()),
-        Mode::Message => ("msg> ", escape_str(&app.input)),
-        _ => ("> ", escape_str(&app.input)),
+        Mode::Line(Prompt::User { .. }) => ("user> ", typed()),
+        Mode::Line(Prompt::Password { .. }) => ("password (hidden)> ", String::new()),
+        Mode::Line(Prompt::SaslAnswer) => ("answer (hidden)> ", String::new()),
+        Mode::Message(_) => ("msg> ", typed()),
+        Mode::Line(Prompt::Command) | Mode::Guard(_) => ("> ", typed()),
     };
     let hint = match &app.flash {
         Some(flash) => format!(" {} | Enter: {} ", escape_str(flash), app.enter_hint()),
@@ -607,29 +616,9 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// The help text.
-pub const HELP: &str = "\
-Type SMTP commands and press Enter; they are sent as typed.
-  STARTTLS        a 220 upgrades to TLS; injected bytes abort it
-  AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden
-  DATA            a 354 opens the message editor; a lone . ends it
-Keys
-  Tab             complete verbs, mechanisms, MAIL/RCPT parameters
-  Up/Down         history (per server; credentials never stored)
-  PgUp/PgDn       scroll; Shift-Up/Down one row; mouse wheel
-  Home/End        top/bottom of the transcript (End follows)
-  F1 or ?         this help          F2  explain pane
-  F3              certificate chain  Esc quit (QUIT first)
-  Ctrl-C          leave at once      Ctrl-U  clear the line
-Local commands (never sent)
-  :save FILE      redacted transcript     :record FILE  scenario
-  :load FILE      step through a scenario (Enter on empty line)
-  :cert :reconnect :clear :explain :help :quit
-Markers: plain = cleartext, tls = inside TLS. The guard stops
-AUTH without verified TLS; an override lasts for one command.";
-
 /// The lines the help adds for the standing overrides given on the command line, which
-/// change what the guard does (the last line of [`HELP`] describes it without them).
+/// change what the guard does (the last lines of [`commands::help_lines`] describe it
+/// without them).
 pub fn help_overrides(app: &App) -> Vec<&'static str> {
     let mut lines = Vec::new();
     if app.policy.allow_cleartext_auth {
@@ -643,13 +632,17 @@ pub fn help_overrides(app: &App) -> Vec<&'static str> {
 
 fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     let theme = Theme { colour: app.colour };
-    let mut lines: Vec<Line> = HELP.lines().map(Line::from).collect();
+    let mut lines: Vec<Line> = commands::help_lines().into_iter().map(Line::from).collect();
     lines.extend(
         help_overrides(app)
             .into_iter()
             .map(|line| Line::styled(line, theme.alarm())),
     );
-    let rect = centered(area, 72, (lines.len() as u16 + 2).max(24));
+    let rect = centered(
+        area,
+        HELP_WIDTH as u16 + 2,
+        (lines.len() as u16 + 2).max(24),
+    );
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
