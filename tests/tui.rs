@@ -849,6 +849,25 @@ fn the_help_shows_every_key_and_local_command() {
     assert!(text.contains(":next") && text.contains("Ctrl-D"), "{text}");
 }
 
+/// The README's list of keys and local commands is the one the table generates.
+#[test]
+fn the_readme_lists_every_key_and_local_command() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let begin = "<!-- keys: generated from src/tui/commands.rs, checked by tests/tui.rs -->\n";
+    let end = "<!-- keys: end -->";
+    let list = readme
+        .split_once(begin)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(list, _)| list)
+        .expect("the README has the generated key list between its markers");
+    let expected = smtptui::tui::commands::readme_list();
+    assert_eq!(
+        list, expected,
+        "the README's key list differs from the table; put this between its markers:\n{expected}"
+    );
+}
+
 #[test]
 fn history_gives_back_the_line_being_typed() {
     let mut app = after_ehlo();
