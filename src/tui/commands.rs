@@ -11,6 +11,11 @@ use std::fmt::Write as _;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+// Short names for the table below.
+use Command as C;
+use Context::{Anywhere, CommandLine, EmptyCommandLine, EmptyLine, MessageEditor};
+use Modifiers::{Any, Ctrl, Plain, Shift};
+
 /// Something the user can ask for with a key or a `:` command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -158,10 +163,6 @@ pub struct KeyEntry {
     /// The bindings behind it.
     pub bindings: &'static [Binding],
 }
-
-use Command as C;
-use Context::{Anywhere, CommandLine, EmptyCommandLine, EmptyLine, MessageEditor};
-use Modifiers::{Any, Ctrl, Plain, Shift};
 
 /// Every key of the main screen, in the order the help lists them. Besides these, other
 /// characters are typed into the input line and Backspace deletes the last one.
@@ -485,20 +486,20 @@ fn code_span(label: &str) -> String {
         .join(", ")
 }
 
-/// How a key code is named in the key list.
-pub fn key_name(code: KeyCode) -> String {
-    match code {
-        KeyCode::F(n) => format!("F{n}"),
-        KeyCode::Char(c) => c.to_ascii_uppercase().to_string(),
-        KeyCode::PageUp => "PgUp".to_owned(),
-        KeyCode::PageDown => "PgDn".to_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How a key code is named in the key list.
+    fn key_name(code: KeyCode) -> String {
+        match code {
+            KeyCode::F(n) => format!("F{n}"),
+            KeyCode::Char(c) => c.to_ascii_uppercase().to_string(),
+            KeyCode::PageUp => "PgUp".to_owned(),
+            KeyCode::PageDown => "PgDn".to_owned(),
+            other => format!("{other:?}"),
+        }
+    }
 
     /// Every binding's key (and its modifier) is named in its entry.
     #[test]
