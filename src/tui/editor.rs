@@ -3,7 +3,7 @@
 //! without sending it.
 
 /// The message being written.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct MessageEditor {
     lines: Vec<String>,
     /// Esc was pressed once; a second Esc leaves.
@@ -32,6 +32,16 @@ pub enum Pasted {
         /// Lines pasted after the dot, not used.
         unused: usize,
     },
+}
+
+impl std::fmt::Debug for MessageEditor {
+    /// The number of lines only: the message can be long, and is on screen already.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageEditor")
+            .field("lines", &self.lines.len())
+            .field("leave_armed", &self.leave_armed)
+            .finish()
+    }
 }
 
 impl MessageEditor {
