@@ -4,9 +4,11 @@
 //!
 //! Pure tables and functions: no I/O, no terminal. Front ends show the lines as they are.
 
+use crate::guard::GuardPolicy;
 use crate::proto::ehlo::Capabilities;
 use crate::proto::reply::{EnhancedCode, Reply};
 use crate::tls::{TlsInfo, Verification};
+use crate::transcript::ErrorKind;
 
 /// What a reply code means, from RFC 5321 §4.2.2 and §4.2.3 (and RFC 4954 for 235/334/530/535).
 pub fn reply_code(code: u16) -> &'static str {
@@ -141,42 +143,45 @@ pub fn enhanced(code: &EnhancedCode) -> String {
 }
 
 /// Lines explaining an error that ended (or stopped) the session: what it means and what
-/// to do next.
-pub fn explain_error(text: &str) -> Vec<String> {
-    let lines: &[&str] = if text.starts_with("response injection") {
-        &[
+/// to do next. Decided by the error's kind, never by its wording.
+pub fn explain_error(kind: ErrorKind) -> Vec<String> {
+    let lines: &[&str] = match kind {
+        ErrorKind::Injection => &[
             "Response injection: bytes arrived in cleartext after the 220 to STARTTLS and before TLS began.",
             "They would have been read as replies inside TLS: an attacker on the path can plant a fake EHLO",
             "reply this way (CVE-2021-22947 class), or a server may pipeline wrongly. smtptui aborted the",
             "session; nothing more was sent and no credentials left. Find out which before trusting this path.",
-        ]
-    } else if text.contains("unasked byte(s)") {
-        &[
-            "The server sent lines nobody asked for, so a reply to STARTTLS could not be told apart from them.",
-            "TLS was not started. :reconnect starts over; send one command at a time.",
-        ]
-    } else if text.starts_with("timed out") {
-        &[
+        ],
+        ErrorKind::OutOfStep => &[
+            "The server sent replies nobody asked for, so its replies can no longer be matched to the",
+            "commands they answer, and the session was ended. A server out of step has lost count, or is",
+            "not the server it seems. :reconnect starts over; send one command at a time.",
+        ],
+        ErrorKind::Timeout => &[
             "The server did not answer in time (--timeout, default 30 s). A slow or overloaded server,",
             "a firewall that drops packets, or a tarpit can do this. :reconnect tries again.",
-        ]
-    } else if text.starts_with("the server closed the connection") {
-        &[
+        ],
+        ErrorKind::Closed => &[
             "The server hung up. Servers do this after a 421, after too many errors or unknown commands,",
             "when idle too long, or when a firewall or proxy drops the session. :reconnect starts a new one.",
-        ]
-    } else if text.starts_with("TLS handshake failed") || text.starts_with("TLS certificate") {
-        &[
+        ],
+        ErrorKind::Handshake | ErrorKind::Certificate => &[
             "TLS could not be set up. smtptui never falls back to cleartext after STARTTLS: the session is",
             "closed. Check the server's certificate and TLS settings (F3 shows what was received).",
-        ]
-    } else if text.starts_with("cannot connect") {
-        &[
+        ],
+        ErrorKind::Connect => &[
             "No connection: nothing listens there, a firewall refuses it, or the name or port is wrong.",
             "Port 25 is often blocked by home and cloud providers; submission uses 587 or 465.",
-        ]
-    } else {
-        &["The session stopped with this error. :reconnect starts a new session."]
+        ],
+        ErrorKind::Network
+        | ErrorKind::Protocol
+        | ErrorKind::ServiceClosing
+        | ErrorKind::TlsSetup
+        | ErrorKind::Authentication
+        | ErrorKind::Refused
+        | ErrorKind::Scenario => {
+            &["The session stopped with this error. :reconnect starts a new session."]
+        }
     };
     lines.iter().map(|line| (*line).to_owned()).collect()
 }
@@ -331,7 +336,9 @@ pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
 }
 
 /// Lines explaining a TLS upgrade: what was negotiated and what the certificate says.
-pub fn explain_tls(info: &TlsInfo) -> Vec<String> {
+/// `policy` is the standing guard policy from the command line: with `--insecure` an
+/// unverified certificate no longer blocks AUTH, and the lines say so.
+pub fn explain_tls(info: &TlsInfo, policy: GuardPolicy) -> Vec<String> {
     let mut lines = vec![format!(
         "TLS {} with {}{}.",
         info.version.trim_start_matches("TLSv"),
@@ -348,12 +355,17 @@ pub fn explain_tls(info: &TlsInfo) -> Vec<String> {
         )),
         Verification::Failed(problem) => {
             lines.push(format!("CERTIFICATE NOT VERIFIED: {problem}."));
-            lines.push(
+            lines.push(if policy.allow_unverified_auth {
+                "The traffic is encrypted, but the peer may not be the server you meant. \
+                 --insecure is on: AUTH is NOT blocked, and credentials would go to this peer. \
+                 Fix trust with --ca-file or --servername."
+                    .to_owned()
+            } else {
                 "The traffic is encrypted, but the peer may not be the server you meant. AUTH is \
                  blocked unless you override it for one command. Fix trust with --ca-file or \
                  --servername."
-                    .to_owned(),
-            );
+                    .to_owned()
+            });
         }
     }
     if let Some(leaf) = info.chain.first() {

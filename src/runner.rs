@@ -10,7 +10,7 @@ use crate::proto::sasl::Mechanism;
 use crate::scenario::{Action, Expectation, Scenario, Step};
 use crate::secret::{Credentials, Secret};
 use crate::session::{self, EventSink, Phase, Session, SessionConfig, SessionError};
-use crate::transcript::EventKind;
+use crate::transcript::{ErrorKind, EventKind};
 
 /// Exit statuses of `smtptui run`, part of the command-line contract.
 pub mod exit {
@@ -250,7 +250,10 @@ impl Replay<'_> {
                  AUTH line",
                 self.last_reply.summary()
             );
-            self.session.record(EventKind::Error(reason.clone()));
+            self.session.record(EventKind::Error {
+                kind: ErrorKind::Scenario,
+                text: reason.clone(),
+            });
             return Err(Outcome::StepFailed {
                 line: scenario_line,
                 reason,
@@ -299,7 +302,10 @@ impl Replay<'_> {
                  for one (it answered {}); the answer was not sent",
                 self.last_reply.summary()
             );
-            self.session.record(EventKind::Error(reason.clone()));
+            self.session.record(EventKind::Error {
+                kind: ErrorKind::Scenario,
+                text: reason.clone(),
+            });
             return Err(Outcome::StepFailed {
                 line: scenario_line,
                 reason,
@@ -336,7 +342,10 @@ impl Replay<'_> {
                      'S:' line, such as 'S: 454', to test it)",
                     reply.summary()
                 );
-                self.session.record(EventKind::Error(reason.clone()));
+                self.session.record(EventKind::Error {
+                    kind: ErrorKind::Scenario,
+                    text: reason.clone(),
+                });
                 Some(Outcome::Failure {
                     line: Some(step.line),
                     reason,
@@ -354,7 +363,10 @@ impl Replay<'_> {
             step.line,
             reply.code
         );
-        self.session.record(EventKind::Error(reason.clone()));
+        self.session.record(EventKind::Error {
+            kind: ErrorKind::Scenario,
+            text: reason.clone(),
+        });
         Outcome::StepFailed {
             line: step.line,
             reason,

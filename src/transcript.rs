@@ -122,10 +122,51 @@ pub enum EventKind {
     Note(String),
     /// Something the user should notice.
     Warning(String),
-    /// The session failed.
-    Error(String),
+    /// The session failed, or a step could not go on.
+    Error {
+        /// What kind of failure, for code that branches on it (the explain pane).
+        kind: ErrorKind,
+        /// What happened, in words.
+        text: String,
+    },
     /// The connection was closed.
     Closed,
+}
+
+/// What kind of failure an [`EventKind::Error`] reports.
+///
+/// Code that decides on a failure (what the explain pane says about it) branches on this, not
+/// on the wording of the message, so rewording a message cannot change what is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No connection could be opened.
+    Connect,
+    /// A deadline passed.
+    Timeout,
+    /// Reading or writing the connection failed.
+    Network,
+    /// The server closed the connection.
+    Closed,
+    /// The server's bytes are not valid SMTP.
+    Protocol,
+    /// Bytes arrived between the 220 to STARTTLS and the TLS handshake.
+    Injection,
+    /// The server sent what no command asked for, so replies no longer match commands.
+    OutOfStep,
+    /// The server said, unasked, that it is closing the session (a 421).
+    ServiceClosing,
+    /// The server's certificate failed verification.
+    Certificate,
+    /// The TLS handshake failed.
+    Handshake,
+    /// TLS could not be set up on our side (a CA file, the configuration).
+    TlsSetup,
+    /// The SASL exchange went wrong.
+    Authentication,
+    /// A request was refused before anything was sent (the guard, a line that cannot be sent).
+    Refused,
+    /// A scenario step could not go on as written (`smtptui run`).
+    Scenario,
 }
 
 /// What an [`EventKind::Unasked`] reply means, for every view of it.
@@ -173,182 +214,543 @@ fn class_colour(class: ReplyClass) -> &'static str {
     }
 }
 
+/// What a display row shows. Each view draws the row's direction marker from it: the text
+/// transcript and the screen use the same markers except where noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// Connection progress, a note, the end of the connection (`..`).
+    Info,
+    /// A line the client sent (`C:`).
+    Sent,
+    /// A line of a server reply (`S:`; `S?` for a reply nobody asked for). `first` is false
+    /// for the lines after the first, which the screen marks `│` to show they belong together.
+    Reply {
+        /// Whether the reply answers no command.
+        unasked: bool,
+        /// Whether this is the reply's first line.
+        first: bool,
+    },
+    /// The TLS handshake completed (`==`).
+    Tls,
+    /// A detail of the row above it: a certificate of the chain (no marker).
+    Detail,
+    /// Something to notice: a warning, an error, a guard decision, an anomaly (`!!`).
+    Alarm,
+    /// A warning about the row above it (an unverified certificate under the TLS upgrade):
+    /// `!!` on screen; the text transcript writes it without a marker, under that row.
+    Caveat,
+    /// A scenario expectation was checked: `ok` or `FAIL` in the text transcript; `ok` or
+    /// `!!` on screen, with `pass` or `FAIL` before the text.
+    Check {
+        /// Whether it was met.
+        met: bool,
+    },
+}
+
+impl RowKind {
+    /// The direction marker in the text transcript.
+    pub fn text_marker(self) -> &'static str {
+        match self {
+            Self::Info => "..",
+            Self::Sent => "C:",
+            Self::Reply { unasked: false, .. } => "S:",
+            Self::Reply { unasked: true, .. } => "S?",
+            Self::Tls => "==",
+            Self::Detail => "  ",
+            Self::Alarm => "!!",
+            Self::Caveat => "",
+            Self::Check { met: true } => "ok  ",
+            Self::Check { met: false } => "FAIL",
+        }
+    }
+
+    /// Whether the text transcript colours the marker with the text (alarms and checks read
+    /// as one coloured phrase) rather than the text alone.
+    fn paints_marker(self) -> bool {
+        matches!(self, Self::Alarm | Self::Check { .. })
+    }
+}
+
+/// How a row should look. Each view maps it to its own means: ANSI colours in the text
+/// transcript, ratatui styles on screen (with bold and reverse only, without colour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// The terminal's own colours.
+    Plain,
+    /// Less important than what is around it (notes).
+    Quiet,
+    /// A command sent.
+    Command,
+    /// A line of message content sent.
+    MessageLine,
+    /// A line that carried credentials (its text is already redacted).
+    Credentials,
+    /// A reply line, coloured by its class.
+    Reply(ReplyClass),
+    /// Verified TLS.
+    Secure,
+    /// An expectation met.
+    Pass,
+    /// A minor irregularity (reply anomalies).
+    Caution,
+    /// A warning.
+    Warning,
+    /// A failure, a refusal, an unverified peer.
+    Alarm,
+    /// Credentials sent where the guard would have stopped them, by the user's override: the
+    /// loudest tone there is.
+    Override,
+}
+
+impl Tone {
+    /// The ANSI SGR parameters of the tone in the text transcript, if it is coloured.
+    fn ansi(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Plain | Self::Quiet => return None,
+            Self::Command | Self::MessageLine => "1",
+            Self::Credentials => "1;35",
+            Self::Reply(class) => class_colour(class),
+            Self::Secure => "1;32",
+            Self::Pass => "32",
+            Self::Caution => "33",
+            Self::Warning => "1;33",
+            Self::Alarm => "1;31",
+            Self::Override => "1;41;97",
+        })
+    }
+}
+
+/// One display row of an event: what the text transcript prints as one line and the screen
+/// shows as one row (before wrapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// What the row shows.
+    pub kind: RowKind,
+    /// How the line crossed, for rows that show a line on the wire (and the TLS upgrade);
+    /// `None` for rows about the session itself.
+    pub security: Option<Security>,
+    /// The text, escaped: no control character from the peer is left in it.
+    pub text: String,
+    /// A shorter wording for the screen, where the full text would wrap over several rows of
+    /// the transcript pane and the screen says the rest elsewhere (the guard dialog, F3).
+    pub brief: Option<String>,
+    /// How it should look.
+    pub tone: Tone,
+}
+
+impl Row {
+    fn new(kind: RowKind, security: Option<Security>, text: String, tone: Tone) -> Self {
+        Self {
+            kind,
+            security,
+            text,
+            brief: None,
+            tone,
+        }
+    }
+
+    fn note(kind: RowKind, text: String, tone: Tone) -> Self {
+        Self::new(kind, None, text, tone)
+    }
+
+    fn with_brief(mut self, brief: String) -> Self {
+        self.brief = Some(brief);
+        self
+    }
+
+    /// The text the screen shows: the brief wording where there is one.
+    pub fn screen_text(&self) -> &str {
+        self.brief.as_deref().unwrap_or(&self.text)
+    }
+}
+
+/// An event as every view shows it: the rows that the text transcript prints and the screen
+/// draws, and the fields of its JSON line. Each view renders this, never the event itself, so
+/// the views cannot disagree on what an event says nor on how many rows it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presentation {
+    /// The event's name in JSON lines (`"event"`).
+    pub name: &'static str,
+    /// The display rows, in order.
+    pub rows: Vec<Row>,
+    /// The JSON fields besides `event`, `time` and `elapsed`, in order.
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+/// Presents an event for every view (see [`Presentation`]).
+pub fn present(kind: &EventKind) -> Presentation {
+    build(kind, true)
+}
+
+/// The display rows of an event: [`present`] without the JSON fields, for the screen, which
+/// draws rows often and never writes JSON.
+pub fn rows(kind: &EventKind) -> Vec<Row> {
+    build(kind, false).rows
+}
+
+/// The JSON fields of an event, in order.
+type Fields = Vec<(&'static str, Value)>;
+
+/// Presents `kind`; its JSON fields only when `with_fields`.
+fn build(kind: &EventKind, with_fields: bool) -> Presentation {
+    let fields = |make: &dyn Fn() -> Fields| {
+        if with_fields { make() } else { Vec::new() }
+    };
+    let (name, rows, fields) = match kind {
+        EventKind::Connecting { target, transport } => (
+            "connecting",
+            vec![Row::note(
+                RowKind::Info,
+                format!("connecting to {target} ({transport})"),
+                Tone::Plain,
+            )],
+            fields(&|| vec![("target", json!(target)), ("transport", json!(transport))]),
+        ),
+        EventKind::Connected { peer, local } => (
+            "connected",
+            vec![Row::note(
+                RowKind::Info,
+                format!("connected to {peer} from {local}"),
+                Tone::Plain,
+            )],
+            fields(&|| vec![("peer", json!(peer)), ("local", json!(local))]),
+        ),
+        EventKind::Sent {
+            security,
+            text,
+            kind,
+        } => (
+            "sent",
+            vec![Row::new(
+                RowKind::Sent,
+                Some(*security),
+                text.clone(),
+                match kind {
+                    SentKind::Command => Tone::Command,
+                    SentKind::MessageLine => Tone::MessageLine,
+                    SentKind::Credentials => Tone::Credentials,
+                },
+            )],
+            fields(&|| {
+                vec![
+                    ("security", json!(security_name(*security))),
+                    ("text", json!(text)),
+                    (
+                        "kind",
+                        json!(match kind {
+                            SentKind::Command => "command",
+                            SentKind::MessageLine => "message_line",
+                            SentKind::Credentials => "credentials",
+                        }),
+                    ),
+                    ("redacted", json!(*kind == SentKind::Credentials)),
+                ]
+            }),
+        ),
+        EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
+            let unasked = matches!(kind, EventKind::Unasked { .. });
+            let lines = reply.display_lines();
+            let anomalies = reply.anomalies.descriptions();
+            let json = fields(&|| {
+                vec![
+                    ("security", json!(security_name(*security))),
+                    ("code", json!(reply.code.value())),
+                    ("class", json!(reply.code.class().name())),
+                    ("enhanced", json!(reply.enhanced.map(|e| e.to_string()))),
+                    ("lines", json!(lines)),
+                    ("anomalies", json!(anomalies)),
+                ]
+            });
+            let tone = Tone::Reply(reply.code.class());
+            let mut rows: Vec<Row> = lines
+                .into_iter()
+                .enumerate()
+                .map(|(index, line)| {
+                    let kind = RowKind::Reply {
+                        unasked,
+                        first: index == 0,
+                    };
+                    Row::new(kind, Some(*security), line, tone)
+                })
+                .collect();
+            if unasked {
+                rows.push(Row::note(
+                    RowKind::Alarm,
+                    UNASKED_NOTE.to_owned(),
+                    Tone::Alarm,
+                ));
+            }
+            if !anomalies.is_empty() {
+                rows.push(Row::note(
+                    RowKind::Alarm,
+                    format!("reply anomalies: {}", anomalies.join("; ")),
+                    Tone::Caution,
+                ));
+            }
+            (if unasked { "unasked_reply" } else { "reply" }, rows, json)
+        }
+        EventKind::TlsEstablished(info) => present_tls(info, with_fields),
+        EventKind::Guard(outcome) => present_guard(outcome, with_fields),
+        EventKind::Expectation {
+            line,
+            expected,
+            met,
+            got,
+        } => (
+            "expectation",
+            vec![Row::note(
+                RowKind::Check { met: *met },
+                format!("line {line}: expected {expected}, got {got}"),
+                if *met { Tone::Pass } else { Tone::Alarm },
+            )],
+            fields(&|| {
+                vec![
+                    ("line", json!(line)),
+                    ("expected", json!(expected)),
+                    ("met", json!(met)),
+                    ("got", json!(got)),
+                ]
+            }),
+        ),
+        EventKind::Note(text) => {
+            let text = escape_str(text);
+            (
+                "note",
+                vec![Row::note(RowKind::Info, text.clone(), Tone::Quiet)],
+                fields(&|| vec![("text", json!(text))]),
+            )
+        }
+        EventKind::Warning(text) => {
+            let text = escape_str(text);
+            (
+                "warning",
+                vec![Row::note(
+                    RowKind::Alarm,
+                    format!("WARNING {text}"),
+                    Tone::Warning,
+                )],
+                fields(&|| vec![("text", json!(text))]),
+            )
+        }
+        EventKind::Error { text, .. } => {
+            let text = escape_str(text);
+            (
+                "error",
+                vec![Row::note(
+                    RowKind::Alarm,
+                    format!("ERROR {text}"),
+                    Tone::Alarm,
+                )],
+                fields(&|| vec![("text", json!(text))]),
+            )
+        }
+        EventKind::Closed => (
+            "closed",
+            vec![Row::note(
+                RowKind::Info,
+                "connection closed".to_owned(),
+                Tone::Plain,
+            )],
+            Vec::new(),
+        ),
+    };
+    Presentation { name, rows, fields }
+}
+
+type Parts = (&'static str, Vec<Row>, Fields);
+
+fn present_tls(info: &TlsInfo, with_fields: bool) -> Parts {
+    let verified = info.verification.is_verified();
+    let mut rows = vec![Row::new(
+        RowKind::Tls,
+        Some(Security::Tls),
+        format!("TLS established: {}", info.summary()),
+        if verified { Tone::Secure } else { Tone::Alarm },
+    )];
+    if let Verification::Failed(problem) = &info.verification {
+        rows.push(
+            Row::note(
+                RowKind::Caveat,
+                format!("WARNING certificate not verified: {problem}"),
+                Tone::Alarm,
+            )
+            .with_brief(format!("CERTIFICATE NOT VERIFIED: {problem}")),
+        );
+    }
+    for (index, cert) in info.chain.iter().enumerate() {
+        let role = if index == 0 { "leaf" } else { "chain" };
+        let row = match &cert.parse_error {
+            Some(error) => Row::note(
+                RowKind::Detail,
+                format!("{role}[{index}]: unparsable certificate ({error})"),
+                Tone::Plain,
+            ),
+            None => Row::note(
+                RowKind::Detail,
+                format!(
+                    "{role}[{index}]: subject {}; issuer {}; {}{}; valid until {} ({} days)",
+                    escape_str(&cert.subject),
+                    escape_str(&cert.issuer),
+                    cert.key,
+                    if cert.sans.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", escape_str(&cert.sans.join(", ")))
+                    },
+                    cert.not_after,
+                    cert.days_to_expiry
+                ),
+                Tone::Plain,
+            )
+            .with_brief(format!(
+                "{role}[{index}] {} (issuer {}), {} days left",
+                escape_str(&cert.subject),
+                escape_str(&cert.issuer),
+                cert.days_to_expiry
+            )),
+        };
+        rows.push(row);
+    }
+    if !with_fields {
+        return ("tls", rows, Vec::new());
+    }
+    let fields = vec![
+        ("version", json!(info.version)),
+        ("cipher_suite", json!(info.cipher_suite)),
+        ("key_exchange", json!(info.key_exchange)),
+        ("server_name", json!(info.server_name)),
+        ("verified", json!(verified)),
+        (
+            "verification_error",
+            json!(match &info.verification {
+                Verification::Verified => None,
+                Verification::Failed(problem) => Some(problem.detail.clone()),
+            }),
+        ),
+        (
+            "chain",
+            Value::Array(
+                info.chain
+                    .iter()
+                    .map(|cert| {
+                        json!({
+                            "subject": cert.subject,
+                            "issuer": cert.issuer,
+                            "sans": cert.sans,
+                            "not_before": cert.not_before,
+                            "not_after": cert.not_after,
+                            "days_to_expiry": cert.days_to_expiry,
+                            "key": cert.key,
+                            "serial": cert.serial,
+                            "parse_error": cert.parse_error,
+                        })
+                    })
+                    .collect(),
+            ),
+        ),
+    ];
+    ("tls", rows, fields)
+}
+
+fn present_guard(outcome: &GuardOutcome, with_fields: bool) -> Parts {
+    let (row, decision, refusal) = match outcome {
+        GuardOutcome::Refused(refusal) => (
+            Row::note(RowKind::Alarm, format!("REFUSED {refusal}"), Tone::Alarm).with_brief(
+                match refusal {
+                    Refusal::Cleartext => "GUARD: AUTH stopped, nothing sent: no TLS, the \
+                                           credentials would be readable on the path"
+                        .to_owned(),
+                    Refusal::Unverified(problem) => format!(
+                        "GUARD: AUTH stopped, nothing sent: certificate not verified ({})",
+                        problem.kind
+                    ),
+                },
+            ),
+            "refused",
+            refusal,
+        ),
+        GuardOutcome::Overridden { refusal, one_time } => {
+            let how = |flag: &str| {
+                if *one_time {
+                    "override typed for this one command".to_owned()
+                } else {
+                    flag.to_owned()
+                }
+            };
+            let why = match refusal {
+                Refusal::Cleartext => format!(
+                    "credentials are being sent IN CLEARTEXT ({})",
+                    how("--allow-cleartext-auth")
+                ),
+                Refusal::Unverified(problem) => format!(
+                    "credentials are being sent to a peer whose certificate was NOT VERIFIED ({}) ({})",
+                    problem.kind,
+                    how("--insecure")
+                ),
+            };
+            let brief = match refusal {
+                Refusal::Cleartext => "GUARD OVERRIDDEN: credentials sent IN CLEARTEXT at your \
+                                       explicit request"
+                    .to_owned(),
+                Refusal::Unverified(problem) => format!(
+                    "GUARD OVERRIDDEN: credentials sent to an UNVERIFIED peer ({})",
+                    problem.kind
+                ),
+            };
+            (
+                Row::note(RowKind::Alarm, format!("WARNING {why}"), Tone::Override)
+                    .with_brief(brief),
+                "overridden",
+                refusal,
+            )
+        }
+    };
+    let fields = if with_fields {
+        vec![
+            ("decision", json!(decision)),
+            ("reason", json!(refusal.to_string())),
+        ]
+    } else {
+        Vec::new()
+    };
+    ("guard", vec![row], fields)
+}
+
 impl Event {
-    /// Renders the event as plain text lines (one per reply line), with elapsed time and the
-    /// cleartext/TLS marker. Colour codes only when the palette is enabled.
+    /// Renders the event as plain text lines (one per [`Row`]: a reply takes one per line),
+    /// with elapsed time and the cleartext/TLS marker. Colour codes only when the palette is
+    /// enabled.
     pub fn to_text_lines(&self, palette: Palette) -> Vec<String> {
         let time = format!("{:>8.3}", self.elapsed.as_secs_f64());
-        let marker = |security: Security| {
-            let code = match security {
-                Security::Cleartext => "33",
-                Security::Tls => "32",
-            };
-            palette.paint(code, &format!("{:<5}", security.marker()))
-        };
-        let blank = "     ";
-        match &self.kind {
-            EventKind::Connecting { target, transport } => {
-                vec![format!(
-                    "{time} {blank} .. connecting to {target} ({transport})"
-                )]
-            }
-            EventKind::Connected { peer, local } => {
-                vec![format!(
-                    "{time} {blank} .. connected to {peer} from {local}"
-                )]
-            }
-            EventKind::Sent {
-                security,
-                text,
-                kind,
-            } => {
-                let body = match kind {
-                    SentKind::Credentials => palette.paint("1;35", text),
-                    _ => palette.paint("1", text),
-                };
-                vec![format!("{time} {} C: {body}", marker(*security))]
-            }
-            EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
-                let unasked = matches!(self.kind, EventKind::Unasked { .. });
-                let colour = class_colour(reply.code.class());
-                let direction = if unasked { "S?" } else { "S:" };
-                let mut lines: Vec<String> = reply
-                    .display_lines()
-                    .iter()
-                    .map(|line| {
-                        format!(
-                            "{time} {} {direction} {}",
-                            marker(*security),
-                            palette.paint(colour, line)
-                        )
-                    })
-                    .collect();
-                if unasked {
-                    lines.push(format!(
-                        "{time} {blank} {}",
-                        palette.paint("1;31", &format!("!! {UNASKED_NOTE}"))
-                    ));
-                }
-                if !reply.anomalies.is_empty() {
-                    lines.push(format!(
-                        "{time} {blank} {}",
-                        palette.paint(
-                            "33",
-                            &format!(
-                                "!! reply anomalies: {}",
-                                reply.anomalies.descriptions().join("; ")
-                            )
-                        )
-                    ));
-                }
-                lines
-            }
-            EventKind::TlsEstablished(info) => {
-                let colour = if info.verification.is_verified() {
-                    "1;32"
-                } else {
-                    "1;31"
-                };
-                let mut lines = vec![format!(
-                    "{time} {} == {}",
-                    marker(Security::Tls),
-                    palette.paint(colour, &format!("TLS established: {}", info.summary()))
-                )];
-                if let Verification::Failed(problem) = &info.verification {
-                    lines.push(format!(
-                        "{time} {blank} {}",
-                        palette.paint(
-                            "1;31",
-                            &format!("WARNING certificate not verified: {problem}")
-                        )
-                    ));
-                }
-                for (index, cert) in info.chain.iter().enumerate() {
-                    let role = if index == 0 { "leaf" } else { "chain" };
-                    let line = match &cert.parse_error {
-                        Some(error) => format!("{role}[{index}]: unparsable certificate ({error})"),
-                        None => format!(
-                            "{role}[{index}]: subject {}; issuer {}; {}{}; valid until {} ({} days)",
-                            escape_str(&cert.subject),
-                            escape_str(&cert.issuer),
-                            cert.key,
-                            if cert.sans.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; {}", escape_str(&cert.sans.join(", ")))
-                            },
-                            cert.not_after,
-                            cert.days_to_expiry
-                        ),
-                    };
-                    lines.push(format!("{time} {blank}    {line}"));
-                }
-                lines
-            }
-            EventKind::Guard(GuardOutcome::Refused(refusal)) => {
-                vec![format!(
-                    "{time} {blank} {}",
-                    palette.paint("1;31", &format!("!! REFUSED {refusal}"))
-                )]
-            }
-            EventKind::Guard(GuardOutcome::Overridden { refusal, one_time }) => {
-                let how = |flag: &str| {
-                    if *one_time {
-                        "override typed for this one command".to_owned()
-                    } else {
-                        flag.to_owned()
-                    }
-                };
-                let why = match refusal {
-                    Refusal::Cleartext => format!(
-                        "credentials are being sent IN CLEARTEXT ({})",
-                        how("--allow-cleartext-auth")
+        present(&self.kind)
+            .rows
+            .iter()
+            .map(|row| {
+                let marker = match row.security {
+                    Some(security) => palette.paint(
+                        match security {
+                            Security::Cleartext => "33",
+                            Security::Tls => "32",
+                        },
+                        &format!("{:<5}", security.marker()),
                     ),
-                    Refusal::Unverified(problem) => format!(
-                        "credentials are being sent to a peer whose certificate was NOT VERIFIED ({}) ({})",
-                        problem.kind,
-                        how("--insecure")
-                    ),
+                    None => "     ".to_owned(),
                 };
-                vec![format!(
-                    "{time} {blank} {}",
-                    palette.paint("1;41;97", &format!("!! WARNING {why}"))
-                )]
-            }
-            EventKind::Expectation {
-                line,
-                expected,
-                met,
-                got,
-            } => {
-                let text = if *met {
-                    palette.paint(
-                        "32",
-                        &format!("ok   line {line}: expected {expected}, got {got}"),
-                    )
+                let direction = row.kind.text_marker();
+                let paint = |text: &str| match row.tone.ansi() {
+                    Some(code) => palette.paint(code, text),
+                    None => text.to_owned(),
+                };
+                let body = if direction.is_empty() {
+                    paint(&row.text)
+                } else if row.kind.paints_marker() {
+                    paint(&format!("{direction} {}", row.text))
                 } else {
-                    palette.paint(
-                        "1;31",
-                        &format!("FAIL line {line}: expected {expected}, got {got}"),
-                    )
+                    format!("{direction} {}", paint(&row.text))
                 };
-                vec![format!("{time} {blank} {text}")]
-            }
-            EventKind::Note(text) => vec![format!("{time} {blank} .. {}", escape_str(text))],
-            EventKind::Warning(text) => {
-                vec![format!(
-                    "{time} {blank} {}",
-                    palette.paint("1;33", &format!("!! WARNING {}", escape_str(text)))
-                )]
-            }
-            EventKind::Error(text) => {
-                vec![format!(
-                    "{time} {blank} {}",
-                    palette.paint("1;31", &format!("!! ERROR {}", escape_str(text)))
-                )]
-            }
-            EventKind::Closed => vec![format!("{time} {blank} .. connection closed")],
-        }
+                format!("{time} {marker} {body}")
+            })
+            .collect()
     }
 
     /// Renders the event as one JSON object (for `--json`).
@@ -356,90 +758,18 @@ impl Event {
         let time = time::OffsetDateTime::from(self.time)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let mut object = match &self.kind {
-            EventKind::Connecting { target, transport } => {
-                json!({"event": "connecting", "target": target, "transport": transport})
-            }
-            EventKind::Connected { peer, local } => {
-                json!({"event": "connected", "peer": peer, "local": local})
-            }
-            EventKind::Sent {
-                security,
-                text,
-                kind,
-            } => json!({
-                "event": "sent",
-                "security": security_name(*security),
-                "text": text,
-                "kind": match kind {
-                    SentKind::Command => "command",
-                    SentKind::MessageLine => "message_line",
-                    SentKind::Credentials => "credentials",
-                },
-                "redacted": *kind == SentKind::Credentials,
-            }),
-            EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
-                json!({
-                    "event": if matches!(self.kind, EventKind::Unasked { .. }) { "unasked_reply" } else { "reply" },
-                    "security": security_name(*security),
-                    "code": reply.code.value(),
-                    "class": reply.code.class().name(),
-                    "enhanced": reply.enhanced.map(|e| e.to_string()),
-                    "lines": reply.display_lines(),
-                    "anomalies": reply.anomalies.descriptions(),
-                })
-            }
-            EventKind::TlsEstablished(info) => json!({
-                "event": "tls",
-                "version": info.version,
-                "cipher_suite": info.cipher_suite,
-                "key_exchange": info.key_exchange,
-                "server_name": info.server_name,
-                "verified": info.verification.is_verified(),
-                "verification_error": match &info.verification {
-                    Verification::Verified => None,
-                    Verification::Failed(problem) => Some(problem.detail.clone()),
-                },
-                "chain": info.chain.iter().map(|cert| json!({
-                    "subject": cert.subject,
-                    "issuer": cert.issuer,
-                    "sans": cert.sans,
-                    "not_before": cert.not_before,
-                    "not_after": cert.not_after,
-                    "days_to_expiry": cert.days_to_expiry,
-                    "key": cert.key,
-                    "serial": cert.serial,
-                    "parse_error": cert.parse_error,
-                })).collect::<Vec<_>>(),
-            }),
-            EventKind::Guard(outcome) => {
-                let (decision, refusal) = match outcome {
-                    GuardOutcome::Refused(r) => ("refused", r),
-                    GuardOutcome::Overridden { refusal, .. } => ("overridden", refusal),
-                };
-                json!({"event": "guard", "decision": decision, "reason": refusal.to_string()})
-            }
-            EventKind::Expectation {
-                line,
-                expected,
-                met,
-                got,
-            } => json!({
-                "event": "expectation", "line": line, "expected": expected, "met": met, "got": got,
-            }),
-            EventKind::Note(text) => json!({"event": "note", "text": escape_str(text)}),
-            EventKind::Warning(text) => json!({"event": "warning", "text": escape_str(text)}),
-            EventKind::Error(text) => json!({"event": "error", "text": escape_str(text)}),
-            EventKind::Closed => json!({"event": "closed"}),
-        };
-        if let Value::Object(map) = &mut object {
-            map.insert("time".into(), Value::String(time));
-            map.insert(
-                "elapsed".into(),
-                json!((self.elapsed.as_secs_f64() * 1e6).round() / 1e6),
-            );
+        let presentation = present(&self.kind);
+        let mut object = serde_json::Map::new();
+        object.insert("event".into(), Value::from(presentation.name));
+        for (name, value) in presentation.fields {
+            object.insert(name.into(), value);
         }
-        object
+        object.insert("time".into(), Value::String(time));
+        object.insert(
+            "elapsed".into(),
+            json!((self.elapsed.as_secs_f64() * 1e6).round() / 1e6),
+        );
+        Value::Object(object)
     }
 }
 

@@ -151,7 +151,7 @@ async fn a_hidden_answer_is_sent_while_the_challenge_stands() {
 /// instead of growing the transcript without end.
 #[tokio::test]
 async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
-    use smtptui::transcript::EventKind;
+    use smtptui::transcript::{ErrorKind, EventKind};
     use smtptui::tui::engine::{EngineMsg, MAX_UNASKED_REPLIES};
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -177,7 +177,10 @@ async fn the_ui_engine_closes_a_server_that_floods_unasked_replies() {
         if let EngineMsg::Event(event) = message {
             match event.kind {
                 EventKind::Received { .. } => replies += 1,
-                EventKind::Error(text) if text.contains("nobody asked for") => {
+                EventKind::Error {
+                    kind: ErrorKind::OutOfStep,
+                    ..
+                } => {
                     closed_for_flooding = true;
                     break;
                 }

@@ -16,10 +16,11 @@ use smtptui::guard::{OneTimeOverride, Protection, Refusal};
 use smtptui::proto::reply::{Reply, ReplyLimits, ReplyParser};
 use smtptui::session::Phase;
 use smtptui::tls::{CertSummary, TlsInfo, Verification};
-use smtptui::transcript::{Event, EventKind, GuardOutcome, Security, SentKind};
+use smtptui::transcript::{ErrorKind, Event, EventKind, GuardOutcome, Security, SentKind};
 use smtptui::tui::app::{App, Mode, Overlay};
 use smtptui::tui::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
 use smtptui::tui::history::History;
+use smtptui::tui::input::Prompt;
 use smtptui::tui::ui;
 
 fn reply(wire: &str) -> Reply {
@@ -284,7 +285,7 @@ fn snapshot_data_editor() {
         "354 End data with <CR><LF>.<CR><LF>\r\n",
         Some("DATA"),
     ));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(type_line(&mut app, "Subject: hello").is_empty());
     assert!(type_line(&mut app, "").is_empty());
     assert!(type_line(&mut app, ".leading dot").is_empty());
@@ -380,10 +381,10 @@ fn unverified_certificate_is_shown_loudly() {
     type_line(&mut app, "unverified");
     assert!(matches!(
         app.mode,
-        Mode::User {
+        Mode::Line(Prompt::User {
             one_time: OneTimeOverride::Unverified,
             ..
-        }
+        })
     ));
 }
 
@@ -397,7 +398,8 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
         matches!(&actions[..], [Action::Send { line, one_time: OneTimeOverride::None }] if line == "STARTTLS")
     );
     assert_eq!(
-        app.input, "",
+        app.input.text(),
+        "",
         "nothing left to be glued to the next line typed"
     );
     assert!(
@@ -407,7 +409,7 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
         "{:?}",
         app.flash
     );
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
 
     // An inline blob refused by the engine: the override word sends that one line.
     let mut app = after_ehlo();
@@ -430,16 +432,16 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
     let mut app = after_ehlo();
     type_line(&mut app, "AUTH LOGIN");
     assert!(app.on_key(key(KeyCode::Esc)).is_empty());
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
 }
 
 #[test]
 fn password_is_hidden_and_never_stored() {
     let mut app = after_tls();
     type_line(&mut app, "AUTH PLAIN");
-    assert!(matches!(app.mode, Mode::User { .. }));
+    assert!(matches!(app.mode, Mode::Line(Prompt::User { .. })));
     type_line(&mut app, "alice");
-    assert!(matches!(app.mode, Mode::Password { .. }));
+    assert!(matches!(app.mode, Mode::Line(Prompt::Password { .. })));
     for c in "hunter22".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
@@ -458,9 +460,9 @@ fn password_is_hidden_and_never_stored() {
     // History: Up shows the bare AUTH line, never the user or the password.
     app.on_engine(done("235 ok\r\n", Some("AUTH")));
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(app.input.text(), "AUTH PLAIN");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
 }
 
 fn retype(app: &mut App, text: &str) {
@@ -476,26 +478,26 @@ fn tab_completes_verbs_and_advertised_extensions() {
     app.on_key(key(KeyCode::Char('S')));
     app.on_key(key(KeyCode::Char('T')));
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
     retype(&mut app, "AUTH L");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "AUTH LOGIN");
+    assert_eq!(app.input.text(), "AUTH LOGIN");
     // EHLO keywords that are not commands are not offered as one...
     retype(&mut app, "S");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS");
+    assert_eq!(app.input.text(), "STARTTLS");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "STARTTLS", "SIZE is not a command");
+    assert_eq!(app.input.text(), "STARTTLS", "SIZE is not a command");
     retype(&mut app, "8B");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "8B");
+    assert_eq!(app.input.text(), "8B");
     // ...but as the MAIL FROM parameters they allow.
     retype(&mut app, "MAIL FROM:<a@example.com> B");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "MAIL FROM:<a@example.com> BODY=8BITMIME");
+    assert_eq!(app.input.text(), "MAIL FROM:<a@example.com> BODY=8BITMIME");
     retype(&mut app, "MAIL FROM:<a@example.com> ");
     app.on_key(key(KeyCode::Tab));
-    assert_eq!(app.input, "MAIL FROM:<a@example.com> SIZE=");
+    assert_eq!(app.input.text(), "MAIL FROM:<a@example.com> SIZE=");
 }
 
 #[test]
@@ -504,15 +506,19 @@ fn scrolling_follows_the_tail_until_moved() {
     for i in 0..200 {
         app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
     }
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
     app.on_key(key(KeyCode::PageUp));
-    let held = app.scroll.expect("scrolled");
+    let held = app.view.scroll.expect("scrolled");
     app.on_engine(received(9000, Security::Cleartext, "250 later\r\n"));
-    assert_eq!(app.scroll, Some(held), "new lines do not move a held view");
+    assert_eq!(
+        app.view.scroll,
+        Some(held),
+        "new lines do not move a held view"
+    );
     app.on_key(key(KeyCode::Home));
-    assert_eq!(app.scroll, Some(0));
+    assert_eq!(app.view.scroll, Some(0));
     app.on_key(key(KeyCode::End));
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
 }
 
 #[test]
@@ -579,7 +585,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
     in_message.phase = Phase::Message;
     app.on_engine(EngineMsg::Status(Box::new(in_message)));
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(
         app.enter_hint().contains("the message (3 lines)"),
         "{}",
@@ -591,7 +597,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
         matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: hi", "", ".dot"]),
         "{actions:?}"
     );
-    assert!(app.editor.is_empty());
+    assert!(app.editor().is_empty());
 
     // Once the user types their own message, an empty line is part of it.
     let scenario = smtptui::scenario::Scenario::parse(
@@ -608,7 +614,7 @@ fn step_mode_sends_the_message_after_data_on_an_empty_enter() {
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
     assert!(type_line(&mut app, "Subject: mine").is_empty());
     assert!(type_line(&mut app, "").is_empty());
-    assert_eq!(app.editor, ["Subject: mine", ""]);
+    assert_eq!(app.editor(), ["Subject: mine", ""]);
 }
 
 #[test]
@@ -616,7 +622,10 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     let mut app = greeted();
     app.on_engine(event(
         5000,
-        EventKind::Error("the server closed the connection".to_owned()),
+        EventKind::Error {
+            kind: ErrorKind::Closed,
+            text: "the server closed the connection".to_owned(),
+        },
     ));
     app.on_engine(EngineMsg::Status(Box::new(Status::disconnected(
         "mail.example.com:587".to_owned(),
@@ -632,7 +641,7 @@ fn a_line_typed_while_disconnected_is_kept_and_the_reason_shown() {
     );
     let actions = type_line(&mut app, "NOOP");
     assert!(actions.is_empty(), "nothing can be sent: {actions:?}");
-    assert_eq!(app.input, "NOOP", "the line waits for :reconnect");
+    assert_eq!(app.input.text(), "NOOP", "the line waits for :reconnect");
     assert!(
         app.flash
             .as_deref()
@@ -656,7 +665,7 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
         "NOOP a\r\nNOOP b\r\nNOOP c\r\n".to_owned(),
     ));
     assert!(actions.is_empty());
-    assert_eq!(app.input, "NOOP a");
+    assert_eq!(app.input.text(), "NOOP a");
     assert!(
         app.flash
             .as_deref()
@@ -672,13 +681,17 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
     in_message.phase = Phase::Message;
     app.on_engine(EngineMsg::Status(Box::new(in_message)));
     app.on_engine(done("354 go ahead\r\n", Some("DATA")));
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     let actions = app.on_terminal(TermEvent::Paste(
         "Subject: x\n\nbody\n.dot\nmore".to_owned(),
     ));
     assert!(actions.is_empty());
-    assert_eq!(app.editor, ["Subject: x", "", "body", ".dot"]);
-    assert_eq!(app.input, "more", "an unfinished last line stays editable");
+    assert_eq!(app.editor(), ["Subject: x", "", "body", ".dot"]);
+    assert_eq!(
+        app.input.text(),
+        "more",
+        "an unfinished last line stays editable"
+    );
     let actions = app.on_terminal(TermEvent::Paste(" text\n.\n".to_owned()));
     assert!(
         matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: x", "", "body", ".dot", "more text"]),
@@ -692,11 +705,11 @@ fn paging_moves_a_pane_and_the_top_fills_the_pane() {
     for i in 0..200 {
         app.on_engine(received(5000 + i, Security::Cleartext, "250 ok\r\n"));
     }
-    app.page = 16;
-    let last = app.rows.len() - 1;
+    app.view.page = 16;
+    let last = app.view.rows.len() - 1;
     app.on_key(key(KeyCode::PageUp));
     assert_eq!(
-        app.scroll,
+        app.view.scroll,
         Some(last - 15),
         "a page, less one row of context"
     );
@@ -714,16 +727,16 @@ fn paging_moves_a_pane_and_the_top_fills_the_pane() {
     assert!(text.contains("transcript: top"), "{text}");
     // Paging down from the top moves at once.
     app.on_key(key(KeyCode::PageDown));
-    assert_eq!(app.scroll, Some(15 + 15));
+    assert_eq!(app.view.scroll, Some(15 + 15));
     // PgUp all the way stops at the top, which fills the pane too.
     for _ in 0..30 {
         app.on_key(key(KeyCode::PageUp));
     }
-    assert_eq!(app.scroll, Some(0));
+    assert_eq!(app.view.scroll, Some(0));
     // Sending a command follows the tail again, so its reply is seen.
     let actions = type_line(&mut app, "NOOP");
     assert!(matches!(&actions[..], [Action::Send { .. }]));
-    assert_eq!(app.scroll, None);
+    assert_eq!(app.view.scroll, None);
 }
 
 #[test]
@@ -739,10 +752,11 @@ fn the_explain_pane_explains_the_error_that_ended_the_session() {
     ));
     app.on_engine(event(
         2011,
-        EventKind::Error(
-            "response injection: 50 byte(s) arrived in cleartext after the 220 reply to STARTTLS"
+        EventKind::Error {
+            kind: ErrorKind::Injection,
+            text: "response injection: 50 byte(s) arrived in cleartext after the 220 reply to STARTTLS"
                 .to_owned(),
-        ),
+        },
     ));
     let explanation = ui::explanation(&app).join(" ");
     assert!(
@@ -751,7 +765,10 @@ fn the_explain_pane_explains_the_error_that_ended_the_session() {
     );
     app.on_engine(event(
         9000,
-        EventKind::Error("timed out after 30s waiting for the reply to EHLO".to_owned()),
+        EventKind::Error {
+            kind: ErrorKind::Timeout,
+            text: "timed out after 30s waiting for the reply to EHLO".to_owned(),
+        },
     ));
     assert!(
         ui::explanation(&app)
@@ -792,15 +809,63 @@ fn a_stripped_or_refused_starttls_is_said_plainly() {
     assert!(!screen(&app).contains("did not offer STARTTLS"));
 }
 
+/// The help screen is generated from the command table: every key and every `:` command is
+/// on it, with what it does, on the smallest supported screen and with both standing
+/// overrides noted (its longest form).
 #[test]
-fn every_help_line_fits_its_box() {
-    // The help box is 72 columns wide: 70 inside its borders.
-    for line in ui::HELP.lines() {
+fn the_help_shows_every_key_and_local_command() {
+    use smtptui::tui::commands::{KEYS, LOCAL};
+    let mut app = greeted();
+    app.policy = smtptui::guard::GuardPolicy {
+        allow_cleartext_auth: true,
+        allow_unverified_auth: true,
+    };
+    app.on_key(key(KeyCode::F(1)));
+    let text = screen(&app);
+    // The label, then (after spaces) what it does, on one line of the screen.
+    let shows = |label: &str, does: &str| {
+        text.lines().any(|line| {
+            line.match_indices(label).any(|(at, _)| {
+                let rest = &line[at + label.len()..];
+                rest.starts_with(' ') && rest.trim_start().starts_with(does)
+            })
+        })
+    };
+    for entry in KEYS {
         assert!(
-            line.chars().count() <= 70,
-            "too wide for the help box: {line:?}"
+            shows(entry.keys, entry.does),
+            "{entry:?} is not in the help:\n{text}"
         );
     }
+    for local in LOCAL {
+        assert!(
+            shows(&local.label(), local.does),
+            "{local:?} is not in the help:\n{text}"
+        );
+    }
+    assert!(text.contains("--allow-cleartext-auth is ON"), "{text}");
+    assert!(text.contains("--insecure is ON"), "{text}");
+    // Among them what the help used to leave out.
+    assert!(text.contains(":next") && text.contains("Ctrl-D"), "{text}");
+}
+
+/// The README's list of keys and local commands is the one the table generates.
+#[test]
+fn the_readme_lists_every_key_and_local_command() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let begin = "<!-- keys: generated from src/tui/commands.rs, checked by tests/tui.rs -->\n";
+    let end = "<!-- keys: end -->";
+    let list = readme
+        .split_once(begin)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(list, _)| list)
+        .expect("the README has the generated key list between its markers");
+    let expected = smtptui::tui::commands::readme_list();
+    assert_eq!(
+        list, expected,
+        "the README's key list differs from the table; put this between its markers:\n{expected}"
+    );
 }
 
 #[test]
@@ -810,10 +875,11 @@ fn history_gives_back_the_line_being_typed() {
         app.on_key(key(KeyCode::Char(c)));
     }
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example");
+    assert_eq!(app.input.text(), "EHLO client.example");
     app.on_key(key(KeyCode::Down));
     assert_eq!(
-        app.input, "MAIL FR",
+        app.input.text(),
+        "MAIL FR",
         "the draft is not lost by a look at the history"
     );
 }
@@ -830,7 +896,7 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
     // The first Esc warns: the message is not sent yet.
     assert!(app.on_key(key(KeyCode::Esc)).is_empty());
     assert!(!app.should_exit);
-    assert_eq!(app.mode, Mode::Message);
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
     assert!(
         app.flash
             .as_deref()
@@ -851,7 +917,7 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
     challenge.phase = Phase::SaslChallenge;
     app.on_engine(EngineMsg::Status(Box::new(challenge)));
     app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     let actions = app.on_key(key(KeyCode::Esc));
     assert!(
         matches!(&actions[..], [Action::Send { line, .. }] if line == "*"),
@@ -868,14 +934,14 @@ fn a_hidden_answer_is_never_sent_as_a_command() {
     let mut app = after_tls();
     app.on_engine(received(3000, Security::Tls, "334 VXNlcm5hbWU6\r\n"));
     app.on_engine(status(Protection::VerifiedTls, Phase::SaslChallenge, &[]));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     for c in "c2VjcmV0".chars() {
         app.on_key(key(KeyCode::Char(c)));
     }
     // The server moves on before Enter: the typed answer is discarded.
     app.on_engine(status(Protection::VerifiedTls, Phase::Command, &[]));
-    assert_eq!(app.mode, Mode::Command);
-    assert_eq!(app.input, "");
+    assert_eq!(app.mode, Mode::COMMAND);
+    assert_eq!(app.input.text(), "");
     assert!(
         app.flash
             .as_deref()
@@ -958,7 +1024,7 @@ fn step_mode_never_sends_a_message_after_a_refused_data() {
         "554 5.5.1 Error: no valid recipients\r\n",
         Some("DATA"),
     ));
-    assert_eq!(app.mode, Mode::Command);
+    assert_eq!(app.mode, Mode::COMMAND);
     let actions = app.on_key(key(KeyCode::Enter));
     assert!(actions.is_empty(), "{actions:?}");
     assert!(
@@ -992,7 +1058,7 @@ fn the_default_for_a_refused_answer_is_to_cancel_the_exchange() {
     let mut app = greeted();
     app.on_engine(received(3000, Security::Cleartext, "334 VXNlcm5hbWU6\r\n"));
     app.on_engine(status(Protection::Cleartext, Phase::SaslChallenge, &[]));
-    assert_eq!(app.mode, Mode::SaslAnswer);
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
     let actions = type_line(&mut app, "YWxpY2U=");
     assert!(
         matches!(&actions[..], [Action::SaslAnswer { .. }]),
@@ -1070,7 +1136,7 @@ fn only_lines_sent_as_commands_reach_the_history() {
     let mut recalled = Vec::new();
     for _ in 0..6 {
         app.on_key(key(KeyCode::Up));
-        recalled.push(app.input.clone());
+        recalled.push(app.input.text().to_owned());
     }
     assert_eq!(
         recalled,
@@ -1103,9 +1169,9 @@ fn lines_that_never_crossed_are_not_remembered() {
         crossed: Crossed::default(),
     }));
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example");
+    assert_eq!(app.input.text(), "EHLO client.example");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "EHLO client.example", "nothing older");
+    assert_eq!(app.input.text(), "EHLO client.example", "nothing older");
 }
 
 /// The whole path against the practice server, with the real engine: after AUTH, the password
@@ -1174,6 +1240,7 @@ async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
         }
     }
     let warnings = app
+        .view
         .events
         .iter()
         .filter(|event| {
@@ -1188,9 +1255,9 @@ async fn against_the_lab_a_refused_secret_never_reaches_the_history() {
         "EHLO client.test\nSTARTTLS\nEHLO client.test\nAUTH PLAIN\nNOOP\n"
     );
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "NOOP");
+    assert_eq!(app.input.text(), "NOOP");
     app.on_key(key(KeyCode::Up));
-    assert_eq!(app.input, "AUTH PLAIN");
+    assert_eq!(app.input.text(), "AUTH PLAIN");
     engine.abort();
     lab.shutdown().await;
 }
@@ -1259,7 +1326,11 @@ fn allow_cleartext_auth_is_said_everywhere_it_matters() {
         "the hint fits the screen"
     );
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    assert!(
+        matches!(app.mode, Mode::Line(Prompt::User { .. })),
+        "{:?}",
+        app.mode
+    );
     type_line(&mut app, "alice");
     let hint = app.enter_hint();
     assert!(hint.contains("IN CLEARTEXT"), "{hint}");
@@ -1311,7 +1382,11 @@ fn insecure_is_said_where_it_lets_credentials_through() {
         "{hint}"
     );
     app.on_key(key(KeyCode::Enter));
-    assert!(matches!(app.mode, Mode::User { .. }), "{:?}", app.mode);
+    assert!(
+        matches!(app.mode, Mode::Line(Prompt::User { .. })),
+        "{:?}",
+        app.mode
+    );
 
     // Without the flag: no claim that AUTH is allowed.
     let mut strict = after_ehlo();
@@ -1329,4 +1404,337 @@ fn insecure_is_said_where_it_lets_credentials_through() {
         dialog.contains("--insecure is on, but it covers unverified certificates, not cleartext."),
         "{dialog}"
     );
+}
+
+/// A server that floods replies nobody asked for is cut off by the session, and the explain
+/// pane says why from the error's kind: the session's wording of the error is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explain_pane_explains_a_session_ended_out_of_step() {
+    use smtptui::session::{SessionConfig, TlsMode, UnaskedReplies};
+    use smtptui::tls::TrustSettings;
+    use tokio::io::AsyncWriteExt as _;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let _ = stream.write_all(b"220 flood ESMTP\r\n").await;
+        for _ in 0..10_000 {
+            if stream.write_all(b"250 unasked\r\n").await.is_err() {
+                break;
+            }
+        }
+    });
+    let config = SessionConfig {
+        host: "127.0.0.1".to_owned(),
+        port,
+        tls_mode: TlsMode::StartTls,
+        server_name: "localhost".to_owned(),
+        trust: TrustSettings {
+            extra_roots: Vec::new(),
+            continue_unverified: true,
+        },
+        policy: smtptui::guard::GuardPolicy::default(),
+        timeout: Duration::from_secs(5),
+        limits: ReplyLimits::default(),
+        unasked: UnaskedReplies::Show,
+        known_secrets: Vec::new(),
+    };
+    let mut app = App::new("flood".to_owned(), History::in_memory());
+    app.explain = true;
+    let (_action_tx, action_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (engine_tx, mut engine_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(smtptui::tui::engine::run(config, action_rx, engine_tx));
+    let ended = loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
+            .await
+            .expect("the engine answers")
+            .expect("the engine runs");
+        let error =
+            matches!(&message, EngineMsg::Event(e) if matches!(e.kind, EventKind::Error { .. }));
+        app.on_engine(message);
+        if error {
+            break true;
+        }
+    };
+    engine.abort();
+    assert!(ended);
+    let explanation = ui::explanation(&app).join(" ");
+    assert!(
+        explanation.contains("replies nobody asked for")
+            && explanation.contains("can no longer be matched"),
+        "{explanation}"
+    );
+}
+
+/// The explain pane on an unverified certificate tells what the guard will do with the
+/// standing policy: AUTH is blocked without `--insecure`, and not with it.
+#[test]
+fn the_explain_pane_knows_whether_insecure_was_given() {
+    let mut strict = after_ehlo();
+    unverified(&mut strict);
+    let explanation = ui::explanation(&strict).join(" ");
+    assert!(
+        explanation.contains("AUTH is blocked unless you override it for one command"),
+        "{explanation}"
+    );
+
+    let mut insecure = after_ehlo();
+    insecure.policy = smtptui::guard::GuardPolicy {
+        allow_cleartext_auth: false,
+        allow_unverified_auth: true,
+    };
+    unverified(&mut insecure);
+    let explanation = ui::explanation(&insecure).join(" ");
+    assert!(!explanation.contains("AUTH is blocked"), "{explanation}");
+    assert!(
+        explanation.contains("--insecure is on: AUTH is NOT blocked"),
+        "{explanation}"
+    );
+}
+
+/// A scenario that writes out a SASL exchange (a mechanism the tool does not run itself):
+/// in step mode its answer line goes out as a SASL answer, which the engine sends only while
+/// the server waits for one, and is never shown on screen.
+#[test]
+fn step_mode_sends_a_written_out_sasl_answer_as_an_answer() {
+    let secret = "dXNlciBzZWNyZXQ=";
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        &format!("S: 220\nC: AUTH CRAM-MD5\nS: 334\nC: {secret}\nS: 235\n"),
+    )
+    .expect("parses");
+    assert!(scenario.steps[1].sasl_answer);
+    let mut app = after_tls();
+    app.load_script(scenario);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "AUTH CRAM-MD5"),
+        "{actions:?}"
+    );
+    let mut challenge = app.status.clone();
+    challenge.phase = Phase::SaslChallenge;
+    app.on_engine(EngineMsg::Status(Box::new(challenge)));
+    app.on_engine(done("334 PDEyMzQ1Pg==\r\n", Some("AUTH")));
+    assert_eq!(app.mode, Mode::Line(Prompt::SaslAnswer));
+    assert!(
+        app.enter_hint().contains("send step line 4"),
+        "{}",
+        app.enter_hint()
+    );
+    assert!(!screen(&app).contains(secret));
+    // Enter on the empty hidden prompt sends the scenario's answer, as an answer.
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, one_time }] = &actions[..] else {
+        panic!("a SASL answer expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), secret);
+    assert_eq!(*one_time, OneTimeOverride::None);
+    assert!(!format!("{actions:?}").contains(secret));
+}
+
+/// When the server has not challenged (here it refused the mechanism), the scenario's answer
+/// still goes to the engine as an answer, which refuses it, and never as a visible command; the
+/// hint does not show it either.
+#[test]
+fn step_mode_never_sends_a_written_out_sasl_answer_as_a_command() {
+    let secret = "dXNlciBzZWNyZXQ=";
+    let scenario = smtptui::scenario::Scenario::parse(
+        "t.smtp",
+        &format!("S: 220\nC: AUTH CRAM-MD5\nC: {secret}\nS: 235\n"),
+    )
+    .expect("parses");
+    assert!(scenario.steps[1].sasl_answer);
+    let mut app = after_tls();
+    app.load_script(scenario);
+    app.on_key(key(KeyCode::Enter));
+    app.on_engine(done(
+        "504 5.5.4 Unrecognized authentication type\r\n",
+        Some("AUTH"),
+    ));
+    assert_eq!(app.mode, Mode::COMMAND);
+    let hint = app.enter_hint();
+    assert!(hint.contains("send step line 3"), "{hint}");
+    assert!(!screen(&app).contains(secret), "{}", screen(&app));
+    let actions = app.on_key(key(KeyCode::Enter));
+    let [Action::SaslAnswer { answer, .. }] = &actions[..] else {
+        panic!("a SASL answer expected, got {actions:?}");
+    };
+    assert_eq!(answer.expose(), secret);
+}
+
+/// A certificate of the chain that could not be parsed is said to be so on screen, as in the
+/// text transcript, instead of a row of empty fields.
+#[test]
+fn an_unparsable_certificate_is_said_to_be_so() {
+    let mut app = after_ehlo();
+    let mut info = tls_info(Verification::Verified);
+    info.chain.push(CertSummary {
+        subject: String::new(),
+        issuer: String::new(),
+        sans: Vec::new(),
+        not_before: String::new(),
+        not_after: String::new(),
+        days_to_expiry: 0,
+        key: String::new(),
+        serial: String::new(),
+        parse_error: Some("unexpected end of input".to_owned()),
+    });
+    app.on_engine(event(2030, EventKind::TlsEstablished(Box::new(info))));
+    let text = screen(&app);
+    assert!(
+        text.contains("chain[1]: unparsable certificate (unexpected end of input)"),
+        "{text}"
+    );
+    assert!(!text.contains("(issuer )"), "{text}");
+}
+
+/// Every kind of event as the transcript pane shows it, from the one row model the text
+/// transcript and the JSON lines render too.
+#[test]
+fn snapshot_every_event_kind() {
+    use smtptui::tls::CertificateProblem;
+    let problem = CertificateProblem {
+        kind: "unknown issuer",
+        detail: "unknown issuer: the certificate chain does not lead to a trusted root".to_owned(),
+    };
+    let mut app = App::new("mail.example.com:587".to_owned(), History::in_memory());
+    let messages = vec![
+        event(
+            0,
+            EventKind::Connecting {
+                target: "mail.example.com:587".to_owned(),
+                transport: "plain TCP; TLS only after STARTTLS".to_owned(),
+            },
+        ),
+        event(
+            3,
+            EventKind::Connected {
+                peer: "192.0.2.25:587".to_owned(),
+                local: "192.0.2.1:40000".to_owned(),
+            },
+        ),
+        received(12, Security::Cleartext, "220 mail.example.com ESMTP\r\n"),
+        sent(1000, Security::Cleartext, "EHLO client.example"),
+        received(
+            1021,
+            Security::Cleartext,
+            "250-mail.example.com\r\n250 STARTTLS\n",
+        ),
+        event(
+            1500,
+            EventKind::Unasked {
+                security: Security::Cleartext,
+                reply: reply("250 unasked\r\n"),
+            },
+        ),
+        event(
+            1600,
+            EventKind::Guard(GuardOutcome::Refused(Refusal::Cleartext)),
+        ),
+        event(
+            2030,
+            EventKind::TlsEstablished(Box::new(tls_info(Verification::Failed(problem.clone())))),
+        ),
+        event(
+            2100,
+            EventKind::Guard(GuardOutcome::Overridden {
+                refusal: Refusal::Unverified(problem),
+                one_time: true,
+            }),
+        ),
+        event(
+            2200,
+            EventKind::Sent {
+                security: Security::Tls,
+                text: "AUTH PLAIN <credentials for alice hidden>".to_owned(),
+                kind: SentKind::Credentials,
+            },
+        ),
+        event(
+            2300,
+            EventKind::Sent {
+                security: Security::Tls,
+                text: "Subject: hello".to_owned(),
+                kind: SentKind::MessageLine,
+            },
+        ),
+        event(
+            2400,
+            EventKind::Expectation {
+                line: 7,
+                expected: "250".to_owned(),
+                met: true,
+                got: "250 2.0.0 ok".to_owned(),
+            },
+        ),
+        event(
+            2500,
+            EventKind::Expectation {
+                line: 9,
+                expected: "2xx".to_owned(),
+                met: false,
+                got: "550 5.1.1 no such user".to_owned(),
+            },
+        ),
+        event(2600, EventKind::Note("a note".to_owned())),
+        event(2700, EventKind::Warning("a warning".to_owned())),
+        event(
+            2800,
+            EventKind::Error {
+                kind: ErrorKind::Closed,
+                text: "the server closed the connection".to_owned(),
+            },
+        ),
+        event(2900, EventKind::Closed),
+    ];
+    for message in messages {
+        app.on_engine(message);
+    }
+    app.pending = None;
+    let mut terminal = Terminal::new(TestBackend::new(110, 32)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::render(&app, frame, Instant::now()))
+        .expect("draws");
+    insta::assert_snapshot!("every_event_kind", terminal.backend().to_string());
+}
+
+/// Keys the help used to leave out do what it now says: Ctrl-D ends the message, `:next`
+/// sends the next step, and `?` on an empty command line opens the help (typed otherwise).
+#[test]
+fn ctrl_d_next_and_question_mark_do_what_the_help_says() {
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    type_line(&mut app, "Subject: ctrl-d");
+    let actions = app.on_key(KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL));
+    assert!(
+        matches!(&actions[..], [Action::Message { lines }] if lines == &["Subject: ctrl-d"]),
+        "{actions:?}"
+    );
+
+    let scenario =
+        smtptui::scenario::Scenario::parse("t.smtp", "S: 220\nC: NOOP\nS: 250\n").expect("parses");
+    let mut app = greeted();
+    app.load_script(scenario);
+    let actions = type_line(&mut app, ":next");
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "NOOP"),
+        "{actions:?}"
+    );
+
+    let mut app = greeted();
+    app.on_key(key(KeyCode::Char('?')));
+    assert_eq!(app.overlay, Some(Overlay::Help));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, None);
+    type_line(&mut app, "HELP ?");
+    assert_eq!(app.overlay, None, "a typed ? is text");
 }

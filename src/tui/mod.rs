@@ -1,16 +1,24 @@
 //! The interactive terminal UI: `smtptui HOST[:PORT]` and `smtptui demo`.
 //!
 //! Three parts talk through small enums: the engine task ([`engine`]) owns the session and
-//! runs one network operation at a time; the state ([`app`]) takes engine messages and key
-//! presses and returns actions; drawing ([`ui`]) is a function of the state. One `select!`
+//! runs one network operation at a time; the state ([`app`], made of the input line, the
+//! guard dialog, the message editor, the step player and the transcript view, with the keys
+//! and `:` commands of [`commands`]) takes engine messages and key presses and returns
+//! actions; drawing ([`ui`]) is a function of the state. One `select!`
 //! loop here moves terminal events, engine messages and a frame tick between them and draws
 //! at most once per tick, so a burst of server lines costs one frame, not one per line.
 
 pub mod app;
+pub mod commands;
+pub mod editor;
 pub mod engine;
+pub mod guard;
 pub mod history;
+pub mod input;
+pub mod player;
 pub mod record;
 pub mod ui;
+pub mod view;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -183,7 +191,7 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ende
     let mut tick = tokio::time::interval(FRAME);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let frame = terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
-    app.page = ui::transcript_height(&app, frame.area);
+    app.view.page = ui::transcript_height(&app, frame.area);
     app.dirty = false;
     if options.exit_after_first_frame {
         engine.abort();
@@ -195,7 +203,7 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ende
             _ = tick.tick() => {
                 if app.dirty || app.pending.is_some() {
                     let frame = terminal.draw(|frame| ui::render(&app, frame, Instant::now()))?;
-                    app.page = ui::transcript_height(&app, frame.area);
+                    app.view.page = ui::transcript_height(&app, frame.area);
                     app.dirty = false;
                 }
                 if app.quitting.is_some_and(|since| since.elapsed() > QUIT_GRACE) {

@@ -13,12 +13,15 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Mode, Overlay};
+use super::commands::{self, HELP_WIDTH};
+use super::input::Prompt;
+use super::view::EventMeta;
 use crate::explain;
 use crate::guard::{self, Decision, OneTimeOverride, Protection, Refusal};
 use crate::proto::escape::escape_str;
 use crate::proto::reply::ReplyClass;
 use crate::tls::Verification;
-use crate::transcript::{EventKind, GuardOutcome, Security, SentKind};
+use crate::transcript::{Event, EventKind, Row, RowKind, Security, Tone, rows};
 
 /// Width of the gutter before the text: time (8), marker (5), direction (2), spaces.
 const GUTTER: usize = 18;
@@ -129,6 +132,7 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
         // The engine reports the session once the greeting is in; until then the transcript
         // tells whether TCP (or TLS) is already up.
         let tcp_up = app
+            .view
             .events
             .iter()
             .rev()
@@ -248,14 +252,35 @@ fn tls_label(version: &str) -> String {
     version.replace("TLSv", "TLS ").replace('_', ".")
 }
 
-/// Builds the display row `sub` of event `index` (unwrapped).
-pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'static> {
-    let Some(event) = app.events.get(index) else {
-        return Line::default();
-    };
-    let meta = app.meta.get(index);
-    let time = match (&event.kind, meta.and_then(|m| m.latency)) {
-        (EventKind::Received { .. }, Some(latency)) if sub == 0 => {
+/// The style of a row's tone on screen.
+fn tone_style(tone: Tone, theme: Theme) -> Style {
+    match tone {
+        Tone::Plain | Tone::MessageLine => Style::new(),
+        Tone::Quiet => theme.dim(),
+        Tone::Command => Style::new().add_modifier(Modifier::BOLD),
+        Tone::Credentials => theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        Tone::Reply(class) => theme.reply(class),
+        Tone::Secure => theme.fg(Color::Green).add_modifier(Modifier::BOLD),
+        Tone::Pass => theme.fg(Color::Green),
+        Tone::Caution => theme.fg(Color::Yellow),
+        Tone::Warning => theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Tone::Alarm => theme.alarm(),
+        Tone::Override => theme.override_alarm(),
+    }
+}
+
+/// Draws row `sub` of `event` (unwrapped): the time (or, on a reply's first row, how long
+/// it took), the cleartext/TLS marker, the direction and the row's screen text.
+fn row_line(
+    event: &Event,
+    meta: Option<&EventMeta>,
+    row: &Row,
+    sub: usize,
+    theme: Theme,
+) -> Line<'static> {
+    let received = matches!(event.kind, EventKind::Received { .. });
+    let time = match (received, meta.and_then(|m| m.latency)) {
+        (true, Some(latency)) if sub == 0 => {
             let ms = latency.as_secs_f64() * 1000.0;
             if ms < 10.0 {
                 format!("{ms:>6.1}ms")
@@ -263,176 +288,29 @@ pub fn row_line(app: &App, index: usize, sub: usize, theme: Theme) -> Line<'stat
                 format!("{:>6}ms", latency.as_millis())
             }
         }
-        (EventKind::Received { .. }, _) if sub > 0 => String::new(),
+        (true, _) if sub > 0 => String::new(),
         _ => format!("{:>8.3}", event.elapsed.as_secs_f64()),
     };
     let time = Span::styled(format!("{time:>8} "), theme.dim());
-    let marker = |security: Security| {
-        Span::styled(format!("{:<5} ", security.marker()), theme.marker(security))
+    let mark = match row.security {
+        Some(security) => {
+            Span::styled(format!("{:<5} ", security.marker()), theme.marker(security))
+        }
+        None => Span::raw("      "),
     };
-    let none = Span::raw("      ");
-    let (mark, direction, text): (Span, &str, Span) = match &event.kind {
-        EventKind::Connecting { target, transport } => (
-            none,
-            "..",
-            Span::raw(format!("connecting to {target} ({transport})")),
+    let direction = match row.kind {
+        RowKind::Reply { first: false, .. } => " │",
+        RowKind::Alarm | RowKind::Caveat | RowKind::Check { met: false } => "!!",
+        RowKind::Check { met: true } => "ok",
+        other => other.text_marker(),
+    };
+    let style = tone_style(row.tone, theme);
+    let text = match row.kind {
+        RowKind::Check { met } => Span::styled(
+            format!("{} {}", if met { "pass" } else { "FAIL" }, row.text),
+            style,
         ),
-        EventKind::Connected { peer, local } => (
-            none,
-            "..",
-            Span::raw(format!("connected to {peer} from {local}")),
-        ),
-        EventKind::Sent {
-            security,
-            text,
-            kind,
-        } => (
-            marker(*security),
-            "C:",
-            Span::styled(
-                text.clone(),
-                match kind {
-                    SentKind::Credentials => theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
-                    SentKind::MessageLine => Style::new(),
-                    SentKind::Command => Style::new().add_modifier(Modifier::BOLD),
-                },
-            ),
-        ),
-        EventKind::Received { security, reply } | EventKind::Unasked { security, reply } => {
-            let unasked = matches!(event.kind, EventKind::Unasked { .. });
-            let lines = reply.raw_lines();
-            let style = theme.reply(reply.code.class());
-            match lines.get(sub) {
-                Some(raw) => (
-                    marker(*security),
-                    match (sub, unasked) {
-                        (0, false) => "S:",
-                        (0, true) => "S?",
-                        _ => " │",
-                    },
-                    Span::styled(crate::proto::escape::escape_bytes(raw), style),
-                ),
-                None if unasked && sub == lines.len() => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        crate::transcript::UNASKED_NOTE.to_owned(),
-                        theme.fg(Color::Red).add_modifier(Modifier::BOLD),
-                    ),
-                ),
-                None => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        format!(
-                            "reply anomalies: {}",
-                            reply.anomalies.descriptions().join("; ")
-                        ),
-                        theme.fg(Color::Yellow),
-                    ),
-                ),
-            }
-        }
-        EventKind::TlsEstablished(info) => {
-            let failed = !info.verification.is_verified();
-            match sub {
-                0 => (
-                    marker(Security::Tls),
-                    "==",
-                    Span::styled(
-                        format!("TLS established: {}", info.summary()),
-                        if failed {
-                            theme.alarm()
-                        } else {
-                            theme.fg(Color::Green).add_modifier(Modifier::BOLD)
-                        },
-                    ),
-                ),
-                1 if failed => (
-                    none,
-                    "!!",
-                    Span::styled(
-                        match &info.verification {
-                            Verification::Failed(problem) => {
-                                format!("CERTIFICATE NOT VERIFIED: {problem}")
-                            }
-                            Verification::Verified => String::new(),
-                        },
-                        theme.alarm(),
-                    ),
-                ),
-                n => {
-                    let index = n - 1 - usize::from(failed);
-                    let text = info.chain.get(index).map_or(String::new(), |cert| {
-                        format!(
-                            "{}[{index}] {} (issuer {}), {} days left",
-                            if index == 0 { "leaf" } else { "chain" },
-                            escape_str(&cert.subject),
-                            escape_str(&cert.issuer),
-                            cert.days_to_expiry
-                        )
-                    });
-                    (none, "  ", Span::raw(text))
-                }
-            }
-        }
-        EventKind::Guard(GuardOutcome::Refused(refusal)) => (
-            none,
-            "!!",
-            Span::styled(
-                match refusal {
-                    Refusal::Cleartext => "GUARD: AUTH stopped, nothing sent: no TLS, the credentials would be readable on the path".to_owned(),
-                    Refusal::Unverified(problem) => format!("GUARD: AUTH stopped, nothing sent: certificate not verified ({})", problem.kind),
-                },
-                theme.alarm(),
-            ),
-        ),
-        EventKind::Guard(GuardOutcome::Overridden { refusal, .. }) => (
-            none,
-            "!!",
-            Span::styled(
-                match refusal {
-                    Refusal::Cleartext => "GUARD OVERRIDDEN: credentials sent IN CLEARTEXT at your explicit request".to_owned(),
-                    Refusal::Unverified(problem) => format!("GUARD OVERRIDDEN: credentials sent to an UNVERIFIED peer ({})", problem.kind),
-                },
-                theme.override_alarm(),
-            ),
-        ),
-        EventKind::Expectation {
-            line,
-            expected,
-            met,
-            got,
-        } => (
-            none,
-            if *met { "ok" } else { "!!" },
-            Span::styled(
-                format!(
-                    "{} line {line}: expected {expected}, got {got}",
-                    if *met { "pass" } else { "FAIL" }
-                ),
-                if *met {
-                    theme.fg(Color::Green)
-                } else {
-                    theme.alarm()
-                },
-            ),
-        ),
-        EventKind::Note(text) => (none, "..", Span::styled(escape_str(text), theme.dim())),
-        EventKind::Warning(text) => (
-            none,
-            "!!",
-            Span::styled(
-                format!("WARNING {}", escape_str(text)),
-                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-            ),
-        ),
-        EventKind::Error(text) => (
-            none,
-            "!!",
-            Span::styled(format!("ERROR {}", escape_str(text)), theme.alarm()),
-        ),
-        EventKind::Closed => (none, "..", Span::raw("connection closed")),
+        _ => Span::styled(row.screen_text().to_owned(), style),
     };
     Line::from(vec![time, mark, Span::raw(format!("{direction} ")), text])
 }
@@ -514,16 +392,29 @@ fn cells_to_line(cells: &[(char, Style, usize)]) -> Line<'static> {
 /// The screen lines of the transcript pane: from the bottom row upwards until the pane is
 /// full, so the cost depends on the pane's height, not on the transcript's length.
 pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Vec<Line<'static>> {
-    let Some(last) = app.rows.len().checked_sub(1) else {
+    let view = &app.view;
+    let Some(last) = view.rows.len().checked_sub(1) else {
         return Vec::new();
     };
-    let bottom = app.scroll.unwrap_or(last).min(last);
+    // The rows of the event drawn last: the rows of one event are next to each other.
+    let mut presented: Option<(usize, Vec<Row>)> = None;
+    let mut draw = |row: usize| -> Vec<Line<'static>> {
+        let (event, sub) = view.rows[row];
+        let (event, sub) = (event as usize, sub as usize);
+        if presented.as_ref().is_none_or(|(index, _)| *index != event) {
+            presented = Some((event, rows(&view.events[event].kind)));
+        }
+        let Some(row) = presented.as_ref().and_then(|(_, rows)| rows.get(sub)) else {
+            return Vec::new();
+        };
+        let line = row_line(&view.events[event], view.meta.get(event), row, sub, theme);
+        wrap(line, width)
+    };
+    let bottom = view.scroll.unwrap_or(last).min(last);
     let mut lines: Vec<Line<'static>> = Vec::with_capacity(height);
     let mut row = bottom as isize;
-    while lines.len() < height && row >= app.first_row as isize {
-        let (event, sub) = app.rows[row as usize];
-        let wrapped = wrap(row_line(app, event as usize, sub as usize, theme), width);
-        for line in wrapped.into_iter().rev() {
+    while lines.len() < height && row >= view.first_row as isize {
+        for line in draw(row as usize).into_iter().rev() {
             lines.push(line);
         }
         row -= 1;
@@ -536,8 +427,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
     // the rows below, rather than leave it empty under a lone first row.
     let mut row = bottom + 1;
     while lines.len() < height && row <= last {
-        let (event, sub) = app.rows[row];
-        for line in wrap(row_line(app, event as usize, sub as usize, theme), width) {
+        for line in draw(row) {
             if lines.len() < height {
                 lines.push(line);
             }
@@ -555,8 +445,8 @@ pub fn transcript_height(app: &App, area: Rect) -> usize {
 
 /// The screen's parts: status, transcript, explain pane, message editor, input line.
 fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
-    let editor_height = if app.mode == Mode::Message {
-        (app.editor.len() as u16 + 2).clamp(3, 8)
+    let editor_height = if let Mode::Message(editor) = &app.mode {
+        (editor.lines().len() as u16 + 2).clamp(3, 8)
     } else {
         0
     };
@@ -591,16 +481,17 @@ fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
 }
 
 fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let title = match app.scroll {
+    let view = &app.view;
+    let title = match view.scroll {
         None => " transcript (following) ".to_owned(),
-        Some(row) if row <= app.first_row => format!(
+        Some(row) if row <= view.first_row => format!(
             " transcript: top, {} rows (End follows) ",
-            app.rows.len() - app.first_row
+            view.rows.len() - view.first_row
         ),
         Some(row) => format!(
             " transcript: row {} of {} (End follows) ",
             row + 1,
-            app.rows.len()
+            view.rows.len()
         ),
     };
     let block = Block::bordered().title(title);
@@ -613,16 +504,17 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
 /// The event the explain pane talks about: the latest reply, TLS upgrade or error at or
 /// above the bottom of the view.
 fn explained_event(app: &App) -> Option<usize> {
-    let last = app.rows.len().checked_sub(1)?;
-    let bottom = app.scroll.unwrap_or(last).min(last);
-    let (event, _) = app.rows[bottom];
+    let view = &app.view;
+    let last = view.rows.len().checked_sub(1)?;
+    let bottom = view.scroll.unwrap_or(last).min(last);
+    let (event, _) = view.rows[bottom];
     (0..=event as usize).rev().take(10_000).find(|&index| {
         matches!(
-            app.events[index].kind,
+            view.events[index].kind,
             EventKind::Received { .. }
                 | EventKind::Unasked { .. }
                 | EventKind::TlsEstablished(_)
-                | EventKind::Error(_)
+                | EventKind::Error { .. }
         )
     })
 }
@@ -632,9 +524,10 @@ pub fn explanation(app: &App) -> Vec<String> {
     let Some(index) = explained_event(app) else {
         return vec!["Replies will be explained here.".to_owned()];
     };
-    match &app.events[index].kind {
+    let view = &app.view;
+    match &view.events[index].kind {
         EventKind::Received { reply, .. } => {
-            let command = app.meta.get(index).and_then(|m| m.command.as_deref());
+            let command = view.meta.get(index).and_then(|m| m.command.as_deref());
             explain::explain_reply(reply, command)
         }
         EventKind::Unasked { reply, .. } => {
@@ -646,8 +539,8 @@ pub fn explanation(app: &App) -> Vec<String> {
             lines.extend(explain::explain_reply(reply, None));
             lines
         }
-        EventKind::TlsEstablished(info) => explain::explain_tls(info),
-        EventKind::Error(text) => explain::explain_error(text),
+        EventKind::TlsEstablished(info) => explain::explain_tls(info, app.policy),
+        EventKind::Error { kind, .. } => explain::explain_error(*kind),
         _ => Vec::new(),
     }
 }
@@ -663,10 +556,10 @@ fn render_explain(app: &App, frame: &mut Frame, area: Rect, _theme: Theme) {
 }
 
 fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
+    let editor = app.editor();
     let height = area.height.saturating_sub(2) as usize;
-    let skip = app.editor.len().saturating_sub(height);
-    let lines: Vec<Line> = app
-        .editor
+    let skip = editor.len().saturating_sub(height);
+    let lines: Vec<Line> = editor
         .iter()
         .skip(skip)
         .map(|l| Line::from(escape_str(l)))
@@ -674,20 +567,21 @@ fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(format!(
             " message: {} line(s), sent when you end it with a lone . ",
-            app.editor.len()
+            editor.len()
         ))),
         area,
     );
 }
 
 fn render_input(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let hidden = matches!(app.mode, Mode::Password { .. } | Mode::SaslAnswer);
+    let hidden = app.mode.hides_input();
+    let typed = || escape_str(app.input.text());
     let (prompt, shown) = match &app.mode {
-        Mode::User { .. } => ("user> ", escape_str(&app.input)),
-        Mode::Password { .. } => ("password (hidden)> ", String::new()),
-        Mode::SaslAnswer => ("answer (hidden)> ", String::new()),
-        Mode::Message => ("msg> ", escape_str(&app.input)),
-        _ => ("> ", escape_str(&app.input)),
+        Mode::Line(Prompt::User { .. }) => ("user> ", typed()),
+        Mode::Line(Prompt::Password { .. }) => ("password (hidden)> ", String::new()),
+        Mode::Line(Prompt::SaslAnswer) => ("answer (hidden)> ", String::new()),
+        Mode::Message(_) => ("msg> ", typed()),
+        Mode::Line(Prompt::Command) | Mode::Guard(_) => ("> ", typed()),
     };
     let hint = match &app.flash {
         Some(flash) => format!(" {} | Enter: {} ", escape_str(flash), app.enter_hint()),
@@ -722,29 +616,9 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// The help text.
-pub const HELP: &str = "\
-Type SMTP commands and press Enter; they are sent as typed.
-  STARTTLS        a 220 upgrades to TLS; injected bytes abort it
-  AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden
-  DATA            a 354 opens the message editor; a lone . ends it
-Keys
-  Tab             complete verbs, mechanisms, MAIL/RCPT parameters
-  Up/Down         history (per server; credentials never stored)
-  PgUp/PgDn       scroll; Shift-Up/Down one row; mouse wheel
-  Home/End        top/bottom of the transcript (End follows)
-  F1 or ?         this help          F2  explain pane
-  F3              certificate chain  Esc quit (QUIT first)
-  Ctrl-C          leave at once      Ctrl-U  clear the line
-Local commands (never sent)
-  :save FILE      redacted transcript     :record FILE  scenario
-  :load FILE      step through a scenario (Enter on empty line)
-  :cert :reconnect :clear :explain :help :quit
-Markers: plain = cleartext, tls = inside TLS. The guard stops
-AUTH without verified TLS; an override lasts for one command.";
-
 /// The lines the help adds for the standing overrides given on the command line, which
-/// change what the guard does (the last line of [`HELP`] describes it without them).
+/// change what the guard does (the last lines of [`commands::help_lines`] describe it
+/// without them).
 pub fn help_overrides(app: &App) -> Vec<&'static str> {
     let mut lines = Vec::new();
     if app.policy.allow_cleartext_auth {
@@ -758,13 +632,17 @@ pub fn help_overrides(app: &App) -> Vec<&'static str> {
 
 fn render_help(app: &App, frame: &mut Frame, area: Rect) {
     let theme = Theme { colour: app.colour };
-    let mut lines: Vec<Line> = HELP.lines().map(Line::from).collect();
+    let mut lines: Vec<Line> = commands::help_lines().into_iter().map(Line::from).collect();
     lines.extend(
         help_overrides(app)
             .into_iter()
             .map(|line| Line::styled(line, theme.alarm())),
     );
-    let rect = centered(area, 72, (lines.len() as u16 + 2).max(24));
+    let rect = centered(
+        area,
+        HELP_WIDTH as u16 + 2,
+        (lines.len() as u16 + 2).max(24),
+    );
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)

@@ -48,7 +48,7 @@ fn median_frame(app: &mut App, frames: usize) -> Duration {
     let mut times = Vec::with_capacity(frames);
     for frame in 0..frames {
         // Alternate between following the tail and a scrolled view, as a user would.
-        app.scroll = (frame % 2 == 1).then_some(app.rows.len() / 2);
+        app.view.scroll = (frame % 2 == 1).then_some(app.view.rows.len() / 2);
         let start = Instant::now();
         terminal
             .draw(|f| ui::render(app, f, Instant::now()))

@@ -393,23 +393,33 @@ impl Conn {
                 inner: sock,
             },
         );
-        let mut result = Ok(());
-        while stream.conn.is_handshaking() {
-            match stream.conn.complete_io(&mut stream.sock) {
-                Ok((0, 0)) if stream.conn.is_handshaking() => {
-                    result = Err(io::Error::new(
+        // Each flight goes out in one write, so whatever rides behind the server's Finished
+        // (half-RTT data) reaches the client in the same segment as the end of the handshake.
+        let handshake = |stream: &mut rustls::StreamOwned<rustls::ServerConnection, Prefixed>| {
+            while stream.conn.is_handshaking() || stream.conn.wants_write() {
+                if stream.conn.wants_write() {
+                    let mut flight = Vec::new();
+                    while stream.conn.wants_write() {
+                        stream.conn.write_tls(&mut flight)?;
+                    }
+                    stream.sock.write_all(&flight)?;
+                    stream.sock.flush()?;
+                    continue;
+                }
+                if stream.conn.read_tls(&mut stream.sock)? == 0 {
+                    return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "EOF during handshake",
                     ));
-                    break;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+                stream
+                    .conn
+                    .process_new_packets()
+                    .map_err(io::Error::other)?;
             }
-        }
+            Ok(())
+        };
+        let result = handshake(&mut stream);
         match result {
             Ok(()) => {
                 self.record(|r| r.tls_handshake = Some(Ok(())));

@@ -9,6 +9,7 @@ use crate::proto::command::LineError;
 use crate::proto::reply::ReplyError;
 use crate::proto::sasl::SaslError;
 use crate::tls::{CertificateProblem, TlsSetupError};
+use crate::transcript::ErrorKind;
 
 /// Why a session operation failed.
 ///
@@ -161,6 +162,35 @@ impl SessionError {
     }
 }
 
+impl SessionError {
+    /// What kind of failure this is, for the transcript's [`ErrorKind`]: code that decides on
+    /// a failure (the explain pane) branches on it instead of on the message's wording.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Connect { .. } => ErrorKind::Connect,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Io(_) => ErrorKind::Network,
+            Self::Closed { .. } | Self::Ended => ErrorKind::Closed,
+            Self::Protocol(_) => ErrorKind::Protocol,
+            Self::Injection { .. } => ErrorKind::Injection,
+            Self::OutOfStep { .. } | Self::UnaskedFlood { .. } => ErrorKind::OutOfStep,
+            Self::ServiceClosing { .. } => ErrorKind::ServiceClosing,
+            Self::Certificate(_) => ErrorKind::Certificate,
+            Self::Handshake(_) => ErrorKind::Handshake,
+            Self::TlsSetup(_) => ErrorKind::TlsSetup,
+            Self::Sasl(_) => ErrorKind::Authentication,
+            Self::Guard(_)
+            | Self::CredentialsAfterOutOfStep
+            | Self::NotAdvertised { .. }
+            | Self::Line(_)
+            | Self::NoMessage
+            | Self::NoChallenge
+            | Self::Busy
+            | Self::AlreadyTls => ErrorKind::Refused,
+        }
+    }
+}
+
 impl From<io::Error> for SessionError {
     fn from(error: io::Error) -> Self {
         Self::Io(Arc::new(error))
@@ -206,5 +236,78 @@ impl HandshakeFailure {
 impl std::fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.description)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::Refusal;
+
+    /// Every error has a kind, and a refusal of one request (nothing sent, the session goes
+    /// on) is never reported as a kind that says the session ended, nor the other way round.
+    #[test]
+    fn refusals_and_fatal_errors_have_distinct_kinds() {
+        let problem = CertificateProblem {
+            kind: "expired",
+            detail: "certificate expired".to_owned(),
+        };
+        let errors = [
+            SessionError::Connect {
+                target: "x:25".to_owned(),
+                source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            },
+            SessionError::Timeout {
+                waiting_for: "the greeting".to_owned(),
+                after: Duration::from_secs(1),
+                partial: String::new(),
+                hint: String::new(),
+            },
+            SessionError::from(io::Error::from(io::ErrorKind::BrokenPipe)),
+            SessionError::Closed { mid_reply: false },
+            SessionError::Protocol(ReplyError::Malformed {
+                line: "x".to_owned(),
+            }),
+            SessionError::Injection {
+                bytes: 1,
+                preview: "x".to_owned(),
+            },
+            SessionError::OutOfStep {
+                what: "x".to_owned(),
+                when: "y".to_owned(),
+            },
+            SessionError::UnaskedFlood { limit: 1 },
+            SessionError::ServiceClosing {
+                reply: "421".to_owned(),
+            },
+            SessionError::Certificate(problem.clone()),
+            SessionError::Handshake(HandshakeFailure::said("closed")),
+            SessionError::TlsSetup(TlsSetupError::CaFile {
+                path: "ca.pem".to_owned(),
+                reason: "missing".to_owned(),
+            }),
+            SessionError::Guard(Refusal::Cleartext),
+            SessionError::Guard(Refusal::Unverified(problem)),
+            SessionError::CredentialsAfterOutOfStep,
+            SessionError::NotAdvertised {
+                mechanism: "PLAIN".to_owned(),
+                advertised: "none".to_owned(),
+            },
+            SessionError::Sasl(SaslError::TooManyChallenges),
+            SessionError::Line(LineError::LineBreak),
+            SessionError::NoMessage,
+            SessionError::NoChallenge,
+            SessionError::Busy,
+            SessionError::AlreadyTls,
+            SessionError::Ended,
+        ];
+        for error in errors {
+            assert_eq!(
+                error.kind() == ErrorKind::Refused,
+                !error.is_fatal(),
+                "{error:?}: {:?}",
+                error.kind()
+            );
+        }
     }
 }

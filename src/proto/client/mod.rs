@@ -1581,7 +1581,10 @@ impl ClientSession {
             return first.clone();
         }
         let error = self.redact_error(error);
-        self.emit(EventKind::Error(error.to_string()));
+        self.emit(EventKind::Error {
+            kind: error.kind(),
+            text: error.to_string(),
+        });
         self.state = State::Failed(error.clone());
         self.deadline = None;
         self.parser.clear();

@@ -1,0 +1,150 @@
+//! The transcript view: every event with the facts the pane shows beside it, the display
+//! rows (counted from the transcript's row model), and where the view is scrolled.
+
+use std::time::Duration;
+
+use crossterm::event::{MouseEvent, MouseEventKind};
+
+use super::commands::Command;
+use crate::proto::command::split_verb;
+use crate::transcript::{Event, EventKind, SentKind, rows};
+
+/// What the transcript needs to know about each event beyond the event itself.
+#[derive(Debug, Clone, Default)]
+pub struct EventMeta {
+    /// For a reply: the verb of the command it answers.
+    pub command: Option<Box<str>>,
+    /// For a reply: time since the line it answers was sent.
+    pub latency: Option<Duration>,
+}
+
+/// The transcript and the view over it.
+#[derive(Debug, Clone)]
+pub struct TranscriptView {
+    /// Every transcript event, in order.
+    pub events: Vec<Event>,
+    /// Per-event display facts, parallel to `events`.
+    pub meta: Vec<EventMeta>,
+    /// Display rows: (event index, row within the event). Built once per event, so drawing a
+    /// frame only looks at the rows on screen, however long the transcript is.
+    pub rows: Vec<(u32, u32)>,
+    /// Rows before this one were hidden with `:clear`.
+    pub first_row: usize,
+    /// `None` follows the tail; otherwise the row shown at the bottom of the pane.
+    pub scroll: Option<usize>,
+    /// Rows the transcript pane shows (set from the terminal size), for paging.
+    pub page: usize,
+    /// When the latest line was sent and its verb, for the latency and verb of its reply.
+    last_sent: Option<(Duration, String)>,
+}
+
+impl Default for TranscriptView {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            meta: Vec::new(),
+            rows: Vec::new(),
+            first_row: 0,
+            scroll: None,
+            page: 20,
+            last_sent: None,
+        }
+    }
+}
+
+impl TranscriptView {
+    /// Appends an event and its display rows.
+    pub fn push(&mut self, event: Event) {
+        let index = self.events.len() as u32;
+        let mut meta = EventMeta::default();
+        match &event.kind {
+            EventKind::Sent { text, kind, .. } => {
+                let verb = match kind {
+                    SentKind::Command => split_verb(text).0,
+                    _ => String::new(),
+                };
+                self.last_sent = Some((event.elapsed, verb));
+            }
+            EventKind::Received { .. } => {
+                if let Some((at, verb)) = &self.last_sent {
+                    meta.latency = event.elapsed.checked_sub(*at);
+                    if !verb.is_empty() {
+                        meta.command = Some(verb.clone().into_boxed_str());
+                    }
+                }
+            }
+            _ => {}
+        }
+        let count = rows(&event.kind).len();
+        self.rows.extend((0..count).map(|sub| (index, sub as u32)));
+        self.events.push(event);
+        self.meta.push(meta);
+    }
+
+    /// The time of the latest event since the session started.
+    pub fn last_elapsed(&self) -> Duration {
+        self.events.last().map(|e| e.elapsed).unwrap_or_default()
+    }
+
+    /// Takes the view's own commands (scrolling); returns whether `command` was one.
+    pub fn on_command(&mut self, command: Command) -> bool {
+        match command {
+            Command::PageUp => self.scroll_by(-self.page_step()),
+            Command::PageDown => self.scroll_by(self.page_step()),
+            Command::RowUp => self.scroll_by(-1),
+            Command::RowDown => self.scroll_by(1),
+            Command::Top => self.scroll = Some(self.first_row),
+            Command::Follow => self.follow(),
+            Command::ClearTranscript => {
+                self.first_row = self.rows.len();
+                self.scroll = None;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Scrolls with the mouse wheel.
+    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+        match mouse.kind {
+            MouseEventKind::ScrollUp => self.scroll_by(-3),
+            MouseEventKind::ScrollDown => self.scroll_by(3),
+            _ => {}
+        }
+    }
+
+    /// Shows the bottom and follows new rows.
+    pub fn follow(&mut self) {
+        self.scroll = None;
+    }
+
+    /// Moves the view by `delta` rows (negative is up); reaching the end follows the tail.
+    /// Near the top the view anchors there (`Some(first_row)`): the first rows fill the pane
+    /// instead of one row standing alone at its top, and paging down moves at once.
+    pub fn scroll_by(&mut self, delta: isize) {
+        let Some(last) = self.rows.len().checked_sub(1) else {
+            return;
+        };
+        // The bottom row of the first page (rows may wrap, so this is an estimate).
+        let first_page = (self.first_row + self.page.max(1) - 1).min(last);
+        if first_page >= last {
+            // About one page: up shows it from the top (rows may wrap), down follows the tail.
+            self.scroll = (delta < 0).then_some(self.first_row);
+            return;
+        }
+        let current = self.scroll.unwrap_or(last).max(first_page) as isize;
+        let target = (current + delta).clamp(first_page as isize, last as isize) as usize;
+        self.scroll = if target >= last {
+            None
+        } else if target <= first_page {
+            Some(self.first_row)
+        } else {
+            Some(target)
+        };
+    }
+
+    /// Rows moved by PgUp/PgDn: a pane's height, less one row kept for context.
+    fn page_step(&self) -> isize {
+        self.page.saturating_sub(1).max(1) as isize
+    }
+}
