@@ -24,7 +24,7 @@ for target in "${targets[@]}"; do
     echo "fuzz.sh: $target for ${seconds}s"
     cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 2>&1 |
-        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE|==[0-9]+== ERROR|SUMMARY|Done)' || true
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE|==[0-9]+== ERROR|SUMMARY|Done)' || true
     if compgen -G "artifacts/$target/crash-*" >/dev/null; then
         echo "fuzz.sh: $target crashed; see fuzz/artifacts/$target/" >&2
         exit 1
