@@ -2,7 +2,9 @@
 # postfix-env.sh: run a throw-away, loopback-only Postfix for smtptui's
 # integration tests.
 #
-#   scripts/postfix-env.sh start DIR   install (if needed), configure, (re)start
+#   scripts/postfix-env.sh start DIR   install (if needed), configure, start; an
+#                                      instance already running with the same
+#                                      configuration is kept, not restarted
 #   scripts/postfix-env.sh stop  DIR   stop the instance (no error if not running)
 #
 # DIR must be an absolute path. Everything the instance needs lives in it:
@@ -269,6 +271,7 @@ certs_usable() {
 
 generate_certs() {
     certs_usable && return 0
+    CONFIG_CHANGED=1
     log "generating test CA and certificates in $TLS_DIR"
     rm -rf "$TLS_DIR"
     mkdir -p "$TLS_DIR/ca/issued"
@@ -325,6 +328,11 @@ EOF
 
 # ---------------------------------------------------------------- Postfix config
 
+# Set to 1 when start changed anything a running instance has already read
+# (main.cf, master.cf, the SASL configuration, the certificates): only then is
+# the instance restarted.
+CONFIG_CHANGED=0
+
 # install_file DEST MODE: write stdin to DEST, but keep the old file (and its
 # mtime) when the content is unchanged. A freshly written main.cf is
 # back-dated by a few seconds: Postfix commands pause ~2 s when main.cf is
@@ -340,6 +348,7 @@ install_file() {
     fi
     touch -d "@$(($(date +%s) - 10))" "$tmp"
     mv -f "$tmp" "$dest"
+    CONFIG_CHANGED=1
 }
 
 write_main_cf() {
@@ -600,6 +609,18 @@ fail_started() {
     die "$1" "$DIR/start-failure.log"
 }
 
+# all_banners_ok: every listener answers with its 220 right now.
+all_banners_ok() {
+    local p
+    for p in "${ALL_PORTS[@]}"; do
+        if [[ $p == "$IMPLICIT_PORT" ]]; then
+            banner_ok "$p" implicit || return 1
+        else
+            banner_ok "$p" || return 1
+        fi
+    done
+}
+
 wait_for_listeners() {
     local deadline=$((SECONDS + BANNER_TIMEOUT)) pending p
     local -A implicit=(["$IMPLICIT_PORT"]=1)
@@ -674,15 +695,22 @@ write_env() {
 
 cmd_start() {
     mkdir -p "$DIR"
-    rm -f "$DIR/env" # never leave a stale description behind a failed start
     install_packages
     register_config_dir
-    stop_instance
-    check_ports_free
     prepare_dirs
     generate_certs
     setup_sasl
     configure_instance
+    # A running instance with the same configuration is kept: test runs in other
+    # checkouts start it concurrently and must not cut each other's connections.
+    if ((CONFIG_CHANGED == 0)) && master_pid >/dev/null && all_banners_ok; then
+        write_env
+        log "Postfix instance $DIR is already up with this configuration; env: $DIR/env"
+        return
+    fi
+    rm -f "$DIR/env" # never leave a stale description behind a failed start
+    stop_instance
+    check_ports_free
     start_instance
     wait_for_listeners
     write_env
