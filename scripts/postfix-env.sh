@@ -31,6 +31,12 @@
 #   IMPLICIT_PORT       TLS from the first byte (port-465 style), AUTH, relay if authenticated
 #   MX_PORT             STARTTLS optional, no AUTH, accepts *@lab.test, 554 relay denied otherwise
 #   LEGACY_PORT         STARTTLS optional, AUTH PLAIN/LOGIN offered and accepted in cleartext
+#   NOTLS_PORT          no STARTTLS at all (smtpd_tls_security_level=none), AUTH offered and
+#                       accepted in cleartext: what a client meets behind a STARTTLS stripper
+#   BROKENTLS_PORT      like LEGACY_PORT, but without a server certificate, so STARTTLS is
+#                       offered and refused with 454 (Postfix's answer when TLS cannot start)
+#   OPTIONAL_PORT       STARTTLS optional, AUTH offered only after TLS (smtpd_tls_auth_only=yes),
+#                       mail accepted without TLS
 #   EXPIRED_PORT        like MX_PORT, certificate expired 2020-02-01 (same CA, right name)
 #   WRONGNAME_PORT      like MX_PORT, certificate only for WRONG_NAME (same CA)
 #   WRONG_NAME          wrong.example
@@ -42,7 +48,8 @@
 #   MAILLOG             Postfix log file
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
-#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588.
+#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588,
+#   NOTLS 589, BROKENTLS 590, OPTIONAL 591.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -97,8 +104,8 @@ parse_args() {
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
 
     local base=${POSTFIX_BASE_PORT:-20000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 588 > 65535)); then
-        die "POSTFIX_BASE_PORT must be a number in 1024..64947 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 591 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64944 (got '$base')"
     fi
     base=$((10#$base))
     MX_PORT=$((base + 25))
@@ -107,7 +114,11 @@ parse_args() {
     IMPLICIT_PORT=$((base + 465))
     SUBMISSION_PORT=$((base + 587))
     LEGACY_PORT=$((base + 588))
-    ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT")
+    NOTLS_PORT=$((base + 589))
+    BROKENTLS_PORT=$((base + 590))
+    OPTIONAL_PORT=$((base + 591))
+    ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
+        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -457,6 +468,35 @@ $HOST:$LEGACY_PORT inet n - n - - smtpd
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 
+# NOTLS: no STARTTLS at all, AUTH in cleartext (what a STARTTLS stripper leaves).
+$HOST:$NOTLS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/notls
+  -o smtpd_tls_security_level=none
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# BROKENTLS: like LEGACY, but with no server certificate while client
+# certificates are asked for, Postfix cannot set up TLS: STARTTLS is offered
+# and answered "454 4.7.0 TLS not available due to local problem".
+$HOST:$BROKENTLS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/brokentls
+  -o smtpd_tls_chain_files=
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# OPTIONAL: STARTTLS optional, AUTH only inside TLS, mail accepted without it.
+$HOST:$OPTIONAL_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/optional
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination
+
 # EXPIRED: MX-style, presents a leaf that expired in 2020 (same test CA).
 $HOST:$EXPIRED_PORT inet n - n - - smtpd
   -o syslog_name=postfix-smtptui/expired
@@ -680,6 +720,9 @@ write_env() {
             IMPLICIT_PORT "$IMPLICIT_PORT" \
             MX_PORT "$MX_PORT" \
             LEGACY_PORT "$LEGACY_PORT" \
+            NOTLS_PORT "$NOTLS_PORT" \
+            BROKENTLS_PORT "$BROKENTLS_PORT" \
+            OPTIONAL_PORT "$OPTIONAL_PORT" \
             EXPIRED_PORT "$EXPIRED_PORT" \
             WRONGNAME_PORT "$WRONGNAME_PORT" \
             WRONG_NAME "$WRONG_NAME" \
@@ -714,7 +757,7 @@ cmd_start() {
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT); env: $DIR/env"
 }
 
 cmd_stop() {
