@@ -49,7 +49,7 @@ pub const LOCAL_DOMAIN: &str = "lab.test";
 pub const ERROR_SLEEP: Duration = Duration::from_secs(1);
 /// How long the `inject` profile holds its real reply to the first EHLO inside TLS: a client
 /// that sends its next command in that time answered the forged reply instead.
-pub const INJECT_HOLD: Duration = Duration::from_millis(500);
+pub const INJECT_HOLD: Duration = Duration::from_secs(1);
 
 /// The `slow` profile's delays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
