@@ -683,6 +683,9 @@ async fn demo_shows_a_verified_session() {
         "235 2.7.0 Authentication successful",
         "queued as",
         "PASS submission.smtp",
+        // The lab's own log of the refused session: cleartext, and nothing given away.
+        "submission#1 plain C: EHLO demo.client",
+        "submission#1 VERDICT ok: sent no credentials and no mail",
     ] {
         assert!(
             ran.stdout.contains(needle),
