@@ -217,6 +217,24 @@ struct Bdat {
     failed: bool,
 }
 
+/// An AUTH the server did not take (refused, or discarded behind STARTTLS) whose answers a
+/// client may send anyway, without waiting for a 334: those lines are credentials, never
+/// logged and judged as such.
+struct StraySasl {
+    /// `PLAIN` or `LOGIN`.
+    mechanism: &'static str,
+    /// For LOGIN: the account name already sent.
+    user: Option<String>,
+    /// How many more lines may be answers.
+    left: u8,
+}
+
+/// The commands the lab knows (Postfix's, without XCLIENT and XFORWARD).
+const KNOWN_COMMANDS: [&str; 13] = [
+    "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "VRFY",
+    "ETRN", "QUIT",
+];
+
 /// Why a [`Output::Wait`] was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WaitPurpose {
@@ -260,6 +278,7 @@ pub struct ServerSession {
     messages: u32,
     waits: VecDeque<WaitPurpose>,
     hold_used: bool,
+    stray_sasl: Option<StraySasl>,
     conduct: Conduct,
 }
 
@@ -286,6 +305,7 @@ impl ServerSession {
             messages: 0,
             waits: VecDeque::new(),
             hold_used: false,
+            stray_sasl: None,
             conduct: Conduct {
                 tls,
                 ..Conduct::default()
@@ -579,8 +599,13 @@ impl ServerSession {
                 // Postfix reads commands as C strings: a NUL ends the command.
                 let end = memchr::memchr(0, &line.bytes).unwrap_or(line.bytes.len());
                 let text = String::from_utf8_lossy(&line.bytes[..end]).into_owned();
+                let stray = self.stray_answer(&text);
                 if self.settings.log {
-                    let mut shown = redacted_command(&String::from_utf8_lossy(&line.bytes));
+                    let mut shown = if stray {
+                        "<SASL answer hidden>".to_owned()
+                    } else {
+                        redacted_command(&String::from_utf8_lossy(&line.bytes))
+                    };
                     if line.truncated {
                         shown.push_str(&format!(" <cut at {LINE_LIMIT} bytes, the rest skipped>"));
                     }
@@ -594,6 +619,89 @@ impl ServerSession {
         }
     }
 
+    /// Whether a command line is really the answer to an AUTH the server did not take: then
+    /// it is judged as the credential it is (and the caller hides it from the log).
+    fn stray_answer(&mut self, line: &str) -> bool {
+        let Some(stray) = self.stray_sasl.as_mut() else {
+            return false;
+        };
+        let word = line.split_ascii_whitespace().next().unwrap_or("");
+        if word.is_empty()
+            || line.split_ascii_whitespace().count() > 1
+            || KNOWN_COMMANDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+        {
+            self.stray_sasl = None;
+            return false;
+        }
+        stray.left = stray.left.saturating_sub(1);
+        let mechanism = stray.mechanism;
+        let decoded = match sasl_decode(word.as_bytes()) {
+            SaslDecoded::Bytes(decoded) => Some(decoded),
+            _ => None,
+        };
+        let check = match (mechanism, stray.user.take(), decoded) {
+            ("LOGIN", None, Some(user)) => {
+                stray.user = Some(String::from_utf8_lossy(&user).into_owned());
+                CredentialCheck::AccountNameOnly
+            }
+            ("LOGIN", Some(user), Some(password)) => {
+                if self.settings.accounts.check(&user, &password) {
+                    CredentialCheck::Valid(user)
+                } else {
+                    CredentialCheck::Invalid
+                }
+            }
+            ("PLAIN", _, Some(decoded)) => match self.plain_account(&decoded) {
+                Ok(account) => CredentialCheck::Valid(account),
+                Err(_) => CredentialCheck::Invalid,
+            },
+            _ => CredentialCheck::Invalid,
+        };
+        if self.stray_sasl.as_ref().is_some_and(|s| s.left == 0) {
+            self.stray_sasl = None;
+        }
+        if !self.tls {
+            match self.conduct.cleartext_credentials.last_mut() {
+                Some(last)
+                    if last.check == CredentialCheck::AccountNameOnly
+                        && check != CredentialCheck::AccountNameOnly =>
+                {
+                    last.check = check;
+                }
+                _ => self.conduct.credentials(mechanism, check, true),
+            }
+        }
+        true
+    }
+
+    /// Remembers an AUTH the server did not take, so that answers sent after it anyway are
+    /// recognised as credentials.
+    fn expect_stray_answers(&mut self, args: &[&str]) {
+        let mechanism = match args.first().map(|m| m.to_ascii_uppercase()).as_deref() {
+            Some("PLAIN") => "PLAIN",
+            Some("LOGIN") => "LOGIN",
+            _ => return,
+        };
+        let user = match (mechanism, args.get(1)) {
+            ("LOGIN", Some(initial)) => match sasl_decode(initial.as_bytes()) {
+                SaslDecoded::Bytes(user) => Some(String::from_utf8_lossy(&user).into_owned()),
+                _ => return,
+            },
+            (_, Some(_)) => return,
+            _ => None,
+        };
+        let left = if mechanism == "LOGIN" && user.is_none() {
+            2
+        } else {
+            1
+        };
+        self.stray_sasl = Some(StraySasl {
+            mechanism,
+            user,
+            left,
+        });
+    }
+
     fn command(&mut self, line: &str, out: &mut Vec<Output>) {
         let mut words = smtp_words(line).into_iter();
         let Some(first) = words.next() else {
@@ -602,11 +710,7 @@ impl ServerSession {
         };
         let args: Vec<&str> = words.collect();
         let verb = first.to_ascii_uppercase();
-        const KNOWN: [&str; 13] = [
-            "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP",
-            "VRFY", "ETRN", "QUIT",
-        ];
-        if !KNOWN.contains(&verb.as_str()) {
+        if !KNOWN_COMMANDS.contains(&verb.as_str()) {
             if is_header(first) || is_forbidden(first) {
                 // Postfix's answer to HTTP requests and mail text sent as commands.
                 self.reply(out, 221, "2.7.0 Error: I can break rules, too. Goodbye.");
@@ -632,6 +736,7 @@ impl ServerSession {
         {
             if verb == "AUTH" {
                 self.note_cleartext_auth(&args, true);
+                self.expect_stray_answers(&args);
             }
             self.reply(out, 530, "5.7.0 Must issue a STARTTLS command first");
             return;
@@ -821,13 +926,24 @@ impl ServerSession {
         }
         let text = String::from_utf8_lossy(bytes);
         let mut shown = Vec::new();
-        for line in text.lines().take(4) {
+        for line in text.lines().take(8) {
             let line = line.trim_end_matches('\r');
+            if self.stray_answer(line) {
+                shown.push("<SASL answer hidden>".to_owned());
+                continue;
+            }
             if let CommandKind::Auth { .. } = classify(line) {
                 let args: Vec<&str> = line.split_ascii_whitespace().skip(1).collect();
                 self.note_cleartext_auth(&args, true);
+                self.expect_stray_answers(&args);
             }
-            shown.push(redacted_command(line));
+            let verb = line.split_ascii_whitespace().next().unwrap_or("");
+            if KNOWN_COMMANDS.iter().any(|k| k.eq_ignore_ascii_case(verb)) {
+                shown.push(redacted_command(line));
+            } else {
+                // Not a command: whatever it is (a password?), it stays off the projector.
+                shown.push("<not a command, hidden>".to_owned());
+            }
         }
         self.log(
             out,
@@ -868,6 +984,7 @@ impl ServerSession {
     fn auth(&mut self, args: &[&str], out: &mut Vec<Output>) {
         if !self.auth_enabled() {
             self.note_cleartext_auth(args, true);
+            self.expect_stray_answers(args);
             self.reply(out, 503, "5.5.1 Error: authentication not enabled");
             return;
         }
@@ -2291,6 +2408,62 @@ mod tests {
         );
         s.tls_started();
         assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+    }
+
+    #[test]
+    fn answers_to_a_refused_auth_are_credentials_never_logged() {
+        let user = BASE64.encode(DEFAULT_USER);
+        let password = BASE64.encode(DEFAULT_PASSWORD);
+        // Pipelined behind an AUTH LOGIN that submission refuses before TLS.
+        let mut s = session(Profile::Submission);
+        let out = s.receive(
+            format!("EHLO c\r\nAUTH LOGIN\r\n{user}\r\n{password}\r\nQUIT\r\n").as_bytes(),
+        );
+        let logged = log(&out);
+        assert!(
+            !logged.contains(&user) && !logged.contains(&password),
+            "{logged}"
+        );
+        assert_eq!(
+            logged.matches("<SASL answer hidden>").count(),
+            2,
+            "{logged}"
+        );
+        assert!(
+            sent(&out).contains("500 5.5.2 Error: command not recognized"),
+            "as Postfix answers them"
+        );
+        let verdict = s.verdict().to_string();
+        assert!(
+            verdict.starts_with(
+                "!! DANGER: sent valid credentials for student@lab.test in cleartext (AUTH LOGIN)"
+            ),
+            "{verdict}"
+        );
+        // Behind STARTTLS, discarded unread.
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        let plain = plain(DEFAULT_USER, DEFAULT_PASSWORD);
+        let out =
+            s.receive(format!("STARTTLS\r\nAUTH PLAIN\r\n{plain}\r\nsecret words\r\n").as_bytes());
+        let logged = log(&out);
+        assert!(
+            !logged.contains(&plain) && !logged.contains("secret"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("AUTH PLAIN | <SASL answer hidden> | <not a command, hidden>"),
+            "{logged}"
+        );
+        assert_eq!(
+            s.conduct().cleartext_credentials[0].check,
+            CredentialCheck::Valid(DEFAULT_USER.into())
+        );
+        // A command after a refused AUTH is a command again.
+        let mut s = session(Profile::Mx);
+        let out = s.receive(b"AUTH PLAIN\r\nNOOP\r\n");
+        assert!(log(&out).contains("NOOP"));
+        assert!(s.conduct().cleartext_credentials.is_empty());
     }
 
     #[test]
