@@ -57,8 +57,9 @@ pub enum Command {
     /// 4 when the credential guard refused to send credentials.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
-    /// Start the embedded practice server for workshops: one listener per profile on
-    /// loopback, a fresh CA, a workshop account, and a session log to project.
+    /// Start the embedded practice server for a workshop: every profile in one process (on
+    /// loopback, or every interface), one CA, a workshop account, and a session log to
+    /// project that ends each session with a verdict on what the client did.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
     /// Start the practice server in-process and open the UI on it, to replay by hand the
