@@ -1,13 +1,17 @@
 //! The embedded practice server behind `smtptui lab` and `smtptui demo`.
 //!
-//! One process runs one listener per [`Profile`]: the safe configurations students should
-//! recognise and the hostile ones the client must survive. The pieces:
+//! One process runs one listener per [`Profile`], all with one CA: the safe configurations
+//! students should recognise, the hostile ones the client must survive, and a slow one. The
+//! pieces:
 //! - [`profile`]: what each profile does and teaches;
-//! - [`server`]: the sans-IO server session (bytes in, replies out), with Postfix's texts;
-//! - `listener`: the tokio shell (accept loops, deadlines, TLS);
-//! - [`certs`]: the throw-away CA and server certificate made at every start;
+//! - [`server`]: the sans-IO server session (bytes in, replies out), answering as Postfix does;
+//! - [`verdict`]: what the client did that matters, judged from what the server saw;
+//! - [`triggers`]: the replies a recipient or an EHLO name provokes on purpose;
+//! - `listener`: the tokio shell (accept loops, deadlines, waits, TLS);
+//! - [`certs`]: the CA (fresh, or kept in a state directory) and the server certificate;
 //! - [`accounts`]: who may AUTH;
-//! - [`demo`]: the built-in demonstration run against an in-process lab.
+//! - [`demo`]: the built-in demonstration run against an in-process lab;
+//! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
 //! Accepted mail is kept in a bounded in-memory [`MailStore`] and, on request, written to a
 //! Maildir. Nothing here listens beyond the addresses it is given.
