@@ -385,8 +385,8 @@ async fn credentials_refused_before_tls_still_crossed_the_wire() {
     assert_eq!(
         lab.verdict(Profile::Submission, 1).await,
         "!! DANGER: sent valid credentials for student@lab.test in cleartext (AUTH PLAIN) to the \
-         submission profile (the server refused AUTH before TLS, but the bytes had crossed the \
-         wire already); sent commands without waiting for the reply to EHLO (improper pipelining)"
+         submission profile (the server did not take them, but they had crossed the wire \
+         already); sent commands without waiting for the reply to EHLO (improper pipelining)"
     );
     lab.assert_no_credentials_logged();
 }
@@ -517,4 +517,49 @@ async fn a_cleartext_client_on_the_implicit_port_is_told_what_went_wrong() {
         lab.log_text()
             .contains("8 cleartext byte(s) where the TLS handshake should start")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_the_injected_reply_in_cleartext_is_caught() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let lab = TestLab::start(&[Profile::Inject], |_| {}).await;
+    let addr = lab.lab.addr(Profile::Inject).expect("runs");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    for (send, until) in [
+        (&b""[..], "220 lab.test"),
+        (b"EHLO c\r\n", "250 CHUNKING"),
+        (b"STARTTLS\r\n", "250 8BITMIME"),
+    ] {
+        stream.write_all(send).await.expect("write");
+        while !String::from_utf8_lossy(&seen).contains(until) {
+            let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buffer))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..n]);
+        }
+    }
+    // The forged reply offered AUTH: a naive client takes it and sends its credentials,
+    // still in cleartext, where the TLS handshake should be.
+    let plain = BASE64.encode(format!("\0{DEFAULT_USER}\0{DEFAULT_PASSWORD}"));
+    stream
+        .write_all(format!("AUTH PLAIN {plain}\r\n").as_bytes())
+        .await
+        .expect("write");
+    assert_eq!(
+        lab.verdict(Profile::Inject, 1).await,
+        "!! ATTACK WORKED: sent valid credentials for student@lab.test in cleartext (AUTH PLAIN) \
+         to the inject profile (the server did not take them, but they had crossed the wire \
+         already); believed the injected bytes: sent its next command in cleartext \
+         after the 220 instead of starting TLS"
+    );
+    let log = lab.log_text();
+    assert!(
+        log.contains("cleartext byte(s) after STARTTLS discarded: AUTH PLAIN <credentials hidden>"),
+        "{log}"
+    );
+    lab.assert_no_credentials_logged();
 }

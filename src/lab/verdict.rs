@@ -43,8 +43,8 @@ pub struct CleartextCredentials {
     pub mechanism: String,
     /// Whether they were good.
     pub check: CredentialCheck,
-    /// The server refused AUTH there (530 before STARTTLS, or AUTH not enabled): the bytes
-    /// crossed the wire all the same.
+    /// The server did not take them (530 before STARTTLS, AUTH not enabled, or discarded
+    /// behind STARTTLS): the bytes crossed the wire all the same.
     pub refused: bool,
 }
 
@@ -209,9 +209,7 @@ pub fn judge(profile: Profile, conduct: &Conduct) -> Verdict {
             }
         };
         if credentials.refused {
-            text.push_str(
-                " (the server refused AUTH before TLS, but the bytes had crossed the wire already)",
-            );
+            text.push_str(" (the server did not take them, but they had crossed the wire already)");
         }
         push(&mut findings, Level::Alarm, text);
     }
@@ -430,7 +428,7 @@ mod tests {
         let line = verdict.to_string();
         assert!(line.starts_with("!! ATTACK WORKED: sent valid credentials for student@lab.test in cleartext (AUTH LOGIN) to the strip profile"), "{line}");
         assert!(
-            line.contains("they were not valid (the server refused AUTH"),
+            line.contains("they were not valid (the server did not take them"),
             "{line}"
         );
         assert!(line.contains("sent 1 message(s) in cleartext"), "{line}");
