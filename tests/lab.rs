@@ -346,12 +346,34 @@ async fn attacker_profiles_make_run_fail() {
             .contains("454 4.7.0 TLS not available due to local problem")
     );
 
-    // No credential crossed: the strip session's log has EHLO but no AUTH at all.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No credential crossed: the strip session's log has EHLO but no AUTH at all. Every
+    // session has ended once the three verdicts are in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab.log_text().matches(" VERDICT ").count() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let log = lab.log_text();
     assert!(log.contains("strip#") && !log.contains("C: AUTH"), "{log}");
     assert!(!log.contains(DEFAULT_PASSWORD));
     assert!(log.contains("injected in the same write"), "{log}");
+    // The verdicts: smtptui fell for none of them.
+    for (profile, verdict) in [
+        (
+            "inject",
+            "VERDICT ok: hung up after the 220 instead of starting TLS",
+        ),
+        ("strip", "VERDICT ok: sent no credentials and no mail"),
+        (
+            "refuse-tls",
+            "VERDICT ok: gave up after the refused STARTTLS, as a client should",
+        ),
+    ] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&format!("{profile}#")) && line.contains(verdict)),
+            "{profile}: {verdict:?} missing in\n{log}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
