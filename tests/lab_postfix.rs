@@ -233,7 +233,8 @@ async fn transcript(
         return out;
     }
     let mut in_data = false;
-    for step in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    // Not trimmed: trailing spaces and tabs are part of what is sent.
+    for step in script.lines().filter(|l| !l.trim().is_empty()) {
         let (kind, text) = step.split_once(": ").unwrap_or((step, ""));
         if matches!(kind, "D" | "D:" | "E") && !in_data {
             out.push(format!("{step} (not sent: no 354)"));
@@ -327,6 +328,19 @@ C: EXPN bob
 C:
 C: RSET x
 C: QUIT now
+";
+
+/// What people type by hand: trailing spaces, tabs, lower case, HELO instead of EHLO.
+const BY_HAND: &str = "
+C: helo client.example
+C: mail from:<a@lab.test> SIZE=10 BODY=8BITMIME
+C: rcpt to:<bob@lab.test>\tNOTIFY=NEVER
+C: RSET\t
+C: MAIL FROM:<a@lab.test> \t
+C: RCPT TO:<bob@lab.test> 
+C: NOOP 
+C: EHLO  two.spaces.example
+C: QUIT 
 ";
 
 const GOODBYE_HTTP: &str = "C: GET / HTTP/1.0";
@@ -515,6 +529,7 @@ fn scripts(profile: Profile) -> Vec<(&'static str, String)> {
     let data = DATA.replace("{LONG}", &"L".repeat(3000));
     let mut scripts: Vec<(&'static str, String)> = vec![
         ("basics", BASICS.to_owned()),
+        ("typed by hand", BY_HAND.replace("\\t", "\t")),
         ("long EHLO", format!("{}\nC: QUIT", long_ehlo())),
         ("goodbye to HTTP", GOODBYE_HTTP.to_owned()),
         ("goodbye to a header", GOODBYE_HEADER.to_owned()),
@@ -562,6 +577,13 @@ fn scripts(profile: Profile) -> Vec<(&'static str, String)> {
         ));
     }
     if policy.auth_under_tls && profile != Profile::Strip && profile != Profile::RefuseTls {
+        scripts.push((
+            "EHLO after AUTH",
+            format!(
+                "{inside_tls}C: AUTH PLAIN {{PLAIN}}\nC: EHLO again\nC: AUTH PLAIN {{PLAIN}}\n\
+                 C: MAIL FROM:<a@lab.test>\nC: RCPT TO:<x@example.com>\nC: RSET\nC: VRFY x@example.com\nC: QUIT"
+            ),
+        ));
         scripts.push(("AUTH inside TLS", format!("{inside_tls}{AUTH}")));
         scripts.push(("AUTH LOGIN inside TLS", format!("{inside_tls}{AUTH_LOGIN}")));
         scripts.push((
