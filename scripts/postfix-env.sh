@@ -2,7 +2,9 @@
 # postfix-env.sh: run a throw-away, loopback-only Postfix for smtptui's
 # integration tests.
 #
-#   scripts/postfix-env.sh start DIR   install (if needed), configure, (re)start
+#   scripts/postfix-env.sh start DIR   install (if needed), configure, start; an
+#                                      instance already running with the same
+#                                      configuration is kept, not restarted
 #   scripts/postfix-env.sh stop  DIR   stop the instance (no error if not running)
 #
 # DIR must be an absolute path. Everything the instance needs lives in it:
@@ -29,6 +31,12 @@
 #   IMPLICIT_PORT       TLS from the first byte (port-465 style), AUTH, relay if authenticated
 #   MX_PORT             STARTTLS optional, no AUTH, accepts *@lab.test, 554 relay denied otherwise
 #   LEGACY_PORT         STARTTLS optional, AUTH PLAIN/LOGIN offered and accepted in cleartext
+#   NOTLS_PORT          no STARTTLS at all (smtpd_tls_security_level=none), AUTH offered and
+#                       accepted in cleartext: what a client meets behind a STARTTLS stripper
+#   BROKENTLS_PORT      like LEGACY_PORT, but without a server certificate, so STARTTLS is
+#                       offered and refused with 454 (Postfix's answer when TLS cannot start)
+#   OPTIONAL_PORT       STARTTLS optional, AUTH offered only after TLS (smtpd_tls_auth_only=yes),
+#                       mail accepted without TLS
 #   EXPIRED_PORT        like MX_PORT, certificate expired 2020-02-01 (same CA, right name)
 #   WRONGNAME_PORT      like MX_PORT, certificate only for WRONG_NAME (same CA)
 #   WRONG_NAME          wrong.example
@@ -40,7 +48,8 @@
 #   MAILLOG             Postfix log file
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
-#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588.
+#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588,
+#   NOTLS 589, BROKENTLS 590, OPTIONAL 591.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -95,8 +104,8 @@ parse_args() {
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
 
     local base=${POSTFIX_BASE_PORT:-20000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 588 > 65535)); then
-        die "POSTFIX_BASE_PORT must be a number in 1024..64947 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 591 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64944 (got '$base')"
     fi
     base=$((10#$base))
     MX_PORT=$((base + 25))
@@ -105,7 +114,11 @@ parse_args() {
     IMPLICIT_PORT=$((base + 465))
     SUBMISSION_PORT=$((base + 587))
     LEGACY_PORT=$((base + 588))
-    ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT")
+    NOTLS_PORT=$((base + 589))
+    BROKENTLS_PORT=$((base + 590))
+    OPTIONAL_PORT=$((base + 591))
+    ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
+        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -269,6 +282,7 @@ certs_usable() {
 
 generate_certs() {
     certs_usable && return 0
+    CONFIG_CHANGED=1
     log "generating test CA and certificates in $TLS_DIR"
     rm -rf "$TLS_DIR"
     mkdir -p "$TLS_DIR/ca/issued"
@@ -325,6 +339,11 @@ EOF
 
 # ---------------------------------------------------------------- Postfix config
 
+# Set to 1 when start changed anything a running instance has already read
+# (main.cf, master.cf, the SASL configuration, the certificates): only then is
+# the instance restarted.
+CONFIG_CHANGED=0
+
 # install_file DEST MODE: write stdin to DEST, but keep the old file (and its
 # mtime) when the content is unchanged. A freshly written main.cf is
 # back-dated by a few seconds: Postfix commands pause ~2 s when main.cf is
@@ -340,6 +359,7 @@ install_file() {
     fi
     touch -d "@$(($(date +%s) - 10))" "$tmp"
     mv -f "$tmp" "$dest"
+    CONFIG_CHANGED=1
 }
 
 write_main_cf() {
@@ -447,6 +467,35 @@ $HOST:$LEGACY_PORT inet n - n - - smtpd
   -o smtpd_tls_auth_only=no
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# NOTLS: no STARTTLS at all, AUTH in cleartext (what a STARTTLS stripper leaves).
+$HOST:$NOTLS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/notls
+  -o smtpd_tls_security_level=none
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# BROKENTLS: like LEGACY, but with no server certificate while client
+# certificates are asked for, Postfix cannot set up TLS: STARTTLS is offered
+# and answered "454 4.7.0 TLS not available due to local problem".
+$HOST:$BROKENTLS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/brokentls
+  -o smtpd_tls_chain_files=
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
+# OPTIONAL: STARTTLS optional, AUTH only inside TLS, mail accepted without it.
+$HOST:$OPTIONAL_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/optional
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject_unauth_destination
 
 # EXPIRED: MX-style, presents a leaf that expired in 2020 (same test CA).
 $HOST:$EXPIRED_PORT inet n - n - - smtpd
@@ -600,6 +649,18 @@ fail_started() {
     die "$1" "$DIR/start-failure.log"
 }
 
+# all_banners_ok: every listener answers with its 220 right now.
+all_banners_ok() {
+    local p
+    for p in "${ALL_PORTS[@]}"; do
+        if [[ $p == "$IMPLICIT_PORT" ]]; then
+            banner_ok "$p" implicit || return 1
+        else
+            banner_ok "$p" || return 1
+        fi
+    done
+}
+
 wait_for_listeners() {
     local deadline=$((SECONDS + BANNER_TIMEOUT)) pending p
     local -A implicit=(["$IMPLICIT_PORT"]=1)
@@ -659,6 +720,9 @@ write_env() {
             IMPLICIT_PORT "$IMPLICIT_PORT" \
             MX_PORT "$MX_PORT" \
             LEGACY_PORT "$LEGACY_PORT" \
+            NOTLS_PORT "$NOTLS_PORT" \
+            BROKENTLS_PORT "$BROKENTLS_PORT" \
+            OPTIONAL_PORT "$OPTIONAL_PORT" \
             EXPIRED_PORT "$EXPIRED_PORT" \
             WRONGNAME_PORT "$WRONGNAME_PORT" \
             WRONG_NAME "$WRONG_NAME" \
@@ -674,19 +738,26 @@ write_env() {
 
 cmd_start() {
     mkdir -p "$DIR"
-    rm -f "$DIR/env" # never leave a stale description behind a failed start
     install_packages
     register_config_dir
-    stop_instance
-    check_ports_free
     prepare_dirs
     generate_certs
     setup_sasl
     configure_instance
+    # A running instance with the same configuration is kept: test runs in other
+    # checkouts start it concurrently and must not cut each other's connections.
+    if ((CONFIG_CHANGED == 0)) && master_pid >/dev/null && all_banners_ok; then
+        write_env
+        log "Postfix instance $DIR is already up with this configuration; env: $DIR/env"
+        return
+    fi
+    rm -f "$DIR/env" # never leave a stale description behind a failed start
+    stop_instance
+    check_ports_free
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT); env: $DIR/env"
 }
 
 cmd_stop() {

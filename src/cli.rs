@@ -57,8 +57,9 @@ pub enum Command {
     /// 4 when the credential guard refused to send credentials.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
-    /// Start the embedded practice server for workshops: one listener per profile on
-    /// loopback, a fresh CA, a workshop account, and a session log to project.
+    /// Start the embedded practice server for a workshop: every profile in one process (on
+    /// loopback, or every interface), one CA, a workshop account, and a session log to
+    /// project that ends each session with a verdict on what the client did.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
     /// Start the practice server in-process and open the UI on it, to replay by hand the
@@ -150,13 +151,30 @@ are guarded and hidden like AUTH.";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
-  smtptui lab
-  smtptui lab --profile submission --listen 127.0.0.1:1587
+  smtptui lab                                   # every profile on 127.0.0.1, ports 2000 + N
+  smtptui lab --port-base 3000                  # every profile at 3000 + N (3587, 3025, ...)
+  smtptui lab --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
+                                                # a classroom: one CA kept across restarts
+  smtptui lab --listen submission=127.0.0.1:1587 --listen mx=127.0.0.1:1025
   smtptui lab --account alice@lab.test:alice.pw --maildir ./lab-mail
 
-Profiles: submission, mx, legacy, implicit, inject, strip, refuse-tls. The table printed at
-start gives each address, the --tls option a client needs there (--tls implicit for the
-implicit profile), what it teaches, the account to use and the --ca-file to trust.
+Profiles and their place above the port base: submission 587, mx 25, implicit 465, legacy 600,
+inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives each address,
+what it teaches, and the exact smtptui, swaks and openssl s_client command lines for it
+(--tls implicit for the implicit profile), the account to use and the CA to trust.
+
+Fault triggers (any profile that takes the recipient):
+  RCPT TO:<rcpt-550-5.1.1@lab.test>   that reply to RCPT (any 4xx/5xx code, enhanced code
+                                      optional; 421 closes the session)
+  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message
+  RCPT TO:<greylist@lab.test>         450 4.7.1 the first time, 250 on the retry
+  EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that extension off
+The slow profile answers the greeting after 2 s and every reply after 1 s, and drops the
+connection at the first end of each message (the retry is accepted).
+
+Every session ends with a VERDICT line judging what the client did, as the server saw it:
+'!! ATTACK WORKED' or '!! DANGER' (credentials in cleartext, injected bytes believed,
+cleartext after a refused STARTTLS), '!  warning', or 'ok'. Credentials are never shown.
 Stop with Ctrl-C.";
 
 /// Arguments of `smtptui lab`.
@@ -165,10 +183,22 @@ pub struct LabArgs {
     /// Run only this profile (repeatable); all of them by default.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
-    /// Listen here (HOST:PORT) instead of the profile's default port; needs exactly one
-    /// --profile.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    /// Put a profile at an address: PROFILE=IP:PORT (repeatable; the profile runs even
+    /// without --profile). A bare IP:PORT is accepted with exactly one --profile.
+    #[arg(long = "listen", value_name = "PROFILE=ADDR")]
+    pub listen: Vec<String>,
+    /// Put every profile not placed with --listen at N plus its offset (submission N+587,
+    /// mx N+25, implicit N+465, legacy N+600 ... slow N+604).
+    #[arg(long, value_name = "N", default_value_t = smtptui::lab::profile::DEFAULT_PORT_BASE)]
+    pub port_base: u16,
+    /// Listen on every interface (0.0.0.0) instead of 127.0.0.1, for a room of students;
+    /// give the address they use with --name so the certificate holds it.
+    #[arg(long)]
+    pub all_interfaces: bool,
+    /// Another name or IP address for the server certificate (repeatable); the first is the
+    /// one the start table's command lines connect to.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
     /// Add an account; the password is the first line of the file (never on the command line).
     /// Repeatable. The workshop account is always there.
     #[arg(long = "account", value_name = "USER:PASSWORD-FILE")]
@@ -176,17 +206,24 @@ pub struct LabArgs {
     /// Also write accepted messages into this Maildir (new/, cur/, tmp/ are created).
     #[arg(long, value_name = "DIR")]
     pub maildir: Option<std::path::PathBuf>,
-    /// Write the lab CA certificate (ca.pem) here instead of a fresh temp directory.
+    /// Keep the lab CA and its key here (ca.pem, ca.key), so a restarted lab is still
+    /// trusted by students who saved the CA. A directory another running lab uses, or with a
+    /// CA this lab has no key for, is refused.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<std::path::PathBuf>,
     /// How long the server waits for each client command before 421: seconds, or with a
     /// unit (500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// After ten errors in a session, wait this long before each reply, as Postfix does
+    /// (smtpd_error_sleep_time); 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_or_zero)]
+    pub error_sleep: Duration,
     /// Most simultaneous sessions per profile; further connections get 421.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_sessions: usize,
-    /// Log only accepted messages, not every command and reply.
+    /// Log only accepted messages and the verdicts that flag something, not every command
+    /// and reply.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -282,6 +319,21 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A duration as for [`parse_timeout`], or zero (`0`, `0s`) to turn something off.
+///
+/// # Errors
+/// The message [`parse_timeout`] gives for anything else.
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let number = text
+        .trim()
+        .trim_end_matches("ms")
+        .trim_end_matches(['s', 'm']);
+    if number.trim().parse::<f64>().is_ok_and(|n| n == 0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_timeout(text)
 }
 
 /// The target forms every command accepts, for error messages.

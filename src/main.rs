@@ -105,6 +105,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 }
 
 fn lab_command(args: LabArgs) -> i32 {
+    use smtptui::lab::profile::LARGEST_PORT_OFFSET;
     use smtptui::lab::{Lab, LabConfig, Profile};
     let mut profiles = Vec::new();
     for name in &args.profiles {
@@ -114,40 +115,95 @@ fn lab_command(args: LabArgs) -> i32 {
             Err(error) => return usage_error(error),
         }
     }
+    // --listen PROFILE=ADDR places a profile (and runs it); a bare ADDR needs one --profile.
+    let mut placed: Vec<(Profile, std::net::SocketAddr)> = Vec::new();
+    for spec in &args.listen {
+        let (profile, addr) = match spec.split_once('=') {
+            Some((name, addr)) => match name.parse::<Profile>() {
+                Ok(profile) => (profile, addr),
+                Err(error) => return usage_error(format!("--listen {spec:?}: {error}")),
+            },
+            None => match (profiles.as_slice(), args.listen.len()) {
+                ([profile], 1) => (*profile, spec.as_str()),
+                _ => {
+                    return usage_error(format!(
+                        "--listen {spec:?}: say which profile listens there, as PROFILE=IP:PORT \
+                         (e.g. --listen submission=127.0.0.1:1587); a bare address needs exactly \
+                         one --profile"
+                    ));
+                }
+            },
+        };
+        let addr = match listen_addr(addr) {
+            Ok(addr) => addr,
+            Err(message) => return usage_error(format!("--listen {spec:?}: {message}")),
+        };
+        if placed.iter().any(|(p, _)| *p == profile) {
+            return usage_error(format!(
+                "--listen {spec:?}: the {profile} profile is already placed; give each profile one --listen"
+            ));
+        }
+        placed.push((profile, addr));
+        if !profiles.contains(&profile) {
+            profiles.push(profile);
+        }
+    }
     if profiles.is_empty() {
         profiles = Profile::ALL.to_vec();
     }
-    let mut config = LabConfig::loopback_defaults();
-    config
-        .listeners
-        .retain(|(profile, _)| profiles.contains(profile));
-    if let Some(listen) = &args.listen {
-        let [(profile, _)] = config.listeners.as_slice() else {
-            return usage_error(
-                "--listen needs exactly one --profile NAME (each profile needs its own port)",
-            );
-        };
-        let profile = *profile;
-        let addr = match listen_addr(listen) {
-            Ok(addr) => addr,
-            Err(message) => return usage_error(message),
-        };
-        config.listeners = vec![(profile, addr)];
+    if u32::from(args.port_base) + u32::from(LARGEST_PORT_OFFSET) > u32::from(u16::MAX) {
+        return usage_error(format!(
+            "--port-base {}: the slow profile would sit above port 65535; use a base of at most {}",
+            args.port_base,
+            u16::MAX - LARGEST_PORT_OFFSET
+        ));
     }
+    let ip: std::net::IpAddr = if args.all_interfaces {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    };
+    let mut config = LabConfig::loopback_defaults();
+    config.listeners = Profile::ALL
+        .into_iter()
+        .filter(|profile| profiles.contains(profile))
+        .map(|profile| {
+            let addr = placed.iter().find(|(p, _)| *p == profile).map_or_else(
+                || std::net::SocketAddr::new(ip, args.port_base + profile.port_offset()),
+                |(_, addr)| *addr,
+            );
+            (profile, addr)
+        })
+        .collect();
     for spec in &args.accounts {
         if let Err(error) = config.accounts.add_from_spec(spec) {
             return usage_error(error);
         }
     }
+    for name in &args.names {
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return usage_error(format!(
+                "--name {name:?}: give a host name or an IP address students connect by"
+            ));
+        }
+    }
+    config.names = args.names;
     config.maildir = args.maildir;
-    config.ca_dir = args.state_dir;
+    config.state_dir = args.state_dir;
     config.command_timeout = args.timeout;
+    config.error_sleep = args.error_sleep;
     config.max_sessions = args.max_sessions.max(1);
     config.log_sessions = !args.quiet;
+    config.colour = colour_on_stdout();
     config.log = std::sync::Arc::new(|line| {
         // A closed stdout must not take the server down with it.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     });
+    let where_ = if args.all_interfaces {
+        "on every interface"
+    } else {
+        "on loopback"
+    };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -172,10 +228,13 @@ fn lab_command(args: LabArgs) -> i32 {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
                 stdout,
-                "smtptui lab: practice SMTP servers on loopback (Ctrl-C to stop)\n"
+                "smtptui lab: practice SMTP servers {where_} (Ctrl-C to stop)\n"
             );
             let _ = write!(stdout, "{}", lab.table());
-            let _ = writeln!(stdout, "\nSession log (AUTH credentials are never shown):");
+            let _ = writeln!(
+                stdout,
+                "\nSession log (plain/tls as on the wire; AUTH credentials are never shown):"
+            );
             let _ = stdout.flush();
         }
         let why = stop.recv().await;
@@ -244,10 +303,8 @@ fn listen_addr(text: &str) -> Result<std::net::SocketAddr, String> {
         Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
             .parse::<u16>()
             .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-            .map_err(|_| format!("--listen {text:?}: {port:?} is not a port number")),
-        _ => Err(format!(
-            "--listen {text:?}: give IP:PORT, e.g. 127.0.0.1:2587 or [::1]:2587"
-        )),
+            .map_err(|_| format!("{port:?} is not a port number")),
+        _ => Err("give IP:PORT, e.g. 127.0.0.1:2587 or [::1]:2587".to_owned()),
     }
 }
 

@@ -173,14 +173,15 @@ async fn sessions(
     }
 }
 
-/// Waits briefly until the lab logged the end of the refused session, so its log is complete.
+/// Waits briefly until the lab logged the verdict that ends the refused session, so its log is
+/// complete.
 async fn wait_for_session_end(lab_log: &Arc<Mutex<Vec<String>>>) {
     for _ in 0..50 {
         let ended = lab_log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .any(|line| line.contains("session ended"));
+            .any(|line| line.contains(" VERDICT "));
         if ended {
             return;
         }

@@ -1,6 +1,9 @@
-//! The tokio shell around [`ServerSession`]: accept loops, deadlines, the TLS upgrade, and
-//! carrying out the state machine's [`Output`]s. No protocol decision is taken here.
+//! The tokio shell around [`ServerSession`]: accept loops, deadlines, waits, the TLS upgrade,
+//! and carrying out the state machine's [`Output`]s. No protocol decision is taken here; what
+//! the shell sees of the connection (a handshake that did not come, how it failed) is handed
+//! to the session, which judges it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +16,15 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::server::{Direction, Output, ServerSession, ServerSettings};
+use super::verdict::TlsFailure;
 use super::{LabShared, MailStore};
 use crate::proto::escape::escape_str;
 
 /// How long a closing lab waits for sessions to say goodbye before dropping them.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 enum Conn {
     Plain(TcpStream),
@@ -85,6 +92,7 @@ impl Listener {
                         self.settings.profile.name(),
                         0,
                         Direction::Note,
+                        false,
                         &format!("accept failed: {error}"),
                     );
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,6 +117,7 @@ impl Listener {
                             settings.profile.name(),
                             number,
                             Direction::Note,
+                            false,
                             "refused: too many sessions",
                         );
                         let _ = tokio::time::timeout(
@@ -135,6 +144,234 @@ impl Listener {
 enum Stop {
     Closed,
     Failed(String),
+    ShuttingDown,
+}
+
+/// One session's connection, its state machine and what the shell needs around them.
+struct Served<'a> {
+    conn: Conn,
+    session: ServerSession,
+    settings: &'a ServerSettings,
+    shared: &'a LabShared,
+    number: u64,
+    buffer: Vec<u8>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Served<'_> {
+    fn log(&self, direction: Direction, text: &str) {
+        self.shared.log_line(
+            self.settings.profile.name(),
+            self.number,
+            direction,
+            self.session.is_tls(),
+            text,
+        );
+    }
+
+    /// Carries out the state machine's requests in order. Replies are gathered and written
+    /// in one go, so a pipelined group gets its answers in one segment, as from a real
+    /// server; a wait writes what came before it first.
+    async fn perform(&mut self, outputs: Vec<Output>) -> Result<(), Stop> {
+        let mut queue: VecDeque<Output> = outputs.into();
+        let mut pending = Vec::new();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Send(bytes) => pending.extend_from_slice(&bytes),
+                Output::Log(direction, text) => self.log(direction, &text),
+                Output::Deliver(message) => {
+                    self.shared.log_delivery(&message);
+                    self.deliver(message).await;
+                }
+                Output::Wait(duration) => {
+                    self.flush(&mut pending).await?;
+                    self.wait(duration, &mut queue).await?;
+                }
+                Output::StartTls => {
+                    self.flush(&mut pending).await?;
+                    self.upgrade().await.map_err(|reason| {
+                        Stop::Failed(format!("TLS handshake after STARTTLS failed: {reason}"))
+                    })?;
+                    self.log(Direction::Note, "TLS established");
+                    self.session.tls_started();
+                }
+                Output::Close => {
+                    self.flush(&mut pending).await?;
+                    return Err(Stop::Closed);
+                }
+            }
+        }
+        self.flush(&mut pending).await
+    }
+
+    /// Lets `duration` pass, giving the session at once whatever the client sends meanwhile
+    /// (the outputs join the queue, after those already in it).
+    async fn wait(&mut self, duration: Duration, queue: &mut VecDeque<Output>) -> Result<(), Stop> {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                read = self.conn.read(&mut self.buffer) => match read {
+                    Ok(0) => return Err(Stop::Failed("the client disconnected".to_owned())),
+                    Ok(n) => {
+                        let outputs = self.session.receive(self.buffer.get(..n).unwrap_or_default());
+                        queue.extend(outputs);
+                    }
+                    Err(error) => return Err(Stop::Failed(format!("read failed: {error}"))),
+                },
+                _ = self.shutdown.changed() => return Err(Stop::ShuttingDown),
+            }
+        }
+        self.session.waited();
+        Ok(())
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<u8>) -> Result<(), Stop> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(pending);
+        match tokio::time::timeout(self.shared.command_timeout, self.conn.write_all(&bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Stop::Failed(format!("write failed: {error}"))),
+            Err(_) => Err(Stop::Failed("the client stopped reading".to_owned())),
+        }
+    }
+
+    /// Moves the connection into TLS. What the client sends first is looked at before the
+    /// handshake: cleartext there (a client that believed it could go on without TLS) is
+    /// given to the session to judge, and the way a handshake fails is reported to it.
+    async fn upgrade(&mut self) -> Result<(), String> {
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            return Err("the connection is not in cleartext".to_owned());
+        };
+        let mut first = [0u8; 1];
+        let timeout = self.shared.command_timeout;
+        let failure = match tokio::time::timeout(timeout, tcp.peek(&mut first)).await {
+            Err(_) => Some((
+                TlsFailure::TimedOut,
+                "the client never started it".to_owned(),
+            )),
+            Ok(Ok(0)) => Some((
+                TlsFailure::Closed,
+                "the client closed the connection".to_owned(),
+            )),
+            Ok(Err(error)) => Some((
+                TlsFailure::Other(error.to_string()),
+                format!("read failed: {error}"),
+            )),
+            Ok(Ok(_)) if first[0] != TLS_HANDSHAKE => {
+                let mut cleartext = vec![0u8; 4096];
+                let n = tcp.try_read(&mut cleartext).unwrap_or(0);
+                if self.session.is_tls() {
+                    // Implicit TLS: no STARTTLS was answered, the client just spoke first.
+                    self.log(
+                        Direction::Note,
+                        &format!("{n} cleartext byte(s) where the TLS handshake should start"),
+                    );
+                } else {
+                    let outputs = self.session.receive(cleartext.get(..n).unwrap_or_default());
+                    for output in outputs {
+                        if let Output::Log(direction, text) = output {
+                            self.log(direction, &text);
+                        }
+                    }
+                }
+                Some((
+                    TlsFailure::NotTls,
+                    "the client sent cleartext instead of a TLS handshake".to_owned(),
+                ))
+            }
+            Ok(Ok(_)) => None,
+        };
+        if let Some((failure, reason)) = failure {
+            self.session.tls_failed(failure);
+            return Err(reason);
+        }
+        let acceptor = TlsAcceptor::from(self.shared.tls.clone());
+        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                self.conn = Conn::Tls(Box::new(tls));
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                let reason = escape_str(&error.to_string());
+                let failure = match received_alert(&error) {
+                    Some(alert) => TlsFailure::Alert(alert),
+                    None => TlsFailure::Other(reason.clone()),
+                };
+                self.session.tls_failed(failure);
+                Err(reason)
+            }
+            Err(_) => {
+                self.session.tls_failed(TlsFailure::TimedOut);
+                Err("timed out".to_owned())
+            }
+        }
+    }
+
+    async fn deliver(&self, message: super::Message) {
+        if let Some(dir) = self.shared.maildir.as_deref()
+            && let Err(error) = super::write_maildir(dir, &message).await
+        {
+            self.log(
+                Direction::Note,
+                &format!(
+                    "cannot write message {} to {}: {error}",
+                    message.id,
+                    dir.display()
+                ),
+            );
+        }
+        store(&self.shared.mail, message);
+    }
+
+    /// The session, from the greeting to its end. Returns why it ended.
+    async fn run(&mut self) -> String {
+        if self.session.is_tls() {
+            if let Err(reason) = self.upgrade().await {
+                return format!("TLS handshake failed: {reason}");
+            }
+            self.log(Direction::Note, "TLS established (implicit)");
+        }
+        let mut outputs = self.session.greeting();
+        loop {
+            match self.perform(outputs).await {
+                Ok(()) => {}
+                Err(Stop::Closed) => return "closed".to_owned(),
+                Err(Stop::Failed(reason)) => return reason,
+                Err(Stop::ShuttingDown) => return self.say_goodbye().await,
+            }
+            outputs = tokio::select! {
+                read = tokio::time::timeout(self.shared.command_timeout, self.conn.read(&mut self.buffer)) => match read {
+                    Err(_) => self.session.timed_out(),
+                    Ok(Ok(0)) => return "the client disconnected".to_owned(),
+                    Ok(Ok(n)) => self.session.receive(self.buffer.get(..n).unwrap_or_default()),
+                    Ok(Err(error)) => return format!("read failed: {error}"),
+                },
+                _ = self.shutdown.changed() => return self.say_goodbye().await,
+            };
+        }
+    }
+
+    async fn say_goodbye(&mut self) -> String {
+        let text = format!("421 4.3.0 {} Server shutting down", self.settings.host);
+        self.log(Direction::Server, &text);
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.conn.write_all(format!("{text}\r\n").as_bytes()),
+        )
+        .await;
+        "the lab is shutting down".to_owned()
+    }
+}
+
+/// The TLS alert a failed handshake received from the client, by its name (`UnknownCA`).
+fn received_alert(error: &std::io::Error) -> Option<String> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(format!("{alert:?}")),
+        _ => None,
+    }
 }
 
 async fn serve(
@@ -143,129 +380,35 @@ async fn serve(
     settings: Arc<ServerSettings>,
     shared: Arc<LabShared>,
     number: u64,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let profile = settings.profile.name();
-    let log = |direction: Direction, text: &str| shared.log_line(profile, number, direction, text);
-    log(Direction::Note, &format!("connection from {peer}"));
     // Small replies to a waiting client: Nagle would only add latency.
     let _ = tcp.set_nodelay(true);
     let implicit = settings.profile.policy().implicit_tls;
-    let mut conn = Conn::Plain(tcp);
-    if implicit {
-        if let Err(reason) = upgrade(&mut conn, &shared).await {
-            log(Direction::Note, &format!("TLS handshake failed: {reason}"));
-            return;
-        }
-        log(Direction::Note, "TLS established (implicit)");
-    }
     let mut session = ServerSession::new(settings.clone(), number, implicit);
-    let mut buffer = vec![0u8; 8 * 1024];
-    let mut outputs = session.greeting();
-    let reason = loop {
-        match perform(&mut conn, &mut session, outputs, &shared, &log).await {
-            Ok(()) => {}
-            Err(Stop::Closed) => break "closed".to_owned(),
-            Err(Stop::Failed(reason)) => break reason,
-        }
-        outputs = tokio::select! {
-            read = tokio::time::timeout(shared.command_timeout, conn.read(&mut buffer)) => match read {
-                Err(_) => session.timed_out(),
-                Ok(Ok(0)) => break "the client disconnected".to_owned(),
-                Ok(Ok(n)) => session.receive(buffer.get(..n).unwrap_or_default()),
-                Ok(Err(error)) => break format!("read failed: {error}"),
-            },
-            _ = shutdown.changed() => {
-                let text = format!("421 4.3.0 {} Server shutting down", settings.host);
-                log(Direction::Server, &text);
-                let _ = tokio::time::timeout(Duration::from_secs(1), conn.write_all(format!("{text}\r\n").as_bytes())).await;
-                break "the lab is shutting down".to_owned();
-            }
-        };
+    session.set_peer(peer.ip());
+    let mut served = Served {
+        conn: Conn::Plain(tcp),
+        session,
+        settings: &settings,
+        shared: &shared,
+        number,
+        buffer: vec![0u8; 8 * 1024],
+        shutdown,
     };
-    conn.shutdown().await;
-    log(Direction::Note, &format!("session ended: {reason}"));
+    served.shared.log_line(
+        settings.profile.name(),
+        number,
+        Direction::Note,
+        false,
+        &format!("connection from {peer}"),
+    );
+    let reason = served.run().await;
+    served.conn.shutdown().await;
+    served.log(Direction::Note, &format!("session ended: {reason}"));
+    shared.log_verdict(settings.profile.name(), number, &served.session.verdict());
 }
 
-/// Carries out the state machine's requests in order. Replies are gathered and written in one
-/// go, so a pipelined group gets its answers in one segment, as from a real server.
-async fn perform(
-    conn: &mut Conn,
-    session: &mut ServerSession,
-    outputs: Vec<Output>,
-    shared: &Arc<LabShared>,
-    log: &impl Fn(Direction, &str),
-) -> Result<(), Stop> {
-    let mut pending = Vec::new();
-    for output in outputs {
-        match output {
-            Output::Send(bytes) => pending.extend_from_slice(&bytes),
-            Output::Log(direction, text) => log(direction, &text),
-            Output::Deliver(message) => {
-                shared.log_delivery(&message);
-                deliver(&shared.mail, shared.maildir.as_deref(), message, log).await;
-            }
-            Output::StartTls => {
-                flush(conn, &mut pending, shared).await?;
-                upgrade(conn, shared).await.map_err(|reason| {
-                    Stop::Failed(format!("TLS handshake after STARTTLS failed: {reason}"))
-                })?;
-                log(Direction::Note, "TLS established");
-                session.tls_started();
-            }
-            Output::Close => {
-                flush(conn, &mut pending, shared).await?;
-                return Err(Stop::Closed);
-            }
-        }
-    }
-    flush(conn, &mut pending, shared).await
-}
-
-async fn flush(conn: &mut Conn, pending: &mut Vec<u8>, shared: &LabShared) -> Result<(), Stop> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let bytes = std::mem::take(pending);
-    match tokio::time::timeout(shared.command_timeout, conn.write_all(&bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(Stop::Failed(format!("write failed: {error}"))),
-        Err(_) => Err(Stop::Failed("the client stopped reading".to_owned())),
-    }
-}
-
-async fn upgrade(conn: &mut Conn, shared: &LabShared) -> Result<(), String> {
-    let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {
-        return Err("the connection is not in cleartext".to_owned());
-    };
-    let acceptor = TlsAcceptor::from(shared.tls.clone());
-    match tokio::time::timeout(shared.command_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => {
-            *conn = Conn::Tls(Box::new(tls));
-            Ok(())
-        }
-        Ok(Err(error)) => Err(escape_str(&error.to_string())),
-        Err(_) => Err("timed out".to_owned()),
-    }
-}
-
-async fn deliver(
-    store: &MailStore,
-    maildir: Option<&std::path::Path>,
-    message: super::Message,
-    log: &impl Fn(Direction, &str),
-) {
-    if let Some(dir) = maildir
-        && let Err(error) = super::write_maildir(dir, &message).await
-    {
-        log(
-            Direction::Note,
-            &format!(
-                "cannot write message {} to {}: {error}",
-                message.id,
-                dir.display()
-            ),
-        );
-    }
+fn store(store: &MailStore, message: super::Message) {
     store.push(message);
 }

@@ -1,13 +1,17 @@
 //! The embedded practice server behind `smtptui lab` and `smtptui demo`.
 //!
-//! One process runs one listener per [`Profile`]: the safe configurations students should
-//! recognise and the hostile ones the client must survive. The pieces:
+//! One process runs one listener per [`Profile`], all with one CA: the safe configurations
+//! students should recognise, the hostile ones the client must survive, and a slow one. The
+//! pieces:
 //! - [`profile`]: what each profile does and teaches;
-//! - [`server`]: the sans-IO server session (bytes in, replies out), with Postfix's texts;
-//! - `listener`: the tokio shell (accept loops, deadlines, TLS);
-//! - [`certs`]: the throw-away CA and server certificate made at every start;
+//! - [`server`]: the sans-IO server session (bytes in, replies out), answering as Postfix does;
+//! - [`verdict`]: what the client did that matters, judged from what the server saw;
+//! - [`triggers`]: the replies a recipient or an EHLO name provokes on purpose;
+//! - `listener`: the tokio shell (accept loops, deadlines, waits, TLS);
+//! - [`certs`]: the CA (fresh, or kept in a state directory) and the server certificate;
 //! - [`accounts`]: who may AUTH;
-//! - [`demo`]: the built-in demonstration run against an in-process lab.
+//! - [`demo`]: the built-in demonstration run against an in-process lab;
+//! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
 //! Accepted mail is kept in a bounded in-memory [`MailStore`] and, on request, written to a
 //! Maildir. Nothing here listens beyond the addresses it is given.
@@ -19,6 +23,8 @@ mod listener;
 pub mod pair;
 pub mod profile;
 pub mod server;
+pub mod triggers;
+pub mod verdict;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,10 +41,12 @@ pub use accounts::Accounts;
 pub use certs::LabPki;
 pub use profile::Profile;
 pub use server::{Direction, Message};
+pub use verdict::{Level, Verdict};
 
 use crate::proto::escape::escape_str;
 
-/// Receives each line of the lab's log (session lines and deliveries), without a newline.
+/// Receives each line of the lab's log (session lines, verdicts and deliveries), without a
+/// newline.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How much the lab keeps of accepted mail in memory.
@@ -63,12 +71,25 @@ pub struct LabConfig {
     pub size_limit: usize,
     /// Also write accepted messages into this Maildir.
     pub maildir: Option<PathBuf>,
-    /// Where to write `ca.pem` (a fresh temp directory when `None`).
-    pub ca_dir: Option<PathBuf>,
+    /// Where the CA and its key are kept across starts (`None`: a fresh CA in a fresh temp
+    /// directory, removed when the lab stops).
+    pub state_dir: Option<PathBuf>,
+    /// More names (host names or IP addresses) the server certificate is valid for, such as
+    /// the address students use on a LAN; the first is also the one the start table's
+    /// command lines connect to.
+    pub names: Vec<String>,
     /// Where log lines go.
     pub log: LogSink,
-    /// Log every connection, command and reply; when false only deliveries are logged.
+    /// Log every connection, command and reply; when false only deliveries and the verdicts
+    /// that flag something are logged.
     pub log_sessions: bool,
+    /// Colour the verdict lines (for a terminal).
+    pub colour: bool,
+    /// The wait before each reply once a client made ten errors (Postfix's
+    /// `smtpd_error_sleep_time`, 1 s; zero turns it off).
+    pub error_sleep: Duration,
+    /// The `slow` profile's delays.
+    pub slow: server::SlowTimings,
 }
 
 impl std::fmt::Debug for LabConfig {
@@ -108,13 +129,17 @@ impl LabConfig {
             max_sessions: 1000,
             size_limit: server::SIZE_LIMIT,
             maildir: None,
-            ca_dir: None,
+            state_dir: None,
+            names: Vec::new(),
             // println! would panic on a closed stdout; a lab must outlive its log reader.
             log: Arc::new(|line| {
                 use std::io::Write as _;
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             }),
             log_sessions: true,
+            colour: false,
+            error_sleep: server::ERROR_SLEEP,
+            slow: server::SlowTimings::default(),
         }
     }
 }
@@ -132,7 +157,7 @@ pub enum LabError {
         /// The error.
         source: std::io::Error,
     },
-    /// Certificates.
+    /// Certificates, or the state directory that keeps them.
     #[error(transparent)]
     Certs(#[from] certs::CertError),
     /// The Maildir could not be prepared.
@@ -148,8 +173,8 @@ pub enum LabError {
 fn bind_hint(profile: Profile, error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::AddrInUse => format!(
-            " (the port is busy: is another lab running? Run this profile elsewhere with \
-             --profile {profile} --listen 127.0.0.1:PORT)"
+            " (the port is busy: is another lab running? Move every profile with --port-base N, \
+             or this one with --listen {profile}=127.0.0.1:PORT)"
         ),
         std::io::ErrorKind::PermissionDenied => {
             " (ports below 1024 need privileges; use a port above 1024)".to_owned()
@@ -206,6 +231,7 @@ struct LabShared {
     max_sessions: usize,
     log: LogSink,
     log_sessions: bool,
+    colour: bool,
     sessions: AtomicU64,
 }
 
@@ -214,20 +240,45 @@ impl LabShared {
         self.sessions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn log_line(&self, profile: &str, session: u64, direction: Direction, text: &str) {
+    /// One session line, marked `plain` or `tls` as the client's transcript marks its lines
+    /// (notes carry no mark), so a projector shows the moment TLS starts.
+    fn log_line(&self, profile: &str, session: u64, direction: Direction, tls: bool, text: &str) {
         if !self.log_sessions {
             return;
         }
-        let arrow = match direction {
-            Direction::Client => "C:",
-            Direction::Server => "S:",
-            Direction::Note => "..",
+        let (security, arrow) = match direction {
+            Direction::Client => (if tls { "tls  " } else { "plain" }, "C:"),
+            Direction::Server => (if tls { "tls  " } else { "plain" }, "S:"),
+            Direction::Note => ("     ", ".."),
         };
         // Every log line may quote a client (a recipient echoed in a reply, a note about a
         // command): escaped once more here, so nothing a client sent reaches the projector raw.
         // Escaping is idempotent on already escaped text.
         let text = escape_str(text);
-        (self.log)(&format!("{} {profile}#{session} {arrow} {text}", clock()));
+        (self.log)(&format!(
+            "{} {profile}#{session} {security} {arrow} {text}",
+            clock()
+        ));
+    }
+
+    /// The verdict line that ends a session. With `--quiet` only the ones that flag
+    /// something; an alarm is loud (bold red on a terminal, `!!` everywhere).
+    fn log_verdict(&self, profile: &str, session: u64, verdict: &Verdict) {
+        if !self.log_sessions && verdict.level == Level::Ok {
+            return;
+        }
+        let line = format!("{profile}#{session} VERDICT {verdict}");
+        let line = if self.colour {
+            let colour = match verdict.level {
+                Level::Alarm => "\x1b[1;31m",
+                Level::Warning => "\x1b[33m",
+                Level::Ok => "\x1b[32m",
+            };
+            format!("{colour}{line}\x1b[0m")
+        } else {
+            line
+        };
+        (self.log)(&format!("{} {line}", clock()));
     }
 
     fn log_delivery(&self, message: &Message) {
@@ -279,13 +330,20 @@ async fn write_maildir(dir: &Path, message: &Message) -> std::io::Result<()> {
     tokio::fs::rename(&tmp, dir.join("new").join(&name)).await
 }
 
+/// Where the lab's CA lives: a state directory it holds, or a temp directory it made.
+#[derive(Debug)]
+enum CaHome {
+    Kept(certs::StateDir),
+    Temporary(PathBuf),
+}
+
 /// A running lab.
 pub struct Lab {
     listening: Vec<(Profile, SocketAddr)>,
     accounts: Vec<String>,
+    names: Vec<String>,
     ca_file: PathBuf,
-    /// Whether the CA's directory was made by the lab (and is removed when it stops).
-    owns_ca_dir: bool,
+    ca_home: CaHome,
     ca_der: CertificateDer<'static>,
     mail: MailStore,
     shutdown: watch::Sender<bool>,
@@ -302,13 +360,13 @@ impl std::fmt::Debug for Lab {
 }
 
 impl Lab {
-    /// Makes the certificates, binds every listener (all or nothing) and starts serving.
+    /// Makes (or loads) the CA and the server certificate, binds every listener (all or
+    /// nothing) and starts serving. One CA serves every profile.
     ///
     /// # Errors
-    /// [`LabError`] naming the listener that could not bind, or the file that could not be
-    /// written.
+    /// [`LabError`] naming the listener that could not bind, the state directory that cannot
+    /// be used, or the file that could not be written.
     pub async fn start(config: LabConfig) -> Result<Lab, LabError> {
-        let pki = LabPki::generate()?;
         let mut bound = Vec::new();
         for (profile, addr) in &config.listeners {
             let tcp = tokio::net::TcpListener::bind(addr)
@@ -333,7 +391,19 @@ impl Lab {
                 })?;
             }
         }
-        let ca_file = pki.write_ca(config.ca_dir.as_deref())?;
+        let (pki, ca_file, ca_home) = match &config.state_dir {
+            Some(dir) => {
+                let (state, ca) = certs::StateDir::open(dir)?;
+                let pki = LabPki::issue(&ca, &config.names)?;
+                (pki, state.ca_file(), CaHome::Kept(state))
+            }
+            None => {
+                let ca = certs::LabCa::generate(30)?;
+                let pki = LabPki::issue(&ca, &config.names)?;
+                let file = pki.write_ca_to_temp()?;
+                (pki, file.clone(), CaHome::Temporary(file))
+            }
+        };
         let mail = MailStore::default();
         let shared = Arc::new(LabShared {
             tls: pki.server_config.clone(),
@@ -343,22 +413,25 @@ impl Lab {
             max_sessions: config.max_sessions,
             log: config.log.clone(),
             log_sessions: config.log_sessions,
+            colour: config.colour,
             sessions: AtomicU64::new(0),
         });
         let accounts = Arc::new(config.accounts.clone());
+        // Greylisting and the slow profile remember attempts across sessions and profiles.
+        let seen = Arc::new(triggers::SeenOnce::default());
         let (shutdown, watcher) = watch::channel(false);
         let mut listening = Vec::new();
         let mut tasks = Vec::new();
         for (profile, addr, tcp) in bound {
-            let settings = Arc::new(server::ServerSettings {
-                host: config.host.clone(),
-                profile,
-                accounts: accounts.clone(),
-                size_limit: config.size_limit,
-            });
+            let mut settings = server::ServerSettings::new(&config.host, profile, accounts.clone());
+            settings.size_limit = config.size_limit;
+            settings.seen = seen.clone();
+            settings.error_sleep = config.error_sleep;
+            settings.slow = config.slow;
+            settings.log = config.log_sessions;
             let listener = listener::Listener {
                 tcp,
-                settings,
+                settings: Arc::new(settings),
                 shared: shared.clone(),
                 shutdown: watcher.clone(),
             };
@@ -368,8 +441,9 @@ impl Lab {
         Ok(Lab {
             listening,
             accounts: config.accounts.users().map(str::to_owned).collect(),
+            names: config.names.clone(),
             ca_file,
-            owns_ca_dir: config.ca_dir.is_none(),
+            ca_home,
             ca_der: pki.ca_der,
             mail,
             shutdown,
@@ -431,9 +505,35 @@ impl Lab {
         &self.mail
     }
 
-    /// The table printed at start: each listener, the `--tls` option a client needs there,
-    /// what it teaches, and how to log in.
+    /// The host and the name to verify that the start table's command lines use for a
+    /// listener: loopback as `127.0.0.1` verified as `localhost`; a listener on every
+    /// interface by the first `--name` (the address students use), or loopback without one.
+    fn connect_host(&self, addr: SocketAddr) -> (String, String) {
+        let ip = addr.ip();
+        if ip.is_unspecified() {
+            if let Some(name) = self.names.first() {
+                return (name.clone(), name.clone());
+            }
+            return ("127.0.0.1".to_owned(), "localhost".to_owned());
+        }
+        if ip.is_loopback() {
+            let host = if ip.is_ipv4() {
+                ip.to_string()
+            } else {
+                format!("[{ip}]")
+            };
+            return (host, "localhost".to_owned());
+        }
+        (ip.to_string(), ip.to_string())
+    }
+
+    /// The table printed at start: each listener, what it teaches, and the exact command
+    /// lines for smtptui, swaks and openssl s_client that reach it as they should (the lab CA
+    /// trusted, the name verified, `--tls implicit` for the implicit profile); then the
+    /// account, the CA, and the fault triggers.
     pub fn table(&self) -> String {
+        let ca = self.ca_file.display().to_string();
+        let user = accounts::DEFAULT_USER;
         let mut out = String::new();
         out.push_str(&format!(
             "{:<11} {:<21} {:<15} {}\n",
@@ -447,62 +547,123 @@ impl Lab {
                 profile.client_tls_flag(),
                 profile.teaches()
             ));
+            let (host, name) = self.connect_host(*addr);
+            let port = addr.port();
+            let policy = profile.policy();
+            let auth = policy.auth_under_tls;
+            let smtptui_user = if auth {
+                format!(" --user {user}")
+            } else {
+                String::new()
+            };
+            let swaks_auth = if auth {
+                format!(" --auth-user {user}")
+            } else {
+                String::new()
+            };
+            let (swaks_tls, openssl_tls) = if policy.implicit_tls {
+                ("--tlsc", "")
+            } else {
+                ("--tls", " -starttls smtp")
+            };
+            let pad = " ".repeat(12);
+            out.push_str(&format!(
+                "{pad}smtptui {host}:{port} {} --ca-file {ca} --servername {name}{smtptui_user}\n",
+                profile.client_tls_flag()
+            ));
+            out.push_str(&format!(
+                "{pad}swaks --server {host} --port {port} {swaks_tls} --tls-verify --tls-ca-path {ca}{swaks_auth}\n"
+            ));
+            out.push_str(&format!(
+                "{pad}openssl s_client{openssl_tls} -crlf -connect {host}:{port} -CAfile {ca} -verify_return_error -verify_hostname {name}\n"
+            ));
+        }
+        if self
+            .listening
+            .iter()
+            .any(|(_, addr)| addr.ip().is_unspecified())
+            && self.names.is_empty()
+        {
+            out.push_str(
+                "Listening on every interface: students connect to this machine's address; add it to the certificate with --name ADDRESS.\n",
+            );
         }
         out.push('\n');
-        for user in &self.accounts {
-            if user == accounts::DEFAULT_USER {
+        for account in &self.accounts {
+            if account == accounts::DEFAULT_USER {
                 out.push_str(&format!(
-                    "Account: {user}  password: {}  (a practice password, printed on purpose)\n",
+                    "Account: {account}  password: {}  (a practice password, printed on purpose; swaks asks for it)\n",
                     accounts::DEFAULT_PASSWORD
                 ));
             } else {
                 out.push_str(&format!(
                     "Account: {}  (password from its file)\n",
-                    escape_str(user)
+                    escape_str(account)
                 ));
             }
         }
         out.push_str(&format!(
-            "Mail is accepted for any address @{}; with AUTH, for any address.\n",
+            "Mail: the mx, inject and slow profiles take mail for any address @{} from anyone; the others only after AUTH.\n",
             server::LOCAL_DOMAIN
         ));
+        match &self.ca_home {
+            CaHome::Kept(state) => out.push_str(&format!(
+                "Lab CA (kept in its state directory, the same after a restart): {}\n",
+                state.ca_file().display()
+            )),
+            CaHome::Temporary(_) => out.push_str(&format!(
+                "Lab CA (fresh at this start, gone when the lab stops): {ca}\n"
+            )),
+        }
         out.push_str(&format!(
-            "Lab CA (fresh at every start): {}\n  trust it with: --ca-file {} --servername localhost\n",
-            self.ca_file.display(),
-            self.ca_file.display()
+            "  trust it with: --ca-file {ca} --servername localhost\n"
         ));
-        if let Some(addr) = self.addr(Profile::Submission) {
-            out.push_str(&format!(
-                "Try: smtptui run assets/submission-starttls.smtp {addr} {} --ca-file {} --servername localhost --user {}\n",
-                Profile::Submission.client_tls_flag(),
-                self.ca_file.display(),
-                accounts::DEFAULT_USER
-            ));
+        for (profile, asset) in [
+            (Profile::Submission, "assets/submission-starttls.smtp"),
+            (Profile::Implicit, "assets/implicit-tls.smtp"),
+        ] {
+            if let Some(addr) = self.addr(profile) {
+                let (host, name) = self.connect_host(addr);
+                out.push_str(&format!(
+                    "Try: smtptui run {asset} {host}:{} {} --ca-file {ca} --servername {name} --user {user}\n",
+                    addr.port(),
+                    profile.client_tls_flag(),
+                ));
+            }
         }
-        if let Some(addr) = self.addr(Profile::Implicit) {
-            out.push_str(&format!(
-                "Try: smtptui run assets/implicit-tls.smtp {addr} {} --ca-file {} --servername localhost --user {}\n\
-                 \x20 (the implicit profile speaks TLS first: with --tls starttls a client waits for a greeting that never comes)\n",
-                Profile::Implicit.client_tls_flag(),
-                self.ca_file.display(),
-                accounts::DEFAULT_USER
-            ));
+        if self.addr(Profile::Implicit).is_some() {
+            out.push_str(
+                "  (the implicit profile speaks TLS first: with --tls starttls a client waits for a greeting that never comes)\n",
+            );
         }
+        out.push_str(TRIGGERS_HELP);
         out
     }
 
     /// Stops accepting, tells open sessions `421 ... shutting down`, and waits (bounded) for
     /// them to end. A CA directory the lab made itself is removed: the CA of a stopped lab
-    /// vouches for nothing, and /tmp should not collect them.
+    /// vouches for nothing, and /tmp should not collect them. A state directory is kept (and
+    /// released for the next lab).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
-        if self.owns_ca_dir
-            && let Some(dir) = self.ca_file.parent()
+        if let CaHome::Temporary(file) = &self.ca_home
+            && let Some(dir) = file.parent()
         {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
+
+/// The fault triggers and verdicts, as the start table and `smtptui lab --help` explain them.
+pub const TRIGGERS_HELP: &str = "\
+Fault triggers (any profile that takes the recipient):
+  RCPT TO:<rcpt-550-5.1.1@lab.test>   that reply to RCPT (any 4xx/5xx code, enhanced code optional; 421 closes)
+  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message
+  RCPT TO:<greylist@lab.test>         450 4.7.1 the first time (per client, sender, recipient), 250 on the retry
+  EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that EHLO extension off
+Every session ends with a VERDICT line: '!! ATTACK WORKED' / '!! DANGER' (credentials in cleartext,
+injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'.
+";

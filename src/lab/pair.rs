@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::accounts::{Accounts, DEFAULT_PASSWORD, DEFAULT_USER};
 use super::certs::LabPki;
 use super::profile::Profile;
-use super::server::{Direction, Message, Output, SIZE_LIMIT, ServerSession, ServerSettings};
+use super::server::{Direction, Message, Output, ServerSession, ServerSettings};
 use crate::guard::GuardPolicy;
 use crate::proto::client::{
     ClientSession, ClientSettings, SessionError, StepId, TlsMode, UnaskedReplies,
@@ -100,12 +100,11 @@ impl Pair {
         adjust(&mut settings);
         let now = Instant::now();
         let client = ClientSession::new(settings, now, SystemTime::UNIX_EPOCH)?;
-        let server_settings = Arc::new(ServerSettings {
-            host: "lab.test".to_owned(),
+        let server_settings = Arc::new(ServerSettings::new(
+            "lab.test",
             profile,
-            accounts: Arc::new(Accounts::with_default()),
-            size_limit: SIZE_LIMIT,
-        });
+            Arc::new(Accounts::with_default()),
+        ));
         let server = ServerSession::new(server_settings, 1, implicit);
         Ok(Self {
             client,
@@ -272,6 +271,8 @@ impl Pair {
                     None => self.to_client.extend_from_slice(&bytes),
                 },
                 Output::StartTls => self.start_server_tls(),
+                // There is no clock here: a wait is over as soon as it is asked for.
+                Output::Wait(_) => self.server.waited(),
                 Output::Close => self.server_closed = true,
                 Output::Log(direction, text) => self.log.push((direction, text)),
                 Output::Deliver(message) => self.delivered.push(message),

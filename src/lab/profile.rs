@@ -1,12 +1,19 @@
 //! The lab's server profiles: each one a configuration worth meeting once in a safe place.
 //!
 //! Three are honest configurations copied from Postfix (`submission`, `mx`, `implicit`), one is
-//! honest but unsafe (`legacy`), and three behave like an attacker or a broken middlebox
-//! (`inject`, `strip`, `refuse-tls`). A profile is only data: [`Policy`] says what the server
+//! honest but unsafe (`legacy`), three behave like an attacker or a broken middlebox
+//! (`inject`, `strip`, `refuse-tls`), and one is an honest MX on a bad day (`slow`: delays
+//! and a dropped first attempt). A profile is only data: [`Policy`] says what the server
 //! state machine in [`super::server`] does, so tests and the table printed at start agree.
 
 use std::fmt;
 use std::str::FromStr;
+
+/// The port base of the default ports: 2000 + 587 for submission, and so on.
+pub const DEFAULT_PORT_BASE: u16 = 2000;
+
+/// The largest port offset of any profile, so a port base leaves room for all of them.
+pub const LARGEST_PORT_OFFSET: u16 = 604;
 
 /// A server behaviour the lab can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +32,9 @@ pub enum Profile {
     Strip,
     /// Offers STARTTLS, then refuses it with 454, hoping the client goes on in cleartext.
     RefuseTls,
+    /// An MX that answers slowly and drops the connection at the first end of each message
+    /// (the retry is accepted).
+    Slow,
 }
 
 /// What happens when the client sends STARTTLS.
@@ -51,14 +61,20 @@ pub struct Policy {
     pub auth_in_cleartext: bool,
     /// Whether AUTH is advertised and accepted under TLS.
     pub auth_under_tls: bool,
-    /// Whether MAIL, RCPT, DATA and AUTH are refused with 530 until TLS is active
-    /// (Postfix `smtpd_tls_security_level=encrypt`).
+    /// Whether every command but EHLO, HELO, STARTTLS, NOOP and QUIT is refused with 530
+    /// until TLS is active (Postfix `smtpd_tls_security_level=encrypt`).
     pub require_tls: bool,
+    /// Whether every recipient needs AUTH first, as on a submission port
+    /// (`smtpd_relay_restrictions = permit_sasl_authenticated, reject`); otherwise mail for
+    /// the lab's own domain is accepted from anyone, as on an MX.
+    pub auth_required_for_mail: bool,
+    /// Replies come late, and the first end of each message drops the connection.
+    pub slow: bool,
 }
 
 impl Profile {
     /// Every profile, in the order the lab's table lists them.
-    pub const ALL: [Profile; 7] = [
+    pub const ALL: [Profile; 8] = [
         Profile::Submission,
         Profile::Mx,
         Profile::Legacy,
@@ -66,6 +82,7 @@ impl Profile {
         Profile::Inject,
         Profile::Strip,
         Profile::RefuseTls,
+        Profile::Slow,
     ];
 
     /// The name used on the command line and in the table.
@@ -78,21 +95,35 @@ impl Profile {
             Self::Inject => "inject",
             Self::Strip => "strip",
             Self::RefuseTls => "refuse-tls",
+            Self::Slow => "slow",
         }
     }
 
-    /// The default loopback port. The honest profiles sit at 2000 plus the real port they
-    /// imitate (2587 for 587, 2525 for 25, 2465 for 465), so the number reminds the student
-    /// which service it is; the unsafe and hostile ones are grouped at 26xx, away from them.
+    /// Whether the profile behaves like an attacker on the path: a client falling for it is
+    /// an attack that worked.
+    pub fn is_attacker(self) -> bool {
+        matches!(self, Self::Inject | Self::Strip | Self::RefuseTls)
+    }
+
+    /// The default loopback port: [`DEFAULT_PORT_BASE`] plus [`Profile::port_offset`].
     pub fn default_port(self) -> u16 {
+        DEFAULT_PORT_BASE + self.port_offset()
+    }
+
+    /// Where the profile sits above a port base. The honest profiles sit at the real port
+    /// they imitate (587, 25, 465), so with the default base of 2000 the number reminds the
+    /// student which service it is (2587, 2525, 2465); the unsafe, hostile and slow ones are
+    /// grouped at 600 and above, away from them.
+    pub fn port_offset(self) -> u16 {
         match self {
-            Self::Submission => 2587,
-            Self::Mx => 2525,
-            Self::Implicit => 2465,
-            Self::Legacy => 2600,
-            Self::Inject => 2601,
-            Self::Strip => 2602,
-            Self::RefuseTls => 2603,
+            Self::Submission => 587,
+            Self::Mx => 25,
+            Self::Implicit => 465,
+            Self::Legacy => 600,
+            Self::Inject => 601,
+            Self::Strip => 602,
+            Self::RefuseTls => 603,
+            Self::Slow => 604,
         }
     }
 
@@ -114,6 +145,9 @@ impl Profile {
             Self::RefuseTls => {
                 "attacker: STARTTLS offered, then refused with 454 to force cleartext"
             }
+            Self::Slow => {
+                "an MX on a bad day: greeting after 2 s, replies after 1 s, the first end of each message dropped (retry it)"
+            }
         }
     }
 
@@ -130,47 +164,57 @@ impl Profile {
 
     /// The server rules of this profile.
     pub fn policy(self) -> Policy {
-        let base = Policy {
+        // Each matches a listener of the Postfix the tests compare with (scripts/postfix-env.sh).
+        let submission = Policy {
             implicit_tls: false,
             starttls: StartTlsBehaviour::Honest,
             auth_in_cleartext: false,
             auth_under_tls: true,
             require_tls: false,
+            auth_required_for_mail: true,
+            slow: false,
+        };
+        let mx = Policy {
+            auth_under_tls: false,
+            auth_required_for_mail: false,
+            ..submission
         };
         match self {
             Self::Submission => Policy {
                 require_tls: true,
-                ..base
+                ..submission
             },
-            Self::Mx => Policy {
-                auth_under_tls: false,
-                ..base
-            },
+            Self::Mx => mx,
             Self::Legacy => Policy {
                 auth_in_cleartext: true,
-                ..base
+                ..submission
             },
+            // Wrapper mode implies encrypt in Postfix: TLS is always there anyway.
             Self::Implicit => Policy {
                 implicit_tls: true,
                 starttls: StartTlsBehaviour::Absent,
-                ..base
+                require_tls: true,
+                ..submission
             },
+            // Honest after the handshake: AUTH only inside TLS, local mail from anyone.
             Self::Inject => Policy {
                 starttls: StartTlsBehaviour::Inject,
-                ..base
+                auth_under_tls: true,
+                ..mx
             },
             Self::Strip => Policy {
                 starttls: StartTlsBehaviour::Absent,
                 auth_in_cleartext: true,
-                ..base
+                ..submission
             },
             // AUTH is dangled in cleartext so that a client which "falls back" after the 454
             // has something to leak: that is the point of the attack.
             Self::RefuseTls => Policy {
                 starttls: StartTlsBehaviour::Refuse,
                 auth_in_cleartext: true,
-                ..base
+                ..submission
             },
+            Self::Slow => Policy { slow: true, ..mx },
         }
     }
 }
@@ -215,6 +259,10 @@ mod tests {
         }
         assert!("nope".parse::<Profile>().is_err());
         assert_eq!("REFUSE-TLS".parse::<Profile>(), Ok(Profile::RefuseTls));
+        assert_eq!(
+            Profile::ALL.map(Profile::port_offset).into_iter().max(),
+            Some(LARGEST_PORT_OFFSET)
+        );
     }
 
     #[test]

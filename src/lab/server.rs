@@ -1,36 +1,73 @@
 //! The server side of one SMTP session, sans-IO: bytes in, [`Output`]s out.
 //!
 //! The state machine never touches a socket or a clock. The tokio shell in the `listener`
-//! module feeds it what it reads, performs what it asks (send these bytes, start
-//! TLS now, close), and tells it when the client was silent too long. That keeps every reply
-//! text and every limit testable byte for byte, and it means hostile input can only ever
-//! produce a reply or a close, never a panic or an unbounded buffer.
+//! module feeds it what it reads, performs what it asks (send these bytes, let this much time
+//! pass, start TLS now, close), and tells it what it saw of the connection (a TLS handshake
+//! that did not happen, a client silent too long). That keeps every reply text and every limit
+//! testable byte for byte, and it means hostile input can only ever produce a reply or a
+//! close, never a panic or an unbounded buffer.
 //!
-//! Texts and enhanced codes follow Postfix, so what students see here is what they will see on
-//! a real server.
+//! The replies are those of the Postfix that Debian ships (3.7, with Cyrus SASL), command by
+//! command, so what students see here is what they will see on a real server; a test compares
+//! the two over the network (`tests/lab_postfix.rs`). Along the way the session records what
+//! the client did that matters ([`Conduct`]), from which [`ServerSession::verdict`] judges it.
 
+use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use zeroize::Zeroizing;
 
 use super::accounts::Accounts;
 use super::profile::{Policy, Profile, StartTlsBehaviour};
-use crate::proto::command::{CommandKind, classify, split_verb};
+use super::triggers::{self, Extension, Extensions, SeenOnce, Trigger};
+use super::verdict::{self, Conduct, CredentialCheck, InjectionResponse, TlsFailure, Verdict};
+use crate::proto::command::{CommandKind, classify};
 use crate::proto::escape::escape_str;
 
-/// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
-pub const COMMAND_LINE_LIMIT: usize = 512;
-/// Longest message text line, CRLF included (RFC 5321 §4.5.3.1.6).
-pub const TEXT_LINE_LIMIT: usize = 1000;
+/// Longest command line Postfix reads (`line_length_limit`); the rest of a longer line is
+/// skipped, and what was read is taken as the command.
+pub const LINE_LIMIT: usize = 2048;
 /// The message size advertised with SIZE and enforced (Postfix's default `message_size_limit`).
 pub const SIZE_LIMIT: usize = 10_240_000;
-/// After this many error replies the session is closed (Postfix `smtpd_hard_error_limit`).
+/// After this many errors the session is closed (Postfix `smtpd_hard_error_limit`).
 pub const ERROR_LIMIT: u32 = 20;
-/// Most recipients in one transaction.
-pub const RECIPIENT_LIMIT: usize = 100;
+/// After this many errors every reply waits [`ServerSettings::error_sleep`] first (Postfix
+/// `smtpd_soft_error_limit`).
+pub const SOFT_ERROR_LIMIT: u32 = 10;
+/// Commands that may be repeated freely before each one counts as an error (Postfix
+/// `smtpd_junk_command_limit`: HELO, EHLO, NOOP, RSET, VRFY, ETRN).
+pub const JUNK_LIMIT: u32 = 100;
+/// Most recipients in one transaction (Postfix `smtpd_recipient_limit`).
+pub const RECIPIENT_LIMIT: usize = 1000;
 /// The domain the lab receives mail for; everything else is relaying.
 pub const LOCAL_DOMAIN: &str = "lab.test";
+/// Postfix's `smtpd_error_sleep_time` default.
+pub const ERROR_SLEEP: Duration = Duration::from_secs(1);
+/// How long the `inject` profile holds its real reply to the first EHLO inside TLS: a client
+/// that sends its next command in that time answered the forged reply instead.
+pub const INJECT_HOLD: Duration = Duration::from_secs(1);
+
+/// The `slow` profile's delays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowTimings {
+    /// Before the greeting.
+    pub greeting: Duration,
+    /// Before every reply.
+    pub reply: Duration,
+}
+
+impl Default for SlowTimings {
+    fn default() -> Self {
+        Self {
+            greeting: Duration::from_secs(2),
+            reply: Duration::from_secs(1),
+        }
+    }
+}
 
 /// What is shared by every session of one listener.
 #[derive(Debug, Clone)]
@@ -43,6 +80,35 @@ pub struct ServerSettings {
     pub accounts: Arc<Accounts>,
     /// Largest accepted message in bytes.
     pub size_limit: usize,
+    /// What greylisting and the `slow` profile remember between sessions (shared by the lab).
+    pub seen: Arc<SeenOnce>,
+    /// The wait before each reply once a client made [`SOFT_ERROR_LIMIT`] errors (zero: none).
+    pub error_sleep: Duration,
+    /// The `slow` profile's delays.
+    pub slow: SlowTimings,
+    /// How long the `inject` profile holds its reply to the first EHLO inside TLS.
+    pub inject_hold: Duration,
+    /// Whether [`Output::Log`] lines are produced (off when nobody reads them; verdicts are
+    /// made either way).
+    pub log: bool,
+}
+
+impl ServerSettings {
+    /// Settings for `profile` with Postfix's defaults: its size limit and error sleep, the
+    /// `slow` timings, a fresh memory, logging on.
+    pub fn new(host: &str, profile: Profile, accounts: Arc<Accounts>) -> Self {
+        Self {
+            host: host.to_owned(),
+            profile,
+            accounts,
+            size_limit: SIZE_LIMIT,
+            seen: Arc::default(),
+            error_sleep: ERROR_SLEEP,
+            slow: SlowTimings::default(),
+            inject_hold: INJECT_HOLD,
+            log: true,
+        }
+    }
 }
 
 /// Who a session log line is about.
@@ -67,7 +133,8 @@ pub struct Message {
     pub from: String,
     /// The accepted recipients.
     pub to: Vec<String>,
-    /// The content with dot-stuffing removed and CRLF line ends.
+    /// The content: with dot-stuffing removed and CRLF line ends after DATA, as sent after
+    /// BDAT (with a final CRLF added when missing).
     pub data: Vec<u8>,
     /// The authenticated user, if any.
     pub authenticated_as: Option<String>,
@@ -80,7 +147,13 @@ pub struct Message {
 pub enum Output {
     /// Write these bytes (one reply, or a forged one in the same write for `inject`).
     Send(Vec<u8>),
-    /// Start the TLS handshake now, then call [`ServerSession::tls_started`].
+    /// Let this much time pass before carrying out the outputs after it, having written what
+    /// came before. Bytes the client sends meanwhile are given to
+    /// [`ServerSession::receive`] at once (their outputs come after the pending ones); when
+    /// the time is over, call [`ServerSession::waited`].
+    Wait(Duration),
+    /// Start the TLS handshake now, then call [`ServerSession::tls_started`] (or
+    /// [`ServerSession::tls_failed`]).
     StartTls,
     /// Close the connection.
     Close,
@@ -90,17 +163,23 @@ pub enum Output {
     Deliver(Message),
 }
 
-/// A line taken from the input buffer.
-enum Line {
-    Complete(Vec<u8>),
-    TooLong,
+/// A command or SASL line taken from the input buffer.
+struct Line {
+    bytes: Vec<u8>,
+    /// Longer than [`LINE_LIMIT`]: cut there, the rest skipped.
+    truncated: bool,
 }
 
-/// What the next client line means.
+/// What the next client bytes mean.
 enum Phase {
     Command,
     /// After 354: text lines until a lone dot.
     Data(DataState),
+    /// After BDAT: this many raw bytes of the chunk are still to come.
+    Chunk {
+        remaining: usize,
+        last: bool,
+    },
     /// After 334: the next line answers a SASL challenge.
     Sasl(SaslState),
     /// After our 220 to STARTTLS: nothing more is read in cleartext.
@@ -112,7 +191,8 @@ struct DataState {
     content: Vec<u8>,
     size: usize,
     too_big: bool,
-    line_too_long: bool,
+    /// The next byte starts a line (a lone dot there ends the message).
+    at_line_start: bool,
 }
 
 enum SaslState {
@@ -124,6 +204,55 @@ enum SaslState {
 struct Transaction {
     from: String,
     to: Vec<String>,
+    /// The reply a `data-…` recipient chose for the end of the message.
+    data_reply: Option<triggers::ChosenReply>,
+}
+
+/// A BDAT transfer in progress (RFC 3030): chunks until one marked LAST.
+struct Bdat {
+    content: Vec<u8>,
+    size: usize,
+    too_big: bool,
+    /// An earlier chunk was refused: the rest are read and discarded.
+    failed: bool,
+}
+
+/// An AUTH the server did not take (refused, or discarded behind STARTTLS) whose answers a
+/// client may send anyway, without waiting for a 334: those lines are credentials, never
+/// logged and judged as such.
+struct StraySasl {
+    /// `PLAIN` or `LOGIN`.
+    mechanism: &'static str,
+    /// For LOGIN: the account name already sent.
+    user: Option<String>,
+    /// How many more lines may be answers.
+    left: u8,
+}
+
+/// The commands the lab knows (Postfix's, without XCLIENT and XFORWARD).
+const KNOWN_COMMANDS: [&str; 13] = [
+    "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "VRFY",
+    "ETRN", "QUIT",
+];
+
+/// Why a [`Output::Wait`] was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WaitPurpose {
+    /// Before the greeting (`slow`).
+    Greeting,
+    /// Before the real reply to the first EHLO inside TLS (`inject`).
+    InjectHold,
+    /// Before a reply (`slow`, or the error tarpit).
+    Pace,
+}
+
+/// The outcome of decoding a SASL response the way Cyrus SASL does.
+enum SaslDecoded {
+    Bytes(Zeroizing<Vec<u8>>),
+    /// Not a multiple of four characters: Cyrus asks for more.
+    Incomplete,
+    /// Characters outside base64.
+    Invalid,
 }
 
 /// One server-side SMTP session.
@@ -131,43 +260,73 @@ pub struct ServerSession {
     settings: Arc<ServerSettings>,
     policy: Policy,
     number: u64,
+    peer: Option<IpAddr>,
     input: Vec<u8>,
     /// An overlong line is being skipped up to its end.
     discarding: bool,
     phase: Phase,
     tls: bool,
-    greeted: bool,
+    /// EHLO was used (rather than HELO or nothing).
+    esmtp: bool,
+    /// Extensions the client's EHLO name turned off.
+    off: Extensions,
     authenticated_as: Option<String>,
     transaction: Option<Transaction>,
+    bdat: Option<Bdat>,
     errors: u32,
+    junk: u32,
     messages: u32,
+    waits: VecDeque<WaitPurpose>,
+    hold_used: bool,
+    stray_sasl: Option<StraySasl>,
+    conduct: Conduct,
 }
 
 impl ServerSession {
     /// A session numbered `number` (unique in the lab, used for queue IDs and the log).
-    /// `tls` is true when the connection is already under implicit TLS.
+    /// `tls` is true when the connection is (about to be) under implicit TLS.
     pub fn new(settings: Arc<ServerSettings>, number: u64, tls: bool) -> Self {
         Self {
             policy: settings.profile.policy(),
             settings,
             number,
+            peer: None,
             input: Vec::new(),
             discarding: false,
             phase: Phase::Command,
             tls,
-            greeted: false,
+            esmtp: false,
+            off: Extensions::default(),
             authenticated_as: None,
             transaction: None,
+            bdat: None,
             errors: 0,
+            junk: 0,
             messages: 0,
+            waits: VecDeque::new(),
+            hold_used: false,
+            stray_sasl: None,
+            conduct: Conduct {
+                tls,
+                ..Conduct::default()
+            },
         }
+    }
+
+    /// Tells the session the client's address (greylisting and the `slow` profile remember
+    /// attempts per client address).
+    pub fn set_peer(&mut self, peer: IpAddr) {
+        self.peer = Some(peer);
     }
 
     /// The banner, sent when the connection opens (after the handshake under implicit TLS).
     pub fn greeting(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
-        let text = format!("{} ESMTP", self.settings.host);
-        self.reply(&mut out, 220, &text);
+        if self.policy.slow {
+            self.wait(&mut out, self.settings.slow.greeting, WaitPurpose::Greeting);
+        }
+        let line = format!("220 {} ESMTP", self.settings.host);
+        self.emit(&mut out, line);
         out
     }
 
@@ -181,6 +340,16 @@ impl ServerSession {
         self.tls
     }
 
+    /// What the client did so far, as the server saw it.
+    pub fn conduct(&self) -> &Conduct {
+        &self.conduct
+    }
+
+    /// The judgement on what the client did so far (logged when the session ends).
+    pub fn verdict(&self) -> Verdict {
+        verdict::judge(self.settings.profile, &self.conduct)
+    }
+
     /// The client sent nothing for too long: 421 and close (Postfix's text).
     pub fn timed_out(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
@@ -192,73 +361,119 @@ impl ServerSession {
         out
     }
 
+    /// A [`Output::Wait`] is over.
+    pub fn waited(&mut self) {
+        if self.waits.pop_front() == Some(WaitPurpose::InjectHold)
+            && self.conduct.injection.is_none()
+        {
+            // Silent all through the hold, while a forged reply sat in its buffer.
+            self.conduct.injection = Some(InjectionResponse::WaitedForRealReply);
+        }
+    }
+
     /// The TLS handshake after STARTTLS succeeded. Everything learned before it is forgotten
     /// (RFC 3207 §4.2): the client must say EHLO again and authenticate again.
     pub fn tls_started(&mut self) {
         self.tls = true;
-        self.greeted = false;
+        self.conduct.tls = true;
+        self.esmtp = false;
+        self.off = Extensions::default();
         self.authenticated_as = None;
         self.transaction = None;
+        self.bdat = None;
         self.phase = Phase::Command;
+    }
+
+    /// The TLS handshake the server expected (implicit, or after its 220 to STARTTLS) did not
+    /// happen. The session is over.
+    pub fn tls_failed(&mut self, failure: TlsFailure) {
+        if self.conduct.injected
+            && self.conduct.injection.is_none()
+            && failure == TlsFailure::Closed
+        {
+            self.conduct.injection = Some(InjectionResponse::ClosedBeforeHandshake);
+        }
+        self.tls = false;
+        self.conduct.tls = false;
+        self.conduct.tls_failure = Some(failure);
+        self.phase = Phase::Closed;
+        self.input.clear();
     }
 
     /// Feeds bytes received from the client and returns what to do.
     pub fn receive(&mut self, bytes: &[u8]) -> Vec<Output> {
         let mut out = Vec::new();
+        if bytes.is_empty() {
+            return out;
+        }
+        if self.waits.contains(&WaitPurpose::Greeting) {
+            self.conduct.spoke_before_greeting = true;
+        }
         match self.phase {
             Phase::Closed => return out,
             Phase::AwaitingTls => {
-                out.push(Output::Log(
-                    Direction::Note,
-                    format!("{} cleartext byte(s) after STARTTLS discarded", bytes.len()),
-                ));
+                self.cleartext_after_starttls(bytes, &mut out);
                 return out;
             }
             _ => {}
         }
         self.input.extend_from_slice(bytes);
-        // Each pass consumes a line or ends the loop, and the buffer only shrinks inside it.
-        loop {
-            let limit = match self.phase {
-                Phase::Data(_) => TEXT_LINE_LIMIT,
-                Phase::Command | Phase::Sasl(_) => COMMAND_LINE_LIMIT,
-                Phase::AwaitingTls | Phase::Closed => break,
-            };
-            let Some(line) = self.take_line(limit) else {
-                break;
-            };
-            self.handle_line(line, &mut out);
-            if matches!(self.phase, Phase::Command | Phase::Sasl(_)) && self.errors >= ERROR_LIMIT {
-                let text = format!("4.7.0 {} Error: too many errors", self.settings.host);
-                self.reply(&mut out, 421, &text);
-                self.close(&mut out);
-            }
-        }
-        if matches!(self.phase, Phase::AwaitingTls) && !self.input.is_empty() {
-            // Commands pipelined behind STARTTLS arrived in cleartext, where anyone could have
-            // added them: they must not be executed inside TLS (RFC 3207 §4.2, the server side
-            // of the STARTTLS command injection class of bugs).
-            out.push(Output::Log(
-                Direction::Note,
-                format!(
-                    "{} cleartext byte(s) pipelined after STARTTLS discarded",
-                    self.input.len()
-                ),
-            ));
-            self.input.clear();
-        }
-        if self.is_closed() {
-            self.input.clear();
-        }
+        self.process(&mut out);
         out
     }
 
-    /// Takes the next line (without its line end) from the input, if one is complete. A bare
-    /// LF ends a line too, as in Postfix. A line longer than `limit` is reported once and its
-    /// rest skipped, so an endless line costs at most `limit` bytes of memory.
-    fn take_line(&mut self, limit: usize) -> Option<Line> {
+    /// Handles every complete unit of input (line, chunk, data segment) in the buffer.
+    fn process(&mut self, out: &mut Vec<Output>) {
+        // Each pass consumes input or ends the loop.
+        loop {
+            match &self.phase {
+                Phase::Chunk { .. } => {
+                    if !self.take_chunk(out) {
+                        break;
+                    }
+                }
+                Phase::Data(_) => {
+                    if !self.take_data(out) {
+                        break;
+                    }
+                }
+                Phase::Command | Phase::Sasl(_) => {
+                    let Some(line) = self.take_line() else {
+                        break;
+                    };
+                    let command = matches!(self.phase, Phase::Command);
+                    self.handle_line(line, out);
+                    if command && matches!(self.phase, Phase::Command) && self.errors >= ERROR_LIMIT
+                    {
+                        let text = format!("4.7.0 {} Error: too many errors", self.settings.host);
+                        self.reply(out, 421, &text);
+                        self.close(out);
+                    }
+                }
+                Phase::AwaitingTls => {
+                    if !self.input.is_empty() {
+                        // Commands pipelined behind STARTTLS arrived in cleartext, where anyone
+                        // could have added them: they must not be executed inside TLS (RFC 3207
+                        // §4.2, the server side of the STARTTLS command injection bugs).
+                        let pending = std::mem::take(&mut self.input);
+                        self.cleartext_after_starttls(&pending, out);
+                    }
+                    break;
+                }
+                Phase::Closed => {
+                    self.input.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Takes the next command or SASL line, without its line end. A bare LF ends a line too,
+    /// as in Postfix; a line longer than [`LINE_LIMIT`] is cut there and its rest skipped, so
+    /// an endless line costs at most that much memory.
+    fn take_line(&mut self) -> Option<Line> {
         if self.discarding {
-            match self.input.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', &self.input) {
                 Some(end) => {
                     self.input.drain(..=end);
                     self.discarding = false;
@@ -269,184 +484,398 @@ impl ServerSession {
                 }
             }
         }
-        let window = self.input.len().min(limit);
-        match self.input[..window].iter().position(|&b| b == b'\n') {
+        let window = self.input.len().min(LINE_LIMIT);
+        match memchr::memchr(b'\n', &self.input[..window]) {
             Some(end) => {
-                let mut line: Vec<u8> = self.input.drain(..=end).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                let mut bytes: Vec<u8> = self.input.drain(..=end).collect();
+                bytes.pop();
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
                 }
-                Some(Line::Complete(line))
+                Some(Line {
+                    bytes,
+                    truncated: false,
+                })
             }
-            None if self.input.len() >= limit => {
-                // Drop what is known to be the overlong line; its end may be further on.
-                self.input.drain(..limit);
+            None if self.input.len() >= LINE_LIMIT => {
+                let bytes: Vec<u8> = self.input.drain(..LINE_LIMIT).collect();
                 self.discarding = true;
-                Some(Line::TooLong)
+                Some(Line {
+                    bytes,
+                    truncated: true,
+                })
             }
             None => None,
         }
     }
 
+    /// Message text after DATA: whole lines, and overlong ones in pieces (Postfix keeps them
+    /// whole too). Returns whether input was consumed.
+    fn take_data(&mut self, out: &mut Vec<Output>) -> bool {
+        let Phase::Data(data) = &mut self.phase else {
+            return false;
+        };
+        let size_limit = self.settings.size_limit;
+        let (piece, line_end) = match memchr::memchr(b'\n', &self.input) {
+            Some(end) => {
+                let mut piece: Vec<u8> = self.input.drain(..=end).collect();
+                piece.pop();
+                if piece.last() == Some(&b'\r') {
+                    piece.pop();
+                }
+                (piece, true)
+            }
+            None if self.input.len() >= LINE_LIMIT => (std::mem::take(&mut self.input), false),
+            None => return false,
+        };
+        if data.at_line_start && line_end && piece == b"." {
+            let Phase::Data(data) = std::mem::replace(&mut self.phase, Phase::Command) else {
+                return false;
+            };
+            self.finish_data(data, out);
+            return true;
+        }
+        let text = if data.at_line_start {
+            piece.strip_prefix(b".").unwrap_or(&piece)
+        } else {
+            &piece[..]
+        };
+        data.size = data
+            .size
+            .saturating_add(text.len() + if line_end { 2 } else { 0 });
+        if data.size > size_limit {
+            // Keep reading to the dot, but stop keeping the bytes.
+            data.too_big = true;
+            data.content = Vec::new();
+        } else if !data.too_big {
+            data.content.extend_from_slice(text);
+            if line_end {
+                data.content.extend_from_slice(b"\r\n");
+            }
+        }
+        data.at_line_start = line_end;
+        true
+    }
+
+    /// Raw chunk bytes after BDAT. Returns whether the chunk advanced.
+    fn take_chunk(&mut self, out: &mut Vec<Output>) -> bool {
+        let Phase::Chunk { remaining, last } = self.phase else {
+            return false;
+        };
+        if remaining > 0 && self.input.is_empty() {
+            return false;
+        }
+        let n = remaining.min(self.input.len());
+        let size_limit = self.settings.size_limit;
+        if let Some(bdat) = self.bdat.as_mut() {
+            bdat.size = bdat.size.saturating_add(n);
+            if bdat.size > size_limit {
+                bdat.too_big = true;
+                bdat.content = Vec::new();
+            } else if !bdat.failed && !bdat.too_big {
+                bdat.content.extend_from_slice(&self.input[..n]);
+            }
+        }
+        self.input.drain(..n);
+        if remaining > n {
+            self.phase = Phase::Chunk {
+                remaining: remaining - n,
+                last,
+            };
+            return true;
+        }
+        self.phase = Phase::Command;
+        self.finish_chunk(n, last, out);
+        true
+    }
+
     fn handle_line(&mut self, line: Line, out: &mut Vec<Output>) {
         match std::mem::replace(&mut self.phase, Phase::Command) {
-            Phase::Data(mut data) => {
-                match line {
-                    Line::TooLong => data.line_too_long = true,
-                    Line::Complete(line) if line == b"." => {
-                        self.finish_message(data, out);
-                        return;
-                    }
-                    Line::Complete(line) => {
-                        let text = line.strip_prefix(b".").unwrap_or(&line);
-                        data.size = data.size.saturating_add(text.len() + 2);
-                        if data.size > self.settings.size_limit {
-                            // Keep reading to the dot, but stop keeping the bytes.
-                            data.too_big = true;
-                            data.content = Vec::new();
-                        } else if !data.too_big {
-                            data.content.extend_from_slice(text);
-                            data.content.extend_from_slice(b"\r\n");
-                        }
-                    }
-                }
-                self.phase = Phase::Data(data);
+            Phase::Sasl(state) => {
+                self.log(out, Direction::Client, redacted_sasl(&line.bytes));
+                self.sasl_answer(state, &line.bytes, out);
             }
-            Phase::Sasl(state) => match line {
-                Line::TooLong => {
-                    out.push(Output::Log(
-                        Direction::Client,
-                        "<overlong SASL answer>".into(),
-                    ));
-                    self.reply(out, 500, "5.5.2 Error: line too long");
+            Phase::Command => {
+                // Postfix reads commands as C strings: a NUL ends the command.
+                let end = memchr::memchr(0, &line.bytes).unwrap_or(line.bytes.len());
+                let text = String::from_utf8_lossy(&line.bytes[..end]).into_owned();
+                let stray = self.stray_answer(&text);
+                if self.settings.log {
+                    let mut shown = if stray {
+                        "<SASL answer hidden>".to_owned()
+                    } else {
+                        redacted_command(&String::from_utf8_lossy(&line.bytes))
+                    };
+                    if line.truncated {
+                        shown.push_str(&format!(" <cut at {LINE_LIMIT} bytes, the rest skipped>"));
+                    }
+                    out.push(Output::Log(Direction::Client, shown));
                 }
-                Line::Complete(line) => {
-                    out.push(Output::Log(Direction::Client, redacted_sasl(&line)));
-                    self.sasl_answer(state, &line, out);
-                }
-            },
-            Phase::Command => match line {
-                Line::TooLong => {
-                    out.push(Output::Log(
-                        Direction::Client,
-                        format!("<line longer than {COMMAND_LINE_LIMIT} bytes>"),
-                    ));
-                    self.reply(out, 500, "5.5.2 Error: line too long");
-                }
-                Line::Complete(line) => {
-                    let text = String::from_utf8_lossy(&line).into_owned();
-                    out.push(Output::Log(Direction::Client, redacted_command(&text)));
-                    self.command(&text, out);
-                }
-            },
-            // Unreachable through `receive`, which stops reading in these phases; kept total.
-            phase @ (Phase::AwaitingTls | Phase::Closed) => self.phase = phase,
+                self.conduct.commands += 1;
+                self.command(&text, out);
+            }
+            // `process` never takes lines in the other phases; kept total.
+            phase => self.phase = phase,
         }
+    }
+
+    /// Whether a command line is really the answer to an AUTH the server did not take: then
+    /// it is judged as the credential it is (and the caller hides it from the log).
+    fn stray_answer(&mut self, line: &str) -> bool {
+        let Some(stray) = self.stray_sasl.as_mut() else {
+            return false;
+        };
+        let word = line.split_ascii_whitespace().next().unwrap_or("");
+        if word.is_empty()
+            || line.split_ascii_whitespace().count() > 1
+            || KNOWN_COMMANDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+        {
+            self.stray_sasl = None;
+            return false;
+        }
+        stray.left = stray.left.saturating_sub(1);
+        let mechanism = stray.mechanism;
+        let decoded = match sasl_decode(word.as_bytes()) {
+            SaslDecoded::Bytes(decoded) => Some(decoded),
+            _ => None,
+        };
+        let check = match (mechanism, stray.user.take(), decoded) {
+            ("LOGIN", None, Some(user)) => {
+                stray.user = Some(String::from_utf8_lossy(&user).into_owned());
+                CredentialCheck::AccountNameOnly
+            }
+            ("LOGIN", Some(user), Some(password)) => {
+                if self.settings.accounts.check(&user, &password) {
+                    CredentialCheck::Valid(user)
+                } else {
+                    CredentialCheck::Invalid
+                }
+            }
+            ("PLAIN", _, Some(decoded)) => match self.plain_account(&decoded) {
+                Ok(account) => CredentialCheck::Valid(account),
+                Err(_) => CredentialCheck::Invalid,
+            },
+            _ => CredentialCheck::Invalid,
+        };
+        if self.stray_sasl.as_ref().is_some_and(|s| s.left == 0) {
+            self.stray_sasl = None;
+        }
+        if !self.tls {
+            match self.conduct.cleartext_credentials.last_mut() {
+                Some(last)
+                    if last.check == CredentialCheck::AccountNameOnly
+                        && check != CredentialCheck::AccountNameOnly =>
+                {
+                    last.check = check;
+                }
+                _ => self.conduct.credentials(mechanism, check, true),
+            }
+        }
+        true
+    }
+
+    /// Remembers an AUTH the server did not take, so that answers sent after it anyway are
+    /// recognised as credentials.
+    fn expect_stray_answers(&mut self, args: &[&str]) {
+        let mechanism = match args.first().map(|m| m.to_ascii_uppercase()).as_deref() {
+            Some("PLAIN") => "PLAIN",
+            Some("LOGIN") => "LOGIN",
+            _ => return,
+        };
+        let user = match (mechanism, args.get(1)) {
+            ("LOGIN", Some(initial)) => match sasl_decode(initial.as_bytes()) {
+                SaslDecoded::Bytes(user) => Some(String::from_utf8_lossy(&user).into_owned()),
+                _ => return,
+            },
+            (_, Some(_)) => return,
+            _ => None,
+        };
+        let left = if mechanism == "LOGIN" && user.is_none() {
+            2
+        } else {
+            1
+        };
+        self.stray_sasl = Some(StraySasl {
+            mechanism,
+            user,
+            left,
+        });
     }
 
     fn command(&mut self, line: &str, out: &mut Vec<Output>) {
-        let (verb, rest) = split_verb(line);
-        match verb.as_str() {
-            "EHLO" => self.ehlo(rest, out),
-            "HELO" => {
-                if rest.is_empty() {
-                    self.reply(out, 501, "5.5.4 Syntax: HELO hostname");
-                } else {
-                    self.greeted = true;
-                    self.transaction = None;
-                    let host = self.settings.host.clone();
-                    self.reply(out, 250, &host);
-                }
+        let mut words = smtp_words(line).into_iter();
+        let Some(first) = words.next() else {
+            self.reply(out, 500, "5.5.2 Error: bad syntax");
+            return;
+        };
+        let args: Vec<&str> = words.collect();
+        let verb = first.to_ascii_uppercase();
+        if !KNOWN_COMMANDS.contains(&verb.as_str()) {
+            if is_header(first) || is_forbidden(first) {
+                // Postfix's answer to HTTP requests and mail text sent as commands.
+                self.reply(out, 221, "2.7.0 Error: I can break rules, too. Goodbye.");
+                self.close(out);
+            } else {
+                self.reply(out, 500, "5.5.2 Error: command not recognized");
             }
-            "STARTTLS" => self.starttls(rest, out),
-            "AUTH" => self.auth(rest, out),
-            "MAIL" => self.mail(rest, out),
-            "RCPT" => self.rcpt(rest, out),
-            "DATA" => self.data(rest, out),
+            return;
+        }
+        if self.conduct.starttls_refused && !self.tls && verb != "STARTTLS" {
+            self.conduct.after_refusal(&verb);
+        }
+        if self.waits.contains(&WaitPurpose::InjectHold) && self.conduct.injection.is_none() {
+            self.conduct.injection = Some(InjectionResponse::ActedOnInjectedReply(verb.clone()));
+        }
+        self.note_pipelining(&verb);
+        if self.policy.require_tls
+            && !self.tls
+            && !matches!(
+                verb.as_str(),
+                "HELO" | "EHLO" | "STARTTLS" | "NOOP" | "QUIT"
+            )
+        {
+            if verb == "AUTH" {
+                self.note_cleartext_auth(&args, true);
+                self.expect_stray_answers(&args);
+            }
+            self.reply(out, 530, "5.7.0 Must issue a STARTTLS command first");
+            return;
+        }
+        match verb.as_str() {
+            "EHLO" => self.ehlo(&args, out),
+            "HELO" => self.helo(&args, out),
+            "STARTTLS" => self.starttls(&args, out),
+            "AUTH" => self.auth(&args, out),
+            "MAIL" => self.mail(&args, out),
+            "RCPT" => self.rcpt(&args, out),
+            "DATA" => self.data(&args, out),
+            "BDAT" => self.bdat(&args, out),
             "RSET" => {
-                self.transaction = None;
-                self.reply(out, 250, "2.0.0 Ok");
+                if args.is_empty() {
+                    self.transaction = None;
+                    self.bdat = None;
+                    self.reply(out, 250, "2.0.0 Ok");
+                } else {
+                    self.reply(out, 501, "5.5.4 Syntax: RSET");
+                }
             }
             "NOOP" => self.reply(out, 250, "2.0.0 Ok"),
-            "VRFY" => {
-                if rest.is_empty() {
-                    self.reply(out, 501, "5.5.4 Syntax: VRFY address");
-                } else {
-                    // Never confirm accounts: that is what address harvesters ask VRFY for.
-                    self.reply(
-                        out,
-                        252,
-                        "2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
-                    );
-                }
-            }
-            "QUIT" => {
+            "VRFY" => self.vrfy(&args, out),
+            "ETRN" => self.etrn(&args, out),
+            _ => {
                 self.reply(out, 221, "2.0.0 Bye");
                 self.close(out);
             }
-            "" => self.reply(out, 500, "5.5.2 Error: bad syntax"),
-            _ => self.reply(out, 502, "5.5.2 Error: command not recognized"),
+        }
+        if matches!(
+            verb.as_str(),
+            "HELO" | "EHLO" | "NOOP" | "RSET" | "VRFY" | "ETRN"
+        ) {
+            self.junk += 1;
+            if self.junk > JUNK_LIMIT {
+                self.errors += 1;
+            }
         }
     }
 
-    fn ehlo(&mut self, rest: &str, out: &mut Vec<Output>) {
-        if rest.is_empty() {
-            self.reply(out, 501, "5.5.4 Syntax: EHLO hostname");
+    /// Postfix's "improper command pipelining": more input already waiting after a command
+    /// that must end a pipelined group, or after any command when pipelining is not offered.
+    fn note_pipelining(&mut self, verb: &str) {
+        if self.conduct.improper_pipelining.is_some()
+            || self.input.is_empty()
+            || matches!(verb, "BDAT" | "STARTTLS" | "QUIT")
+        {
             return;
         }
-        self.greeted = true;
+        let pipelining = self.esmtp && !self.off.contains(Extension::Pipelining);
+        let ends_group = matches!(verb, "EHLO" | "HELO" | "DATA" | "NOOP" | "VRFY");
+        if ends_group || !pipelining {
+            self.conduct.improper_pipelining = Some(verb.to_owned());
+        }
+    }
+
+    fn offers(&self, extension: Extension) -> bool {
+        !self.off.contains(extension)
+    }
+
+    fn ehlo(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        let Some(name) = args.first() else {
+            self.reply(out, 501, "Syntax: EHLO hostname");
+            return;
+        };
+        self.esmtp = true;
         self.transaction = None;
-        let mut lines = vec![
-            self.settings.host.clone(),
-            "PIPELINING".to_owned(),
-            format!("SIZE {}", self.settings.size_limit),
-        ];
-        if !self.tls && self.policy.starttls != StartTlsBehaviour::Absent {
-            lines.push("STARTTLS".to_owned());
+        self.bdat = None;
+        self.off = triggers::extensions_turned_off(name);
+        let mut lines = vec![self.settings.host.clone()];
+        for extension in Extension::ALL {
+            if !self.offers(extension) {
+                continue;
+            }
+            match extension {
+                Extension::Size => lines.push(format!("SIZE {}", self.settings.size_limit)),
+                Extension::StartTls => {
+                    if !self.tls && self.policy.starttls != StartTlsBehaviour::Absent {
+                        self.conduct.starttls_offered = true;
+                        lines.push("STARTTLS".to_owned());
+                    }
+                }
+                Extension::Auth => {
+                    if self.auth_enabled() {
+                        lines.push("AUTH PLAIN LOGIN".to_owned());
+                    }
+                }
+                other => lines.push(other.keyword().to_owned()),
+            }
         }
-        if self.auth_enabled() {
-            lines.push("AUTH PLAIN LOGIN".to_owned());
+        if self.conduct.injected && self.tls && !self.hold_used {
+            // The real reply waits a moment: a client that speaks meanwhile is answering
+            // the forged one it already has.
+            self.hold_used = true;
+            self.wait(out, self.settings.inject_hold, WaitPurpose::InjectHold);
         }
-        lines.push("ENHANCEDSTATUSCODES".to_owned());
-        lines.push("8BITMIME".to_owned());
         self.reply_lines(out, 250, &lines);
     }
 
+    fn helo(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        if args.is_empty() {
+            self.reply(out, 501, "Syntax: HELO hostname");
+            return;
+        }
+        self.esmtp = false;
+        self.off = Extensions::default();
+        self.transaction = None;
+        self.bdat = None;
+        let host = self.settings.host.clone();
+        self.reply(out, 250, &host);
+    }
+
     fn auth_enabled(&self) -> bool {
-        if self.tls {
+        let enabled = if self.tls {
             self.policy.auth_under_tls
         } else {
             self.policy.auth_in_cleartext
-        }
+        };
+        enabled && self.offers(Extension::Auth)
     }
 
-    /// The 530 of `smtpd_tls_security_level=encrypt`, when it applies. Returns whether it did.
-    fn tls_required(&mut self, out: &mut Vec<Output>) -> bool {
-        if self.policy.require_tls && !self.tls {
-            self.reply(out, 530, "5.7.0 Must issue a STARTTLS command first");
-            true
-        } else {
-            false
+    fn starttls(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        if !args.is_empty() {
+            self.reply(out, 501, "5.5.4 Syntax: STARTTLS");
+            return;
         }
-    }
-
-    fn starttls(&mut self, rest: &str, out: &mut Vec<Output>) {
         if self.tls {
             self.reply(out, 554, "5.5.1 Error: TLS already active");
             return;
         }
         let behaviour = self.policy.starttls;
-        if behaviour == StartTlsBehaviour::Absent {
-            self.reply(out, 502, "5.5.2 Error: command not recognized");
-            return;
-        }
-        if !rest.is_empty() {
-            self.reply(out, 501, "5.5.4 Syntax: STARTTLS");
+        if behaviour == StartTlsBehaviour::Absent || !self.offers(Extension::StartTls) {
+            self.reply(out, 502, "5.5.1 Error: command not implemented");
             return;
         }
         match behaviour {
             StartTlsBehaviour::Refuse => {
+                self.conduct.starttls_refused = true;
                 self.reply(out, 454, "4.7.0 TLS not available due to local problem");
             }
             StartTlsBehaviour::Inject => {
@@ -456,21 +885,25 @@ impl ServerSession {
                     "250-{}\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n",
                     self.settings.host
                 );
+                self.pace(out);
                 let mut bytes = b"220 2.0.0 Ready to start TLS\r\n".to_vec();
                 bytes.extend_from_slice(forged.as_bytes());
-                out.push(Output::Log(
+                self.log(
+                    out,
                     Direction::Server,
                     "220 2.0.0 Ready to start TLS".to_owned(),
-                ));
-                out.push(Output::Log(
+                );
+                self.log(
+                    out,
                     Direction::Note,
                     format!(
                         "injected in the same write, in cleartext: {}",
                         forged.lines().collect::<Vec<_>>().join(" | ")
                     ),
-                ));
+                );
                 out.push(Output::Send(bytes));
                 out.push(Output::StartTls);
+                self.conduct.injected = true;
                 self.phase = Phase::AwaitingTls;
             }
             StartTlsBehaviour::Honest | StartTlsBehaviour::Absent => {
@@ -481,54 +914,138 @@ impl ServerSession {
         }
     }
 
-    fn auth(&mut self, rest: &str, out: &mut Vec<Output>) {
-        if !self.auth_enabled() {
-            if !self.tls_required(out) {
-                self.reply(out, 503, "5.5.1 Error: authentication not enabled");
+    /// Bytes that arrived in cleartext after the 220 to STARTTLS: never executed, but judged
+    /// (an AUTH among them crossed the wire) and logged, redacted.
+    fn cleartext_after_starttls(&mut self, bytes: &[u8], out: &mut Vec<Output>) {
+        self.conduct.cleartext_after_starttls = self
+            .conduct
+            .cleartext_after_starttls
+            .saturating_add(bytes.len());
+        if self.conduct.injected && self.conduct.injection.is_none() {
+            self.conduct.injection = Some(InjectionResponse::CleartextBeforeHandshake);
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut shown = Vec::new();
+        for line in text.lines().take(8) {
+            let line = line.trim_end_matches('\r');
+            if self.stray_answer(line) {
+                shown.push("<SASL answer hidden>".to_owned());
+                continue;
             }
+            if let CommandKind::Auth { .. } = classify(line) {
+                let args: Vec<&str> = line.split_ascii_whitespace().skip(1).collect();
+                self.note_cleartext_auth(&args, true);
+                self.expect_stray_answers(&args);
+            }
+            let verb = line.split_ascii_whitespace().next().unwrap_or("");
+            if KNOWN_COMMANDS.iter().any(|k| k.eq_ignore_ascii_case(verb)) {
+                shown.push(redacted_command(line));
+            } else {
+                // Not a command: whatever it is (a password?), it stays off the projector.
+                shown.push("<not a command, hidden>".to_owned());
+            }
+        }
+        self.log(
+            out,
+            Direction::Note,
+            format!(
+                "{} cleartext byte(s) after STARTTLS discarded: {}",
+                bytes.len(),
+                shown.join(" | ")
+            ),
+        );
+    }
+
+    /// Records credentials carried by an AUTH command's initial response outside TLS.
+    fn note_cleartext_auth(&mut self, args: &[&str], refused: bool) {
+        if self.tls {
             return;
         }
-        if !self.greeted {
-            self.reply(out, 503, "5.5.1 Error: send EHLO first");
+        let (Some(mechanism), Some(response)) = (args.first(), args.get(1)) else {
+            return;
+        };
+        if *response == "=" {
             return;
         }
-        if self.authenticated_as.is_some() {
-            self.reply(out, 503, "5.5.1 Error: already authenticated");
+        let check = match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => match sasl_decode(response.as_bytes()) {
+                SaslDecoded::Bytes(decoded) => match self.plain_account(&decoded) {
+                    Ok(account) => CredentialCheck::Valid(account),
+                    Err(_) => CredentialCheck::Invalid,
+                },
+                _ => CredentialCheck::Invalid,
+            },
+            "LOGIN" => CredentialCheck::AccountNameOnly,
+            _ => CredentialCheck::Invalid,
+        };
+        self.conduct.credentials(mechanism, check, refused);
+    }
+
+    fn auth(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        if !self.auth_enabled() {
+            self.note_cleartext_auth(args, true);
+            self.expect_stray_answers(args);
+            self.reply(out, 503, "5.5.1 Error: authentication not enabled");
             return;
         }
         if self.transaction.is_some() {
             self.reply(out, 503, "5.5.1 Error: MAIL transaction in progress");
             return;
         }
-        let mut words = rest.split_ascii_whitespace();
-        let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
-        let initial = words.next();
-        if mechanism.is_empty() || words.next().is_some() {
+        if self.authenticated_as.is_some() {
+            self.reply(out, 503, "5.5.1 Error: already authenticated");
+            return;
+        }
+        if args.is_empty() || args.len() > 2 {
             self.reply(out, 501, "5.5.4 Syntax: AUTH mechanism");
             return;
         }
-        match (mechanism.as_str(), initial) {
+        let mechanism = args[0].to_ascii_uppercase();
+        match (mechanism.as_str(), args.get(1)) {
+            // An empty initial response leaves Cyrus wanting more, and Postfix gives up.
+            ("PLAIN" | "LOGIN", Some(&"=")) => {
+                self.auth_failed(out, "another step is needed in authentication");
+            }
             ("PLAIN", Some(response)) => {
                 self.sasl_answer(SaslState::Plain, response.as_bytes(), out);
             }
             ("PLAIN", None) => {
                 // Postfix sends the empty challenge with its trailing space.
-                self.send_raw(out, "334 ");
+                self.reply(out, 334, "");
                 self.phase = Phase::Sasl(SaslState::Plain);
             }
             ("LOGIN", Some(user)) => {
                 self.sasl_answer(SaslState::LoginUser, user.as_bytes(), out);
             }
             ("LOGIN", None) => {
-                self.send_raw(out, "334 VXNlcm5hbWU6");
+                self.reply(out, 334, "VXNlcm5hbWU6");
                 self.phase = Phase::Sasl(SaslState::LoginUser);
             }
-            _ => self.reply(
-                out,
-                535,
-                "5.7.8 Error: authentication failed: Invalid authentication mechanism",
-            ),
+            _ => self.auth_failed(out, "no mechanism available"),
         }
+    }
+
+    fn auth_failed(&mut self, out: &mut Vec<Output>, why: &str) {
+        let text = format!("5.7.8 Error: authentication failed: {why}");
+        self.reply(out, 535, &text);
+    }
+
+    /// The account a PLAIN response authenticates, or the Cyrus SASL reply refusing it.
+    fn plain_account(&self, decoded: &[u8]) -> Result<String, (u16, &'static str)> {
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authzid, authcid, password] = parts.as_slice() else {
+            return Err((535, "bad protocol / cancel"));
+        };
+        if authcid.is_empty() {
+            return Err((454, "generic failure"));
+        }
+        let user = String::from_utf8_lossy(authcid).into_owned();
+        if (!authzid.is_empty() && authzid != authcid)
+            || !self.settings.accounts.check(&user, password)
+        {
+            return Err((535, "authentication failure"));
+        }
+        Ok(user)
     }
 
     fn sasl_answer(&mut self, state: SaslState, answer: &[u8], out: &mut Vec<Output>) {
@@ -537,131 +1054,203 @@ impl ServerSession {
             self.reply(out, 501, "5.7.0 Authentication aborted");
             return;
         }
-        // "=" is an empty initial response (RFC 4954 §4).
-        let decoded = if answer == b"=" {
-            Ok(zeroize::Zeroizing::new(Vec::new()))
-        } else {
-            BASE64.decode(answer).map(zeroize::Zeroizing::new)
-        };
-        let Ok(decoded) = decoded else {
-            self.reply(out, 501, "5.5.2 Cannot decode response");
-            return;
+        let decoded = match sasl_decode(answer) {
+            SaslDecoded::Bytes(decoded) => decoded,
+            SaslDecoded::Incomplete => {
+                self.auth_failed(out, "another step is needed in authentication");
+                return;
+            }
+            SaslDecoded::Invalid => {
+                self.auth_failed(out, "bad protocol / cancel");
+                return;
+            }
         };
         match state {
             SaslState::Plain => {
-                let mut parts = decoded.split(|&b| b == 0);
-                let (authzid, authcid, password) = (parts.next(), parts.next(), parts.next());
-                let valid = match (authzid, authcid, password, parts.next()) {
-                    (Some(authzid), Some(authcid), Some(password), None)
-                        if authzid.is_empty() || authzid == authcid =>
-                    {
-                        std::str::from_utf8(authcid)
-                            .ok()
-                            .filter(|user| self.settings.accounts.check(user, password))
-                    }
-                    _ => None,
-                };
-                self.auth_result(valid.map(str::to_owned), out);
-            }
-            SaslState::LoginUser => match String::from_utf8(decoded.to_vec()) {
-                Ok(user) if !user.is_empty() => {
-                    self.send_raw(out, "334 UGFzc3dvcmQ6");
-                    self.phase = Phase::Sasl(SaslState::LoginPassword { user });
+                let result = self.plain_account(&decoded);
+                if !self.tls {
+                    let check = match &result {
+                        Ok(account) => CredentialCheck::Valid(account.clone()),
+                        Err(_) => CredentialCheck::Invalid,
+                    };
+                    self.conduct.credentials("PLAIN", check, false);
                 }
-                _ => self.auth_result(None, out),
-            },
+                match result {
+                    Ok(account) => self.authenticated(account, out),
+                    Err((454, why)) => {
+                        let text = format!("4.7.0 Temporary authentication failure: {why}");
+                        self.reply(out, 454, &text);
+                    }
+                    Err((_, why)) => self.auth_failed(out, why),
+                }
+            }
+            SaslState::LoginUser => {
+                let user = String::from_utf8_lossy(&decoded).into_owned();
+                if !self.tls {
+                    self.conduct
+                        .credentials("LOGIN", CredentialCheck::AccountNameOnly, false);
+                }
+                self.reply(out, 334, "UGFzc3dvcmQ6");
+                self.phase = Phase::Sasl(SaslState::LoginPassword { user });
+            }
             SaslState::LoginPassword { user } => {
-                let valid = self.settings.accounts.check(&user, &decoded);
-                self.auth_result(valid.then_some(user), out);
+                let valid = !user.is_empty() && self.settings.accounts.check(&user, &decoded);
+                if !self.tls {
+                    let check = if valid {
+                        CredentialCheck::Valid(user.clone())
+                    } else {
+                        CredentialCheck::Invalid
+                    };
+                    // The account name recorded a step ago is now a whole credential.
+                    match self.conduct.cleartext_credentials.last_mut() {
+                        Some(last) if last.check == CredentialCheck::AccountNameOnly => {
+                            last.check = check;
+                        }
+                        _ => self.conduct.credentials("LOGIN", check, false),
+                    }
+                }
+                if valid {
+                    self.authenticated(user, out);
+                } else {
+                    self.auth_failed(out, "authentication failure");
+                }
             }
         }
     }
 
-    fn auth_result(&mut self, user: Option<String>, out: &mut Vec<Output>) {
-        match user {
-            Some(user) => {
-                out.push(Output::Log(
-                    Direction::Note,
-                    format!("authenticated as {}", escape_str(&user)),
-                ));
-                self.authenticated_as = Some(user);
-                self.reply(out, 235, "2.7.0 Authentication successful");
-            }
-            None => self.reply(
-                out,
-                535,
-                "5.7.8 Error: authentication failed: authentication failure",
-            ),
+    fn authenticated(&mut self, user: String, out: &mut Vec<Output>) {
+        self.log(
+            out,
+            Direction::Note,
+            format!("authenticated as {}", escape_str(&user)),
+        );
+        if self.tls {
+            self.conduct.authenticated_in_tls = Some(user.clone());
         }
+        self.authenticated_as = Some(user);
+        self.reply(out, 235, "2.7.0 Authentication successful");
     }
 
-    fn mail(&mut self, rest: &str, out: &mut Vec<Output>) {
-        if self.tls_required(out) {
-            return;
-        }
-        if !self.greeted {
-            self.reply(out, 503, "5.5.1 Error: send HELO/EHLO first");
-            return;
-        }
+    fn mail(&mut self, args: &[&str], out: &mut Vec<Output>) {
         if self.transaction.is_some() {
             self.reply(out, 503, "5.5.1 Error: nested MAIL command");
             return;
         }
-        let Some((from, params)) = path_argument(rest, "FROM:") else {
-            self.reply(out, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+        if self.bdat.is_some() {
+            self.reply(out, 503, "5.5.1 Error: MAIL after BDAT");
             return;
+        }
+        let (from, params) = match path_argument(args, "FROM:") {
+            Ok(path) => path,
+            Err(PathError::Syntax) => {
+                self.reply(out, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+                return;
+            }
+            Err(PathError::Address) => {
+                self.reply(out, 501, "5.1.7 Bad sender address syntax");
+                return;
+            }
         };
-        for param in params.split_ascii_whitespace() {
+        for param in params {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
-            match key.to_ascii_uppercase().as_str() {
+            let refusal = match key.to_ascii_uppercase().as_str() {
                 "SIZE" => match value.parse::<u64>() {
                     Ok(size) if size > self.settings.size_limit as u64 => {
-                        self.reply(out, 552, "5.3.4 Message size exceeds fixed limit");
-                        return;
+                        Some((552, "5.3.4 Message size exceeds fixed limit".to_owned()))
                     }
-                    Ok(_) => {}
-                    Err(_) => {
-                        self.reply(out, 501, "5.5.4 Bad message size syntax");
-                        return;
-                    }
+                    Ok(_) if value.bytes().all(|b| b.is_ascii_digit()) => None,
+                    _ => Some((501, "5.5.4 Bad message size syntax".to_owned())),
                 },
-                "BODY" if ["7BIT", "8BITMIME"].contains(&value.to_ascii_uppercase().as_str()) => {}
-                _ => {
-                    let text = format!("5.5.4 Unsupported option: {}", escape_str(param));
-                    self.reply(out, 555, &text);
-                    return;
+                "BODY" if ["7BIT", "8BITMIME"].contains(&value.to_ascii_uppercase().as_str()) => {
+                    None
                 }
+                "RET" if !self.offers(Extension::Dsn) => {
+                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
+                }
+                "RET" => (!["FULL", "HDRS"].contains(&value.to_ascii_uppercase().as_str()))
+                    .then(|| (501, "5.5.4 Bad RET parameter syntax".to_owned())),
+                "ENVID" if !self.offers(Extension::Dsn) => {
+                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
+                }
+                "ENVID" => {
+                    (!is_xtext(value)).then(|| (501, "5.5.4 Bad ENVID parameter syntax".to_owned()))
+                }
+                "AUTH" => None,
+                _ => Some((555, format!("5.5.4 Unsupported option: {param}"))),
+            };
+            if let Some((code, text)) = refusal {
+                self.reply(out, code, &text);
+                return;
             }
         }
         self.transaction = Some(Transaction {
             from,
             to: Vec::new(),
+            data_reply: None,
         });
         self.reply(out, 250, "2.1.0 Ok");
     }
 
-    fn rcpt(&mut self, rest: &str, out: &mut Vec<Output>) {
-        if self.tls_required(out) {
-            return;
+    /// The restriction a recipient meets: the relaying rules (the fault triggers come after).
+    /// The bare `postmaster` is always accepted, as RFC 5321 §4.5.1 requires and Postfix does.
+    fn recipient_refusal(&self, recipient: &str) -> Option<(u16, String)> {
+        if recipient.eq_ignore_ascii_case("postmaster") {
+            return None;
         }
+        if self.authenticated_as.is_none() {
+            if self.policy.auth_required_for_mail {
+                return Some((
+                    554,
+                    format!("5.7.1 <{recipient}>: Recipient address rejected: Access denied"),
+                ));
+            }
+            if !is_local(recipient) {
+                return Some((554, format!("5.7.1 <{recipient}>: Relay access denied")));
+            }
+        }
+        None
+    }
+
+    fn rcpt(&mut self, args: &[&str], out: &mut Vec<Output>) {
         if self.transaction.is_none() {
             self.reply(out, 503, "5.5.1 Error: need MAIL command");
             return;
         }
-        let recipient = match path_argument(rest, "TO:") {
-            Some((address, params)) if !address.is_empty() && params.is_empty() => address,
-            _ => {
+        if self.bdat.is_some() {
+            self.reply(out, 503, "5.5.1 Error: RCPT after BDAT");
+            return;
+        }
+        let (recipient, params) = match path_argument(args, "TO:") {
+            Ok((recipient, _)) if recipient.is_empty() => {
+                self.reply(out, 501, "5.1.3 Bad recipient address syntax");
+                return;
+            }
+            Ok(path) => path,
+            Err(PathError::Syntax) => {
                 self.reply(out, 501, "5.5.4 Syntax: RCPT TO:<address>");
                 return;
             }
+            Err(PathError::Address) => {
+                self.reply(out, 501, "5.1.3 Bad recipient address syntax");
+                return;
+            }
         };
-        let local = recipient
-            .rsplit_once('@')
-            .is_none_or(|(_, domain)| domain.eq_ignore_ascii_case(LOCAL_DOMAIN));
-        if !local && self.authenticated_as.is_none() {
-            let text = format!("5.7.1 <{recipient}>: Relay access denied");
-            self.reply(out, 554, &text);
-            return;
+        for param in params {
+            let (key, value) = param.split_once('=').unwrap_or((param, ""));
+            let refusal = match key.to_ascii_uppercase().as_str() {
+                "NOTIFY" | "ORCPT" if !self.offers(Extension::Dsn) => {
+                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
+                }
+                "NOTIFY" => (!is_notify(value))
+                    .then(|| (501, "5.5.4 Error: Bad NOTIFY parameter syntax".to_owned())),
+                "ORCPT" => (!is_orcpt(value))
+                    .then(|| (501, "5.5.4 Error: Bad ORCPT parameter syntax".to_owned())),
+                _ => Some((555, format!("5.5.4 Unsupported option: {param}"))),
+            };
+            if let Some((code, text)) = refusal {
+                self.reply(out, code, &text);
+                return;
+            }
         }
         let full = self
             .transaction
@@ -671,18 +1260,56 @@ impl ServerSession {
             self.reply(out, 452, "4.5.3 Error: too many recipients");
             return;
         }
+        if let Some((code, text)) = self.recipient_refusal(&recipient) {
+            self.reply(out, code, &text);
+            return;
+        }
+        match triggers::trigger(&recipient) {
+            Some(Trigger::Rcpt(chosen)) => {
+                let text = format!(
+                    "{} <{recipient}>: Recipient address rejected: {}",
+                    chosen.enhanced,
+                    triggers::meaning(&chosen.enhanced)
+                );
+                self.reply(out, chosen.code, &text);
+                if chosen.code == 421 {
+                    self.close(out);
+                }
+                return;
+            }
+            Some(Trigger::Greylist) => {
+                let key = format!(
+                    "greylist {} {} {}",
+                    self.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    self.transaction
+                        .as_ref()
+                        .map_or(String::new(), |t| t.from.to_ascii_lowercase()),
+                    recipient.to_ascii_lowercase()
+                );
+                if self.settings.seen.first_time(&key) {
+                    let text = format!(
+                        "4.7.1 <{recipient}>: Recipient address rejected: Greylisted, please try again later"
+                    );
+                    self.reply(out, 450, &text);
+                    return;
+                }
+            }
+            Some(Trigger::Data(chosen)) => {
+                if let Some(transaction) = self.transaction.as_mut() {
+                    transaction.data_reply.get_or_insert(chosen);
+                }
+            }
+            None => {}
+        }
         if let Some(transaction) = self.transaction.as_mut() {
             transaction.to.push(recipient);
         }
         self.reply(out, 250, "2.1.5 Ok");
     }
 
-    fn data(&mut self, rest: &str, out: &mut Vec<Output>) {
-        if self.tls_required(out) {
-            return;
-        }
-        if !rest.is_empty() {
-            self.reply(out, 501, "5.5.4 Syntax: DATA");
+    fn data(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        if self.bdat.is_some() {
+            self.reply(out, 503, "5.5.1 Error: DATA after BDAT");
             return;
         }
         match &self.transaction {
@@ -690,37 +1317,174 @@ impl ServerSession {
             Some(t) if t.to.is_empty() => {
                 self.reply(out, 554, "5.5.1 Error: no valid recipients");
             }
+            Some(_) if !args.is_empty() => self.reply(out, 501, "5.5.4 Syntax: DATA"),
             Some(_) => {
                 self.reply(out, 354, "End data with <CR><LF>.<CR><LF>");
                 self.phase = Phase::Data(DataState {
                     content: Vec::new(),
                     size: 0,
                     too_big: false,
-                    line_too_long: false,
+                    at_line_start: true,
                 });
             }
         }
     }
 
-    fn finish_message(&mut self, data: DataState, out: &mut Vec<Output>) {
-        out.push(Output::Log(
-            Direction::Client,
-            format!("<message, {} bytes> .", data.size),
-        ));
-        let Some(transaction) = self.transaction.take() else {
-            // DATA is only entered with a transaction; answer sanely if that ever changes.
-            self.reply(out, 503, "5.5.1 Error: need RCPT command");
+    fn bdat(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        let size = match args {
+            [size] | [size, _] if size.bytes().all(|b| b.is_ascii_digit()) => size.parse().ok(),
+            _ => None,
+        };
+        let last = match args.get(1) {
+            None => Some(false),
+            Some(word) if word.eq_ignore_ascii_case("LAST") => Some(true),
+            Some(_) => None,
+        };
+        let (Some(size), Some(last)) = (size, last) else {
+            // The chunk's end cannot be known: the session cannot go on.
+            self.reply(out, 521, "5.5.4 Syntax: BDAT count [LAST]");
+            self.close(out);
             return;
         };
+        let chunking = self.offers(Extension::Chunking);
+        let bdat = self.bdat.get_or_insert(Bdat {
+            content: Vec::new(),
+            size: 0,
+            too_big: false,
+            failed: false,
+        });
+        if !chunking {
+            bdat.failed = true;
+        }
+        self.phase = Phase::Chunk {
+            remaining: size,
+            last,
+        };
+    }
+
+    /// A whole chunk was read: answer it, and end the transfer after LAST.
+    fn finish_chunk(&mut self, chunk: usize, last: bool, out: &mut Vec<Output>) {
+        let Some(mut bdat) = self.bdat.take() else {
+            return;
+        };
+        let refusal = if bdat.failed {
+            Some(if self.offers(Extension::Chunking) {
+                (
+                    551,
+                    format!("5.0.0 Discarded {chunk} bytes after earlier error"),
+                )
+            } else {
+                (502, "5.5.1 Error: command not implemented".to_owned())
+            })
+        } else {
+            match &self.transaction {
+                None => Some((503, "5.5.1 Error: need RCPT command".to_owned())),
+                Some(t) if t.to.is_empty() => {
+                    Some((554, "5.5.1 Error: no valid recipients".to_owned()))
+                }
+                Some(_) if bdat.too_big => {
+                    Some((552, "5.3.4 Message size exceeds fixed limit".to_owned()))
+                }
+                Some(_) => None,
+            }
+        };
+        if let Some((code, text)) = refusal {
+            self.reply(out, code, &text);
+            if last {
+                // The refused transfer is over, and its transaction with it.
+                self.transaction = None;
+            } else {
+                bdat.failed = true;
+                self.bdat = Some(bdat);
+            }
+            return;
+        }
+        if !last {
+            let text = format!("2.0.0 Ok: {} bytes", bdat.size);
+            self.bdat = Some(bdat);
+            self.reply(out, 250, &text);
+            return;
+        }
+        let mut content = bdat.content;
+        if !content.is_empty() && content.last() != Some(&b'\n') {
+            content.extend_from_slice(b"\r\n");
+        }
+        let size = content.len();
+        self.finish_message(
+            content,
+            |id| format!("2.0.0 Ok: {size} bytes queued as {id}"),
+            out,
+        );
+    }
+
+    fn finish_data(&mut self, data: DataState, out: &mut Vec<Output>) {
+        self.log(
+            out,
+            Direction::Client,
+            format!("<message, {} bytes> .", data.size),
+        );
         if data.too_big {
+            self.transaction = None;
             self.reply(out, 552, "5.3.4 Message size exceeds fixed limit");
             return;
         }
-        if data.line_too_long {
-            self.reply(out, 500, "5.5.2 Error: line too long");
+        self.finish_message(data.content, |id| format!("2.0.0 Ok: queued as {id}"), out);
+    }
+
+    /// The end of a message (the dot, or BDAT LAST): the reply a `data-` recipient chose, the
+    /// `slow` profile's dropped first attempt, or delivery.
+    fn finish_message(
+        &mut self,
+        content: Vec<u8>,
+        accepted: impl FnOnce(&str) -> String,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(transaction) = self.transaction.take() else {
+            self.reply(out, 503, "5.5.1 Error: need RCPT command");
+            return;
+        };
+        if let Some(chosen) = &transaction.data_reply {
+            let text = format!(
+                "{} Error: message not accepted: {}",
+                chosen.enhanced,
+                triggers::meaning(&chosen.enhanced)
+            );
+            self.reply(out, chosen.code, &text);
+            if chosen.code == 421 {
+                self.close(out);
+            }
             return;
         }
+        if self.policy.slow {
+            let mut recipients: Vec<String> = transaction
+                .to
+                .iter()
+                .map(|r| r.to_ascii_lowercase())
+                .collect();
+            recipients.sort();
+            let key = format!(
+                "slow {} {} {}",
+                self.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                transaction.from.to_ascii_lowercase(),
+                recipients.join(",")
+            );
+            if self.settings.seen.first_time(&key) {
+                self.log(
+                    out,
+                    Direction::Note,
+                    "dropped the connection at the end of the message, without a reply (slow: the first attempt of each message is dropped; the retry is accepted)".to_owned(),
+                );
+                self.close(out);
+                return;
+            }
+        }
         self.messages += 1;
+        self.junk = 0;
+        if self.tls {
+            self.conduct.messages_in_tls += 1;
+        } else {
+            self.conduct.messages_in_cleartext += 1;
+        }
         // Postfix-like queue IDs: upper-case hex, unique per lab run.
         let id = format!(
             "{:07X}{:03X}",
@@ -732,11 +1496,44 @@ impl ServerSession {
             profile: self.settings.profile,
             from: transaction.from,
             to: transaction.to,
-            data: data.content,
+            data: content,
             authenticated_as: self.authenticated_as.clone(),
             tls: self.tls,
         }));
-        self.reply(out, 250, &format!("2.0.0 Ok: queued as {id}"));
+        let text = accepted(&id);
+        self.reply(out, 250, &text);
+    }
+
+    fn vrfy(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        match args {
+            [] => self.reply(out, 501, "5.5.4 Syntax: VRFY address"),
+            [address] => {
+                let bare = address
+                    .strip_prefix('<')
+                    .and_then(|a| a.strip_suffix('>'))
+                    .unwrap_or(address);
+                if let Some((code, text)) = self.recipient_refusal(bare) {
+                    self.reply(out, code, &text);
+                } else {
+                    // Never confirm accounts: Postfix answers 252 for every address it would
+                    // take mail for.
+                    let text = format!("2.0.0 {address}");
+                    self.reply(out, 252, &text);
+                }
+            }
+            _ => self.reply(out, 501, "5.1.3 Bad recipient address syntax"),
+        }
+    }
+
+    fn etrn(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        match args {
+            [domain] => {
+                let domain = domain.trim_start_matches(['@', '#']);
+                let text = format!("<{domain}>: service unavailable");
+                self.reply(out, 459, &text);
+            }
+            _ => self.reply(out, 500, "Syntax: ETRN domain"),
+        }
     }
 
     fn close(&mut self, out: &mut Vec<Output>) {
@@ -744,52 +1541,284 @@ impl ServerSession {
         out.push(Output::Close);
     }
 
+    fn wait(&mut self, out: &mut Vec<Output>, duration: Duration, purpose: WaitPurpose) {
+        if duration.is_zero() {
+            if purpose == WaitPurpose::InjectHold {
+                // No time to speak in: judged by what the client sends next, like the rest.
+                self.waits.push_back(purpose);
+                out.push(Output::Wait(duration));
+            }
+            return;
+        }
+        self.waits.push_back(purpose);
+        out.push(Output::Wait(duration));
+    }
+
+    /// The waits before a reply: the error tarpit, and the `slow` profile's delay.
+    fn pace(&mut self, out: &mut Vec<Output>) {
+        if self.errors >= SOFT_ERROR_LIMIT {
+            self.wait(out, self.settings.error_sleep, WaitPurpose::Pace);
+        }
+        if self.policy.slow {
+            self.wait(out, self.settings.slow.reply, WaitPurpose::Pace);
+        }
+    }
+
     fn reply(&mut self, out: &mut Vec<Output>, code: u16, text: &str) {
+        self.pace(out);
+        let text = self.without_enhanced_code(text);
+        let line = if text.is_empty() && code != 334 {
+            code.to_string()
+        } else {
+            format!("{code} {text}")
+        };
+        self.emit(out, line);
         if code >= 400 {
             self.errors += 1;
         }
-        self.send_raw(out, &format!("{code} {text}"));
     }
 
-    fn send_raw(&mut self, out: &mut Vec<Output>, line: &str) {
-        out.push(Output::Log(Direction::Server, line.to_owned()));
-        out.push(Output::Send(format!("{line}\r\n").into_bytes()));
+    /// With ENHANCEDSTATUSCODES turned off, replies lose their `d.d.d` prefix (as Postfix
+    /// does when the keyword is discarded).
+    fn without_enhanced_code<'t>(&self, text: &'t str) -> &'t str {
+        if self.offers(Extension::EnhancedStatusCodes) {
+            return text;
+        }
+        let (code, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let parts: Vec<&str> = code.split('.').collect();
+        let enhanced = parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if enhanced { rest } else { text }
+    }
+
+    fn emit(&mut self, out: &mut Vec<Output>, line: String) {
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.log(out, Direction::Server, line);
+        out.push(Output::Send(bytes));
+    }
+
+    fn log(&self, out: &mut Vec<Output>, direction: Direction, text: String) {
+        if self.settings.log {
+            out.push(Output::Log(direction, text));
+        }
     }
 
     fn reply_lines(&mut self, out: &mut Vec<Output>, code: u16, lines: &[String]) {
+        self.pace(out);
         let mut bytes = String::new();
         for (index, line) in lines.iter().enumerate() {
             let separator = if index + 1 == lines.len() { ' ' } else { '-' };
             bytes.push_str(&format!("{code}{separator}{line}\r\n"));
         }
-        out.push(Output::Log(
+        self.log(
+            out,
             Direction::Server,
             format!("{code} {}", lines.join(" | ")),
-        ));
+        );
         out.push(Output::Send(bytes.into_bytes()));
+        if code >= 400 {
+            self.errors += 1;
+        }
     }
 }
 
-/// Parses `FROM:<address> params` / `TO:<address>`: the address (without brackets) and the
-/// rest. The bracketless form is accepted as Postfix does by default.
-fn path_argument(rest: &str, keyword: &str) -> Option<(String, String)> {
-    let prefix = rest.get(..keyword.len())?;
-    if !prefix.eq_ignore_ascii_case(keyword) {
-        return None;
+/// Splits a command into words at spaces and tabs, as Postfix's tokenizer does: a quoted
+/// string or an address in angle brackets is one word even with spaces inside.
+fn smtp_words(line: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    let mut bracketed = false;
+    let mut escaped = false;
+    for (index, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            ' ' | '\t' if !quoted && !bracketed => {
+                if let Some(begin) = start.take() {
+                    words.push(&line[begin..index]);
+                }
+                continue;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => bracketed = true,
+            '>' if !quoted => bracketed = false,
+            _ => {}
+        }
+        if start.is_none() {
+            start = Some(index);
+        }
     }
-    let rest = rest[keyword.len()..].trim_start();
-    let (address, params) = if let Some(inner) = rest.strip_prefix('<') {
-        let (address, params) = inner.split_once('>')?;
-        (address, params)
-    } else {
-        let end = rest.find(' ').unwrap_or(rest.len());
-        rest.split_at(end)
+    if let Some(begin) = start {
+        words.push(&line[begin..]);
+    }
+    words
+}
+
+/// Decodes a SASL response as Cyrus SASL's `sasl_decode64` does: a length that is not a
+/// multiple of four asks for more, characters outside base64 are a protocol error.
+fn sasl_decode(text: &[u8]) -> SaslDecoded {
+    if !text.len().is_multiple_of(4) {
+        return SaslDecoded::Incomplete;
+    }
+    match BASE64.decode(text) {
+        Ok(bytes) => SaslDecoded::Bytes(Zeroizing::new(bytes)),
+        Err(_) => SaslDecoded::Invalid,
+    }
+}
+
+/// Why a MAIL or RCPT argument was refused.
+enum PathError {
+    /// No `FROM:` / `TO:` or nothing after it: the command's syntax reply.
+    Syntax,
+    /// An address that does not parse: the bad-address reply.
+    Address,
+}
+
+/// Parses the words after MAIL or RCPT: `FROM:<address> params` (also `FROM: <address>` and
+/// the bracketless form, as Postfix accepts by default). Returns the address without its
+/// brackets (and without an RFC 5321 source route) and the parameters.
+fn path_argument<'a>(args: &[&'a str], keyword: &str) -> Result<(String, Vec<&'a str>), PathError> {
+    let Some(first) = args.first() else {
+        return Err(PathError::Syntax);
     };
-    let valid = address.len() <= 254
-        && !address
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>');
-    valid.then(|| (address.to_owned(), params.trim().to_owned()))
+    let prefix = first.get(..keyword.len()).ok_or(PathError::Syntax)?;
+    if !prefix.eq_ignore_ascii_case(keyword) {
+        return Err(PathError::Syntax);
+    }
+    let attached = &first[keyword.len()..];
+    let (path, params) = if attached.is_empty() {
+        match args.get(1) {
+            Some(path) => (*path, &args[2..]),
+            None => return Err(PathError::Syntax),
+        }
+    } else {
+        (attached, &args[1..])
+    };
+    let inner = match path.strip_prefix('<') {
+        Some(rest) => rest.strip_suffix('>').ok_or(PathError::Address)?,
+        None => path,
+    };
+    // A source route (`@relay:user@domain`) is ignored, as RFC 5321 §C allows.
+    let inner = match inner.strip_prefix('@') {
+        Some(route) => route.split_once(':').map_or(inner, |(_, address)| address),
+        None => inner,
+    };
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in inner.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' | '>' | ' ' | '\t' if !quoted => return Err(PathError::Address),
+            c if c.is_control() => return Err(PathError::Address),
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(PathError::Address);
+    }
+    Ok((unquoted(inner), params.to_vec()))
+}
+
+/// An address in the form Postfix keeps and echoes: quotes and their escapes removed
+/// (`"a b"@lab.test` is `a b@lab.test`).
+fn unquoted(address: &str) -> String {
+    let mut out = String::with_capacity(address.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in address.chars() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether an address is for the lab's own domain (an address without a domain is local, as
+/// Postfix appends its own).
+fn is_local(address: &str) -> bool {
+    address.rsplit_once('@').is_none_or(|(_, domain)| {
+        domain
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(LOCAL_DOMAIN)
+    })
+}
+
+/// `xtext` (RFC 3461 §4): printable ASCII without `+` and `=` except `+XX` hex escapes.
+fn is_xtext(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(|b| b.is_ascii_hexdigit())) {
+                    return false;
+                }
+                i += 3;
+            }
+            b'=' => return false,
+            33..=126 => i += 1,
+            _ => return false,
+        }
+    }
+    !bytes.is_empty()
+}
+
+/// `NOTIFY=NEVER` or a list of SUCCESS, FAILURE and DELAY (RFC 3461 §4.1).
+fn is_notify(value: &str) -> bool {
+    let words: Vec<String> = value.split(',').map(str::to_ascii_uppercase).collect();
+    if words.len() == 1 && words[0] == "NEVER" {
+        return true;
+    }
+    !words.is_empty()
+        && words
+            .iter()
+            .all(|w| ["SUCCESS", "FAILURE", "DELAY"].contains(&w.as_str()))
+}
+
+/// `ORCPT=addr-type;xtext` (RFC 3461 §4.2).
+fn is_orcpt(value: &str) -> bool {
+    value.split_once(';').is_some_and(|(kind, address)| {
+        !kind.is_empty()
+            && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && is_xtext(address)
+    })
+}
+
+/// Postfix's `is_header`: a word that looks like a message header name with its colon
+/// (`Subject:`, `From:x`): mail text sent as commands.
+fn is_header(word: &str) -> bool {
+    word.split_once(':')
+        .is_some_and(|(name, _)| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b)))
+}
+
+/// Postfix's default `smtpd_forbidden_commands`: CONNECT, GET, POST, and anything not starting
+/// with a letter.
+fn is_forbidden(word: &str) -> bool {
+    ["CONNECT", "GET", "POST"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(word))
+        || !word.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
 }
 
 /// The log form of a command line: AUTH keeps its mechanism and hides any initial response.
@@ -823,6 +1852,71 @@ fn redacted_sasl(line: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
+    use crate::lab::verdict::Level;
+
+    fn settings(profile: Profile) -> ServerSettings {
+        let mut settings =
+            ServerSettings::new("lab.test", profile, Arc::new(Accounts::with_default()));
+        settings.error_sleep = Duration::ZERO;
+        settings
+    }
+
+    fn session_with(settings: ServerSettings) -> ServerSession {
+        let tls = settings.profile.policy().implicit_tls;
+        let mut session = ServerSession::new(Arc::new(settings), 7, tls);
+        session.greeting();
+        session.waits.clear();
+        session
+    }
+
+    fn session(profile: Profile) -> ServerSession {
+        session_with(settings(profile))
+    }
+
+    fn sent(outputs: &[Output]) -> String {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sends a line and returns the replies, finishing every wait at once.
+    fn say(session: &mut ServerSession, line: &str) -> String {
+        let out = session.receive(format!("{line}\r\n").as_bytes());
+        for output in &out {
+            if matches!(output, Output::Wait(_)) {
+                session.waited();
+            }
+        }
+        sent(&out)
+    }
+
+    fn plain(user: &str, password: &str) -> String {
+        BASE64.encode(format!("\0{user}\0{password}"))
+    }
+
+    fn log(outputs: &[Output]) -> String {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Log(_, text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn delivered(outputs: &[Output]) -> Option<Message> {
+        outputs.iter().find_map(|o| match o {
+            Output::Deliver(m) => Some(m.clone()),
+            _ => None,
+        })
+    }
 
     #[test]
     fn the_log_hides_auth_in_every_spelling() {
@@ -842,50 +1936,6 @@ mod tests {
         assert_eq!(redacted_command("AUTH LOGIN"), "AUTH LOGIN");
         assert_eq!(redacted_command("MAIL FROM:<a@b>"), "MAIL FROM:<a@b>");
     }
-    use super::*;
-    use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
-
-    fn session(profile: Profile) -> ServerSession {
-        let settings = ServerSettings {
-            host: "lab.test".to_owned(),
-            profile,
-            accounts: Arc::new(Accounts::with_default()),
-            size_limit: SIZE_LIMIT,
-        };
-        let tls = profile.policy().implicit_tls;
-        let mut session = ServerSession::new(Arc::new(settings), 7, tls);
-        session.greeting();
-        session
-    }
-
-    fn sent(outputs: &[Output]) -> String {
-        outputs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Send(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn say(session: &mut ServerSession, line: &str) -> String {
-        sent(&session.receive(format!("{line}\r\n").as_bytes()))
-    }
-
-    fn plain(user: &str, password: &str) -> String {
-        BASE64.encode(format!("\0{user}\0{password}"))
-    }
-
-    fn log(outputs: &[Output]) -> String {
-        outputs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Log(_, text) => Some(text.clone()),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 
     #[test]
     fn banner() {
@@ -894,24 +1944,53 @@ mod tests {
     }
 
     #[test]
-    fn submission_refuses_everything_before_tls() {
+    fn ehlo_lists_what_postfix_lists_in_its_order() {
+        let mut s = session(Profile::Legacy);
+        assert_eq!(
+            say(&mut s, "EHLO client"),
+            "250-lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n\
+             250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
+             250-DSN\r\n250 CHUNKING\r\n"
+        );
+        // A long EHLO argument is fine: Postfix reads 2048 bytes.
+        let long = format!("EHLO {}", "x".repeat(600));
+        assert!(say(&mut s, &long).starts_with("250-lab.test\r\n"));
+        assert_eq!(say(&mut s, "EHLO"), "501 Syntax: EHLO hostname\r\n");
+        assert_eq!(say(&mut s, "HELO"), "501 Syntax: HELO hostname\r\n");
+        assert_eq!(say(&mut s, "HELO a b"), "250 lab.test\r\n");
+    }
+
+    #[test]
+    fn submission_refuses_everything_but_five_commands_before_tls() {
         let mut s = session(Profile::Submission);
         let ehlo = say(&mut s, "EHLO client");
         assert!(ehlo.contains("250-STARTTLS\r\n"), "{ehlo}");
         assert!(!ehlo.contains("AUTH"), "{ehlo}");
-        assert!(ehlo.starts_with("250-lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"));
-        assert!(ehlo.ends_with("250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"));
         let must = "530 5.7.0 Must issue a STARTTLS command first\r\n";
-        assert_eq!(say(&mut s, "MAIL FROM:<a@lab.test>"), must);
-        assert_eq!(say(&mut s, "RCPT TO:<a@lab.test>"), must);
+        for line in [
+            "MAIL FROM:<a@lab.test>",
+            "RCPT TO:<a@lab.test>",
+            "DATA",
+            "VRFY bob",
+            "RSET",
+            "BDAT 5",
+            "ETRN lab.test",
+            &format!("AUTH PLAIN {}", plain("x", "y")),
+        ] {
+            assert_eq!(say(&mut s, line), must, "{line}");
+        }
+        // BDAT's chunk was not read: the next line is a command again.
+        assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
         assert_eq!(
-            say(&mut s, &format!("AUTH PLAIN {}", plain("x", "y"))),
-            must
+            say(&mut s, "HELP"),
+            "500 5.5.2 Error: command not recognized\r\n"
         );
-        assert_eq!(say(&mut s, "DATA"), must);
         let out = s.receive(b"STARTTLS\r\n");
         assert_eq!(sent(&out), "220 2.0.0 Ready to start TLS\r\n");
         assert_eq!(out.last(), Some(&Output::StartTls));
+        // The AUTH refused with 530 still carried a password across the wire.
+        assert_eq!(s.conduct().cleartext_credentials.len(), 1);
+        assert!(s.conduct().cleartext_credentials[0].refused);
     }
 
     #[test]
@@ -920,11 +1999,6 @@ mod tests {
         say(&mut s, "EHLO client");
         say(&mut s, "STARTTLS");
         s.tls_started();
-        assert_eq!(
-            say(&mut s, "MAIL FROM:<a@lab.test>"),
-            "503 5.5.1 Error: send HELO/EHLO first\r\n",
-            "EHLO state is forgotten after TLS"
-        );
         let ehlo = say(&mut s, "EHLO client");
         assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n") && !ehlo.contains("STARTTLS"));
         assert_eq!(
@@ -936,8 +2010,9 @@ mod tests {
             "250 2.1.0 Ok\r\n"
         );
         assert_eq!(
-            say(&mut s, "RCPT TO:<x@example.com>"),
-            "554 5.7.1 <x@example.com>: Relay access denied\r\n"
+            say(&mut s, "RCPT TO:<bob@lab.test>"),
+            "554 5.7.1 <bob@lab.test>: Recipient address rejected: Access denied\r\n",
+            "submission takes no recipient without AUTH"
         );
         say(&mut s, "RSET");
         assert_eq!(
@@ -978,19 +2053,14 @@ mod tests {
             "554 5.5.1 Error: no valid recipients\r\n"
         );
         assert_eq!(say(&mut s, "RCPT TO:<x@example.com>"), "250 2.1.5 Ok\r\n");
+        assert_eq!(say(&mut s, "DATA x"), "501 5.5.4 Syntax: DATA\r\n");
         assert_eq!(
             say(&mut s, "DATA"),
             "354 End data with <CR><LF>.<CR><LF>\r\n"
         );
         let out = s.receive(b"Subject: hi\r\n\r\n..leading dot\r\n.\r\n");
         assert_eq!(sent(&out), "250 2.0.0 Ok: queued as 0000007001\r\n");
-        let message = out
-            .iter()
-            .find_map(|o| match o {
-                Output::Deliver(m) => Some(m.clone()),
-                _ => None,
-            })
-            .expect("delivered");
+        let message = delivered(&out).expect("delivered");
         assert_eq!(message.data, b"Subject: hi\r\n\r\n.leading dot\r\n");
         assert_eq!(message.to, ["x@example.com"]);
         assert_eq!(message.authenticated_as.as_deref(), Some(DEFAULT_USER));
@@ -998,10 +2068,17 @@ mod tests {
         let out = s.receive(b"QUIT\r\n");
         assert_eq!(sent(&out), "221 2.0.0 Bye\r\n");
         assert!(s.is_closed());
+        let verdict = s.verdict();
+        assert_eq!(verdict.level, Level::Ok, "{verdict}");
+        assert!(
+            verdict
+                .to_string()
+                .contains("authenticated as student@lab.test")
+        );
     }
 
     #[test]
-    fn sasl_exchanges() {
+    fn sasl_exchanges_answer_as_cyrus_does() {
         let mut s = session(Profile::Implicit);
         say(&mut s, "EHLO client");
         assert_eq!(say(&mut s, "AUTH PLAIN"), "334 \r\n");
@@ -1021,16 +2098,50 @@ mod tests {
             "235 2.7.0 Authentication successful\r\n"
         );
 
+        let failed = |why: &str| format!("535 5.7.8 Error: authentication failed: {why}\r\n");
         let mut s = session(Profile::Implicit);
         say(&mut s, "EHLO client");
-        say(&mut s, "AUTH LOGIN");
-        assert_eq!(say(&mut s, "*"), "501 5.7.0 Authentication aborted\r\n");
-        say(&mut s, "AUTH PLAIN");
-        assert_eq!(say(&mut s, "%%%"), "501 5.5.2 Cannot decode response\r\n");
-        assert_eq!(
-            say(&mut s, "AUTH CRAM-MD5"),
-            "535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r\n"
-        );
+        for (lines, reply) in [
+            (
+                &["AUTH LOGIN", "*"][..],
+                "501 5.7.0 Authentication aborted\r\n".to_owned(),
+            ),
+            (
+                &["AUTH PLAIN", "%%%"],
+                failed("another step is needed in authentication"),
+            ),
+            (&["AUTH PLAIN", "!!!!"], failed("bad protocol / cancel")),
+            (&["AUTH PLAIN", ""], failed("bad protocol / cancel")),
+            (
+                &["AUTH PLAIN ="],
+                failed("another step is needed in authentication"),
+            ),
+            (
+                &["AUTH LOGIN ="],
+                failed("another step is needed in authentication"),
+            ),
+            (&["AUTH PLAIN bm9udWw="], failed("bad protocol / cancel")),
+            (&["AUTH CRAM-MD5"], failed("no mechanism available")),
+            (&["AUTH"], "501 5.5.4 Syntax: AUTH mechanism\r\n".to_owned()),
+            (
+                &["AUTH PLAIN a b"],
+                "501 5.5.4 Syntax: AUTH mechanism\r\n".to_owned(),
+            ),
+            (
+                &["AUTH PLAIN AABwdw=="],
+                "454 4.7.0 Temporary authentication failure: generic failure\r\n".to_owned(),
+            ),
+        ] {
+            let mut replies = String::new();
+            for line in lines {
+                replies = say(&mut s, line);
+            }
+            assert_eq!(replies, reply, "{lines:?}");
+        }
+        // An empty account name is asked for its password, as Cyrus does.
+        assert_eq!(say(&mut s, "AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+        assert_eq!(say(&mut s, ""), "334 UGFzc3dvcmQ6\r\n");
+        assert_eq!(say(&mut s, "eA=="), failed("authentication failure"));
     }
 
     #[test]
@@ -1042,20 +2153,119 @@ mod tests {
             say(&mut s, "AUTH PLAIN"),
             "503 5.5.1 Error: authentication not enabled\r\n"
         );
+        // MAIL needs no HELO in Postfix's default configuration.
+        let mut s = session(Profile::Mx);
         say(&mut s, "MAIL FROM:<>");
         assert_eq!(
             say(&mut s, "RCPT TO:<x@example.com>"),
             "554 5.7.1 <x@example.com>: Relay access denied\r\n"
         );
         assert_eq!(say(&mut s, "RCPT TO:<bob@LAB.test>"), "250 2.1.5 Ok\r\n");
+        assert_eq!(say(&mut s, "RCPT TO: <postmaster>"), "250 2.1.5 Ok\r\n");
         assert_eq!(
-            say(&mut s, "VRFY bob"),
-            "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery\r\n"
+            say(
+                &mut s,
+                "RCPT TO:<\"a b\"@lab.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a@lab.test"
+            ),
+            "250 2.1.5 Ok\r\n"
         );
+        for (line, reply) in [
+            ("RCPT TO:<>", "501 5.1.3 Bad recipient address syntax"),
+            (
+                "RCPT TO:<bob@lab.test",
+                "501 5.1.3 Bad recipient address syntax",
+            ),
+            ("RCPT TO:", "501 5.5.4 Syntax: RCPT TO:<address>"),
+            (
+                "RCPT TO:<b@lab.test> FOO=1",
+                "555 5.5.4 Unsupported option: FOO=1",
+            ),
+            (
+                "RCPT TO:<b@lab.test> NOTIFY=SOMETIMES",
+                "501 5.5.4 Error: Bad NOTIFY parameter syntax",
+            ),
+            ("VRFY bob", "252 2.0.0 bob"),
+            ("VRFY <bob@lab.test>", "252 2.0.0 <bob@lab.test>"),
+            (
+                "VRFY x@example.com",
+                "554 5.7.1 <x@example.com>: Relay access denied",
+            ),
+            ("VRFY a b", "501 5.1.3 Bad recipient address syntax"),
+            ("ETRN", "500 Syntax: ETRN domain"),
+            ("ETRN @lab.test", "459 <lab.test>: service unavailable"),
+            ("RSET x", "501 5.5.4 Syntax: RSET"),
+            ("NOOP x", "250 2.0.0 Ok"),
+        ] {
+            assert_eq!(say(&mut s, line), format!("{reply}\r\n"), "{line}");
+        }
     }
 
     #[test]
-    fn legacy_and_strip_take_auth_in_cleartext() {
+    fn mail_parameters() {
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        for (line, reply) in [
+            ("MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+            ("MAIL FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+            (
+                "MAIL FROM:<a b@lab.test>",
+                "501 5.1.7 Bad sender address syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> FOO=bar",
+                "555 5.5.4 Unsupported option: FOO=bar",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> BODY=BINARYMIME",
+                "555 5.5.4 Unsupported option: BODY=BINARYMIME",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SMTPUTF8",
+                "555 5.5.4 Unsupported option: SMTPUTF8",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SIZE=abc",
+                "501 5.5.4 Bad message size syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> RET=FOO",
+                "501 5.5.4 Bad RET parameter syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SIZE=99999999",
+                "552 5.3.4 Message size exceeds fixed limit",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> BODY=8BITMIME RET=HDRS ENVID=abc AUTH=<>",
+                "250 2.1.0 Ok",
+            ),
+        ] {
+            assert_eq!(say(&mut s, line), format!("{reply}\r\n"), "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_forbidden_commands() {
+        let mut s = session(Profile::Mx);
+        assert_eq!(
+            say(&mut s, "EXPN bob"),
+            "500 5.5.2 Error: command not recognized\r\n"
+        );
+        assert_eq!(say(&mut s, "  "), "500 5.5.2 Error: bad syntax\r\n");
+        assert_eq!(say(&mut s, "\0NOOP"), "500 5.5.2 Error: bad syntax\r\n");
+        for line in ["GET / HTTP/1.0", "Subject: hi", "123", "FROM:<a@b>", "."] {
+            let mut s = session(Profile::Mx);
+            assert_eq!(
+                say(&mut s, line),
+                "221 2.7.0 Error: I can break rules, too. Goodbye.\r\n",
+                "{line}"
+            );
+            assert!(s.is_closed(), "{line}");
+        }
+    }
+
+    #[test]
+    fn legacy_and_strip_take_auth_in_cleartext_and_say_so() {
         for profile in [Profile::Legacy, Profile::Strip, Profile::RefuseTls] {
             let mut s = session(profile);
             let ehlo = say(&mut s, "EHLO client");
@@ -1068,21 +2278,43 @@ mod tests {
                 ),
                 "235 2.7.0 Authentication successful\r\n"
             );
+            let verdict = s.verdict();
+            assert_eq!(verdict.level, Level::Alarm, "{profile}");
+            assert!(
+                verdict
+                    .to_string()
+                    .contains("sent valid credentials for student@lab.test in cleartext"),
+                "{verdict}"
+            );
+            assert!(!verdict.to_string().contains(DEFAULT_PASSWORD));
         }
         let mut s = session(Profile::Strip);
         assert_eq!(
             say(&mut s, "STARTTLS"),
-            "502 5.5.2 Error: command not recognized\r\n"
+            "502 5.5.1 Error: command not implemented\r\n"
         );
         let mut s = session(Profile::RefuseTls);
         assert_eq!(
             say(&mut s, "STARTTLS"),
             "454 4.7.0 TLS not available due to local problem\r\n"
         );
+        say(&mut s, "EHLO again");
+        say(&mut s, "AUTH LOGIN");
+        say(&mut s, &BASE64.encode(DEFAULT_USER));
+        say(&mut s, &BASE64.encode("wrong"));
+        let line = s.verdict().to_string();
+        assert!(
+            line.starts_with("!! ATTACK WORKED: sent credentials in cleartext (AUTH LOGIN) to the refuse-tls profile; they were not valid"),
+            "{line}"
+        );
+        assert!(
+            line.contains("continued in cleartext after the refused STARTTLS (EHLO, AUTH)"),
+            "{line}"
+        );
     }
 
     #[test]
-    fn inject_sends_a_forged_reply_in_the_same_write() {
+    fn inject_sends_a_forged_reply_and_judges_what_the_client_did() {
         let mut s = session(Profile::Inject);
         say(&mut s, "EHLO client");
         let out = s.receive(b"STARTTLS\r\n");
@@ -1097,60 +2329,181 @@ mod tests {
             "{text}"
         );
         assert_eq!(out.last(), Some(&Output::StartTls));
+
+        // A client that took the forged reply for the answer to its EHLO inside TLS sends its
+        // next command while the real one is held back.
+        s.tls_started();
+        let out = s.receive(b"EHLO client\r\n");
+        assert!(out.iter().any(|o| matches!(o, Output::Wait(_))));
+        s.receive(b"AUTH LOGIN\r\n");
+        s.waited();
+        assert_eq!(
+            s.conduct().injection,
+            Some(InjectionResponse::ActedOnInjectedReply("AUTH".into()))
+        );
+        assert!(
+            s.verdict()
+                .to_string()
+                .starts_with("!! ATTACK WORKED: believed the injected reply: sent AUTH")
+        );
+
+        // A client that waits.
+        let mut s = session(Profile::Inject);
+        say(&mut s, "EHLO client");
+        say(&mut s, "STARTTLS");
+        s.tls_started();
+        say(&mut s, "EHLO client");
+        assert_eq!(
+            s.conduct().injection,
+            Some(InjectionResponse::WaitedForRealReply)
+        );
+        assert_eq!(s.verdict().level, Level::Ok);
+
+        // A client that pipelines on in cleartext.
+        let mut s = session(Profile::Inject);
+        say(&mut s, "EHLO client");
+        let out = s.receive(b"STARTTLS\r\nEHLO client\r\n");
+        assert!(
+            log(&out).contains("discarded: EHLO client"),
+            "{}",
+            log(&out)
+        );
+        assert_eq!(
+            s.conduct().injection,
+            Some(InjectionResponse::CleartextBeforeHandshake)
+        );
+
+        // A client that hangs up instead of starting TLS.
+        let mut s = session(Profile::Inject);
+        say(&mut s, "EHLO client");
+        say(&mut s, "STARTTLS");
+        s.tls_failed(TlsFailure::Closed);
+        assert_eq!(
+            s.conduct().injection,
+            Some(InjectionResponse::ClosedBeforeHandshake)
+        );
     }
 
     #[test]
-    fn pipelined_commands_after_starttls_are_discarded() {
+    fn pipelined_commands_after_starttls_are_discarded_and_credentials_among_them_judged() {
         let mut s = session(Profile::Submission);
         say(&mut s, "EHLO client");
-        let out = s.receive(b"STARTTLS\r\nMAIL FROM:<evil@example.com>\r\n");
+        let out = s.receive(
+            format!(
+                "STARTTLS\r\nAUTH PLAIN {}\r\n",
+                plain(DEFAULT_USER, DEFAULT_PASSWORD)
+            )
+            .as_bytes(),
+        );
         assert_eq!(sent(&out), "220 2.0.0 Ready to start TLS\r\n");
-        assert!(log(&out).contains("discarded"));
+        let logged = log(&out);
+        assert!(
+            logged.contains("discarded: AUTH PLAIN <credentials hidden>"),
+            "{logged}"
+        );
+        assert!(!logged.contains(&plain(DEFAULT_USER, DEFAULT_PASSWORD)));
+        assert_eq!(
+            s.conduct().cleartext_credentials[0].check,
+            CredentialCheck::Valid(DEFAULT_USER.into())
+        );
         s.tls_started();
         assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
     }
 
     #[test]
-    fn limits() {
-        let mut s = session(Profile::Mx);
-        let long = format!("NOOP {}\r\n", "x".repeat(600));
-        assert_eq!(
-            sent(&s.receive(long.as_bytes())),
-            "500 5.5.2 Error: line too long\r\n"
+    fn answers_to_a_refused_auth_are_credentials_never_logged() {
+        let user = BASE64.encode(DEFAULT_USER);
+        let password = BASE64.encode(DEFAULT_PASSWORD);
+        // Pipelined behind an AUTH LOGIN that submission refuses before TLS.
+        let mut s = session(Profile::Submission);
+        let out = s.receive(
+            format!("EHLO c\r\nAUTH LOGIN\r\n{user}\r\n{password}\r\nQUIT\r\n").as_bytes(),
         );
+        let logged = log(&out);
+        assert!(
+            !logged.contains(&user) && !logged.contains(&password),
+            "{logged}"
+        );
+        assert_eq!(
+            logged.matches("<SASL answer hidden>").count(),
+            2,
+            "{logged}"
+        );
+        assert!(
+            sent(&out).contains("500 5.5.2 Error: command not recognized"),
+            "as Postfix answers them"
+        );
+        let verdict = s.verdict().to_string();
+        assert!(
+            verdict.starts_with(
+                "!! DANGER: sent valid credentials for student@lab.test in cleartext (AUTH LOGIN)"
+            ),
+            "{verdict}"
+        );
+        // Behind STARTTLS, discarded unread.
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        let plain = plain(DEFAULT_USER, DEFAULT_PASSWORD);
+        let out =
+            s.receive(format!("STARTTLS\r\nAUTH PLAIN\r\n{plain}\r\nsecret words\r\n").as_bytes());
+        let logged = log(&out);
+        assert!(
+            !logged.contains(&plain) && !logged.contains("secret"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("AUTH PLAIN | <SASL answer hidden> | <not a command, hidden>"),
+            "{logged}"
+        );
+        assert_eq!(
+            s.conduct().cleartext_credentials[0].check,
+            CredentialCheck::Valid(DEFAULT_USER.into())
+        );
+        // A command after a refused AUTH is a command again.
+        let mut s = session(Profile::Mx);
+        let out = s.receive(b"AUTH PLAIN\r\nNOOP\r\n");
+        assert!(log(&out).contains("NOOP"));
+        assert!(s.conduct().cleartext_credentials.is_empty());
+    }
+
+    #[test]
+    fn long_lines_are_cut_as_postfix_cuts_them() {
+        let mut s = session(Profile::Mx);
+        let long = format!("NOOP {}\r\n", "x".repeat(3000));
+        let out = s.receive(long.as_bytes());
+        assert_eq!(sent(&out), "250 2.0.0 Ok\r\n");
+        assert!(log(&out).contains("<cut at 2048 bytes, the rest skipped>"));
         assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
-        // An endless line in small pieces: one 500, and bounded memory.
+        // An endless line in small pieces: one reply, and bounded memory.
         let mut replies = String::new();
         for _ in 0..100 {
             replies.push_str(&sent(&s.receive(&[b'y'; 100])));
-            assert!(s.input.len() <= COMMAND_LINE_LIMIT);
+            assert!(s.input.len() <= LINE_LIMIT);
         }
-        assert_eq!(replies, "500 5.5.2 Error: line too long\r\n");
+        assert_eq!(replies, "500 5.5.2 Error: command not recognized\r\n");
         assert_eq!(
             say(&mut s, ""),
             "",
             "the end of the long line is not a command"
         );
-        assert_eq!(say(&mut s, ""), "500 5.5.2 Error: bad syntax\r\n");
-        say(&mut s, "EHLO c");
-        say(&mut s, "MAIL FROM:<a@lab.test> SIZE=99999999");
+        // Long lines in a message are kept whole.
         say(&mut s, "MAIL FROM:<a@lab.test>");
         say(&mut s, "RCPT TO:<b@lab.test>");
         say(&mut s, "DATA");
-        let out = s.receive(format!("{}\r\n.\r\n", "z".repeat(1200)).as_bytes());
-        assert_eq!(sent(&out), "500 5.5.2 Error: line too long\r\n");
-        assert!(!out.iter().any(|o| matches!(o, Output::Deliver(_))));
+        let line = "z".repeat(5000);
+        let out = s.receive(format!("{line}\r\n.\r\n").as_bytes());
+        assert!(sent(&out).starts_with("250 2.0.0 Ok: queued as"));
+        assert_eq!(
+            delivered(&out).expect("delivered").data,
+            format!("{line}\r\n").into_bytes()
+        );
     }
 
     #[test]
     fn size_is_enforced() {
-        let settings = ServerSettings {
-            host: "lab.test".to_owned(),
-            profile: Profile::Mx,
-            accounts: Arc::new(Accounts::empty()),
-            size_limit: 100,
-        };
-        let mut s = ServerSession::new(Arc::new(settings), 1, false);
+        let mut settings = settings(Profile::Mx);
+        settings.size_limit = 100;
+        let mut s = session_with(settings);
         say(&mut s, "EHLO c");
         assert_eq!(
             say(&mut s, "MAIL FROM:<a@lab.test> SIZE=101"),
@@ -1166,20 +2519,199 @@ mod tests {
             say(&mut s, "."),
             "552 5.3.4 Message size exceeds fixed limit\r\n"
         );
+        assert_eq!(say(&mut s, "MAIL FROM:<a@lab.test>"), "250 2.1.0 Ok\r\n");
+    }
+
+    #[test]
+    fn bdat_chunks() {
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        say(&mut s, "RCPT TO:<bob@lab.test>");
+        assert_eq!(
+            sent(&s.receive(b"BDAT 5\r\nhello")),
+            "250 2.0.0 Ok: 5 bytes\r\n"
+        );
+        assert_eq!(say(&mut s, "DATA"), "503 5.5.1 Error: DATA after BDAT\r\n");
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test>"),
+            "503 5.5.1 Error: nested MAIL command\r\n"
+        );
+        let out = s.receive(b"BDAT 2 LAST\r\nab");
+        assert_eq!(sent(&out), "250 2.0.0 Ok: 9 bytes queued as 0000007001\r\n");
+        assert_eq!(delivered(&out).expect("delivered").data, b"helloab\r\n");
+        // The chunk may arrive in pieces, and may hold anything, line ends included.
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        say(&mut s, "RCPT TO:<bob@lab.test>");
+        assert_eq!(sent(&s.receive(b"BDAT 6 last\r\nQU")), "");
+        let out = s.receive(b"IT\r\n");
+        assert_eq!(sent(&out), "250 2.0.0 Ok: 6 bytes queued as 0000007002\r\n");
+        // Without recipients the chunk is read and refused; later chunks are discarded.
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        assert_eq!(
+            sent(&s.receive(b"BDAT 3\r\nabc")),
+            "554 5.5.1 Error: no valid recipients\r\n"
+        );
+        assert_eq!(
+            sent(&s.receive(b"BDAT 2 LAST\r\nab")),
+            "551 5.0.0 Discarded 2 bytes after earlier error\r\n"
+        );
+        assert_eq!(say(&mut s, "MAIL FROM:<a@lab.test>"), "250 2.1.0 Ok\r\n");
+        assert_eq!(say(&mut s, "RSET"), "250 2.0.0 Ok\r\n");
+        assert_eq!(
+            sent(&s.receive(b"BDAT 1\r\nq")),
+            "503 5.5.1 Error: need RCPT command\r\n"
+        );
+        // A count that cannot be read ends the session: the chunk's end is unknown.
+        for bad in [
+            "BDAT",
+            "BDAT x",
+            "BDAT 5 FOO",
+            "BDAT -1",
+            "BDAT 99999999999999999999999",
+        ] {
+            let mut s = session(Profile::Mx);
+            assert_eq!(
+                say(&mut s, bad),
+                "521 5.5.4 Syntax: BDAT count [LAST]\r\n",
+                "{bad}"
+            );
+            assert!(s.is_closed());
+        }
+    }
+
+    #[test]
+    fn fault_triggers() {
+        let mut s = session(Profile::Mx);
+        s.set_peer(IpAddr::from([127, 0, 0, 9]));
+        say(&mut s, "EHLO c");
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        assert_eq!(
+            say(&mut s, "RCPT TO:<rcpt-550-5.1.1@lab.test>"),
+            "550 5.1.1 <rcpt-550-5.1.1@lab.test>: Recipient address rejected: User unknown in local recipient table\r\n"
+        );
+        assert_eq!(
+            say(&mut s, "RCPT TO:<rcpt-452-4.2.2@lab.test>"),
+            "452 4.2.2 <rcpt-452-4.2.2@lab.test>: Recipient address rejected: Mailbox full\r\n"
+        );
+        assert_eq!(
+            say(&mut s, "RCPT TO:<greylist@lab.test>"),
+            "450 4.7.1 <greylist@lab.test>: Recipient address rejected: Greylisted, please try again later\r\n"
+        );
+        assert_eq!(
+            say(&mut s, "RCPT TO:<greylist@lab.test>"),
+            "250 2.1.5 Ok\r\n",
+            "the retry"
+        );
+        assert_eq!(
+            say(&mut s, "RCPT TO:<data-554@lab.test>"),
+            "250 2.1.5 Ok\r\n"
+        );
+        say(&mut s, "DATA");
+        assert_eq!(
+            sent(&s.receive(b"hi\r\n.\r\n")),
+            "554 5.7.1 Error: message not accepted: Access denied\r\n"
+        );
+        // A 421 closes, as a real one does.
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        assert!(say(&mut s, "RCPT TO:<rcpt-421@lab.test>").starts_with("421 4.3.0 "));
+        assert!(s.is_closed());
+        // Relaying is checked first: a trigger does not open the relay.
+        let mut s = session(Profile::Mx);
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        assert_eq!(
+            say(&mut s, "RCPT TO:<rcpt-550@example.com>"),
+            "554 5.7.1 <rcpt-550@example.com>: Relay access denied\r\n"
+        );
+    }
+
+    #[test]
+    fn ehlo_names_turn_extensions_off() {
+        let mut s = session(Profile::Legacy);
+        let ehlo = say(&mut s, "EHLO no-pipelining.no-chunking.no-auth.lab.test");
+        assert!(
+            !ehlo.contains("PIPELINING") && !ehlo.contains("CHUNKING") && !ehlo.contains("AUTH"),
+            "{ehlo}"
+        );
+        assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+        assert_eq!(
+            say(&mut s, "AUTH PLAIN"),
+            "503 5.5.1 Error: authentication not enabled\r\n"
+        );
+        say(&mut s, "EHLO no-enhancedstatuscodes.no-starttls.lab.test");
+        assert_eq!(say(&mut s, "NOOP"), "250 Ok\r\n");
+        assert_eq!(
+            say(&mut s, "STARTTLS"),
+            "502 Error: command not implemented\r\n"
+        );
+        // Pipelining where it was not offered is noticed.
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO no-pipelining.lab.test");
+        s.receive(b"MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\n");
+        assert_eq!(s.conduct().improper_pipelining.as_deref(), Some("MAIL"));
+        assert_eq!(s.verdict().level, Level::Warning);
+    }
+
+    #[test]
+    fn slow_waits_and_drops_the_first_attempt() {
+        let settings = Arc::new(settings(Profile::Slow));
+        let mut s = ServerSession::new(settings.clone(), 1, false);
+        let out = s.greeting();
+        assert_eq!(out.first(), Some(&Output::Wait(Duration::from_secs(2))));
+        // Bytes before the greeting is out are noticed.
+        s.receive(b"EHLO early\r\n");
+        assert!(s.conduct().spoke_before_greeting);
+        let session_run = |number| {
+            let mut s = ServerSession::new(settings.clone(), number, false);
+            s.greeting();
+            s.waited();
+            let out = s.receive(b"MAIL FROM:<a@lab.test>\r\n");
+            assert!(out.contains(&Output::Wait(Duration::from_secs(1))));
+            s.waited();
+            say(&mut s, "RCPT TO:<b@lab.test>");
+            say(&mut s, "DATA");
+            let out = s.receive(b"hi\r\n.\r\n");
+            (sent(&out), s.is_closed())
+        };
+        assert_eq!(
+            session_run(2),
+            (String::new(), true),
+            "the first attempt is dropped"
+        );
+        let (reply, closed) = session_run(3);
+        assert!(
+            reply.starts_with("250 2.0.0 Ok: queued as") && !closed,
+            "{reply}"
+        );
     }
 
     #[test]
     fn too_many_errors_and_timeouts_close() {
         let mut s = session(Profile::Mx);
-        let junk: Vec<u8> = (0..=255u8).cycle().take(8000).collect();
-        let out = s.receive(&junk);
+        let mut junk = String::new();
+        for _ in 0..25 {
+            junk.push_str("FOO\r\n");
+        }
+        let out = s.receive(junk.as_bytes());
         let text = sent(&out);
+        assert_eq!(text.matches("500 5.5.2").count(), 20);
         assert!(
             text.ends_with("421 4.7.0 lab.test Error: too many errors\r\n"),
             "{text}"
         );
         assert_eq!(out.last(), Some(&Output::Close));
         assert!(s.receive(b"NOOP\r\n").is_empty());
+
+        // With Postfix's error sleep, every reply after the tenth error waits first.
+        let mut settings = settings(Profile::Mx);
+        settings.error_sleep = ERROR_SLEEP;
+        let mut s = session_with(settings);
+        let out = s.receive(junk.as_bytes());
+        assert_eq!(
+            out.iter().filter(|o| matches!(o, Output::Wait(_))).count(),
+            11,
+            "the 11th to 20th error replies and the 421"
+        );
 
         let mut s = session(Profile::Mx);
         let out = s.timed_out();
@@ -1188,9 +2720,20 @@ mod tests {
     }
 
     #[test]
+    fn junk_commands_count_after_a_hundred() {
+        let mut s = session(Profile::Mx);
+        for _ in 0..100 {
+            assert_eq!(say(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+        }
+        assert_eq!(s.errors, 0);
+        say(&mut s, "NOOP");
+        assert_eq!(s.errors, 1);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         // A cheap deterministic fuzz: every profile, random bytes and fragments of commands.
-        let pieces: [&[u8]; 12] = [
+        let pieces: [&[u8]; 14] = [
             b"EHLO x\r\n",
             b"STARTTLS\r\n",
             b"AUTH PLAIN\r\n",
@@ -1203,6 +2746,8 @@ mod tests {
             b"\n",
             b"\0\xff*",
             b"=\r\n",
+            b"BDAT 3\r\n",
+            b"RCPT TO:<greylist@lab.test>\r\n",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for profile in Profile::ALL {
@@ -1211,15 +2756,21 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                let piece = pieces[(seed % 12) as usize];
-                if seed.is_multiple_of(5) {
-                    s.receive(&seed.to_le_bytes());
+                let piece = pieces[(seed % 14) as usize];
+                let out = if seed.is_multiple_of(5) {
+                    s.receive(&seed.to_le_bytes())
                 } else {
-                    s.receive(piece);
+                    s.receive(piece)
+                };
+                for output in out {
+                    if matches!(output, Output::Wait(_)) {
+                        s.waited();
+                    }
                 }
                 if matches!(s.phase, Phase::AwaitingTls) {
                     s.tls_started();
                 }
+                let _ = s.verdict();
             }
         }
     }
