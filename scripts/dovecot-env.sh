@@ -38,6 +38,8 @@
 set -euo pipefail
 
 readonly PROG=dovecot-env
+# shellcheck source=scripts/env-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
 readonly GOOD_NAME=localhost
 readonly SMTP_USER=alice@lab.test
 readonly SUBMISSION_HOST=127.0.0.2
@@ -46,22 +48,7 @@ readonly LOCAL_HOST=127.0.0.1
 readonly BANNER_TIMEOUT=20
 readonly PACKAGES=(dovecot-core dovecot-submissiond openssl)
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-# die REASON [DETAIL_FILE]: the detail first; the one-line reason is the LAST stderr line,
-# which tests/support/mta.rs reports when it skips or fails.
-die() {
-    if [[ $# -ge 2 && -s $2 ]]; then
-        printf '%s: --- last lines of %s ---\n' "$PROG" "$2" >&2
-        tail -n 25 "$2" | sed 's/^/    /' >&2
-    fi
-    printf '%s: error: %s\n' "$PROG" "$1" >&2
-    exit 1
-}
 
-usage() {
-    echo "usage: $0 start|stop DIR   (DIR: absolute path)" >&2
-    exit 2
-}
 
 parse_args() {
     [[ $# -eq 2 ]] || usage
@@ -94,22 +81,9 @@ parse_args() {
     LOG=$DIR/dovecot.log
 }
 
-take_lock() {
-    local lockdir=/run/lock
-    [[ -d $lockdir && -w $lockdir ]] || lockdir=/tmp
-    exec 9>"$lockdir/smtptui-dovecot-env.lock"
-    flock -w 300 9 || die "timed out waiting for another $PROG run to finish"
-}
 
 # ---------------------------------------------------------------- install
 
-have_packages() {
-    local p status
-    for p in "${PACKAGES[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
-        [[ $status == installed ]] || return 1
-    done
-}
 
 apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=120 install \
@@ -117,7 +91,7 @@ apt_install() {
 }
 
 install_packages() {
-    have_packages && return 0
+    have_packages "${PACKAGES[@]}" && return 0
     [[ $(id -u) -eq 0 ]] || die "Dovecot is not installed and installing it needs root"
     command -v apt-get >/dev/null || die "Dovecot is not installed and apt-get is unavailable"
     log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
@@ -134,7 +108,7 @@ install_packages() {
     apt_install || { DEBIAN_FRONTEND=noninteractive apt-get -q update >>"$DIR/install.log" 2>&1 || true; apt_install; } && ok=1
     [[ -n $made_policy ]] && rm -f "$policy"
     [[ -n $ok ]] || die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
-    have_packages || die "packages still missing after apt-get install (see $DIR/install.log)"
+    have_packages "${PACKAGES[@]}" || die "packages still missing after apt-get install (see $DIR/install.log)"
 }
 
 # ---------------------------------------------------------------- certificates, account
@@ -394,7 +368,7 @@ cmd_stop() {
 
 main() {
     parse_args "$@"
-    take_lock
+    take_lock dovecot
     "cmd_$ACTION"
 }
 

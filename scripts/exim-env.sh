@@ -37,6 +37,8 @@
 set -euo pipefail
 
 readonly PROG=exim-env
+# shellcheck source=scripts/env-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
 readonly HOST=127.0.0.1
 readonly GOOD_NAME=localhost
 readonly MAIL_DOMAIN=lab.test
@@ -46,22 +48,7 @@ readonly BANNER_TIMEOUT=20
 readonly LIBRARIES=(libdb5.3 libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1 openssl)
 readonly OLD_TLS_PRIORITY='NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0'
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-# die REASON [DETAIL_FILE]: the detail first; the one-line reason is the LAST stderr line,
-# which tests/support/mta.rs reports when it skips or fails.
-die() {
-    if [[ $# -ge 2 && -s $2 ]]; then
-        printf '%s: --- last lines of %s ---\n' "$PROG" "$2" >&2
-        tail -n 25 "$2" | sed 's/^/    /' >&2
-    fi
-    printf '%s: error: %s\n' "$PROG" "$1" >&2
-    exit 1
-}
 
-usage() {
-    echo "usage: $0 start|stop DIR   (DIR: absolute path)" >&2
-    exit 2
-}
 
 parse_args() {
     [[ $# -eq 2 ]] || usage
@@ -94,29 +81,16 @@ parse_args() {
     PID_FILE=$DIR/exim.pid
 }
 
-take_lock() {
-    local lockdir=/run/lock
-    [[ -d $lockdir && -w $lockdir ]] || lockdir=/tmp
-    exec 9>"$lockdir/smtptui-exim-env.lock"
-    flock -w 300 9 || die "timed out waiting for another $PROG run to finish"
-}
 
 # ---------------------------------------------------------------- install
 
-have_libraries() {
-    local p status
-    for p in "${LIBRARIES[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
-        [[ $status == installed ]] || return 1
-    done
-}
 
 apt_quiet() {
     DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=120 "$@" >>"$DIR/install.log" 2>&1
 }
 
 install_exim() {
-    if ! have_libraries; then
+    if ! have_packages "${LIBRARIES[@]}"; then
         [[ $(id -u) -eq 0 ]] || die "Exim's libraries are not installed and installing them needs root"
         log "installing ${LIBRARIES[*]} (log: $DIR/install.log)"
         apt_quiet -y install --no-install-recommends "${LIBRARIES[@]}" ||
@@ -398,7 +372,7 @@ cmd_stop() {
 
 main() {
     parse_args "$@"
-    take_lock
+    take_lock exim
     "cmd_$ACTION"
 }
 

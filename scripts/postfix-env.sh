@@ -57,6 +57,8 @@
 set -euo pipefail
 
 readonly PROG=postfix-env
+# shellcheck source=scripts/env-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
 readonly MAIL_DOMAIN=lab.test
 readonly SASL_USER=alice
 readonly SMTP_USER="${SASL_USER}@${MAIL_DOMAIN}"
@@ -69,23 +71,7 @@ readonly DEFAULT_CONFIG_DIR=/etc/postfix
 # (python3, ...) are skipped to keep the one-time install small.
 readonly PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl openssl)
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-# die REASON [DETAIL_FILE]: any detail (a log tail) comes first and the
-# one-line reason is always the LAST stderr line: tests/postfix.rs reports
-# exactly that line when it skips or fails.
-die() {
-    if [[ $# -ge 2 && -s $2 ]]; then
-        printf '%s: --- last lines of %s ---\n' "$PROG" "$2" >&2
-        tail -n 25 "$2" | sed 's/^/    /' >&2
-    fi
-    printf '%s: error: %s\n' "$PROG" "$1" >&2
-    exit 1
-}
 
-usage() {
-    echo "usage: $0 start|stop DIR   (DIR: absolute path)" >&2
-    exit 2
-}
 
 # ---------------------------------------------------------------- arguments
 
@@ -134,27 +120,12 @@ parse_args() {
     CA_FILE=$TLS_DIR/ca.pem
 }
 
-# Serialise all runs of this script: parallel test binaries may call it at
-# once, and apt/dpkg, the shared /etc/postfix/main.cf and the ports are global.
-take_lock() {
-    local lockdir=/run/lock
-    [[ -d $lockdir && -w $lockdir ]] || lockdir=/tmp
-    exec 9>"$lockdir/smtptui-postfix-env.lock"
-    flock -w 300 9 || die "timed out waiting for another $PROG run to finish"
-}
 
 # ---------------------------------------------------------------- install
 
-have_packages() {
-    local p status
-    for p in "${PACKAGES[@]}"; do
-        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || return 1
-        [[ $status == installed ]] || return 1
-    done
-}
 
 install_packages() {
-    have_packages && return 0
+    have_packages "${PACKAGES[@]}" && return 0
     [[ $(id -u) -eq 0 ]] || die "Postfix is not installed and installing it needs root"
     command -v apt-get >/dev/null || die "Postfix is not installed and apt-get is unavailable"
     log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
@@ -168,7 +139,7 @@ install_packages() {
         DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$DIR/install.log" 2>&1 ||
             die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
     fi
-    have_packages || die "packages still missing after apt-get install (see $DIR/install.log)"
+    have_packages "${PACKAGES[@]}" || die "packages still missing after apt-get install (see $DIR/install.log)"
 }
 
 # ---------------------------------------------------------------- default instance
@@ -769,7 +740,7 @@ cmd_stop() {
 
 main() {
     parse_args "$@"
-    take_lock
+    take_lock postfix
     "cmd_$ACTION"
 }
 

@@ -23,16 +23,6 @@ fn pki() -> &'static LabPki {
     PKI.get_or_init(|| LabPki::generate().unwrap())
 }
 
-const ALL: [Profile; 7] = [
-    Profile::Submission,
-    Profile::Mx,
-    Profile::Legacy,
-    Profile::Implicit,
-    Profile::Inject,
-    Profile::Strip,
-    Profile::RefuseTls,
-];
-
 fn line(
     text: &str,
 ) -> impl FnOnce(&mut ClientSession, std::time::Instant) -> Result<StepId, SessionError> + '_ {
@@ -176,7 +166,7 @@ fn cut_patterns() -> Vec<Vec<usize>> {
 
 #[test]
 fn every_profile_gives_the_same_session_however_the_server_bytes_are_cut() {
-    for profile in ALL {
+    for profile in Profile::ALL {
         let whole = run(profile, vec![usize::MAX]);
         for cuts in cut_patterns() {
             let cut = run(profile, cuts.clone());

@@ -15,16 +15,6 @@ use smtptui::proto::client::UnaskedReplies;
 use smtptui::proto::sasl::{Mechanism, credential_forms};
 use smtptui::secret::Secret;
 
-const PROFILES: [Profile; 7] = [
-    Profile::Submission,
-    Profile::Mx,
-    Profile::Legacy,
-    Profile::Implicit,
-    Profile::Inject,
-    Profile::Strip,
-    Profile::RefuseTls,
-];
-
 const LINES: &[&str] = &[
     "EHLO client.example",
     "STARTTLS",
@@ -51,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(flags) = bytes.next() else {
         return;
     };
-    let profile = PROFILES[flags as usize % PROFILES.len()];
+    let profile = Profile::ALL[flags as usize % Profile::ALL.len()];
     let secret = Secret::new(DEFAULT_PASSWORD.to_owned());
     let forms = credential_forms(Some(DEFAULT_USER), &secret);
     let allow_cleartext = flags & 0x40 != 0;

@@ -1,17 +1,17 @@
-//! The loopback Exim and Dovecot of `scripts/exim-env.sh` and `scripts/dovecot-env.sh`: real
-//! servers other than Postfix, for the tests that must hold against more than one MTA.
+//! The real MTAs of the test environment, on loopback: the Postfix of
+//! `scripts/postfix-env.sh`, and the Exim and Dovecot of `scripts/exim-env.sh` and
+//! `scripts/dovecot-env.sh` for the tests that must hold against more than one MTA.
 //!
-//! [`exim`] and [`dovecot`] start their instance once per test binary (or reuse the one named
-//! by `SMTPTUI_EXIM_ENV` / `SMTPTUI_DOVECOT_ENV`, as `scripts/test.sh` passes them) and return
-//! the env file's values. Where a server cannot be started the tests say why and pass as
-//! skipped, except under CI (`CI=true`), where a missing server is a failure.
+//! [`postfix`], [`exim`] and [`dovecot`] start their instance once per test binary (or reuse
+//! the one named by `SMTPTUI_POSTFIX_ENV`, `SMTPTUI_EXIM_ENV` or `SMTPTUI_DOVECOT_ENV`, as
+//! `scripts/test.sh` passes them) and return the env file's values. Where a server cannot be
+//! started the tests say why and pass as skipped, except under CI (`CI=true`), where a missing
+//! server is a failure.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-
-use super::postfix::repo;
 
 /// The values from one environment file.
 pub struct Mta {
@@ -31,6 +31,21 @@ impl Mta {
             .parse()
             .unwrap_or_else(|_| panic!("{key} missing from the {} env file", self.name))
     }
+
+    /// The first line of the file named by `PASSWORD_FILE`.
+    pub fn password(&self) -> String {
+        std::fs::read_to_string(self.get("PASSWORD_FILE"))
+            .expect("password file")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The source checkout, where the scripts are.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn parse_env(path: &Path) -> Option<HashMap<String, String>> {
@@ -39,7 +54,12 @@ fn parse_env(path: &Path) -> Option<HashMap<String, String>> {
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_owned(),
+                    v.trim().trim_matches('"').trim_matches('\'').to_owned(),
+                )
+            })
             .collect(),
     )
 }
@@ -85,6 +105,23 @@ fn or_skip(name: &str, result: &'static Result<Mta, String>) -> Option<&'static 
             None
         }
     }
+}
+
+/// The Postfix instance (submission, implicit, MX, legacy, certificate-failure and lab-like
+/// listeners); `None` means skip.
+pub fn postfix() -> Option<&'static Mta> {
+    static INSTANCE: OnceLock<Result<Mta, String>> = OnceLock::new();
+    or_skip(
+        "Postfix",
+        INSTANCE.get_or_init(|| {
+            start(
+                "Postfix",
+                "postfix-env.sh",
+                "smtptui-postfix",
+                "SMTPTUI_POSTFIX_ENV",
+            )
+        }),
+    )
 }
 
 /// The Exim instance (submission, legacy and old-TLS listeners); `None` means skip.
