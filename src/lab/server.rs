@@ -1601,9 +1601,11 @@ impl ServerSession {
         out.push(Output::Send(bytes));
     }
 
+    /// Every log line is escaped here, at its source: replies can echo what the client sent
+    /// (a recipient with control characters in it), and the log goes to a projector.
     fn log(&self, out: &mut Vec<Output>, direction: Direction, text: String) {
         if self.settings.log {
-            out.push(Output::Log(direction, text));
+            out.push(Output::Log(direction, escape_str(&text)));
         }
     }
 
@@ -2773,5 +2775,20 @@ mod tests {
                 let _ = s.verdict();
             }
         }
+    }
+
+    /// Found by the lab_server fuzz target: a reply that echoes a recipient with a control
+    /// character in it reached the session's log unescaped.
+    #[test]
+    fn a_reply_echoing_control_characters_is_logged_escaped() {
+        let mut session = session(Profile::Legacy);
+        let out = session.receive(b"EHLO x\r\nVRFY L\x06\r\n");
+        let logged = log(&out);
+        assert!(logged.contains("Recipient address rejected"), "{logged}");
+        assert!(logged.contains("\\x06"), "{logged}");
+        assert!(
+            !logged.chars().any(|c| c.is_control() && c != '\n'),
+            "{logged:?}"
+        );
     }
 }
