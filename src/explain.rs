@@ -695,6 +695,8 @@ pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
 pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context) -> Vec<String> {
     let code = reply.code.value();
     let mut lines = vec![format!("{code}: {}", reply_code(code))];
+    // What to do comes before the registry's words, so a small pane shows it first.
+    lines.extend(situation_in(reply, command, context));
     if let Some(enhanced_code) = &reply.enhanced {
         lines.push(enhanced(enhanced_code));
         if let Some(detail) = enhanced_detail(enhanced_code.subject, enhanced_code.detail) {
@@ -707,7 +709,6 @@ pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context)
             );
         }
     }
-    lines.extend(situation_in(reply, command, context));
     if matches!(command, Some("EHLO" | "LHLO"))
         && code == 250
         && let Some(capabilities) = Capabilities::from_ehlo_reply(reply)

@@ -1370,7 +1370,7 @@ impl App {
                     "cancel: nothing is sent".to_owned()
                 }
                 _ => format!(
-                    "check the word; only '{}' overrides, for this one command",
+                    "send anyway only if the word is '{}'",
                     dialog.override_word()
                 ),
             },

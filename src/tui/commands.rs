@@ -522,7 +522,8 @@ pub fn help_lines_for(width: usize) -> Vec<String> {
             .map(|(l, does)| format!("  {l:<label$}{does}"))
             .collect()
     };
-    let mut lines = help_intro();
+    // The prose as paragraphs: the box wraps them at its width.
+    let mut lines = vec![help_intro().join(" ")];
     lines.extend(entries(
         KEYS.iter()
             .map(|entry| (entry.keys.to_owned(), entry.does))
@@ -534,7 +535,7 @@ pub fn help_lines_for(width: usize) -> Vec<String> {
             .map(|local| (local.label(), local.does))
             .collect(),
     ));
-    lines.extend(help_outro());
+    lines.push(help_outro().join(" "));
     lines
 }
 

@@ -202,19 +202,20 @@ fn guard_text(app: &App, refusal: &Refusal) -> (Styled, Styled) {
                 theme.alarm(),
             );
             add("", plain);
-            add(
-                "Your user name and password would cross the network readable by anyone on \
-                 the path. Base64 is an encoding, not encryption. Nothing was sent.",
-                plain,
-            );
+            // The red flag first: on a small screen the end of the explanation gives way.
             if stripped_starttls(app) {
-                add("", plain);
                 add(
                     "This server's EHLO did not offer STARTTLS. On a port meant for AUTH that is \
                      a red flag: an attacker on the path may have removed it.",
                     theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
                 );
+                add("", plain);
             }
+            add(
+                "Your user name and password would cross the network readable by anyone on \
+                 the path. Base64 is an encoding, not encryption. Nothing was sent.",
+                plain,
+            );
         }
         Refusal::Unverified(problem) => {
             add(

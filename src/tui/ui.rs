@@ -126,7 +126,13 @@ pub fn render(app: &App, frame: &mut Frame, now: Instant) {
         None => {}
     }
     if let Mode::Guard(_) = app.mode {
-        dialogs::render_guard(app, frame, area, theme);
+        // Over the panes, not over the input line and the lines above it, which say what
+        // Enter does.
+        let above = Rect {
+            height: layout.notes_area.y.saturating_sub(area.y),
+            ..area
+        };
+        dialogs::render_guard(app, frame, above, theme);
     }
 }
 

@@ -111,10 +111,11 @@ impl TranscriptView {
                 self.last_sent = Some((event.elapsed, verb));
             }
             EventKind::Received { .. } => {
-                if let Some((at, verb)) = &self.last_sent {
-                    meta.latency = event.elapsed.checked_sub(*at);
+                // One reply answers one line: a second reply is not taken for the same one.
+                if let Some((at, verb)) = self.last_sent.take() {
+                    meta.latency = event.elapsed.checked_sub(at);
                     if !verb.is_empty() {
-                        meta.command = Some(verb.clone().into_boxed_str());
+                        meta.command = Some(verb.into_boxed_str());
                     }
                 }
             }
