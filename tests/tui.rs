@@ -2138,6 +2138,20 @@ fn the_guard_default_runs_starttls_ehlo_and_the_auth() {
         app.mode
     );
     assert!(app.recovery.is_none());
+    // The AUTH line typed before the dialog reaches the history once its exchange ran.
+    type_line(&mut app, "alice");
+    let actions = type_line(&mut app, "secret");
+    assert!(
+        matches!(&actions[..], [Action::Authenticate { .. }]),
+        "{actions:?}"
+    );
+    let crossed = Crossed {
+        credentials: 1,
+        ..Crossed::default()
+    };
+    app.on_engine(done_with("235 2.7.0 ok\r\n", Some("AUTH"), crossed));
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input.text(), "AUTH PLAIN");
 
     // A refused STARTTLS stops it, and says that nothing more was sent.
     let mut app = after_ehlo();

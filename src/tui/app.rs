@@ -219,11 +219,15 @@ pub enum Recovery {
         ehlo: String,
         /// What follows EHLO.
         then: AfterTls,
+        /// The AUTH line typed (without credentials), for the history once its exchange runs.
+        typed: Option<String>,
     },
     /// EHLO went inside TLS; the AUTH is next.
     Ehlo {
         /// What follows EHLO.
         then: AfterTls,
+        /// The AUTH line typed, as above.
+        typed: Option<String>,
     },
 }
 
@@ -237,7 +241,7 @@ impl Recovery {
             Self::StartTls { then, .. } => {
                 format!("STARTTLS sent; then EHLO, then {}", then.describe())
             }
-            Self::Ehlo { then } => format!("EHLO sent inside TLS; then {}", then.describe()),
+            Self::Ehlo { then, .. } => format!("EHLO sent inside TLS; then {}", then.describe()),
         }
     }
 }
@@ -479,13 +483,13 @@ impl App {
                 self.recovery = Some(Recovery::StartTls {
                     ehlo,
                     then: AfterTls::Tell,
+                    typed: None,
                 });
                 self.send("STARTTLS".to_owned(), OneTimeOverride::None)
             }
-            Recovery::StartTls { ehlo, then } => {
+            Recovery::StartTls { ehlo, then, typed } => {
                 if verb == "STARTTLS" && code == 220 && self.status.security == Security::Tls {
-                    self.recovery = Some(Recovery::Ehlo { then });
-                    self.input.drop_held();
+                    self.recovery = Some(Recovery::Ehlo { then, typed });
                     return self.send(ehlo, OneTimeOverride::None);
                 }
                 // The STARTTLS refusal message says what that means; say what was not done.
@@ -500,7 +504,7 @@ impl App {
                 ));
                 Vec::new()
             }
-            Recovery::Ehlo { then } => {
+            Recovery::Ehlo { then, typed } => {
                 if !(verb == "EHLO" && code == 250) {
                     self.flash = Some(format!(
                         "the safe way stopped: EHLO inside TLS got {code}; AUTH was not sent"
@@ -513,6 +517,9 @@ impl App {
                             "TLS is up and EHLO answered: AUTH {} now",
                             mechanism.name()
                         ));
+                        if let Some(typed) = typed {
+                            self.input.hold(&typed);
+                        }
                         self.start_auth(mechanism, OneTimeOverride::None)
                     }
                     AfterTls::Line(line) => self.send(line, OneTimeOverride::None),
@@ -1074,7 +1081,8 @@ impl App {
                     "the safe way: STARTTLS, then {ehlo} inside TLS, then {} (Esc stops it)",
                     then.describe()
                 ));
-                self.recovery = Some(Recovery::StartTls { ehlo, then });
+                let typed = self.input.take_held();
+                self.recovery = Some(Recovery::StartTls { ehlo, then, typed });
                 self.send("STARTTLS".to_owned(), OneTimeOverride::None)
             }
         }

@@ -204,6 +204,12 @@ impl InputLine {
         }
     }
 
+    /// Takes the held line out (the guard's safe way keeps the typed AUTH through STARTTLS and
+    /// EHLO, and holds it again for its AUTH).
+    pub fn take_held(&mut self) -> Option<String> {
+        self.held.take()
+    }
+
     /// Whether a typed line is held.
     pub fn holds(&self) -> bool {
         self.held.is_some()

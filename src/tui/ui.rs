@@ -607,8 +607,11 @@ fn notes(app: &App, width: usize, theme: Theme) -> (Vec<Line<'static>>, Option<S
         )));
     }
     if lines.len() > NOTES_ROWS {
-        // The newest words (the hint) are last and stay; the message above gives way.
+        // The newest words (the hint) are last and stay; the message above gives way, marked.
         lines.drain(..lines.len() - NOTES_ROWS);
+        if let Some(first) = lines.first_mut() {
+            first.spans.insert(0, Span::styled("…", theme.dim()));
+        }
     }
     (lines, fits.then_some(title))
 }
