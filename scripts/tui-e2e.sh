@@ -2,13 +2,17 @@
 # End-to-end tests of the interactive UI in a real terminal (tmux), against the lab's
 # submission profile. Asserts on the captured screen, on the terminal's state and on files.
 #
-# 1. A session: AUTH before STARTTLS opens the guard dialog, Enter runs STARTTLS, EHLO, AUTH
-#    PLAIN with the password typed into the hidden prompt; the password and its base64 typed
-#    as commands are refused and stay out of the history (Up and the file); a message; :save
-#    and :record; quit. The password is never on the screen. The history file, which existed
-#    with mode 0644 and more lines than the limit, ends 0600 and bounded; so do the :save and
-#    :record files that existed 0644.
-# 2. Signals: SIGHUP, SIGINT, SIGQUIT and SIGTERM sent to `smtptui HOST` and to `smtptui
+# 1. A session: AUTH before STARTTLS opens the guard dialog, whose Enter runs STARTTLS, EHLO
+#    inside TLS and the AUTH PLAIN by itself, up to the password typed into the hidden prompt;
+#    the password and its base64 typed as commands are refused and stay out of the history (Up
+#    and the file); a line fixed in its middle with the editing keys; a paste without
+#    bracketed paste sends nothing; a message; :record records until :record stop and :save
+#    writes, neither replacing a file without '!'; quit. The password is never on the screen.
+#    The history file, which existed with mode 0644 and more lines than the limit, ends 0600
+#    and bounded; so do the :save and :record files that existed 0644.
+# 2. `smtptui demo` at 80x24: F4 shows the lab's own log beside the transcript, with what the
+#    server received marked plain, then tls.
+# 3. Signals: SIGHUP, SIGINT, SIGQUIT and SIGTERM sent to `smtptui HOST` and to `smtptui
 #    demo` leave the terminal restored (primary screen, no mouse tracking, cursor shown,
 #    `icanon echo`) and the exit status 128 + the signal's number.
 #
@@ -52,9 +56,9 @@ done
 # Starts a tmux session running COMMAND in its pane; then the pane's shell writes the exit
 # status and the terminal settings to files and shows the status on screen.
 start() {
-    local name=$1 command=$2
+    local name=$1 command=$2 width=${3:-100} height=${4:-30}
     sessions+=("$name")
-    tmux new-session -d -s "$name" -x 100 -y 30 \
+    tmux new-session -d -s "$name" -x "$width" -y "$height" \
         "$command; echo \$? >$work/$name.status; stty -a >$work/$name.stty; echo smtptui-exited=\$(cat $work/$name.status); sleep 60"
 }
 screen() { tmux capture-pane -p -t "$session"; }
@@ -97,14 +101,13 @@ expect "250-STARTTLS"
 line "AUTH PLAIN"
 expect "credential guard"
 expect "Base64 is an encoding, not encryption"
+# Enter: the safe way runs by itself up to the user name of the AUTH that was asked for.
 keys Enter
-expect "EHLO again, then AUTH PLAIN"
+expect "user>"
 expect "TLS established"
 expect "certificate verified"
-line "EHLO e2e.client"
 expect "250-AUTH"
-line "AUTH PLAIN"
-expect "user>"
+grep -q "tls   C: EHLO e2e.client" "$work/lab.log" || fail "the EHLO inside TLS did not reach the lab"
 line "student@lab.test"
 expect "password (hidden)>"
 tmux send-keys -t "$session" -l -- "$password"
@@ -130,8 +133,22 @@ expect "> EHLO e2e.client"
 keys C-u
 line "MAIL FROM:<student@lab.test>"
 expect "S: 250 2.1.0"
-line "RCPT TO:<friend@example.com>"
+# A typo fixed in the middle of the line: the missing R at the start, then Enter.
+tmux send-keys -t "$session" -l -- "CPT TO:<friend@example.com>"
+expect "> CPT TO:<friend@example.com>"
+keys C-a
+tmux send-keys -t "$session" -l -- "R"
+keys Enter
 expect "S: 250 2.1.5"
+# Two lines pasted by a terminal without bracketed paste: nothing is sent, the first is kept.
+tmux set-buffer -b e2e "NOOP pasted-one
+NOOP pasted-two
+"
+tmux paste-buffer -b e2e -t "$session"
+expect "only the first was kept"
+expect "> NOOP pasted-one"
+grep -q "pasted-" "$work/lab.log" && fail "a pasted line was sent"
+keys C-u
 line "DATA"
 expect "S: 354"
 line "Subject: e2e"
@@ -140,10 +157,20 @@ line "Hello from the tmux test."
 line "."
 expect "queued as"
 no_password
+# The files exist: nothing replaces them without '!'.
 line ":save $work/saved.txt"
+expect "it exists and was left as it is"
+grep -qx old "$work/saved.txt" || fail ":save replaced a file without '!'"
+line ":save! $work/saved.txt"
 expect "written to $work/saved.txt"
-line ":record $work/recorded.smtp"
-expect "written to $work/recorded.smtp"
+line ":record! $work/recorded.smtp"
+expect "recording to $work/recorded.smtp"
+line "NOOP recorded-live"
+expect "S: 250 2.0.0"
+line ":record stop"
+expect "recording stopped"
+grep -qx "C: NOOP recorded-live" "$work/recorded.smtp" || fail "the recording missed a command sent after it started"
+grep -qx "C: MAIL FROM:<student@lab.test>" "$work/recorded.smtp" || fail "the recording lacks the session before it started"
 for secret in "$password" "$password_b64"; do
     if grep -rqF -- "$secret" "$XDG_DATA_HOME" 2>/dev/null; then fail "a secret is in the history file"; fi
 done
@@ -160,13 +187,31 @@ for file in "$history_file" "$work/saved.txt" "$work/recorded.smtp"; do
 done
 lines=$(wc -l <"$history_file")
 [[ $lines -eq 1000 ]] || fail "the history file has $lines lines, not the limit of 1000"
-tail -n 1 "$history_file" | grep -qxF ":record $work/recorded.smtp" ||
+tail -n 1 "$history_file" | grep -qxF ":record stop" ||
     fail "the newest line is not last in the history file: $(tail -n 1 "$history_file")"
 grep -qxF "MAIL FROM:<student@lab.test>" "$history_file" || fail "a sent command is missing from the history"
 ! grep -qxF "NOOP old-1" "$history_file" || fail "the oldest lines were kept past the limit"
-echo "tui-e2e.sh: ok: guard dialog, STARTTLS, hidden password, refused secrets kept out of history, message, private files, bounded history, quit"
+echo "tui-e2e.sh: ok: guard dialog's safe way, hidden password, refused secrets kept out of history, line editing, unbracketed paste, message, live recording, no file replaced unasked, private files, bounded history, quit"
 
-# ---- 2. Signals ------------------------------------------------------------------------------
+# ---- 2. The demo at 80x24 shows the lab's log -----------------------------------------------
+session=smtptui-e2e-$$-demo
+start "$session" "$bin demo" 80 24
+expect "S: 220"
+keys F4
+expect "the lab's log"
+line "EHLO e2e.demo"
+expect "250-STARTTLS"
+expect "plain C: EHLO e2e.demo"
+line "STARTTLS"
+expect "TLS established"
+line "EHLO e2e.demo"
+expect "tls   C: EHLO e2e.demo"
+keys Escape
+expect "smtptui-exited=0"
+tmux kill-session -t "$session"
+echo "tui-e2e.sh: ok: the demo shows the lab's log at 80x24, plain then tls"
+
+# ---- 3. Signals ------------------------------------------------------------------------------
 # Each signal ends the UI with the terminal as it was before, and status 128 + N.
 signal_test() {
     local what=$1 signal=$2 number=$3 command=$4

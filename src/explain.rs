@@ -84,98 +84,390 @@ fn enhanced_subject(subject: u16) -> &'static str {
     }
 }
 
-/// The registered meaning of `subject.detail` (RFC 3463 §3.3 and the RFC 5248 registry),
-/// for the codes a person meets most.
-fn enhanced_detail(subject: u16, detail: u16) -> Option<&'static str> {
+/// Every enumerated code of the IANA registry "Simple Mail Transfer Protocol (SMTP) Enhanced
+/// Status Codes" (<https://www.iana.org/assignments/smtp-enhanced-status-codes>, set up by
+/// RFC 5248 with the codes of RFC 3463, and the additions of RFC 3886, 4468, 4954, 5248, 6531,
+/// 6710, 7293, 7372, 7504, 7505, 8617 and 8689 up to X.7.30): subject, detail and the
+/// registry's title. [`enhanced_detail`] must explain every one; a test walks this list.
+pub const IANA_REGISTRY: &[(u16, u16, &str)] = &[
+    (0, 0, "Other undefined Status"),
+    (1, 0, "Other address status"),
+    (1, 1, "Bad destination mailbox address"),
+    (1, 2, "Bad destination system address"),
+    (1, 3, "Bad destination mailbox address syntax"),
+    (1, 4, "Destination mailbox address ambiguous"),
+    (1, 5, "Destination address valid"),
+    (1, 6, "Destination mailbox has moved, No forwarding address"),
+    (1, 7, "Bad sender's mailbox address syntax"),
+    (1, 8, "Bad sender's system address"),
+    (1, 9, "Message relayed to non-compliant mailer"),
+    (1, 10, "Recipient address has null MX"),
+    (2, 0, "Other or undefined mailbox status"),
+    (2, 1, "Mailbox disabled, not accepting messages"),
+    (2, 2, "Mailbox full"),
+    (2, 3, "Message length exceeds administrative limit"),
+    (2, 4, "Mailing list expansion problem"),
+    (3, 0, "Other or undefined mail system status"),
+    (3, 1, "Mail system full"),
+    (3, 2, "System not accepting network messages"),
+    (3, 3, "System not capable of selected features"),
+    (3, 4, "Message too big for system"),
+    (3, 5, "System incorrectly configured"),
+    (3, 6, "Requested priority was changed"),
+    (4, 0, "Other or undefined network or routing status"),
+    (4, 1, "No answer from host"),
+    (4, 2, "Bad connection"),
+    (4, 3, "Directory server failure"),
+    (4, 4, "Unable to route"),
+    (4, 5, "Mail system congestion"),
+    (4, 6, "Routing loop detected"),
+    (4, 7, "Delivery time expired"),
+    (5, 0, "Other or undefined protocol status"),
+    (5, 1, "Invalid command"),
+    (5, 2, "Syntax error"),
+    (5, 3, "Too many recipients"),
+    (5, 4, "Invalid command arguments"),
+    (5, 5, "Wrong protocol version"),
+    (5, 6, "Authentication Exchange line is too long"),
+    (6, 0, "Other or undefined media error"),
+    (6, 1, "Media not supported"),
+    (6, 2, "Conversion required and prohibited"),
+    (6, 3, "Conversion required but not supported"),
+    (6, 4, "Conversion with loss performed"),
+    (6, 5, "Conversion Failed"),
+    (6, 6, "Message content not available"),
+    (
+        6,
+        7,
+        "Non-ASCII addresses not permitted for that sender/recipient",
+    ),
+    (
+        6,
+        8,
+        "UTF-8 string reply is required, but not permitted by the SMTP client",
+    ),
+    (
+        6,
+        9,
+        "UTF-8 header message cannot be transferred to one or more recipients",
+    ),
+    (6, 10, "(deprecated: a duplicate of X.6.8)"),
+    (7, 0, "Other or undefined security status"),
+    (7, 1, "Delivery not authorized, message refused"),
+    (7, 2, "Mailing list expansion prohibited"),
+    (7, 3, "Security conversion required but not possible"),
+    (7, 4, "Security features not supported"),
+    (7, 5, "Cryptographic failure"),
+    (7, 6, "Cryptographic algorithm not supported"),
+    (7, 7, "Message integrity failure"),
+    (7, 8, "Authentication credentials invalid"),
+    (7, 9, "Authentication mechanism is too weak"),
+    (7, 10, "Encryption Needed"),
+    (
+        7,
+        11,
+        "Encryption required for requested authentication mechanism",
+    ),
+    (7, 12, "A password transition is needed"),
+    (7, 13, "User Account Disabled"),
+    (7, 14, "Trust relationship required"),
+    (7, 15, "Priority Level is too low"),
+    (7, 16, "Message is too big for the specified priority"),
+    (7, 17, "Mailbox owner has changed"),
+    (7, 18, "Domain owner has changed"),
+    (7, 19, "RRVS test cannot be completed"),
+    (7, 20, "No passing DKIM signature found"),
+    (7, 21, "No acceptable DKIM signature found"),
+    (7, 22, "No valid author-matched DKIM signature found"),
+    (7, 23, "SPF validation failed"),
+    (7, 24, "SPF validation error"),
+    (7, 25, "Reverse DNS validation failed"),
+    (7, 26, "Multiple authentication checks failed"),
+    (7, 27, "Sender address has null MX"),
+    (7, 28, "Mail flood detected"),
+    (7, 29, "ARC validation failure"),
+    (7, 30, "REQUIRETLS support required"),
+];
+
+/// The registry's title of `subject.detail`, if the registry has it.
+fn registered_title(subject: u16, detail: u16) -> Option<&'static str> {
+    IANA_REGISTRY
+        .iter()
+        .find(|(s, d, _)| (*s, *d) == (subject, detail))
+        .map(|(_, _, title)| *title)
+}
+
+/// What `subject.detail` means in practice, and what to do about it, in a sentence or two.
+/// Every code of [`IANA_REGISTRY`] has one.
+pub fn enhanced_detail(subject: u16, detail: u16) -> Option<&'static str> {
     Some(match (subject, detail) {
-        (0, 0) => "Other undefined status",
-        (1, 0) => "Other address status",
-        (1, 1) => "Bad destination mailbox address (no such user)",
-        (1, 2) => "Bad destination system address",
-        (1, 3) => "Bad destination mailbox address syntax",
-        (1, 7) => "Bad sender's mailbox address syntax",
-        (1, 8) => "Bad sender's system address",
-        (1, 10) => "Recipient address has null MX",
-        (2, 0) => "Other or undefined mailbox status",
-        (2, 1) => "Mailbox disabled, not accepting messages",
-        (2, 2) => "Mailbox full",
-        (2, 3) => "Message length exceeds administrative limit",
-        (3, 0) => "Other or undefined mail system status",
-        (3, 4) => "Message too big for system",
-        (4, 0) => "Other or undefined network or routing status",
-        (4, 7) => "Delivery time expired",
-        (5, 0) => "Other or undefined protocol status",
-        (5, 1) => "Invalid command",
-        (5, 2) => "Syntax error",
-        (5, 3) => "Too many recipients",
-        (5, 4) => "Invalid command arguments",
-        (6, 0) => "Other or undefined media error",
-        (7, 0) => "Other or undefined security status",
-        (7, 1) => "Delivery not authorized, message refused (e.g. relaying denied)",
-        (7, 8) => "Authentication credentials invalid",
-        (7, 9) => "Authentication mechanism is too weak",
-        (7, 10) => "Encryption needed",
-        (7, 11) => "Encryption required for requested authentication mechanism",
-        (7, 12) => "A password transition is needed",
-        (7, 13) => "User account disabled",
-        (7, 14) => "Trust relationship required",
+        (0, 0) => {
+            "Only the class is known: the server gives no reason more precise than failure or success; its text may say more."
+        }
+        (1, 0) => {
+            "Something about an address (sender or recipient) is the reason, without saying what."
+        }
+        (1, 1) => {
+            "No such mailbox: the part before the @ is unknown at the destination. Check the spelling; a server that says this for every address may hide its users."
+        }
+        (1, 2) => {
+            "The domain after the @ does not exist or takes no mail: check it (a typo, or a domain without MX or address records)."
+        }
+        (1, 3) => {
+            "The recipient address is not valid syntax: write it as RCPT TO:<user@example.com>, with the angle brackets and no spaces."
+        }
+        (1, 4) => {
+            "The address matches more than one mailbox at the destination: use the full, exact address."
+        }
+        (1, 5) => {
+            "The recipient address was accepted: this is the success a 250 to RCPT TO carries."
+        }
+        (1, 6) => {
+            "The mailbox existed but has moved, and no forwarding address is known: the person must be reached some other way."
+        }
+        (1, 7) => {
+            "The sender address is not valid syntax: write MAIL FROM:<you@example.com>, or MAIL FROM:<> for a bounce."
+        }
+        (1, 8) => {
+            "The sender's domain does not exist or cannot take replies, so a bounce could not be returned: use a sender address in a real domain."
+        }
+        (1, 9) => {
+            "The address was valid, but the message went on to a system that cannot report more about its delivery."
+        }
+        (1, 10) => {
+            "The recipient's domain publishes a null MX (RFC 7505): it states that it accepts no mail at all. Do not retry."
+        }
+        (2, 0) => "Something about the recipient's mailbox, not the address, is the reason.",
+        (2, 1) => {
+            "The mailbox exists but does not take messages now (disabled, suspended); it may come back, or not."
+        }
+        (2, 2) => {
+            "The recipient's mailbox is over its quota. As 4.2.2 a retry later may work once they delete mail; the sender cannot fix it."
+        }
+        (2, 3) => {
+            "The message is larger than this mailbox accepts, though the server as a whole might take it: send it smaller, or as a link."
+        }
+        (2, 4) => "The address is a mailing list that could not be expanded to its members.",
+        (3, 0) => {
+            "Something on the receiving mail system (not the address, not the mailbox) is the reason; its text may say what."
+        }
+        (3, 1) => {
+            "The receiving system's storage is full: a retry later may work; nothing to fix on the sender's side."
+        }
+        (3, 2) => {
+            "The receiving host takes no messages now (shutting down, overloaded, maintenance; 521 or 556 when it never does)."
+        }
+        (3, 3) => {
+            "The message needs a feature the receiving system lacks (for example 8-bit content to a 7-bit-only hop)."
+        }
+        (3, 4) => {
+            "The message is larger than the server's limit (the SIZE in its EHLO reply says how large it may be): send it smaller."
+        }
+        (3, 5) => {
+            "The receiving system is misconfigured for this message: its administrator has to fix it."
+        }
+        (3, 6) => {
+            "The message was taken, but with another priority than the MT-PRIORITY asked for (RFC 6710)."
+        }
+        (4, 0) => "A network or routing problem without a more precise reason.",
+        (4, 1) => {
+            "The next host did not answer the connection (down, busy, or filtered): a retry later may work."
+        }
+        (4, 2) => {
+            "The connection to the next host broke or timed out before the transaction finished: a retry may work."
+        }
+        (4, 3) => {
+            "A directory server, usually DNS, failed, so the next hop could not be looked up: a retry later may work."
+        }
+        (4, 4) => "No route to the destination: DNS has no usable MX or address for the domain.",
+        (4, 5) => "The mail system is congested and delays delivery: a retry later may work.",
+        (4, 6) => {
+            "A routing loop: the message went round between systems too often (wrong MX records, or forwarding rules that point at each other)."
+        }
+        (4, 7) => {
+            "The message was too old to keep trying (its queue lifetime ran out): it will not be delivered."
+        }
+        (5, 0) => {
+            "An SMTP protocol problem without a more precise reason; also carried by many ordinary replies, such as 250 2.5.0 to RSET."
+        }
+        (5, 1) => {
+            "The command is not valid here: unknown, out of order, or not allowed in this state."
+        }
+        (5, 2) => {
+            "The command could not be parsed: check its syntax (MAIL FROM:<...>, RCPT TO:<...>)."
+        }
+        (5, 3) => {
+            "Too many recipients in one transaction: send the rest in another transaction after this one."
+        }
+        (5, 4) => {
+            "The command's arguments are wrong: an unknown parameter, a value out of range, or an extension the server did not offer."
+        }
+        (5, 5) => "The two sides could not agree on a protocol version.",
+        (5, 6) => {
+            "An AUTH line (the base64 answer) was longer than the server accepts for this mechanism."
+        }
+        (6, 0) => "Something about the message content is the reason, without a more precise one.",
+        (6, 1) => "The content's media type is not supported on the way to the recipient.",
+        (6, 2) => "The content would have to be converted, and the sender or a policy forbids it.",
+        (6, 3) => {
+            "The content would have to be converted (for example 8-bit to 7-bit) and no system on the way can do it."
+        }
+        (6, 4) => "The message was delivered, but converting it lost some of its content.",
+        (6, 5) => "A conversion the message needed failed.",
+        (6, 6) => {
+            "Content the server was to fetch from elsewhere (BURL, RFC 4468) could not be had."
+        }
+        (6, 7) => {
+            "An address with non-ASCII characters is not permitted here: the server does not offer SMTPUTF8, or not for this address (RFC 6531)."
+        }
+        (6, 8) => {
+            "Showing the mailbox needs a UTF-8 reply, and the client did not ask for SMTPUTF8."
+        }
+        (6, 9) => {
+            "The message has UTF-8 headers that cannot go on to a recipient without SMTPUTF8 on the way."
+        }
+        (6, 10) => "A deprecated duplicate of X.6.8: a reply in UTF-8 was needed and not allowed.",
+        (7, 0) => {
+            "A security or policy reason without a more precise one: most often TLS or AUTH must come first (530 5.7.0), or, on a 235, that AUTH succeeded."
+        }
+        (7, 1) => {
+            "Refused by policy: on RCPT usually relaying denied (the server does not take mail for that domain from you), otherwise a block list or a filter. On a 450 it is usually greylisting: retry in a few minutes."
+        }
+        (7, 2) => "The sender may not post to this mailing list.",
+        (7, 3) => {
+            "The message needed a conversion between secure-mail formats that was not possible."
+        }
+        (7, 4) => "The message asks for a security feature the server does not support.",
+        (7, 5) => {
+            "A system that was to check or decrypt the message lacked the key, or the key was not valid."
+        }
+        (7, 6) => {
+            "A system that was to check or decrypt the message does not support its algorithm."
+        }
+        (7, 7) => "The message could not be checked: it was altered or damaged on the way.",
+        (7, 8) => {
+            "The user name or password was wrong (or the account may not log in this way). Check both; repeated failures may get your address blocked."
+        }
+        (7, 9) => {
+            "This AUTH mechanism is too weak for the server's policy for this user: use another one it offers."
+        }
+        (7, 10) => {
+            "Encryption is needed first: the session must be inside TLS before this mechanism may be used. Send STARTTLS, then EHLO and AUTH again."
+        }
+        (7, 11) => {
+            "This AUTH mechanism may only run on an encrypted connection: STARTTLS first. If the credentials already went, they crossed in cleartext: change the password."
+        }
+        (7, 12) => {
+            "The account must log in once with another mechanism (usually PLAIN, inside TLS) before this one works."
+        }
+        (7, 13) => {
+            "The credentials were right but the account is disabled: only its administrator can enable it again."
+        }
+        (7, 14) => {
+            "The server needs a trust relationship with another server to fetch the content (BURL) and has none."
+        }
+        (7, 15) => "The MT-PRIORITY asked for is below what the server accepts now (RFC 6710).",
+        (7, 16) => "The message is too big for the priority asked for (RFC 6710).",
+        (7, 17) => {
+            "The mailbox changed owner since the time the sender gave (RRVS, RFC 7293): the message is not delivered to the new owner."
+        }
+        (7, 18) => {
+            "The recipient's domain changed owner since the time the sender gave (RRVS, RFC 7293)."
+        }
+        (7, 19) => {
+            "The server cannot check the RRVS time asked for (RFC 7293): the sender decides whether to send without it."
+        }
+        (7, 20) => "No valid DKIM signature: the receiving policy requires one (RFC 7372).",
+        (7, 21) => {
+            "DKIM signatures passed, but none is acceptable to the receiving policy (RFC 7372)."
+        }
+        (7, 22) => {
+            "No valid DKIM signature from the domain of the From address (RFC 7372): sign with the author's domain."
+        }
+        (7, 23) => {
+            "SPF failed: the sending host is not allowed to send for the sender's domain (RFC 7208, 7372). Send through a server the domain lists."
+        }
+        (7, 24) => {
+            "Checking SPF failed with an error (a broken or unreachable SPF record): the sender's domain must fix it."
+        }
+        (7, 25) => {
+            "The client's address failed the reverse DNS check: its PTR record is missing or does not match the name it resolves to."
+        }
+        (7, 26) => {
+            "Several authentication checks failed (SPF, DKIM, reverse DNS), without saying which."
+        }
+        (7, 27) => {
+            "The sender's domain publishes a null MX, so no bounce could reach it: the server refuses mail from it (RFC 7505)."
+        }
+        (7, 28) => {
+            "The message looks like part of a flood of similar messages, and was refused as abuse."
+        }
+        (7, 29) => {
+            "The ARC chain of the message did not validate (RFC 8617): a forwarder's signatures are broken."
+        }
+        (7, 30) => {
+            "The message asked for REQUIRETLS (RFC 8689) and a hop on the way could not promise TLS for it, so it was not passed on in cleartext."
+        }
         _ => return None,
     })
 }
 
 /// One line describing an enhanced status code, e.g.
-/// `5.7.0: permanent failure, security or policy: Other or undefined security status ...`.
+/// `5.7.0: permanent failure, security or policy: Other or undefined security status`.
 pub fn enhanced(code: &EnhancedCode) -> String {
     let mut text = format!(
         "{code}: {}, {}",
         enhanced_class(code.class),
         enhanced_subject(code.subject)
     );
-    if let Some(detail) = enhanced_detail(code.subject, code.detail) {
+    if let Some(title) = registered_title(code.subject, code.detail) {
         text.push_str(": ");
-        text.push_str(detail);
-        if (code.subject, code.detail) == (7, 0) && code.class != 2 {
-            // A hint for failures only: 235 2.7.0 is a successful AUTH, not a demand for one.
-            text.push_str(" (often: TLS or authentication required)");
-        }
+        text.push_str(title);
+    } else if code.subject <= 7 {
+        text.push_str(": a detail the registry does not define");
     }
     text
 }
 
-/// Lines explaining an error that ended (or stopped) the session: what it means and what
+/// Paragraphs explaining an error that ended (or stopped) the session: what it means and what
 /// to do next. Decided by the error's kind, never by its wording.
 pub fn explain_error(kind: ErrorKind) -> Vec<String> {
-    let lines: &[&str] = match kind {
+    let paragraphs: &[&str] = match kind {
         ErrorKind::Injection => &[
-            "Response injection: bytes arrived in cleartext after the 220 to STARTTLS and before TLS began.",
-            "They would have been read as replies inside TLS: an attacker on the path can plant a fake EHLO",
-            "reply this way (CVE-2021-22947 class), or a server may pipeline wrongly. smtptui aborted the",
-            "session; nothing more was sent and no credentials left. Find out which before trusting this path.",
+            "Response injection: bytes arrived in cleartext after the 220 to STARTTLS and before TLS began. \
+             They would have been read as replies inside TLS: an attacker on the path can plant a fake EHLO \
+             reply this way (CVE-2021-22947 class), or a server may pipeline wrongly.",
+            "smtptui aborted the session; nothing more was sent and no credentials left. Find out which \
+             before trusting this path (the lab's inject profile shows the attack).",
         ],
         ErrorKind::OutOfStep => &[
-            "The server sent replies nobody asked for, so its replies can no longer be matched to the",
-            "commands they answer, and the session was ended. A server out of step has lost count, or is",
-            "not the server it seems. :reconnect starts over; send one command at a time.",
+            "The server sent replies nobody asked for, so its replies can no longer be matched to the \
+             commands they answer, and the session was ended. A server out of step has lost count, or is \
+             not the server it seems. :reconnect starts over; send one command at a time.",
         ],
         ErrorKind::Timeout => &[
-            "The server did not answer in time (--timeout, default 30 s). A slow or overloaded server,",
-            "a firewall that drops packets, or a tarpit can do this. :reconnect tries again.",
+            "The server did not answer in time (--timeout, default 30 s). A slow or overloaded server, \
+             a firewall that drops packets, or a tarpit can do this. :reconnect tries again.",
         ],
         ErrorKind::Closed => &[
-            "The server hung up. Servers do this after a 421, after too many errors or unknown commands,",
-            "when idle too long, or when a firewall or proxy drops the session. :reconnect starts a new one.",
+            "The server hung up. Servers do this after a 421, after too many errors or unknown commands, \
+             when idle too long, or when a firewall or proxy drops the session. :reconnect starts a new one.",
+        ],
+        ErrorKind::ServiceClosing => &[
+            "The server said 421 without being asked and closed the session: it is shutting down, \
+             overloaded, or gave up on this client (too many errors, an idle timeout). Nothing sent \
+             after it arrives; :reconnect starts a new session, later if it is overloaded.",
         ],
         ErrorKind::Handshake | ErrorKind::Certificate => &[
-            "TLS could not be set up. smtptui never falls back to cleartext after STARTTLS: the session is",
-            "closed. Check the server's certificate and TLS settings (F3 shows what was received).",
+            "TLS could not be set up. smtptui never falls back to cleartext after STARTTLS: the session is \
+             closed. Check the server's certificate and TLS settings (F3 shows what was received).",
         ],
         ErrorKind::Connect => &[
-            "No connection: nothing listens there, a firewall refuses it, or the name or port is wrong.",
-            "Port 25 is often blocked by home and cloud providers; submission uses 587 or 465.",
+            "No connection: nothing listens there, a firewall refuses it, or the name or port is wrong. \
+             Port 25 is often blocked by home and cloud providers; submission uses 587 or 465.",
         ],
         ErrorKind::Network
         | ErrorKind::Protocol
-        | ErrorKind::ServiceClosing
         | ErrorKind::TlsSetup
         | ErrorKind::Authentication
         | ErrorKind::Refused
@@ -183,84 +475,189 @@ pub fn explain_error(kind: ErrorKind) -> Vec<String> {
             &["The session stopped with this error. :reconnect starts a new session."]
         }
     };
-    lines.iter().map(|line| (*line).to_owned()).collect()
+    paragraphs.iter().map(|p| (*p).to_owned()).collect()
 }
 
-/// A recognised situation: what happened and what to do about it, in a few lines.
-pub fn situation(reply: &Reply, command: Option<&str>) -> Vec<&'static str> {
+/// What the explain pane knows about the session beyond the reply itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The server's port, which tells an MX (25) from submission (587, 465).
+    pub port: Option<u16>,
+    /// Whether the connection is inside TLS.
+    pub tls: bool,
+}
+
+/// What a server is for, as far as the client can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Port 25: mail between servers, for its own domains.
+    Mx,
+    /// Port 587 or 465: users' mail, after AUTH.
+    Submission,
+    /// Another port.
+    Unknown,
+}
+
+impl Context {
+    fn role(&self) -> Role {
+        match self.port.map(|port| port % 1000) {
+            Some(25 | 525) => Role::Mx,
+            Some(587 | 465) => Role::Submission,
+            _ => Role::Unknown,
+        }
+    }
+}
+
+/// A recognised situation: what happened and what to do about it, as paragraphs.
+pub fn situation(reply: &Reply, command: Option<&str>) -> Vec<String> {
+    situation_in(reply, command, &Context::default())
+}
+
+/// [`situation`] with what is known of the session.
+fn situation_in(reply: &Reply, command: Option<&str>, context: &Context) -> Vec<String> {
     let code = reply.code.value();
     let text = |needle: &str| reply.contains_text(needle);
     let command = command.unwrap_or_default();
+    let enhanced = reply.enhanced.map(|e| (e.class, e.subject, e.detail));
+    let owned = |paragraphs: &[&str]| paragraphs.iter().map(|p| (*p).to_owned()).collect();
     if code == 530 && text("STARTTLS") {
-        return vec![
-            "The server requires TLS before this command: send STARTTLS, then EHLO again.",
-            "Postfix says this with smtpd_tls_security_level=encrypt (TLS mandatory on this port)",
-            "or smtpd_tls_auth_only=yes (no AUTH before TLS); it is the right setting for port 587.",
+        return owned(&[
+            "The server requires TLS before this command: send STARTTLS, then EHLO again. \
+             Postfix says this with smtpd_tls_security_level=encrypt (TLS mandatory on this port) \
+             or smtpd_tls_auth_only=yes (no AUTH before TLS); it is the right setting for port 587.",
             "If AUTH was what you sent, the credentials already crossed in cleartext: change the password.",
-        ];
+        ]);
     }
     if code == 530 {
-        return vec![
-            "The server wants authentication first (submission usually requires AUTH before MAIL).",
-            "Postfix: smtpd_sender_restrictions or smtpd_relay_restrictions with permit_sasl_authenticated.",
-        ];
+        return owned(&[
+            "The server wants authentication first (submission usually requires AUTH before MAIL). \
+             Postfix: smtpd_sender_restrictions or smtpd_relay_restrictions with permit_sasl_authenticated.",
+        ]);
     }
     if code == 535 {
-        return vec![
-            "The user name or password was rejected. Check both; some servers want the full address",
-            "as user name. Repeated failures may get your address blocked for a while.",
-        ];
+        return owned(&[
+            "The user name or password was rejected. Check both; some servers want the full address \
+             as user name. Repeated failures may get your address blocked for a while.",
+        ]);
     }
-    if (code == 554 && command == "RCPT") || ((code == 550 || code == 554) && text("relay")) {
-        return vec![
-            "Relaying denied: the server accepts mail for its own domains only, unless you AUTH first",
-            "(Postfix: smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
+    if code == 334 {
+        return challenge(reply);
+    }
+    if command == "STARTTLS" && code != 220 {
+        return owned(&[
+            "The server did not start TLS, so the session stays in cleartext. smtptui keeps blocking \
+             credentials, and you should send nothing private on it.",
+            "A server that offers STARTTLS and then refuses it (454 or 502) is suspect: an attacker \
+             on the path can answer in the server's place to keep the session readable, and hope the \
+             client goes on in cleartext (the lab's refuse-tls profile plays this). Do not go on: try \
+             again later, or from another network, and ask the server's administrator.",
+            "If it is really the server: Postfix needs smtpd_tls_cert_file, smtpd_tls_key_file and \
+             smtpd_tls_security_level=may or encrypt.",
+        ]);
+    }
+    if code == 450 && (enhanced == Some((4, 7, 1)) || text("greylist") || text("try again later")) {
+        return owned(&[
+            "Most likely greylisting: the server refuses the first attempt of an unknown \
+             (client address, sender, recipient) triple with a temporary 450 and accepts the same \
+             message on a retry a few minutes later. Real mail servers retry by themselves; by hand, \
+             send the same MAIL FROM and RCPT TO again later. This is not 'relaying denied', which is \
+             permanent (5.7.1 with a 5xx).",
+        ]);
+    }
+    let relay_denied = (code == 554 && command == "RCPT")
+        || ((code == 550 || code == 554) && (text("relay") || enhanced == Some((5, 7, 1))));
+    if relay_denied {
+        let role = context.role();
+        let mut paragraphs = vec![
+            "Relaying denied: the server takes mail for its own domains only, unless the client is \
+             allowed to relay (it authenticated, or its address is trusted)."
+                .to_owned(),
         ];
+        if role != Role::Submission {
+            paragraphs.push(
+                "On an MX (port 25) that is right: it receives mail for its domains, and sending to \
+                 other domains goes through your own provider's submission server (port 587 with \
+                 STARTTLS and AUTH, or 465). Postfix: smtpd_relay_restrictions = permit_mynetworks, \
+                 permit_sasl_authenticated, reject_unauth_destination."
+                    .to_owned(),
+            );
+        }
+        if role != Role::Mx {
+            paragraphs.push(
+                "On submission (587 or 465): authenticate first, STARTTLS then EHLO then AUTH, and \
+                 send MAIL FROM with an address your account may use; without AUTH a submission \
+                 server relays for nobody."
+                    .to_owned(),
+            );
+        }
+        return paragraphs;
     }
     if code == 503 && command == "AUTH" {
-        return vec![
+        return owned(&[
             "AUTH is not possible right now: already authenticated, or the server offers AUTH only after STARTTLS (send EHLO to see).",
-        ];
+        ]);
     }
     if code == 503 {
-        return vec![
+        return owned(&[
             "Commands out of order: a transaction is EHLO, MAIL FROM, RCPT TO (one or more), DATA.",
-        ];
-    }
-    if (code == 502 || code == 454) && command == "STARTTLS" {
-        return vec![
-            "The server cannot start TLS. smtptui stays in cleartext and keeps blocking credentials.",
-            "Postfix needs smtpd_tls_cert_file, smtpd_tls_key_file and smtpd_tls_security_level=may or encrypt.",
-        ];
+        ]);
     }
     if code == 220 && command == "STARTTLS" {
-        return vec![
-            "The server is ready for TLS; smtptui performs the handshake now. Send EHLO again afterwards:",
-            "everything learned before TLS is forgotten (RFC 3207 §4.2).",
-        ];
+        return owned(&[
+            "The server is ready for TLS; smtptui performs the handshake now. Send EHLO again afterwards: \
+             everything learned before TLS is forgotten (RFC 3207 §4.2).",
+        ]);
     }
     if code == 421 {
-        return vec![
-            "The server is closing the connection (shutting down, too many errors, or an idle timeout).",
-            "Use :reconnect to start a new session.",
-        ];
+        return owned(&[
+            "The server is closing the connection now, and every command after this would go \
+             nowhere: it is shutting down, overloaded (too many sessions), or gave up on this client \
+             (too many errors or unknown commands, an idle timeout). A 421 may come at any time, \
+             even as the answer to another command (RFC 5321 §3.8).",
+            "Use :reconnect to start a new session; after an error limit, send fewer wrong commands.",
+        ]);
     }
     if code == 452 || (code == 552 && text("size")) {
-        return vec![
+        return owned(&[
             "A limit was hit: message size (see the SIZE extension) or the number of recipients.",
-        ];
+        ]);
     }
     if code == 354 {
-        return vec![
+        return owned(&[
             "Type the message: headers, an empty line, the body; end with a line holding only a dot.",
-        ];
+        ]);
     }
     if code == 235 {
-        return vec![
+        return owned(&[
             "You are authenticated; MAIL FROM may now use addresses your account may send as.",
-        ];
+        ]);
     }
     Vec::new()
+}
+
+/// A 334 challenge decoded: what the server asks for (`Username:`, `Password:`, a CRAM-MD5
+/// nonce), shown escaped.
+fn challenge(reply: &Reply) -> Vec<String> {
+    use base64::Engine as _;
+    let encoded: Vec<u8> = reply.texts().next().unwrap_or_default().to_vec();
+    let encoded = String::from_utf8_lossy(&encoded).trim().to_owned();
+    let decoded = if encoded.is_empty() {
+        "nothing: it waits for the initial response (an empty challenge)".to_owned()
+    } else {
+        match base64::engine::general_purpose::STANDARD.decode(&encoded) {
+            Ok(bytes) if std::str::from_utf8(&bytes).is_ok() => {
+                format!("'{}'", crate::proto::escape::escape_bytes(&bytes))
+            }
+            Ok(bytes) => format!("{} bytes of binary data", bytes.len()),
+            Err(_) => "not valid base64: the server is not following RFC 4954".to_owned(),
+        }
+    };
+    vec![
+        format!("The server's challenge, decoded from base64: {decoded}."),
+        "The answer is a base64 line typed into the hidden prompt (it is a credential: never \
+         shown, never stored); * cancels the exchange."
+            .to_owned(),
+    ]
 }
 
 /// What an EHLO extension keyword means (with its RFC).
@@ -287,13 +684,24 @@ pub fn extension(keyword: &str) -> &'static str {
     }
 }
 
-/// Lines explaining a reply: the code, the enhanced code, and the situation when recognised.
-/// `command` is the verb of the command the reply answers (upper case), when known.
+/// Paragraphs explaining a reply: the code, the enhanced code, and the situation when
+/// recognised. `command` is the verb of the command the reply answers (upper case), when known.
 pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
+    explain_reply_in(reply, command, &Context::default())
+}
+
+/// [`explain_reply`] with what is known of the session: the port (MX or submission advice)
+/// and whether STARTTLS went missing from the EHLO reply.
+pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context) -> Vec<String> {
     let code = reply.code.value();
     let mut lines = vec![format!("{code}: {}", reply_code(code))];
+    // What to do comes before the registry's words, so a small pane shows it first.
+    lines.extend(situation_in(reply, command, context));
     if let Some(enhanced_code) = &reply.enhanced {
         lines.push(enhanced(enhanced_code));
+        if let Some(detail) = enhanced_detail(enhanced_code.subject, enhanced_code.detail) {
+            lines.push(detail.to_owned());
+        }
         if enhanced_code.class != (code / 100) as u8 {
             lines.push(
                 "The enhanced class disagrees with the reply code (RFC 3463 §2): the server is misconfigured."
@@ -301,11 +709,13 @@ pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
             );
         }
     }
-    lines.extend(situation(reply, command).into_iter().map(str::to_owned));
     if matches!(command, Some("EHLO" | "LHLO"))
         && code == 250
         && let Some(capabilities) = Capabilities::from_ehlo_reply(reply)
     {
+        if !context.tls && !capabilities.has("STARTTLS") {
+            lines.push(stripped_starttls(context, capabilities.has("AUTH")).to_owned());
+        }
         lines.push("Extensions advertised:".to_owned());
         for ext in &capabilities.extensions {
             let params = if ext.params.is_empty() {
@@ -333,6 +743,28 @@ pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// What a cleartext EHLO reply without STARTTLS means, by where it came from.
+fn stripped_starttls(context: &Context, offers_auth: bool) -> &'static str {
+    match (context.role(), offers_auth) {
+        (Role::Submission, _) | (_, true) => {
+            "STARTTLS is missing, on a server that takes AUTH. A submission server should offer \
+             it: an attacker on the path may have removed it from this reply (STARTTLS \
+             stripping, the lab's strip profile) to get your password in cleartext. Send no \
+             credentials; smtptui's guard blocks them. Try STARTTLS anyway: a real server that \
+             supports it answers 220."
+        }
+        (Role::Mx, false) => {
+            "No STARTTLS: mail to this MX would cross in cleartext. Many MXes still lack it; \
+             one that had it before and lost it may have been stripped by an attacker on the path \
+             (the lab's strip profile)."
+        }
+        (Role::Unknown, false) => {
+            "No STARTTLS: this session cannot be encrypted. If the server should have it, an \
+             attacker on the path may have removed it from this reply (STARTTLS stripping)."
+        }
+    }
 }
 
 /// Lines explaining a TLS upgrade: what was negotiated and what the certificate says.
@@ -446,21 +878,124 @@ mod tests {
         let (code, _) = EnhancedCode::parse_prefix(b"5.1.1").expect("parses");
         assert_eq!(
             enhanced(&code),
-            "5.1.1: permanent failure, addressing: Bad destination mailbox address (no such user)"
+            "5.1.1: permanent failure, addressing: Bad destination mailbox address"
         );
-        // The 'TLS or authentication required' hint belongs to failures, not to 235 2.7.0.
         let (code, _) = EnhancedCode::parse_prefix(b"2.7.0").expect("parses");
         assert_eq!(
             enhanced(&code),
             "2.7.0: success, security or policy: Other or undefined security status"
         );
-        let (code, _) = EnhancedCode::parse_prefix(b"5.7.0").expect("parses");
-        assert!(enhanced(&code).ends_with("(often: TLS or authentication required)"));
         let (code, _) = EnhancedCode::parse_prefix(b"4.9.99").expect("parses");
         assert_eq!(
             enhanced(&code),
             "4.9.99: persistent transient failure, unknown subject"
         );
+        let (code, _) = EnhancedCode::parse_prefix(b"5.7.99").expect("parses");
+        assert!(enhanced(&code).ends_with("a detail the registry does not define"));
+    }
+
+    /// Every code of the IANA registry has a title and an explanation, and none outside it
+    /// pretends to be registered.
+    #[test]
+    fn every_registered_code_is_explained() {
+        assert_eq!(IANA_REGISTRY.len(), 81, "the registry up to X.7.30");
+        for &(subject, detail, title) in IANA_REGISTRY {
+            let explanation = enhanced_detail(subject, detail).unwrap_or_default();
+            assert!(
+                !explanation.is_empty(),
+                "X.{subject}.{detail} ({title}) is not explained"
+            );
+            assert!(
+                explanation.ends_with('.'),
+                "X.{subject}.{detail}: {explanation}"
+            );
+            let code = EnhancedCode {
+                class: 5,
+                subject,
+                detail,
+            };
+            assert!(enhanced(&code).ends_with(title), "X.{subject}.{detail}");
+        }
+        for subject in 0..=7 {
+            for detail in 0..=40 {
+                let registered = registered_title(subject, detail).is_some();
+                assert_eq!(
+                    enhanced_detail(subject, detail).is_some(),
+                    registered,
+                    "X.{subject}.{detail}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_attack_lessons_are_taught() {
+        let submission = Context {
+            port: Some(587),
+            tls: false,
+        };
+        let mx = Context {
+            port: Some(25),
+            ..submission
+        };
+        let all = |lines: Vec<String>| lines.join(" ");
+        // A refused STARTTLS may be an attacker forcing cleartext.
+        let refused = all(explain_reply(
+            &reply("454 4.7.0 TLS not available due to local problem\r\n"),
+            Some("STARTTLS"),
+        ));
+        assert!(refused.contains("attacker on the path"), "{refused}");
+        assert!(refused.contains("refuse-tls"), "{refused}");
+        // STARTTLS missing from EHLO where it should be.
+        let stripped = all(explain_reply_in(
+            &reply("250-lab.test\r\n250 AUTH PLAIN LOGIN\r\n"),
+            Some("EHLO"),
+            &submission,
+        ));
+        assert!(stripped.contains("STARTTLS stripping"), "{stripped}");
+        let inside_tls = all(explain_reply_in(
+            &reply("250-lab.test\r\n250 AUTH PLAIN LOGIN\r\n"),
+            Some("EHLO"),
+            &Context {
+                tls: true,
+                ..submission
+            },
+        ));
+        assert!(!inside_tls.contains("stripping"), "{inside_tls}");
+        // 334 challenges decoded.
+        let challenge = all(explain_reply(&reply("334 VXNlcm5hbWU6\r\n"), Some("AUTH")));
+        assert!(challenge.contains("'Username:'"), "{challenge}");
+        // 4.7.1 on a 450 is greylisting, not relaying denied.
+        let grey = all(explain_reply(
+            &reply("450 4.7.1 <a@b>: Recipient address rejected: Greylisted\r\n"),
+            Some("RCPT"),
+        ));
+        assert!(grey.contains("greylisting"), "{grey}");
+        assert!(!grey.starts_with("Relaying denied"), "{grey}");
+        // Relay denied: different advice on an MX and on submission.
+        let denied = reply("554 5.7.1 <x@example.com>: Relay access denied\r\n");
+        let on_mx = all(explain_reply_in(&denied, Some("RCPT"), &mx));
+        let on_submission = all(explain_reply_in(&denied, Some("RCPT"), &submission));
+        assert!(
+            on_mx.contains("your own provider's submission server"),
+            "{on_mx}"
+        );
+        assert!(!on_mx.contains("authenticate first"), "{on_mx}");
+        assert!(
+            on_submission.contains("authenticate first"),
+            "{on_submission}"
+        );
+        assert!(
+            !on_submission.contains("your own provider"),
+            "{on_submission}"
+        );
+        // A 421 that closes the session.
+        let closing = all(explain_reply(
+            &reply("421 4.4.2 lab.test Error: timeout exceeded\r\n"),
+            None,
+        ));
+        assert!(closing.contains("closing the connection"), "{closing}");
+        assert!(closing.contains(":reconnect"), "{closing}");
     }
 
     #[test]

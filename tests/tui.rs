@@ -405,7 +405,7 @@ fn guard_default_is_starttls_and_the_override_needs_the_word() {
     assert!(
         app.flash
             .as_deref()
-            .is_some_and(|f| f.contains("EHLO again, then AUTH PLAIN")),
+            .is_some_and(|f| f.contains("then EHLO client.example inside TLS, then AUTH PLAIN")),
         "{:?}",
         app.flash
     );
@@ -821,7 +821,10 @@ fn the_help_shows_every_key_and_local_command() {
         allow_unverified_auth: true,
     };
     app.on_key(key(KeyCode::F(1)));
-    let text = screen(&app);
+    // The help scrolls at 80x24 with the overrides' lines at its top: both pages together.
+    let mut text = screen(&app);
+    app.on_key(key(KeyCode::PageDown));
+    text.push_str(&screen(&app));
     // The label, then (after spaces) what it does, on one line of the screen.
     let shows = |label: &str, does: &str| {
         text.lines().any(|line| {
@@ -1737,4 +1740,679 @@ fn ctrl_d_next_and_question_mark_do_what_the_help_says() {
     assert_eq!(app.overlay, None);
     type_line(&mut app, "HELP ?");
     assert_eq!(app.overlay, None, "a typed ? is text");
+}
+
+// -----------------------------------------------------------------------------------------
+// The UI at 80x24 and at 60x20
+// -----------------------------------------------------------------------------------------
+
+/// The screen at `width` x `height`.
+fn screen_at(app: &App, width: u16, height: u16) -> String {
+    terminal_at(app, width, height).backend().to_string()
+}
+
+fn terminal_at(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    let now = app.pending.as_ref().map_or_else(Instant::now, |p| p.since);
+    terminal
+        .draw(|frame| ui::render(app, frame, now))
+        .expect("draws");
+    terminal
+}
+
+/// The cursor's cell after drawing.
+fn cursor_at(app: &App, width: u16, height: u16) -> (u16, u16) {
+    let mut terminal = terminal_at(app, width, height);
+    let position = terminal.get_cursor_position().expect("cursor");
+    (position.x, position.y)
+}
+
+/// The screen's rows, without the quotes TestBackend puts around them.
+fn rows_of(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.trim_matches('"').to_owned())
+        .collect()
+}
+
+/// Both sizes the UI must work at: the classic terminal and a narrow split.
+const SIZES: [(u16, u16); 2] = [(80, 24), (60, 20)];
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn alt(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::ALT)
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn the_input_line_edits_like_a_shell() {
+    let mut app = after_ehlo();
+    type_text(&mut app, "MAIL FROM:<alice@example.com>");
+    app.on_key(key(KeyCode::Home));
+    app.on_key(key(KeyCode::Right));
+    app.on_key(key(KeyCode::Delete));
+    assert_eq!(app.input.text(), "MIL FROM:<alice@example.com>");
+    app.on_key(ctrl('a'));
+    type_text(&mut app, "X");
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(KeyEvent::new(KeyCode::Right, KeyModifiers::CONTROL));
+    assert_eq!(app.input.line().cursor(), 3, "after the word MIL");
+    app.on_key(ctrl('e'));
+    app.on_key(alt(KeyCode::Char('b')));
+    app.on_key(alt(KeyCode::Char('b')));
+    app.on_key(ctrl('k'));
+    assert_eq!(app.input.text(), "MIL FROM:<alice@");
+    app.on_key(ctrl('w'));
+    assert_eq!(app.input.text(), "MIL ");
+    type_text(&mut app, "FROM:<a@b>");
+    app.on_key(key(KeyCode::Left));
+    app.on_key(ctrl('u'));
+    assert_eq!(app.input.text(), ">");
+    // Home and End on an empty line still scroll the transcript.
+    app.on_key(ctrl('k'));
+    app.on_key(key(KeyCode::Home));
+    assert!(
+        app.view.scroll.is_some(),
+        "Home on an empty line goes to the top"
+    );
+    app.on_key(key(KeyCode::End));
+    assert!(app.view.scroll.is_none());
+}
+
+/// The cursor is drawn where the next character goes, counting wide characters as two cells,
+/// also when the line is longer than the screen.
+#[test]
+fn the_cursor_is_placed_in_terminal_cells() {
+    let mut app = after_ehlo();
+    type_text(&mut app, "RCPT TO:<漢字@example.com>");
+    for _ in 0.."@example.com>".chars().count() {
+        app.on_key(key(KeyCode::Left));
+    }
+    for (width, height) in SIZES {
+        let (x, y) = cursor_at(&app, width, height);
+        // The border, "> ", "RCPT TO:<" and two wide characters.
+        assert_eq!((x, y), (1 + 2 + 9 + 4, height - 2), "at {width}x{height}");
+    }
+    // A line wider than the screen scrolls so the cursor stays in view.
+    let mut app = after_ehlo();
+    type_text(&mut app, &format!("NOOP {}", "字".repeat(60)));
+    for (width, height) in SIZES {
+        let (x, _) = cursor_at(&app, width, height);
+        assert!(x < width - 1, "cursor at {x} on a {width}-wide screen");
+        let rows = rows_of(&screen_at(&app, width, height));
+        assert!(rows[height as usize - 2].contains('字'), "{rows:?}");
+    }
+}
+
+/// Passwords and SASL answers are never drawn, whatever editing is done, and the cursor does
+/// not move with them (their length does not show either).
+#[test]
+fn hidden_entry_stays_hidden_while_edited() {
+    let mut app = after_tls();
+    type_line(&mut app, "AUTH PLAIN");
+    type_line(&mut app, "alice");
+    type_text(&mut app, "hunter2");
+    app.on_key(key(KeyCode::Left));
+    app.on_key(key(KeyCode::Left));
+    type_text(&mut app, "XY");
+    app.on_key(ctrl('a'));
+    let (x, _) = cursor_at(&app, 80, 24);
+    for (width, height) in SIZES {
+        let text = screen_at(&app, width, height);
+        assert!(!text.contains("hunter") && !text.contains("XY"), "{text}");
+        assert_eq!(
+            cursor_at(&app, width, height).0,
+            x,
+            "the cursor stays after the prompt"
+        );
+    }
+    assert_eq!(x, 1 + "password (hidden)> ".len() as u16);
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(&actions[..], [Action::Authenticate { credentials, .. }] if credentials.secret.expose() == "hunteXYr2"),
+        "{actions:?}"
+    );
+    assert!(!format!("{app:?}").contains("hunte"));
+}
+
+/// Lines typed while a reply is pending wait their turn, each whole, instead of piling into
+/// one line; they go one per reply, and are dropped (never sent as message text) when the
+/// server moves on to a message.
+#[test]
+fn typing_while_a_reply_is_pending_never_piles_keys_into_one_line() {
+    let mut app = after_ehlo();
+    let actions = type_line(&mut app, "MAIL FROM:<a@example.com>");
+    assert_eq!(actions.len(), 1);
+    assert!(app.pending.is_some());
+    assert!(type_line(&mut app, "RCPT TO:<b@example.com>").is_empty());
+    assert!(type_line(&mut app, "DATA").is_empty());
+    assert_eq!(app.input.text(), "", "each line left the input line");
+    assert_eq!(app.queued, ["RCPT TO:<b@example.com>", "DATA"]);
+    let text = screen(&app);
+    assert!(text.contains("typed ahead"), "{text}");
+    let actions = app.on_engine(done("250 2.1.0 Ok\r\n", Some("MAIL")));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "RCPT TO:<b@example.com>"),
+        "{actions:?}"
+    );
+    let actions = app.on_engine(done("250 2.1.5 Ok\r\n", Some("RCPT")));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "DATA"),
+        "{actions:?}"
+    );
+    // A line queued behind DATA is never sent as message text.
+    assert!(type_line(&mut app, "QUIT").is_empty());
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    let actions = app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(app.queued.is_empty());
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("not sent: the server now waits for the message")),
+        "{:?}",
+        app.flash
+    );
+    // Esc drops what waits instead of leaving.
+    let mut app = after_ehlo();
+    type_line(&mut app, "NOOP");
+    type_line(&mut app, "RSET");
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert!(app.queued.is_empty() && !app.should_exit);
+}
+
+/// The same multi-line paste, with and without bracketed paste: the terminal without it sends
+/// the lines as keys in one burst, which is taken as the paste it is.
+#[test]
+fn a_paste_behaves_the_same_with_or_without_bracketed_paste() {
+    use crossterm::event::Event as Term;
+    let text = "MAIL FROM:<a@example.com>\nRCPT TO:<b@example.com>\n";
+    let burst = |text: &str| -> Vec<Term> {
+        text.chars()
+            .map(|c| match c {
+                // Raw mode turns a line feed into Ctrl-J, and Enter is a carriage return.
+                '\n' => Term::Key(ctrl('j')),
+                c => Term::Key(key(KeyCode::Char(c))),
+            })
+            .collect()
+    };
+    let mut bracketed = after_ehlo();
+    let a = bracketed.on_terminal(Term::Paste(text.to_owned()));
+    let mut keys = after_ehlo();
+    let b = keys.on_terminal_batch(burst(text));
+    assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
+    assert_eq!(bracketed.input.text(), keys.input.text());
+    assert_eq!(keys.input.text(), "MAIL FROM:<a@example.com>");
+    assert_eq!(bracketed.flash, keys.flash);
+    // In the message editor both fill the message, and a pasted lone dot ends it.
+    let message = "Subject: x\r\n\r\nbody\r\n.\r\n";
+    let open_editor = || {
+        let mut app = after_tls();
+        type_line(&mut app, "DATA");
+        let mut in_message = app.status.clone();
+        in_message.phase = Phase::Message;
+        app.on_engine(EngineMsg::Status(Box::new(in_message)));
+        app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+        app
+    };
+    let mut bracketed = open_editor();
+    let a = bracketed.on_terminal(Term::Paste(message.to_owned()));
+    let mut keys = open_editor();
+    let events: Vec<Term> = message
+        .chars()
+        .filter(|c| *c != '\n')
+        .map(|c| match c {
+            '\r' => Term::Key(key(KeyCode::Enter)),
+            c => Term::Key(key(KeyCode::Char(c))),
+        })
+        .collect();
+    let b = keys.on_terminal_batch(events);
+    assert!(
+        matches!(&a[..], [Action::Message { lines }] if lines == &["Subject: x", "", "body"]),
+        "{a:?}"
+    );
+    assert!(
+        matches!(&b[..], [Action::Message { lines }] if lines == &["Subject: x", "", "body"]),
+        "{b:?}"
+    );
+    // One line typed and Enter, arriving together, is still a command sent.
+    let mut app = after_ehlo();
+    let actions = app.on_terminal_batch(
+        "NOOP"
+            .chars()
+            .map(|c| Term::Key(key(KeyCode::Char(c))))
+            .chain([Term::Key(key(KeyCode::Enter))])
+            .collect(),
+    );
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "NOOP"),
+        "{actions:?}"
+    );
+}
+
+/// `:record FILE` records as the session goes on until `:record stop`; no file is replaced
+/// without `!`; `~` is the home directory.
+#[test]
+fn record_starts_a_recording_and_never_replaces_a_file_unasked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("s.smtp");
+    let typed = path.display().to_string();
+    let mut app = after_ehlo();
+    type_line(&mut app, &format!(":record {typed}"));
+    assert!(app.recording.is_some(), "{:?}", app.flash);
+    // What happens after the start goes into the file as it happens.
+    type_line(&mut app, "NOOP");
+    app.on_engine(sent(3000, Security::Cleartext, "NOOP"));
+    app.on_engine(received(3001, Security::Cleartext, "250 2.0.0 Ok\r\n"));
+    app.on_engine(done("250 2.0.0 Ok\r\n", Some("NOOP")));
+    let recorded = std::fs::read_to_string(&path).expect("written");
+    assert!(
+        recorded.contains("C: EHLO client.example\nS: 250\nC: NOOP\nS: 250\n"),
+        "{recorded}"
+    );
+    type_line(&mut app, ":record stop");
+    assert!(app.recording.is_none());
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("recording stopped")),
+        "{:?}",
+        app.flash
+    );
+    app.on_engine(sent(4000, Security::Cleartext, "RSET"));
+    assert!(
+        !std::fs::read_to_string(&path)
+            .expect("kept")
+            .contains("RSET")
+    );
+    // The file exists: neither :record nor :save replaces it without '!'.
+    for command in ["record", "save"] {
+        type_line(&mut app, &format!(":{command} {typed}"));
+        let flash = app.flash.clone().unwrap_or_default();
+        assert!(
+            flash.contains(&format!(":{command}! {typed} replaces it")),
+            "{flash}"
+        );
+        assert!(app.recording.is_none());
+        assert!(
+            std::fs::read_to_string(&path)
+                .expect("kept")
+                .contains("C: NOOP")
+        );
+    }
+    type_line(&mut app, &format!(":save! {typed}"));
+    assert!(
+        std::fs::read_to_string(&path)
+            .expect("replaced")
+            .contains("C: EHLO client.example"),
+        "{:?}",
+        app.flash
+    );
+    // '~' is the home directory.
+    assert_eq!(
+        smtptui::tui::record::expand_home("~/x.smtp"),
+        std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join("x.smtp")
+    );
+}
+
+/// After `:reconnect` a separator shows where the new session starts, and the times go on
+/// from the last one instead of starting again at zero.
+#[test]
+fn reconnect_leaves_a_separator_and_times_keep_counting() {
+    let mut app = after_ehlo();
+    let actions = type_line(&mut app, ":reconnect");
+    assert!(matches!(&actions[..], [Action::Reconnect]));
+    // The new session's first events count from zero, a second after the last one.
+    let later = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+    app.on_engine(EngineMsg::Event(Event {
+        time: later + Duration::from_secs(2),
+        elapsed: Duration::ZERO,
+        kind: EventKind::Connecting {
+            target: "mail.example.com:587".to_owned(),
+            transport: "plain TCP; TLS only after STARTTLS".to_owned(),
+        },
+    }));
+    app.on_engine(EngineMsg::Event(Event {
+        time: later + Duration::from_secs(2),
+        elapsed: Duration::from_millis(5),
+        kind: EventKind::Connected {
+            peer: "192.0.2.25:587".to_owned(),
+            local: "192.0.2.1:40001".to_owned(),
+        },
+    }));
+    let text = screen(&app);
+    assert!(text.contains(":reconnect: a new session"), "{text}");
+    let times: Vec<f64> = app
+        .view
+        .events
+        .iter()
+        .map(|e| e.elapsed.as_secs_f64())
+        .collect();
+    assert!(
+        times.windows(2).all(|pair| pair[0] <= pair[1]),
+        "times go backwards: {times:?}"
+    );
+    let last = app.view.events.last().expect("event").elapsed;
+    assert!(last > Duration::from_secs(1), "{last:?}");
+}
+
+/// Enter in the guard dialog runs the whole safe way: STARTTLS, then EHLO inside TLS (with the
+/// name used before), then the AUTH that was asked for; the input title says each step.
+#[test]
+fn the_guard_default_runs_starttls_ehlo_and_the_auth() {
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH PLAIN");
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(&actions[..], [Action::Send { line, .. }] if line == "STARTTLS"));
+    assert!(
+        app.enter_hint().contains("then EHLO"),
+        "{}",
+        app.enter_hint()
+    );
+    // TLS is up: EHLO goes by itself, with the name given before.
+    let tls = after_tls().status;
+    app.on_engine(EngineMsg::Status(Box::new(tls.clone())));
+    let actions = app.on_engine(done("220 2.0.0 Ready to start TLS\r\n", Some("STARTTLS")));
+    assert!(
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "EHLO client.example"),
+        "{actions:?}"
+    );
+    // EHLO answered: the AUTH asked for, which prompts for the user.
+    let actions = app.on_engine(done(
+        "250-mail.example.com\r\n250 AUTH PLAIN LOGIN\r\n",
+        Some("EHLO"),
+    ));
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(
+        matches!(app.mode, Mode::Line(Prompt::User { .. })),
+        "{:?}",
+        app.mode
+    );
+    assert!(app.recovery.is_none());
+    // The AUTH line typed before the dialog reaches the history once its exchange ran.
+    type_line(&mut app, "alice");
+    let actions = type_line(&mut app, "secret");
+    assert!(
+        matches!(&actions[..], [Action::Authenticate { .. }]),
+        "{actions:?}"
+    );
+    let crossed = Crossed {
+        credentials: 1,
+        ..Crossed::default()
+    };
+    app.on_engine(done_with("235 2.7.0 ok\r\n", Some("AUTH"), crossed));
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input.text(), "AUTH PLAIN");
+
+    // A refused STARTTLS stops it, and says that nothing more was sent.
+    let mut app = after_ehlo();
+    type_line(&mut app, "AUTH LOGIN");
+    app.on_key(key(KeyCode::Enter));
+    let actions = app.on_engine(done("454 4.7.0 TLS not available\r\n", Some("STARTTLS")));
+    assert!(actions.is_empty(), "{actions:?}");
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(flash.contains("STARTTLS refused (454)"), "{flash}");
+    assert!(flash.contains("no EHLO and no AUTH were sent"), "{flash}");
+    assert!(app.recovery.is_none());
+}
+
+/// The input line's title says what Enter does in full at 80 columns, and never promises what
+/// Enter will not do: while a reply is pending, Enter on an empty line sends no step.
+#[test]
+fn the_enter_hint_is_never_cut_and_never_promises_too_much() {
+    let scenario =
+        smtptui::scenario::Scenario::parse("t.smtp", "S: 220\nC: NOOP\nS: 250\n").expect("parses");
+    let mut stepping = greeted();
+    stepping.load_script(scenario);
+    type_line(&mut stepping, "EHLO x");
+    assert!(stepping.pending.is_some());
+    let hint = stepping.enter_hint();
+    assert!(!hint.contains("send step"), "{hint}");
+    assert!(stepping.on_key(key(KeyCode::Enter)).is_empty());
+
+    let mut states = vec![greeted(), after_ehlo(), after_tls(), stepping];
+    let mut password = after_tls();
+    type_line(&mut password, "AUTH PLAIN");
+    type_line(&mut password, "student.with.a.long.name@lab.example.com");
+    states.push(password);
+    let mut guard = after_ehlo();
+    type_line(&mut guard, "AUTH PLAIN");
+    states.push(guard);
+    let mut message = after_tls();
+    type_line(&mut message, "DATA");
+    let mut in_message = message.status.clone();
+    in_message.phase = Phase::Message;
+    message.on_engine(EngineMsg::Status(Box::new(in_message)));
+    message.on_engine(done("354 go\r\n", Some("DATA")));
+    states.push(message);
+    for app in &states {
+        let hint = format!("Enter: {}", app.enter_hint());
+        for (width, height) in SIZES {
+            let rows = rows_of(&screen_at(app, width, height));
+            let title = &rows[height as usize - 3];
+            let notes = rows[..height as usize - 3]
+                .iter()
+                .map(|row| row.trim())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                title.contains(&hint) || notes.contains(&hint),
+                "{hint:?} is cut at {width}x{height}:\n{}",
+                rows.join("\n")
+            );
+            // At 80 columns the title holds every hint that is not long by what it quotes.
+            if width == 80 && !hint.contains("long.name") {
+                assert!(
+                    title.contains(&hint),
+                    "{hint:?} is not in the title at 80 columns"
+                );
+            }
+        }
+    }
+}
+
+/// The explain pane wraps its paragraphs, scrolls with what is left named in its border,
+/// and says which reply it explains; during DATA the transcript keeps half the screen.
+#[test]
+fn the_explain_pane_scrolls_and_names_what_it_explains() {
+    let mut app = after_ehlo();
+    app.explain = true;
+    let text = screen(&app);
+    assert!(text.contains("explain: 250 to EHLO at 1.021"), "{text}");
+    assert!(text.contains("more: Alt-PgDn"), "{text}");
+    assert!(
+        !text.contains("8BITMIME: "),
+        "the last item is below: {text}"
+    );
+    app.on_key(alt(KeyCode::PageDown));
+    app.on_key(alt(KeyCode::PageDown));
+    let text = screen(&app);
+    assert!(text.contains("8BITMIME: message bodies"), "{text}");
+    assert!(text.contains("Alt-PgUp"), "{text}");
+    // The reply explained is marked in the transcript: its direction is reversed.
+    let buffer = buffer(&app);
+    let marked = style_of(&buffer, "S: 250-mail.example.com");
+    assert!(
+        marked
+            .add_modifier
+            .contains(ratatui::style::Modifier::REVERSED),
+        "{marked:?}"
+    );
+    // A new reply starts at the top of its own explanation.
+    app.on_engine(received(5000, Security::Cleartext, "250 2.0.0 Ok\r\n"));
+    let text = screen(&app);
+    assert!(text.contains("explain: 250 at 5.000"), "{text}");
+    assert!(text.contains("250: Requested action okay"), "{text}");
+
+    // During DATA the transcript keeps at least half the screen.
+    let mut app = after_tls();
+    app.explain = true;
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go\r\n", Some("DATA")));
+    for i in 0..12 {
+        type_line(&mut app, &format!("line {i}"));
+    }
+    for (width, height) in SIZES {
+        assert!(
+            ui::transcript_height(&app, ratatui::layout::Rect::new(0, 0, width, height)) + 2
+                >= usize::from(height).div_ceil(2),
+            "at {width}x{height}:\n{}",
+            screen_at(&app, width, height)
+        );
+    }
+}
+
+/// What the user types after `override:` is on screen at 80 and 60 columns, even when the
+/// dialog says the most (STARTTLS stripped, a flag for the other case) and a hint follows.
+#[test]
+fn the_override_field_is_always_visible() {
+    for (width, height) in SIZES {
+        let mut app = after_ehlo();
+        app.policy.allow_unverified_auth = true;
+        // The server's EHLO had no STARTTLS: the dialog adds its warning.
+        let mut stripped = app.status.clone();
+        stripped.extensions = vec!["AUTH".to_owned(), "PIPELINING".to_owned()];
+        app.on_engine(EngineMsg::Status(Box::new(stripped)));
+        type_line(&mut app, "AUTH PLAIN");
+        type_line(&mut app, "clear");
+        type_text(&mut app, "cleartex");
+        let text = screen_at(&app, width, height);
+        assert!(
+            text.contains("override: cleartex"),
+            "{width}x{height}:\n{text}"
+        );
+        assert!(text.contains("type exactly 'cleartext'"), "{text}");
+        assert!(text.contains("Enter  try STARTTLS anyway"), "{text}");
+        let rows = rows_of(&text);
+        let (x, y) = cursor_at(&app, width, height);
+        let row = &rows[y as usize];
+        let before: String = row.chars().take(x as usize).collect();
+        assert!(
+            before.trim_end_matches(' ').ends_with("override: cleartex"),
+            "cursor at {x},{y}: {row:?}"
+        );
+    }
+}
+
+/// The lab's log in the demo: F4 shows it beside the transcript, each line marked plain or
+/// tls, the verdicts loud.
+#[test]
+fn the_demo_shows_the_labs_log() {
+    let mut app = after_ehlo();
+    app.on_key(key(KeyCode::F(4)));
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("smtptui demo")),
+        "{:?}",
+        app.flash
+    );
+    app.lab_log = Some(smtptui::tui::app::LabLog::default());
+    for line in [
+        "10:00:01 submission#1 plain C: EHLO me",
+        "10:00:01 submission#1 plain S: 250-lab.test",
+        "10:00:02 submission#1 plain C: STARTTLS",
+        "10:00:02 submission#1 tls   C: EHLO me",
+        "10:00:03 submission#1 VERDICT ok: used TLS before AUTH",
+    ] {
+        app.on_lab_log(line.to_owned());
+    }
+    app.on_key(key(KeyCode::F(4)));
+    for (width, height) in SIZES {
+        let text = screen_at(&app, width, height);
+        assert!(text.contains("the lab's log"), "{text}");
+        assert!(text.contains("tls   C: EHLO me"), "{text}");
+    }
+    let buffer = buffer(&app);
+    assert_eq!(style_of(&buffer, "tls   C: EHLO").fg, Some(Color::Green));
+    assert_eq!(
+        style_of(&buffer, "plain C: STARTTLS").fg,
+        Some(Color::Yellow)
+    );
+}
+
+// Snapshots of each dialog and pane at both sizes.
+
+fn guard_unverified() -> App {
+    let mut app = after_tls();
+    let problem = smtptui::tls::CertificateProblem {
+        kind: "unknown issuer",
+        detail: "unknown issuer: the certificate chain does not lead to a trusted root".to_owned(),
+    };
+    let mut status = app.status.clone();
+    status.protection = Protection::UnverifiedTls(problem.clone());
+    app.on_engine(EngineMsg::Status(Box::new(status)));
+    type_line(&mut app, "AUTH PLAIN");
+    assert!(matches!(app.mode, Mode::Guard(_)), "{:?}", app.mode);
+    app
+}
+
+fn guard_stripped() -> App {
+    let mut app = after_ehlo();
+    let mut stripped = app.status.clone();
+    stripped.extensions = vec!["AUTH".to_owned(), "PIPELINING".to_owned()];
+    app.on_engine(EngineMsg::Status(Box::new(stripped)));
+    type_line(&mut app, "AUTH LOGIN");
+    type_text(&mut app, "cleart");
+    app
+}
+
+fn explaining_a_failure() -> App {
+    let mut app = after_tls();
+    app.explain = true;
+    type_line(&mut app, "RCPT TO:<someone@example.org>");
+    app.on_engine(sent(3000, Security::Tls, "RCPT TO:<someone@example.org>"));
+    app.on_engine(received(
+        3020,
+        Security::Tls,
+        "554 5.7.1 <someone@example.org>: Relay access denied\r\n",
+    ));
+    app.on_engine(done(
+        "554 5.7.1 <someone@example.org>: Relay access denied\r\n",
+        Some("RCPT"),
+    ));
+    app
+}
+
+fn certificate_view() -> App {
+    let mut app = after_tls();
+    app.on_key(key(KeyCode::F(3)));
+    app
+}
+
+fn help_view() -> App {
+    let mut app = greeted();
+    app.on_key(key(KeyCode::F(1)));
+    app
+}
+
+#[test]
+fn snapshots_at_80x24_and_60x20() {
+    let cases: Vec<(&str, App)> = vec![
+        ("guard_cleartext_stripped", guard_stripped()),
+        ("guard_unverified", guard_unverified()),
+        ("explain_relay_denied", explaining_a_failure()),
+        ("certificate", certificate_view()),
+        ("help", help_view()),
+    ];
+    for (name, app) in &cases {
+        for (width, height) in SIZES {
+            insta::assert_snapshot!(
+                format!("{name}_{width}x{height}"),
+                screen_at(app, width, height)
+            );
+        }
+    }
 }

@@ -9,28 +9,29 @@
 //! help screen is generated from; `App` routes what they ask for to the part it concerns and
 //! turns the outcome into actions.
 
-use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::collections::VecDeque;
+use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
 
 use super::commands::{self, Command, Situation};
 use super::editor::{Entered, MessageEditor, Pasted};
-use super::engine::{Action, Crossed, Done, EngineMsg, Retry, Status};
+use super::engine::{Action, Crossed, Done, EngineMsg, Retry, Status, debug_line};
 use super::guard::{GuardChoice, GuardDialog};
 use super::history::History;
 use super::input::{InputLine, Prompt};
 use super::player::StepPlayer;
-use super::record;
+use super::record::{self, Recording};
 use super::view::TranscriptView;
 use crate::guard::{self, Decision, GuardPolicy, OneTimeOverride, Refusal};
 use crate::proto::command::{CommandKind, classify, split_verb};
+use crate::proto::escape::escape_str;
 use crate::proto::reply::Reply;
 use crate::proto::sasl::Mechanism;
 use crate::scenario::{Action as StepAction, Scenario};
 use crate::secret::{Credentials, Secret};
 use crate::session::Phase;
-use crate::transcript::{Event, EventKind, GuardOutcome, render_plain};
+use crate::transcript::{Event, EventKind, GuardOutcome, Security, render_plain};
 
 /// Which part has the keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,125 @@ pub struct App {
     pub quitting: Option<Instant>,
     /// Whether the next frame must be drawn.
     pub dirty: bool,
+    /// Command lines typed while a reply was pending, sent in order as replies come.
+    pub queued: VecDeque<String>,
+    /// `:record FILE` in progress.
+    pub recording: Option<Recording>,
+    /// The guard dialog's safe way, running: STARTTLS, EHLO, then the AUTH asked for.
+    pub recovery: Option<Recovery>,
+    /// The practice server's own log, in `smtptui demo`.
+    pub lab_log: Option<LabLog>,
+    /// How far the explain pane is scrolled, and for which event (another event starts at
+    /// its top).
+    pub explain_scroll: (Option<usize>, usize),
+    /// How far the help or certificate view is scrolled.
+    pub overlay_scroll: usize,
+}
+
+/// How many command lines may wait for the reply in flight.
+pub const MAX_QUEUED: usize = 16;
+
+/// How many lines of the practice server's log are kept.
+pub const LAB_LOG_LINES: usize = 2000;
+
+/// The practice server's log as `smtptui demo` shows it beside the transcript: what the
+/// server received and answered, each line marked plain or tls, and its verdict on each
+/// session.
+#[derive(Debug, Clone, Default)]
+pub struct LabLog {
+    /// The newest lines, oldest first.
+    pub lines: VecDeque<String>,
+    /// Whether the pane is shown.
+    pub shown: bool,
+}
+
+impl LabLog {
+    /// Adds a line, dropping the oldest past [`LAB_LOG_LINES`].
+    pub fn push(&mut self, line: String) {
+        if self.lines.len() == LAB_LOG_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+}
+
+/// What comes after each step of the guard dialog's safe way.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AfterTls {
+    /// Run AUTH with this mechanism (the prompt asks user and password).
+    Auth(Mechanism),
+    /// Send this AUTH line again (it carries its credentials inline).
+    Line(String),
+    /// The mechanism is not known (the exchange was typed by hand): say that AUTH is next.
+    Tell,
+}
+
+impl std::fmt::Debug for AfterTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auth(mechanism) => f.debug_tuple("Auth").field(mechanism).finish(),
+            Self::Line(line) => f.debug_tuple("Line").field(&debug_line(line)).finish(),
+            Self::Tell => f.write_str("Tell"),
+        }
+    }
+}
+
+impl AfterTls {
+    /// The step, in words.
+    fn describe(&self) -> String {
+        match self {
+            Self::Auth(mechanism) => format!("AUTH {}", mechanism.name()),
+            Self::Line(line) => match classify(line) {
+                CommandKind::Auth { mechanism, .. } if !mechanism.is_empty() => {
+                    format!("AUTH {mechanism} again")
+                }
+                _ => "AUTH again".to_owned(),
+            },
+            Self::Tell => "you run AUTH again".to_owned(),
+        }
+    }
+}
+
+/// The guard dialog's safe way, step by step: each step starts when the reply to the one
+/// before came as it should, and a reply that did not stops it with the reason shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// `*` went to cancel a SASL exchange; STARTTLS is next.
+    Cancelling {
+        /// The EHLO line to send inside TLS.
+        ehlo: String,
+    },
+    /// STARTTLS went; EHLO is next, once TLS is up.
+    StartTls {
+        /// The EHLO line to send inside TLS.
+        ehlo: String,
+        /// What follows EHLO.
+        then: AfterTls,
+        /// The AUTH line typed (without credentials), for the history once its exchange runs.
+        typed: Option<String>,
+    },
+    /// EHLO went inside TLS; the AUTH is next.
+    Ehlo {
+        /// What follows EHLO.
+        then: AfterTls,
+        /// The AUTH line typed, as above.
+        typed: Option<String>,
+    },
+}
+
+impl Recovery {
+    /// The steps left, in words, for the input line's title.
+    fn describe(&self) -> String {
+        match self {
+            Self::Cancelling { .. } => {
+                "cancelling the exchange, then STARTTLS, EHLO; then you run AUTH".to_owned()
+            }
+            Self::StartTls { then, .. } => {
+                format!("STARTTLS sent; then EHLO, then {}", then.describe())
+            }
+            Self::Ehlo { then, .. } => format!("EHLO sent inside TLS; then {}", then.describe()),
+        }
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -147,6 +267,9 @@ impl std::fmt::Debug for App {
             .field("policy", &self.policy)
             .field("preset_user", &self.preset_user)
             .field("preset_secret", &self.preset_secret)
+            .field("queued", &self.queued.len())
+            .field("recording", &self.recording)
+            .field("recovery", &self.recovery)
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +294,12 @@ impl App {
             should_exit: false,
             quitting: None,
             dirty: true,
+            queued: VecDeque::new(),
+            recording: None,
+            recovery: None,
+            lab_log: None,
+            explain_scroll: (None, 0),
+            overlay_scroll: 0,
         }
     }
 
@@ -192,18 +321,24 @@ impl App {
 
     /// Adds a note of the UI's own (not from the engine) to the transcript.
     pub fn note(&mut self, text: impl Into<String>) {
-        let elapsed = self.view.last_elapsed();
-        self.push_event(Event {
-            time: SystemTime::now(),
-            elapsed,
-            kind: EventKind::Note(text.into()),
-        });
+        self.view.push_note(EventKind::Note(text.into()));
+        self.dirty = true;
     }
 
-    /// Appends an event and its display rows.
+    /// Appends an event of the session and its display rows; a recording in progress gets its
+    /// lines.
     pub fn push_event(&mut self, event: Event) {
         self.view.push(event);
         self.dirty = true;
+        if let (Some(recording), Some(event)) = (&mut self.recording, self.view.events.last())
+            && let Err(error) = recording.add(event)
+        {
+            self.flash = Some(format!(
+                "recording stopped: cannot write {}: {error}",
+                recording.path().display()
+            ));
+            self.recording = None;
+        }
     }
 
     // -------------------------------------------------------------------------------------
@@ -257,6 +392,27 @@ impl App {
     }
 
     fn on_done(&mut self, done: Done) -> Vec<Action> {
+        // A transcript record finishes nothing that waits: the action in flight (if any)
+        // still does.
+        if let Done::Recorded = done {
+            return Vec::new();
+        }
+        let outcome = match &done {
+            Done::Reply { reply, command, .. } => Some((command.clone(), reply.code.value())),
+            _ => None,
+        };
+        let mut actions = self.settle(done);
+        if self.recovery.is_some() {
+            actions.extend(self.advance_recovery(outcome));
+        }
+        if self.pending.is_none() {
+            actions.extend(self.send_queued());
+        }
+        actions
+    }
+
+    /// Takes the end of the action in flight.
+    fn settle(&mut self, done: Done) -> Vec<Action> {
         self.pending = None;
         let stepping = self.player.as_mut().is_some_and(StepPlayer::settle);
         match done {
@@ -306,6 +462,102 @@ impl App {
         }
     }
 
+    /// The next step of the guard dialog's safe way, from how the last one ended (`outcome`:
+    /// the verb answered and the reply code; `None` when it failed or was refused).
+    fn advance_recovery(&mut self, outcome: Option<(Option<String>, u16)>) -> Vec<Action> {
+        let Some(recovery) = self.recovery.take() else {
+            return Vec::new();
+        };
+        let (verb, code) = match outcome {
+            Some((verb, code)) => (verb.unwrap_or_default(), code),
+            None => {
+                self.flash = Some(
+                    "the safe way stopped: the last step failed (see the transcript); nothing more was sent"
+                        .to_owned(),
+                );
+                return Vec::new();
+            }
+        };
+        match recovery {
+            Recovery::Cancelling { ehlo } => {
+                self.recovery = Some(Recovery::StartTls {
+                    ehlo,
+                    then: AfterTls::Tell,
+                    typed: None,
+                });
+                self.send("STARTTLS".to_owned(), OneTimeOverride::None)
+            }
+            Recovery::StartTls { ehlo, then, typed } => {
+                if verb == "STARTTLS" && code == 220 && self.status.security == Security::Tls {
+                    self.recovery = Some(Recovery::Ehlo { then, typed });
+                    return self.send(ehlo, OneTimeOverride::None);
+                }
+                // The STARTTLS refusal message says what that means; say what was not done.
+                let said = self.flash.take().unwrap_or_default();
+                self.flash = Some(format!(
+                    "{}the safe way stopped after STARTTLS: no EHLO and no AUTH were sent",
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{said}; ")
+                    }
+                ));
+                Vec::new()
+            }
+            Recovery::Ehlo { then, typed } => {
+                if !(verb == "EHLO" && code == 250) {
+                    self.flash = Some(format!(
+                        "the safe way stopped: EHLO inside TLS got {code}; AUTH was not sent"
+                    ));
+                    return Vec::new();
+                }
+                match then {
+                    AfterTls::Auth(mechanism) => {
+                        self.flash = Some(format!(
+                            "TLS is up and EHLO answered: AUTH {} now",
+                            mechanism.name()
+                        ));
+                        if let Some(typed) = typed {
+                            self.input.hold(&typed);
+                        }
+                        self.start_auth(mechanism, OneTimeOverride::None)
+                    }
+                    AfterTls::Line(line) => self.send(line, OneTimeOverride::None),
+                    AfterTls::Tell => {
+                        self.flash = Some(
+                            "TLS is up and EHLO answered: type your AUTH command again".to_owned(),
+                        );
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    /// The EHLO line to send inside TLS: the last EHLO (or HELO) sent on this connection with
+    /// its name, as RFC 3207 asks the client to start over; `EHLO localhost` if none was.
+    fn ehlo_line(&self) -> String {
+        self.view
+            .events
+            .iter()
+            .rev()
+            .take_while(|event| !matches!(event.kind, EventKind::Connecting { .. }))
+            .find_map(|event| match &event.kind {
+                EventKind::Sent {
+                    text,
+                    kind: crate::transcript::SentKind::Command,
+                    ..
+                } => {
+                    let (verb, rest) = split_verb(text);
+                    matches!(verb.as_str(), "EHLO" | "HELO")
+                        .then(|| format!("EHLO {}", rest.trim()))
+                        .filter(|line| line.len() > 5)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "EHLO localhost".to_owned())
+    }
+
     fn check_expectation(&mut self, reply: &Reply) -> Vec<Action> {
         let Some((event, halted)) = self.player.as_mut().and_then(|p| p.check(reply)) else {
             return Vec::new();
@@ -353,6 +605,24 @@ impl App {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Takes the terminal events that arrived together. A burst of typed characters with a
+    /// line break in the middle is a paste from a terminal without bracketed paste: it is taken
+    /// as the same paste ([`App::on_paste`]), so its line breaks never send commands one after
+    /// the other.
+    pub fn on_terminal_batch(&mut self, events: Vec<crossterm::event::Event>) -> Vec<Action> {
+        if let Some(text) = pasted_text(&events) {
+            return self.on_paste(&text);
+        }
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(self.on_terminal(event));
+            if self.should_exit {
+                break;
+            }
+        }
+        actions
     }
 
     /// Takes pasted text (bracketed paste). In the message editor every pasted line is a
@@ -428,9 +698,17 @@ impl App {
             editor.disarm();
         }
         if self.overlay.is_some() {
-            if Overlay::closes(key) {
-                self.overlay = None;
+            match key.code {
+                KeyCode::Up => self.overlay_scroll = self.overlay_scroll.saturating_sub(1),
+                KeyCode::Down => self.overlay_scroll += 1,
+                KeyCode::PageUp => self.overlay_scroll = self.overlay_scroll.saturating_sub(10),
+                KeyCode::PageDown => self.overlay_scroll += 10,
+                KeyCode::Home => self.overlay_scroll = 0,
+                _ if Overlay::closes(key) => self.overlay = None,
+                _ => {}
             }
+            // Past the end is clamped when drawn; keep the count near it.
+            self.overlay_scroll = self.overlay_scroll.min(100);
             return Vec::new();
         }
         if let Mode::Guard(dialog) = &mut self.mode {
@@ -441,13 +719,14 @@ impl App {
             return Vec::new();
         }
         match command {
-            Some(command) => self.run(command, ""),
+            Some(command) => self.run(command, "", false),
             None => Vec::new(),
         }
     }
 
-    /// Runs a command from a key or a `:` line (`argument` is what followed its name).
-    fn run(&mut self, command: Command, argument: &str) -> Vec<Action> {
+    /// Runs a command from a key or a `:` line (`argument` is what followed its name, `force`
+    /// whether a `!` did).
+    fn run(&mut self, command: Command, argument: &str, force: bool) -> Vec<Action> {
         if self.view.on_command(command) {
             return Vec::new();
         }
@@ -462,8 +741,14 @@ impl App {
                 }
                 return actions;
             }
-            Command::Help => self.overlay = Some(Overlay::Help),
-            Command::Certificate => self.overlay = Some(Overlay::Certificate),
+            Command::Help => {
+                self.overlay = Some(Overlay::Help);
+                self.overlay_scroll = 0;
+            }
+            Command::Certificate => {
+                self.overlay = Some(Overlay::Certificate);
+                self.overlay_scroll = 0;
+            }
             Command::Explain => self.explain = !self.explain,
             Command::Escape => return self.escape(),
             Command::LeaveNow => self.should_exit = true,
@@ -472,30 +757,65 @@ impl App {
             Command::Next => return self.next_step(),
             Command::Reconnect => {
                 self.input.drop_held();
+                self.drop_queue("reconnecting");
+                self.recovery = None;
+                if let Some(recording) = self.recording.take() {
+                    self.flash = Some(format!(
+                        "recording stopped at the reconnection ({} lines in {}): a scenario is one connection",
+                        recording.lines(),
+                        recording.path().display()
+                    ));
+                }
                 self.mode = Mode::COMMAND;
                 self.pending = Pending::now("the greeting");
+                self.view.new_session(
+                    "──────── :reconnect: a new session; times go on from the one before ────────"
+                        .to_owned(),
+                );
                 return vec![Action::Reconnect];
             }
             Command::Save if argument.is_empty() => self.flash = Some(file_needed("save")),
             Command::Save => {
                 let text = render_plain(&self.view.events);
-                self.flash = Some(write_file(argument, &text, "transcript (redacted)"));
+                self.flash = Some(record::write_new(
+                    argument,
+                    force,
+                    &text,
+                    "transcript (redacted)",
+                ));
             }
-            Command::Record if argument.is_empty() => self.flash = Some(file_needed("record")),
-            Command::Record => {
-                let text = record::scenario(&self.view.events);
-                self.flash = Some(write_file(argument, &text, "scenario"));
-            }
+            Command::Record => self.record(argument, force),
             Command::Load if argument.is_empty() => self.flash = Some(file_needed("load")),
-            Command::Load => match Scenario::load(Path::new(argument)) {
+            Command::Load => match Scenario::load(&record::expand_home(argument)) {
                 Ok(scenario) => self.load_script(scenario),
                 Err(error) => self.flash = Some(error.to_string()),
+            },
+            Command::ExplainUp => self.scroll_explain(-1),
+            Command::ExplainDown => self.scroll_explain(1),
+            Command::LabLog => match &mut self.lab_log {
+                Some(log) => log.shown = !log.shown,
+                None => {
+                    self.flash = Some(
+                        "the practice server's log is shown in smtptui demo, where it runs in-process"
+                            .to_owned(),
+                    );
+                }
             },
             // The input line's and the view's own, taken before.
             Command::Complete
             | Command::Older
             | Command::Newer
-            | Command::ClearLine
+            | Command::CursorLeft
+            | Command::CursorRight
+            | Command::WordLeft
+            | Command::WordRight
+            | Command::LineStart
+            | Command::LineEnd
+            | Command::DeleteBack
+            | Command::DeleteForward
+            | Command::DeleteWordBack
+            | Command::DeleteToStart
+            | Command::DeleteToEnd
             | Command::PageUp
             | Command::PageDown
             | Command::RowUp
@@ -507,10 +827,131 @@ impl App {
         Vec::new()
     }
 
+    /// `:record FILE` starts a recording, `:record stop` ends it.
+    fn record(&mut self, argument: &str, force: bool) {
+        if argument == "stop" {
+            self.flash = Some(match self.recording.take() {
+                Some(recording) => format!(
+                    "recording stopped: {} scenario lines in {}",
+                    recording.lines(),
+                    recording.path().display()
+                ),
+                None => "no recording to stop (:record FILE starts one)".to_owned(),
+            });
+            return;
+        }
+        if let Some(recording) = &self.recording {
+            self.flash = Some(format!(
+                "already recording to {}; :record stop ends it",
+                recording.path().display()
+            ));
+            return;
+        }
+        if argument.is_empty() {
+            self.flash = Some(
+                ":record needs a file name, e.g. :record session.smtp (:record stop ends it)"
+                    .to_owned(),
+            );
+            return;
+        }
+        // The scenario replays from the connection's start: the events of this connection
+        // so far come first.
+        let start = self
+            .view
+            .events
+            .iter()
+            .rposition(|event| matches!(event.kind, EventKind::Connecting { .. }))
+            .unwrap_or(0);
+        match Recording::start(argument, force, &self.view.events[start..]) {
+            Ok(recording) => {
+                self.flash = Some(format!(
+                    "recording to {} from the start of this connection; :record stop ends it",
+                    recording.path().display()
+                ));
+                self.recording = Some(recording);
+            }
+            Err(error) => {
+                self.flash = Some(format!(
+                    "cannot record to {}: {error}",
+                    record::expand_home(argument).display()
+                ));
+            }
+        }
+    }
+
+    /// Scrolls the explain pane by a page (`pages` negative is up).
+    fn scroll_explain(&mut self, pages: isize) {
+        if !self.explain {
+            self.explain = true;
+        }
+        let event = super::ui::explained_event(self);
+        let current = match self.explain_scroll {
+            (shown, rows) if shown == event => rows,
+            _ => 0,
+        };
+        let step = super::ui::EXPLAIN_PAGE;
+        let rows = if pages < 0 {
+            current.saturating_sub(step)
+        } else {
+            current + step
+        };
+        // Past the end is clamped when drawn.
+        self.explain_scroll = (event, rows);
+    }
+
+    /// Forgets the typed-ahead lines, saying why nothing of them was sent.
+    fn drop_queue(&mut self, why: &str) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let count = self.queued.len();
+        for mut line in self.queued.drain(..) {
+            zeroize::Zeroize::zeroize(&mut line);
+        }
+        self.flash = Some(format!("{count} typed-ahead line(s) not sent: {why}"));
+    }
+
+    /// Sends the next typed-ahead line once nothing is pending and the command line has the
+    /// keys again; drops them all when the session moved elsewhere (a message, a prompt,
+    /// the guard dialog, a closed connection), where a command line would mean something else.
+    fn send_queued(&mut self) -> Vec<Action> {
+        if self.queued.is_empty() || self.pending.is_some() {
+            return Vec::new();
+        }
+        let why = match &self.mode {
+            _ if !self.status.connected => Some("the connection is closed"),
+            Mode::Message(_) => Some("the server now waits for the message"),
+            Mode::Line(Prompt::SaslAnswer) => Some("the server now waits for a SASL answer"),
+            Mode::Line(Prompt::User { .. } | Prompt::Password { .. }) => {
+                Some("AUTH is asking for the user and password")
+            }
+            Mode::Guard(_) => Some("the credential guard stopped a request"),
+            Mode::Line(Prompt::Command) => None,
+        };
+        if let Some(why) = why {
+            self.drop_queue(why);
+            return Vec::new();
+        }
+        let Some(line) = self.queued.pop_front() else {
+            return Vec::new();
+        };
+        self.enter_command(line)
+    }
+
+    /// Takes the practice server's log line (`smtptui demo`).
+    pub fn on_lab_log(&mut self, line: String) {
+        if let Some(log) = &mut self.lab_log {
+            log.push(line);
+            if log.shown {
+                self.dirty = true;
+            }
+        }
+    }
+
     /// A `:` line (without the `:`): a local command, never sent.
     fn local(&mut self, line: &str) -> Vec<Action> {
         match commands::parse_local(line) {
-            Some((local, argument)) => self.run(local.command, argument),
+            Some(parsed) => self.run(parsed.local.command, parsed.argument, parsed.force),
             None => {
                 let name = line.split_whitespace().next().unwrap_or_default();
                 self.flash = Some(format!(
@@ -522,8 +963,19 @@ impl App {
         }
     }
 
-    /// Esc: closes a prompt, or leaves (sending QUIT first when connected).
+    /// Esc: stops the guard's safe way or drops typed-ahead lines, closes a prompt, or leaves
+    /// (sending QUIT first when connected).
     fn escape(&mut self) -> Vec<Action> {
+        if self.mode == Mode::COMMAND && (self.recovery.is_some() || !self.queued.is_empty()) {
+            if self.recovery.take().is_some() {
+                self.flash = Some(
+                    "the safe way stopped: the step in flight finishes, nothing after it is sent"
+                        .to_owned(),
+                );
+            }
+            self.drop_queue("Esc");
+            return Vec::new();
+        }
         // The message editor leaves on the second Esc in a row; the first only warns.
         let leaves_message = match &mut self.mode {
             Mode::Message(editor) => editor.escape(),
@@ -598,39 +1050,40 @@ impl App {
         }
     }
 
-    /// Enter with nothing typed: STARTTLS first on cleartext (the safe way), cancel otherwise.
+    /// Enter with nothing typed: the safe way on cleartext (STARTTLS, EHLO inside TLS, then
+    /// the AUTH that was asked for, each step once the one before succeeded), cancel otherwise.
     fn guard_default(&mut self, dialog: GuardDialog) -> Vec<Action> {
-        if let Retry::Answer(_) = dialog.retry {
-            // The server still waits for a SASL answer: anything sent now (STARTTLS too)
-            // would be taken as that answer. Cancel the exchange first (RFC 4954 §4).
-            self.flash = Some(
-                "AUTH cancelled with '*'; nothing secret was sent. STARTTLS next, then EHLO and AUTH"
-                    .to_owned(),
-            );
-            return self.send_answer(Secret::new("*".to_owned()), OneTimeOverride::None);
+        if let Refusal::Unverified(_) = dialog.refusal {
+            self.flash = Some("cancelled: nothing was sent".to_owned());
+            return Vec::new();
         }
-        match dialog.refusal {
-            Refusal::Cleartext => {
-                // Nothing is left in the input line: EHLO must come first inside TLS, and text
-                // left there would be glued to whatever the user types next.
-                let next = match &dialog.retry {
-                    Retry::Auth(mechanism) => format!("AUTH {}", mechanism.name()),
-                    Retry::Answer(_) => "AUTH".to_owned(),
-                    Retry::Line(line) => match classify(line) {
-                        CommandKind::Auth { mechanism, .. } if !mechanism.is_empty() => {
-                            format!("AUTH {mechanism}")
-                        }
-                        _ => "AUTH".to_owned(),
-                    },
-                };
-                self.flash = Some(format!(
-                    "STARTTLS first; once TLS is up, EHLO again, then {next}"
-                ));
-                self.send("STARTTLS".to_owned(), OneTimeOverride::None)
+        let ehlo = self.ehlo_line();
+        match dialog.retry {
+            Retry::Answer(_) => {
+                // The server still waits for a SASL answer: anything sent now (STARTTLS too)
+                // would be taken as that answer. Cancel the exchange first (RFC 4954 §4).
+                self.recovery = Some(Recovery::Cancelling { ehlo });
+                self.flash = Some(
+                    "AUTH cancelled with '*', nothing secret sent; then STARTTLS and EHLO, and you run AUTH again"
+                        .to_owned(),
+                );
+                self.send_answer(Secret::new("*".to_owned()), OneTimeOverride::None)
             }
-            Refusal::Unverified(_) => {
-                self.flash = Some("cancelled: nothing was sent".to_owned());
-                Vec::new()
+            retry => {
+                let then = match retry {
+                    Retry::Auth(mechanism) => AfterTls::Auth(mechanism),
+                    Retry::Line(line) => AfterTls::Line(line),
+                    Retry::Answer(_) => AfterTls::Tell,
+                };
+                // Nothing is left in the input line: text left there would be glued to
+                // whatever the user types next.
+                self.flash = Some(format!(
+                    "the safe way: STARTTLS, then {ehlo} inside TLS, then {} (Esc stops it)",
+                    then.describe()
+                ));
+                let typed = self.input.take_held();
+                self.recovery = Some(Recovery::StartTls { ehlo, then, typed });
+                self.send("STARTTLS".to_owned(), OneTimeOverride::None)
             }
         }
     }
@@ -709,9 +1162,21 @@ impl App {
             }
             return self.local(local);
         }
-        if self.pending.is_some() {
-            self.input.restore(line);
-            self.flash = Some("wait for the reply first (Esc leaves)".to_owned());
+        if self.pending.is_some() || self.recovery.is_some() {
+            // Typed ahead: sent when the reply comes, so keys typed meanwhile start a new line
+            // instead of piling onto this one.
+            if self.queued.len() >= MAX_QUEUED {
+                self.input.restore(line);
+                self.flash = Some(format!(
+                    "{MAX_QUEUED} lines already wait for the reply; this one stays here"
+                ));
+            } else {
+                self.queued.push_back(line);
+                self.flash = Some(format!(
+                    "queued: sent after the reply ({} waiting; Esc drops them)",
+                    self.queued.len()
+                ));
+            }
             return Vec::new();
         }
         if !self.status.connected {
@@ -876,11 +1341,10 @@ impl App {
                 )
             }
             Mode::Line(Prompt::Password { user, one_time, .. }) => {
+                let user = escape_str(user);
                 match self.auth_override(*one_time) {
-                    Some(how) => format!("password for {user}: hidden; Enter sends it {how}"),
-                    None => format!(
-                        "password for {user}: hidden, never shown or stored; Enter runs AUTH (Esc cancels)"
-                    ),
+                    Some(how) => format!("send the password for {user} {how}"),
+                    None => format!("run AUTH with the password for {user} (hidden, not stored)"),
                 }
             }
             Mode::Line(Prompt::SaslAnswer) => {
@@ -902,11 +1366,22 @@ impl App {
                     return hint;
                 }
                 format!(
-                    "message line {} (sent when the message ends); a line with only . or Ctrl-D ends it",
+                    "add message line {}; a lone . or Ctrl-D sends the message",
                     editor.lines().len() + 1
                 )
             }
-            Mode::Guard(_) => "the guard dialog decides".to_owned(),
+            Mode::Guard(dialog) => match dialog.refusal {
+                Refusal::Cleartext if dialog.typed.is_empty() => {
+                    "STARTTLS, then EHLO and the AUTH inside TLS (the dialog's safe way)".to_owned()
+                }
+                Refusal::Unverified(_) if dialog.typed.is_empty() => {
+                    "cancel: nothing is sent".to_owned()
+                }
+                _ => format!(
+                    "send anyway only if the word is '{}'",
+                    dialog.override_word()
+                ),
+            },
             Mode::Line(Prompt::Command) => self.command_hint(),
         }
     }
@@ -914,19 +1389,31 @@ impl App {
     fn command_hint(&self) -> String {
         let input = self.input.text();
         if let Some(local) = input.strip_prefix(':') {
-            return format!("run local command :{} (not sent)", local.trim());
+            return match commands::parse_local(local) {
+                Some(parsed) => format!("run :{} here (never sent)", parsed.local.name),
+                None => "nothing: no local command has that name".to_owned(),
+            };
         }
-        if !self.status.connected && self.pending.is_none() {
-            return "not connected: :reconnect opens a new session, Esc leaves".to_owned();
+        if let Some(recovery) = &self.recovery {
+            if input.trim().is_empty() {
+                return format!("nothing yet: {}; Esc stops it", recovery.describe());
+            }
+            return "queue this line until the safe way is done".to_owned();
+        }
+        if let Some(pending) = &self.pending {
+            if input.trim().is_empty() {
+                return format!("nothing while waiting for {}", pending.what);
+            }
+            return "queue this line: sent after the reply".to_owned();
+        }
+        if !self.status.connected {
+            return "nothing: not connected; :reconnect opens a new session, Esc leaves".to_owned();
         }
         if input.trim().is_empty() {
             if let Some(hint) = self.player.as_ref().and_then(StepPlayer::describe_next) {
                 return hint;
             }
             return "type an SMTP command (Tab completes, F1 help)".to_owned();
-        }
-        if self.pending.is_some() {
-            return "waiting for the reply; Enter is held".to_owned();
         }
         let security = self.status.security.marker();
         match classify(input) {
@@ -990,12 +1477,36 @@ impl App {
     }
 }
 
-fn write_file(path: &str, text: &str, what: &str) -> String {
-    use std::io::Write as _;
-    let written = crate::transcript::create_private_file(Path::new(path))
-        .and_then(|mut file| file.write_all(text.as_bytes()));
-    match written {
-        Ok(()) => format!("{what} written to {path}"),
-        Err(error) => format!("cannot write {path}: {error}"),
+/// The text of a burst of key presses that can only be a paste: typed characters (and tabs)
+/// with a line break followed by more of them. A person types one key per read; a terminal
+/// without bracketed paste writes a whole paste at once. A burst ending with its only line
+/// break is a line typed (or pasted) and Enter, and is left as keys.
+fn pasted_text(events: &[crossterm::event::Event]) -> Option<String> {
+    use crossterm::event::{Event, KeyModifiers};
+    let mut text = String::new();
+    let mut breaks_inside = false;
+    let mut presses = 0;
+    for event in events {
+        let Event::Key(key) = event else {
+            return None;
+        };
+        if key.kind == KeyEventKind::Release {
+            continue;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let c = match key.code {
+            KeyCode::Enter => '\n',
+            // In raw mode a line feed arrives as Ctrl-J.
+            KeyCode::Char('j') if ctrl => '\n',
+            KeyCode::Tab => '\t',
+            KeyCode::Char(c) if !ctrl && !key.modifiers.contains(KeyModifiers::ALT) => c,
+            _ => return None,
+        };
+        if presses > 0 && text.ends_with('\n') {
+            breaks_inside = true;
+        }
+        text.push(c);
+        presses += 1;
     }
+    breaks_inside.then_some(text)
 }

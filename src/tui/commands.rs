@@ -13,8 +13,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 // Short names for the table below.
 use Command as C;
-use Context::{Anywhere, CommandLine, EmptyCommandLine, EmptyLine, MessageEditor};
-use Modifiers::{Any, Ctrl, Plain, Shift};
+use Context::{Anywhere, CommandLine, EmptyCommandLine, EmptyLine, MessageEditor, Typing};
+use Modifiers::{Alt, Any, Ctrl, Plain, Shift};
 
 /// Something the user can ask for with a key or a `:` command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,28 @@ pub enum Command {
     Older,
     /// The next line of the history, and then the line being typed.
     Newer,
+    /// Move the cursor one character left.
+    CursorLeft,
+    /// Move the cursor one character right.
+    CursorRight,
+    /// Move the cursor to the start of the word before it.
+    WordLeft,
+    /// Move the cursor to the end of the word after it.
+    WordRight,
+    /// Move the cursor to the start of the line.
+    LineStart,
+    /// Move the cursor to the end of the line.
+    LineEnd,
+    /// Delete the character before the cursor.
+    DeleteBack,
+    /// Delete the character at the cursor.
+    DeleteForward,
+    /// Delete back to the previous space.
+    DeleteWordBack,
+    /// Delete from the start of the line to the cursor.
+    DeleteToStart,
+    /// Delete from the cursor to the end of the line.
+    DeleteToEnd,
     /// Scroll the transcript up by a page.
     PageUp,
     /// Scroll the transcript down by a page.
@@ -39,23 +61,27 @@ pub enum Command {
     Top,
     /// Show the bottom of the transcript and follow new rows.
     Follow,
+    /// Scroll the explain pane up by a page.
+    ExplainUp,
+    /// Scroll the explain pane down by a page.
+    ExplainDown,
     /// Show the help.
     Help,
     /// Show or hide the explain pane.
     Explain,
     /// Show the certificate chain.
     Certificate,
+    /// Show or hide the practice server's own log (`smtptui demo`).
+    LabLog,
     /// Cancel the prompt (a SASL exchange with `*`), or leave (QUIT first).
     Escape,
     /// Leave at once.
     LeaveNow,
-    /// Clear the input line.
-    ClearLine,
     /// End the message being written (as a lone `.` does).
     EndMessage,
     /// Write the redacted transcript to a file.
     Save,
-    /// Write the session as a scenario to a file.
+    /// Start recording the session as a scenario into a file (`:record stop` ends it).
     Record,
     /// Load a scenario to step through.
     Load,
@@ -74,21 +100,26 @@ pub enum Command {
 pub enum Modifiers {
     /// Whatever is held.
     Any,
-    /// Neither Shift nor Ctrl (Alt may be held).
+    /// Neither Shift, Ctrl nor Alt.
     Plain,
     /// Ctrl, with or without others.
     Ctrl,
     /// Shift, with or without others.
     Shift,
+    /// Alt, with or without others.
+    Alt,
 }
 
 impl Modifiers {
     fn accepts(self, held: KeyModifiers) -> bool {
         match self {
             Self::Any => true,
-            Self::Plain => !held.intersects(KeyModifiers::SHIFT | KeyModifiers::CONTROL),
+            Self::Plain => {
+                !held.intersects(KeyModifiers::SHIFT | KeyModifiers::CONTROL | KeyModifiers::ALT)
+            }
             Self::Ctrl => held.contains(KeyModifiers::CONTROL),
             Self::Shift => held.contains(KeyModifiers::SHIFT),
+            Self::Alt => held.contains(KeyModifiers::ALT),
         }
     }
 }
@@ -104,6 +135,8 @@ pub enum Context {
     EmptyCommandLine,
     /// With nothing typed, at any prompt.
     EmptyLine,
+    /// With something typed, at any prompt.
+    Typing,
     /// In the message editor.
     MessageEditor,
 }
@@ -126,6 +159,7 @@ impl Context {
             Self::CommandLine => situation.command_line,
             Self::EmptyCommandLine => situation.command_line && situation.empty,
             Self::EmptyLine => situation.empty,
+            Self::Typing => !situation.empty,
             Self::MessageEditor => situation.message,
         }
     }
@@ -165,7 +199,7 @@ pub struct KeyEntry {
 }
 
 /// Every key of the main screen, in the order the help lists them. Besides these, other
-/// characters are typed into the input line and Backspace deletes the last one.
+/// characters are typed into the input line at the cursor.
 pub const KEYS: &[KeyEntry] = &[
     KeyEntry {
         keys: "Enter",
@@ -174,7 +208,7 @@ pub const KEYS: &[KeyEntry] = &[
     },
     KeyEntry {
         keys: "Tab",
-        does: "complete verbs, params",
+        does: "complete verb, param",
         bindings: &[bind(KeyCode::Tab, Any, CommandLine, C::Complete)],
     },
     KeyEntry {
@@ -186,11 +220,87 @@ pub const KEYS: &[KeyEntry] = &[
         ],
     },
     KeyEntry {
+        keys: "Left/Right",
+        does: "move the cursor",
+        bindings: &[
+            bind(KeyCode::Left, Plain, Anywhere, C::CursorLeft),
+            bind(KeyCode::Right, Plain, Anywhere, C::CursorRight),
+        ],
+    },
+    KeyEntry {
+        keys: "Ctrl-Left/Right",
+        does: "word left/right",
+        bindings: &[
+            bind(KeyCode::Left, Ctrl, Anywhere, C::WordLeft),
+            bind(KeyCode::Right, Ctrl, Anywhere, C::WordRight),
+        ],
+    },
+    KeyEntry {
+        keys: "Alt-B/F",
+        does: "word left/right",
+        bindings: &[
+            bind(KeyCode::Char('b'), Alt, Anywhere, C::WordLeft),
+            bind(KeyCode::Char('f'), Alt, Anywhere, C::WordRight),
+        ],
+    },
+    KeyEntry {
+        keys: "Ctrl-A/E",
+        does: "line start/end",
+        bindings: &[
+            bind(KeyCode::Char('a'), Ctrl, Anywhere, C::LineStart),
+            bind(KeyCode::Char('e'), Ctrl, Anywhere, C::LineEnd),
+        ],
+    },
+    KeyEntry {
+        keys: "Home/End",
+        does: "same, or top/tail",
+        bindings: &[
+            bind(KeyCode::Home, Plain, Typing, C::LineStart),
+            bind(KeyCode::End, Plain, Typing, C::LineEnd),
+            bind(KeyCode::Home, Any, EmptyLine, C::Top),
+            bind(KeyCode::End, Any, EmptyLine, C::Follow),
+        ],
+    },
+    KeyEntry {
+        keys: "Backspace/Del",
+        does: "delete back/forward",
+        bindings: &[
+            bind(KeyCode::Backspace, Any, Anywhere, C::DeleteBack),
+            bind(KeyCode::Delete, Any, Anywhere, C::DeleteForward),
+        ],
+    },
+    KeyEntry {
+        keys: "Ctrl-W",
+        does: "delete word before",
+        bindings: &[bind(KeyCode::Char('w'), Ctrl, Anywhere, C::DeleteWordBack)],
+    },
+    KeyEntry {
+        keys: "Ctrl-U/K",
+        does: "delete to start/end",
+        bindings: &[
+            bind(KeyCode::Char('u'), Ctrl, Anywhere, C::DeleteToStart),
+            bind(KeyCode::Char('k'), Ctrl, Anywhere, C::DeleteToEnd),
+        ],
+    },
+    KeyEntry {
+        keys: "Ctrl-D",
+        does: "end the message",
+        bindings: &[bind(KeyCode::Char('d'), Ctrl, MessageEditor, C::EndMessage)],
+    },
+    KeyEntry {
         keys: "PgUp/PgDn",
         does: "scroll; mouse wheel",
         bindings: &[
-            bind(KeyCode::PageUp, Any, Anywhere, C::PageUp),
-            bind(KeyCode::PageDown, Any, Anywhere, C::PageDown),
+            bind(KeyCode::PageUp, Plain, Anywhere, C::PageUp),
+            bind(KeyCode::PageDown, Plain, Anywhere, C::PageDown),
+        ],
+    },
+    KeyEntry {
+        keys: "Ctrl-Home/End",
+        does: "top / follow tail",
+        bindings: &[
+            bind(KeyCode::Home, Ctrl, Anywhere, C::Top),
+            bind(KeyCode::End, Ctrl, Anywhere, C::Follow),
         ],
     },
     KeyEntry {
@@ -210,13 +320,11 @@ pub const KEYS: &[KeyEntry] = &[
         ],
     },
     KeyEntry {
-        keys: "Home/End",
-        does: "top / follow the tail",
+        keys: "Alt-PgUp/PgDn",
+        does: "scroll explain pane",
         bindings: &[
-            bind(KeyCode::Home, Any, EmptyLine, C::Top),
-            bind(KeyCode::Home, Ctrl, Anywhere, C::Top),
-            bind(KeyCode::End, Any, EmptyLine, C::Follow),
-            bind(KeyCode::End, Ctrl, Anywhere, C::Follow),
+            bind(KeyCode::PageUp, Alt, Anywhere, C::ExplainUp),
+            bind(KeyCode::PageDown, Alt, Anywhere, C::ExplainDown),
         ],
     },
     KeyEntry {
@@ -238,24 +346,19 @@ pub const KEYS: &[KeyEntry] = &[
         bindings: &[bind(KeyCode::F(3), Any, Anywhere, C::Certificate)],
     },
     KeyEntry {
+        keys: "F4",
+        does: "lab's log (demo)",
+        bindings: &[bind(KeyCode::F(4), Any, Anywhere, C::LabLog)],
+    },
+    KeyEntry {
         keys: "Esc",
-        does: "cancel, or quit (QUIT)",
+        does: "cancel; leave (QUIT)",
         bindings: &[bind(KeyCode::Esc, Any, Anywhere, C::Escape)],
     },
     KeyEntry {
         keys: "Ctrl-C",
         does: "leave at once",
         bindings: &[bind(KeyCode::Char('c'), Ctrl, Anywhere, C::LeaveNow)],
-    },
-    KeyEntry {
-        keys: "Ctrl-U",
-        does: "clear the line",
-        bindings: &[bind(KeyCode::Char('u'), Ctrl, Anywhere, C::ClearLine)],
-    },
-    KeyEntry {
-        keys: "Ctrl-D",
-        does: "end the message",
-        bindings: &[bind(KeyCode::Char('d'), Ctrl, MessageEditor, C::EndMessage)],
     },
 ];
 
@@ -298,10 +401,10 @@ pub const LOCAL: &[LocalCommand] = &[
         "record",
         &[],
         Some("FILE"),
-        "session as a scenario",
+        "record; :record stop",
         C::Record,
     ),
-    local("load", &[], Some("FILE"), "scenario, step by step", C::Load),
+    local("load", &[], Some("FILE"), "step a scenario", C::Load),
     local("cert", &[], None, "certificate chain", C::Certificate),
     local("reconnect", &[], None, "a new session", C::Reconnect),
     local(
@@ -355,18 +458,39 @@ pub fn lookup(key: KeyEvent, situation: Situation) -> Option<Command> {
         .map(|binding| binding.command)
 }
 
-/// The local command a `:` line names (`line` without the `:`), with its argument (trimmed,
-/// possibly empty); `None` when no local command has that name.
-pub fn parse_local(line: &str) -> Option<(&'static LocalCommand, &str)> {
+/// A `:` line understood: the command, what followed its name, and whether its name ended
+/// with `!` (overwrite a file that exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalLine<'a> {
+    /// The command named.
+    pub local: &'static LocalCommand,
+    /// What followed the name, trimmed; possibly empty.
+    pub argument: &'a str,
+    /// `:save! FILE`: a file that exists may be replaced.
+    pub force: bool,
+}
+
+/// The local command a `:` line names (`line` without the `:`), with its argument; `None`
+/// when no local command has that name. A `!` right after the name (`:save! FILE`) lets a
+/// command that writes a file replace one that exists.
+pub fn parse_local(line: &str) -> Option<LocalLine<'_>> {
     let line = line.trim();
     let (name, argument) = match line.split_once(char::is_whitespace) {
         Some((name, rest)) => (name, rest.trim()),
         None => (line, ""),
     };
+    let (name, force) = match name.strip_suffix('!') {
+        Some(name) => (name, true),
+        None => (name, false),
+    };
     LOCAL
         .iter()
         .find(|local| local.is_named(name))
-        .map(|local| (local, argument))
+        .map(|local| LocalLine {
+            local,
+            argument,
+            force,
+        })
 }
 
 /// The local commands as a list of names, for the message about an unknown one.
@@ -381,18 +505,63 @@ pub fn local_names() -> String {
 /// The width the help box has inside its borders.
 pub const HELP_WIDTH: usize = 76;
 
+/// The help's lines for a box `width` cells wide inside: [`help_lines`] where its two columns
+/// fit, one entry a line otherwise.
+pub fn help_lines_for(width: usize) -> Vec<String> {
+    if width >= HELP_WIDTH {
+        return help_lines();
+    }
+    let entries = |list: Vec<(String, &'static str)>| -> Vec<String> {
+        let label = list
+            .iter()
+            .map(|(l, _)| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        list.into_iter()
+            .map(|(l, does)| format!("  {l:<label$}{does}"))
+            .collect()
+    };
+    // The prose as paragraphs: the box wraps them at its width.
+    let mut lines = vec![help_intro().join(" ")];
+    lines.extend(entries(
+        KEYS.iter()
+            .map(|entry| (entry.keys.to_owned(), entry.does))
+            .collect(),
+    ));
+    lines.extend(entries(
+        LOCAL
+            .iter()
+            .map(|local| (local.label(), local.does))
+            .collect(),
+    ));
+    lines.push(help_outro().join(" "));
+    lines
+}
+
+fn help_intro() -> Vec<String> {
+    [
+        "Type SMTP commands; Enter sends them as typed. STARTTLS: a 220 upgrades",
+        "to TLS. AUTH PLAIN (or LOGIN, XOAUTH2) asks user and password, hidden.",
+        "DATA: a 354 opens the editor, a lone . ends it. :commands are never sent.",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn help_outro() -> Vec<String> {
+    [
+        "plain = cleartext, tls = inside TLS. The guard stops AUTH without verified",
+        "TLS; an override lasts one command. :save!, :record! replace; ~ is home.",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// The help screen's lines, without the notes about standing overrides (the screen adds
 /// them, as they depend on the command line).
 pub fn help_lines() -> Vec<String> {
-    let mut lines: Vec<String> = [
-        "Type SMTP commands and press Enter; they are sent as typed.",
-        "  STARTTLS        a 220 upgrades to TLS; injected bytes abort it",
-        "  AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden",
-        "  DATA            a 354 opens the message editor; a lone . ends it",
-        "Keys",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let mut lines = help_intro();
     let keys: Vec<(String, &str)> = KEYS
         .iter()
         .map(|entry| (entry.keys.to_owned(), entry.does))
@@ -403,10 +572,8 @@ pub fn help_lines() -> Vec<String> {
         .collect();
     let columns = Columns::fitting(keys.iter().chain(&locals));
     lines.extend(columns.lay_out(&keys));
-    lines.push("Local commands (never sent)".to_owned());
     lines.extend(columns.lay_out(&locals));
-    lines.push("Markers: plain = cleartext, tls = inside TLS. The guard stops".to_owned());
-    lines.push("AUTH without verified TLS; an override lasts for one command.".to_owned());
+    lines.extend(help_outro());
     lines
 }
 
@@ -497,6 +664,7 @@ mod tests {
             KeyCode::Char(c) => c.to_ascii_uppercase().to_string(),
             KeyCode::PageUp => "PgUp".to_owned(),
             KeyCode::PageDown => "PgDn".to_owned(),
+            KeyCode::Delete => "Del".to_owned(),
             other => format!("{other:?}"),
         }
     }
@@ -516,13 +684,10 @@ mod tests {
                 let modifier = match binding.modifiers {
                     Modifiers::Ctrl => "Ctrl-",
                     Modifiers::Shift => "Shift-",
+                    Modifiers::Alt => "Alt-",
                     Modifiers::Any | Modifiers::Plain => "",
                 };
-                // Ctrl-Home/End also work when something is typed; Home/End alone only on an
-                // empty line, which is the case the list names.
-                if binding.code != KeyCode::Home && binding.code != KeyCode::End {
-                    assert!(entry.keys.contains(modifier), "{entry:?}");
-                }
+                assert!(entry.keys.contains(modifier), "{entry:?}");
             }
         }
     }
@@ -538,6 +703,7 @@ mod tests {
             KeyModifiers::CONTROL,
             KeyModifiers::ALT,
             KeyModifiers::SHIFT | KeyModifiers::CONTROL,
+            KeyModifiers::ALT | KeyModifiers::CONTROL,
         ];
         for a in &bindings {
             for b in &bindings {
@@ -566,14 +732,22 @@ mod tests {
 
     #[test]
     fn local_commands_parse_with_aliases_and_arguments() {
-        let (save, argument) = parse_local("save  out.txt ").expect("known");
-        assert_eq!((save.command, argument), (Command::Save, "out.txt"));
+        let save = parse_local("save  out.txt ").expect("known");
         assert_eq!(
-            parse_local("q").map(|(l, _)| l.command),
+            (save.local.command, save.argument, save.force),
+            (Command::Save, "out.txt", false)
+        );
+        let forced = parse_local("record! ~/s.smtp").expect("known");
+        assert_eq!(
+            (forced.local.command, forced.argument, forced.force),
+            (Command::Record, "~/s.smtp", true)
+        );
+        assert_eq!(
+            parse_local("q").map(|l| l.local.command),
             Some(Command::Quit)
         );
         assert_eq!(
-            parse_local("h").map(|(l, _)| l.command),
+            parse_local("h").map(|l| l.local.command),
             Some(Command::Help)
         );
         assert!(parse_local("hunter2").is_none());

@@ -8,6 +8,7 @@ use zeroize::Zeroize as _;
 use super::commands::{Command, LOCAL};
 use super::engine::{Crossed, Status};
 use super::history::{History, may_remember};
+use super::line::EditLine;
 use crate::guard::OneTimeOverride;
 use crate::proto::sasl::Mechanism;
 
@@ -70,7 +71,7 @@ struct Completion {
 
 /// The input line with its history and completion.
 pub struct InputLine {
-    text: String,
+    line: EditLine,
     history: History,
     completion: Option<Completion>,
     /// A command line typed but not yet sent: a bare AUTH waits here through its prompts.
@@ -88,7 +89,7 @@ impl std::fmt::Debug for InputLine {
         f.debug_struct("InputLine")
             .field(
                 "text",
-                &format_args!("<{} characters>", self.text.chars().count()),
+                &format_args!("<{} characters>", self.line.text().chars().count()),
             )
             .finish_non_exhaustive()
     }
@@ -98,7 +99,7 @@ impl InputLine {
     /// An empty line over `history`.
     pub fn new(history: History) -> Self {
         Self {
-            text: String::new(),
+            line: EditLine::default(),
             history,
             completion: None,
             held: None,
@@ -108,38 +109,54 @@ impl InputLine {
 
     /// What is typed.
     pub fn text(&self) -> &str {
-        &self.text
+        self.line.text()
+    }
+
+    /// The text and the cursor in it.
+    pub fn line(&self) -> &EditLine {
+        &self.line
     }
 
     /// Whether nothing is typed.
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
+        self.line.is_empty()
     }
 
-    /// Takes the line's own keys: characters are typed, Backspace deletes, Ctrl-U clears, and
-    /// on the command line Tab completes and Up/Down walk the history. `command` is what the
-    /// key asks for in the command table. Returns whether the key was taken.
+    /// Takes the line's own keys: characters are typed at the cursor, the editing keys move it
+    /// and delete, and on the command line Tab completes and Up/Down walk the history.
+    /// `command` is what the key asks for in the command table. Returns whether the key was
+    /// taken.
     pub fn on_key(&mut self, key: KeyEvent, command: Option<Command>, status: &Status) -> bool {
+        let line = &mut self.line;
         match command {
-            Some(Command::ClearLine) => self.clear(),
+            Some(Command::CursorLeft) => line.left(),
+            Some(Command::CursorRight) => line.right(),
+            Some(Command::WordLeft) => line.word_left(),
+            Some(Command::WordRight) => line.word_right(),
+            Some(Command::LineStart) => line.home(),
+            Some(Command::LineEnd) => line.end(),
+            Some(Command::DeleteBack) => line.delete_back(),
+            Some(Command::DeleteForward) => line.delete_forward(),
+            Some(Command::DeleteWordBack) => line.delete_word_back(),
+            Some(Command::DeleteToStart) => line.delete_to_start(),
+            Some(Command::DeleteToEnd) => line.delete_to_end(),
             Some(Command::Complete) => self.complete(status),
             Some(Command::Older) => {
-                if let Some(line) = self.history.older(&self.text) {
-                    self.text = line.to_owned();
+                if let Some(older) = self.history.older(self.line.text()) {
+                    let older = older.to_owned();
+                    self.line.set(&older);
                 }
             }
             Some(Command::Newer) => {
-                if let Some(line) = self.history.newer() {
-                    self.text = line.to_owned();
+                if let Some(newer) = self.history.newer() {
+                    let newer = newer.to_owned();
+                    self.line.set(&newer);
                 }
             }
             Some(_) => return false,
             None => match key.code {
-                KeyCode::Backspace => {
-                    self.text.pop();
-                }
                 KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                    self.text.push(c);
+                    line.insert(c);
                 }
                 _ => return false,
             },
@@ -147,24 +164,25 @@ impl InputLine {
         true
     }
 
-    /// Adds pasted text at the end.
+    /// Inserts pasted text at the cursor.
     pub fn push_str(&mut self, text: &str) {
-        self.text.push_str(text);
+        self.line.insert_str(text);
     }
 
     /// Wipes the line (it may hold a secret).
     pub fn clear(&mut self) {
-        self.text.zeroize();
+        self.line.clear();
     }
 
     /// Takes the line out, leaving it empty.
     pub fn take(&mut self) -> String {
-        std::mem::take(&mut self.text)
+        self.line.take()
     }
 
     /// Puts back a line that was not sent, to be sent later.
-    pub fn restore(&mut self, line: String) {
-        self.text = line;
+    pub fn restore(&mut self, mut line: String) {
+        self.line.set(&line);
+        line.zeroize();
     }
 
     /// Forgets the completion in progress (any key but Tab).
@@ -184,6 +202,12 @@ impl InputLine {
         if may_remember(line) {
             self.held = Some(line.to_owned());
         }
+    }
+
+    /// Takes the held line out (the guard's safe way keeps the typed AUTH through STARTTLS and
+    /// EHLO, and holds it again for its AUTH).
+    pub fn take_held(&mut self) -> Option<String> {
+        self.held.take()
     }
 
     /// Whether a typed line is held.
@@ -242,11 +266,11 @@ impl InputLine {
         if let Some(completion) = &mut self.completion {
             completion.index = (completion.index + 1) % completion.candidates.len().max(1);
             if let Some(candidate) = completion.candidates.get(completion.index) {
-                self.text = candidate.clone();
+                self.line.set(candidate);
             }
             return;
         }
-        let typed = self.text.clone();
+        let typed = self.line.text().to_owned();
         let upper = typed.to_ascii_uppercase();
         let mut candidates: Vec<String> = if typed.starts_with(':') {
             LOCAL
@@ -292,7 +316,7 @@ impl InputLine {
         };
         candidates.dedup();
         if let Some(first) = candidates.first() {
-            self.text = first.clone();
+            self.line.set(first);
             self.completion = Some(Completion {
                 candidates,
                 index: 0,

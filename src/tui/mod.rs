@@ -10,15 +10,18 @@
 
 pub mod app;
 pub mod commands;
+pub mod dialogs;
 pub mod editor;
 pub mod engine;
 pub mod guard;
 pub mod history;
 pub mod input;
+pub mod line;
 pub mod player;
 pub mod record;
 pub mod ui;
 pub mod view;
+pub mod wrap;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -27,7 +30,7 @@ use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
     EventStream,
 };
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::mpsc;
 
 use crate::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
@@ -60,6 +63,8 @@ pub struct Options {
     pub exit_after_first_frame: bool,
     /// Keep history in memory only.
     pub no_history_file: bool,
+    /// The practice server's log lines, when it runs in-process (`smtptui demo`): F4 shows them.
+    pub lab_log: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 /// How the UI ended.
@@ -168,6 +173,10 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ende
     if let Some(script) = options.script {
         app.load_script(script);
     }
+    let mut lab_lines = options.lab_log;
+    if lab_lines.is_some() {
+        app.lab_log = Some(app::LabLog::default());
+    }
 
     let (action_tx, action_rx) = mpsc::unbounded_channel();
     let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
@@ -212,10 +221,30 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ende
                 Vec::new()
             }
             event = events.next() => match event {
-                Some(Ok(event)) => app.on_terminal(event),
+                Some(Ok(event)) => {
+                    // Whatever else the terminal has written already comes with it: a paste
+                    // without bracketed paste is one burst, and is taken as one paste.
+                    let mut batch = vec![event];
+                    while let Some(Some(Ok(more))) = events.next().now_or_never() {
+                        batch.push(more);
+                    }
+                    app.on_terminal_batch(batch)
+                }
                 Some(Err(error)) => return Err(error),
                 None => break,
             },
+            Some(line) = async {
+                match lab_lines.as_mut() {
+                    Some(lines) => lines.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                app.on_lab_log(line);
+                while let Some(Ok(line)) = lab_lines.as_mut().map(mpsc::UnboundedReceiver::try_recv) {
+                    app.on_lab_log(line);
+                }
+                Vec::new()
+            }
             message = engine_rx.recv() => match message {
                 Some(message) => {
                     let mut actions = app.on_engine(message);
@@ -253,9 +282,12 @@ pub async fn run(mut config: SessionConfig, options: Options) -> io::Result<Ende
 /// A message when the lab cannot start or the terminal fails.
 pub async fn demo(exit_after_first_frame: bool) -> Result<Ended, String> {
     let mut lab_config = LabConfig::ephemeral(vec![Profile::Submission]);
-    // The lab must not print onto the UI's screen.
-    lab_config.log = std::sync::Arc::new(|_| {});
-    lab_config.log_sessions = false;
+    // The lab must not print onto the UI's screen: its log goes to the UI's own pane (F4).
+    let (lab_tx, lab_rx) = mpsc::unbounded_channel();
+    lab_config.log = std::sync::Arc::new(move |line: &str| {
+        let _ = lab_tx.send(line.to_owned());
+    });
+    lab_config.log_sessions = true;
     let lab = Lab::start(lab_config)
         .await
         .map_err(|error| format!("cannot start the lab: {error}"))?;
@@ -270,7 +302,9 @@ pub async fn demo(exit_after_first_frame: bool) -> Result<Ended, String> {
             "Practice server (smtptui lab, profile submission): STARTTLS is required, as Postfix with smtpd_tls_security_level=encrypt and smtpd_tls_auth_only=yes.".to_owned(),
             format!("Workshop account: user {DEFAULT_USER}, password {DEFAULT_PASSWORD} (a practice password, shown on purpose)."),
             "Try: EHLO me, then AUTH PLAIN (the guard stops it), STARTTLS, EHLO me, AUTH PLAIN, MAIL FROM:<student@lab.test>, RCPT TO:<friend@example.com>, DATA.".to_owned(),
+            "F4 shows the lab's own log: both ends of the wire, what the server received, each line marked plain or tls.".to_owned(),
         ],
+        lab_log: Some(lab_rx),
         exit_after_first_frame,
         no_history_file: true,
         ..Options::default()

@@ -145,6 +145,9 @@ impl StepPlayer {
 
     /// What Enter on an empty command line sends, in words; a SASL answer is not shown.
     pub fn describe_next(&self) -> Option<String> {
+        if self.halted.is_some() {
+            return Some("nothing: step mode stopped (:load starts it again)".to_owned());
+        }
         let step = self.next_step()?;
         let what = match &step.action {
             // A credential: never on screen.

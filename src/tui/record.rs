@@ -1,32 +1,46 @@
-//! `:record FILE`: the session so far as a scenario that `smtptui run` replays.
+//! `:record FILE`: the session as a scenario that `smtptui run` replays, written as it
+//! happens, from the start of the connection until `:record stop` (or a reconnection, which a
+//! scenario cannot express); `:save FILE` writes the transcript. Neither replaces a file that
+//! exists unless told with `!`, and `~` is the home directory.
 //!
 //! Every command becomes a `C:` line and the reply to it an `S:` line with its code.
 //! Credentials never reach the file: any AUTH becomes a bare `C: AUTH <MECH>` (which `run`
 //! performs with `--user` and the password from its usual sources), the 334 challenges and
 //! the answers to them are left out, and only the final reply of the exchange is expected.
 
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
 use crate::proto::command::{CommandKind, classify};
 use crate::proto::data::unstuff_line;
 use crate::transcript::{Event, EventKind, SentKind};
 
-/// Builds the scenario text from the transcript events, in order.
-pub fn scenario(events: &[Event]) -> String {
-    let mut out = String::from(
-        "# recorded by smtptui; credentials are not in this file: AUTH runs with --user and\n\
-         # the password from --password-file, $SMTPTUI_PASSWORD or a prompt\n",
-    );
-    let mut in_auth = false;
-    for event in events {
+/// What a recorded file begins with.
+const HEADER: &str = "# recorded by smtptui; credentials are not in this file: AUTH runs with --user and\n\
+                      # the password from --password-file, $SMTPTUI_PASSWORD or a prompt\n";
+
+/// Turns events into scenario lines, one event at a time, remembering whether an AUTH
+/// exchange is under way (its challenges and answers are left out).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    in_auth: bool,
+}
+
+impl Recorder {
+    /// The scenario lines `event` adds (possibly none).
+    pub fn lines(&mut self, event: &Event) -> String {
+        let mut out = String::new();
         match &event.kind {
             EventKind::Sent { text, kind, .. } => match kind {
                 SentKind::Command => match classify(text) {
                     CommandKind::Auth { mechanism, .. } => {
-                        in_auth = true;
+                        self.in_auth = true;
                         out.push_str(&format!("C: AUTH {mechanism}\n"));
                     }
-                    _ if text == "*" && in_auth => {}
+                    _ if text == "*" && self.in_auth => {}
                     _ => {
-                        in_auth = false;
+                        self.in_auth = false;
                         out.push_str(&format!("C: {text}\n"));
                     }
                 },
@@ -34,11 +48,11 @@ pub fn scenario(events: &[Event]) -> String {
                     // An AUTH with an inline response shows as "AUTH PLAIN <... hidden>"; an
                     // answer to a challenge continues the exchange already written.
                     if let CommandKind::Auth { mechanism, .. } = classify(text)
-                        && !in_auth
+                        && !self.in_auth
                     {
                         out.push_str(&format!("C: AUTH {mechanism}\n"));
                     }
-                    in_auth = true;
+                    self.in_auth = true;
                 }
                 SentKind::MessageLine => {
                     let line = if text == "." { "." } else { unstuff_line(text) };
@@ -47,16 +61,133 @@ pub fn scenario(events: &[Event]) -> String {
             },
             EventKind::Received { reply, .. } => {
                 let code = reply.code.value();
-                if in_auth && code == 334 {
-                    continue;
+                if !(self.in_auth && code == 334) {
+                    self.in_auth = false;
+                    out.push_str(&format!("S: {code}\n"));
                 }
-                in_auth = false;
-                out.push_str(&format!("S: {code}\n"));
             }
             _ => {}
         }
+        out
+    }
+}
+
+/// Builds the scenario text from the transcript events, in order.
+pub fn scenario(events: &[Event]) -> String {
+    let mut recorder = Recorder::default();
+    let mut out = String::from(HEADER);
+    for event in events {
+        out.push_str(&recorder.lines(event));
     }
     out
+}
+
+/// A file name as typed: `~` and `~/...` are in the home directory, as in a shell.
+pub fn expand_home(typed: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").filter(|home| !home.is_empty());
+    if typed == "~" {
+        if let Some(home) = home() {
+            return PathBuf::from(home);
+        }
+    } else if let Some(rest) = typed.strip_prefix("~/")
+        && let Some(home) = home()
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    PathBuf::from(typed)
+}
+
+/// Creates a file readable by its owner only. One that exists is never replaced unless
+/// `force` (`:save!`): the error then says how to replace it.
+///
+/// # Errors
+/// What creating the file returned, with the way to overwrite when it exists.
+pub fn create(path: &Path, typed: &str, force: bool, command: &str) -> io::Result<File> {
+    if force {
+        return crate::transcript::create_private_file(path);
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(file) => {
+            crate::transcript::make_private(&file)?;
+            Ok(file)
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(io::Error::new(
+            error.kind(),
+            format!("it exists and was left as it is; :{command}! {typed} replaces it"),
+        )),
+        Err(error) => Err(error),
+    }
+}
+
+/// `:save FILE`: writes `text` into a new file (or over one with `force`) and says what
+/// happened, in words for the user.
+pub fn write_new(typed: &str, force: bool, text: &str, what: &str) -> String {
+    let path = expand_home(typed);
+    let written =
+        create(&path, typed, force, "save").and_then(|mut file| file.write_all(text.as_bytes()));
+    match written {
+        Ok(()) => format!("{what} written to {}", path.display()),
+        Err(error) => format!("cannot write {}: {error}", path.display()),
+    }
+}
+
+/// A recording in progress: every scenario line goes into the file as its event happens.
+#[derive(Debug)]
+pub struct Recording {
+    path: PathBuf,
+    file: File,
+    recorder: Recorder,
+    lines: usize,
+}
+
+impl Recording {
+    /// Starts recording into `typed` (a new file, or over one with `force`), with the events
+    /// of the current connection so far, so the scenario replays from its start.
+    ///
+    /// # Errors
+    /// Creating or writing the file.
+    pub fn start(typed: &str, force: bool, so_far: &[Event]) -> io::Result<Self> {
+        let path = expand_home(typed);
+        let file = create(&path, typed, force, "record")?;
+        let mut recording = Self {
+            path,
+            file,
+            recorder: Recorder::default(),
+            lines: 0,
+        };
+        recording.file.write_all(HEADER.as_bytes())?;
+        for event in so_far {
+            recording.add(event)?;
+        }
+        Ok(recording)
+    }
+
+    /// Adds an event's lines to the file.
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn add(&mut self, event: &Event) -> io::Result<()> {
+        let lines = self.recorder.lines(event);
+        if !lines.is_empty() {
+            self.lines += lines.lines().count();
+            self.file.write_all(lines.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Where it goes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many scenario lines are written so far.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
 }
 
 #[cfg(test)]

@@ -9,18 +9,18 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
-use unicode_width::UnicodeWidthChar;
+use ratatui::widgets::{Block, Paragraph};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr as _};
 
 use super::app::{App, Mode, Overlay};
-use super::commands::{self, HELP_WIDTH};
+use super::dialogs;
 use super::input::Prompt;
 use super::view::EventMeta;
+use super::wrap::{wrap_all, wrap_styled};
 use crate::explain;
 use crate::guard::{self, Decision, OneTimeOverride, Protection, Refusal};
 use crate::proto::escape::escape_str;
 use crate::proto::reply::ReplyClass;
-use crate::tls::Verification;
 use crate::transcript::{Event, EventKind, Row, RowKind, Security, Tone, rows};
 
 /// Width of the gutter before the text: time (8), marker (5), direction (2), spaces.
@@ -38,7 +38,8 @@ impl Theme {
         Self { colour }
     }
 
-    fn fg(self, colour: Color) -> Style {
+    /// The foreground `colour`, or nothing without colour.
+    pub fn fg(self, colour: Color) -> Style {
         if self.colour {
             Style::new().fg(colour)
         } else {
@@ -74,7 +75,8 @@ impl Theme {
         }
     }
 
-    fn alarm(self) -> Style {
+    /// Something wrong or refused: bold red (bold without colour).
+    pub fn alarm(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
@@ -91,7 +93,8 @@ impl Theme {
         }
     }
 
-    fn dim(self) -> Style {
+    /// Less important than what is around it.
+    pub fn dim(self) -> Style {
         if self.colour {
             Style::new().add_modifier(Modifier::DIM)
         } else {
@@ -104,23 +107,32 @@ impl Theme {
 pub fn render(app: &App, frame: &mut Frame, now: Instant) {
     let theme = Theme { colour: app.colour };
     let area = frame.area();
-    let (status_area, transcript_area, explain_area, editor_area, input_area) = areas(app, area);
-    render_status(app, frame, status_area, now, theme);
-    render_transcript(app, frame, transcript_area, theme);
-    if let Some(explain_area) = explain_area {
-        render_explain(app, frame, explain_area, theme);
+    let layout = Areas::of(app, area, theme);
+    render_status(app, frame, layout.status, now, theme);
+    render_transcript(app, frame, layout.transcript, layout.side, theme);
+    match layout.side {
+        Some((Side::Explain, side)) => render_explain(app, frame, side, theme),
+        Some((Side::LabLog, side)) => render_lab_log(app, frame, side, theme),
+        None => {}
     }
-    if editor_area.height > 0 {
-        render_editor(app, frame, editor_area);
+    if layout.editor.height > 0 {
+        render_editor(app, frame, layout.editor);
     }
-    render_input(app, frame, input_area, theme);
+    frame.render_widget(Paragraph::new(layout.notes), layout.notes_area);
+    render_input(app, frame, layout.input, layout.input_title, theme);
     match app.overlay {
-        Some(Overlay::Help) => render_help(app, frame, area),
-        Some(Overlay::Certificate) => render_certificate(app, frame, area, theme),
+        Some(Overlay::Help) => dialogs::render_help(app, frame, area),
+        Some(Overlay::Certificate) => dialogs::render_certificate(app, frame, area, theme),
         None => {}
     }
     if let Mode::Guard(_) = app.mode {
-        render_guard(app, frame, area, theme);
+        // Over the panes, not over the input line and the lines above it, which say what
+        // Enter does.
+        let above = Rect {
+            height: layout.notes_area.y.saturating_sub(area.y),
+            ..area
+        };
+        dialogs::render_guard(app, frame, above, theme);
     }
 }
 
@@ -392,6 +404,18 @@ fn cells_to_line(cells: &[(char, Style, usize)]) -> Line<'static> {
 /// The screen lines of the transcript pane: from the bottom row upwards until the pane is
 /// full, so the cost depends on the pane's height, not on the transcript's length.
 pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Vec<Line<'static>> {
+    transcript_lines(app, width, height, theme, None)
+}
+
+/// [`visible_lines`], with the first row of event `explained` marked (its direction reversed)
+/// as the one the explain pane talks about.
+fn transcript_lines(
+    app: &App,
+    width: usize,
+    height: usize,
+    theme: Theme,
+    explained: Option<usize>,
+) -> Vec<Line<'static>> {
     let view = &app.view;
     let Some(last) = view.rows.len().checked_sub(1) else {
         return Vec::new();
@@ -407,7 +431,13 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
         let Some(row) = presented.as_ref().and_then(|(_, rows)| rows.get(sub)) else {
             return Vec::new();
         };
-        let line = row_line(&view.events[event], view.meta.get(event), row, sub, theme);
+        let mut line = row_line(&view.events[event], view.meta.get(event), row, sub, theme);
+        if explained == Some(event)
+            && sub == 0
+            && let Some(direction) = line.spans.get_mut(2)
+        {
+            direction.style = direction.style.add_modifier(Modifier::REVERSED);
+        }
         wrap(line, width)
     };
     let bottom = view.scroll.unwrap_or(last).min(last);
@@ -439,48 +469,160 @@ pub fn visible_lines(app: &App, width: usize, height: usize, theme: Theme) -> Ve
 
 /// How many rows the transcript pane shows for this state on a screen of `area`.
 pub fn transcript_height(app: &App, area: Rect) -> usize {
-    let (_, transcript, _, _, _) = areas(app, area);
-    transcript.height.saturating_sub(2) as usize
+    let theme = Theme::new(app.colour);
+    Areas::of(app, area, theme)
+        .transcript
+        .height
+        .saturating_sub(2) as usize
 }
 
-/// The screen's parts: status, transcript, explain pane, message editor, input line.
-fn areas(app: &App, area: Rect) -> (Rect, Rect, Option<Rect>, Rect, Rect) {
-    let editor_height = if let Mode::Message(editor) = &app.mode {
-        (editor.lines().len() as u16 + 2).clamp(3, 8)
-    } else {
-        0
-    };
-    let [status_area, main_area, editor_area, input_area] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Min(3),
-        Constraint::Length(editor_height),
-        Constraint::Length(3),
-    ])
-    .areas(area);
-    let (transcript_area, explain_area) = if app.explain {
-        if main_area.width >= 120 {
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
-                    .areas(main_area);
-            (left, Some(right))
+/// What the pane beside (or under) the transcript shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What the reply means (F2).
+    Explain,
+    /// The practice server's own log (F4, `smtptui demo`).
+    LabLog,
+}
+
+/// Rows the explain pane scrolls at a time.
+pub const EXPLAIN_PAGE: usize = 4;
+
+/// Most rows the lines above the input line take (messages, typed-ahead lines, the Enter hint
+/// when the title cannot hold it).
+const NOTES_ROWS: usize = 4;
+
+/// The screen's parts.
+struct Areas {
+    status: Rect,
+    transcript: Rect,
+    side: Option<(Side, Rect)>,
+    editor: Rect,
+    notes_area: Rect,
+    notes: Vec<Line<'static>>,
+    input: Rect,
+    input_title: Option<String>,
+}
+
+impl Areas {
+    /// Lays out the screen: the status bar, the transcript with the side pane, the message
+    /// editor, the notes and the input line. While a message is written, the transcript keeps
+    /// at least half the screen: the editor grows only into the rest, and the side pane is
+    /// left out when no room is left for it.
+    fn of(app: &App, area: Rect, theme: Theme) -> Self {
+        let (notes, input_title) = notes(app, area.width as usize, theme);
+        let notes_height = notes.len() as u16;
+        let rest = area.height.saturating_sub(2 + 3 + notes_height);
+        let half = area.height.div_ceil(2);
+        let editor_height = if let Mode::Message(editor) = &app.mode {
+            let wanted = (editor.lines().len() as u16 + 2).clamp(3, 8);
+            wanted.min(rest.saturating_sub(half).max(3))
         } else {
-            let [top, bottom] =
-                Layout::vertical([Constraint::Min(3), Constraint::Length(8)]).areas(main_area);
-            (top, Some(bottom))
+            0
+        };
+        let [status, main, editor, notes_area, input] = Layout::vertical([
+            Constraint::Length(2),
+            Constraint::Min(3),
+            Constraint::Length(editor_height),
+            Constraint::Length(notes_height),
+            Constraint::Length(3),
+        ])
+        .areas(area);
+        let side = match &app.lab_log {
+            Some(log) if log.shown => Some(Side::LabLog),
+            _ => app.explain.then_some(Side::Explain),
+        };
+        let (transcript, side) = match side {
+            None => (main, None),
+            Some(side) if main.width >= 120 => {
+                let [left, right] =
+                    Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                        .areas(main);
+                (left, Some((side, right)))
+            }
+            Some(side) => {
+                let keep = if editor_height > 0 { half } else { 3 };
+                let side_height = 8.min(main.height.saturating_sub(keep));
+                if side_height < 4 {
+                    (main, None)
+                } else {
+                    let [top, bottom] =
+                        Layout::vertical([Constraint::Min(3), Constraint::Length(side_height)])
+                            .areas(main);
+                    (top, Some((side, bottom)))
+                }
+            }
+        };
+        Self {
+            status,
+            transcript,
+            side,
+            editor,
+            notes_area,
+            notes,
+            input,
+            input_title,
         }
-    } else {
-        (main_area, None)
-    };
-    (
-        status_area,
-        transcript_area,
-        explain_area,
-        editor_area,
-        input_area,
-    )
+    }
 }
 
-fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+/// The lines above the input line, and the input line's title. The title says what Enter
+/// does; when it cannot hold that whole at this width, the words go into the lines above
+/// instead, so they are never cut. Messages and typed-ahead lines wrap there too.
+fn notes(app: &App, width: usize, theme: Theme) -> (Vec<Line<'static>>, Option<String>) {
+    let hint = app.enter_hint();
+    let title = format!(" Enter: {hint} ");
+    let fits = title.width() + 2 <= width;
+    let text_width = width.saturating_sub(1);
+    let indent = |lines: Vec<Line<'static>>| {
+        lines.into_iter().map(|mut line| {
+            line.spans.insert(0, Span::raw(" "));
+            line
+        })
+    };
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if let Some(flash) = &app.flash {
+        lines.extend(indent(wrap_styled(
+            &escape_str(flash),
+            theme.fg(Color::Yellow),
+            text_width,
+        )));
+    }
+    if !app.queued.is_empty() {
+        let queued: Vec<String> = app.queued.iter().map(|line| escape_str(line)).collect();
+        lines.extend(indent(wrap_styled(
+            &format!(
+                "typed ahead, sent after the reply (Esc drops): {}",
+                queued.join(" | ")
+            ),
+            theme.dim(),
+            text_width,
+        )));
+    }
+    if !fits {
+        lines.extend(indent(wrap_styled(
+            &format!("Enter: {hint}"),
+            Style::new().add_modifier(Modifier::BOLD),
+            text_width,
+        )));
+    }
+    if lines.len() > NOTES_ROWS {
+        // The newest words (the hint) are last and stay; the message above gives way, marked.
+        lines.drain(..lines.len() - NOTES_ROWS);
+        if let Some(first) = lines.first_mut() {
+            first.spans.insert(0, Span::styled("…", theme.dim()));
+        }
+    }
+    (lines, fits.then_some(title))
+}
+
+fn render_transcript(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    side: Option<(Side, Rect)>,
+    theme: Theme,
+) {
     let view = &app.view;
     let title = match view.scroll {
         None => " transcript (following) ".to_owned(),
@@ -497,13 +639,22 @@ fn render_transcript(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines = visible_lines(app, inner.width as usize, inner.height as usize, theme);
+    let explained = matches!(side, Some((Side::Explain, _)))
+        .then(|| explained_event(app))
+        .flatten();
+    let lines = transcript_lines(
+        app,
+        inner.width as usize,
+        inner.height as usize,
+        theme,
+        explained,
+    );
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
 /// The event the explain pane talks about: the latest reply, TLS upgrade or error at or
 /// above the bottom of the view.
-fn explained_event(app: &App) -> Option<usize> {
+pub fn explained_event(app: &App) -> Option<usize> {
     let view = &app.view;
     let last = view.rows.len().checked_sub(1)?;
     let bottom = view.scroll.unwrap_or(last).min(last);
@@ -519,16 +670,45 @@ fn explained_event(app: &App) -> Option<usize> {
     })
 }
 
-/// The explanation lines for the selected event.
+/// The explained event in a few words, for the pane's title: which reply, to what, and when
+/// (the time the transcript shows beside it).
+fn explained_title(app: &App, index: usize) -> String {
+    let view = &app.view;
+    let event = &view.events[index];
+    let at = format!("{:.3}", event.elapsed.as_secs_f64());
+    match &event.kind {
+        EventKind::Received { reply, .. } => {
+            match view.meta.get(index).and_then(|m| m.command.as_deref()) {
+                Some(command) => format!("{} to {command} at {at}", reply.code.value()),
+                None => format!("{} at {at}", reply.code.value()),
+            }
+        }
+        EventKind::Unasked { reply, .. } => format!("unasked {} at {at}", reply.code.value()),
+        EventKind::TlsEstablished(_) => format!("TLS upgrade at {at}"),
+        EventKind::Error { .. } => format!("error at {at}"),
+        _ => format!("event at {at}"),
+    }
+}
+
+/// The explanation of the selected event, one paragraph per entry (the pane wraps them).
 pub fn explanation(app: &App) -> Vec<String> {
     let Some(index) = explained_event(app) else {
         return vec!["Replies will be explained here.".to_owned()];
     };
     let view = &app.view;
+    let context = explain::Context {
+        port: app
+            .status
+            .target
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok()),
+        tls: app.status.security == crate::transcript::Security::Tls,
+    };
     match &view.events[index].kind {
         EventKind::Received { reply, .. } => {
             let command = view.meta.get(index).and_then(|m| m.command.as_deref());
-            explain::explain_reply(reply, command)
+            explain::explain_reply_in(reply, command, &context)
         }
         EventKind::Unasked { reply, .. } => {
             let mut lines = vec![format!(
@@ -536,7 +716,7 @@ pub fn explanation(app: &App) -> Vec<String> {
                  replies that seem to answer them may not.",
                 crate::transcript::UNASKED_NOTE
             )];
-            lines.extend(explain::explain_reply(reply, None));
+            lines.extend(explain::explain_reply_in(reply, None, &context));
             lines
         }
         EventKind::TlsEstablished(info) => explain::explain_tls(info, app.policy),
@@ -545,14 +725,101 @@ pub fn explanation(app: &App) -> Vec<String> {
     }
 }
 
-fn render_explain(app: &App, frame: &mut Frame, area: Rect, _theme: Theme) {
-    let lines: Vec<Line> = explanation(app).into_iter().map(Line::from).collect();
+/// How far the explain pane is scrolled now (another event than the one it was scrolled on
+/// starts at the top).
+fn explain_scroll(app: &App, event: Option<usize>) -> usize {
+    match app.explain_scroll {
+        (shown, rows) if shown == event => rows,
+        _ => 0,
+    }
+}
+
+fn render_explain(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let event = explained_event(app);
+    let title = match event {
+        Some(index) => format!(" explain: {} (F2 hides) ", explained_title(app, index)),
+        None => " explain (F2 hides) ".to_owned(),
+    };
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let lines = wrap_all(&explanation(app), width);
+    let top = explain_scroll(app, event).min(lines.len().saturating_sub(height));
+    let below = lines.len().saturating_sub(top + height);
+    let mut block = Block::bordered().title(title);
+    let footer = match (top, below) {
+        (0, 0) => None,
+        (0, below) => Some(format!(" {below} more: Alt-PgDn ")),
+        (_, 0) => Some(" end; Alt-PgUp goes back ".to_owned()),
+        (_, below) => Some(format!(" {below} more: Alt-PgDn; Alt-PgUp back ")),
+    };
+    if let Some(footer) = footer {
+        block = block.title_bottom(Line::styled(footer, theme.fg(Color::Cyan)));
+    }
+    let shown: Vec<Line> = lines
+        .into_iter()
+        .skip(top)
+        .take(height)
+        .map(Line::from)
+        .collect();
+    frame.render_widget(Paragraph::new(shown).block(block), area);
+}
+
+/// Draws the practice server's log: its newest lines, each with its `plain` or `tls` mark
+/// coloured as the transcript's, and the verdicts (alarms loud).
+fn render_lab_log(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let width = area.width.saturating_sub(2) as usize;
+    let height = area.height.saturating_sub(2) as usize;
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if let Some(log) = &app.lab_log {
+        for raw in log.lines.iter().rev() {
+            if lines.len() >= height {
+                break;
+            }
+            let text = escape_str(raw);
+            let style = if text.contains(" VERDICT !!") {
+                theme.alarm()
+            } else if text.contains(" VERDICT ") {
+                theme.fg(Color::Green)
+            } else {
+                Style::new()
+            };
+            let mut wrapped = wrap_styled(&text, style, width);
+            if let Some(first) = wrapped.first_mut() {
+                *first = mark_security(first, theme);
+            }
+            for line in wrapped.into_iter().rev() {
+                lines.push(line);
+            }
+        }
+    }
+    lines.truncate(height);
+    lines.reverse();
     frame.render_widget(
         Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" explain (F2 hides) ")),
+            .block(Block::bordered().title(" the lab's log: what the server received (F4 hides) ")),
         area,
     );
+}
+
+/// Colours the ` plain ` or ` tls ` mark of a lab log line as the transcript colours its own.
+fn mark_security(line: &Line<'static>, theme: Theme) -> Line<'static> {
+    let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+    let style = line.spans.first().map_or(Style::new(), |s| s.style);
+    for (mark, security) in [
+        (" plain ", crate::transcript::Security::Cleartext),
+        (" tls ", crate::transcript::Security::Tls),
+    ] {
+        if let Some(at) = text.find(mark) {
+            let (head, rest) = text.split_at(at + 1);
+            let (word, tail) = rest.split_at(mark.len() - 2);
+            return Line::from(vec![
+                Span::styled(head.to_owned(), style),
+                Span::styled(word.to_owned(), theme.marker(security)),
+                Span::styled(tail.to_owned(), style),
+            ]);
+        }
+    }
+    line.clone()
 }
 
 fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
@@ -566,261 +833,64 @@ fn render_editor(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(format!(
-            " message: {} line(s), sent when you end it with a lone . ",
+            " message: {} line(s); a lone . sends it ",
             editor.len()
         ))),
         area,
     );
 }
 
-fn render_input(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+fn render_input(app: &App, frame: &mut Frame, area: Rect, title: Option<String>, theme: Theme) {
     let hidden = app.mode.hides_input();
-    let typed = || escape_str(app.input.text());
-    let (prompt, shown) = match &app.mode {
-        Mode::Line(Prompt::User { .. }) => ("user> ", typed()),
-        Mode::Line(Prompt::Password { .. }) => ("password (hidden)> ", String::new()),
-        Mode::Line(Prompt::SaslAnswer) => ("answer (hidden)> ", String::new()),
-        Mode::Message(_) => ("msg> ", typed()),
-        Mode::Line(Prompt::Command) | Mode::Guard(_) => ("> ", typed()),
+    let prompt = match &app.mode {
+        Mode::Line(Prompt::User { .. }) => "user> ",
+        Mode::Line(Prompt::Password { .. }) => "password (hidden)> ",
+        Mode::Line(Prompt::SaslAnswer) => "answer (hidden)> ",
+        Mode::Message(_) => "msg> ",
+        Mode::Line(Prompt::Command) | Mode::Guard(_) => "> ",
     };
-    let hint = match &app.flash {
-        Some(flash) => format!(" {} | Enter: {} ", escape_str(flash), app.enter_hint()),
-        None => format!(" Enter: {} ", app.enter_hint()),
+    // A secret is never drawn, and the cursor stays at the prompt so its length does not
+    // show either.
+    let (shown, cursor) = if hidden {
+        (String::new(), 0)
+    } else {
+        (
+            escape_str(app.input.text()),
+            app.input.line().cells_before_cursor(),
+        )
     };
-    let block = Block::bordered().title(hint).border_style(if hidden {
+    let mut block = Block::bordered().border_style(if hidden {
         theme.fg(Color::Magenta)
     } else {
         Style::new()
     });
+    if let Some(title) = title {
+        block = block.title(title);
+    }
     let inner = block.inner(area);
     let width = inner.width as usize;
-    // Keep the end of a long input visible.
-    let text = format!("{prompt}{shown}");
-    let start = text.chars().count().saturating_sub(width.saturating_sub(1));
-    let visible: String = text.chars().skip(start).collect();
-    let cursor_x = inner.x + visible.chars().count() as u16;
+    // Scrolled sideways in cells so the cursor stays in view.
+    let cursor_at = prompt.width() + cursor;
+    let skip = cursor_at.saturating_sub(width.saturating_sub(1));
+    let mut visible = String::new();
+    let mut skipped = 0;
+    for c in prompt.chars().chain(shown.chars()) {
+        let cells = c.width().unwrap_or(0);
+        if skipped < skip {
+            skipped += cells;
+            if skipped > skip {
+                // Half of a wide character scrolled away: its other half is a blank.
+                visible.push(' ');
+            }
+            continue;
+        }
+        visible.push(c);
+    }
+    let cursor_x = inner.x + (cursor_at - skip) as u16;
     frame.render_widget(Paragraph::new(visible).block(block), area);
     if app.overlay.is_none() && !matches!(app.mode, Mode::Guard(_)) {
         frame.set_cursor_position((cursor_x.min(inner.right().saturating_sub(1)), inner.y));
     }
-}
-
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    }
-}
-
-/// The lines the help adds for the standing overrides given on the command line, which
-/// change what the guard does (the last lines of [`commands::help_lines`] describe it
-/// without them).
-pub fn help_overrides(app: &App) -> Vec<&'static str> {
-    let mut lines = Vec::new();
-    if app.policy.allow_cleartext_auth {
-        lines.push("--allow-cleartext-auth is ON: AUTH is NOT stopped without TLS.");
-    }
-    if app.policy.allow_unverified_auth {
-        lines.push("--insecure is ON: AUTH is NOT stopped by an unverified certificate.");
-    }
-    lines
-}
-
-fn render_help(app: &App, frame: &mut Frame, area: Rect) {
-    let theme = Theme { colour: app.colour };
-    let mut lines: Vec<Line> = commands::help_lines().into_iter().map(Line::from).collect();
-    lines.extend(
-        help_overrides(app)
-            .into_iter()
-            .map(|line| Line::styled(line, theme.alarm())),
-    );
-    let rect = centered(
-        area,
-        HELP_WIDTH as u16 + 2,
-        (lines.len() as u16 + 2).max(24),
-    );
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" help (Esc closes) ")),
-        rect,
-    );
-}
-
-fn render_certificate(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let rect = centered(
-        area,
-        area.width.saturating_sub(4),
-        area.height.saturating_sub(2),
-    );
-    frame.render_widget(Clear, rect);
-    let mut lines: Vec<Line> = Vec::new();
-    match &app.status.tls {
-        None => lines.push(Line::from(
-            "No TLS session: send STARTTLS (or connect with --tls implicit).",
-        )),
-        Some(info) => {
-            lines.push(Line::from(format!(
-                "{} {} {} server name {}",
-                info.version,
-                info.cipher_suite,
-                info.key_exchange.as_deref().unwrap_or(""),
-                info.server_name
-            )));
-            match &info.verification {
-                Verification::Verified => lines.push(Line::styled(
-                    "certificate verified",
-                    theme.fg(Color::Green).add_modifier(Modifier::BOLD),
-                )),
-                Verification::Failed(problem) => lines.push(Line::styled(
-                    format!("CERTIFICATE NOT VERIFIED: {problem}"),
-                    theme.alarm(),
-                )),
-            }
-            for (index, cert) in info.chain.iter().enumerate() {
-                lines.push(Line::default());
-                lines.push(Line::styled(
-                    format!("[{index}] {}", if index == 0 { "leaf" } else { "chain" }),
-                    Style::new().add_modifier(Modifier::BOLD),
-                ));
-                if let Some(error) = &cert.parse_error {
-                    lines.push(Line::from(format!("  unparsable: {error}")));
-                    continue;
-                }
-                for (label, value) in [
-                    ("subject", escape_str(&cert.subject)),
-                    ("issuer", escape_str(&cert.issuer)),
-                    ("names", escape_str(&cert.sans.join(", "))),
-                    ("valid from", cert.not_before.clone()),
-                    (
-                        "valid until",
-                        format!("{} ({} days)", cert.not_after, cert.days_to_expiry),
-                    ),
-                    ("key", cert.key.clone()),
-                    ("serial", cert.serial.clone()),
-                ] {
-                    lines.push(Line::from(format!("  {label:<12}{value}")));
-                }
-            }
-        }
-    }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" certificate (Esc closes) ")),
-        rect,
-    );
-}
-
-/// Whether an EHLO was answered on this cleartext connection without STARTTLS in it.
-fn stripped_starttls(app: &App) -> bool {
-    !app.status.extensions.is_empty() && !app.status.extensions.iter().any(|e| e == "STARTTLS")
-}
-
-fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
-    let Mode::Guard(dialog) = &app.mode else {
-        return;
-    };
-    let word = dialog.override_word();
-    let mut lines = match &dialog.refusal {
-        Refusal::Cleartext => vec![
-            Line::styled(
-                "AUTH stopped: this connection is not encrypted.",
-                theme.alarm(),
-            ),
-            Line::from(""),
-            Line::from("Your user name and password would cross the network readable by"),
-            Line::from("anyone on the path. Base64 is an encoding, not encryption."),
-            Line::from("Nothing was sent."),
-            Line::from(""),
-        ]
-        .into_iter()
-        .chain(
-            stripped_starttls(app)
-                .then(|| {
-                    [
-                        Line::styled(
-                            "This server's EHLO did not offer STARTTLS. On a port meant for AUTH",
-                            theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-                        ),
-                        Line::from(
-                            "that is a red flag: an attacker on the path may have removed it.",
-                        ),
-                        Line::from(""),
-                    ]
-                })
-                .into_iter()
-                .flatten(),
-        )
-        .chain([
-            Line::styled(
-                if stripped_starttls(app) {
-                    "Enter      try STARTTLS anyway (recommended), then EHLO and AUTH"
-                } else {
-                    "Enter      STARTTLS first (recommended), then EHLO and AUTH again"
-                },
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-            Line::from("Esc        cancel"),
-        ])
-        .collect(),
-        Refusal::Unverified(problem) => vec![
-            Line::styled(
-                "AUTH stopped: the certificate was NOT verified.",
-                theme.alarm(),
-            ),
-            Line::from(""),
-            Line::from(format!("{problem}.")),
-            Line::from("The traffic is encrypted, but the peer may not be the server you"),
-            Line::from("meant: it would receive your credentials. Nothing was sent."),
-            Line::from(""),
-            Line::styled(
-                "Enter or Esc  cancel (recommended)",
-                Style::new().add_modifier(Modifier::BOLD),
-            ),
-        ],
-    };
-    // A standing flag for the other case does not cover this one: say so, or the user may
-    // think the flag they gave already let AUTH through.
-    let other_flag = match &dialog.refusal {
-        Refusal::Cleartext if app.policy.allow_unverified_auth => {
-            Some("--insecure is on, but it covers unverified certificates, not cleartext.")
-        }
-        Refusal::Unverified(_) if app.policy.allow_cleartext_auth => {
-            Some("--allow-cleartext-auth is on, but it does not cover an unverified peer.")
-        }
-        _ => None,
-    };
-    if let Some(text) = other_flag {
-        lines.insert(1, Line::styled(text, theme.fg(Color::Yellow)));
-    }
-    lines.push(Line::from(format!(
-        "type '{word}' + Enter  send anyway, for this one command only"
-    )));
-    lines.push(Line::from(""));
-    lines.push(Line::from(format!(
-        "override: {}",
-        escape_str(&dialog.typed)
-    )));
-    if let Some(hint) = &dialog.hint {
-        lines.push(Line::styled(hint.clone(), theme.fg(Color::Yellow)));
-    }
-    // As tall as its text, so the smallest screen keeps the panes' edges around it.
-    let rect = centered(area, 76, lines.len() as u16 + 2);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::bordered()
-                .title(" credential guard ")
-                .border_style(theme.alarm()),
-        ),
-        rect,
-    );
 }
 
 #[cfg(test)]

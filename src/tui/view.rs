@@ -1,7 +1,7 @@
 //! The transcript view: every event with the facts the pane shows beside it, the display
 //! rows (counted from the transcript's row model), and where the view is scrolled.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossterm::event::{MouseEvent, MouseEventKind};
 
@@ -36,6 +36,11 @@ pub struct TranscriptView {
     pub page: usize,
     /// When the latest line was sent and its verb, for the latency and verb of its reply.
     last_sent: Option<(Duration, String)>,
+    /// Added to the session's times: after `:reconnect` the new session counts from zero, and
+    /// the transcript goes on counting from where the last one ended.
+    offset: Duration,
+    /// A new session is coming: its first event sets [`TranscriptView::offset`].
+    rebase: bool,
 }
 
 impl Default for TranscriptView {
@@ -48,13 +53,53 @@ impl Default for TranscriptView {
             scroll: None,
             page: 20,
             last_sent: None,
+            offset: Duration::ZERO,
+            rebase: false,
         }
     }
 }
 
 impl TranscriptView {
-    /// Appends an event and its display rows.
-    pub fn push(&mut self, event: Event) {
+    /// Appends an event of the session and its display rows; its time is the session's, and
+    /// becomes the transcript's (see [`TranscriptView::new_session`]).
+    pub fn push(&mut self, mut event: Event) {
+        if std::mem::take(&mut self.rebase) {
+            let gap = self.events.last().map_or(Duration::ZERO, |last| {
+                event.time.duration_since(last.time).unwrap_or_default()
+            });
+            self.offset = (self.last_elapsed() + gap).saturating_sub(event.elapsed);
+        }
+        event.elapsed += self.offset;
+        self.push_shown(event);
+    }
+
+    /// Appends an event of the UI's own: a note stamped now, at the transcript's time.
+    pub fn push_note(&mut self, kind: EventKind) {
+        let time = SystemTime::now();
+        let gap = self.events.last().map_or(Duration::ZERO, |last| {
+            time.duration_since(last.time).unwrap_or_default()
+        });
+        let elapsed = if self.events.is_empty() {
+            Duration::ZERO
+        } else {
+            self.last_elapsed() + gap
+        };
+        self.push_shown(Event {
+            time,
+            elapsed,
+            kind,
+        });
+    }
+
+    /// A new session starts (`:reconnect`): a separator says so, and the times of the next
+    /// session's events go on from the transcript's.
+    pub fn new_session(&mut self, separator: String) {
+        self.push_note(EventKind::Note(separator));
+        self.rebase = true;
+        self.last_sent = None;
+    }
+
+    fn push_shown(&mut self, event: Event) {
         let index = self.events.len() as u32;
         let mut meta = EventMeta::default();
         match &event.kind {
@@ -66,10 +111,11 @@ impl TranscriptView {
                 self.last_sent = Some((event.elapsed, verb));
             }
             EventKind::Received { .. } => {
-                if let Some((at, verb)) = &self.last_sent {
-                    meta.latency = event.elapsed.checked_sub(*at);
+                // One reply answers one line: a second reply is not taken for the same one.
+                if let Some((at, verb)) = self.last_sent.take() {
+                    meta.latency = event.elapsed.checked_sub(at);
                     if !verb.is_empty() {
-                        meta.command = Some(verb.clone().into_boxed_str());
+                        meta.command = Some(verb.into_boxed_str());
                     }
                 }
             }

@@ -1,5 +1,6 @@
-//! Frame time of the transcript with 10 and with 1,000,000 lines (TestBackend 120x40):
-//! drawing must depend on the rows on screen only. Run with `cargo bench --bench render`.
+//! Frame time of the transcript with 10 and with 1,000,000 lines (TestBackend 120x40, and
+//! 80x24 where the explain pane sits under the transcript): drawing must depend on the rows on
+//! screen only. Run with `cargo bench --bench render`.
 
 #![allow(clippy::panic)]
 
@@ -43,8 +44,8 @@ fn app_with(lines: usize) -> App {
     app
 }
 
-fn median_frame(app: &mut App, frames: usize) -> Duration {
-    let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("terminal");
+fn median_frame(app: &mut App, frames: usize, (width, height): (u16, u16)) -> Duration {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
     let mut times = Vec::with_capacity(frames);
     for frame in 0..frames {
         // Alternate between following the tail and a scrolled view, as a user would.
@@ -64,11 +65,15 @@ fn main() {
         let build = Instant::now();
         let mut app = app_with(lines);
         let built = build.elapsed();
-        let median = median_frame(&mut app, 500);
-        println!(
-            "render: {lines:>9} transcript lines: median frame {:>8.1} us (120x40, 500 frames; transcript built in {:.2?})",
-            median.as_secs_f64() * 1e6,
-            built
-        );
+        for size in [(120, 40), (80, 24)] {
+            let median = median_frame(&mut app, 500, size);
+            println!(
+                "render: {lines:>9} transcript lines: median frame {:>8.1} us ({}x{}, 500 frames; transcript built in {:.2?})",
+                median.as_secs_f64() * 1e6,
+                size.0,
+                size.1,
+                built
+            );
+        }
     }
 }
