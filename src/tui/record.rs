@@ -25,6 +25,10 @@ const HEADER: &str = "# recorded by smtptui; credentials are not in this file: A
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     in_auth: bool,
+    /// DATA was answered 354 and the final dot has not been sent.
+    in_message: bool,
+    /// A command holding credentials was left out; its reply is left out with it.
+    skip_reply: bool,
 }
 
 impl Recorder {
@@ -44,23 +48,47 @@ impl Recorder {
                         out.push_str(&format!("C: {text}\n"));
                     }
                 },
-                SentKind::Credentials => {
-                    // An AUTH with an inline response shows as "AUTH PLAIN <... hidden>"; an
-                    // answer to a challenge continues the exchange already written.
-                    if let CommandKind::Auth { mechanism, .. } = classify(text)
-                        && !self.in_auth
-                    {
-                        out.push_str(&format!("C: AUTH {mechanism}\n"));
+                SentKind::Credentials => match classify(text) {
+                    // An AUTH with an inline response shows as "AUTH PLAIN <... hidden>".
+                    CommandKind::Auth { mechanism, .. } => {
+                        if !self.in_auth {
+                            out.push_str(&format!("C: AUTH {mechanism}\n"));
+                        }
+                        self.in_auth = true;
                     }
-                    self.in_auth = true;
-                }
+                    // An answer to a challenge continues the exchange already written.
+                    _ if self.in_auth => {}
+                    // Any other line that held a credential (the configured password typed
+                    // into a command or a message) cannot be replayed without it: it is left
+                    // out where it stood, and a command's reply with it, so the steps that
+                    // follow stay paired.
+                    _ if self.in_message => out.push_str(
+                        "# a message line holding credentials was sent here and is left out\n",
+                    ),
+                    _ => {
+                        out.push_str(
+                            "# a command holding credentials was sent here; it and its reply \
+                             are left out\n",
+                        );
+                        self.skip_reply = true;
+                    }
+                },
                 SentKind::MessageLine => {
                     let line = if text == "." { "." } else { unstuff_line(text) };
+                    if line == "." {
+                        self.in_message = false;
+                    }
                     out.push_str(&format!("C: {line}\n"));
                 }
             },
             EventKind::Received { reply, .. } => {
                 let code = reply.code.value();
+                if std::mem::take(&mut self.skip_reply) {
+                    return out;
+                }
+                if code == 354 {
+                    self.in_message = true;
+                }
                 if !(self.in_auth && code == 334) {
                     self.in_auth = false;
                     out.push_str(&format!("S: {code}\n"));
@@ -258,5 +286,38 @@ mod tests {
         let parsed = Scenario::parse("recorded", &text).expect("replayable");
         assert_eq!(parsed.auth_steps().count(), 2);
         assert!(parsed.greeting.is_some());
+    }
+
+    /// A line that held the configured password outside an AUTH exchange is left out with a
+    /// comment, and a command's reply with it, so the recorded steps stay paired.
+    #[test]
+    fn lines_holding_credentials_outside_an_exchange_are_left_out_in_step() {
+        let events = vec![
+            sent("EHLO x", SentKind::Command),
+            received("250 ok\r\n"),
+            sent("XPASS <hidden>", SentKind::Credentials),
+            received("500 unknown\r\n"),
+            sent("DATA", SentKind::Command),
+            received("354 go\r\n"),
+            sent("the password is <hidden>", SentKind::Credentials),
+            sent(".", SentKind::MessageLine),
+            received("250 queued\r\n"),
+            sent("QUIT", SentKind::Command),
+            received("221 bye\r\n"),
+        ];
+        let text = scenario(&events);
+        assert!(!text.contains("hidden"), "{text}");
+        assert!(!text.contains("S: 500"), "{text}");
+        assert!(
+            text.contains("C: EHLO x\nS: 250\n# a command holding credentials"),
+            "{text}"
+        );
+        assert!(
+            text.contains("C: DATA\nS: 354\n# a message line holding credentials"),
+            "{text}"
+        );
+        assert!(text.contains("C: .\nS: 250\nC: QUIT\nS: 221\n"), "{text}");
+        let parsed = Scenario::parse("recorded.smtp", &text);
+        assert!(parsed.is_ok(), "{parsed:?}\n{text}");
     }
 }
