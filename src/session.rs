@@ -245,6 +245,29 @@ impl Session {
         }
     }
 
+    /// Sends `lines` as one pipelined group (RFC 2920) and returns each line's reply, in
+    /// order; see [`ClientSession::pipeline`] for the rules checked before anything is sent.
+    /// A group ending in DATA answered 354 leaves the session in the message phase.
+    ///
+    /// # Errors
+    /// [`SessionError::GroupRefused`] and the other refusals send nothing; fatal errors end the
+    /// session.
+    pub async fn pipeline(
+        &mut self,
+        lines: &[&str],
+        one_time: OneTimeOverride,
+        force: bool,
+    ) -> Result<Vec<Reply>, SessionError> {
+        self.take_arrived_bytes().await;
+        let steps = self.core.pipeline(lines, one_time, force, Instant::now());
+        self.flush_events();
+        let mut replies = Vec::new();
+        for step in steps? {
+            replies.push(self.finish(step).await?);
+        }
+        Ok(replies)
+    }
+
     /// Sends an answer typed for a 334 challenge, but only while the server still waits for
     /// one.
     ///

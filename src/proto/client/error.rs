@@ -117,6 +117,13 @@ pub enum SessionError {
         /// What the server offered, in words.
         advertised: String,
     },
+    /// A pipelined group was not sent: it breaks a rule of RFC 2920 (or the server did not
+    /// offer PIPELINING); nothing was sent.
+    #[error("pipelined group not sent: {reason}")]
+    GroupRefused {
+        /// Which rule, and how to write the group instead.
+        reason: String,
+    },
     /// The SASL exchange went wrong.
     #[error("AUTH exchange failed: {0}")]
     Sasl(#[from] SaslError),
@@ -158,6 +165,7 @@ impl SessionError {
                 | Self::Busy
                 | Self::CredentialsAfterOutOfStep
                 | Self::NotAdvertised { .. }
+                | Self::GroupRefused { .. }
         )
     }
 }
@@ -182,6 +190,7 @@ impl SessionError {
             Self::Guard(_)
             | Self::CredentialsAfterOutOfStep
             | Self::NotAdvertised { .. }
+            | Self::GroupRefused { .. }
             | Self::Line(_)
             | Self::NoMessage
             | Self::NoChallenge

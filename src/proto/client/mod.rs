@@ -169,6 +169,14 @@ enum Pending {
     EndOfMessage,
 }
 
+/// A command sent whose reply has not come yet.
+struct Outstanding {
+    step: StepId,
+    pending: Pending,
+    /// What the deadline message says is awaited.
+    waiting_for: String,
+}
+
 /// Where in the protocol the session is. Each state holds what only it needs.
 enum State {
     /// Before the TCP connection is up.
@@ -186,8 +194,9 @@ enum State {
     },
     /// Nothing outstanding: a command may be sent.
     Ready,
-    /// A command was sent; its reply is awaited.
-    Awaiting { step: StepId, pending: Pending },
+    /// Commands were sent; their replies are awaited in order (more than one only for a
+    /// pipelined group, RFC 2920).
+    Awaiting { outstanding: VecDeque<Outstanding> },
     /// A 334 answered an AUTH: the next line is an answer. A probe's challenge is only
     /// ever cancelled.
     Challenge { probe: bool },
@@ -423,6 +432,108 @@ impl ClientSession {
             Phase::SaslChallenge => self.typed_answer(line, one_time).map(Sent::Step),
             Phase::Command => self.command(line, one_time).map(Sent::Step),
         }
+    }
+
+    /// Sends `lines` as one pipelined group (RFC 2920): one write, each reply paired with its
+    /// command in order, one step per line.
+    ///
+    /// Every check runs before anything is sent, and a failed one sends nothing: the server
+    /// advertised PIPELINING (unless `force`); only the last line may be one whose reply
+    /// changes what follows (EHLO, HELO, LHLO, DATA, QUIT and NOOP by RFC 2920 §3.1, AUTH by
+    /// RFC 4954 §4, STARTTLS by RFC 3207 §4); BDAT is sent with its data, not as a line; and
+    /// every line passes what it would pass alone, the credential guard included.
+    ///
+    /// # Errors
+    /// [`SessionError::GroupRefused`] and the refusals of [`ClientSession::send_line`].
+    pub fn pipeline(
+        &mut self,
+        lines: &[&str],
+        one_time: OneTimeOverride,
+        force: bool,
+        now: Instant,
+    ) -> Result<Vec<StepId>, SessionError> {
+        self.begin_request(now)?;
+        self.expect_ready()?;
+        let refuse = |session: &mut Self, reason: String| {
+            let error = SessionError::GroupRefused { reason };
+            session.emit(EventKind::Warning(error.to_string()));
+            Err(error)
+        };
+        if lines.is_empty() {
+            return refuse(self, "the group is empty".to_owned());
+        }
+        let offered = self
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.has("PIPELINING"));
+        if !offered && !force {
+            return refuse(
+                self,
+                "the server's EHLO did not advertise PIPELINING; send the commands one by one, \
+                 or force the group to see what the server does with it"
+                    .to_owned(),
+            );
+        }
+        let mut credentials = false;
+        for (index, line) in lines.iter().enumerate() {
+            if let Err(error) = check_command_line(line) {
+                self.emit(EventKind::Warning(format!("not sent: {error}")));
+                return Err(error.into());
+            }
+            let kind = classify(line);
+            let verb = split_verb(line).0;
+            let last = index + 1 == lines.len();
+            let ends_a_group = matches!(
+                kind,
+                CommandKind::Hello { .. }
+                    | CommandKind::Data
+                    | CommandKind::Quit
+                    | CommandKind::Auth { .. }
+                    | CommandKind::StartTls
+            ) || verb == "NOOP";
+            if ends_a_group && !last {
+                return refuse(
+                    self,
+                    format!(
+                        "{} may only be the last command of a group (RFC 2920 §3.1, RFC 4954 \
+                         §4, RFC 3207 §4): its reply decides what the next lines mean",
+                        escape_str(&verb)
+                    ),
+                );
+            }
+            if verb == "BDAT" {
+                return refuse(
+                    self,
+                    "BDAT carries its chunk of the message right behind it; send it with the \
+                     BDAT notation, not as a line of a group"
+                        .to_owned(),
+                );
+            }
+            if kind == CommandKind::StartTls && self.tls.is_some() {
+                return Err(SessionError::AlreadyTls);
+            }
+            match self.secret_use(line) {
+                Some(SecretUse::AlreadySent) => {
+                    self.emit(EventKind::Warning(
+                        "not sent: a line of the group repeats credentials already sent in \
+                         this session"
+                            .to_owned(),
+                    ));
+                    return Err(SessionError::Line(LineError::RepeatsCredentials));
+                }
+                Some(SecretUse::NotYetSent) => credentials = true,
+                None => credentials |= matches!(kind, CommandKind::Auth { .. }),
+            }
+        }
+        if credentials {
+            // Judged once for the group, before anything leaves; each line then records it.
+            self.consult_guard(one_time)?;
+        }
+        let mut steps = Vec::with_capacity(lines.len());
+        for line in lines {
+            steps.push(self.command(line, one_time)?);
+        }
+        Ok(steps)
     }
 
     /// Sends STARTTLS; a 220 starts the handshake, and the step completes once TLS is up.
@@ -1080,10 +1191,11 @@ impl ClientSession {
                 // Behind an unasked reply may come the reply to what is outstanding.
                 self.unasked_begun = self.parser.mid_reply() && !self.expects_reply();
             } else {
-                self.on_reply(reply);
-                // These bytes came with our reply, so before anything we send in answer to
-                // it: whatever they are, they answer nothing of ours.
-                self.unasked_begun = self.parser.mid_reply();
+                let earlier_outstanding = self.on_reply(reply);
+                // Bytes that came with our reply came before anything we send in answer to
+                // it: they can only be the replies to commands sent earlier (the rest of a
+                // pipelined group), and otherwise answer nothing of ours.
+                self.unasked_begun = self.parser.mid_reply() && !earlier_outstanding;
             }
         }
     }
@@ -1168,27 +1280,49 @@ impl ClientSession {
         });
     }
 
-    fn on_reply(&mut self, reply: Reply) {
+    /// Pairs `reply` with the oldest outstanding command. Returns whether commands sent
+    /// before it arrived still wait for their replies (the rest of a pipelined group).
+    fn on_reply(&mut self, reply: Reply) -> bool {
         let security = self.security();
         self.emit(EventKind::Received {
             security,
             reply: reply.clone(),
         });
-        let code = reply.code.value();
         let state = std::mem::replace(&mut self.state, State::Ready);
         self.deadline = None;
-        let (step, pending) = match state {
+        let (first, rest) = match state {
             State::Greeting { step } => {
                 self.complete(step, reply);
-                return;
+                return false;
             }
-            State::Awaiting { step, pending } => (step, pending),
+            State::Awaiting { mut outstanding } => match outstanding.pop_front() {
+                Some(first) => (first, outstanding),
+                None => return false,
+            },
             other => {
                 // Only reached for states that expect no reply, which parse_replies rules out.
                 self.state = other;
-                return;
+                return false;
             }
         };
+        self.answer(first.step, first.pending, reply);
+        if rest.is_empty() || self.is_over() {
+            return false;
+        }
+        // The rest of a pipelined group. Commands that change the state (DATA, AUTH,
+        // STARTTLS, EHLO, QUIT) may only end a group, so nothing above changed it.
+        let waiting_for = rest
+            .front()
+            .map(|o| o.waiting_for.clone())
+            .unwrap_or_default();
+        self.state = State::Awaiting { outstanding: rest };
+        self.wait_for(waiting_for);
+        true
+    }
+
+    /// What the reply to one sent command means.
+    fn answer(&mut self, step: StepId, pending: Pending, reply: Reply) {
+        let code = reply.code.value();
         match pending {
             Pending::Command { kind, .. } => {
                 match kind {
@@ -1290,8 +1424,7 @@ impl ClientSession {
                     Pending::AbortedExchange(_) => "the reply to the AUTH cancellation",
                     _ => "the reply to the AUTH answer",
                 };
-                self.state = State::Awaiting { step, pending };
-                self.wait_for(waiting_for.to_owned());
+                self.queue_step(step, pending, waiting_for.to_owned());
             }
             Pending::AbortedExchange(error) => {
                 self.fail(SessionError::Sasl(error));
@@ -1468,9 +1601,27 @@ impl ClientSession {
 
     fn await_reply(&mut self, waiting_for: String, pending: Pending) -> StepId {
         let step = self.new_step();
-        self.state = State::Awaiting { step, pending };
-        self.wait_for(waiting_for);
+        self.queue_step(step, pending, waiting_for);
         step
+    }
+
+    /// Adds `step` behind whatever is outstanding (a pipelined group), or makes it the one.
+    fn queue_step(&mut self, step: StepId, pending: Pending, waiting_for: String) {
+        let outstanding = Outstanding {
+            step,
+            pending,
+            waiting_for,
+        };
+        match &mut self.state {
+            State::Awaiting { outstanding: queue } => queue.push_back(outstanding),
+            _ => {
+                let waiting_for = outstanding.waiting_for.clone();
+                self.state = State::Awaiting {
+                    outstanding: VecDeque::from([outstanding]),
+                };
+                self.wait_for(waiting_for);
+            }
+        }
     }
 
     fn wait_for(&mut self, waiting_for: String) {

@@ -617,3 +617,147 @@ fn challenges_sent_before_their_answers_could_be_are_out_of_step_however_cut() {
         assert!(client.core.authenticated_as().is_none());
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Pipelining
+// -------------------------------------------------------------------------------------------
+
+const PIPELINING: &[u8] = b"250-x\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n";
+
+#[test]
+fn a_pipelined_group_goes_in_one_write_and_each_reply_meets_its_own_command() {
+    let replies = b"250 2.1.0 sender ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 go\r\n";
+    let result = same_whatever_the_cut(replies, |parts| {
+        let mut client = Client::strict().after_ehlo(PIPELINING);
+        let sent_before = client.wire.len();
+        let steps = client
+            .core
+            .pipeline(
+                &[
+                    "MAIL FROM:<a@b>",
+                    "RCPT TO:<nobody@b>",
+                    "RCPT TO:<c@b>",
+                    "DATA",
+                ],
+                OneTimeOverride::None,
+                false,
+                client.now,
+            )
+            .unwrap();
+        client.pump();
+        let group = String::from_utf8_lossy(&client.wire[sent_before..]).into_owned();
+        client.feed_all(parts);
+        let paired: Vec<String> = steps
+            .iter()
+            .map(|&step| client.core.take_completion(step).unwrap().summary())
+            .collect();
+        format!("{group:?} {paired:?} {:?}", client.core.phase())
+    });
+    assert_eq!(
+        result,
+        "\"MAIL FROM:<a@b>\\r\\nRCPT TO:<nobody@b>\\r\\nRCPT TO:<c@b>\\r\\nDATA\\r\\n\" \
+         [\"250 2.1.0 sender ok\", \"550 5.1.1 no such user\", \"250 2.1.5 ok\", \"354 go\"] Message"
+    );
+}
+
+#[test]
+fn a_group_breaking_the_rules_of_pipelining_is_not_sent_at_all() {
+    let cases: [(&[&str], bool, &str); 6] = [
+        (
+            &["DATA", "RCPT TO:<a@b>"],
+            false,
+            "DATA may only be the last",
+        ),
+        (
+            &["EHLO x", "MAIL FROM:<a@b>"],
+            false,
+            "EHLO may only be the last",
+        ),
+        (
+            &["AUTH PLAIN AGFsaWNlAHNlY3JldA==", "MAIL FROM:<a@b>"],
+            false,
+            "AUTH may only",
+        ),
+        (&["STARTTLS", "EHLO x"], false, "STARTTLS may only"),
+        (&["BDAT 4 LAST", "QUIT"], false, "BDAT carries its chunk"),
+        (
+            &["MAIL FROM:<a@b>", "RCPT TO:<c@b>"],
+            true,
+            "did not advertise PIPELINING",
+        ),
+    ];
+    for (lines, without_pipelining, says) in cases {
+        let ehlo: &[u8] = if without_pipelining {
+            b"250-x\r\n250 SIZE 100\r\n"
+        } else {
+            PIPELINING
+        };
+        let mut client = Client::strict().after_ehlo(ehlo);
+        let before = client.wire.len();
+        let error = client
+            .core
+            .pipeline(lines, OneTimeOverride::None, false, client.now)
+            .unwrap_err();
+        assert!(error.to_string().contains(says), "{lines:?}: {error}");
+        client.pump();
+        assert_eq!(client.wire.len(), before, "{lines:?} sent something");
+        assert!(client.core.failure().is_none());
+    }
+}
+
+#[test]
+fn a_group_with_a_credential_meets_the_guard_before_anything_is_sent() {
+    let mut client = Client::strict().after_ehlo(PIPELINING);
+    let before = client.wire.len();
+    let error = client
+        .core
+        .pipeline(
+            &["RSET", &format!("XPASS {PASSWORD}")],
+            OneTimeOverride::None,
+            false,
+            client.now,
+        )
+        .unwrap_err();
+    assert!(matches!(error, SessionError::Guard(_)), "{error}");
+    client.pump();
+    assert_eq!(client.wire.len(), before, "not even RSET went");
+}
+
+#[test]
+fn a_reply_beyond_the_group_is_out_of_step() {
+    let mut client = Client::strict().after_ehlo(PIPELINING);
+    let steps = client
+        .core
+        .pipeline(&["RSET", "NOOP"], OneTimeOverride::None, false, client.now)
+        .unwrap();
+    client.pump();
+    client.feed(b"250 reset\r\n250 noop\r\n250 one too many\r\n");
+    assert_eq!(
+        client.core.take_completion(steps[0]).unwrap().summary(),
+        "250 reset"
+    );
+    assert_eq!(
+        client.core.take_completion(steps[1]).unwrap().summary(),
+        "250 noop"
+    );
+    assert!(matches!(
+        client.core.failure(),
+        Some(SessionError::OutOfStep { .. })
+    ));
+}
+
+#[test]
+fn each_reply_of_a_group_gets_its_own_deadline() {
+    let mut client = Client::strict().after_ehlo(PIPELINING);
+    client
+        .core
+        .pipeline(&["RSET", "NOOP"], OneTimeOverride::None, false, client.now)
+        .unwrap();
+    client.pump();
+    let first = client.core.next_deadline().unwrap();
+    client.now += Duration::from_secs(20);
+    client.feed(b"250 reset\r\n");
+    let second = client.core.next_deadline().unwrap();
+    assert_eq!(second, client.now + Duration::from_secs(30));
+    assert!(second > first);
+}
