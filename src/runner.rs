@@ -181,13 +181,24 @@ impl Replay<'_> {
                         )));
                         continue;
                     }
-                    match send_message(&mut self.session, lines).await {
-                        Ok(reply) => {
-                            self.last_reply = reply.clone();
-                            reply
-                        }
+                    let replies = match send_message(&mut self.session, lines).await {
+                        Ok(replies) => replies,
                         Err(error) => return Outcome::from_error(error, Some(step.line)),
+                    };
+                    // LMTP answers once per accepted recipient: the expectation holds only
+                    // if it holds for every one of them.
+                    let Some((last, earlier)) = replies.split_last() else {
+                        continue;
+                    };
+                    if let Some(expect) = &step.expect {
+                        for reply in earlier {
+                            if !self.check(expect, reply) {
+                                return Outcome::ExpectationFailed { line: expect.line };
+                            }
+                        }
                     }
+                    self.last_reply = last.clone();
+                    last.clone()
                 }
                 Action::Command(line) if step.sasl_answer => {
                     match self.answer(line, step.line).await {
@@ -391,7 +402,7 @@ async fn send_command(session: &mut Session, line: &str) -> Result<Reply, Sessio
         session::Step::Reply(reply) => Ok(reply),
         // A command step only runs in the command phase, where every line gets a reply; a
         // queued line here would mean the session is inside a message the scenario never began.
-        session::Step::Queued => Err(SessionError::Protocol(
+        session::Step::Queued | session::Step::Replies(_) => Err(SessionError::Protocol(
             crate::proto::reply::ReplyError::Malformed {
                 line: "internal: a command was taken as message content".to_owned(),
             },
@@ -399,11 +410,21 @@ async fn send_command(session: &mut Session, line: &str) -> Result<Reply, Sessio
     }
 }
 
-async fn send_message(session: &mut Session, lines: &[String]) -> Result<Reply, SessionError> {
+/// Sends a message and its final dot; returns the replies to the dot: one for SMTP, one per
+/// accepted recipient for LMTP.
+async fn send_message(session: &mut Session, lines: &[String]) -> Result<Vec<Reply>, SessionError> {
     for line in lines {
         // A lone "." inside the message is impossible here: the scenario parser ends the
         // message there. Every other line is dot-stuffed by the session.
         session.send_line(line, OneTimeOverride::None).await?;
     }
-    send_command(session, ".").await
+    match session.send_line(".", OneTimeOverride::None).await? {
+        session::Step::Reply(reply) => Ok(vec![reply]),
+        session::Step::Replies(replies) => Ok(replies),
+        session::Step::Queued => Err(SessionError::Protocol(
+            crate::proto::reply::ReplyError::Malformed {
+                line: "internal: the final dot was taken as message content".to_owned(),
+            },
+        )),
+    }
 }

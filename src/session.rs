@@ -64,6 +64,8 @@ pub enum Step {
     Reply(Reply),
     /// A message line was queued; replies come only after the final dot.
     Queued,
+    /// The final dot of an LMTP message: one reply per accepted recipient, in their order.
+    Replies(Vec<Reply>),
 }
 
 /// What a server did with an `AUTH` command that carried no credential (see
@@ -236,6 +238,13 @@ impl Session {
         self.flush_events();
         match sent? {
             Sent::Step(step) => self.finish(step).await.map(Step::Reply),
+            Sent::Steps(steps) => {
+                let mut replies = Vec::with_capacity(steps.len());
+                for step in steps {
+                    replies.push(self.finish(step).await?);
+                }
+                Ok(Step::Replies(replies))
+            }
             Sent::Queued => {
                 if self.core.pending_transmit() >= FLUSH_THRESHOLD {
                     self.transmit().await?;
@@ -266,6 +275,40 @@ impl Session {
             replies.push(self.finish(step).await?);
         }
         Ok(replies)
+    }
+
+    /// Sends one BDAT chunk (RFC 3030) and returns the server's reply to it; see
+    /// [`ClientSession::bdat`].
+    ///
+    /// # Errors
+    /// [`SessionError::ExtensionNotOffered`] and the other refusals send nothing; fatal errors
+    /// end the session.
+    pub async fn bdat(
+        &mut self,
+        chunk: &[u8],
+        last: bool,
+        force: bool,
+    ) -> Result<Reply, SessionError> {
+        self.take_arrived_bytes().await;
+        let step = self.core.bdat(chunk, last, force, Instant::now());
+        self.flush_events();
+        self.finish(step?).await
+    }
+
+    /// Queues one line of a message read from a file (no transcript event per line; see
+    /// [`ClientSession::message_data`]), writing once enough is queued, so a message of any
+    /// size goes through in bounded memory.
+    ///
+    /// # Errors
+    /// As [`ClientSession::message_data`]; a failed write is fatal.
+    pub async fn message_data(&mut self, line: &[u8]) -> Result<(), SessionError> {
+        let queued = self.core.message_data(line, Instant::now());
+        self.flush_events();
+        queued?;
+        if self.core.pending_transmit() >= FLUSH_THRESHOLD {
+            self.transmit().await?;
+        }
+        Ok(())
     }
 
     /// Sends an answer typed for a 334 challenge, but only while the server still waits for

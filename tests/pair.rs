@@ -28,6 +28,8 @@ fn line(
 ) -> impl FnOnce(&mut ClientSession, std::time::Instant) -> Result<StepId, SessionError> + '_ {
     move |client, now| match client.send_line(text, OneTimeOverride::None, now)? {
         smtptui::proto::client::Sent::Step(step) => Ok(step),
+        // LMTP's final dot: the lab speaks SMTP, so one step is all there is.
+        smtptui::proto::client::Sent::Steps(steps) => Ok(steps[0]),
         smtptui::proto::client::Sent::Queued => Ok(0),
     }
 }

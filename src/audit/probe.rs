@@ -464,7 +464,9 @@ async fn send(session: &mut Session, line: &str) -> Result<Reply, Stop> {
     let reply = match session.send_line(line, OneTimeOverride::None).await {
         Ok(Step::Reply(reply)) => reply,
         // Only message lines are queued, and the audit never sends DATA.
-        Ok(Step::Queued) => return Err(Stop::error(line, &SessionError::Ended)),
+        Ok(Step::Queued | Step::Replies(_)) => {
+            return Err(Stop::error(line, &SessionError::Ended));
+        }
         Err(error) => return Err(Stop::error(line, &error)),
     };
     if reply.code.value() == 421 {

@@ -406,8 +406,17 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                 .send_line(&line, one_time)
                 .await
                 .map_err(|e| (e, Some(Retry::Line(line.clone()))))?;
+            let step = match step {
+                // LMTP's replies per recipient are all in the transcript; the last one ends
+                // the action.
+                Step::Replies(mut replies) => match replies.pop() {
+                    Some(reply) => Step::Reply(reply),
+                    None => Step::Queued,
+                },
+                other => other,
+            };
             match step {
-                Step::Queued => Ok(Done::Queued),
+                Step::Queued | Step::Replies(_) => Ok(Done::Queued),
                 Step::Reply(reply) => {
                     if in_command && classify(&line) == CommandKind::Quit {
                         // The server closes after 221; so do we, instead of reporting its EOF.
@@ -468,6 +477,14 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                     command: Some(".".to_owned()),
                     crossed: Crossed::default(),
                 }),
+                Step::Replies(mut replies) => match replies.pop() {
+                    Some(reply) => Ok(Done::Reply {
+                        reply,
+                        command: Some(".".to_owned()),
+                        crossed: Crossed::default(),
+                    }),
+                    None => Ok(Done::Queued),
+                },
                 Step::Queued => Ok(Done::Queued),
             }
         }

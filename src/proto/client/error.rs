@@ -124,6 +124,17 @@ pub enum SessionError {
         /// Which rule, and how to write the group instead.
         reason: String,
     },
+    /// A command that needs an extension the server did not advertise; nothing was sent.
+    #[error(
+        "{what} not sent: the server's EHLO did not advertise {extension}; force it to see what \
+         the server does anyway"
+    )]
+    ExtensionNotOffered {
+        /// The EHLO keyword.
+        extension: &'static str,
+        /// What was not sent.
+        what: String,
+    },
     /// The SASL exchange went wrong.
     #[error("AUTH exchange failed: {0}")]
     Sasl(#[from] SaslError),
@@ -166,6 +177,7 @@ impl SessionError {
                 | Self::CredentialsAfterOutOfStep
                 | Self::NotAdvertised { .. }
                 | Self::GroupRefused { .. }
+                | Self::ExtensionNotOffered { .. }
         )
     }
 }
@@ -191,6 +203,7 @@ impl SessionError {
             | Self::CredentialsAfterOutOfStep
             | Self::NotAdvertised { .. }
             | Self::GroupRefused { .. }
+            | Self::ExtensionNotOffered { .. }
             | Self::Line(_)
             | Self::NoMessage
             | Self::NoChallenge

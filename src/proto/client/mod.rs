@@ -39,7 +39,7 @@ use crate::proto::command::{
 use crate::proto::data::{END_OF_DATA, stuff_line};
 use crate::proto::ehlo::Capabilities;
 use crate::proto::escape::{escape_bytes, escape_str};
-use crate::proto::reply::{Reply, ReplyLimits, ReplyParser};
+use crate::proto::reply::{Reply, ReplyClass, ReplyLimits, ReplyParser};
 use crate::proto::sasl::{
     Mechanism, SaslClient, SaslError, credential_forms, plain_password, plain_user,
 };
@@ -127,12 +127,15 @@ pub struct ClientSettings {
 }
 
 /// What a line handed to [`ClientSession::send_line`] became.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
     /// A command (or the final dot) went out; the step completes with its reply.
     Step(StepId),
     /// A message line was queued; replies come only after the final dot.
     Queued,
+    /// The final dot of an LMTP message: one step per accepted recipient, in the order the
+    /// recipients were given (RFC 2033 §4.2).
+    Steps(Vec<StepId>),
 }
 
 /// A reply paired with the step it completes.
@@ -147,7 +150,7 @@ pub struct Completion {
 /// What a sent command is waiting for, and what its reply will mean.
 enum Pending {
     /// An ordinary command; EHLO's reply is read for capabilities, DATA's 354 opens a message.
-    Command { kind: CommandKind },
+    Command { kind: CommandKind, verb: String },
     /// STARTTLS: a 220 starts the handshake.
     StartTls,
     /// An `AUTH` line typed by the user: a 334 asks the user for an answer.
@@ -165,8 +168,10 @@ enum Pending {
     Probe,
     /// `*` typed, or sent to cancel an exchange.
     Cancel,
-    /// The final dot of a message.
+    /// The final dot of a message (one per accepted recipient under LMTP).
     EndOfMessage,
+    /// A BDAT chunk.
+    Chunk,
 }
 
 /// A command sent whose reply has not come yet.
@@ -228,6 +233,11 @@ pub struct ClientSession {
     out_of_step: bool,
     /// The `Closed` event has been emitted.
     close_emitted: bool,
+    /// The session speaks LMTP: its LHLO was accepted.
+    lmtp: bool,
+    /// Recipients accepted in the current transaction (LMTP answers the final dot once for
+    /// each).
+    recipients: usize,
     /// Every form of every secret sent so far, and of the configured credentials.
     secrets: Vec<KnownSecret>,
     transmit: Zeroizing<Vec<u8>>,
@@ -276,6 +286,8 @@ impl ClientSession {
             unasked_count: 0,
             out_of_step: false,
             close_emitted: false,
+            lmtp: false,
+            recipients: 0,
             secrets: Vec::new(),
             transmit: Zeroizing::new(Vec::new()),
             to_seal: Zeroizing::new(Vec::new()),
@@ -427,7 +439,13 @@ impl ClientSession {
             return Err(error.into());
         }
         match phase {
-            Phase::Message if line == END_OF_DATA => self.end_message().map(Sent::Step),
+            Phase::Message if line == END_OF_DATA => self.end_message().map(|mut steps| {
+                if steps.len() == 1 {
+                    Sent::Step(steps.remove(0))
+                } else {
+                    Sent::Steps(steps)
+                }
+            }),
             Phase::Message => self.message_line(line).map(|()| Sent::Queued),
             Phase::SaslChallenge => self.typed_answer(line, one_time).map(Sent::Step),
             Phase::Command => self.command(line, one_time).map(Sent::Step),
@@ -920,7 +938,7 @@ impl ClientSession {
                 } else {
                     format!("the reply to {verb}")
                 };
-                Ok(self.await_reply(waiting_for, Pending::Command { kind }))
+                Ok(self.await_reply(waiting_for, Pending::Command { kind, verb }))
             }
         }
     }
@@ -936,11 +954,13 @@ impl ClientSession {
         let display = self.redact_text(escape_str(line));
         self.mark_contained_secrets_sent(line);
         self.send(line.as_bytes(), display, SentKind::Credentials);
-        let verb = split_verb(line).0;
+        let verb = self.redact_text(escape_str(&split_verb(line).0));
         Ok(self.await_reply(
-            format!("the reply to {}", self.redact_text(escape_str(&verb))),
+            format!("the reply to {verb}"),
             Pending::Command {
                 kind: CommandKind::Other,
+                // Kept only in its hidden form: the verb itself may be the secret.
+                verb,
             },
         ))
     }
@@ -996,12 +1016,133 @@ impl ClientSession {
         Ok(())
     }
 
-    fn end_message(&mut self) -> Result<StepId, SessionError> {
+    fn end_message(&mut self) -> Result<Vec<StepId>, SessionError> {
         self.send(b".", ".".to_owned(), SentKind::MessageLine);
-        Ok(self.await_reply(
-            "the reply to the end of the message".to_owned(),
-            Pending::EndOfMessage,
-        ))
+        // LMTP answers the final dot once per accepted recipient (RFC 2033 §4.2).
+        let replies = if self.lmtp { self.recipients.max(1) } else { 1 };
+        Ok((0..replies)
+            .map(|index| {
+                let waiting_for = if replies == 1 {
+                    "the reply to the end of the message".to_owned()
+                } else {
+                    format!(
+                        "the reply for recipient {} of {replies} to the end of the message",
+                        index + 1
+                    )
+                };
+                self.await_reply(waiting_for, Pending::EndOfMessage)
+            })
+            .collect())
+    }
+
+    /// Queues one line of a message read from a file: dot-stuffed, with no transcript event
+    /// of its own (a front end records a summary of the whole body instead). The line is
+    /// bytes, not text, and carries no line ending; a CR or LF inside it is refused.
+    ///
+    /// # Errors
+    /// [`SessionError::NoMessage`] outside a message, [`SessionError::Line`] for a line break
+    /// inside the line, the guard's refusal for a line holding a configured secret.
+    pub fn message_data(&mut self, line: &[u8], now: Instant) -> Result<(), SessionError> {
+        self.now = now;
+        if !matches!(self.state, State::Message) {
+            return match self.failure() {
+                Some(error) => Err(error.clone()),
+                None => Err(SessionError::NoMessage),
+            };
+        }
+        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(SessionError::Line(LineError::LineBreak));
+        }
+        if self
+            .secrets
+            .iter()
+            .any(|s| holds_bytes(line, s.value.expose().as_bytes()))
+        {
+            self.check_guard(OneTimeOverride::None)?;
+            for secret in &mut self.secrets {
+                if holds_bytes(line, secret.value.expose().as_bytes()) {
+                    secret.sent = true;
+                }
+            }
+        }
+        let target = if self.tls.is_some() {
+            &mut self.to_seal
+        } else {
+            &mut self.transmit
+        };
+        if line.first() == Some(&b'.') {
+            target.push(b'.');
+        }
+        target.extend_from_slice(line);
+        target.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Sends one BDAT chunk (RFC 3030): `BDAT <size>` (with `LAST` for the final one) and
+    /// the bytes exactly as given, no dot-stuffing, no line ending added. The step completes
+    /// with the server's reply to the chunk. The transcript shows the command and the size,
+    /// not the bytes.
+    ///
+    /// # Errors
+    /// [`SessionError::ExtensionNotOffered`] when the server did not advertise CHUNKING and
+    /// `force` is false; the guard's refusal for a chunk holding a configured secret; the
+    /// request errors of [`ClientSession::send_line`].
+    pub fn bdat(
+        &mut self,
+        chunk: &[u8],
+        last: bool,
+        force: bool,
+        now: Instant,
+    ) -> Result<StepId, SessionError> {
+        self.begin_request(now)?;
+        self.expect_ready()?;
+        let offered = self
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.has("CHUNKING"));
+        if !offered && !force {
+            let error = SessionError::ExtensionNotOffered {
+                extension: "CHUNKING",
+                what: "BDAT".to_owned(),
+            };
+            self.emit(EventKind::Warning(error.to_string()));
+            return Err(error);
+        }
+        let secret = self
+            .secrets
+            .iter()
+            .any(|s| holds_bytes(chunk, s.value.expose().as_bytes()));
+        if secret {
+            self.check_guard(OneTimeOverride::None)?;
+            for known in &mut self.secrets {
+                if holds_bytes(chunk, known.value.expose().as_bytes()) {
+                    known.sent = true;
+                }
+            }
+        }
+        let command = if last {
+            format!("BDAT {} LAST", chunk.len())
+        } else {
+            format!("BDAT {}", chunk.len())
+        };
+        let security = self.security();
+        self.send(command.as_bytes(), command.clone(), SentKind::Command);
+        let target = if self.tls.is_some() {
+            &mut self.to_seal
+        } else {
+            &mut self.transmit
+        };
+        target.extend_from_slice(chunk);
+        self.emit(EventKind::Sent {
+            security,
+            text: format!("<{} byte(s) of message data>", chunk.len()),
+            kind: if secret {
+                SentKind::Credentials
+            } else {
+                SentKind::MessageLine
+            },
+        });
+        Ok(self.await_reply(format!("the reply to {command}"), Pending::Chunk))
     }
 
     fn check_advertised(&mut self, mechanism: Mechanism) -> Result<(), SessionError> {
@@ -1324,11 +1465,17 @@ impl ClientSession {
     fn answer(&mut self, step: StepId, pending: Pending, reply: Reply) {
         let code = reply.code.value();
         match pending {
-            Pending::Command { kind, .. } => {
+            Pending::Command { kind, verb } => {
+                let accepted = reply.code.class() == ReplyClass::PositiveCompletion;
                 match kind {
                     CommandKind::Hello { extended: true } => {
                         self.capabilities = Capabilities::from_ehlo_reply(&reply);
+                        // LMTP is the protocol whose greeting command is LHLO (RFC 2033).
+                        self.lmtp = accepted && verb == "LHLO";
                     }
+                    CommandKind::Mail if accepted => self.recipients = 0,
+                    CommandKind::Other if accepted && verb == "RSET" => self.recipients = 0,
+                    CommandKind::Rcpt if accepted => self.recipients += 1,
                     CommandKind::Data if code == 354 => self.state = State::Message,
                     CommandKind::Quit => self.state = State::Closed,
                     _ => {}
@@ -1443,7 +1590,12 @@ impl ClientSession {
                 }
                 self.complete(step, reply);
             }
-            Pending::EndOfMessage => self.complete(step, reply),
+            Pending::EndOfMessage | Pending::Chunk => {
+                // The transaction is over (for a chunk, only once LAST is answered; a failed
+                // chunk ends it too, RFC 3030 §2).
+                self.recipients = 0;
+                self.complete(step, reply);
+            }
         }
     }
 
@@ -1791,7 +1943,11 @@ pub const UNASKED_STEP: StepId = 0;
 /// secret form, so this must cost next to nothing when the answer is no: the first byte is
 /// found with a vectorised scan and only those places are compared.
 fn holds(text: &str, secret: &str) -> bool {
-    let (text, secret) = (text.as_bytes(), secret.as_bytes());
+    holds_bytes(text.as_bytes(), secret.as_bytes())
+}
+
+/// [`holds`] for bytes that need not be text (a BDAT chunk, a line of a message file).
+fn holds_bytes(text: &[u8], secret: &[u8]) -> bool {
     let Some(&first) = secret.first() else {
         return false;
     };

@@ -90,6 +90,7 @@ impl Client {
         self.pump();
         match sent? {
             Sent::Step(step) => Ok(step),
+            Sent::Steps(steps) => Ok(steps[0]),
             Sent::Queued => Ok(0),
         }
     }
@@ -760,4 +761,119 @@ fn each_reply_of_a_group_gets_its_own_deadline() {
     let second = client.core.next_deadline().unwrap();
     assert_eq!(second, client.now + Duration::from_secs(30));
     assert!(second > first);
+}
+
+// -------------------------------------------------------------------------------------------
+// BDAT, message files, LMTP
+// -------------------------------------------------------------------------------------------
+
+#[test]
+fn bdat_sends_the_chunk_exactly_and_needs_chunking() {
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250 SIZE 100\r\n");
+    let error = client.core.bdat(b"x", true, false, client.now).unwrap_err();
+    assert!(
+        error.to_string().contains("did not advertise CHUNKING"),
+        "{error}"
+    );
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250 CHUNKING\r\n");
+    let before = client.wire.len();
+    let chunk = b"Subject: raw\r\n\r\n.not stuffed\r\n";
+    let step = client.core.bdat(chunk, true, false, client.now).unwrap();
+    client.pump();
+    let mut expected = format!("BDAT {} LAST\r\n", chunk.len()).into_bytes();
+    expected.extend_from_slice(chunk);
+    assert_eq!(&client.wire[before..], &expected[..]);
+    client.feed(b"250 2.0.0 queued\r\n");
+    assert_eq!(client.core.take_completion(step).unwrap().code.value(), 250);
+    let transcript = client.transcript();
+    assert!(transcript.contains("C: BDAT 30 LAST"), "{transcript}");
+    assert!(!transcript.contains("not stuffed"), "{transcript}");
+}
+
+#[test]
+fn a_chunk_holding_the_password_meets_the_guard() {
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250 CHUNKING\r\n");
+    let before = client.wire.len();
+    let chunk = format!("my password: {PASSWORD}\r\n");
+    let error = client
+        .core
+        .bdat(chunk.as_bytes(), true, false, client.now)
+        .unwrap_err();
+    assert!(matches!(error, SessionError::Guard(_)), "{error}");
+    client.pump();
+    assert_eq!(client.wire.len(), before);
+}
+
+#[test]
+fn message_data_is_stuffed_quietly_and_refuses_line_breaks_and_secrets() {
+    let mut client = Client::strict();
+    let data = client.line("DATA").unwrap();
+    client.feed(b"354 go\r\n");
+    client.core.take_completion(data).unwrap();
+    let events_before = client.events.len();
+    let before = client.wire.len();
+    client
+        .core
+        .message_data(b".starts with a dot", client.now)
+        .unwrap();
+    client.core.message_data(b"", client.now).unwrap();
+    client.pump();
+    assert_eq!(&client.wire[before..], b"..starts with a dot\r\n\r\n");
+    assert_eq!(client.events.len(), events_before, "no event per line");
+    assert!(matches!(
+        client.core.message_data(b"bare\rCR", client.now),
+        Err(SessionError::Line(LineError::LineBreak))
+    ));
+    assert!(matches!(
+        client.core.message_data(PASSWORD.as_bytes(), client.now),
+        Err(SessionError::Guard(_))
+    ));
+}
+
+#[test]
+fn lmtp_answers_the_final_dot_once_per_accepted_recipient() {
+    let replies = b"250 2.1.5 <a@b> delivered\r\n452 4.2.2 <c@b> mailbox full\r\n";
+    let result = same_whatever_the_cut(replies, |parts| {
+        let mut client = Client::strict();
+        let lhlo = client.line("LHLO me").unwrap();
+        client.feed(b"250-lmtp.example\r\n250 PIPELINING\r\n");
+        client.core.take_completion(lhlo).unwrap();
+        for (line, reply) in [
+            ("MAIL FROM:<x@y>", &b"250 ok\r\n"[..]),
+            ("RCPT TO:<a@b>", b"250 ok\r\n"),
+            ("RCPT TO:<nobody@b>", b"550 no such user\r\n"),
+            ("RCPT TO:<c@b>", b"250 ok\r\n"),
+            ("DATA", b"354 go\r\n"),
+        ] {
+            let step = client.line(line).unwrap();
+            client.feed(reply);
+            client.core.take_completion(step).unwrap();
+        }
+        let Ok(Sent::Steps(steps)) = client
+            .core
+            .send_line(".", OneTimeOverride::None, client.now)
+        else {
+            panic!("LMTP's final dot has one step per accepted recipient");
+        };
+        client.pump();
+        client.feed_all(parts);
+        let paired: Vec<String> = steps
+            .iter()
+            .map(|&s| {
+                client
+                    .core
+                    .take_completion(s)
+                    .map(|r| r.summary())
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!(
+            "{paired:?} {:?}",
+            client.core.failure().map(ToString::to_string)
+        )
+    });
+    assert_eq!(
+        result,
+        "[\"250 2.1.5 <a@b> delivered\", \"452 4.2.2 <c@b> mailbox full\"] None"
+    );
 }
