@@ -392,12 +392,12 @@ mod tests {
         for selector in [SELECTOR_CERT, SELECTOR_SPKI] {
             for matching in [MATCH_FULL, MATCH_SHA256, MATCH_SHA512] {
                 let good = record(DANE_EE, selector, matching, &pki.leaf);
-                let check = check(&[good.clone()], &chain, &names("mx.example.test"), now());
-                assert_eq!(check.verdict, DaneVerdict::Authenticated, "{good:?}");
+                let result = check(&[good.clone()], &chain, &names("mx.example.test"), now());
+                assert_eq!(result.verdict, DaneVerdict::Authenticated, "{good:?}");
                 let other = record(DANE_EE, selector, matching, &pki.other_leaf);
-                let check = check(&[other.clone()], &chain, &names("mx.example.test"), now());
-                assert_eq!(check.verdict, DaneVerdict::Failed, "{other:?}");
-                assert_eq!(check.records[0].1, RecordOutcome::NoMatch);
+                let result = check(&[other.clone()], &chain, &names("mx.example.test"), now());
+                assert_eq!(result.verdict, DaneVerdict::Failed, "{other:?}");
+                assert_eq!(result.records[0].1, RecordOutcome::NoMatch);
             }
         }
     }
@@ -408,13 +408,13 @@ mod tests {
     fn dane_ee_ignores_the_certificate_names() {
         let pki = pki("somewhere-else.example");
         let chain = vec![pki.leaf.clone()];
-        let check = check(
+        let result = check(
             &[record(DANE_EE, SELECTOR_SPKI, MATCH_SHA256, &pki.leaf)],
             &chain,
             &names("mx.example.test"),
             now(),
         );
-        assert_eq!(check.verdict, DaneVerdict::Authenticated);
+        assert_eq!(result.verdict, DaneVerdict::Authenticated);
     }
 
     /// DANE-TA: the CA in the chain matches, the leaf chains to it and names the MX host.
@@ -445,14 +445,14 @@ mod tests {
     #[test]
     fn dane_ta_needs_the_anchor_in_the_chain() {
         let pki = pki("mx.example.test");
-        let check = check(
+        let result = check(
             &[record(DANE_TA, SELECTOR_SPKI, MATCH_SHA256, &pki.ca)],
             &[pki.leaf.clone()],
             &names("mx.example.test"),
             now(),
         );
-        assert_eq!(check.verdict, DaneVerdict::Failed);
-        assert_eq!(check.records[0].1, RecordOutcome::NoMatch);
+        assert_eq!(result.verdict, DaneVerdict::Failed);
+        assert_eq!(result.records[0].1, RecordOutcome::NoMatch);
     }
 
     /// PKIX usages, undefined numbers and wrong digest lengths are unusable; a set of only

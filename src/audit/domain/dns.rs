@@ -403,3 +403,4 @@ fn load_anchors(path: &Path) -> Result<TrustAnchors, DnsSetupError> {
     }
     Ok(anchors)
 }
+
