@@ -311,6 +311,10 @@ fn mx_findings(seen: &DomainSeen, out: &mut Vec<DomainFinding>) {
                         "remove the `0 .` record to receive mail, or every other MX to receive none",
                     ),
                 );
+                // A lone null MX routes no mail: there is nothing for DNSSEC to protect.
+                if alone {
+                    return;
+                }
             } else {
                 let list = records
                     .iter()

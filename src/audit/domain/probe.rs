@@ -2,8 +2,9 @@
 //! port 25, all addresses at once, each with its own deadline.
 //!
 //! Each address gets the host audit as `smtptui audit IP:25 --role mx --servername MX` would
-//! run it ([`crate::audit::probe::run`]): the certificate is verified for the MX host name,
-//! and the chain it records is what the DANE matching reads. Nothing here judges.
+//! run it ([`crate::audit::probe::run_battery`]), but for the STARTTLS command injection
+//! probe, which alone would take 1.5 s: the certificate is verified for the MX host name, and
+//! the chain it records is what the DANE matching reads. Nothing here judges.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -16,7 +17,7 @@ use super::model::{
     TlsRptSeen, TlsaSeen,
 };
 use crate::audit::findings::Role;
-use crate::audit::probe::{self, AuditConfig, AuditError, Recorder};
+use crate::audit::probe::{self, AuditConfig, AuditError, Battery, Recorder};
 use crate::session::{SessionConfig, TlsMode};
 
 /// What to audit and how.
@@ -145,7 +146,7 @@ async fn probe_address(config: &DomainConfig, ip: IpAddr, host: &str) -> (ProbeS
         implicit_port: None,
         no_implicit: true,
     };
-    let probe = match tokio::time::timeout(config.deadline, probe::run(audit_config, &recorder))
+    let probe = match tokio::time::timeout(config.deadline, probe::run_battery(audit_config, &recorder, Battery::WithoutInjection))
         .await
     {
         Ok(Ok(audit)) => ProbeSeen::Audited(Box::new(audit)),
