@@ -756,7 +756,9 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         }
     }
     if let dns::Lookup::Failed { why } = &seen.mx {
-        say!("smtptui: cannot audit {domain_name}: the MX lookup failed ({why}); nothing could be judged");
+        say!(
+            "smtptui: cannot audit {domain_name}: the MX lookup failed ({why}); nothing could be judged"
+        );
         return smtptui::audit::exit::UNREACHABLE;
     }
     let judged = domain::judge(&seen);

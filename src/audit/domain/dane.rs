@@ -96,7 +96,11 @@ impl Tlsa {
                     "usage {} ({}) is unusable for SMTP (RFC 7672 §3.1.3): mail servers have no \
                      agreed set of web CAs; publish DANE-EE(3) or DANE-TA(2) instead",
                     self.usage,
-                    if self.usage == 0 { "PKIX-TA" } else { "PKIX-EE" }
+                    if self.usage == 0 {
+                        "PKIX-TA"
+                    } else {
+                        "PKIX-EE"
+                    }
                 ));
             }
             DANE_TA | DANE_EE => {}
@@ -422,8 +426,7 @@ mod tests {
     fn dane_ta_matches_the_ca_in_the_chain_and_checks_the_name() {
         let pki = pki("mx.example.test");
         let chain = vec![pki.leaf.clone(), pki.ca.clone()];
-        for (selector, matching) in [(SELECTOR_SPKI, MATCH_SHA256), (SELECTOR_CERT, MATCH_SHA256)]
-        {
+        for (selector, matching) in [(SELECTOR_SPKI, MATCH_SHA256), (SELECTOR_CERT, MATCH_SHA256)] {
             let ta = record(DANE_TA, selector, matching, &pki.ca);
             let good = check(&[ta.clone()], &chain, &names("mx.example.test"), now());
             assert_eq!(good.verdict, DaneVerdict::Authenticated, "{good:?}");
@@ -522,6 +525,10 @@ mod tests {
         let (_, parsed) = x509_parser::parse_x509_certificate(&pki.leaf).expect("cert");
         assert_eq!(spki, parsed.public_key().raw);
         assert!(spki_der(b"not a certificate").is_none());
-        assert!(!record_for(&pki.leaf).expect("r").matches(b"not a certificate"));
+        assert!(
+            !record_for(&pki.leaf)
+                .expect("r")
+                .matches(b"not a certificate")
+        );
     }
 }

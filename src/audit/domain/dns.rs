@@ -11,14 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig,
-    ResolverOpts,
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::TokioResolver;
 
 use super::dane::Tlsa;
 use crate::proto::escape::escape_str;
@@ -301,7 +300,8 @@ impl Dns {
 fn from_error<T>(error: &NetError) -> Lookup<T> {
     match error {
         NetError::Dns(DnsError::NoRecordsFound(none)) => {
-            let nxdomain = none.response_code == hickory_resolver::proto::op::ResponseCode::NXDomain;
+            let nxdomain =
+                none.response_code == hickory_resolver::proto::op::ResponseCode::NXDomain;
             let proofs: Vec<Proof> = none
                 .authorities
                 .as_deref()
@@ -403,4 +403,3 @@ fn load_anchors(path: &Path) -> Result<TrustAnchors, DnsSetupError> {
     }
     Ok(anchors)
 }
-

@@ -16,8 +16,7 @@ use rustls::pki_types::UnixTime;
 use super::dane::{self, DaneCheck, DaneVerdict, RecordOutcome, Tlsa};
 use super::dns::{Lookup, Security};
 use super::model::{
-    DomainSeen, HostSeen, MtaStsSeen, NoDaneBecause, ProbeSeen, SendingSeen, TlsRptSeen,
-    TlsaSeen,
+    DomainSeen, HostSeen, MtaStsSeen, NoDaneBecause, ProbeSeen, SendingSeen, TlsRptSeen, TlsaSeen,
 };
 use crate::audit::findings::{FindingId, Requirement, StartTlsSeen, Verdict};
 use crate::tls::{ProblemKind, TlsInfo, Verification};
@@ -659,7 +658,10 @@ fn tlsa_host_findings(
                 DomainFindingId::TlsaUnusable,
                 Scope::Host(host.name.clone()),
                 Verdict::Warn,
-                format!("{owner} has records SMTP clients cannot use: {}", unusable.join("; ")),
+                format!(
+                    "{owner} has records SMTP clients cannot use: {}",
+                    unusable.join("; ")
+                ),
             )
             .fix("replace them with DANE-EE `3 1 1` records"),
         );
@@ -763,7 +765,9 @@ fn dane_sender(dane: &DaneCell, opportunistic: &Outcome) -> Outcome {
         DaneCell::Mismatch => {
             Outcome::Defer("no TLSA record matches the certificate chain".to_owned())
         }
-        DaneCell::NoTls => Outcome::Defer("TLSA records require TLS, and TLS did not work".to_owned()),
+        DaneCell::NoTls => {
+            Outcome::Defer("TLSA records require TLS, and TLS did not work".to_owned())
+        }
         DaneCell::LookupFailed => Outcome::Defer("the TLSA lookup did not validate".to_owned()),
     }
 }
@@ -927,9 +931,13 @@ fn dane_findings(
         .iter()
         .map(|(record, outcome)| {
             let what = match outcome {
-                RecordOutcome::Matched { cert_index: 0 } => "matches the server's certificate".to_owned(),
+                RecordOutcome::Matched { cert_index: 0 } => {
+                    "matches the server's certificate".to_owned()
+                }
                 RecordOutcome::Matched { cert_index } => {
-                    format!("matches certificate {cert_index} of the chain, which the leaf chains to")
+                    format!(
+                        "matches certificate {cert_index} of the chain, which the leaf chains to"
+                    )
                 }
                 RecordOutcome::NoMatch => "matches nothing the server sent".to_owned(),
                 RecordOutcome::ChainFailed { why, .. } => {
@@ -983,10 +991,13 @@ fn dane_advice(
     let owner = format!("_25._tcp.{}.", host.name);
     let record_text = recommended.map(|r| format!("`{owner} IN TLSA {}`", r.presentation()));
     match (&host.tlsa, records) {
-        (TlsaSeen::Looked(Lookup::None {
-            security: Security::Secure,
-            ..
-        }), _) => {
+        (
+            TlsaSeen::Looked(Lookup::None {
+                security: Security::Secure,
+                ..
+            }),
+            _,
+        ) => {
             let mut finding = DomainFinding::new(
                 DomainFindingId::Tlsa,
                 Scope::Host(host.name.clone()),
@@ -1045,7 +1056,11 @@ fn dane_advice(
 
 /// One line per address for what the host audit found beyond STARTTLS and the
 /// certificate, with how to see the details.
-fn host_audit_summary(scope: &Scope, audit: &crate::audit::probe::Audit, out: &mut Vec<DomainFinding>) {
+fn host_audit_summary(
+    scope: &Scope,
+    audit: &crate::audit::probe::Audit,
+    out: &mut Vec<DomainFinding>,
+) {
     let covered = [
         FindingId::TlsHandshake,
         FindingId::StartTlsOffered,

@@ -65,7 +65,13 @@ pub async fn run(config: &DomainConfig, dns: &Dns) -> (DomainSeen, Vec<Recorder>
     };
     names.dedup_by(|a, b| a.0 == b.0);
     // No MX at all (not a failure): the domain itself is the implicit MX (RFC 5321 §5.1).
-    let implicit_mx = matches!(mx, Lookup::None { nxdomain: false, .. });
+    let implicit_mx = matches!(
+        mx,
+        Lookup::None {
+            nxdomain: false,
+            ..
+        }
+    );
     if implicit_mx {
         names.push((domain.clone(), 0));
     }
@@ -146,8 +152,11 @@ async fn probe_address(config: &DomainConfig, ip: IpAddr, host: &str) -> (ProbeS
         implicit_port: None,
         no_implicit: true,
     };
-    let probe = match tokio::time::timeout(config.deadline, probe::run_battery(audit_config, &recorder, Battery::WithoutInjection))
-        .await
+    let probe = match tokio::time::timeout(
+        config.deadline,
+        probe::run_battery(audit_config, &recorder, Battery::WithoutInjection),
+    )
+    .await
     {
         Ok(Ok(audit)) => ProbeSeen::Audited(Box::new(audit)),
         Ok(Err(AuditError::Connect { source, .. })) => ProbeSeen::Unreachable(source.to_string()),
@@ -156,4 +165,3 @@ async fn probe_address(config: &DomainConfig, ip: IpAddr, host: &str) -> (ProbeS
     };
     (probe, recorder)
 }
-

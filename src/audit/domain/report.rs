@@ -113,7 +113,8 @@ const HEADERS: [&str; 9] = [
 fn cells(row: &Row) -> [String; 9] {
     [
         format!("{} {}", row.preference, row.host),
-        row.ip.map_or_else(|| "(none)".to_owned(), |ip| ip.to_string()),
+        row.ip
+            .map_or_else(|| "(none)".to_owned(), |ip| ip.to_string()),
         row.starttls.text(),
         row.certificate.text(),
         row.dane.text(),
@@ -140,7 +141,8 @@ fn paint(colour: bool, verdict: Verdict) -> String {
 
 /// The readable report: the table, then one line per finding (and its fix), then the counts.
 pub fn render_text(domain: &str, judged: &Judged, colour: bool) -> String {
-    let mut out = format!("smtptui audit of the domain {domain}: where mail to it goes, and how\n\n");
+    let mut out =
+        format!("smtptui audit of the domain {domain}: where mail to it goes, and how\n\n");
     if judged.rows.is_empty() {
         out.push_str("(no mail host to probe)\n");
     } else {
