@@ -324,6 +324,7 @@ fn verify_to_anchor(
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)] // panicking is how a test fails
 mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -396,10 +397,20 @@ mod tests {
         for selector in [SELECTOR_CERT, SELECTOR_SPKI] {
             for matching in [MATCH_FULL, MATCH_SHA256, MATCH_SHA512] {
                 let good = record(DANE_EE, selector, matching, &pki.leaf);
-                let result = check(&[good.clone()], &chain, &names("mx.example.test"), now());
+                let result = check(
+                    std::slice::from_ref(&good),
+                    &chain,
+                    &names("mx.example.test"),
+                    now(),
+                );
                 assert_eq!(result.verdict, DaneVerdict::Authenticated, "{good:?}");
                 let other = record(DANE_EE, selector, matching, &pki.other_leaf);
-                let result = check(&[other.clone()], &chain, &names("mx.example.test"), now());
+                let result = check(
+                    std::slice::from_ref(&other),
+                    &chain,
+                    &names("mx.example.test"),
+                    now(),
+                );
                 assert_eq!(result.verdict, DaneVerdict::Failed, "{other:?}");
                 assert_eq!(result.records[0].1, RecordOutcome::NoMatch);
             }
@@ -428,7 +439,12 @@ mod tests {
         let chain = vec![pki.leaf.clone(), pki.ca.clone()];
         for (selector, matching) in [(SELECTOR_SPKI, MATCH_SHA256), (SELECTOR_CERT, MATCH_SHA256)] {
             let ta = record(DANE_TA, selector, matching, &pki.ca);
-            let good = check(&[ta.clone()], &chain, &names("mx.example.test"), now());
+            let good = check(
+                std::slice::from_ref(&ta),
+                &chain,
+                &names("mx.example.test"),
+                now(),
+            );
             assert_eq!(good.verdict, DaneVerdict::Authenticated, "{good:?}");
             assert_eq!(good.records[0].1, RecordOutcome::Matched { cert_index: 1 });
             // The same chain for another MX name: the anchor matches, the name does not.
@@ -450,7 +466,7 @@ mod tests {
         let pki = pki("mx.example.test");
         let result = check(
             &[record(DANE_TA, SELECTOR_SPKI, MATCH_SHA256, &pki.ca)],
-            &[pki.leaf.clone()],
+            std::slice::from_ref(&pki.leaf),
             &names("mx.example.test"),
             now(),
         );

@@ -8,7 +8,7 @@
 //!   MTA-STS, TLS-RPT and the sending side;
 //! - [`probe`]: the lookups and the host audit of every MX address, in parallel, each with
 //!   its own deadline;
-//! - [`judge`]: the table and the findings (pure);
+//! - [`mod@judge`]: the table and the findings (pure);
 //! - [`report`]: text and JSON.
 
 pub mod dane;

@@ -1,5 +1,5 @@
 //! What the domain audit saw, as plain data: the DNS answers with their DNSSEC status, and
-//! the host audit of every MX address. [`super::judge`] turns it into the table and the
+//! the host audit of every MX address. [`super::judge()`] turns it into the table and the
 //! findings without touching the network.
 //!
 //! The parts of the picture this audit does not check yet are typed states of their own
@@ -133,7 +133,7 @@ pub enum MtaStsSeen {
 /// The domain's TLS-RPT record (RFC 8460): `_smtp._tls.<domain>` TXT.
 ///
 /// Only [`Self::NotChecked`] exists so far; the record check adds its variants here and
-/// [`super::judge`] its finding.
+/// [`super::judge()`] its finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsRptSeen {
     /// This audit does not look at TLS-RPT yet.
