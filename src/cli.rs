@@ -66,10 +66,11 @@ pub enum Command {
     /// credential guard stopping AUTH before STARTTLS, then STARTTLS, AUTH and a message.
     /// With --headless (or when stdout is not a terminal) the same story runs scripted.
     Demo(DemoArgs),
-    /// Audit a server's TLS and AUTH posture, judged by the port's role (MX or submission),
-    /// with the configuration change that fixes each finding.
+    /// Audit a mail domain (will mail to it stay encrypted: MX, DNSSEC, DANE, what each kind
+    /// of sender does), or one server's TLS and AUTH posture, judged by the port's role (MX
+    /// or submission), with the configuration change that fixes each finding.
     ///
-    /// Probes: greeting and EHLO; whether AUTH is advertised and accepted before TLS (probed
+    /// A server's probes: greeting and EHLO; whether AUTH is advertised and accepted before TLS (probed
     /// with AUTH LOGIN cancelled by '*': no credential is ever sent); whether MAIL needs TLS;
     /// the STARTTLS handshake, certificate chain, name, expiry and key; EHLO inside TLS;
     /// STARTTLS command injection; implicit TLS on 465 for submission. Exits 0 with no
@@ -80,12 +81,22 @@ pub enum Command {
 
 const AUDIT_EXAMPLES: &str = "\
 Examples:
-  smtptui audit mx.example.com                 # port 25: judged as an MX
+  smtptui audit example.com                    # the domain: every MX, DNSSEC, DANE, senders
+  smtptui audit mx.example.com:25              # one server on port 25: judged as an MX
   smtptui audit mail.example.com:587           # judged as submission; also tries 465
   smtptui audit 127.0.0.1:2600 --role submission --ca-file ca.pem --servername localhost
+  smtptui audit example.test --resolver 127.0.0.1:53 --trust-anchor root.key --ca-file ca.pem
   smtptui audit mail.example.com:587 --json --transcript audit.txt
 
-The role decides the verdicts: an MX must accept mail without TLS (STARTTLS offered, not
+A name without a port is a domain (--domain says so explicitly); a port or an IP address is
+one server. The domain audit resolves the MX records (a null MX, or none and the domain's own
+address as the implicit MX), validates DNSSEC itself from the root's trust anchor (or
+--trust-anchor), probes every MX address on port 25 at once, matches TLSA records against each
+certificate chain, and prints one row per address with what an opportunistic, a DANE-enforcing
+and an MTA-STS-enforcing sender would do; it exits 1 when a sender enforcing the domain's own
+policy would defer mail.
+
+The role decides the verdicts of a server audit: an MX must accept mail without TLS (STARTTLS offered, not
 required), a submission port must not take AUTH or mail before TLS. Port 25 is an MX, 587 and
 465 are submission; on other ports give --role, or the role is submission when the server
 advertises AUTH and mx otherwise (the report says which and why).";
@@ -93,8 +104,25 @@ advertises AUTH and mx otherwise (the report says which and why).";
 /// Arguments of `smtptui audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The server, HOST[:PORT]; port 25 by default (587 with --role submission).
+    /// A domain (a name without a port: every MX of it), or one server: HOST:PORT, an IP
+    /// address, or a name with a server option (--role, --tls, --servername,
+    /// --implicit-port, --no-implicit); port 25 by default (587 with --role submission).
     pub target: String,
+    /// Audit TARGET as a mail domain, even where it could be read as one server.
+    #[arg(long)]
+    pub domain: bool,
+    /// Domain audit: send DNS queries to this resolver (ADDR:PORT, or ADDR for port 53)
+    /// instead of the system's. Answers are validated here, whatever the resolver says.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_resolver)]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Domain audit: DNSSEC trust anchors, DNSKEY records in zone-file form, instead of the
+    /// root's built-in anchor (for private or test zones).
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// Domain audit: the most the whole probe of one MX address may take (each step also
+    /// has --timeout): seconds, or with a unit.
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
+    pub mx_deadline: Duration,
     /// What the port is for; inferred from the port (25 mx; 587, 465 submission) or, on other
     /// ports, from whether the server advertises AUTH.
     #[arg(long, value_enum)]
@@ -125,6 +153,24 @@ pub struct AuditArgs {
     /// Also write the (redacted) transcript of every probe session to this file.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
+}
+
+/// Parses `--resolver`: `ADDR:PORT`, `[V6]:PORT`, or a bare address for port 53.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_resolver(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "{text:?} is not a resolver address; give ADDR:PORT (127.0.0.1:53, [::1]:53) or an IP \
+         address for port 53"
+    ))
 }
 
 /// `--role`.

@@ -538,8 +538,64 @@ fn server_config(
     })
 }
 
+/// Whether `smtptui audit TARGET` audits a domain: `--domain` says so; otherwise a name
+/// without a port, given without any option that only a single server takes. A port or an
+/// IP address is one server.
+fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
+    let (host, port) = cli::parse_target(&args.target)?;
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let server_options: Vec<&str> = [
+        (args.role.is_some(), "--role"),
+        (args.tls != TlsChoice::Auto, "--tls"),
+        (args.servername.is_some(), "--servername"),
+        (args.implicit_port.is_some(), "--implicit-port"),
+        (args.no_implicit, "--no-implicit"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
+    let domain_options: Vec<&str> = [
+        (args.resolver.is_some(), "--resolver"),
+        (args.trust_anchor.is_some(), "--trust-anchor"),
+    ]
+    .into_iter()
+    .filter_map(|(given, name)| given.then_some(name))
+    .collect();
+    let domain = if args.domain {
+        if port.is_some() || is_ip {
+            return Err(format!(
+                "--domain takes a domain name, and {:?} is a server (a port or an IP address); \
+                 drop --domain to audit that server, or give the domain alone",
+                args.target
+            ));
+        }
+        true
+    } else {
+        port.is_none() && !is_ip && server_options.is_empty()
+    };
+    if domain && !server_options.is_empty() {
+        return Err(format!(
+            "{} only apply to one server, not to a domain audit; give HOST:PORT to audit a \
+             server",
+            server_options.join(", ")
+        ));
+    }
+    if !domain && !domain_options.is_empty() {
+        return Err(format!(
+            "{} only apply to a domain audit; give the domain without a port (or --domain)",
+            domain_options.join(", ")
+        ));
+    }
+    Ok(domain)
+}
+
 fn audit_command(args: AuditArgs) -> i32 {
     use smtptui::audit::{self, AuditConfig, Recorder, Role, report};
+    match audit_is_domain(&args) {
+        Ok(true) => return domain_audit_command(args),
+        Ok(false) => {}
+        Err(message) => return usage_error(message),
+    }
     let role = args.role.map(|role| match role {
         cli::RoleArg::Mx => Role::Mx,
         cli::RoleArg::Submission => Role::Submission,
@@ -626,6 +682,100 @@ fn audit_command(args: AuditArgs) -> i32 {
         audit::exit::FAILED
     } else {
         audit::exit::PASSED
+    }
+}
+
+/// `smtptui audit DOMAIN`: the DNS, every MX address probed, the table and the findings.
+fn domain_audit_command(args: AuditArgs) -> i32 {
+    use smtptui::audit::domain::{self, DomainConfig, dns, model::SMTP_PORT, report};
+    let mut session = match server_config(
+        &args.target,
+        SMTP_PORT,
+        TlsChoice::Starttls,
+        args.ca_file.as_deref(),
+        None,
+        args.timeout,
+    ) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let domain_name = domain::probe::normalise(&session.host);
+    if !domain_name.contains('.') && args.resolver.is_none() {
+        return usage_error(format!(
+            "{:?} has no dot: give the mail domain (example.com), or HOST:PORT to audit one \
+             server",
+            args.target
+        ));
+    }
+    session.host = domain_name.clone();
+    let dns_config = dns::DnsConfig {
+        resolver: args.resolver,
+        trust_anchor: args.trust_anchor.clone(),
+        timeout: args.timeout.min(std::time::Duration::from_secs(5)),
+    };
+    let transcript_file = match &args.transcript {
+        Some(path) => match smtptui::transcript::create_private_file(path) {
+            Ok(file) => Some((path.clone(), file)),
+            Err(error) => {
+                return usage_error(format!(
+                    "cannot write the transcript to {}: {error}",
+                    path.display()
+                ));
+            }
+        },
+        None => None,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    // The resolver's tasks need the runtime.
+    let resolver = {
+        let _entered = runtime.enter();
+        dns::Dns::new(&dns_config)
+    };
+    let resolver = match resolver {
+        Ok(resolver) => resolver,
+        Err(error) => return usage_error(error),
+    };
+    let config = DomainConfig {
+        domain: domain_name.clone(),
+        session,
+        port: SMTP_PORT,
+        deadline: args.mx_deadline,
+    };
+    let (seen, recorders) = runtime.block_on(domain::run(&config, &resolver));
+    if let Some((path, mut file)) = transcript_file {
+        let events: Vec<_> = recorders.iter().flat_map(|r| r.events()).collect();
+        let text = smtptui::transcript::render_plain(&events);
+        if let Err(error) = file.write_all(text.as_bytes()) {
+            say!(
+                "smtptui: cannot write the transcript to {}: {error}",
+                path.display()
+            );
+        }
+    }
+    if let dns::Lookup::Failed { why } = &seen.mx {
+        say!(
+            "smtptui: cannot audit {domain_name}: the MX lookup failed ({why}); nothing could be judged"
+        );
+        return smtptui::audit::exit::UNREACHABLE;
+    }
+    let judged = domain::judge(&seen);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(stdout, "{}", report::render_json(&seen.domain, &judged));
+    } else {
+        let _ = write!(
+            stdout,
+            "{}",
+            report::render_text(&seen.domain, &judged, colour_on_stdout())
+        );
+    }
+    if judged.has_failure() {
+        smtptui::audit::exit::FAILED
+    } else {
+        smtptui::audit::exit::PASSED
     }
 }
 

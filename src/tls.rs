@@ -832,6 +832,20 @@ pub struct CertSummary {
     pub serial: String,
     /// Set when the certificate could not be parsed; the other fields are then empty.
     pub parse_error: Option<String>,
+    /// The certificate itself, as presented, for checks that need its bytes (DANE TLSA
+    /// matching in the domain audit).
+    pub der: CertDer,
+}
+
+/// A certificate's DER bytes. Its `Debug` shows only the length: the bytes are not for
+/// reading, and a chain's worth of them would drown any log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CertDer(pub Vec<u8>);
+
+impl std::fmt::Debug for CertDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertDer({} bytes)", self.0.len())
+    }
 }
 
 impl CertSummary {
@@ -876,6 +890,7 @@ impl CertSummary {
                     key: describe_key(cert.public_key()),
                     serial: cert.raw_serial_as_string(),
                     parse_error: None,
+                    der: CertDer(der.as_ref().to_vec()),
                 }
             }
             Err(error) => Self {
@@ -888,6 +903,7 @@ impl CertSummary {
                 key: String::new(),
                 serial: String::new(),
                 parse_error: Some(error.to_string()),
+                der: CertDer(der.as_ref().to_vec()),
             },
         }
     }

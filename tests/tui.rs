@@ -176,6 +176,7 @@ fn tls_info(verification: Verification) -> TlsInfo {
             key: "ECDSA P-256".to_owned(),
             serial: "01".to_owned(),
             parse_error: None,
+            der: smtptui::tls::CertDer::default(),
         }],
     }
 }
@@ -1586,6 +1587,7 @@ fn an_unparsable_certificate_is_said_to_be_so() {
         key: String::new(),
         serial: String::new(),
         parse_error: Some("unexpected end of input".to_owned()),
+        der: smtptui::tls::CertDer::default(),
     });
     app.on_engine(event(2030, EventKind::TlsEstablished(Box::new(info))));
     let text = screen(&app);

@@ -1516,6 +1516,7 @@ mod tests {
             key: key.into(),
             serial: "01".into(),
             parse_error: None,
+            der: crate::tls::CertDer::default(),
         }
     }
 

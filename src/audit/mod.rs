@@ -10,6 +10,7 @@
 //! - [`versions`]: older-style TLS hellos, for the versions this client does not speak;
 //! - [`report`]: text and JSON rendering.
 
+pub mod domain;
 pub mod findings;
 pub mod fixes;
 pub mod injection;

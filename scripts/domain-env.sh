@@ -1,0 +1,507 @@
+#!/usr/bin/env bash
+# domain-env.sh: the mail domains of the domain audit's tests, on loopback: a real
+# authoritative DNS server (Knot, from Debian's packages) serving a signed test root and
+# signed and unsigned zones below it, and MX hosts that are real Postfix listeners on
+# 127.0.0.2-127.0.0.5 and [::1], port 25, with certificates that match and that do not
+# match their TLSA records.
+#
+#   scripts/domain-env.sh start DIR   install (if needed), generate keys and certificates
+#                                     (kept once made), write the zones, start Knot and the
+#                                     Postfix instance; running ones with the same
+#                                     configuration are kept
+#   scripts/domain-env.sh stop  DIR   stop both (no error if not running)
+#
+# This Postfix is an instance of its own (DIR/postfix), next to the one of
+# scripts/postfix-env.sh, which it never touches.
+#
+# The zones (all under the test root, whose key is the trust anchor):
+#   good.test       signed; MX 10 mx1.good.test (127.0.0.2 and ::1, TLSA 3 1 1 of its key
+#                   and of the next key), MX 20 mx2.good.test (127.0.0.3, TLSA 2 1 1 of the
+#                   test CA, which its chain includes)
+#   mismatch.test   signed; MX 10 mx.mismatch.test (127.0.0.4), whose TLSA 3 1 1 names
+#                   another key than the one it presents
+#   unsigned.test   an insecure delegation (no DS); MX 10 mx.unsigned.test (127.0.0.5)
+#   nullmx.test     signed; MX 0 . (RFC 7505)
+#   nomx.test       signed; no MX, A 127.0.0.2: the implicit MX
+#   renewal.test    signed; MX 10 mx.renewal.test (127.0.0.2), one TLSA 3 0 1 of the
+#                   whole certificate (breaks at renewal, no second record)
+#   four.test       signed; four MX hosts: mx1.good, mx2.good, mx.mismatch, mx.unsigned
+#   bogus.test      signed, but its DS at the parent names another digest: bogus
+#
+# DIR/env keys:
+#   DNS_RESOLVER      127.0.0.1:PORT where Knot answers (UDP and TCP)
+#   TRUST_ANCHOR      the test root's DNSKEY, in zone-file form (--trust-anchor)
+#   CA_FILE           the CA that signed every MX certificate (--ca-file)
+#   MX1_IP MX1_IP6 MX2_IP MISMATCH_IP UNSIGNED_IP   the MX listeners' addresses
+#   MX1_TLSA          the 3 1 1 record data of mx1.good.test's key
+#   MAILLOG           the Postfix instance's log
+#   KNOT_LOG          Knot's log
+
+set -euo pipefail
+
+readonly PROG=domain-env
+# shellcheck source=scripts/env-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
+readonly PACKAGES=(knot postfix openssl)
+readonly DNS_HOST=127.0.0.1
+readonly MX1_IP=127.0.0.2 MX1_IP6=::1 MX2_IP=127.0.0.3 MISMATCH_IP=127.0.0.4 UNSIGNED_IP=127.0.0.5
+readonly DEFAULT_CONFIG_DIR=/etc/postfix
+
+parse_args() {
+    [[ $# -eq 2 ]] || usage
+    ACTION=$1
+    DIR=$2
+    [[ $ACTION == start || $ACTION == stop ]] || usage
+    [[ $DIR == /* ]] || die "DIR must be an absolute path (got '$DIR')"
+    DIR=$(realpath -m -- "$DIR")
+    [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
+    [[ $DIR != / ]] || die "refusing to use / as DIR"
+    DNS_PORT=${DOMAIN_DNS_PORT:-20053}
+    [[ $DNS_PORT =~ ^[0-9]{4,5}$ ]] || die "DOMAIN_DNS_PORT must be a port number (got '$DNS_PORT')"
+    TLS_DIR=$DIR/tls
+    KNOT_DIR=$DIR/knot
+    PF_DIR=$DIR/postfix
+    PF_CONF=$PF_DIR/conf
+    MAILLOG=$PF_DIR/maillog
+    CHANGED=0
+}
+
+install_packages() {
+    have_packages "${PACKAGES[@]}" && return 0
+    [[ $(id -u) -eq 0 ]] || die "Knot and Postfix are not installed and installing them needs root"
+    command -v apt-get >/dev/null || die "Knot and Postfix are not installed and apt-get is unavailable"
+    mkdir -p "$DIR"
+    log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    local apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends "${PACKAGES[@]}")
+    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"$DIR/install.log" 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get -q update >>"$DIR/install.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$DIR/install.log" 2>&1 ||
+            die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
+    fi
+    have_packages "${PACKAGES[@]}" || die "packages still missing after apt-get install"
+}
+
+# install_file DEST MODE: stdin to DEST, keeping the old file when unchanged; notes a change.
+install_file() {
+    local dest=$1 mode=$2 tmp="$1.new"
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    touch -d "@$(($(date +%s) - 10))" "$tmp"
+    mv -f "$tmp" "$dest"
+    CHANGED=1
+}
+
+# ---------------------------------------------------------------- certificates
+
+spki_sha256() { openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+key_spki_sha256() { openssl pkey -in "$1" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
+cert_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+
+# leaf NAME SAN...: a P-256 key and a leaf from the test CA, valid ten years.
+leaf() {
+    local name=$1 san
+    shift
+    san=$(printf 'DNS:%s,' "$@")
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$TLS_DIR/$name.key" -subj "/CN=$1" -out "$TLS_DIR/$name.csr"
+    openssl x509 -req -in "$TLS_DIR/$name.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+        -CAcreateserial -days 3650 -sha256 -out "$TLS_DIR/$name.pem" -extfile <(printf '%s\n' \
+        "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "extendedKeyUsage=serverAuth" "subjectAltName=${san%,}")
+    # Postfix reads the key, then the leaf, then the chain up to and including the CA:
+    # DANE-TA(2) needs the anchor in the chain (RFC 7672 §3.1.2).
+    cat "$TLS_DIR/$name.key" "$TLS_DIR/$name.pem" "$TLS_DIR/ca.pem" >"$TLS_DIR/$name.chain"
+    chmod 600 "$TLS_DIR/$name.chain" "$TLS_DIR/$name.key"
+}
+
+generate_certs() {
+    [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/unsigned.chain && -s $TLS_DIR/next.key ]] &&
+        openssl x509 -noout -checkend 604800 -in "$TLS_DIR/ca.pem" >/dev/null && return 0
+    log "generating the test CA and the MX certificates in $TLS_DIR"
+    rm -rf "$TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    (
+        umask 077
+        exec 2>>"$TLS_DIR/openssl.log" >&2
+        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$TLS_DIR/ca.key" -subj "/O=smtptui tests/CN=smtptui domain test CA" \
+            -days 3650 -sha256 -out "$TLS_DIR/ca.pem" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        leaf mx1 mx1.good.test nomx.test mx.renewal.test
+        leaf mx2 mx2.good.test
+        leaf mismatch mx.mismatch.test
+        leaf unsigned mx.unsigned.test
+        # The next key of mx1: published ahead (the rollover record), and the key
+        # mismatch.test's TLSA names instead of the one its server presents.
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS_DIR/next.key"
+    ) || die "certificate generation failed (see $TLS_DIR/openssl.log)" "$TLS_DIR/openssl.log"
+    chmod 755 "$TLS_DIR"
+    chmod 644 "$TLS_DIR"/*.pem
+    CHANGED=1
+}
+
+# ---------------------------------------------------------------- Knot
+
+knot_conf() {
+    install_file "$KNOT_DIR/knot.conf" 644 <<EOF
+# Generated by scripts/domain-env.sh on every start.
+server:
+    rundir: $KNOT_DIR/run
+    listen: $DNS_HOST@$DNS_PORT
+    user: root:root
+log:
+  - target: $KNOT_DIR/knot.log
+    any: info
+database:
+    storage: $KNOT_DIR/db
+    kasp-db: $KNOT_DIR/kasp
+policy:
+  - id: fixed
+    manual: on
+    single-type-signing: on
+    algorithm: ecdsap256sha256
+template:
+  - id: default
+    storage: $KNOT_DIR/zones
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: .
+    file: $KNOT_DIR/zones/root.zone
+    dnssec-signing: on
+    dnssec-policy: fixed
+  - domain: test.
+    file: $KNOT_DIR/zones/test.zone
+    dnssec-signing: on
+    dnssec-policy: fixed
+  - domain: bogus.test.
+    file: $KNOT_DIR/zones/bogus.test.zone
+    dnssec-signing: on
+    dnssec-policy: fixed
+  - domain: unsigned.test.
+    file: $KNOT_DIR/zones/unsigned.test.zone
+EOF
+}
+
+knot_keys() {
+    local zone
+    for zone in . test. bogus.test.; do
+        if [[ -z $(keymgr -c "$KNOT_DIR/knot.conf" "$zone" list 2>/dev/null) ]]; then
+            keymgr -c "$KNOT_DIR/knot.conf" "$zone" generate algorithm=ecdsap256sha256 ksk=yes zsk=yes >/dev/null ||
+                die "keymgr could not generate the key of $zone"
+            CHANGED=1
+        fi
+    done
+}
+
+zones() {
+    local km=(keymgr -c "$KNOT_DIR/knot.conf") ds_test ds_bogus mx1 next ca mx1cert
+    ds_test=$("${km[@]}" test. ds | awk '$5 == 2')
+    [[ -n $ds_test ]] || die "keymgr gave no SHA-256 DS record for test."
+
+    # The digest of bogus.test.'s own key, with its last digit changed: the chain breaks.
+    # keymgr prints `NAME DS TAG ALGORITHM DIGEST-TYPE DIGEST`.
+    ds_bogus=$("${km[@]}" bogus.test. ds | awk '$5 == 2 { d = $6; l = substr(d, length(d)); \
+        $6 = substr(d, 1, length(d) - 1) (l == "0" ? "1" : "0"); print }')
+    mx1=$(spki_sha256 "$TLS_DIR/mx1.pem")
+    next=$(key_spki_sha256 "$TLS_DIR/next.key")
+    ca=$(spki_sha256 "$TLS_DIR/ca.pem")
+    mx1cert=$(cert_sha256 "$TLS_DIR/mx1.pem")
+    MX1_TLSA="3 1 1 $mx1"
+    install_file "$KNOT_DIR/zones/root.zone" 644 <<EOF
+\$TTL 300
+. SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+. NS ns.test.
+test. NS ns.test.
+ns.test. A $DNS_HOST
+$ds_test
+EOF
+    install_file "$KNOT_DIR/zones/test.zone" 644 <<EOF
+\$TTL 300
+\$ORIGIN test.
+@ SOA ns hostmaster 1 3600 600 86400 300
+@ NS ns
+ns A $DNS_HOST
+good MX 10 mx1.good
+good MX 20 mx2.good
+mx1.good A $MX1_IP
+mx1.good AAAA $MX1_IP6
+_25._tcp.mx1.good TLSA 3 1 1 $mx1
+_25._tcp.mx1.good TLSA 3 1 1 $next
+mx2.good A $MX2_IP
+_25._tcp.mx2.good TLSA 2 1 1 $ca
+mismatch MX 10 mx.mismatch
+mx.mismatch A $MISMATCH_IP
+_25._tcp.mx.mismatch TLSA 3 1 1 $next
+unsigned NS ns.unsigned
+ns.unsigned A $DNS_HOST
+nullmx MX 0 .
+nomx A $MX1_IP
+renewal MX 10 mx.renewal
+mx.renewal A $MX1_IP
+_25._tcp.mx.renewal TLSA 3 0 1 $mx1cert
+four MX 10 mx1.good
+four MX 20 mx2.good
+four MX 30 mx.mismatch
+four MX 40 mx.unsigned
+bogus NS ns.bogus
+ns.bogus A $DNS_HOST
+$ds_bogus
+EOF
+    install_file "$KNOT_DIR/zones/unsigned.test.zone" 644 <<EOF
+\$TTL 300
+\$ORIGIN unsigned.test.
+@ SOA ns hostmaster 1 3600 600 86400 300
+@ NS ns
+ns A $DNS_HOST
+@ MX 10 mx
+mx A $UNSIGNED_IP
+EOF
+    install_file "$KNOT_DIR/zones/bogus.test.zone" 644 <<EOF
+\$TTL 300
+\$ORIGIN bogus.test.
+@ SOA ns hostmaster 1 3600 600 86400 300
+@ NS ns
+ns A $DNS_HOST
+@ MX 10 mx
+mx A $MX1_IP
+EOF
+    "${km[@]}" . dnskey | sed 's/ DNSKEY / IN DNSKEY /' >"$DIR/root.key.new"
+    echo >>"$DIR/root.key.new"
+    mv -f "$DIR/root.key.new" "$DIR/root.key"
+}
+
+knot_pid() {
+    local pid
+    [[ -r $KNOT_DIR/run/knot.pid ]] || return 1
+    pid=$(tr -dc 0-9 <"$KNOT_DIR/run/knot.pid")
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == knotd ]] || return 1
+    echo "$pid"
+}
+
+knot_answers() {
+    command -v kdig >/dev/null || { timeout 2 knotc -c "$KNOT_DIR/knot.conf" zone-status test. >/dev/null 2>&1; return; }
+    kdig @"$DNS_HOST" -p "$DNS_PORT" +time=1 +tries=1 good.test MX 2>/dev/null | grep -q 'status: NOERROR'
+}
+
+stop_knot() {
+    knot_pid >/dev/null || return 0
+    knotc -c "$KNOT_DIR/knot.conf" stop >/dev/null 2>&1 || kill "$(knot_pid)" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+        knot_pid >/dev/null || return 0
+        sleep 0.1
+    done
+}
+
+start_knot() {
+    mkdir -p "$KNOT_DIR/run" "$KNOT_DIR/db"
+    knotd -c "$KNOT_DIR/knot.conf" -d 9>&- || die "knotd could not start" "$KNOT_DIR/knot.log"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if knotc -c "$KNOT_DIR/knot.conf" zone-status bogus.test. 2>/dev/null | grep -q 'serial: 1' &&
+            knotc -c "$KNOT_DIR/knot.conf" zone-status test. 2>/dev/null | grep -q 'serial: 1'; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "Knot did not load the zones within 10 s" "$KNOT_DIR/knot.log"
+}
+
+# ---------------------------------------------------------------- Postfix
+
+register_config_dir() {
+    local main=$DEFAULT_CONFIG_DIR/main.cf current d wanted
+    mkdir -p "$DEFAULT_CONFIG_DIR"
+    if [[ ! -e $main ]]; then
+        printf '%s\n' "compatibility_level = 3.6" "inet_interfaces = loopback-only" \
+            "inet_protocols = ipv4" "mydestination =" >"$main"
+    fi
+    current=$(postconf -c "$DEFAULT_CONFIG_DIR" -h alternate_config_directories 2>/dev/null || true)
+    wanted=()
+    for d in ${current//,/ }; do
+        [[ $d != "$PF_CONF" && -e $d/main.cf ]] && wanted+=("$d")
+    done
+    wanted+=("$PF_CONF")
+    if [[ "${wanted[*]}" != "$current" ]]; then
+        postconf -c "$DEFAULT_CONFIG_DIR" -e "alternate_config_directories = ${wanted[*]}"
+        touch -d "@$(($(date +%s) - 10))" "$main"
+    fi
+}
+
+postfix_conf() {
+    mkdir -p "$PF_CONF" "$PF_DIR/queue" "$PF_DIR/data"
+    chmod 755 "$DIR" "$PF_DIR"
+    chown root:root "$PF_CONF" "$PF_DIR/queue"
+    chmod 755 "$PF_CONF" "$PF_DIR/queue"
+    chown postfix:postfix "$PF_DIR/data"
+    chmod 700 "$PF_DIR/data"
+    touch "$MAILLOG"
+    install_file "$PF_CONF/main.cf" 644 <<EOF
+# Generated by scripts/domain-env.sh on every start.
+compatibility_level = 3.6
+config_directory = $PF_CONF
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+multi_instance_name = smtptui-domain
+syslog_name = postfix-smtptui-domain
+maillog_file = $MAILLOG
+maillog_file_prefixes = /var, /dev/stdout, $PF_DIR
+# The listeners in master.cf name their addresses; Postfix checks inet_interfaces against
+# the configured interfaces, where 127.0.0.2 and up are not listed.
+inet_interfaces = all
+inet_protocols = all
+myhostname = mx.test
+mydestination = good.test, mismatch.test, unsigned.test, four.test, nomx.test, renewal.test, bogus.test
+mynetworks =
+relay_domains =
+smtpd_relay_restrictions = reject_unauth_destination
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard:
+default_transport = discard:
+smtputf8_enable = no
+biff = no
+smtpd_peername_lookup = no
+smtpd_error_sleep_time = 0s
+smtpd_tls_security_level = may
+smtpd_sasl_auth_enable = no
+EOF
+    install_file "$PF_CONF/master.cf" 644 <<EOF
+# Generated by scripts/domain-env.sh on every start. One MX host per address, port 25.
+$MX1_IP:25 inet n - n - - smtpd
+  -o smtpd_tls_chain_files=$TLS_DIR/mx1.chain
+[$MX1_IP6]:25 inet n - n - - smtpd
+  -o smtpd_tls_chain_files=$TLS_DIR/mx1.chain
+$MX2_IP:25 inet n - n - - smtpd
+  -o smtpd_tls_chain_files=$TLS_DIR/mx2.chain
+$MISMATCH_IP:25 inet n - n - - smtpd
+  -o smtpd_tls_chain_files=$TLS_DIR/mismatch.chain
+$UNSIGNED_IP:25 inet n - n - - smtpd
+  -o smtpd_tls_chain_files=$TLS_DIR/unsigned.chain
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+tlsmgr     unix  -       -       n       1000?   1       tlsmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+smtp       unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+postfix_pid() {
+    local pid
+    [[ -r $PF_DIR/queue/pid/master.pid ]] || return 1
+    pid=$(tr -dc 0-9 <"$PF_DIR/queue/pid/master.pid")
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == master ]] || return 1
+    [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
+    echo "$pid"
+}
+
+banner() { (exec 3<>"/dev/tcp/$1/25" && IFS= read -r -t 5 line <&3 && printf 'QUIT\r\n' >&3 && [[ $line == 220* ]]) 2>/dev/null; }
+
+all_banners() {
+    local ip
+    for ip in "$MX1_IP" "$MX2_IP" "$MISMATCH_IP" "$UNSIGNED_IP" "$MX1_IP6"; do
+        banner "$ip" || return 1
+    done
+}
+
+stop_postfix() {
+    local pid i
+    pid=$(postfix_pid) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        ps -eo pgid=,stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }' || return 0
+        sleep 0.05
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+start_postfix() {
+    local out i
+    if ! out=$(postfix -c "$PF_CONF" start 2>&1 9>&-); then
+        printf '%s\n' "$out" >"$DIR/start-failure.log"
+        tail -n 20 "$MAILLOG" >>"$DIR/start-failure.log" 2>/dev/null || true
+        die "postfix -c $PF_CONF start failed" "$DIR/start-failure.log"
+    fi
+    for ((i = 0; i < 100; i++)); do
+        all_banners && return 0
+        sleep 0.2
+    done
+    tail -n 20 "$MAILLOG" >"$DIR/start-failure.log" 2>/dev/null || true
+    stop_postfix
+    die "the MX listeners gave no 220 banner within 20 s" "$DIR/start-failure.log"
+}
+
+write_env() {
+    {
+        printf '%s=%s\n' \
+            DNS_RESOLVER "$DNS_HOST:$DNS_PORT" \
+            TRUST_ANCHOR "$DIR/root.key" \
+            CA_FILE "$TLS_DIR/ca.pem" \
+            MX1_IP "$MX1_IP" MX1_IP6 "$MX1_IP6" MX2_IP "$MX2_IP" \
+            MISMATCH_IP "$MISMATCH_IP" UNSIGNED_IP "$UNSIGNED_IP" \
+            MX1_TLSA "$MX1_TLSA" \
+            MAILLOG "$MAILLOG" \
+            KNOT_LOG "$KNOT_DIR/knot.log"
+    } >"$DIR/env.tmp"
+    mv -f "$DIR/env.tmp" "$DIR/env"
+}
+
+cmd_start() {
+    mkdir -p "$DIR" "$KNOT_DIR/zones" "$KNOT_DIR/run" "$KNOT_DIR/db"
+    install_packages
+    generate_certs
+    knot_conf
+    knot_keys
+    zones
+    register_config_dir
+    postfix_conf
+    if ((CHANGED == 0)) && knot_pid >/dev/null && knot_answers && postfix_pid >/dev/null && all_banners; then
+        write_env
+        log "Knot and the MX listeners in $DIR are already up with this configuration; env: $DIR/env"
+        return
+    fi
+    rm -f "$DIR/env"
+    stop_knot
+    stop_postfix
+    start_knot
+    start_postfix
+    write_env
+    log "Knot on $DNS_HOST:$DNS_PORT and MX listeners on $MX1_IP $MX2_IP $MISMATCH_IP $UNSIGNED_IP [$MX1_IP6] port 25 are up; env: $DIR/env"
+}
+
+cmd_stop() {
+    if [[ -d $DIR ]]; then
+        command -v knotc >/dev/null && stop_knot
+        command -v postfix >/dev/null && stop_postfix
+    fi
+    rm -f "$DIR/env"
+}
+
+main() {
+    parse_args "$@"
+    take_lock domain
+    "cmd_$ACTION"
+}
+
+main "$@"

@@ -1,0 +1,1156 @@
+//! The domain audit's judging: [`DomainSeen`] in, the verdict table ([`Row`]s) and
+//! [`DomainFinding`]s out. Pure: no network, no clock (the audit's time is in the
+//! observations).
+//!
+//! Each row is one address of one mail host, with what each kind of sender would do there:
+//! an opportunistic one (Postfix `smtp_tls_security_level = may`), one that enforces DANE
+//! (`dane`, RFC 7672) and one that enforces MTA-STS (RFC 8461; not checked yet, and said so).
+//! A finding fails exactly when mail would not get through as published: a DANE-enforcing
+//! sender defers, an MX lookup does not validate or fails, an MX address cannot be reached.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rustls::pki_types::UnixTime;
+
+use super::dane::{self, DaneCheck, DaneVerdict, RecordOutcome, Tlsa};
+use super::dns::{Lookup, Security};
+use super::model::{
+    DomainSeen, HostSeen, MtaStsSeen, NoDaneBecause, ProbeSeen, SendingSeen, TlsRptSeen, TlsaSeen,
+};
+use crate::audit::findings::{FindingId, Requirement, StartTlsSeen, Verdict};
+use crate::tls::{ProblemKind, TlsInfo, Verification};
+
+/// What a domain finding is about; [`name`](Self::name) is the stable identifier in the
+/// report and in `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DomainFindingId {
+    /// The MX lookup and its records.
+    Mx,
+    /// The MX records' DNSSEC status.
+    DnssecMx,
+    /// A host's address records (and their DNSSEC status).
+    Addresses,
+    /// A host's TLSA records, matched against the certificates its addresses present.
+    Tlsa,
+    /// A DANE-EE record of the whole certificate, which changes at every renewal.
+    TlsaRenewal,
+    /// A single usable TLSA record: no room for the next key.
+    TlsaRollover,
+    /// TLSA records an SMTP client cannot use.
+    TlsaUnusable,
+    /// An address could not be audited.
+    Reachable,
+    /// STARTTLS on an address.
+    StartTls,
+    /// An address's certificate, as the web PKI and the MX name see it.
+    Certificate,
+    /// An MX that refuses mail without TLS.
+    TlsRequired,
+    /// What the host audit of an address found besides.
+    HostAudit,
+    /// MTA-STS (RFC 8461).
+    MtaSts,
+    /// TLS-RPT (RFC 8460).
+    TlsRpt,
+    /// The domain's own outbound server.
+    Sending,
+}
+
+impl DomainFindingId {
+    /// The identifier as shown: `dnssec-mx`, `tlsa`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mx => "mx",
+            Self::DnssecMx => "dnssec-mx",
+            Self::Addresses => "addresses",
+            Self::Tlsa => "tlsa",
+            Self::TlsaRenewal => "tlsa-renewal",
+            Self::TlsaRollover => "tlsa-rollover",
+            Self::TlsaUnusable => "tlsa-unusable",
+            Self::Reachable => "reachable",
+            Self::StartTls => "starttls",
+            Self::Certificate => "certificate",
+            Self::TlsRequired => "tls-required",
+            Self::HostAudit => "host-audit",
+            Self::MtaSts => "mta-sts",
+            Self::TlsRpt => "tls-rpt",
+            Self::Sending => "sending",
+        }
+    }
+}
+
+impl fmt::Display for DomainFindingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a finding is about: the domain, one host, or one address of a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The domain as a whole.
+    Domain,
+    /// A mail host.
+    Host(String),
+    /// One address of a mail host.
+    Address(String, IpAddr),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Domain => Ok(()),
+            Self::Host(host) => write!(f, "{host}"),
+            Self::Address(host, ip) => write!(f, "{host} [{ip}]"),
+        }
+    }
+}
+
+/// One judged observation of the domain audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainFinding {
+    /// What it is about.
+    pub id: DomainFindingId,
+    /// Where.
+    pub scope: Scope,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What was seen and why it matters.
+    pub why: String,
+    /// For warn and fail: the change that fixes it (DNS records to publish, Postfix settings).
+    pub fix: Option<String>,
+}
+
+impl DomainFinding {
+    fn new(id: DomainFindingId, scope: Scope, verdict: Verdict, why: impl Into<String>) -> Self {
+        Self {
+            id,
+            scope,
+            verdict,
+            why: why.into(),
+            fix: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// The STARTTLS column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCell {
+    /// TLS is up: the version.
+    Tls(String),
+    /// STARTTLS not advertised.
+    NotOffered,
+    /// STARTTLS answered with this code.
+    Refused(u16),
+    /// The handshake failed.
+    Failed,
+    /// No audit of this address (connection, greeting, deadline), or no address at all.
+    Unreachable,
+}
+
+/// The certificate column: the web PKI's verdict for the MX name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertCell {
+    /// The chain leads to a trusted root and names the MX host.
+    Valid,
+    /// It does not, for this reason.
+    Invalid(ProblemKind),
+    /// No TLS, so no certificate.
+    None,
+}
+
+/// Why DANE does not apply to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDane {
+    /// Before any TLSA lookup (unsigned MX or addresses).
+    Before(NoDaneBecause),
+    /// The TLSA lookup securely proved there are none.
+    NoTlsa,
+    /// The TLSA records, or their denial, are not validated.
+    TlsaNotSecure,
+}
+
+/// The DANE column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneCell {
+    /// DANE does not apply: a DANE sender acts as an opportunistic one here.
+    NotApplicable(NoDane),
+    /// A usable record matched the chain.
+    Matched(Tlsa),
+    /// Usable records, none matched the chain.
+    Mismatch,
+    /// Only unusable records: TLS is required but not authenticated.
+    EncryptOnly,
+    /// TLSA records are published but the address gave no TLS to match them against.
+    NoTls,
+    /// The TLSA lookup did not validate or failed: a DANE sender cannot tell, and defers.
+    LookupFailed,
+}
+
+/// The MTA-STS column; one variant until the policy check exists (see
+/// [`MtaStsSeen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtaStsCell {
+    /// Not checked by this audit.
+    NotChecked,
+}
+
+/// What a kind of sender would do with one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Deliver, over this kind of channel.
+    Deliver(Channel),
+    /// Defer the mail (and try the next MX, then retry later): why.
+    Defer(String),
+    /// The address could not be reached: the sender tries the next one.
+    Unreachable,
+    /// This kind of sender is not checked by this audit yet.
+    NotChecked,
+}
+
+/// How mail would cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// TLS with the server authenticated (DANE).
+    Authenticated,
+    /// TLS, not authenticated.
+    Encrypted,
+    /// No TLS at all.
+    Cleartext,
+}
+
+/// One row of the verdict table: one address of one mail host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The mail host.
+    pub host: String,
+    /// Its MX preference.
+    pub preference: u16,
+    /// The address; `None` when the host has none.
+    pub ip: Option<IpAddr>,
+    /// STARTTLS.
+    pub starttls: TlsCell,
+    /// The certificate (web PKI and the MX name).
+    pub certificate: CertCell,
+    /// DANE.
+    pub dane: DaneCell,
+    /// MTA-STS.
+    pub mta_sts: MtaStsCell,
+    /// A sender doing opportunistic TLS (`smtp_tls_security_level = may`).
+    pub opportunistic: Outcome,
+    /// A sender enforcing DANE (`smtp_tls_security_level = dane`).
+    pub dane_sender: Outcome,
+    /// A sender enforcing MTA-STS.
+    pub mta_sts_sender: Outcome,
+}
+
+/// The judged domain audit: the table and the findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// One row per address.
+    pub rows: Vec<Row>,
+    /// The findings, domain first, then host by host.
+    pub findings: Vec<DomainFinding>,
+}
+
+impl Judged {
+    /// Whether any finding failed: mail would not get through as published.
+    pub fn has_failure(&self) -> bool {
+        self.findings.iter().any(|f| f.verdict == Verdict::Fail)
+    }
+}
+
+/// Judges what the domain audit saw.
+pub fn judge(seen: &DomainSeen) -> Judged {
+    let mut findings = Vec::new();
+    let mut rows = Vec::new();
+    mx_findings(seen, &mut findings);
+    let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(seen.checked_at));
+    for host in &seen.hosts {
+        host_rows(seen, host, now, &mut rows, &mut findings);
+    }
+    findings.push(mta_sts_finding(seen.mta_sts));
+    findings.push(tls_rpt_finding(seen.tls_rpt));
+    findings.push(sending_finding(seen.sending));
+    Judged { rows, findings }
+}
+
+fn mx_findings(seen: &DomainSeen, out: &mut Vec<DomainFinding>) {
+    let domain = &seen.domain;
+    match &seen.mx {
+        Lookup::Found { records, security } => {
+            if records.iter().any(|r| r.is_null()) {
+                let alone = records.len() == 1;
+                out.push(
+                    DomainFinding::new(
+                        DomainFindingId::Mx,
+                        Scope::Domain,
+                        if alone { Verdict::Info } else { Verdict::Fail },
+                        if alone {
+                            format!(
+                                "{domain} publishes a null MX (RFC 7505): it accepts no mail, \
+                                 and senders bounce mail for it at once"
+                            )
+                        } else {
+                            format!(
+                                "{domain} has a null MX next to other MX records: RFC 7505 \
+                                 §3 says a null MX must be the only one, so senders disagree \
+                                 on whether mail is accepted"
+                            )
+                        },
+                    )
+                    .fix_if(
+                        !alone,
+                        "remove the `0 .` record to receive mail, or every other MX to receive none",
+                    ),
+                );
+                // A lone null MX routes no mail: there is nothing for DNSSEC to protect.
+                if alone {
+                    return;
+                }
+            } else {
+                let list = records
+                    .iter()
+                    .map(|r| format!("{} {}", r.preference, r.exchange))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(DomainFinding::new(
+                    DomainFindingId::Mx,
+                    Scope::Domain,
+                    Verdict::Info,
+                    format!("MX records ({}): {list}", security.name()),
+                ));
+            }
+            out.push(dnssec_mx(domain, *security));
+        }
+        Lookup::None {
+            nxdomain: true,
+            security,
+        } => out.push(
+            DomainFinding::new(
+                DomainFindingId::Mx,
+                Scope::Domain,
+                Verdict::Fail,
+                format!(
+                    "{domain} does not exist (NXDOMAIN, {}): mail to it bounces",
+                    security.name()
+                ),
+            )
+            .fix("check the spelling, or publish the domain with MX records"),
+        ),
+        Lookup::None {
+            nxdomain: false,
+            security,
+        } => {
+            out.push(
+                DomainFinding::new(
+                    DomainFindingId::Mx,
+                    Scope::Domain,
+                    Verdict::Warn,
+                    format!(
+                        "{domain} has no MX records ({}): senders fall back to its own \
+                         addresses as the implicit MX (RFC 5321 §5.1), judged below",
+                        security.name()
+                    ),
+                )
+                .fix(format!(
+                    "publish an MX record (`{domain}. IN MX 10 mail.{domain}.`), or a null MX \
+                     (`{domain}. IN MX 0 .`, RFC 7505) if the domain sends no replies and \
+                     receives no mail"
+                )),
+            );
+            out.push(dnssec_mx(domain, *security));
+        }
+        Lookup::Bogus { why } => out.push(
+            DomainFinding::new(
+                DomainFindingId::DnssecMx,
+                Scope::Domain,
+                Verdict::Fail,
+                format!(
+                    "the MX lookup for {domain} does not validate ({why}): senders that \
+                     validate DNSSEC (every DANE sender) cannot find the mail hosts and defer \
+                     all mail (RFC 7672 §2.2.1)"
+                ),
+            )
+            .fix(
+                "re-sign the zone, or make the DS records at the parent match the zone's \
+                 current keys (a stale DS after a key rollover is the usual cause)",
+            ),
+        ),
+        Lookup::Failed { why } => out.push(
+            DomainFinding::new(
+                DomainFindingId::Mx,
+                Scope::Domain,
+                Verdict::Fail,
+                format!(
+                    "the MX lookup for {domain} failed ({why}): senders defer mail until it \
+                     answers"
+                ),
+            )
+            .fix(
+                "check that the domain's name servers answer (and, with --resolver, that the \
+                 resolver is reachable)",
+            ),
+        ),
+    }
+}
+
+impl DomainFinding {
+    fn fix_if(self, cond: bool, fix: &str) -> Self {
+        if cond { self.fix(fix) } else { self }
+    }
+}
+
+fn dnssec_mx(domain: &str, security: Security) -> DomainFinding {
+    match security {
+        Security::Secure => DomainFinding::new(
+            DomainFindingId::DnssecMx,
+            Scope::Domain,
+            Verdict::Pass,
+            "the MX answer validates with DNSSEC, so DANE can protect mail to the MX hosts",
+        ),
+        Security::Insecure => DomainFinding::new(
+            DomainFindingId::DnssecMx,
+            Scope::Domain,
+            Verdict::Warn,
+            format!(
+                "the {domain} zone is not signed: whoever can forge its answers chooses where \
+                 mail goes, and DANE cannot apply (RFC 7672 §2.2.1)"
+            ),
+        )
+        .fix(
+            "sign the zone with DNSSEC and publish its DS record at the registrar; then \
+             publish TLSA records for the MX hosts",
+        ),
+        Security::Indeterminate => DomainFinding::new(
+            DomainFindingId::DnssecMx,
+            Scope::Domain,
+            Verdict::Warn,
+            "the MX answer's DNSSEC status could not be established (no signatures reached \
+             the audit): the resolver in use may strip them",
+        )
+        .fix("give --resolver with a resolver that passes DNSSEC records (the DO bit)"),
+    }
+}
+
+fn host_rows(
+    seen: &DomainSeen,
+    host: &HostSeen,
+    now: UnixTime,
+    rows: &mut Vec<Row>,
+    out: &mut Vec<DomainFinding>,
+) {
+    let scope = Scope::Host(host.name.clone());
+    // Addresses.
+    let lookups = [("A", &host.a), ("AAAA", &host.aaaa)];
+    let broken: Vec<String> = lookups
+        .iter()
+        .filter_map(|(kind, lookup)| match lookup {
+            Lookup::Bogus { why } => Some(format!("{kind} bogus ({why})")),
+            Lookup::Failed { why } => Some(format!("{kind} failed ({why})")),
+            _ => None,
+        })
+        .collect();
+    let addresses: Vec<String> = host
+        .a
+        .records()
+        .iter()
+        .chain(host.aaaa.records())
+        .map(ToString::to_string)
+        .collect();
+    if addresses.is_empty() {
+        out.push(
+            DomainFinding::new(
+                DomainFindingId::Addresses,
+                scope.clone(),
+                Verdict::Fail,
+                format!(
+                    "{} has no address{}: senders cannot reach it",
+                    host.name,
+                    if broken.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", broken.join("; "))
+                    }
+                ),
+            )
+            .fix(format!(
+                "publish A (and AAAA) records for {}, or point the MX at a host that has them",
+                host.name
+            )),
+        );
+        rows.push(Row {
+            host: host.name.clone(),
+            preference: host.preference,
+            ip: None,
+            starttls: TlsCell::Unreachable,
+            certificate: CertCell::None,
+            dane: DaneCell::NotApplicable(NoDane::Before(NoDaneBecause::AddressesNotSecure)),
+            mta_sts: mta_sts_cell(seen.mta_sts),
+            opportunistic: Outcome::Unreachable,
+            dane_sender: Outcome::Unreachable,
+            mta_sts_sender: mta_sts_sender(seen.mta_sts),
+        });
+        return;
+    }
+    let security = [&host.a, &host.aaaa]
+        .iter()
+        .map(|l| {
+            l.security()
+                .map_or("unvalidated".to_owned(), |s| s.name().to_owned())
+        })
+        .collect::<Vec<_>>();
+    out.push(DomainFinding::new(
+        DomainFindingId::Addresses,
+        scope.clone(),
+        if broken.is_empty() {
+            Verdict::Info
+        } else {
+            Verdict::Warn
+        },
+        format!(
+            "{} (A {}, AAAA {}){}",
+            addresses.join(", "),
+            security[0],
+            security[1],
+            if broken.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", broken.join("; "))
+            }
+        ),
+    ));
+
+    // The TLSA records, once per host.
+    let tlsa_records: Option<&[Tlsa]> = match &host.tlsa {
+        TlsaSeen::Looked(Lookup::Found {
+            records,
+            security: Security::Secure,
+        }) => Some(records),
+        _ => None,
+    };
+    tlsa_host_findings(seen, host, tlsa_records, out);
+
+    let names = vec![host.name.clone()];
+    let mut recommended: Option<Tlsa> = None;
+    for address in &host.addresses {
+        let scope = Scope::Address(host.name.clone(), address.ip);
+        let tls = address.probe.tls();
+        let starttls = tls_cell(&address.probe);
+        let certificate = match tls {
+            Some(info) => match &info.verification {
+                Verification::Verified => CertCell::Valid,
+                Verification::Failed(problem) => CertCell::Invalid(problem.problem_kind()),
+            },
+            None => CertCell::None,
+        };
+        let chain: Vec<Vec<u8>> = tls
+            .map(|info| info.chain.iter().map(|c| c.der.0.clone()).collect())
+            .unwrap_or_default();
+        if recommended.is_none() {
+            recommended = chain.first().and_then(|leaf| dane::record_for(leaf));
+        }
+        let check = tlsa_records.map(|records| dane::check(records, &chain, &names, now));
+        let dane = dane_cell(host, tls.is_some(), check.as_ref());
+        let opportunistic = opportunistic(&address.probe);
+        let dane_sender = dane_sender(&dane, &opportunistic);
+        address_findings(
+            &scope,
+            &address.probe,
+            tls,
+            &dane,
+            check.as_ref(),
+            &dane_sender,
+            out,
+        );
+        rows.push(Row {
+            host: host.name.clone(),
+            preference: host.preference,
+            ip: Some(address.ip),
+            starttls,
+            certificate,
+            dane,
+            mta_sts: mta_sts_cell(seen.mta_sts),
+            opportunistic,
+            dane_sender,
+            mta_sts_sender: mta_sts_sender(seen.mta_sts),
+        });
+    }
+    dane_advice(seen, host, tlsa_records, recommended.as_ref(), out);
+}
+
+fn tlsa_host_findings(
+    _seen: &DomainSeen,
+    host: &HostSeen,
+    records: Option<&[Tlsa]>,
+    out: &mut Vec<DomainFinding>,
+) {
+    let scope = Scope::Host(host.name.clone());
+    let owner = format!("_25._tcp.{}", host.name);
+    match &host.tlsa {
+        TlsaSeen::Looked(Lookup::Bogus { why }) => out.push(
+            DomainFinding::new(
+                DomainFindingId::Tlsa,
+                scope,
+                Verdict::Fail,
+                format!(
+                    "the TLSA lookup for {owner} does not validate ({why}): DANE senders \
+                     cannot tell whether TLS is required and defer mail to this host (RFC 7672 \
+                     §2.2)"
+                ),
+            )
+            .fix("re-sign the zone holding the TLSA records, or fix the DS chain to it"),
+        ),
+        TlsaSeen::Looked(Lookup::Failed { why }) => out.push(
+            DomainFinding::new(
+                DomainFindingId::Tlsa,
+                scope,
+                Verdict::Fail,
+                format!(
+                    "the TLSA lookup for {owner} failed ({why}): DANE senders defer mail to \
+                     this host until it answers (RFC 7672 §2.2)"
+                ),
+            )
+            .fix(
+                "make the name servers answer TLSA queries (some old servers or middleboxes \
+                 drop unknown types): a secure NODATA is the answer for no TLSA records",
+            ),
+        ),
+        _ => {}
+    }
+    let Some(records) = records else {
+        return;
+    };
+    for record in records.iter().filter(|r| r.breaks_at_renewal()) {
+        out.push(
+            DomainFinding::new(
+                DomainFindingId::TlsaRenewal,
+                Scope::Host(host.name.clone()),
+                Verdict::Warn,
+                format!(
+                    "{owner} TLSA {} pins the whole certificate: it stops matching at the next \
+                     renewal even when the key stays, and DANE senders then defer mail",
+                    record.presentation()
+                ),
+            )
+            .fix(
+                "publish `3 1 1` records (DANE-EE, the public key, SHA-256) instead; they \
+                 survive renewals that keep the key (RFC 7671 §5.1)",
+            ),
+        );
+    }
+    let unusable: Vec<String> = records
+        .iter()
+        .filter_map(|r| {
+            r.unusable_because()
+                .map(|why| format!("{}: {why}", r.presentation()))
+        })
+        .collect();
+    if !unusable.is_empty() {
+        out.push(
+            DomainFinding::new(
+                DomainFindingId::TlsaUnusable,
+                Scope::Host(host.name.clone()),
+                Verdict::Warn,
+                format!(
+                    "{owner} has records SMTP clients cannot use: {}",
+                    unusable.join("; ")
+                ),
+            )
+            .fix("replace them with DANE-EE `3 1 1` records"),
+        );
+    }
+    let usable = records
+        .iter()
+        .filter(|r| r.unusable_because().is_none())
+        .count();
+    if usable == 1 {
+        out.push(
+            DomainFinding::new(
+                DomainFindingId::TlsaRollover,
+                Scope::Host(host.name.clone()),
+                Verdict::Warn,
+                format!(
+                    "{owner} has a single usable TLSA record: a new key or certificate \
+                     deployed before its record has been published (and cached out) breaks \
+                     DANE delivery"
+                ),
+            )
+            .fix(
+                "publish a second record for the next key ahead of time (`3 1 1` of the \
+                 next key, or `2 1 1` of the issuing CA), as RFC 7671 §8.1 describes",
+            ),
+        );
+    }
+}
+
+fn tls_cell(probe: &ProbeSeen) -> TlsCell {
+    match probe {
+        ProbeSeen::Audited(audit) => match &audit.observations.starttls {
+            StartTlsSeen::Established(info) => TlsCell::Tls(info.version.clone()),
+            StartTlsSeen::NotOffered => TlsCell::NotOffered,
+            StartTlsSeen::Refused(reply) => TlsCell::Refused(reply.code),
+            StartTlsSeen::HandshakeFailed(_) | StartTlsSeen::Injected(_) => TlsCell::Failed,
+            StartTlsSeen::NotReached | StartTlsSeen::NotApplicable => TlsCell::Unreachable,
+        },
+        _ => TlsCell::Unreachable,
+    }
+}
+
+fn dane_cell(host: &HostSeen, has_tls: bool, check: Option<&DaneCheck>) -> DaneCell {
+    match &host.tlsa {
+        TlsaSeen::NotLookedUp(why) => DaneCell::NotApplicable(NoDane::Before(*why)),
+        TlsaSeen::Looked(Lookup::None {
+            security: Security::Secure,
+            ..
+        }) => DaneCell::NotApplicable(NoDane::NoTlsa),
+        TlsaSeen::Looked(Lookup::None { .. } | Lookup::Found { .. }) if check.is_none() => {
+            DaneCell::NotApplicable(NoDane::TlsaNotSecure)
+        }
+        TlsaSeen::Looked(Lookup::Bogus { .. } | Lookup::Failed { .. }) => DaneCell::LookupFailed,
+        TlsaSeen::Looked(_) => match check {
+            _ if !has_tls => DaneCell::NoTls,
+            Some(check) => match check.verdict {
+                DaneVerdict::Authenticated => check
+                    .records
+                    .iter()
+                    .find(|(_, o)| matches!(o, RecordOutcome::Matched { .. }))
+                    .map_or(DaneCell::Mismatch, |(r, _)| DaneCell::Matched(r.clone())),
+                DaneVerdict::Failed => DaneCell::Mismatch,
+                DaneVerdict::AllUnusable => DaneCell::EncryptOnly,
+            },
+            None => DaneCell::NotApplicable(NoDane::TlsaNotSecure),
+        },
+    }
+}
+
+fn opportunistic(probe: &ProbeSeen) -> Outcome {
+    match probe {
+        ProbeSeen::Audited(audit) => {
+            let refuses_cleartext = audit
+                .observations
+                .mail_before_tls
+                .as_ref()
+                .is_some_and(|r| r.code >= 400 && Requirement::of(r) == Requirement::Tls);
+            match &audit.observations.starttls {
+                StartTlsSeen::Established(_) => Outcome::Deliver(Channel::Encrypted),
+                _ if refuses_cleartext => Outcome::Defer(
+                    "TLS did not work and the server refuses mail without it".to_owned(),
+                ),
+                StartTlsSeen::NotReached => Outcome::Unreachable,
+                _ => Outcome::Deliver(Channel::Cleartext),
+            }
+        }
+        _ => Outcome::Unreachable,
+    }
+}
+
+fn dane_sender(dane: &DaneCell, opportunistic: &Outcome) -> Outcome {
+    if *opportunistic == Outcome::Unreachable {
+        return Outcome::Unreachable;
+    }
+    match dane {
+        DaneCell::NotApplicable(_) => opportunistic.clone(),
+        DaneCell::Matched(_) => Outcome::Deliver(Channel::Authenticated),
+        DaneCell::EncryptOnly => match opportunistic {
+            Outcome::Deliver(Channel::Encrypted) => Outcome::Deliver(Channel::Encrypted),
+            _ => Outcome::Defer("TLSA records require TLS, and TLS did not work".to_owned()),
+        },
+        DaneCell::Mismatch => {
+            Outcome::Defer("no TLSA record matches the certificate chain".to_owned())
+        }
+        DaneCell::NoTls => {
+            Outcome::Defer("TLSA records require TLS, and TLS did not work".to_owned())
+        }
+        DaneCell::LookupFailed => Outcome::Defer("the TLSA lookup did not validate".to_owned()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn address_findings(
+    scope: &Scope,
+    probe: &ProbeSeen,
+    tls: Option<&TlsInfo>,
+    dane: &DaneCell,
+    check: Option<&DaneCheck>,
+    dane_sender: &Outcome,
+    out: &mut Vec<DomainFinding>,
+) {
+    let audit = match probe {
+        ProbeSeen::Audited(audit) => audit,
+        ProbeSeen::Unreachable(why) => {
+            out.push(
+                DomainFinding::new(
+                    DomainFindingId::Reachable,
+                    scope.clone(),
+                    Verdict::Fail,
+                    format!("cannot be audited on port 25: {why}; senders try the next MX"),
+                )
+                .fix(
+                    "make the MX answer on port 25 from the Internet (firewall, listener \
+                     address), or remove this address from DNS",
+                ),
+            );
+            return;
+        }
+        ProbeSeen::DeadlineExceeded(after) => {
+            out.push(
+                DomainFinding::new(
+                    DomainFindingId::Reachable,
+                    scope.clone(),
+                    Verdict::Fail,
+                    format!(
+                        "the audit of this address did not finish within {}s: a slow MX \
+                         makes senders time out and try the next one",
+                        after.as_secs()
+                    ),
+                )
+                .fix("check the server's load and any greeting delay (postscreen, tarpits)"),
+            );
+            return;
+        }
+    };
+    let seen = &audit.observations;
+    out.push(match (&seen.starttls, tls) {
+        (_, Some(info)) => DomainFinding::new(
+            DomainFindingId::StartTls,
+            scope.clone(),
+            Verdict::Pass,
+            format!("STARTTLS works: {} {}", info.version, info.cipher_suite),
+        ),
+        (StartTlsSeen::NotOffered, _) => DomainFinding::new(
+            DomainFindingId::StartTls,
+            scope.clone(),
+            Verdict::Warn,
+            "STARTTLS is not offered: every sender delivers in cleartext",
+        )
+        .fix(
+            "offer STARTTLS with a certificate for the MX name. Postfix: smtpd_tls_security_level \
+             = may and smtpd_tls_chain_files = /etc/.../mx.key, /etc/.../fullchain.pem",
+        ),
+        (StartTlsSeen::Refused(reply), _) => DomainFinding::new(
+            DomainFindingId::StartTls,
+            scope.clone(),
+            Verdict::Warn,
+            format!(
+                "STARTTLS is offered but refused ({}): senders deliver in cleartext",
+                reply.summary
+            ),
+        )
+        .fix(
+            "give the server a usable certificate and key (Postfix answers 454 when it has \
+             none: smtpd_tls_chain_files)",
+        ),
+        (other, _) => DomainFinding::new(
+            DomainFindingId::StartTls,
+            scope.clone(),
+            Verdict::Warn,
+            format!(
+                "the TLS handshake failed ({}): opportunistic senders retry in cleartext",
+                match other {
+                    StartTlsSeen::HandshakeFailed(why) | StartTlsSeen::Injected(why) => why.clone(),
+                    _ => "the probes stopped before STARTTLS".to_owned(),
+                }
+            ),
+        )
+        .fix("run the host audit of this address for the TLS details and their fix"),
+    });
+    if let Some(info) = tls {
+        out.push(match &info.verification {
+            Verification::Verified => DomainFinding::new(
+                DomainFindingId::Certificate,
+                scope.clone(),
+                Verdict::Pass,
+                format!(
+                    "the certificate is valid for {} in the web PKI (what MTA-STS senders \
+                     require)",
+                    info.server_name
+                ),
+            ),
+            Verification::Failed(problem) => DomainFinding::new(
+                DomainFindingId::Certificate,
+                scope.clone(),
+                Verdict::Warn,
+                format!(
+                    "{}: opportunistic and DANE-EE senders do not mind, MTA-STS senders and \
+                     DANE-TA would refuse it",
+                    problem.detail
+                ),
+            )
+            .fix(format!(
+                "use a certificate from a public CA for {} with its full chain \
+                 (Postfix: smtpd_tls_chain_files = key, then leaf and intermediates)",
+                info.server_name
+            )),
+        });
+    }
+    if let Some(reply) = &seen.mail_before_tls
+        && reply.code >= 400
+        && Requirement::of(reply) == Requirement::Tls
+    {
+        out.push(
+            DomainFinding::new(
+                DomainFindingId::TlsRequired,
+                scope.clone(),
+                Verdict::Warn,
+                format!(
+                    "mail without TLS is refused ({}): senders that cannot do TLS, or whose \
+                     TLS fails with this server, bounce or defer. To have mail to you \
+                     encrypted, let senders enforce it: DANE and MTA-STS do that without \
+                     turning anyone away",
+                    reply.summary
+                ),
+            )
+            .fix(
+                "keep TLS optional on an MX (RFC 3207 §4). Postfix: smtpd_tls_security_level = \
+                 may on port 25; publish TLSA records (DANE) and an MTA-STS policy instead",
+            ),
+        );
+    }
+    if let Some(check) = check {
+        dane_findings(scope, dane, check, dane_sender, out);
+    }
+    host_audit_summary(scope, audit, out);
+}
+
+fn dane_findings(
+    scope: &Scope,
+    dane: &DaneCell,
+    check: &DaneCheck,
+    dane_sender: &Outcome,
+    out: &mut Vec<DomainFinding>,
+) {
+    let each: Vec<String> = check
+        .records
+        .iter()
+        .map(|(record, outcome)| {
+            let what = match outcome {
+                RecordOutcome::Matched { cert_index: 0 } => {
+                    "matches the server's certificate".to_owned()
+                }
+                RecordOutcome::Matched { cert_index } => {
+                    format!(
+                        "matches certificate {cert_index} of the chain, which the leaf chains to"
+                    )
+                }
+                RecordOutcome::NoMatch => "matches nothing the server sent".to_owned(),
+                RecordOutcome::ChainFailed { why, .. } => {
+                    format!("matches a CA in the chain, but the leaf does not verify: {why}")
+                }
+                RecordOutcome::Unusable { why } => format!("unusable: {why}"),
+            };
+            format!("{} ({}) {what}", record.presentation(), record.acronyms())
+        })
+        .collect();
+    let (verdict, why) = match (dane, dane_sender) {
+        (DaneCell::Matched(_), _) => (
+            Verdict::Pass,
+            format!("DANE authenticates this server: {}", each.join("; ")),
+        ),
+        (DaneCell::EncryptOnly, Outcome::Deliver(_)) => (
+            Verdict::Warn,
+            format!(
+                "every TLSA record is unusable, so DANE senders require TLS but cannot \
+                 authenticate: {}",
+                each.join("; ")
+            ),
+        ),
+        (_, Outcome::Defer(reason)) => (
+            Verdict::Fail,
+            format!(
+                "DANE senders defer mail to this address ({reason}): {}",
+                each.join("; ")
+            ),
+        ),
+        _ => (Verdict::Info, each.join("; ")),
+    };
+    let mut finding = DomainFinding::new(DomainFindingId::Tlsa, scope.clone(), verdict, why);
+    if verdict == Verdict::Fail {
+        finding = finding.fix(
+            "publish a TLSA record for the certificate the server presents (its `3 1 1` is \
+             given below), or put back the key the records name; publish the new record before \
+             deploying a new key",
+        );
+    }
+    out.push(finding);
+}
+
+fn dane_advice(
+    seen: &DomainSeen,
+    host: &HostSeen,
+    records: Option<&[Tlsa]>,
+    recommended: Option<&Tlsa>,
+    out: &mut Vec<DomainFinding>,
+) {
+    let owner = format!("_25._tcp.{}.", host.name);
+    let record_text = recommended.map(|r| format!("`{owner} IN TLSA {}`", r.presentation()));
+    match (&host.tlsa, records) {
+        (
+            TlsaSeen::Looked(Lookup::None {
+                security: Security::Secure,
+                ..
+            }),
+            _,
+        ) => {
+            let mut finding = DomainFinding::new(
+                DomainFindingId::Tlsa,
+                Scope::Host(host.name.clone()),
+                Verdict::Warn,
+                format!(
+                    "no TLSA records at {owner} (validated): DANE does not protect mail to \
+                     this host, so an attacker on the path can strip STARTTLS or present any \
+                     certificate"
+                ),
+            );
+            finding = finding.fix(match &record_text {
+                Some(record) => format!(
+                    "publish {record} (DANE-EE, the public key the server presents now, \
+                     SHA-256), and a second one for the next key before any change of key"
+                ),
+                None => "publish a `3 1 1` TLSA record for the server's key (the host gave no \
+                         certificate to compute it from)"
+                    .to_owned(),
+            });
+            out.push(finding);
+        }
+        (_, Some(_)) => {
+            if let Some(record) = &record_text
+                && out.iter().any(|f| {
+                    f.id == DomainFindingId::Tlsa
+                        && f.verdict == Verdict::Fail
+                        && matches!(&f.scope, Scope::Address(h, _) if *h == host.name)
+                })
+            {
+                out.push(DomainFinding::new(
+                    DomainFindingId::Tlsa,
+                    Scope::Host(host.name.clone()),
+                    Verdict::Info,
+                    format!("the record that matches what the server presents now: {record}"),
+                ));
+            }
+        }
+        (TlsaSeen::NotLookedUp(NoDaneBecause::AddressesNotSecure), _) if seen.mx.is_secure() => {
+            out.push(
+                DomainFinding::new(
+                    DomainFindingId::Addresses,
+                    Scope::Host(host.name.clone()),
+                    Verdict::Warn,
+                    format!(
+                        "the address records of {} are not validated: DANE cannot apply to it \
+                         even though the MX records are signed (RFC 7672 §2.2.2)",
+                        host.name
+                    ),
+                )
+                .fix("sign the zone the MX host's name is in, and publish its DS"),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// One line per address for what the host audit found beyond STARTTLS and the
+/// certificate, with how to see the details.
+fn host_audit_summary(
+    scope: &Scope,
+    audit: &crate::audit::probe::Audit,
+    out: &mut Vec<DomainFinding>,
+) {
+    let covered = [
+        FindingId::TlsHandshake,
+        FindingId::StartTlsOffered,
+        FindingId::CertificateChain,
+        FindingId::CertificateName,
+        FindingId::Certificate,
+        FindingId::MailWithoutTls,
+    ];
+    let flagged: Vec<String> = audit
+        .findings()
+        .into_iter()
+        .filter(|f| matches!(f.verdict, Verdict::Warn | Verdict::Fail))
+        .filter(|f| !covered.contains(&f.id))
+        .map(|f| format!("{} ({})", f.id, f.verdict.mark().to_ascii_lowercase()))
+        .collect();
+    if flagged.is_empty() {
+        return;
+    }
+    let Scope::Address(host, ip) = scope else {
+        return;
+    };
+    let target = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:25"),
+        IpAddr::V4(v4) => format!("{v4}:25"),
+    };
+    out.push(
+        DomainFinding::new(
+            DomainFindingId::HostAudit,
+            scope.clone(),
+            Verdict::Warn,
+            format!("the host audit also flags: {}", flagged.join(", ")),
+        )
+        .fix(format!(
+            "see each finding and its fix with `smtptui audit {target} --role mx --servername \
+             {host}`"
+        )),
+    );
+}
+
+/// The MTA-STS column for a row. The policy check gives each row its state here: not
+/// published, testing or enforce, and whether the MX matches the policy's `mx` patterns.
+pub fn mta_sts_cell(seen: MtaStsSeen) -> MtaStsCell {
+    match seen {
+        MtaStsSeen::NotChecked => MtaStsCell::NotChecked,
+    }
+}
+
+/// What an MTA-STS-enforcing sender does with a row. With a policy in `enforce` mode: deliver
+/// when the MX is listed and its certificate is valid in the web PKI for its name, defer
+/// otherwise; without a policy, or in `testing`, as an opportunistic sender.
+pub fn mta_sts_sender(seen: MtaStsSeen) -> Outcome {
+    match seen {
+        MtaStsSeen::NotChecked => Outcome::NotChecked,
+    }
+}
+
+fn mta_sts_finding(seen: MtaStsSeen) -> DomainFinding {
+    match seen {
+        MtaStsSeen::NotChecked => DomainFinding::new(
+            DomainFindingId::MtaSts,
+            Scope::Domain,
+            Verdict::Info,
+            "MTA-STS (RFC 8461: the _mta-sts TXT record and the policy at \
+             https://mta-sts.<domain>/.well-known/mta-sts.txt) is not checked by this audit yet",
+        ),
+    }
+}
+
+fn tls_rpt_finding(seen: TlsRptSeen) -> DomainFinding {
+    match seen {
+        TlsRptSeen::NotChecked => DomainFinding::new(
+            DomainFindingId::TlsRpt,
+            Scope::Domain,
+            Verdict::Info,
+            "TLS-RPT (RFC 8460: the _smtp._tls TXT record that asks senders for reports of \
+             TLS failures) is not checked by this audit yet",
+        ),
+    }
+}
+
+fn sending_finding(seen: SendingSeen) -> DomainFinding {
+    match seen {
+        SendingSeen::NotChecked => DomainFinding::new(
+            DomainFindingId::Sending,
+            Scope::Domain,
+            Verdict::Info,
+            "the domain's own outbound server is not graded by this audit (only the \
+             receiving side is); to enforce TLS to domains that publish DANE, Postfix needs \
+             smtp_tls_security_level = dane and smtp_dns_support_level = dnssec (with a \
+             validating resolver), and smtp_tls_policy_maps for per-destination rules",
+        ),
+    }
+}

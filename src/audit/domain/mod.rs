@@ -1,0 +1,23 @@
+//! `smtptui audit DOMAIN`: will mail to a domain stay encrypted? Where mail goes (MX, null MX,
+//! the implicit MX), whether DNSSEC and DANE protect each hop, and what each kind of sender
+//! would do with each MX address.
+//!
+//! - [`dns`]: the lookups, DNSSEC validated in-process from a trust anchor;
+//! - [`dane`]: TLSA matching over a recorded chain (pure);
+//! - [`model`]: what was seen, as plain data, with typed "not checked yet" states for
+//!   MTA-STS, TLS-RPT and the sending side;
+//! - [`probe`]: the lookups and the host audit of every MX address, in parallel, each with
+//!   its own deadline;
+//! - [`mod@judge`]: the table and the findings (pure);
+//! - [`report`]: text and JSON.
+
+pub mod dane;
+pub mod dns;
+pub mod judge;
+pub mod model;
+pub mod probe;
+pub mod report;
+
+pub use judge::{DomainFinding, DomainFindingId, Judged, judge};
+pub use model::DomainSeen;
+pub use probe::{DomainConfig, run};

@@ -1,0 +1,151 @@
+//! What the domain audit saw, as plain data: the DNS answers with their DNSSEC status, and
+//! the host audit of every MX address. [`super::judge()`] turns it into the table and the
+//! findings without touching the network.
+//!
+//! The parts of the picture this audit does not check yet are typed states of their own
+//! ([`MtaStsSeen::NotChecked`], [`TlsRptSeen::NotChecked`], [`SendingSeen::NotChecked`]), so
+//! the report says "not checked" rather than guess, and a later probe adds variants next to
+//! them without reshaping the rest.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::dane::Tlsa;
+use super::dns::{Lookup, Mx};
+use crate::audit::probe::Audit;
+use crate::tls::TlsInfo;
+
+/// The port SMTP servers receive mail on: the only one senders try (RFC 5321 §4.5.4.2).
+pub const SMTP_PORT: u16 = 25;
+
+/// Everything the domain audit saw.
+#[derive(Debug, Clone)]
+pub struct DomainSeen {
+    /// The domain, lower case, without a final dot.
+    pub domain: String,
+    /// The domain's MX lookup.
+    pub mx: Lookup<Mx>,
+    /// The hosts mail would go to, in the order a sender tries them: the MX hosts by
+    /// preference, or the domain itself when it has no MX (the implicit MX, RFC 5321 §5.1).
+    pub hosts: Vec<HostSeen>,
+    /// Whether `hosts` is the implicit MX.
+    pub implicit_mx: bool,
+    /// The MTA-STS policy (RFC 8461).
+    pub mta_sts: MtaStsSeen,
+    /// The TLS-RPT record (RFC 8460).
+    pub tls_rpt: TlsRptSeen,
+    /// How the domain's own outbound server sends.
+    pub sending: SendingSeen,
+    /// When the audit ran, in seconds since the Unix epoch: DANE-TA's date checks use it.
+    pub checked_at: u64,
+}
+
+/// One mail host.
+#[derive(Debug, Clone)]
+pub struct HostSeen {
+    /// The host name, lower case, without a final dot.
+    pub name: String,
+    /// Its MX preference (0 for the implicit MX).
+    pub preference: u16,
+    /// Its IPv4 addresses.
+    pub a: Lookup<IpAddr>,
+    /// Its IPv6 addresses.
+    pub aaaa: Lookup<IpAddr>,
+    /// Its TLSA records for port 25.
+    pub tlsa: TlsaSeen,
+    /// Every address, probed.
+    pub addresses: Vec<AddressSeen>,
+}
+
+impl HostSeen {
+    /// Whether the host's address records are validated (RFC 7672 §2.2.2: only then does
+    /// DANE apply to it). A family with no records counts when its denial is validated.
+    pub fn addresses_secure(&self) -> bool {
+        self.a.is_secure() && self.aaaa.is_secure()
+    }
+}
+
+/// The TLSA lookup of a host, or why it was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsaSeen {
+    /// Not looked up: DANE cannot apply, so a sender would not either.
+    NotLookedUp(NoDaneBecause),
+    /// `_25._tcp.<host>` as answered.
+    Looked(Lookup<Tlsa>),
+}
+
+/// Why DANE does not apply to a host before any TLSA lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDaneBecause {
+    /// The MX records are not validated: whoever forges them chooses the host (RFC 7672
+    /// §2.2.1).
+    MxNotSecure,
+    /// The host's address records are not validated (RFC 7672 §2.2.2).
+    AddressesNotSecure,
+}
+
+/// One address of a host, and its probe.
+#[derive(Debug, Clone)]
+pub struct AddressSeen {
+    /// The address.
+    pub ip: IpAddr,
+    /// What probing it gave.
+    pub probe: ProbeSeen,
+}
+
+/// The host audit of one address on port 25.
+#[derive(Debug, Clone)]
+pub enum ProbeSeen {
+    /// The host audit ran (judged as an MX); its observations hold the STARTTLS result and
+    /// the chain.
+    Audited(Box<Audit>),
+    /// No session: the connection failed, or there was no 220 greeting.
+    Unreachable(String),
+    /// The host audit did not finish within its deadline.
+    DeadlineExceeded(Duration),
+}
+
+impl ProbeSeen {
+    /// The TLS session the STARTTLS probe established, when it did.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        match self {
+            Self::Audited(audit) => match &audit.observations.starttls {
+                crate::audit::findings::StartTlsSeen::Established(info) => Some(info),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The domain's MTA-STS policy (RFC 8461): `_mta-sts.<domain>` TXT and the policy file.
+///
+/// Only [`Self::NotChecked`] exists so far. The policy fetch adds its variants here (not
+/// published; published with its mode, `mx` patterns and `max_age`; broken, with why), and
+/// [`super::judge::mta_sts_cell`] and [`super::judge::mta_sts_sender`] give each row its
+/// MTA-STS column and the MTA-STS-enforcing sender's outcome from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtaStsSeen {
+    /// This audit does not look at MTA-STS yet.
+    NotChecked,
+}
+
+/// The domain's TLS-RPT record (RFC 8460): `_smtp._tls.<domain>` TXT.
+///
+/// Only [`Self::NotChecked`] exists so far; the record check adds its variants here and
+/// [`super::judge()`] its finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRptSeen {
+    /// This audit does not look at TLS-RPT yet.
+    NotChecked,
+}
+
+/// How the domain's own outbound server delivers (the lab's grading MX answers this).
+///
+/// Only [`Self::NotChecked`] exists so far; the grading report adds a variant holding the
+/// `smtp_tls_security_level` the sender behaved like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendingSeen {
+    /// Not graded: this audit only looks at the receiving side.
+    NotChecked,
+}
