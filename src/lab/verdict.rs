@@ -338,7 +338,16 @@ pub fn judge(profile: Profile, conduct: &Conduct) -> Verdict {
         ),
         _ => {}
     }
-    if let Some(after) = &conduct.improper_pipelining {
+    // A client that acted on the injected EHLO reply also sent its next command before the
+    // real reply to that EHLO; whether both landed in one read depends on timing, so the
+    // pipelining note would come and go. The injection verdict already says it.
+    let acted_on_injection = matches!(
+        conduct.injection,
+        Some(InjectionResponse::ActedOnInjectedReply(_))
+    );
+    if let Some(after) = &conduct.improper_pipelining
+        && !(acted_on_injection && after == "EHLO")
+    {
         push(
             &mut findings,
             Level::Warning,
@@ -434,6 +443,26 @@ mod tests {
         assert!(line.contains("sent 1 message(s) in cleartext"), "{line}");
         let legacy = judge(Profile::Legacy, &conduct);
         assert!(legacy.to_string().starts_with("!! DANGER: "), "{legacy}");
+    }
+
+    /// Whether the client's AUTH after the forged EHLO reply reached the server in the same
+    /// read as that EHLO is timing; the verdict must not change with it.
+    #[test]
+    fn acting_on_an_injected_reply_is_said_once_whatever_the_timing() {
+        let mut conduct = Conduct {
+            injected: true,
+            injection: Some(InjectionResponse::ActedOnInjectedReply("AUTH".into())),
+            ..Conduct::default()
+        };
+        let apart = judge(Profile::Inject, &conduct).to_string();
+        conduct.improper_pipelining = Some("EHLO".into());
+        let together = judge(Profile::Inject, &conduct).to_string();
+        assert_eq!(together, apart);
+        assert_eq!(
+            apart,
+            "!! ATTACK WORKED: believed the injected reply: sent AUTH inside TLS before the real \
+             reply to its EHLO"
+        );
     }
 
     #[test]
