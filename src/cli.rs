@@ -384,9 +384,14 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
 
 /// The target forms every command accepts, for error messages.
 const TARGET_FORMS: &str = "give the server as HOST or HOST:PORT, e.g. mail.example.com:587, \
-     192.0.2.1:25, or an IPv6 address in brackets, [2001:db8::1]:587";
+     192.0.2.1:25, an IPv6 address in brackets, [2001:db8::1]:587, or a UNIX domain socket, \
+     unix:/run/dovecot/lmtp";
 
-/// Splits `HOST[:PORT]` (IPv6 literals in brackets, or bare without a port).
+/// How a target names a UNIX domain socket: `unix:/absolute/path`.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// Splits `HOST[:PORT]` (IPv6 literals in brackets, or bare without a port), or passes a
+/// `unix:/path` socket through whole.
 ///
 /// The host must be a host name or an IP address: a URL (`smtp://host:port`), a mail address
 /// or anything else would only fail later as a confusing connection error. A bare IPv6 address
@@ -397,6 +402,16 @@ const TARGET_FORMS: &str = "give the server as HOST or HOST:PORT, e.g. mail.exam
 /// A message saying what is wrong with the target and which forms are accepted.
 pub fn parse_target(target: &str) -> Result<(String, Option<u16>), String> {
     let target = target.trim();
+    // A UNIX domain socket (LMTP servers listen on one): the path is the whole target.
+    if let Some(path) = target.strip_prefix(UNIX_PREFIX) {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "{target:?}: a UNIX domain socket is given by its absolute path, e.g. \
+                 unix:/run/dovecot/lmtp"
+            ));
+        }
+        return Ok((target.to_owned(), None));
+    }
     if let Some((scheme, _)) = target.split_once("://") {
         return Err(format!(
             "{target:?} is a URL; {TARGET_FORMS} (without '{scheme}://')"

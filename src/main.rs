@@ -519,7 +519,13 @@ fn server_config(
         Some(path) => TrustSettings::load_ca_file(path).map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
-    let server_name = servername.map_or_else(|| host.clone(), str::to_owned);
+    // A UNIX socket has no host name to verify a certificate against: TLS over one (rare)
+    // needs --servername; localhost is the name a local server's certificate would carry.
+    let server_name = match servername {
+        Some(name) => name.to_owned(),
+        None if host.starts_with(cli::UNIX_PREFIX) => "localhost".to_owned(),
+        None => host.clone(),
+    };
     tls::server_name(&server_name).map_err(|e| e.to_string())?;
     Ok(SessionConfig {
         host,

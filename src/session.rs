@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
 
 use crate::guard::{GuardPolicy, OneTimeOverride, Protection};
 use crate::proto::client::{
@@ -85,11 +87,62 @@ pub enum AuthProbe {
     },
 }
 
+/// The connection under the core: TCP, or a UNIX domain socket (`unix:/path`, where LMTP
+/// servers usually listen).
+enum Socket {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Socket {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(tcp) => {
+                ack_promptly(tcp);
+                tcp.read(buffer).await
+            }
+            #[cfg(unix)]
+            Self::Unix(unix) => unix.read(buffer).await,
+        }
+    }
+
+    fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(tcp) => tcp.try_read(buffer),
+            #[cfg(unix)]
+            Self::Unix(unix) => unix.try_read(buffer),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Tcp(tcp) => {
+                tcp.write_all(bytes).await?;
+                tcp.flush().await
+            }
+            #[cfg(unix)]
+            Self::Unix(unix) => {
+                unix.write_all(bytes).await?;
+                unix.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Self::Tcp(tcp) => tcp.shutdown().await,
+            #[cfg(unix)]
+            Self::Unix(unix) => unix.shutdown().await,
+        }
+    }
+}
+
 /// A live SMTP client session: the core, its socket, and the sink its events go to.
 pub struct Session {
     config: SessionConfig,
     core: ClientSession,
-    tcp: Option<TcpStream>,
+    tcp: Option<Socket>,
     sink: EventSink,
     read_buffer: Vec<u8>,
 }
@@ -128,36 +181,21 @@ impl Session {
             read_buffer: vec![0; 16 * 1024],
         };
         session.flush_events();
-        let host = session
-            .config
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let connect = TcpStream::connect((host.as_str(), session.config.port));
-        let tcp = match tokio::time::timeout(session.config.timeout, connect).await {
+        let socket = match tokio::time::timeout(session.config.timeout, open(&session.config)).await
+        {
             Err(_) => Err(SessionError::Timeout {
-                waiting_for: format!("the TCP connection to {target}"),
+                waiting_for: format!("the connection to {target}"),
                 after: session.config.timeout,
                 partial: String::new(),
                 hint: "raise --timeout if the network is just slow".to_owned(),
             }),
-            Ok(Err(source)) => Err(SessionError::Connect {
-                target,
-                source: Arc::new(source),
-            }),
-            Ok(Ok(tcp)) => Ok(tcp),
+            Ok(result) => result,
         };
-        let tcp = match tcp {
-            Ok(tcp) => tcp,
+        let (socket, peer, local) = match socket {
+            Ok(opened) => opened,
             Err(error) => return Err(session.transport_failed(error)),
         };
-        // Interactive SMTP is many small lines; Nagle would only add latency.
-        if let Err(error) = tcp.set_nodelay(true) {
-            return Err(session.transport_failed(error.into()));
-        }
-        let (peer, local) = (addr(tcp.peer_addr()), addr(tcp.local_addr()));
-        session.tcp = Some(tcp);
+        session.tcp = Some(socket);
         let greeting = session.core.connected(peer, local, Instant::now());
         let greeting = session.finish(greeting).await?;
         Ok((session, greeting))
@@ -505,11 +543,7 @@ impl Session {
             let Some(tcp) = self.tcp.as_mut() else {
                 return Err(self.transport_failed(SessionError::Closed { mid_reply: false }));
             };
-            let write = async {
-                tcp.write_all(&bytes).await?;
-                tcp.flush().await
-            };
-            match tokio::time::timeout(self.config.timeout, write).await {
+            match tokio::time::timeout(self.config.timeout, tcp.write_all(&bytes)).await {
                 Err(_) => {
                     return Err(self.transport_failed(SessionError::Timeout {
                         waiting_for: "the server to accept our data".to_owned(),
@@ -532,7 +566,6 @@ impl Session {
             self.core.eof(Instant::now());
             return;
         };
-        ack_promptly(tcp);
         let read = tcp.read(&mut self.read_buffer);
         let result = match self.core.next_deadline() {
             Some(deadline) => {
@@ -613,15 +646,44 @@ fn ack_promptly(tcp: &TcpStream) {
     let _ = tcp;
 }
 
+/// Opens the socket `config` names: `unix:/path` or a host and port. Returns it with the
+/// peer's and our own address, in words.
+async fn open(config: &SessionConfig) -> Result<(Socket, String, String), SessionError> {
+    let target = format_target(&config.host, config.port);
+    let failed = |source: io::Error| SessionError::Connect {
+        target: target.clone(),
+        source: Arc::new(source),
+    };
+    #[cfg(unix)]
+    if let Some(path) = config.host.strip_prefix("unix:") {
+        let unix = UnixStream::connect(path).await.map_err(failed)?;
+        return Ok((
+            Socket::Unix(unix),
+            format!("unix:{path}"),
+            "a local socket".to_owned(),
+        ));
+    }
+    let host = config.host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((host, config.port))
+        .await
+        .map_err(failed)?;
+    // Interactive SMTP is many small lines; Nagle would only add latency.
+    tcp.set_nodelay(true)?;
+    let (peer, local) = (addr(tcp.peer_addr()), addr(tcp.local_addr()));
+    Ok((Socket::Tcp(tcp), peer, local))
+}
+
 fn addr(result: io::Result<SocketAddr>) -> String {
     result
         .map(|a| a.to_string())
         .unwrap_or_else(|e| format!("unknown ({e})"))
 }
 
-/// `host:port`, with brackets around IPv6 literals.
+/// `host:port`, with brackets around IPv6 literals; a `unix:/path` socket as it is.
 pub fn format_target(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
+    if host.starts_with("unix:") {
+        host.to_owned()
+    } else if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")

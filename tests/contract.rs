@@ -11,7 +11,7 @@ mod support;
 use support::Creds::*;
 use support::Serve::*;
 use support::Verify::*;
-use support::{Case, Leaf, Pki, Serve, Smtp, StartTls};
+use support::{Case, Leaf, Pki, Run, Serve, Smtp, StartTls};
 
 /// The greeting, EHLO and DATA with a message whose reply is checked; QUIT unchecked, as a
 /// hurried scenario leaves it.
@@ -181,4 +181,67 @@ cases! {
         says: &["the greeting", "--tls implicit"],
         ..ROW
     };
+}
+
+/// A UNIX domain socket as the target (`unix:/path`, where LMTP servers listen): the same
+/// session over it, LHLO and the replies per recipient included. A hand-written server,
+/// since the table's servers listen on TCP.
+#[test]
+fn a_unix_socket_target_carries_an_lmtp_session() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lmtp.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        writer
+            .write_all(b"220 lmtp.example LMTP ready\r\n")
+            .unwrap();
+        let mut received = Vec::new();
+        let mut in_data = false;
+        while let Some(Ok(line)) = lines.next() {
+            received.push(line.clone());
+            let reply: &[u8] = match line.as_str() {
+                _ if in_data && line == "." => {
+                    in_data = false;
+                    b"250 2.0.0 <a@lab.test> delivered\r\n452 4.2.2 <b@lab.test> mailbox full\r\n"
+                }
+                _ if in_data => continue,
+                "LHLO client.example" => b"250-lmtp.example\r\n250 ENHANCEDSTATUSCODES\r\n",
+                "RCPT TO:<nobody@lab.test>" => b"550 5.1.1 no such user\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                "QUIT" => b"221 bye\r\n",
+                _ => b"250 ok\r\n",
+            };
+            writer.write_all(reply).unwrap();
+            if line == "QUIT" {
+                break;
+            }
+        }
+        received
+    });
+    let scenario = "S: 220\nC: LHLO client.example\nS: 250\nC: MAIL FROM:<x@lab.test>\nS: 250\n\
+                    C: RCPT TO:<a@lab.test>\nS: 250\nC: RCPT TO:<nobody@lab.test>\nS: 550\n\
+                    C: RCPT TO:<b@lab.test>\nS: 250\nC: DATA\nS: 354\nC: Subject: hi\nC: .\n\
+                    S: 2xx\nC: QUIT\nS: 221\n";
+    let target = format!("unix:{}", path.display());
+    let out = Run::new(scenario, &target).run();
+    // One reply per accepted recipient; the second (452) does not meet 'S: 2xx', and the run
+    // says so rather than passing on the first.
+    out.assert_code(1)
+        .assert_contains("250 2.0.0 <a@lab.test> delivered")
+        .assert_contains("452 4.2.2 <b@lab.test> mailbox full")
+        .assert_contains(&format!("connected to unix:{}", path.display()));
+    let received = server.join().unwrap();
+    assert!(received.contains(&"QUIT".to_owned()), "{received:?}");
 }
