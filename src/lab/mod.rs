@@ -279,6 +279,9 @@ impl LabShared {
             line
         };
         (self.log)(&format!("{} {line}", clock()));
+        if let Some(lesson) = verdict.lesson {
+            (self.log)(&format!("{} {profile}#{session} LESSON: {lesson}", clock()));
+        }
     }
 
     fn log_delivery(&self, message: &Message) {
