@@ -17,12 +17,15 @@
 //! Maildir. Nothing here listens beyond the addresses it is given.
 
 pub mod accounts;
+pub mod activity;
 pub mod certs;
 pub mod demo;
+pub mod exercise;
 mod listener;
 pub mod pair;
 pub mod profile;
 pub mod server;
+pub mod textfile;
 pub mod triggers;
 pub mod verdict;
 
