@@ -730,7 +730,10 @@ impl Progress {
                 continue;
             }
             let met = step.conditions.len() - missing.len();
-            if met > 0 && self.closest.as_ref().is_none_or(|(best, _)| met > *best) {
+            // A step about one profile is only begun by a session there: any session says
+            // EHLO and ends, which alone is no attempt at the strip exercise.
+            let begun = step.profile().is_none_or(|p| p == facts.profile);
+            if begun && met > 0 && self.closest.as_ref().is_none_or(|(best, _)| met > *best) {
                 self.closest = Some((met, missing));
             }
             break;

@@ -13,7 +13,7 @@
 //! - classroom mode: [`roster`] (the students, their accounts and the class sheet),
 //!   [`exercise`] (the exercise files and their goals), [`activity`] (what a session did, as
 //!   goals read it), [`classroom`] (each student's progress and the feed of notable events,
-//!   pure);
+//!   pure) and [`dashboard`] (the instructor's view of it);
 //! - [`demo`]: the built-in demonstration run against an in-process lab;
 //! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
@@ -24,6 +24,7 @@ pub mod accounts;
 pub mod activity;
 pub mod certs;
 pub mod classroom;
+pub mod dashboard;
 pub mod demo;
 pub mod exercise;
 mod listener;
