@@ -13,7 +13,8 @@
 //! - classroom mode: [`roster`] (the students, their accounts and the class sheet),
 //!   [`exercise`] (the exercise files and their goals), [`activity`] (what a session did, as
 //!   goals read it), [`classroom`] (each student's progress and the feed of notable events,
-//!   pure) and [`dashboard`] (the instructor's view of it);
+//!   pure), [`dashboard`] (the instructor's view of it) and [`status`] (a student asking the
+//!   lab for their exercises);
 //! - [`demo`]: the built-in demonstration run against an in-process lab;
 //! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
@@ -32,6 +33,7 @@ pub mod pair;
 pub mod profile;
 pub mod roster;
 pub mod server;
+pub mod status;
 pub mod textfile;
 pub mod triggers;
 pub mod verdict;

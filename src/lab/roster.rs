@@ -363,6 +363,14 @@ pub enum SheetError {
         /// The error.
         source: std::io::Error,
     },
+    /// The directory it should go in does not exist.
+    #[error(
+        "cannot write the class sheet {path}: its directory does not exist; create it or give another file with --sheet FILE"
+    )]
+    NoDirectory {
+        /// The file.
+        path: String,
+    },
     /// The system's random generator failed.
     #[error("cannot draw random passwords from the system: {0}")]
     Random(String),
@@ -456,7 +464,13 @@ pub fn prepare_sheet(
                     password,
                 });
             }
-            let mut file = create_private(path).map_err(io)?;
+            let mut file = create_private(path).map_err(|error| {
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    SheetError::NoDirectory { path: name.clone() }
+                } else {
+                    io(error)
+                }
+            })?;
             file.write_all(text.as_bytes()).map_err(io)?;
             file.sync_all().map_err(io)?;
             Ok((passwords, SheetOutcome::Created))

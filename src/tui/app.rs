@@ -486,6 +486,14 @@ impl App {
                 let text = record::scenario(&self.view.events);
                 self.flash = Some(write_file(argument, &text, "scenario"));
             }
+            Command::Exercises => {
+                let student = crate::lab::status::student_to_ask(
+                    argument,
+                    self.status.authenticated_as.as_deref(),
+                    self.preset_user.as_deref(),
+                );
+                return vec![Action::Exercises { student }];
+            }
             Command::Load if argument.is_empty() => self.flash = Some(file_needed("load")),
             Command::Load => match Scenario::load(Path::new(argument)) {
                 Ok(scenario) => self.load_script(scenario),

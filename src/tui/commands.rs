@@ -67,6 +67,8 @@ pub enum Command {
     ClearTranscript,
     /// Leave (QUIT first when connected).
     Quit,
+    /// Ask the lab for the student's exercises and progress (on a session of its own).
+    Exercises,
 }
 
 /// Which modifier keys a binding needs.
@@ -314,6 +316,7 @@ pub const LOCAL: &[LocalCommand] = &[
     local("explain", &[], None, "explain pane", C::Explain),
     local("quit", &["q"], None, "quit (QUIT first)", C::Quit),
     local("next", &[], None, "send the next step", C::Next),
+    local("exercises", &[], None, "exercises on the lab", C::Exercises),
 ];
 
 impl LocalCommand {
@@ -389,7 +392,6 @@ pub fn help_lines() -> Vec<String> {
         "  STARTTLS        a 220 upgrades to TLS; injected bytes abort it",
         "  AUTH PLAIN      (or LOGIN, XOAUTH2) asks user and password, hidden",
         "  DATA            a 354 opens the message editor; a lone . ends it",
-        "Keys",
     ]
     .map(str::to_owned)
     .to_vec();
