@@ -286,10 +286,10 @@ fn render_title(frame: &mut Frame, area: Rect, class: &Classroom, now: SystemTim
     let clock = format!("{} ", clock(now));
     let width = usize::from(area.width);
     let counts = format!(
-        "{} sessions · {} live · {} attacks worked",
-        totals.sessions,
+        "{} · {} live · {} worked",
+        plural(totals.sessions, "session"),
         class.live_count(),
-        totals.attacks_worked,
+        plural(totals.attacks_worked, "attack"),
     );
     // The longest form that fits with the clock.
     let text = [
@@ -648,15 +648,26 @@ fn render_log(frame: &mut Frame, area: Rect, log: &[String], state: &DashState) 
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = usize::from(inner.height);
-    let end = log
-        .len()
-        .saturating_sub(state.scroll.min(log.len().saturating_sub(height)));
-    let start = end.saturating_sub(height);
-    let lines: Vec<Line> = log
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|l| Line::raw(crate::proto::escape::escape_str(l)))
+    let width = usize::from(inner.width).max(10);
+    // Wrapped, newest at the bottom: only the tail that can be shown is wrapped.
+    let wanted = height + state.scroll;
+    let mut rows: VecDeque<String> = VecDeque::new();
+    for line in log.iter().rev() {
+        if rows.len() >= wanted {
+            break;
+        }
+        for piece in hard_wrap(&crate::proto::escape::escape_str(line), width)
+            .into_iter()
+            .rev()
+        {
+            rows.push_front(piece);
+        }
+    }
+    let scroll = state.scroll.min(rows.len().saturating_sub(height));
+    let end = rows.len() - scroll;
+    let lines: Vec<Line> = rows
+        .range(end.saturating_sub(height)..end)
+        .map(|l| Line::raw(l.clone()))
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
@@ -725,6 +736,15 @@ fn hard_wrap(line: &str, width: usize) -> Vec<String> {
         if rest.trim().is_empty() {
             return pieces;
         }
+    }
+}
+
+/// `1 session`, `2 sessions`.
+fn plural(count: u64, word: &str) -> String {
+    if count == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{count} {word}s")
     }
 }
 
