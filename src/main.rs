@@ -210,10 +210,8 @@ fn lab_command(args: LabArgs) -> i32 {
     config.roster = class.roster.clone();
     config.exercises = class.exercises.clone();
     config.class_sheet = class.sheet_path.clone();
-    let export_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    // `e` in the dashboard writes where the instructor started the lab, as --export does.
+    let export_dir = std::path::PathBuf::from(".");
     config.names = args.names;
     config.maildir = args.maildir;
     config.state_dir = args.state_dir;
