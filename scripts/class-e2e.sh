@@ -70,6 +70,7 @@ no_password() {
 tmux new-session -d -s "$session" -x 150 -y 50 \
     "cd $work && $bin lab --class 30 --dashboard --port-base $base --state-dir $work/state --export $work/final.json; echo \$? >$work/lab.status; echo lab-exited; sleep 60"
 expect "class of 30"
+expect "Passwords: $work/state/class-sheet.txt (hand out, never project)"
 sheet=$work/state/class-sheet.txt
 ca=$work/state/ca.pem
 for _ in $(seq 50); do [[ -s $sheet && -s $ca ]] && break; sleep 0.1; done

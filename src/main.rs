@@ -275,10 +275,18 @@ fn lab_command(args: LabArgs) -> i32 {
             "smtptui lab: practice SMTP servers {where_} (Ctrl-C to stop)\n{sheet_note}\n"
         );
         let why = if mode == Some(DashboardMode::Tui) {
-            let state = smtptui::lab::dashboard::DashState::new(
+            let mut state = smtptui::lab::dashboard::DashState::new(
                 format!("{header}{}", lab.table()),
                 std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             );
+            // What the instructor needs first: where the passwords are, where students go.
+            state.flash = Some(match &class.sheet_path {
+                Some(sheet) => format!(
+                    "Passwords: {} (hand out, never project) · i: where students connect",
+                    sheet.display()
+                ),
+                None => "i: where students connect · ?: keys".to_owned(),
+            });
             let ended = smtptui::lab::dashboard::run(
                 lab.board().clone(),
                 ring,

@@ -321,13 +321,22 @@ fn the_log_screen_wraps_long_lines_instead_of_cutting_them() {
     let class = workshop();
     let mut state = state();
     state.on_key(KeyEvent::new(KeyCode::Char('l'), KeyModifiers::NONE));
-    let long = format!("10:00:31 strip#3 VERDICT !! ATTACK WORKED: {} END-OF-LINE", "x ".repeat(60));
+    let long = format!(
+        "10:00:31 strip#3 VERDICT !! ATTACK WORKED: {} END-OF-LINE",
+        "x ".repeat(60)
+    );
     let log = vec!["first".to_owned(), long];
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
     terminal
         .draw(|frame| dashboard::render(frame, &class, &state, &log, at(75)))
         .expect("draws");
     let text = terminal.backend().to_string();
-    assert!(text.contains("END-OF-LINE") && text.contains("first"), "{text}");
-    assert!(text.contains(" 1 session · ") || text.contains(" 6 sessions · "), "{text}");
+    assert!(
+        text.contains("END-OF-LINE") && text.contains("first"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" 1 session · ") || text.contains(" 6 sessions · "),
+        "{text}"
+    );
 }

@@ -787,5 +787,6 @@ Fault triggers (any profile that takes the recipient):
   RCPT TO:<greylist@lab.test>         450 4.7.1 the first time (per client, sender, recipient), 250 on the retry
   EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that EHLO extension off
 Every session ends with a VERDICT line: '!! ATTACK WORKED' / '!! DANGER' (credentials in cleartext,
-injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'.
+injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is
+followed by a LESSON line.
 ";
