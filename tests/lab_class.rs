@@ -554,3 +554,62 @@ fn exercises_in_the_ui_asks_for_the_typed_id_or_the_lab_account() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn the_text_dashboard_prints_the_class_events_not_every_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Asked for the full screen without a terminal: the text mode, said so.
+    let mut child = Command::new(BIN)
+        .args([
+            "lab",
+            "--class",
+            "2",
+            "--dashboard",
+            "--profile",
+            "strip",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (tx, lines) = channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut lab = LabProcess {
+        child,
+        lines,
+        seen: Vec::new(),
+    };
+    lab.wait_for("--dashboard needs a terminal; printing its events as text instead");
+    lab.wait_for("Class events (attacks that worked");
+    let passwords = sheet_passwords(&dir.path().join("class-sheet.txt"));
+    fall_for_strip(&lab.addr("strip"), &passwords[1].0, &passwords[1].1);
+    lab.wait_for("CLASS !! student02: the strip attack worked");
+    lab.wait_for("CLASS .. student02: completed \"strip\"");
+    let (code, output) = lab.stop();
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        !output.contains(" plain C: "),
+        "session lines in text mode:\n{output}"
+    );
+    assert!(
+        output.contains("strip#1 VERDICT !! ATTACK WORKED"),
+        "{output}"
+    );
+    assert!(output.contains("strip#1 LESSON: "), "{output}");
+    assert!(output.contains("The class at the end:"), "{output}");
+}

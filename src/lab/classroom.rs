@@ -421,7 +421,7 @@ impl Classroom {
                 what: alarms(),
                 lesson: verdict.lesson,
             })),
-            _ if verdict.attacker && activity.sent("EHLO") => {
+            _ if verdict.attacker && activity.sent("EHLO") && !activity.is_status_check() => {
                 let what = verdict
                     .findings
                     .first()
@@ -1166,6 +1166,31 @@ mod tests {
         let json = class.json(at(2));
         assert_eq!(json["students"][0]["account"], "eve@lab.test");
         assert_eq!(json["totals"]["per_profile"]["mx"], 0);
+    }
+
+    #[test]
+    fn a_look_at_the_list_is_no_attempt_at_an_exercise() {
+        let mut class = class();
+        let mut look = Activity::default();
+        look.name("alice");
+        look.verb("EHLO");
+        look.verb("XEXERCISES");
+        look.exercise_queries = 1;
+        look.verb("QUIT");
+        class.session_started(1, Profile::Strip);
+        class.session_update(1, Profile::Strip, &look, at(1));
+        let verdict = verdict::judge(Profile::Strip, &Conduct::default());
+        let entries = class.session_ended(1, Profile::Strip, &look, &verdict, at(2));
+        assert!(entries.is_empty(), "{entries:?}");
+        for exercise in 0..class.exercises().list.len() {
+            assert_eq!(class.cell(0, exercise), Cell::Todo, "{exercise}");
+        }
+        let report = class.report(Profile::Strip, 2, &look, None);
+        assert!(report[0].contains("0 of 9 done"), "{report:#?}");
+        assert!(!report.iter().any(|l| l.contains("[part]")), "{report:#?}");
+        // The same session trying something is an attempt.
+        look.verb("MAIL");
+        assert!(!look.is_status_check());
     }
 
     #[test]
