@@ -50,6 +50,9 @@ cargo test --locked --lib --bins --tests 2>&1 | tee "$results"
 # The interactive UI in a real terminal (tmux), against the lab.
 bash scripts/tui-e2e.sh
 echo "test result: ok. 1 passed; 0 failed; 0 ignored (tui-e2e.sh)" >>"$results"
+# A workshop in a real terminal: the dashboard with thirty students at once.
+bash scripts/class-e2e.sh
+echo "test result: ok. 1 passed; 0 failed; 0 ignored (class-e2e.sh)" >>"$results"
 
 # A short smoke of every fuzz target (scripts/fuzz.sh runs them as long as asked), where the
 # nightly toolchain cargo-fuzz needs is installed. A crash fails the run.

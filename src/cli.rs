@@ -62,6 +62,12 @@ pub enum Command {
     /// project that ends each session with a verdict on what the client did.
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Show a student's exercises and progress on a lab (`smtptui lab --class`): asks the
+    /// lab with its own command XEXERCISES on a short session (EHLO ID, XEXERCISES, QUIT)
+    /// that carries no credential. Exits 0 with the list, 2 on a usage error, 3 when the lab
+    /// cannot be reached or the server is no smtptui lab.
+    #[command(name = "lab-status", after_help = LAB_STATUS_EXAMPLES)]
+    LabStatus(LabStatusArgs),
     /// Start the practice server in-process and open the UI on it, to replay by hand the
     /// credential guard stopping AUTH before STARTTLS, then STARTTLS, AUTH and a message.
     /// With --headless (or when stdout is not a terminal) the same story runs scripted.
@@ -203,6 +209,8 @@ Examples:
                                                 # a classroom: one CA kept across restarts
   smtptui lab --listen submission=127.0.0.1:1587 --listen mx=127.0.0.1:1025
   smtptui lab --account alice@lab.test:alice.pw --maildir ./lab-mail
+  smtptui lab --class 30 --dashboard            # a workshop: 30 accounts, the instructor's view
+  smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
 Profiles and their place above the port base: submission 587, mx 25, implicit 465, legacy 600,
 inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives each address,
@@ -220,8 +228,27 @@ connection at the first end of each message (the retry is accepted).
 
 Every session ends with a VERDICT line judging what the client did, as the server saw it:
 '!! ATTACK WORKED' or '!! DANGER' (credentials in cleartext, injected bytes believed,
-cleartext after a refused STARTTLS), '!  warning', or 'ok'. Credentials are never shown.
+cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is followed by a LESSON
+line. Credentials are never shown.
+
+Classroom mode: --class N (students student01 ... studentNN) or --roster FILE (one ID and
+name per line) gives each student an account ID@lab.test with a random password, written only
+to the class sheet (--sheet, mode 600, read back at the next start, never overwritten).
+Students say EHLO with their ID; the lab checks the exercises (assets/exercises.txt, or
+--exercises FILE) from what their sessions did. They see their list with
+'smtptui lab-status HOST ID', ':exercises' in smtptui, or XEXERCISES in any session.
+--dashboard shows the class to the room (a grid of students by exercise, live sessions, attacks
+that worked); --dashboard text prints its events as lines; --export FILE.csv / FILE.json
+writes the results when the lab stops ('e' in the dashboard writes them at once).
 Stop with Ctrl-C.";
+
+const LAB_STATUS_EXAMPLES: &str = "\
+Examples:
+  smtptui lab-status 192.168.1.20:2525 student07      # the lab's mx listener: no TLS needed
+  smtptui lab-status 127.0.0.1:2465 --tls implicit --ca-file ca.pem --servername localhost alice
+
+The same list is what the lab answers to XEXERCISES [ID] in any session (openssl s_client, nc),
+and to :exercises in smtptui's UI.";
 
 /// Arguments of `smtptui lab`.
 #[derive(Debug, Args)]
@@ -272,6 +299,63 @@ pub struct LabArgs {
     /// and reply.
     #[arg(long)]
     pub quiet: bool,
+    /// A class of N students: accounts student01@lab.test ... with random passwords written
+    /// to the class sheet (see --sheet), and their progress through the exercises tracked.
+    #[arg(long, value_name = "N", conflicts_with = "roster")]
+    pub class: Option<usize>,
+    /// A class from a roster file: one student per line, an ID (letters, digits, hyphens;
+    /// the EHLO name and the account ID@lab.test) and optionally the name to show.
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// Where the class sheet with the students' passwords goes (mode 600; never printed,
+    /// never overwritten: an existing sheet is read back). Default: class-sheet.txt in the
+    /// --state-dir, else in the current directory.
+    #[arg(long, value_name = "FILE")]
+    pub sheet: Option<PathBuf>,
+    /// The exercises to check, instead of the ones shipped (assets/exercises.txt shows the
+    /// format).
+    #[arg(long, value_name = "FILE")]
+    pub exercises: Option<PathBuf>,
+    /// The instructor's view instead of the session log: 'tui' (the default) a full-screen
+    /// grid of students by exercise, live sessions and notable events; 'text' the notable
+    /// events as lines, for projecting with other tools.
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "tui", value_enum)]
+    pub dashboard: Option<DashboardMode>,
+    /// Write the class's results here when the lab stops: CSV or JSON by the extension
+    /// (repeatable; an existing file is refused at start, never overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub export: Vec<PathBuf>,
+}
+
+/// `--dashboard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DashboardMode {
+    /// Full screen, for the projector.
+    Tui,
+    /// Notable events as plain lines.
+    Text,
+}
+
+/// Arguments of `smtptui lab-status`.
+#[derive(Debug, Args)]
+pub struct LabStatusArgs {
+    /// The lab, HOST[:PORT]; port 2525 (the lab's mx listener) by default.
+    pub target: String,
+    /// The student ID from the class sheet (without it, the list without progress).
+    pub student: Option<String>,
+    /// How TLS starts: the lab answers XEXERCISES before STARTTLS, so only its implicit
+    /// listener needs --tls implicit.
+    #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
+    pub tls: TlsChoice,
+    /// PEM file with the lab's CA (for --tls implicit).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Name for SNI and certificate verification (default: the host you typed).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// Deadline for each reply and the connection: seconds, or with a unit (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout)]
+    pub timeout: Duration,
 }
 
 /// Arguments of `smtptui run`.

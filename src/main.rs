@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AuditArgs, Cli, Command, ConnectArgs, DemoArgs, LabArgs, RunArgs, TlsChoice};
+use cli::{
+    AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, LabArgs, LabStatusArgs, RunArgs,
+    TlsChoice,
+};
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
 use smtptui::proto::sasl::credential_forms;
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Lab(args)) => lab_command(args),
+        Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
         Some(Command::Audit(args)) => audit_command(args),
         None => match &cli.target {
@@ -175,6 +179,15 @@ fn lab_command(args: LabArgs) -> i32 {
             (profile, addr)
         })
         .collect();
+    let mut class = match ClassPlan::prepare(&args) {
+        Ok(class) => class,
+        Err(message) => return usage_error(message),
+    };
+    if !class.roster.is_anonymous() {
+        // One account per student: the printed practice account would let everyone in as
+        // nobody in particular.
+        config.accounts = smtptui::lab::Accounts::empty();
+    }
     for spec in &args.accounts {
         if let Err(error) = config.accounts.add_from_spec(spec) {
             return usage_error(error);
@@ -187,6 +200,18 @@ fn lab_command(args: LabArgs) -> i32 {
             ));
         }
     }
+    let sheet_note = match class.sheet(args.state_dir.as_deref(), &mut config.accounts) {
+        Ok(note) => note,
+        Err(message) => {
+            say!("smtptui: {message}");
+            return exit::FAILURE;
+        }
+    };
+    config.roster = class.roster.clone();
+    config.exercises = class.exercises.clone();
+    config.class_sheet = class.sheet_path.clone();
+    // `e` in the dashboard writes where the instructor started the lab, as --export does.
+    let export_dir = std::path::PathBuf::from(".");
     config.names = args.names;
     config.maildir = args.maildir;
     config.state_dir = args.state_dir;
@@ -199,6 +224,28 @@ fn lab_command(args: LabArgs) -> i32 {
         // A closed stdout must not take the server down with it.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     });
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let mode = match args.dashboard {
+        Some(DashboardMode::Tui) if !interactive => {
+            say!(
+                "smtptui lab: --dashboard needs a terminal; printing its events as text instead (--dashboard text)"
+            );
+            Some(DashboardMode::Text)
+        }
+        mode => mode,
+    };
+    let ring = std::sync::Arc::new(smtptui::lab::dashboard::LogRing::default());
+    match mode {
+        Some(DashboardMode::Tui) => {
+            // The terminal is the dashboard's: the log goes to its log screen.
+            let ring = ring.clone();
+            config.log = std::sync::Arc::new(move |line| ring.push(line));
+            config.colour = false;
+        }
+        // The notable events, not every command: what a projector can show for a room.
+        Some(DashboardMode::Text) => config.log_sessions = false,
+        None => {}
+    }
     let where_ = if args.all_interfaces {
         "on every interface"
     } else {
@@ -224,26 +271,239 @@ fn lab_command(args: LabArgs) -> i32 {
                 return exit::FAILURE;
             }
         };
-        {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "smtptui lab: practice SMTP servers {where_} (Ctrl-C to stop)\n"
+        let header = format!(
+            "smtptui lab: practice SMTP servers {where_} (Ctrl-C to stop)\n{sheet_note}\n"
+        );
+        let why = if mode == Some(DashboardMode::Tui) {
+            let mut state = smtptui::lab::dashboard::DashState::new(
+                format!("{header}{}", lab.table()),
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             );
-            let _ = write!(stdout, "{}", lab.table());
-            let _ = writeln!(
-                stdout,
-                "\nSession log (plain/tls as on the wire; AUTH credentials are never shown):"
-            );
-            let _ = stdout.flush();
-        }
-        let why = stop.recv().await;
+            // What the instructor needs first: where the passwords are, where students go.
+            state.flash = Some(match &class.sheet_path {
+                Some(sheet) => format!(
+                    "Passwords: {} (hand out, never project) · i: where students connect",
+                    sheet.display()
+                ),
+                None => "i: where students connect · ?: keys".to_owned(),
+            });
+            let ended = smtptui::lab::dashboard::run(
+                lab.board().clone(),
+                ring,
+                state,
+                export_dir,
+                stop.recv(),
+            )
+            .await;
+            match ended {
+                Ok(smtptui::lab::dashboard::Ended::Stopped) => "the dashboard was closed",
+                Ok(smtptui::lab::dashboard::Ended::Signal(why)) => why,
+                Err(error) => {
+                    say!("smtptui lab: terminal error: {error}");
+                    "the terminal failed"
+                }
+            }
+        } else {
+            {
+                let mut stdout = std::io::stdout().lock();
+                let _ = write!(stdout, "{header}{}", lab.table());
+                let _ = if mode == Some(DashboardMode::Text) {
+                    writeln!(
+                        stdout,
+                        "\nClass events (attacks that worked with their lesson, first TLS sessions, finished exercises):"
+                    )
+                } else {
+                    writeln!(
+                        stdout,
+                        "\nSession log (plain/tls as on the wire; AUTH credentials are never shown):"
+                    )
+                };
+                let _ = stdout.flush();
+            }
+            stop.recv().await
+        };
         // Often the reader has gone with the same Ctrl-C (`smtptui lab 2>&1 | tee log`): the
         // message may go nowhere, the 421 to open sessions must go out all the same.
         say!("\nsmtptui lab: {why}; stopping, open sessions get 421");
+        let board = lab.board().clone();
         lab.shutdown().await;
-        exit::PASSED
+        class.finish(&board)
     })
+}
+
+/// The class part of `smtptui lab`: the roster, the exercises, the sheet and the exports.
+struct ClassPlan {
+    roster: smtptui::lab::Roster,
+    exercises: smtptui::lab::Exercises,
+    sheet_path: Option<std::path::PathBuf>,
+    explicit_sheet: Option<std::path::PathBuf>,
+    exports: Vec<std::path::PathBuf>,
+}
+
+impl ClassPlan {
+    /// Reads the roster and the exercises and checks the export paths; nothing is written.
+    fn prepare(args: &LabArgs) -> Result<Self, String> {
+        use smtptui::lab::{Exercises, Roster};
+        let exercises = match &args.exercises {
+            Some(path) => Exercises::load(path).map_err(|e| e.to_string())?,
+            None => Exercises::builtin().map_err(|e| e.to_string())?,
+        };
+        let roster = match (args.class, &args.roster) {
+            (Some(count), _) => Roster::numbered(count)?,
+            (None, Some(path)) => Roster::load(path).map_err(|e| e.to_string())?,
+            (None, None) => Roster::anonymous(),
+        };
+        if roster.is_anonymous() && args.sheet.is_some() {
+            return Err(
+                "--sheet is where a class's passwords go: give the class too, with --class N or --roster FILE"
+                    .to_owned(),
+            );
+        }
+        for path in &args.export {
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if !matches!(extension.as_deref(), Some("csv" | "json")) {
+                return Err(format!(
+                    "--export {}: name the file .csv or .json, the format it is written in",
+                    path.display()
+                ));
+            }
+            if path.exists() {
+                return Err(format!(
+                    "--export {}: the file exists and is never overwritten; give a new name",
+                    path.display()
+                ));
+            }
+        }
+        Ok(Self {
+            roster,
+            exercises,
+            sheet_path: None,
+            explicit_sheet: args.sheet.clone(),
+            exports: args.export.clone(),
+        })
+    }
+
+    /// Opens or writes the class sheet and gives every student their account; returns what
+    /// the start should say about it (never a password).
+    fn sheet(
+        &mut self,
+        state_dir: Option<&std::path::Path>,
+        accounts: &mut smtptui::lab::Accounts,
+    ) -> Result<String, String> {
+        use smtptui::lab::roster::{self, SheetOutcome};
+        if self.roster.is_anonymous() {
+            return Ok(String::new());
+        }
+        let path = match (&self.explicit_sheet, state_dir) {
+            (Some(path), _) => path.clone(),
+            (None, Some(dir)) => {
+                // The state directory holds the sheet: it may not exist yet.
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("cannot create the state directory {}: {e}", dir.display())
+                })?;
+                roster::default_sheet_path(Some(dir))
+            }
+            (None, None) => roster::default_sheet_path(None),
+        };
+        let (passwords, outcome) =
+            roster::prepare_sheet(&path, &self.roster).map_err(|e| e.to_string())?;
+        passwords.add_to(&self.roster, accounts);
+        let shown = path.display();
+        let note = match outcome {
+            SheetOutcome::Created => format!(
+                "Class sheet written: {shown} (mode 600): {} students with their passwords; hand each their line.",
+                self.roster.len()
+            ),
+            SheetOutcome::Reused { added, tightened } => {
+                let mut note = format!(
+                    "Class sheet read back: {shown}: the passwords students hold stay valid (delete the file for new ones)."
+                );
+                if !added.is_empty() {
+                    note.push_str(&format!(
+                        "\n  Added to it, with new passwords: {}.",
+                        added.join(", ")
+                    ));
+                }
+                if tightened {
+                    note.push_str("\n  It was readable by others: now mode 600.");
+                }
+                note
+            }
+        };
+        self.sheet_path = Some(path);
+        Ok(note)
+    }
+
+    /// At the end: the class's grid on stdout, and the exports. The exit status.
+    fn finish(&self, board: &smtptui::lab::ClassBoard) -> i32 {
+        use smtptui::lab::dashboard;
+        let mut status = exit::PASSED;
+        if !self.roster.is_anonymous() {
+            let grid = board.read(dashboard::grid_text);
+            let _ = write!(std::io::stdout().lock(), "\nThe class at the end:\n{grid}");
+        }
+        for path in &self.exports {
+            let now = std::time::SystemTime::now();
+            let content = board.read(|class| {
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                {
+                    class.csv()
+                } else {
+                    serde_json::to_string_pretty(&class.json(now)).unwrap_or_default() + "\n"
+                }
+            });
+            match dashboard::write_new(path, &content) {
+                Ok(()) => say!("smtptui lab: results written to {}", path.display()),
+                Err(error) => {
+                    say!("smtptui lab: {error}");
+                    status = exit::FAILURE;
+                }
+            }
+        }
+        status
+    }
+}
+
+fn lab_status_command(args: LabStatusArgs) -> i32 {
+    let default_port = if args.tls == TlsChoice::Implicit {
+        465
+    } else {
+        smtptui::lab::profile::DEFAULT_PORT_BASE + smtptui::lab::Profile::Mx.port_offset()
+    };
+    let config = match server_config(
+        &args.target,
+        default_port,
+        args.tls,
+        args.ca_file.as_deref(),
+        args.servername.as_deref(),
+        args.timeout,
+    ) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(smtptui::lab::status::fetch(config, args.student.as_deref())) {
+        Ok(lines) => {
+            let mut stdout = std::io::stdout().lock();
+            for line in lines {
+                let _ = writeln!(stdout, "{line}");
+            }
+            exit::PASSED
+        }
+        Err(error @ smtptui::lab::status::StatusError::BadId(_)) => usage_error(error),
+        Err(error) => {
+            say!("smtptui lab-status: {error}");
+            exit::FAILURE
+        }
+    }
 }
 
 /// Ctrl-C, the terminal closing (SIGHUP) and a polite kill (SIGTERM), so the lab shuts down

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use smtptui::lab::accounts::{DEFAULT_PASSWORD, DEFAULT_USER};
-use smtptui::lab::{Lab, LabConfig, Profile};
+use smtptui::lab::{Lab, LabConfig, Profile, verdict};
 
 /// Hard limit on one run of a client.
 const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
@@ -241,6 +241,17 @@ async fn swaks_with_tls_optional_falls_for_each_attack_and_the_verdict_says_how(
     let log = lab.log_text();
     assert!(log.contains("refuse-tls#2 plain C: AUTH LOGIN"), "{log}");
     assert!(log.contains("inject#3 tls   C: AUTH LOGIN"), "{log}");
+    // Each attack's lesson follows its verdict, for the projector.
+    for (session, lesson) in [
+        ("strip#1", verdict::LESSON_STRIP),
+        ("refuse-tls#2", verdict::LESSON_REFUSE),
+        ("inject#3", verdict::LESSON_INJECT),
+    ] {
+        assert!(
+            log.contains(&format!("{session} LESSON: {lesson}")),
+            "no lesson for {session} in\n{log}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +277,8 @@ async fn swaks_requiring_tls_gives_nothing_away_and_the_verdict_says_so() {
         lab.verdict(Profile::RefuseTls, 2).await,
         "ok: gave up after the refused STARTTLS, as a client should"
     );
+    // Nothing to learn from a client that did right: no lesson line.
+    assert!(!lab.log_text().contains("LESSON"), "{}", lab.log_text());
 }
 
 const SMTPLIB: &str = r#"

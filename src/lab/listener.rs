@@ -156,6 +156,8 @@ struct Served<'a> {
     number: u64,
     buffer: Vec<u8>,
     shutdown: watch::Receiver<bool>,
+    /// The activity's change count the classroom last saw.
+    reported: u64,
 }
 
 impl Served<'_> {
@@ -167,6 +169,21 @@ impl Served<'_> {
             self.session.is_tls(),
             text,
         );
+    }
+
+    /// Tells the classroom what the session did, when anything changed since last time, and
+    /// logs the notable events that came of it.
+    fn report_progress(&mut self) {
+        let activity = self.session.activity();
+        if activity.changes == self.reported {
+            return;
+        }
+        self.reported = activity.changes;
+        let views = self
+            .shared
+            .board
+            .session_update(self.number, self.settings.profile, activity);
+        self.shared.log_feed(&views);
     }
 
     /// Carries out the state machine's requests in order. Replies are gathered and written
@@ -336,7 +353,9 @@ impl Served<'_> {
         }
         let mut outputs = self.session.greeting();
         loop {
-            match self.perform(outputs).await {
+            let performed = self.perform(outputs).await;
+            self.report_progress();
+            match performed {
                 Ok(()) => {}
                 Err(Stop::Closed) => return "closed".to_owned(),
                 Err(Stop::Failed(reason)) => return reason,
@@ -395,7 +414,9 @@ async fn serve(
         number,
         buffer: vec![0u8; 8 * 1024],
         shutdown,
+        reported: 0,
     };
+    shared.board.session_started(number, settings.profile);
     served.shared.log_line(
         settings.profile.name(),
         number,
@@ -406,7 +427,15 @@ async fn serve(
     let reason = served.run().await;
     served.conn.shutdown().await;
     served.log(Direction::Note, &format!("session ended: {reason}"));
-    shared.log_verdict(settings.profile.name(), number, &served.session.verdict());
+    let verdict = served.session.verdict();
+    shared.log_verdict(settings.profile.name(), number, &verdict);
+    let views = shared.board.session_ended(
+        number,
+        settings.profile,
+        served.session.activity(),
+        &verdict,
+    );
+    shared.log_feed(&views);
 }
 
 fn store(store: &MailStore, message: super::Message) {

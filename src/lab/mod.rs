@@ -10,6 +10,11 @@
 //! - `listener`: the tokio shell (accept loops, deadlines, waits, TLS);
 //! - [`certs`]: the CA (fresh, or kept in a state directory) and the server certificate;
 //! - [`accounts`]: who may AUTH;
+//! - classroom mode: [`roster`] (the students, their accounts and the class sheet),
+//!   [`exercise`] (the exercise files and their goals), [`activity`] (what a session did, as
+//!   goals read it), [`classroom`] (each student's progress and the feed of notable events,
+//!   pure), [`dashboard`] (the instructor's view of it) and [`status`] (a student asking the
+//!   lab for their exercises);
 //! - [`demo`]: the built-in demonstration run against an in-process lab;
 //! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
@@ -17,12 +22,19 @@
 //! Maildir. Nothing here listens beyond the addresses it is given.
 
 pub mod accounts;
+pub mod activity;
 pub mod certs;
+pub mod classroom;
+pub mod dashboard;
 pub mod demo;
+pub mod exercise;
 mod listener;
 pub mod pair;
 pub mod profile;
+pub mod roster;
 pub mod server;
+pub mod status;
+pub mod textfile;
 pub mod triggers;
 pub mod verdict;
 
@@ -39,7 +51,10 @@ use tokio::task::JoinHandle;
 
 pub use accounts::Accounts;
 pub use certs::LabPki;
+pub use classroom::{ClassBoard, Classroom};
+pub use exercise::Exercises;
 pub use profile::Profile;
+pub use roster::Roster;
 pub use server::{Direction, Message};
 pub use verdict::{Level, Verdict};
 
@@ -90,6 +105,12 @@ pub struct LabConfig {
     pub error_sleep: Duration,
     /// The `slow` profile's delays.
     pub slow: server::SlowTimings,
+    /// The students (or "everyone", without a class).
+    pub roster: Roster,
+    /// The exercises they do.
+    pub exercises: Exercises,
+    /// Where the class's passwords were written, for the start table.
+    pub class_sheet: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LabConfig {
@@ -140,6 +161,10 @@ impl LabConfig {
             colour: false,
             error_sleep: server::ERROR_SLEEP,
             slow: server::SlowTimings::default(),
+            roster: Roster::anonymous(),
+            // The shipped file always parses (a test holds it to that).
+            exercises: Exercises::builtin().unwrap_or_default(),
+            class_sheet: None,
         }
     }
 }
@@ -233,6 +258,7 @@ struct LabShared {
     log_sessions: bool,
     colour: bool,
     sessions: AtomicU64,
+    board: Arc<ClassBoard>,
 }
 
 impl LabShared {
@@ -279,6 +305,25 @@ impl LabShared {
             line
         };
         (self.log)(&format!("{} {line}", clock()));
+        if let Some(lesson) = verdict.lesson {
+            (self.log)(&format!("{} {profile}#{session} LESSON: {lesson}", clock()));
+        }
+    }
+
+    /// Notable class events, in the log of a lab with a class (kept under `--quiet`).
+    fn log_feed(&self, views: &[classroom::FeedView]) {
+        if views.is_empty() || !self.board.logs_feed() {
+            return;
+        }
+        for view in views {
+            let line = format!("CLASS {}", view.line());
+            let line = if self.colour && view.tone == classroom::Tone::Alarm {
+                format!("\x1b[1;31m{line}\x1b[0m")
+            } else {
+                line
+            };
+            (self.log)(&format!("{} {line}", clock()));
+        }
     }
 
     fn log_delivery(&self, message: &Message) {
@@ -340,6 +385,9 @@ enum CaHome {
 /// A running lab.
 pub struct Lab {
     listening: Vec<(Profile, SocketAddr)>,
+    roster: Roster,
+    class_sheet: Option<PathBuf>,
+    board: Arc<ClassBoard>,
     accounts: Vec<String>,
     names: Vec<String>,
     ca_file: PathBuf,
@@ -405,6 +453,14 @@ impl Lab {
             }
         };
         let mail = MailStore::default();
+        let board = Arc::new(ClassBoard::new(Classroom::new(
+            config.roster.clone(),
+            config.exercises.clone(),
+            bound
+                .iter()
+                .map(|(profile, addr, _)| (*profile, addr.port()))
+                .collect(),
+        )));
         let shared = Arc::new(LabShared {
             tls: pki.server_config.clone(),
             mail: mail.clone(),
@@ -415,6 +471,7 @@ impl Lab {
             log_sessions: config.log_sessions,
             colour: config.colour,
             sessions: AtomicU64::new(0),
+            board: board.clone(),
         });
         let accounts = Arc::new(config.accounts.clone());
         // Greylisting and the slow profile remember attempts across sessions and profiles.
@@ -429,6 +486,7 @@ impl Lab {
             settings.error_sleep = config.error_sleep;
             settings.slow = config.slow;
             settings.log = config.log_sessions;
+            settings.class = Some(board.clone());
             let listener = listener::Listener {
                 tcp,
                 settings: Arc::new(settings),
@@ -440,6 +498,9 @@ impl Lab {
         }
         Ok(Lab {
             listening,
+            roster: config.roster.clone(),
+            class_sheet: config.class_sheet.clone(),
+            board,
             accounts: config.accounts.users().map(str::to_owned).collect(),
             names: config.names.clone(),
             ca_file,
@@ -505,6 +566,11 @@ impl Lab {
         &self.mail
     }
 
+    /// The class: its students' progress and the feed of notable events.
+    pub fn board(&self) -> &Arc<ClassBoard> {
+        &self.board
+    }
+
     /// The host and the name to verify that the start table's command lines use for a
     /// listener: loopback as `127.0.0.1` verified as `localhost`; a listener on every
     /// interface by the first `--name` (the address students use), or loopback without one.
@@ -533,7 +599,12 @@ impl Lab {
     /// account, the CA, and the fault triggers.
     pub fn table(&self) -> String {
         let ca = self.ca_file.display().to_string();
-        let user = accounts::DEFAULT_USER;
+        let class = !self.roster.is_anonymous();
+        let user = if class {
+            "ID@lab.test"
+        } else {
+            accounts::DEFAULT_USER
+        };
         let mut out = String::new();
         out.push_str(&format!(
             "{:<11} {:<21} {:<15} {}\n",
@@ -589,7 +660,30 @@ impl Lab {
             );
         }
         out.push('\n');
+        if class {
+            let students = self.roster.students();
+            let range = match (students.first(), students.last()) {
+                (Some(first), Some(last)) if students.len() > 1 => {
+                    format!("{} ... {}", first.account(), last.account())
+                }
+                (Some(first), _) => first.account(),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "Class: {} students, one account each ({range}); each says EHLO with their ID so sessions without AUTH count too.\n",
+                students.len()
+            ));
+            if let Some(sheet) = &self.class_sheet {
+                out.push_str(&format!(
+                    "  Their passwords are on the class sheet {} (mode 600): hand each student their line; never project it.\n",
+                    sheet.display()
+                ));
+            }
+        }
         for account in &self.accounts {
+            if class && self.roster.by_account(account).is_some() {
+                continue;
+            }
             if account == accounts::DEFAULT_USER {
                 out.push_str(&format!(
                     "Account: {account}  password: {}  (a practice password, printed on purpose; swaks asks for it)\n",
@@ -636,8 +730,36 @@ impl Lab {
                 "  (the implicit profile speaks TLS first: with --tls starttls a client waits for a greeting that never comes)\n",
             );
         }
+        if let Some((profile, addr)) = self.status_listener() {
+            let (host, name) = self.connect_host(addr);
+            let exercises = self.board.read(|c| c.exercises().list.len());
+            let tls = if profile.policy().implicit_tls {
+                format!(" --tls implicit --ca-file {ca} --servername {name}")
+            } else {
+                String::new()
+            };
+            let target = format!("{host}:{}{tls}", addr.port());
+            out.push_str(&if class {
+                format!(
+                    "Exercises ({exercises}): smtptui lab-status {target} ID  (or XEXERCISES ID in any session, :exercises in smtptui)\n"
+                )
+            } else {
+                format!(
+                    "Exercises ({exercises}): smtptui lab-status {target}  (or XEXERCISES in any session, :exercises in smtptui)\n"
+                )
+            });
+        }
         out.push_str(TRIGGERS_HELP);
         out
+    }
+
+    /// The listener `smtptui lab-status` is best pointed at: the MX (no TLS needed to ask),
+    /// else submission, else any.
+    fn status_listener(&self) -> Option<(Profile, SocketAddr)> {
+        [Profile::Mx, Profile::Submission]
+            .into_iter()
+            .find_map(|p| self.addr(p).map(|a| (p, a)))
+            .or_else(|| self.listening.first().copied())
     }
 
     /// Stops accepting, tells open sessions `421 ... shutting down`, and waits (bounded) for
@@ -665,5 +787,6 @@ Fault triggers (any profile that takes the recipient):
   RCPT TO:<greylist@lab.test>         450 4.7.1 the first time (per client, sender, recipient), 250 on the retry
   EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that EHLO extension off
 Every session ends with a VERDICT line: '!! ATTACK WORKED' / '!! DANGER' (credentials in cleartext,
-injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'.
+injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is
+followed by a LESSON line.
 ";

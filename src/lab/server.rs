@@ -22,6 +22,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use zeroize::Zeroizing;
 
 use super::accounts::Accounts;
+use super::activity::{self, Activity};
+use super::classroom::ClassBoard;
 use super::profile::{Policy, Profile, StartTlsBehaviour};
 use super::triggers::{self, Extension, Extensions, SeenOnce, Trigger};
 use super::verdict::{self, Conduct, CredentialCheck, InjectionResponse, TlsFailure, Verdict};
@@ -91,6 +93,9 @@ pub struct ServerSettings {
     /// Whether [`Output::Log`] lines are produced (off when nobody reads them; verdicts are
     /// made either way).
     pub log: bool,
+    /// The classroom that answers `XEXERCISES` (the lab's own extension); without one the
+    /// command is unknown, as on Postfix.
+    pub class: Option<Arc<ClassBoard>>,
 }
 
 impl ServerSettings {
@@ -107,6 +112,7 @@ impl ServerSettings {
             slow: SlowTimings::default(),
             inject_hold: INJECT_HOLD,
             log: true,
+            class: None,
         }
     }
 }
@@ -229,6 +235,9 @@ struct StraySasl {
     left: u8,
 }
 
+/// The lab's own command: the exercises and progress of the student of this session.
+pub const EXERCISES_VERB: &str = "XEXERCISES";
+
 /// The commands the lab knows (Postfix's, without XCLIENT and XFORWARD).
 const KNOWN_COMMANDS: [&str; 13] = [
     "HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "VRFY",
@@ -280,6 +289,14 @@ pub struct ServerSession {
     hold_used: bool,
     stray_sasl: Option<StraySasl>,
     conduct: Conduct,
+    activity: Activity,
+    /// The command being answered (an index in [`activity::VERBS`]), for the activity's
+    /// record of replies.
+    answering: Option<usize>,
+    /// The commands of each verb in the current pipelined group.
+    group: [u16; activity::VERBS.len()],
+    /// More input was waiting behind the last command: the next one is in its group.
+    in_group: bool,
 }
 
 impl ServerSession {
@@ -310,6 +327,13 @@ impl ServerSession {
                 tls,
                 ..Conduct::default()
             },
+            activity: Activity {
+                tls,
+                ..Activity::default()
+            },
+            answering: None,
+            group: [0; activity::VERBS.len()],
+            in_group: false,
         }
     }
 
@@ -345,6 +369,16 @@ impl ServerSession {
         &self.conduct
     }
 
+    /// What the client did so far, as the exercises see it.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// The session's number in the lab.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
     /// The judgement on what the client did so far (logged when the session ends).
     pub fn verdict(&self) -> Verdict {
         verdict::judge(self.settings.profile, &self.conduct)
@@ -354,6 +388,7 @@ impl ServerSession {
     pub fn timed_out(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.is_closed() {
+            self.answering = None;
             let text = format!("4.4.2 {} Error: timeout exceeded", self.settings.host);
             self.reply(&mut out, 421, &text);
             self.close(&mut out);
@@ -376,6 +411,7 @@ impl ServerSession {
     pub fn tls_started(&mut self) {
         self.tls = true;
         self.conduct.tls = true;
+        self.activity.tls_started(true);
         self.esmtp = false;
         self.off = Extensions::default();
         self.authenticated_as = None;
@@ -395,6 +431,7 @@ impl ServerSession {
         }
         self.tls = false;
         self.conduct.tls = false;
+        self.activity.tls = self.activity.starttls;
         self.conduct.tls_failure = Some(failure);
         self.phase = Phase::Closed;
         self.input.clear();
@@ -617,6 +654,24 @@ impl ServerSession {
             // `process` never takes lines in the other phases; kept total.
             phase => self.phase = phase,
         }
+        self.note_credentials();
+    }
+
+    /// Keeps the activity's record of whose valid credentials arrived in step with the
+    /// conduct's (a few entries at most).
+    fn note_credentials(&mut self) {
+        let valid = self
+            .conduct
+            .cleartext_credentials
+            .iter()
+            .rev()
+            .find_map(|c| match &c.check {
+                CredentialCheck::Valid(account) => Some(account.clone()),
+                _ => None,
+            });
+        if let Some(account) = valid {
+            self.activity.credentials_for(&account);
+        }
     }
 
     /// Whether a command line is really the answer to an AUTH the server did not take: then
@@ -628,7 +683,7 @@ impl ServerSession {
         let word = line.split_ascii_whitespace().next().unwrap_or("");
         if word.is_empty()
             || line.split_ascii_whitespace().count() > 1
-            || KNOWN_COMMANDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+            || activity::verb_index(word).is_some()
         {
             self.stray_sasl = None;
             return false;
@@ -710,6 +765,13 @@ impl ServerSession {
         };
         let args: Vec<&str> = words.collect();
         let verb = first.to_ascii_uppercase();
+        if verb == EXERCISES_VERB
+            && let Some(class) = self.settings.class.clone()
+        {
+            self.note_group(&verb);
+            self.exercises(&class, &args, out);
+            return;
+        }
         if !KNOWN_COMMANDS.contains(&verb.as_str()) {
             if is_header(first) || is_forbidden(first) {
                 // Postfix's answer to HTTP requests and mail text sent as commands.
@@ -720,6 +782,7 @@ impl ServerSession {
             }
             return;
         }
+        self.note_group(&verb);
         if self.conduct.starttls_refused && !self.tls && verb != "STARTTLS" {
             self.conduct.after_refusal(&verb);
         }
@@ -794,6 +857,44 @@ impl ServerSession {
         }
     }
 
+    /// Counts the command in its pipelined group (the commands sent before the reply to the
+    /// one before them), for the activity; sets the verb being answered.
+    fn note_group(&mut self, verb: &str) {
+        let index = activity::verb_index(verb);
+        self.answering = index;
+        self.activity.verb(verb);
+        if !self.in_group {
+            self.group = [0; activity::VERBS.len()];
+        }
+        if let Some(index) = index {
+            let count = self.group[index].saturating_add(1);
+            self.group[index] = count;
+            self.activity.pipelined(index, count);
+        }
+        self.in_group = !self.input.is_empty();
+    }
+
+    /// `XEXERCISES [STUDENT-ID]`: the lab's own extension, answered in every state (it is
+    /// not mail): the exercises and the progress of the student this session belongs to.
+    fn exercises(&mut self, class: &ClassBoard, args: &[&str], out: &mut Vec<Output>) {
+        self.activity.exercise_queries = self.activity.exercise_queries.saturating_add(1);
+        self.junk += 1;
+        if self.junk > JUNK_LIMIT {
+            self.errors += 1;
+        }
+        if args.len() > 1 {
+            self.reply(out, 501, "5.5.4 Syntax: XEXERCISES [STUDENT-ID]");
+            return;
+        }
+        let lines = class.exercises_reply(
+            self.settings.profile,
+            self.number,
+            &self.activity,
+            args.first().copied(),
+        );
+        self.reply_lines(out, 250, &lines);
+    }
+
     fn offers(&self, extension: Extension) -> bool {
         !self.off.contains(extension)
     }
@@ -806,6 +907,7 @@ impl ServerSession {
         self.esmtp = true;
         self.transaction = None;
         self.bdat = None;
+        self.activity.name(name);
         self.off = triggers::extensions_turned_off(name);
         let mut lines = vec![self.settings.host.clone()];
         for extension in Extension::ALL {
@@ -846,6 +948,9 @@ impl ServerSession {
         self.off = Extensions::default();
         self.transaction = None;
         self.bdat = None;
+        if let Some(name) = args.first() {
+            self.activity.name(name);
+        }
         let host = self.settings.host.clone();
         self.reply(out, 250, &host);
     }
@@ -886,6 +991,8 @@ impl ServerSession {
                     self.settings.host
                 );
                 self.pace(out);
+                self.activity
+                    .reply(self.answering, 220, "2.0.0 Ready to start TLS");
                 let mut bytes = b"220 2.0.0 Ready to start TLS\r\n".to_vec();
                 bytes.extend_from_slice(forged.as_bytes());
                 self.log(
@@ -1127,6 +1234,7 @@ impl ServerSession {
         if self.tls {
             self.conduct.authenticated_in_tls = Some(user.clone());
         }
+        self.activity.authenticated(&user);
         self.authenticated_as = Some(user);
         self.reply(out, 235, "2.7.0 Authentication successful");
     }
@@ -1364,6 +1472,7 @@ impl ServerSession {
 
     /// A whole chunk was read: answer it, and end the transfer after LAST.
     fn finish_chunk(&mut self, chunk: usize, last: bool, out: &mut Vec<Output>) {
+        self.answering = activity::verb_index("BDAT");
         let Some(mut bdat) = self.bdat.take() else {
             return;
         };
@@ -1418,6 +1527,7 @@ impl ServerSession {
     }
 
     fn finish_data(&mut self, data: DataState, out: &mut Vec<Output>) {
+        self.answering = activity::verb_index("DATA");
         self.log(
             out,
             Direction::Client,
@@ -1480,6 +1590,8 @@ impl ServerSession {
         }
         self.messages += 1;
         self.junk = 0;
+        self.activity
+            .delivered(&transaction.to, self.tls, self.authenticated_as.is_some());
         if self.tls {
             self.conduct.messages_in_tls += 1;
         } else {
@@ -1567,6 +1679,7 @@ impl ServerSession {
     fn reply(&mut self, out: &mut Vec<Output>, code: u16, text: &str) {
         self.pace(out);
         let text = self.without_enhanced_code(text);
+        self.activity.reply(self.answering, code, text);
         let line = if text.is_empty() && code != 334 {
             code.to_string()
         } else {
@@ -1611,6 +1724,7 @@ impl ServerSession {
 
     fn reply_lines(&mut self, out: &mut Vec<Output>, code: u16, lines: &[String]) {
         self.pace(out);
+        self.activity.reply(self.answering, code, "");
         let mut bytes = String::new();
         for (index, line) in lines.iter().enumerate() {
             let separator = if index + 1 == lines.len() { ' ' } else { '-' };
@@ -2790,5 +2904,142 @@ mod tests {
             !logged.chars().any(|c| c.is_control() && c != '\n'),
             "{logged:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use crate::lab::classroom::Classroom;
+    use crate::lab::exercise::Exercises;
+    use crate::lab::roster::Roster;
+    use crate::lab::verdict::Level;
+
+    fn with_class(profile: Profile) -> ServerSession {
+        let roster = Roster::parse("r", "alice\nbob\n").expect("roster");
+        let board = ClassBoard::new(Classroom::new(
+            roster,
+            Exercises::builtin().expect("exercises"),
+            vec![(Profile::Submission, 2587), (Profile::Mx, 2525)],
+        ));
+        let mut settings =
+            ServerSettings::new("lab.test", profile, Arc::new(Accounts::with_default()));
+        settings.error_sleep = Duration::ZERO;
+        settings.class = Some(Arc::new(board));
+        let mut session = ServerSession::new(Arc::new(settings), 3, false);
+        session.greeting();
+        session
+    }
+
+    fn say(session: &mut ServerSession, text: &str) -> String {
+        session
+            .receive(text.as_bytes())
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn xexercises_is_answered_before_tls_and_changes_no_verdict() {
+        let mut session = with_class(Profile::Submission);
+        say(&mut session, "EHLO alice\r\n");
+        let reply = say(&mut session, "XEXERCISES\r\n");
+        assert!(
+            reply.starts_with("250-Exercises for alice: 0 of 9 done\r\n"),
+            "{reply}"
+        );
+        assert!(reply.contains("\r\n250 "), "{reply}");
+        assert!(reply.lines().all(|l| l.len() <= 512), "{reply}");
+        let reply = say(&mut session, "MAIL FROM:<alice@lab.test>\r\n");
+        assert!(reply.starts_with("530 5.7.0"), "{reply}");
+        let reply = say(&mut session, "xexercises bob\r\n");
+        assert!(
+            reply.starts_with("250-Exercises for bob: 0 of 9"),
+            "{reply}"
+        );
+        // The 530 of this session already counts for alice.
+        let reply = say(&mut session, "XEXERCISES\r\n");
+        assert!(
+            reply.contains("[done] Provoke and explain 530 5.7.0"),
+            "{reply}"
+        );
+        assert_eq!(
+            say(&mut session, "XEXERCISES a b\r\n"),
+            "501 5.5.4 Syntax: XEXERCISES [STUDENT-ID]\r\n"
+        );
+        assert_eq!(session.verdict().level, Level::Ok);
+        assert_eq!(session.activity().exercise_queries, 4);
+    }
+
+    #[test]
+    fn without_a_class_xexercises_is_unknown_as_on_postfix() {
+        let settings =
+            ServerSettings::new("lab.test", Profile::Mx, Arc::new(Accounts::with_default()));
+        let mut session = ServerSession::new(Arc::new(settings), 1, false);
+        session.greeting();
+        assert_eq!(
+            say(&mut session, "XEXERCISES\r\n"),
+            "500 5.5.2 Error: command not recognized\r\n"
+        );
+    }
+
+    #[test]
+    fn after_a_refused_starttls_asking_is_not_carrying_on() {
+        let mut session = with_class(Profile::RefuseTls);
+        say(&mut session, "EHLO bob\r\n");
+        say(&mut session, "STARTTLS\r\n");
+        say(&mut session, "XEXERCISES\r\n");
+        say(&mut session, "QUIT\r\n");
+        let verdict = session.verdict();
+        assert_eq!(verdict.level, Level::Ok, "{verdict}");
+    }
+
+    #[test]
+    fn the_activity_records_names_replies_groups_and_deliveries() {
+        let mut session = with_class(Profile::Mx);
+        say(&mut session, "EHLO alice.no-chunking.lab.test\r\n");
+        // MAIL and three RCPTs in one write: one pipelined group; DATA waits.
+        say(
+            &mut session,
+            "MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\nRCPT TO:<c@lab.test>\r\nRCPT TO:<greylist@lab.test>\r\n",
+        );
+        say(&mut session, "RCPT TO:<d@lab.test>\r\n");
+        say(&mut session, "DATA\r\n");
+        say(&mut session, "Subject: x\r\n\r\nhi\r\n.\r\n");
+        let activity = session.activity();
+        assert_eq!(activity.names, vec!["alice.no-chunking.lab.test"]);
+        let rcpt = activity::verb_index("RCPT").expect("verb");
+        assert_eq!(activity.pipelined[rcpt], 3);
+        assert!(
+            activity
+                .replies
+                .iter()
+                .any(|r| r.code == 450 && r.enhanced == Some([4, 7, 1]) && r.verb == Some(rcpt))
+        );
+        let data = activity::verb_index("DATA").expect("verb");
+        assert!(
+            activity
+                .replies
+                .iter()
+                .any(|r| r.code == 250 && r.verb == Some(data))
+        );
+        assert_eq!(activity.deliveries.len(), 1);
+        assert_eq!(
+            activity.deliveries[0].recipients,
+            vec!["b@lab.test", "c@lab.test", "d@lab.test"]
+        );
+        assert!(!activity.tls && activity.authenticated.is_none());
+    }
+
+    #[test]
+    fn a_stray_answer_named_xexercises_is_a_command() {
+        let mut session = with_class(Profile::Submission);
+        say(&mut session, "EHLO bob\r\nAUTH LOGIN\r\n");
+        let reply = say(&mut session, "XEXERCISES\r\n");
+        assert!(reply.starts_with("250-"), "{reply}");
+        assert!(session.conduct().cleartext_credentials.is_empty());
     }
 }

@@ -155,6 +155,8 @@ pub struct Verdict {
     pub attacker: bool,
     /// What was seen, most serious first.
     pub findings: Vec<Finding>,
+    /// What to learn from an alarm: why it matters and what a client should have done.
+    pub lesson: Option<&'static str>,
 }
 
 impl Verdict {
@@ -396,6 +398,43 @@ pub fn judge(profile: Profile, conduct: &Conduct) -> Verdict {
         level,
         attacker: profile.is_attacker(),
         findings,
+        lesson: (level == Level::Alarm).then(|| lesson(profile, conduct)),
+    }
+}
+
+/// The lesson of the injection attack.
+pub const LESSON_INJECT: &str = "bytes behind the 220 to STARTTLS were not protected by TLS \
+and may be forged: a client must discard everything it read before the handshake and say EHLO \
+again inside TLS (RFC 3207 section 4.2)";
+/// The lesson of a refused STARTTLS.
+pub const LESSON_REFUSE: &str = "a 454 to STARTTLS may be an attacker forcing cleartext: a \
+client that wants TLS must stop there, not carry on without it";
+/// The lesson of the strip attack.
+pub const LESSON_STRIP: &str = "STARTTLS missing from EHLO may be an attacker who removed it: \
+a client must require TLS (smtptui does; swaks needs --tls, not --tls-optional) and never send \
+credentials or mail without it";
+/// The lesson of credentials in cleartext.
+pub const LESSON_CLEARTEXT: &str = "credentials in cleartext can be read by anyone on the \
+path: a client must refuse AUTH without verified TLS, and a server should not offer it \
+(Postfix smtpd_tls_auth_only = yes)";
+
+/// The lesson of an alarm: the attack the profile plays, else what the client exposed.
+fn lesson(profile: Profile, conduct: &Conduct) -> &'static str {
+    let believed_injection = matches!(
+        conduct.injection,
+        Some(
+            InjectionResponse::CleartextBeforeHandshake
+                | InjectionResponse::ActedOnInjectedReply(_)
+        )
+    );
+    if believed_injection {
+        LESSON_INJECT
+    } else if conduct.starttls_refused {
+        LESSON_REFUSE
+    } else if profile == Profile::Strip {
+        LESSON_STRIP
+    } else {
+        LESSON_CLEARTEXT
     }
 }
 

@@ -785,6 +785,14 @@ impl App {
                 ));
             }
             Command::Record => self.record(argument, force),
+            Command::Exercises => {
+                let student = crate::lab::status::student_to_ask(
+                    argument,
+                    self.status.authenticated_as.as_deref(),
+                    self.preset_user.as_deref(),
+                );
+                return vec![Action::Exercises { student }];
+            }
             Command::Load if argument.is_empty() => self.flash = Some(file_needed("load")),
             Command::Load => match Scenario::load(&record::expand_home(argument)) {
                 Ok(scenario) => self.load_script(scenario),

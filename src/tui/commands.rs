@@ -93,6 +93,8 @@ pub enum Command {
     ClearTranscript,
     /// Leave (QUIT first when connected).
     Quit,
+    /// Ask the lab for the student's exercises and progress (on a session of its own).
+    Exercises,
 }
 
 /// Which modifier keys a binding needs.
@@ -417,6 +419,7 @@ pub const LOCAL: &[LocalCommand] = &[
     local("explain", &[], None, "explain pane", C::Explain),
     local("quit", &["q"], None, "quit (QUIT first)", C::Quit),
     local("next", &[], None, "send the next step", C::Next),
+    local("exercises", &[], None, "exercises on the lab", C::Exercises),
 ];
 
 impl LocalCommand {

@@ -57,6 +57,12 @@ pub enum Action {
     Quit,
     /// Close the current connection (without QUIT) and connect again.
     Reconnect,
+    /// Ask the lab for a student's exercises on a session of its own; the answer comes as
+    /// notes.
+    Exercises {
+        /// The student ID, when known.
+        student: Option<String>,
+    },
 }
 
 /// How many replies the server may send unasked, between two user actions, before the
@@ -105,6 +111,10 @@ impl std::fmt::Debug for Action {
             Self::Record(kind) => f.debug_tuple("Record").field(kind).finish(),
             Self::Quit => f.write_str("Quit"),
             Self::Reconnect => f.write_str("Reconnect"),
+            Self::Exercises { student } => f
+                .debug_struct("Exercises")
+                .field("student", student)
+                .finish(),
         }
     }
 }
@@ -348,6 +358,21 @@ pub async fn run(
                 session = connect(&config, &out, &target, &tally).await;
                 continue;
             }
+            Action::Exercises { student } => {
+                let answer = crate::lab::status::fetch(config.clone(), student.as_deref()).await;
+                for kind in crate::lab::status::notes(answer) {
+                    if let Some(live) = session.as_mut() {
+                        live.record(kind);
+                    } else {
+                        let _ = out.send(EngineMsg::Event(Event {
+                            time: std::time::SystemTime::now(),
+                            elapsed: std::time::Duration::ZERO,
+                            kind,
+                        }));
+                    }
+                }
+                Done::Recorded
+            }
             Action::Record(kind) => {
                 if let Some(live) = session.as_mut() {
                     live.record(kind);
@@ -488,7 +513,9 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                 Step::Queued => Ok(Done::Queued),
             }
         }
-        Action::Record(_) | Action::Quit | Action::Reconnect => Ok(Done::Recorded),
+        Action::Record(_) | Action::Quit | Action::Reconnect | Action::Exercises { .. } => {
+            Ok(Done::Recorded)
+        }
     }
 }
 
