@@ -212,15 +212,21 @@ Examples:
   smtptui lab --class 30 --dashboard            # a workshop: 30 accounts, the instructor's view
   smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
-Profiles and their place above the port base: submission 587, mx 25, implicit 465, legacy 600,
-inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives each address,
-what it teaches, and the exact smtptui, swaks and openssl s_client command lines for it
-(--tls implicit for the implicit profile), the account to use and the CA to trust.
+Profiles and their place above the port base: submission 587, mx 25, implicit 465, lmtp 24,
+legacy 600, inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives
+each address, what it teaches, and the exact smtptui, swaks and openssl s_client command lines
+for it (--tls implicit for the implicit profile), the account to use and the CA to trust.
+
+Every profile offers PIPELINING, SIZE, 8BITMIME, DSN, SMTPUTF8 and CHUNKING (BDAT), and
+REQUIRETLS inside TLS, answering them as Postfix does. The lmtp profile speaks LMTP (RFC 2033):
+LHLO instead of EHLO, and one reply per recipient at the end of each message. Several commands
+sent in one write show in the log as one pipelined group.
 
 Fault triggers (any profile that takes the recipient):
   RCPT TO:<rcpt-550-5.1.1@lab.test>   that reply to RCPT (any 4xx/5xx code, enhanced code
                                       optional; 421 closes the session)
-  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message
+  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message (under
+                                      LMTP, to that recipient only)
   RCPT TO:<greylist@lab.test>         450 4.7.1 the first time, 250 on the retry
   EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that extension off
 The slow profile answers the greeting after 2 s and every reply after 1 s, and drops the
