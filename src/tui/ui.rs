@@ -709,8 +709,8 @@ pub fn explanation(app: &App) -> Vec<String> {
     };
     match &view.events[index].kind {
         EventKind::Received { reply, .. } => {
-            let command = view.meta.get(index).and_then(|m| m.command.as_deref());
-            explain::explain_reply_in(reply, command, &context)
+            let line = view.meta.get(index).and_then(|m| m.line.as_deref());
+            explain::explain_reply_to(reply, line, &context)
         }
         EventKind::Unasked { reply, .. } => {
             let mut lines = vec![format!(

@@ -15,6 +15,9 @@ use crate::transcript::{Event, EventKind, SentKind, rows};
 pub struct EventMeta {
     /// For a reply: the verb of the command it answers.
     pub command: Option<Box<str>>,
+    /// For a reply: the line it answers, as the transcript shows it (its parameters say
+    /// what the reply is about).
+    pub line: Option<Box<str>>,
     /// For a reply: time since the line it answers was sent.
     pub latency: Option<Duration>,
 }
@@ -38,7 +41,7 @@ pub struct TranscriptView {
     /// The lines sent that wait for their replies, oldest first: when each was sent and its
     /// verb, for the latency and verb of its reply. More than one after a pipelined group
     /// (RFC 2920), whose replies come in the order of its commands.
-    awaiting: VecDeque<(Duration, String)>,
+    awaiting: VecDeque<(Duration, String, String)>,
     /// The end of a message answered last: under LMTP the replies after the first one are
     /// for the same final dot, one per recipient (RFC 2033 §4.2).
     answered_dot: Option<Duration>,
@@ -115,27 +118,33 @@ impl TranscriptView {
                 SentKind::Command => {
                     let verb = split_verb(text).0;
                     // BDAT's chunk follows its command and is answered with it.
-                    self.awaiting.push_back((event.elapsed, verb));
+                    self.awaiting.push_back((event.elapsed, verb, text.clone()));
                 }
-                SentKind::Credentials => self.awaiting.push_back((event.elapsed, String::new())),
+                SentKind::Credentials => {
+                    self.awaiting
+                        .push_back((event.elapsed, String::new(), String::new()));
+                }
                 // Message lines get no reply; the final dot does.
                 SentKind::MessageLine if text == "." => {
-                    self.awaiting.push_back((event.elapsed, ".".to_owned()));
+                    self.awaiting
+                        .push_back((event.elapsed, ".".to_owned(), ".".to_owned()));
                 }
                 SentKind::MessageLine => {}
             },
             EventKind::Received { .. } => {
                 // Each reply answers the oldest line still waiting, and a line only one reply
                 // (beyond LMTP's one per recipient for the final dot).
-                if let Some((at, verb)) = self.awaiting.pop_front() {
+                if let Some((at, verb, line)) = self.awaiting.pop_front() {
                     meta.latency = event.elapsed.checked_sub(at);
                     self.answered_dot = (verb == ".").then_some(at);
                     if !verb.is_empty() {
                         meta.command = Some(verb.into_boxed_str());
+                        meta.line = Some(line.into_boxed_str());
                     }
                 } else if let Some(at) = self.answered_dot {
                     meta.latency = event.elapsed.checked_sub(at);
                     meta.command = Some(".".into());
+                    meta.line = Some(".".into());
                 }
             }
             EventKind::Connecting { .. } | EventKind::Error { .. } | EventKind::Closed => {
