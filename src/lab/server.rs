@@ -734,7 +734,7 @@ impl ServerSession {
                 }
                 self.conduct.commands += 1;
                 self.read_commands += 1;
-                if self.read_verbs.len() < GROUP_VERBS_SHOWN {
+                if self.settings.log && self.read_verbs.len() < GROUP_VERBS_SHOWN {
                     let verb = text.split_ascii_whitespace().next().unwrap_or("(empty)");
                     let verb: String = verb.chars().take(16).collect();
                     self.read_verbs.push(verb.to_ascii_uppercase());
