@@ -433,7 +433,8 @@ knot_pid() {
 
 knot_answers() {
     command -v kdig >/dev/null || { timeout 2 knotc -c "$KNOT_DIR/knot.conf" zone-status test. >/dev/null 2>&1; return; }
-    kdig @"$DNS_HOST" -p "$DNS_PORT" +time=1 +tries=1 good.test MX 2>/dev/null | grep -q 'status: NOERROR'
+    # Not piped into grep -q: under pipefail, kdig killed by SIGPIPE would read as no answer.
+    [[ $(kdig @"$DNS_HOST" -p "$DNS_PORT" +time=1 +retry=0 good.test MX 2>/dev/null) == *'status: NOERROR'* ]]
 }
 
 stop_knot() {
@@ -763,7 +764,7 @@ cmd_start() {
         started+=("nginx on $POLICY_IP and [$POLICY_IP6] port 443")
     fi
     write_env
-    ((${#kept[@]} == 0)) || log "already up with this configuration: ${kept[*]}"
+    ((${#kept[@]} == 0)) || log "already up with this configuration: $(printf '%s; ' "${kept[@]}")"
     ((${#started[@]} == 0)) || log "started: $(printf '%s; ' "${started[@]}")"
     log "env: $DIR/env"
 }
