@@ -4,6 +4,9 @@
 //!
 //! - [`dns`]: the lookups, DNSSEC validated in-process from a trust anchor;
 //! - [`dane`]: TLSA matching over a recorded chain (pure);
+//! - [`mta_sts`]: MTA-STS records, policies and MX patterns (pure), and [`http`] the
+//!   bounded HTTP/1.1 response reader (sans-IO) the policy fetch reads with;
+//! - [`tls_rpt`]: TLS-RPT records (pure);
 //! - [`model`]: what was seen, as plain data, with typed "not checked yet" states for
 //!   MTA-STS, TLS-RPT and the sending side;
 //! - [`probe`]: the lookups and the host audit of every MX address, in parallel, each with
@@ -13,10 +16,13 @@
 
 pub mod dane;
 pub mod dns;
+pub mod http;
 pub mod judge;
 pub mod model;
+pub mod mta_sts;
 pub mod probe;
 pub mod report;
+pub mod tls_rpt;
 
 pub use judge::{DomainFinding, DomainFindingId, Judged, judge};
 pub use model::DomainSeen;
