@@ -47,6 +47,8 @@
 #   redirect.test   the policy URL answers 301 to good.test's policy
 #   ctype.test      the policy is served as text/html
 #   badid.test      `v=STSv1; id=` with a character the id may not hold
+#   hostile.test    its policy host is 127.0.0.7, where no server runs: the tests put their
+#                   own misbehaving HTTPS server there
 #
 # DIR/env keys:
 #   DNS_RESOLVER      127.0.0.1:PORT where Knot answers (UDP and TCP)
@@ -55,6 +57,7 @@
 #   MX1_IP MX1_IP6 MX2_IP MISMATCH_IP UNSIGNED_IP   the MX listeners' addresses
 #   MX1_TLSA          the 3 1 1 record data of mx1.good.test's key
 #   POLICY_IP POLICY_IP6   where nginx serves the MTA-STS policies (port 443)
+#   HOSTILE_POLICY_IP      mta-sts.hostile.test's address, left to the tests (port 443)
 #   MAILLOG           the Postfix instance's log
 #   KNOT_LOG          Knot's log
 #   NGINX_LOG         nginx's error log
@@ -67,7 +70,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
 readonly PACKAGES=(knot postfix openssl nginx)
 readonly DNS_HOST=127.0.0.1
 readonly MX1_IP=127.0.0.2 MX1_IP6=::1 MX2_IP=127.0.0.3 MISMATCH_IP=127.0.0.4 UNSIGNED_IP=127.0.0.5
-readonly POLICY_IP=127.0.0.6 POLICY_IP6=::1
+readonly POLICY_IP=127.0.0.6 POLICY_IP6=::1 HOSTILE_POLICY_IP=127.0.0.7
 # Every domain with an MTA-STS policy host; the policy host certificate names each
 # mta-sts.<domain> but badcert.test's.
 readonly STS_DOMAINS=(good four sts certname testing none maxage redirect ctype badid)
@@ -329,6 +332,8 @@ policies() {
     done
     # An ISO date is a common id, and not a valid one: letters and digits only (RFC 8461 §3.1).
     sts_domain badid 2026-05-01
+    STS_RECORDS+="_mta-sts.hostile TXT \"v=STSv1; id=hostile1\""$'\n'
+    STS_RECORDS+="mta-sts.hostile A $HOSTILE_POLICY_IP"$'\n'
 }
 
 # ---------------------------------------------------------------- DNS zones
@@ -398,6 +403,7 @@ badcert MX 10 mx1.good
 redirect MX 10 mx1.good
 ctype MX 10 mx1.good
 badid MX 10 mx1.good
+hostile MX 10 mx1.good
 $STS_RECORDS
 EOF
     install_file "$KNOT_DIR/zones/unsigned.test.zone" 644 knot <<EOF
@@ -717,7 +723,7 @@ write_env() {
             MX1_IP "$MX1_IP" MX1_IP6 "$MX1_IP6" MX2_IP "$MX2_IP" \
             MISMATCH_IP "$MISMATCH_IP" UNSIGNED_IP "$UNSIGNED_IP" \
             MX1_TLSA "$MX1_TLSA" \
-            POLICY_IP "$POLICY_IP" POLICY_IP6 "$POLICY_IP6" \
+            POLICY_IP "$POLICY_IP" POLICY_IP6 "$POLICY_IP6" HOSTILE_POLICY_IP "$HOSTILE_POLICY_IP" \
             MAILLOG "$MAILLOG" \
             KNOT_LOG "$KNOT_DIR/knot.log" \
             NGINX_LOG "$NGINX_DIR/error.log"
