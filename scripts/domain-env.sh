@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # domain-env.sh: the mail domains of the domain audit's tests, on loopback: a real
 # authoritative DNS server (Knot, from Debian's packages) serving a signed test root and
-# signed and unsigned zones below it, and MX hosts that are real Postfix listeners on
+# signed and unsigned zones below it, MX hosts that are real Postfix listeners on
 # 127.0.0.2-127.0.0.5 and [::1], port 25, with certificates that match and that do not
-# match their TLSA records.
+# match their TLSA records, and the MTA-STS policy hosts (mta-sts.<domain>) as a real HTTPS
+# server (nginx, from Debian's packages) on 127.0.0.6 and [::1], port 443, with
+# certificates from the same test CA.
 #
 #   scripts/domain-env.sh start DIR   install (if needed), generate keys and certificates
-#                                     (kept once made), write the zones, start Knot and the
-#                                     Postfix instance; running ones with the same
-#                                     configuration are kept
-#   scripts/domain-env.sh stop  DIR   stop both (no error if not running)
+#                                     (kept once made), write the zones and the policies,
+#                                     start Knot, the Postfix instance and nginx; each one
+#                                     already running with the same configuration is kept
+#   scripts/domain-env.sh stop  DIR   stop them (no error if not running)
 #
 # This Postfix is an instance of its own (DIR/postfix), next to the one of
 # scripts/postfix-env.sh, which it never touches.
@@ -28,23 +30,50 @@
 #   four.test       signed; four MX hosts: mx1.good, mx2.good, mx.mismatch, mx.unsigned
 #   bogus.test      signed, but its DS at the parent names another digest: bogus
 #
+# MTA-STS (RFC 8461: `_mta-sts` TXT and https://mta-sts.<domain>/.well-known/mta-sts.txt)
+# and TLS-RPT (RFC 8460: `_smtp._tls` TXT), all in signed zones:
+#   good.test       enforce, mx: *.good.test; TLS-RPT to mailto:; policy host on 127.0.0.6
+#                   and ::1
+#   four.test       enforce, every one of its four MX hosts listed; TLS-RPT to https:
+#   sts.test        MX mx1.good.test and mx.unsigned.test; enforce, mx: mx1.good.test and
+#                   *.test (one label only: mx.unsigned.test is not listed); max_age 3600
+#   certname.test   MX mail.certname.test (127.0.0.3, whose certificate names
+#                   mx2.good.test only), listed in an enforce policy
+#   testing.test    testing, mx2.good.test not listed; policy host on ::1 only; a TLS-RPT
+#                   record without a URI scheme
+#   none.test       mode none
+#   maxage.test     enforce, max_age above RFC 8461's maximum
+#   badcert.test    the policy host presents a certificate for www.badcert.test
+#   redirect.test   the policy URL answers 301 to good.test's policy
+#   ctype.test      the policy is served as text/html
+#   badid.test      `v=STSv1; id=` with a character the id may not hold
+#   hostile.test    its policy host is 127.0.0.7, where no server runs: the tests put their
+#                   own misbehaving HTTPS server there
+#
 # DIR/env keys:
 #   DNS_RESOLVER      127.0.0.1:PORT where Knot answers (UDP and TCP)
 #   TRUST_ANCHOR      the test root's DNSKEY, in zone-file form (--trust-anchor)
 #   CA_FILE           the CA that signed every MX certificate (--ca-file)
 #   MX1_IP MX1_IP6 MX2_IP MISMATCH_IP UNSIGNED_IP   the MX listeners' addresses
 #   MX1_TLSA          the 3 1 1 record data of mx1.good.test's key
+#   POLICY_IP POLICY_IP6   where nginx serves the MTA-STS policies (port 443)
+#   HOSTILE_POLICY_IP      mta-sts.hostile.test's address, left to the tests (port 443)
 #   MAILLOG           the Postfix instance's log
 #   KNOT_LOG          Knot's log
+#   NGINX_LOG         nginx's error log
 
 set -euo pipefail
 
 readonly PROG=domain-env
 # shellcheck source=scripts/env-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
-readonly PACKAGES=(knot postfix openssl)
+readonly PACKAGES=(knot postfix openssl nginx)
 readonly DNS_HOST=127.0.0.1
 readonly MX1_IP=127.0.0.2 MX1_IP6=::1 MX2_IP=127.0.0.3 MISMATCH_IP=127.0.0.4 UNSIGNED_IP=127.0.0.5
+readonly POLICY_IP=127.0.0.6 POLICY_IP6=::1 HOSTILE_POLICY_IP=127.0.0.7
+# Every domain with an MTA-STS policy host; the policy host certificate names each
+# mta-sts.<domain> but badcert.test's.
+readonly STS_DOMAINS=(good four sts certname testing none maxage redirect ctype badid)
 readonly DEFAULT_CONFIG_DIR=/etc/postfix
 
 parse_args() {
@@ -63,28 +92,40 @@ parse_args() {
     PF_DIR=$DIR/postfix
     PF_CONF=$PF_DIR/conf
     MAILLOG=$PF_DIR/maillog
-    CHANGED=0
+    NGINX_DIR=$DIR/nginx
+    # What changed since the last start, each server restarted only for its own.
+    CHANGED_KNOT=0 CHANGED_POSTFIX=0 CHANGED_NGINX=0
 }
 
 install_packages() {
     have_packages "${PACKAGES[@]}" && return 0
-    [[ $(id -u) -eq 0 ]] || die "Knot and Postfix are not installed and installing them needs root"
-    command -v apt-get >/dev/null || die "Knot and Postfix are not installed and apt-get is unavailable"
+    [[ $(id -u) -eq 0 ]] || die "Knot, Postfix and nginx are not installed and installing them needs root"
+    command -v apt-get >/dev/null || die "Knot, Postfix and nginx are not installed and apt-get is unavailable"
     mkdir -p "$DIR"
     log "installing ${PACKAGES[*]} (log: $DIR/install.log)"
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    # The packages' own services stay stopped (nginx's would listen on port 80 of every
+    # interface): only the instances below run. policy-rc.d is Debian's switch for that.
+    local policy=/usr/sbin/policy-rc.d made_policy=0 ok=1
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
     local apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends "${PACKAGES[@]}")
     if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" >"$DIR/install.log" 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get -q update >>"$DIR/install.log" 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$DIR/install.log" 2>&1 ||
-            die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" >>"$DIR/install.log" 2>&1 || ok=0
     fi
+    ((made_policy == 0)) || rm -f "$policy"
+    ((ok)) || die "apt-get install ${PACKAGES[*]} failed (see $DIR/install.log)" "$DIR/install.log"
     have_packages "${PACKAGES[@]}" || die "packages still missing after apt-get install"
 }
 
-# install_file DEST MODE: stdin to DEST, keeping the old file when unchanged; notes a change.
+# install_file DEST MODE SERVER: stdin to DEST, keeping the old file when unchanged; notes a
+# change for SERVER (knot, postfix, nginx, or none when the file is read at every use).
 install_file() {
-    local dest=$1 mode=$2 tmp="$1.new"
+    local dest=$1 mode=$2 server=$3 tmp="$1.new"
     cat >"$tmp"
     chmod "$mode" "$tmp"
     if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
@@ -93,7 +134,21 @@ install_file() {
     fi
     touch -d "@$(($(date +%s) - 10))" "$tmp"
     mv -f "$tmp" "$dest"
-    CHANGED=1
+    changed "$server"
+}
+
+# changed SERVER...: SERVER must restart to see its new configuration.
+changed() {
+    local server
+    for server in "$@"; do
+        case $server in
+        knot) CHANGED_KNOT=1 ;;
+        postfix) CHANGED_POSTFIX=1 ;;
+        nginx) CHANGED_NGINX=1 ;;
+        none) ;;
+        *) die "unknown server $server" ;;
+        esac
+    done
 }
 
 # ---------------------------------------------------------------- certificates
@@ -120,8 +175,11 @@ leaf() {
 }
 
 generate_certs() {
-    [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/unsigned.chain && -s $TLS_DIR/next.key ]] &&
-        openssl x509 -noout -checkend 604800 -in "$TLS_DIR/ca.pem" >/dev/null && return 0
+    if [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/unsigned.chain && -s $TLS_DIR/next.key ]] &&
+        openssl x509 -noout -checkend 604800 -in "$TLS_DIR/ca.pem" >/dev/null; then
+        policy_certs
+        return 0
+    fi
     log "generating the test CA and the MX certificates in $TLS_DIR"
     rm -rf "$TLS_DIR"
     mkdir -p "$TLS_DIR"
@@ -142,13 +200,40 @@ generate_certs() {
     ) || die "certificate generation failed (see $TLS_DIR/openssl.log)" "$TLS_DIR/openssl.log"
     chmod 755 "$TLS_DIR"
     chmod 644 "$TLS_DIR"/*.pem
-    CHANGED=1
+    changed knot postfix nginx
+    policy_certs
+}
+
+# The MTA-STS policy hosts' certificates, from the same CA: one naming every
+# mta-sts.<domain> of STS_DOMAINS, and one for www.badcert.test that nginx presents for
+# mta-sts.badcert.test. Made when missing or when the names changed; the MX certificates
+# stay as they are.
+policy_certs() {
+    local names=() d
+    for d in "${STS_DOMAINS[@]}"; do
+        names+=("mta-sts.$d.test")
+    done
+    [[ -s $TLS_DIR/sts.fullchain && -s $TLS_DIR/badcert.fullchain &&
+        $(cat "$TLS_DIR/sts.names" 2>/dev/null) == "${names[*]}" ]] && return 0
+    log "generating the MTA-STS policy hosts' certificates in $TLS_DIR"
+    (
+        umask 077
+        exec 2>>"$TLS_DIR/openssl.log" >&2
+        leaf sts "${names[@]}"
+        leaf badcert www.badcert.test
+        # nginx reads the leaf and its chain from one file, the key from another.
+        cat "$TLS_DIR/sts.pem" "$TLS_DIR/ca.pem" >"$TLS_DIR/sts.fullchain"
+        cat "$TLS_DIR/badcert.pem" "$TLS_DIR/ca.pem" >"$TLS_DIR/badcert.fullchain"
+    ) || die "certificate generation failed (see $TLS_DIR/openssl.log)" "$TLS_DIR/openssl.log"
+    printf '%s\n' "${names[*]}" >"$TLS_DIR/sts.names"
+    chmod 644 "$TLS_DIR"/*.pem
+    changed nginx
 }
 
 # ---------------------------------------------------------------- Knot
 
 knot_conf() {
-    install_file "$KNOT_DIR/knot.conf" 644 <<EOF
+    install_file "$KNOT_DIR/knot.conf" 644 knot <<EOF
 # Generated by scripts/domain-env.sh on every start.
 server:
     rundir: $KNOT_DIR/run
@@ -194,10 +279,64 @@ knot_keys() {
         if [[ -z $(keymgr -c "$KNOT_DIR/knot.conf" "$zone" list 2>/dev/null) ]]; then
             keymgr -c "$KNOT_DIR/knot.conf" "$zone" generate algorithm=ecdsap256sha256 ksk=yes zsk=yes >/dev/null ||
                 die "keymgr could not generate the key of $zone"
-            CHANGED=1
+            changed knot
         fi
     done
 }
+
+# ---------------------------------------------------------------- MTA-STS policies
+
+# policy DOMAIN: stdin is DOMAIN's policy file; writes it where nginx serves it and prints
+# the id its TXT record gives (the start of its SHA-256: a new policy, a new id).
+policy() {
+    install_file "$NGINX_DIR/www/$1.txt" 644 none
+    sha256sum <"$NGINX_DIR/www/$1.txt" | cut -c1-20
+}
+
+# The policy files, and the test zone's MTA-STS and TLS-RPT records (in STS_RECORDS).
+policies() {
+    mkdir -p "$NGINX_DIR/www"
+    chmod 755 "$NGINX_DIR" "$NGINX_DIR/www"
+    local id d
+    STS_RECORDS=""
+    # sts_domain NAME ID: the TXT record and the policy host's address.
+    sts_domain() {
+        STS_RECORDS+="_mta-sts.$1 TXT \"v=STSv1; id=$2\""$'\n'
+        STS_RECORDS+="mta-sts.$1 A $POLICY_IP"$'\n'
+    }
+    id=$(printf 'version: STSv1\nmode: enforce\nmx: *.good.test\nmax_age: 604800\n' | policy good)
+    sts_domain good "$id"
+    STS_RECORDS+="mta-sts.good AAAA $POLICY_IP6"$'\n'
+    STS_RECORDS+='_smtp._tls.good TXT "v=TLSRPTv1; rua=mailto:tls-reports@good.test"'$'\n'
+    # CRLF line ends, as RFC 8461 §3.2 describes the file.
+    id=$(printf 'version: STSv1\r\nmode: enforce\r\nmx: *.good.test\r\nmx: mx.mismatch.test\r\nmx: mx.unsigned.test\r\nmax_age: 604800\r\n' |
+        policy four)
+    sts_domain four "$id"
+    STS_RECORDS+='_smtp._tls.four TXT "v=TLSRPTv1;rua=https://reports.four.test/tlsrpt"'$'\n'
+    id=$(printf 'version: STSv1\nmode: enforce\nmx: mx1.good.test\nmx: *.test\nmax_age: 3600\n' | policy sts)
+    sts_domain sts "$id"
+    id=$(printf 'version: STSv1\nmode: enforce\nmx: mail.certname.test\nmax_age: 604800\n' | policy certname)
+    sts_domain certname "$id"
+    id=$(printf 'version: STSv1\nmode: testing\nmx: mx1.good.test\nmax_age: 86400\n' | policy testing)
+    # Its policy host has an IPv6 address only.
+    STS_RECORDS+="_mta-sts.testing TXT \"v=STSv1; id=$id\""$'\n'"mta-sts.testing AAAA $POLICY_IP6"$'\n'
+    STS_RECORDS+='_smtp._tls.testing TXT "v=TLSRPTv1; rua=tls-reports@testing.test"'$'\n'
+    id=$(printf 'version: STSv1\nmode: none\nmax_age: 86400\n' | policy none)
+    sts_domain none "$id"
+    id=$(printf 'version: STSv1\nmode: enforce\nmx: mx1.good.test\nmax_age: 31557601\n' | policy maxage)
+    sts_domain maxage "$id"
+    # A good policy behind each broken way of serving it.
+    id=$(printf 'version: STSv1\nmode: enforce\nmx: mx1.good.test\nmax_age: 604800\n' | policy mx1only)
+    for d in badcert redirect ctype; do
+        sts_domain "$d" "$id"
+    done
+    # An ISO date is a common id, and not a valid one: letters and digits only (RFC 8461 §3.1).
+    sts_domain badid 2026-05-01
+    STS_RECORDS+="_mta-sts.hostile TXT \"v=STSv1; id=hostile1\""$'\n'
+    STS_RECORDS+="mta-sts.hostile A $HOSTILE_POLICY_IP"$'\n'
+}
+
+# ---------------------------------------------------------------- DNS zones
 
 zones() {
     local km=(keymgr -c "$KNOT_DIR/knot.conf") ds_test ds_bogus mx1 next ca mx1cert
@@ -213,7 +352,7 @@ zones() {
     ca=$(spki_sha256 "$TLS_DIR/ca.pem")
     mx1cert=$(cert_sha256 "$TLS_DIR/mx1.pem")
     MX1_TLSA="3 1 1 $mx1"
-    install_file "$KNOT_DIR/zones/root.zone" 644 <<EOF
+    install_file "$KNOT_DIR/zones/root.zone" 644 knot <<EOF
 \$TTL 300
 . SOA ns.test. hostmaster.test. 1 3600 600 86400 300
 . NS ns.test.
@@ -221,7 +360,7 @@ test. NS ns.test.
 ns.test. A $DNS_HOST
 $ds_test
 EOF
-    install_file "$KNOT_DIR/zones/test.zone" 644 <<EOF
+    install_file "$KNOT_DIR/zones/test.zone" 644 knot <<EOF
 \$TTL 300
 \$ORIGIN test.
 @ SOA ns hostmaster 1 3600 600 86400 300
@@ -252,8 +391,22 @@ four MX 40 mx.unsigned
 bogus NS ns.bogus
 ns.bogus A $DNS_HOST
 $ds_bogus
+sts MX 10 mx1.good
+sts MX 20 mx.unsigned
+certname MX 10 mail.certname
+mail.certname A $MX2_IP
+testing MX 10 mx1.good
+testing MX 20 mx2.good
+none MX 10 mx1.good
+maxage MX 10 mx1.good
+badcert MX 10 mx1.good
+redirect MX 10 mx1.good
+ctype MX 10 mx1.good
+badid MX 10 mx1.good
+hostile MX 10 mx1.good
+$STS_RECORDS
 EOF
-    install_file "$KNOT_DIR/zones/unsigned.test.zone" 644 <<EOF
+    install_file "$KNOT_DIR/zones/unsigned.test.zone" 644 knot <<EOF
 \$TTL 300
 \$ORIGIN unsigned.test.
 @ SOA ns hostmaster 1 3600 600 86400 300
@@ -262,7 +415,7 @@ ns A $DNS_HOST
 @ MX 10 mx
 mx A $UNSIGNED_IP
 EOF
-    install_file "$KNOT_DIR/zones/bogus.test.zone" 644 <<EOF
+    install_file "$KNOT_DIR/zones/bogus.test.zone" 644 knot <<EOF
 \$TTL 300
 \$ORIGIN bogus.test.
 @ SOA ns hostmaster 1 3600 600 86400 300
@@ -286,7 +439,8 @@ knot_pid() {
 
 knot_answers() {
     command -v kdig >/dev/null || { timeout 2 knotc -c "$KNOT_DIR/knot.conf" zone-status test. >/dev/null 2>&1; return; }
-    kdig @"$DNS_HOST" -p "$DNS_PORT" +time=1 +tries=1 good.test MX 2>/dev/null | grep -q 'status: NOERROR'
+    # Not piped into grep -q: under pipefail, kdig killed by SIGPIPE would read as no answer.
+    [[ $(kdig @"$DNS_HOST" -p "$DNS_PORT" +time=1 +retry=0 good.test MX 2>/dev/null) == *'status: NOERROR'* ]]
 }
 
 stop_knot() {
@@ -342,7 +496,7 @@ postfix_conf() {
     chown postfix:postfix "$PF_DIR/data"
     chmod 700 "$PF_DIR/data"
     touch "$MAILLOG"
-    install_file "$PF_CONF/main.cf" 644 <<EOF
+    install_file "$PF_CONF/main.cf" 644 postfix <<EOF
 # Generated by scripts/domain-env.sh on every start.
 compatibility_level = 3.6
 config_directory = $PF_CONF
@@ -373,7 +527,7 @@ smtpd_error_sleep_time = 0s
 smtpd_tls_security_level = may
 smtpd_sasl_auth_enable = no
 EOF
-    install_file "$PF_CONF/master.cf" 644 <<EOF
+    install_file "$PF_CONF/master.cf" 644 postfix <<EOF
 # Generated by scripts/domain-env.sh on every start. One MX host per address, port 25.
 $MX1_IP:25 inet n - n - - smtpd
   -o smtpd_tls_chain_files=$TLS_DIR/mx1.chain
@@ -452,6 +606,114 @@ start_postfix() {
     die "the MX listeners gave no 220 banner within 20 s" "$DIR/start-failure.log"
 }
 
+# ---------------------------------------------------------------- nginx
+
+# server_block DOMAIN POLICY [CERT] [LOCATION...]: the HTTPS server of mta-sts.DOMAIN.test,
+# serving POLICY's file as text/plain (or as LOCATION says) with the certificate CERT (sts).
+server_block() {
+    local domain=$1 policy=$2 cert=${3:-sts}
+    shift 3 2>/dev/null || shift $#
+    local location=("$@")
+    if [[ ${#location[@]} -eq 0 ]]; then
+        location=("types { }" "default_type text/plain;" "alias $NGINX_DIR/www/$policy.txt;")
+    fi
+    printf '    server {\n'
+    printf '        listen %s:443 ssl;\n        listen [%s]:443 ssl;\n' "$POLICY_IP" "$POLICY_IP6"
+    printf '        server_name mta-sts.%s.test;\n' "$domain"
+    printf '        ssl_certificate %s;\n        ssl_certificate_key %s;\n' \
+        "$TLS_DIR/$cert.fullchain" "$TLS_DIR/$cert.key"
+    printf '        location = /.well-known/mta-sts.txt {\n'
+    printf '            %s\n' "${location[@]}"
+    printf '        }\n    }\n'
+}
+
+nginx_conf() {
+    mkdir -p "$NGINX_DIR/tmp"
+    {
+        cat <<EOF
+# Generated by scripts/domain-env.sh on every start: the MTA-STS policy hosts.
+daemon on;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log warn;
+events {
+    worker_connections 64;
+}
+http {
+    access_log $NGINX_DIR/access.log;
+    client_body_temp_path $NGINX_DIR/tmp/body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    server_tokens off;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    default_type application/octet-stream;
+    # Any other name: nothing to serve.
+    server {
+        listen $POLICY_IP:443 ssl default_server;
+        listen [$POLICY_IP6]:443 ssl default_server;
+        ssl_certificate $TLS_DIR/sts.fullchain;
+        ssl_certificate_key $TLS_DIR/sts.key;
+        return 404;
+    }
+EOF
+        local d
+        for d in good four sts certname testing none maxage; do
+            server_block "$d" "$d"
+        done
+        server_block badid mx1only
+        # The certificate of the web site, not of the policy host.
+        server_block badcert mx1only badcert
+        # Redirects are not followed (RFC 8461 §3.3), even to a good policy.
+        server_block redirect mx1only sts "return 301 https://mta-sts.good.test/.well-known/mta-sts.txt;"
+        # RFC 8461 §3.2 wants text/plain.
+        server_block ctype mx1only sts "types { }" "default_type text/html;" \
+            "alias $NGINX_DIR/www/mx1only.txt;"
+        echo "}"
+    } | install_file "$NGINX_DIR/nginx.conf" 644 nginx
+}
+
+nginx_cmd() { nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" "$@"; }
+
+nginx_pid() {
+    local pid
+    [[ -r $NGINX_DIR/nginx.pid ]] || return 1
+    pid=$(tr -dc 0-9 <"$NGINX_DIR/nginx.pid")
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]] || return 1
+    echo "$pid"
+}
+
+# Both listeners accept connections.
+nginx_answers() {
+    (exec 3<>"/dev/tcp/$POLICY_IP/443") 2>/dev/null && (exec 3<>"/dev/tcp/$POLICY_IP6/443") 2>/dev/null
+}
+
+stop_nginx() {
+    local pid i
+    pid=$(nginx_pid) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        nginx_pid >/dev/null || return 0
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+start_nginx() {
+    local out i
+    if ! out=$(nginx_cmd -t 2>&1); then
+        printf '%s\n' "$out" >"$DIR/start-failure.log"
+        die "nginx rejects $NGINX_DIR/nginx.conf" "$DIR/start-failure.log"
+    fi
+    nginx_cmd 9>&- 2>>"$NGINX_DIR/error.log" || die "nginx could not start" "$NGINX_DIR/error.log"
+    for ((i = 0; i < 100; i++)); do
+        nginx_pid >/dev/null && nginx_answers && return 0
+        sleep 0.1
+    done
+    die "nginx did not listen on $POLICY_IP:443 and [$POLICY_IP6]:443 within 10 s" "$NGINX_DIR/error.log"
+}
+
 write_env() {
     {
         printf '%s=%s\n' \
@@ -461,39 +723,63 @@ write_env() {
             MX1_IP "$MX1_IP" MX1_IP6 "$MX1_IP6" MX2_IP "$MX2_IP" \
             MISMATCH_IP "$MISMATCH_IP" UNSIGNED_IP "$UNSIGNED_IP" \
             MX1_TLSA "$MX1_TLSA" \
+            POLICY_IP "$POLICY_IP" POLICY_IP6 "$POLICY_IP6" HOSTILE_POLICY_IP "$HOSTILE_POLICY_IP" \
             MAILLOG "$MAILLOG" \
-            KNOT_LOG "$KNOT_DIR/knot.log"
+            KNOT_LOG "$KNOT_DIR/knot.log" \
+            NGINX_LOG "$NGINX_DIR/error.log"
     } >"$DIR/env.tmp"
     mv -f "$DIR/env.tmp" "$DIR/env"
 }
 
 cmd_start() {
-    mkdir -p "$DIR" "$KNOT_DIR/zones" "$KNOT_DIR/run" "$KNOT_DIR/db"
+    mkdir -p "$DIR" "$KNOT_DIR/zones" "$KNOT_DIR/run" "$KNOT_DIR/db" "$NGINX_DIR"
     install_packages
     generate_certs
     knot_conf
     knot_keys
+    policies
     zones
     register_config_dir
     postfix_conf
-    if ((CHANGED == 0)) && knot_pid >/dev/null && knot_answers && postfix_pid >/dev/null && all_banners; then
-        write_env
-        log "Knot and the MX listeners in $DIR are already up with this configuration; env: $DIR/env"
-        return
+    nginx_conf
+    # Each server is restarted only when its own configuration changed or it is not up, so
+    # runs that share this directory keep the others as they are.
+    local kept=() started=()
+    if ((CHANGED_KNOT == 0)) && knot_pid >/dev/null && knot_answers; then
+        kept+=(Knot)
+    else
+        rm -f "$DIR/env"
+        stop_knot
+        start_knot
+        started+=("Knot on $DNS_HOST:$DNS_PORT")
     fi
-    rm -f "$DIR/env"
-    stop_knot
-    stop_postfix
-    start_knot
-    start_postfix
+    if ((CHANGED_POSTFIX == 0)) && postfix_pid >/dev/null && all_banners; then
+        kept+=("the MX listeners")
+    else
+        rm -f "$DIR/env"
+        stop_postfix
+        start_postfix
+        started+=("MX listeners on $MX1_IP $MX2_IP $MISMATCH_IP $UNSIGNED_IP [$MX1_IP6] port 25")
+    fi
+    if ((CHANGED_NGINX == 0)) && nginx_pid >/dev/null && nginx_answers; then
+        kept+=(nginx)
+    else
+        rm -f "$DIR/env"
+        stop_nginx
+        start_nginx
+        started+=("nginx on $POLICY_IP and [$POLICY_IP6] port 443")
+    fi
     write_env
-    log "Knot on $DNS_HOST:$DNS_PORT and MX listeners on $MX1_IP $MX2_IP $MISMATCH_IP $UNSIGNED_IP [$MX1_IP6] port 25 are up; env: $DIR/env"
+    ((${#kept[@]} == 0)) || log "already up with this configuration: $(printf '%s; ' "${kept[@]}")"
+    ((${#started[@]} == 0)) || log "started: $(printf '%s; ' "${started[@]}")"
+    log "env: $DIR/env"
 }
 
 cmd_stop() {
     if [[ -d $DIR ]]; then
         command -v knotc >/dev/null && stop_knot
         command -v postfix >/dev/null && stop_postfix
+        command -v nginx >/dev/null && stop_nginx
     fi
     rm -f "$DIR/env"
 }

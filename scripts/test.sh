@@ -6,7 +6,8 @@
 # Postfix with Cyrus SASL and swaks for the real-server tests (scripts/postfix-env.sh), and two
 # other MTAs for the audit's tests: Exim 4 unpacked next to Postfix (scripts/exim-env.sh) and
 # Dovecot's submission service (scripts/dovecot-env.sh), and for the domain audit Knot serving
-# signed test zones with MX hosts as a second Postfix instance (scripts/domain-env.sh).
+# signed test zones with MX hosts as a second Postfix instance and the MTA-STS policy hosts
+# as nginx (scripts/domain-env.sh).
 # Without root the real-server tests say why and skip; under CI (CI=true) they must run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +37,9 @@ start_mta() {
 }
 start_mta Exim exim-env.sh "${SMTPTUI_EXIM_DIR:-/tmp/smtptui-exim}" SMTPTUI_EXIM_ENV
 start_mta Dovecot dovecot-env.sh "${SMTPTUI_DOVECOT_DIR:-/tmp/smtptui-dovecot}" SMTPTUI_DOVECOT_ENV
-# The domain audit's mail domains: Knot with signed test zones, MX listeners on 127.0.0.2 and up.
-start_mta "Knot and the MX hosts" domain-env.sh "${SMTPTUI_DOMAIN_DIR:-/tmp/smtptui-domain}" SMTPTUI_DOMAIN_ENV
+# The domain audit's mail domains: Knot with signed test zones, MX listeners on 127.0.0.2 and up,
+# the MTA-STS policy hosts (nginx) on 127.0.0.6 and [::1] port 443.
+start_mta "Knot, the MX hosts and nginx" domain-env.sh "${SMTPTUI_DOMAIN_DIR:-/tmp/smtptui-domain}" SMTPTUI_DOMAIN_ENV
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
             used_override |= one_time != OneTimeOverride::None;
             one_time
         };
-        match op % 9 {
+        match op % 12 {
             0 | 1 => {
                 let n = input.byte().unwrap_or(0) as usize;
                 let bytes = input.bytes(n).to_vec();
@@ -152,11 +152,29 @@ fuzz_target!(|data: &[u8]| {
                 let line = String::from_utf8_lossy(input.bytes(n)).into_owned();
                 let _ = core.send_line(&line, consent(one_time), now);
             }
-            _ => {
+            8 => {
                 let _ = match op & 1 {
                     0 => core.probe_auth(Mechanism::Login, now),
                     _ => core.cancel_exchange(now),
                 };
+            }
+            9 => {
+                // A pipelined group of lines from the list, forced or not.
+                let count = usize::from(input.byte().unwrap_or(0) % 4) + 1;
+                let group: Vec<&str> = (0..count)
+                    .map(|_| LINES[usize::from(input.byte().unwrap_or(0)) % LINES.len()])
+                    .collect();
+                let _ = core.pipeline(&group, consent(one_time), op & 0x40 != 0, now);
+            }
+            10 => {
+                let n = usize::from(input.byte().unwrap_or(0)) % 64;
+                let chunk = input.bytes(n).to_vec();
+                let _ = core.bdat(&chunk, op & 0x40 != 0, op & 0x20 != 0, now);
+            }
+            _ => {
+                let n = usize::from(input.byte().unwrap_or(0)) % 64;
+                let line = input.bytes(n).to_vec();
+                let _ = core.message_data(&line, now);
             }
         }
         while let Some(bytes) = core.poll_transmit() {

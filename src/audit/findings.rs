@@ -1178,15 +1178,9 @@ fn certificate_findings(
 }
 
 /// Whole days from 1970-01-01 to the date of an RFC 3339 timestamp (`2036-11-28T21:33:42Z`).
-fn day_number(rfc3339: &str) -> Option<i64> {
-    let date = rfc3339.get(..10)?;
-    let mut parts = date.split('-');
-    let year: i32 = parts.next()?.parse().ok()?;
-    let month: u8 = parts.next()?.parse().ok()?;
-    let day: u8 = parts.next()?.parse().ok()?;
-    let month = time::Month::try_from(month).ok()?;
-    let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    Some(i64::from(date.to_julian_day()) - 2_440_588)
+/// A certificate's validity bound as a moment (the chain summary keeps it as RFC 3339 text).
+fn moment(rfc3339: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Expiry. The warning threshold is 21 days, or a third of the certificate's whole lifetime
@@ -1195,9 +1189,11 @@ fn day_number(rfc3339: &str) -> Option<i64> {
 fn expiry_finding(cx: &Context<'_>, leaf: &crate::tls::CertSummary) -> Finding {
     let server = cx.server;
     let days = leaf.days_to_expiry;
-    let lifetime = day_number(&leaf.not_after)
-        .zip(day_number(&leaf.not_before))
-        .map(|(end, start)| end - start);
+    // Whole days between the two moments: counting calendar days instead made a 7-day
+    // certificate issued an hour back read as 8 days when checked between 00:00 and 01:00.
+    let lifetime = moment(&leaf.not_after)
+        .zip(moment(&leaf.not_before))
+        .map(|(end, start)| (end - start).whole_days());
     let threshold = lifetime.map_or(EXPIRY_WARN_DAYS, |life| {
         (life / 3).clamp(1, EXPIRY_WARN_DAYS)
     });
@@ -1796,6 +1792,25 @@ mod tests {
         assert_eq!(
             verdict_of(&findings, FindingId::CertificateExpiry),
             Verdict::Warn
+        );
+    }
+
+    /// The lab's 7-day certificate starts an hour back; checked between 00:00 and 01:00 its
+    /// bounds fall on dates 8 days apart, and counting dates called it 8 days long.
+    #[test]
+    fn a_lifetime_is_counted_in_whole_days_not_calendar_dates() {
+        let mut seen = submission_ok();
+        let mut short = leaf(6, &["DNS:mail.example"], "EC P-256");
+        short.not_before = "2026-12-01T23:30:00Z".into();
+        short.not_after = "2026-12-09T00:30:00Z".into();
+        seen.starttls = StartTlsSeen::Established(tls(Verification::Verified, short));
+        let findings = judge(&role(Role::Submission), &seen);
+        let expiry = find(&findings, FindingId::CertificateExpiry);
+        assert!(
+            expiry
+                .why
+                .contains("short-lived certificate (7 days in all)"),
+            "{expiry:?}"
         );
     }
 

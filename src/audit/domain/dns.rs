@@ -257,6 +257,24 @@ impl Dns {
         .await
     }
 
+    /// The TXT records at a name, each record's strings joined without anything between
+    /// them (RFC 8461 §3.1, RFC 8460 §3); bytes that are not UTF-8 replaced. Escape before
+    /// display.
+    pub async fn txt(&self, name: &str) -> Lookup<String> {
+        self.lookup(name, RecordType::TXT, |data| match data {
+            RData::TXT(txt) => {
+                let bytes: Vec<u8> = txt
+                    .txt_data
+                    .iter()
+                    .flat_map(|s| s.iter().copied())
+                    .collect();
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => None,
+        })
+        .await
+    }
+
     async fn lookup<T>(
         &self,
         name: &str,

@@ -4,9 +4,10 @@
 //!
 //! Each row is one address of one mail host, with what each kind of sender would do there:
 //! an opportunistic one (Postfix `smtp_tls_security_level = may`), one that enforces DANE
-//! (`dane`, RFC 7672) and one that enforces MTA-STS (RFC 8461; not checked yet, and said so).
-//! A finding fails exactly when mail would not get through as published: a DANE-enforcing
-//! sender defers, an MX lookup does not validate or fails, an MX address cannot be reached.
+//! (`dane`, RFC 7672) and one that enforces MTA-STS (RFC 8461, the domain's policy as
+//! [`MtaSts`] reads it). A finding fails exactly when mail would not get through as
+//! published: a DANE- or MTA-STS-enforcing sender defers, an MX lookup does not validate or
+//! fails, an MX address cannot be reached.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -18,7 +19,13 @@ use super::dns::{Lookup, Security};
 use super::model::{
     DomainSeen, HostSeen, MtaStsSeen, NoDaneBecause, ProbeSeen, SendingSeen, TlsRptSeen, TlsaSeen,
 };
+use super::mta_sts::{
+    self, MAX_AGE_LIMIT, MAX_AGE_SHORT, Mode, PolicyUnavailable, RecordProblem, StsPolicy,
+    StsRecord,
+};
+use super::tls_rpt;
 use crate::audit::findings::{FindingId, Requirement, StartTlsSeen, Verdict};
+use crate::proto::escape::escape_str;
 use crate::tls::{ProblemKind, TlsInfo, Verification};
 
 /// What a domain finding is about; [`name`](Self::name) is the stable identifier in the
@@ -193,12 +200,63 @@ pub enum DaneCell {
     LookupFailed,
 }
 
-/// The MTA-STS column; one variant until the policy check exists (see
-/// [`MtaStsSeen`]).
+/// The MTA-STS column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtaStsCell {
-    /// Not checked by this audit.
-    NotChecked,
+    /// No `_mta-sts` record.
+    NotPublished,
+    /// A record, but no policy reaches senders (the record is invalid, its lookup failed,
+    /// or the policy cannot be fetched or read): they act as without one.
+    Unusable,
+    /// A policy in mode `none`.
+    ModeNone,
+    /// A policy in mode `enforce` or `testing`, and what it makes of this address.
+    Policy {
+        /// The mode.
+        mode: Mode,
+        /// Why an MTA-STS sender would not deliver here, `None` when it would (or the
+        /// address gave no session to judge).
+        failure: Option<StsFailure>,
+    },
+}
+
+/// Why an MTA-STS sender would not deliver to an address (RFC 8461 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsFailure {
+    /// The MX host matches none of the policy's `mx` patterns (§4.1).
+    NotListed,
+    /// STARTTLS is not offered, or refused (§4.2 needs TLS).
+    NoStartTls,
+    /// The TLS handshake failed.
+    Handshake,
+    /// The certificate is not valid for the MX name in the web PKI (§4.2).
+    Certificate(ProblemKind),
+}
+
+impl StsFailure {
+    /// Why, in words.
+    pub fn reason(self, host: &str) -> String {
+        match self {
+            Self::NotListed => format!("{host} matches no `mx` line of the policy"),
+            Self::NoStartTls => "STARTTLS does not work, and the policy requires TLS".to_owned(),
+            Self::Handshake => "the TLS handshake fails, and the policy requires TLS".to_owned(),
+            Self::Certificate(kind) => format!(
+                "the certificate is not valid for {host} in the web PKI ({})",
+                kind.label()
+            ),
+        }
+    }
+
+    /// RFC 8460 §4.3's result type for it.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            Self::NotListed | Self::Handshake => "validation-failure",
+            Self::NoStartTls => "starttls-not-supported",
+            Self::Certificate(ProblemKind::NotValidForName) => "certificate-host-mismatch",
+            Self::Certificate(ProblemKind::Expired) => "certificate-expired",
+            Self::Certificate(_) => "certificate-not-trusted",
+        }
+    }
 }
 
 /// What a kind of sender would do with one address.
@@ -210,8 +268,6 @@ pub enum Outcome {
     Defer(String),
     /// The address could not be reached: the sender tries the next one.
     Unreachable,
-    /// This kind of sender is not checked by this audit yet.
-    NotChecked,
 }
 
 /// How mail would cross.
@@ -257,6 +313,8 @@ pub struct Judged {
     pub rows: Vec<Row>,
     /// The findings, domain first, then host by host.
     pub findings: Vec<DomainFinding>,
+    /// The domain's MTA-STS as senders read it.
+    pub mta_sts: MtaSts,
 }
 
 impl Judged {
@@ -272,13 +330,18 @@ pub fn judge(seen: &DomainSeen) -> Judged {
     let mut rows = Vec::new();
     mx_findings(seen, &mut findings);
     let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(seen.checked_at));
+    let sts = MtaSts::read(&seen.mta_sts);
     for host in &seen.hosts {
-        host_rows(seen, host, now, &mut rows, &mut findings);
+        host_rows(seen, &sts, host, now, &mut rows, &mut findings);
     }
-    findings.push(mta_sts_finding(seen.mta_sts));
-    findings.push(tls_rpt_finding(seen.tls_rpt));
+    mta_sts_findings(seen, &sts, &rows, &mut findings);
+    tls_rpt_findings(seen, &mut findings);
     findings.push(sending_finding(seen.sending));
-    Judged { rows, findings }
+    Judged {
+        rows,
+        findings,
+        mta_sts: sts,
+    }
 }
 
 fn mx_findings(seen: &DomainSeen, out: &mut Vec<DomainFinding>) {
@@ -441,6 +504,7 @@ fn dnssec_mx(domain: &str, security: Security) -> DomainFinding {
 
 fn host_rows(
     seen: &DomainSeen,
+    sts: &MtaSts,
     host: &HostSeen,
     now: UnixTime,
     rows: &mut Vec<Row>,
@@ -492,10 +556,10 @@ fn host_rows(
             starttls: TlsCell::Unreachable,
             certificate: CertCell::None,
             dane: DaneCell::NotApplicable(NoDane::Before(NoDaneBecause::AddressesNotSecure)),
-            mta_sts: mta_sts_cell(seen.mta_sts),
+            mta_sts: mta_sts_cell(sts, &host.name, &TlsCell::Unreachable, &CertCell::None),
             opportunistic: Outcome::Unreachable,
             dane_sender: Outcome::Unreachable,
-            mta_sts_sender: mta_sts_sender(seen.mta_sts),
+            mta_sts_sender: Outcome::Unreachable,
         });
         return;
     }
@@ -569,6 +633,9 @@ fn host_rows(
             &dane_sender,
             out,
         );
+        let mta_sts = mta_sts_cell(sts, &host.name, &starttls, &certificate);
+        let mta_sts_sender = mta_sts_sender(&mta_sts, &host.name, &opportunistic);
+        mta_sts_address_finding(seen, sts, &scope, &host.name, &mta_sts, out);
         rows.push(Row {
             host: host.name.clone(),
             preference: host.preference,
@@ -576,10 +643,10 @@ fn host_rows(
             starttls,
             certificate,
             dane,
-            mta_sts: mta_sts_cell(seen.mta_sts),
+            mta_sts,
             opportunistic,
             dane_sender,
-            mta_sts_sender: mta_sts_sender(seen.mta_sts),
+            mta_sts_sender,
         });
     }
     dane_advice(seen, host, tlsa_records, recommended.as_ref(), out);
@@ -1100,44 +1167,600 @@ fn host_audit_summary(
     );
 }
 
-/// The MTA-STS column for a row. The policy check gives each row its state here: not
-/// published, testing or enforce, and whether the MX matches the policy's `mx` patterns.
-pub fn mta_sts_cell(seen: MtaStsSeen) -> MtaStsCell {
-    match seen {
-        MtaStsSeen::NotChecked => MtaStsCell::NotChecked,
+/// The domain's MTA-STS as senders read what was seen (RFC 8461 §3): which record counts,
+/// and whether the policy host's answer is a policy they apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MtaSts {
+    /// No `_mta-sts` record.
+    NotPublished,
+    /// The `_mta-sts` lookup gave no usable answer.
+    LookupFailed(String),
+    /// No valid record: senders assume there is no policy (§3.1), whatever the policy host
+    /// serves.
+    RecordInvalid {
+        /// What is wrong with the records.
+        problem: RecordProblem,
+        /// What the policy host serves anyway.
+        policy: Result<StsPolicy, PolicyUnavailable>,
+    },
+    /// A valid record, and no policy from the policy host: senders deliver as without one.
+    Unavailable {
+        /// The record.
+        record: StsRecord,
+        /// Why there is no policy.
+        why: PolicyUnavailable,
+    },
+    /// A valid record and a policy senders apply.
+    Applied {
+        /// The record.
+        record: StsRecord,
+        /// The policy.
+        policy: StsPolicy,
+    },
+}
+
+impl MtaSts {
+    /// Reads what was seen as a sender does.
+    pub fn read(seen: &MtaStsSeen) -> Self {
+        match seen {
+            MtaStsSeen::NotPublished => Self::NotPublished,
+            MtaStsSeen::LookupFailed(why) => Self::LookupFailed(why.clone()),
+            MtaStsSeen::Published { records, fetch } => {
+                let policy = mta_sts::policy_from(fetch);
+                match mta_sts::discover(records) {
+                    None => Self::NotPublished,
+                    Some(Err(problem)) => Self::RecordInvalid { problem, policy },
+                    Some(Ok(record)) => match policy {
+                        Ok(policy) => Self::Applied { record, policy },
+                        Err(why) => Self::Unavailable { record, why },
+                    },
+                }
+            }
+        }
+    }
+
+    /// The policy senders apply, if any (in any mode).
+    pub fn applied(&self) -> Option<&StsPolicy> {
+        match self {
+            Self::Applied { policy, .. } => Some(policy),
+            _ => None,
+        }
     }
 }
 
-/// What an MTA-STS-enforcing sender does with a row. With a policy in `enforce` mode: deliver
-/// when the MX is listed and its certificate is valid in the web PKI for its name, defer
-/// otherwise; without a policy, or in `testing`, as an opportunistic sender.
-pub fn mta_sts_sender(seen: MtaStsSeen) -> Outcome {
-    match seen {
-        MtaStsSeen::NotChecked => Outcome::NotChecked,
+/// The MTA-STS column for a row: not published, unusable, mode none, or the policy's mode
+/// with whether the MX host is listed and its TLS passes.
+pub fn mta_sts_cell(
+    sts: &MtaSts,
+    host: &str,
+    starttls: &TlsCell,
+    certificate: &CertCell,
+) -> MtaStsCell {
+    match sts {
+        MtaSts::NotPublished => MtaStsCell::NotPublished,
+        MtaSts::Applied { policy, .. } if policy.mode == Mode::None => MtaStsCell::ModeNone,
+        MtaSts::Applied { policy, .. } => MtaStsCell::Policy {
+            mode: policy.mode,
+            failure: sts_failure(policy, host, starttls, certificate),
+        },
+        MtaSts::LookupFailed(_) | MtaSts::RecordInvalid { .. } | MtaSts::Unavailable { .. } => {
+            MtaStsCell::Unusable
+        }
     }
 }
 
-fn mta_sts_finding(seen: MtaStsSeen) -> DomainFinding {
-    match seen {
-        MtaStsSeen::NotChecked => DomainFinding::new(
-            DomainFindingId::MtaSts,
-            Scope::Domain,
+/// What RFC 8461 §4 makes of an MX address under a policy: listed (§4.1), then TLS with a
+/// certificate valid in the web PKI for the MX name (§4.2). An address that gave no session
+/// has nothing to judge but its listing.
+fn sts_failure(
+    policy: &StsPolicy,
+    host: &str,
+    starttls: &TlsCell,
+    certificate: &CertCell,
+) -> Option<StsFailure> {
+    if !policy.lists(host) {
+        return Some(StsFailure::NotListed);
+    }
+    match (starttls, certificate) {
+        (TlsCell::Tls(_), CertCell::Valid) | (TlsCell::Unreachable, _) => None,
+        (TlsCell::Tls(_), CertCell::Invalid(kind)) => Some(StsFailure::Certificate(*kind)),
+        (TlsCell::Tls(_), CertCell::None) => Some(StsFailure::Certificate(ProblemKind::NotChecked)),
+        (TlsCell::NotOffered | TlsCell::Refused(_), _) => Some(StsFailure::NoStartTls),
+        (TlsCell::Failed, _) => Some(StsFailure::Handshake),
+    }
+}
+
+/// What an MTA-STS-enforcing sender does with a row. With a policy in `enforce` mode:
+/// deliver (authenticated by the web PKI) when the MX is listed and its certificate is valid
+/// for its name, defer otherwise; without a usable policy, or in `testing` or `none`, as an
+/// opportunistic sender.
+pub fn mta_sts_sender(cell: &MtaStsCell, host: &str, opportunistic: &Outcome) -> Outcome {
+    if *opportunistic == Outcome::Unreachable {
+        return Outcome::Unreachable;
+    }
+    match cell {
+        MtaStsCell::Policy {
+            mode: Mode::Enforce,
+            failure,
+        } => match failure {
+            None => Outcome::Deliver(Channel::Authenticated),
+            Some(failure) => Outcome::Defer(failure.reason(host)),
+        },
+        _ => opportunistic.clone(),
+    }
+}
+
+/// Where an address fails the policy: a failure in `enforce`, a warning in `testing`. An MX
+/// host that is not listed is said once for the host.
+fn mta_sts_address_finding(
+    seen: &DomainSeen,
+    sts: &MtaSts,
+    scope: &Scope,
+    host: &str,
+    cell: &MtaStsCell,
+    out: &mut Vec<DomainFinding>,
+) {
+    let MtaStsCell::Policy {
+        mode,
+        failure: Some(failure),
+    } = cell
+    else {
+        return;
+    };
+    let Some(policy) = sts.applied() else {
+        return;
+    };
+    let scope = match failure {
+        StsFailure::NotListed => {
+            let host_scope = Scope::Host(host.to_owned());
+            if out
+                .iter()
+                .any(|f| f.id == DomainFindingId::MtaSts && f.scope == host_scope)
+            {
+                return;
+            }
+            host_scope
+        }
+        _ => scope.clone(),
+    };
+    let reason = failure.reason(host);
+    let (verdict, why) = if *mode == Mode::Enforce {
+        (
+            Verdict::Fail,
+            format!("MTA-STS senders defer mail to it: {reason}"),
+        )
+    } else {
+        (
+            Verdict::Warn,
+            format!(
+                "{reason}: in mode testing MTA-STS senders deliver anyway and report it over \
+                 TLS-RPT; in mode enforce they would defer mail to it"
+            ),
+        )
+    };
+    let record = mta_sts::record_text(&seen.domain, &mta_sts::new_id(seen.checked_at));
+    let fix = match failure {
+        StsFailure::NotListed => {
+            let parent = host.split_once('.').map_or(host, |(_, parent)| parent);
+            let listed = policy
+                .mx
+                .iter()
+                .map(|p| format!("`mx: {}`", p.text))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "add `mx: {host}` (or `mx: *.{parent}`, which matches one label only) to the \
+                 policy at {} next to {listed}, then publish a new id so that senders fetch it \
+                 again: `{record}`",
+                mta_sts::policy_url(&seen.domain)
+            )
+        }
+        StsFailure::NoStartTls | StsFailure::Handshake => format!(
+            "offer STARTTLS with a certificate from a public CA for {host}. Postfix: \
+             smtpd_tls_security_level = may and smtpd_tls_chain_files = key, then leaf and \
+             intermediates"
+        ),
+        StsFailure::Certificate(_) => format!(
+            "use a certificate from a public CA whose names include {host}, with its full chain \
+             (Postfix: smtpd_tls_chain_files = key, then leaf and intermediates)"
+        ),
+    };
+    out.push(DomainFinding::new(DomainFindingId::MtaSts, scope, verdict, why).fix(fix));
+}
+
+/// A `max_age` in words: `604800 s (7 days)`.
+fn age(seconds: u64) -> String {
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    let readable = if seconds >= 86_400 && seconds.is_multiple_of(86_400) {
+        plural(seconds / 86_400, "day")
+    } else if seconds >= 3_600 && seconds.is_multiple_of(3_600) {
+        plural(seconds / 3_600, "hour")
+    } else {
+        return format!("{seconds} s");
+    };
+    format!("{seconds} s ({readable})")
+}
+
+/// The domain's MTA-STS findings: the record and the policy, what strict senders reject,
+/// and the `max_age` limits.
+fn mta_sts_findings(seen: &DomainSeen, sts: &MtaSts, rows: &[Row], out: &mut Vec<DomainFinding>) {
+    let domain = &seen.domain;
+    let url = mta_sts::policy_url(domain);
+    let policy_host = mta_sts::policy_host(domain);
+    let record = mta_sts::record_text(domain, &mta_sts::new_id(seen.checked_at));
+    let mx_hosts: Vec<String> = seen.hosts.iter().map(|h| h.name.clone()).collect();
+    let serve = format!(
+        "serve the policy at {url} as text/plain with a certificate from a public CA valid \
+         for {policy_host}"
+    );
+    let finding = |verdict, why: String| {
+        DomainFinding::new(DomainFindingId::MtaSts, Scope::Domain, verdict, why)
+    };
+    match sts {
+        MtaSts::NotPublished if seen.hosts.is_empty() => out.push(finding(
             Verdict::Info,
-            "MTA-STS (RFC 8461: the _mta-sts TXT record and the policy at \
-             https://mta-sts.<domain>/.well-known/mta-sts.txt) is not checked by this audit yet",
+            format!("no MTA-STS record at _mta-sts.{domain} (no mail host to protect)"),
+        )),
+        MtaSts::NotPublished => {
+            let failing: Vec<String> = rows
+                .iter()
+                .filter(|r| !matches!(r.certificate, CertCell::Valid))
+                .map(|r| r.host.clone())
+                .fold(Vec::new(), |mut hosts, host| {
+                    if !hosts.contains(&host) {
+                        hosts.push(host);
+                    }
+                    hosts
+                });
+            let caveat = if failing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (first give {} a certificate valid in the web PKI: in mode enforce \
+                     senders would defer mail to it)",
+                    failing.join(", ")
+                )
+            };
+            out.push(
+                finding(
+                    Verdict::Warn,
+                    format!(
+                        "no MTA-STS policy: _mta-sts.{domain} has no `v=STSv1` record, so \
+                         senders that enforce MTA-STS (RFC 8461) deliver as opportunistic ones, \
+                         and an attacker on the path can strip STARTTLS or present any \
+                         certificate"
+                    ),
+                )
+                .fix(format!(
+                    "publish `{record}` and {serve}:\n{}then, once TLS-RPT reports show no \
+                     failures, change it to `mode: enforce` and publish a new id{caveat}",
+                    mta_sts::policy_text(Mode::Testing, &mx_hosts)
+                )),
+            );
+        }
+        MtaSts::LookupFailed(why) => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "the lookup of _mta-sts.{domain} failed ({why}): senders cannot tell \
+                     whether a policy exists and deliver as without one"
+                ),
+            )
+            .fix(format!(
+                "make the name servers of {domain} answer TXT queries for _mta-sts.{domain}"
+            )),
+        ),
+        MtaSts::RecordInvalid { problem, policy } => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "{problem}: senders act as if {domain} had no MTA-STS policy (RFC 8461 \
+                     §3.1){}",
+                    match policy {
+                        Ok(policy) => format!(
+                            ", and never apply the mode {} policy that {url} serves",
+                            policy.mode.name()
+                        ),
+                        Err(why) => format!("; besides, {why}"),
+                    }
+                ),
+            )
+            .fix(format!(
+                "publish exactly one record: `{record}` (the id: 1 to 32 letters and digits)"
+            )),
+        ),
+        MtaSts::Unavailable {
+            record: published,
+            why,
+        } => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "_mta-sts.{domain} announces a policy (id={}), but {why}: senders get no \
+                     policy and deliver as without one (those that cached an earlier one keep \
+                     it until its max_age runs out)",
+                    published.id
+                ),
+            )
+            .fix(unavailable_fix(why, domain, &url, &policy_host, &mx_hosts)),
+        ),
+        MtaSts::Applied {
+            record: published,
+            policy,
+        } => applied_findings(seen, published, policy, &record, out),
+    }
+}
+
+fn applied_findings(
+    seen: &DomainSeen,
+    published: &StsRecord,
+    policy: &StsPolicy,
+    record: &str,
+    out: &mut Vec<DomainFinding>,
+) {
+    let domain = &seen.domain;
+    let url = mta_sts::policy_url(domain);
+    let finding = |verdict, why: String| {
+        DomainFinding::new(DomainFindingId::MtaSts, Scope::Domain, verdict, why)
+    };
+    let patterns = policy
+        .mx
+        .iter()
+        .map(|p| p.text.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let summary = format!(
+        "policy id={} from {url} (certificate valid for {}): mode {}{}, max_age {}",
+        published.id,
+        mta_sts::policy_host(domain),
+        policy.mode.name(),
+        if patterns.is_empty() {
+            String::new()
+        } else {
+            format!(", mx {patterns}")
+        },
+        age(policy.max_age)
+    );
+    out.push(match policy.mode {
+        Mode::Enforce => finding(
+            Verdict::Pass,
+            format!(
+                "{summary}: senders that enforce MTA-STS deliver only to listed MX hosts, over \
+                 TLS with a certificate valid for the MX name"
+            ),
+        ),
+        Mode::Testing => finding(
+            Verdict::Warn,
+            format!(
+                "{summary}: in mode testing senders report TLS failures (TLS-RPT) but deliver \
+                 anyway, so the policy protects no mail yet"
+            ),
+        )
+        .fix(format!(
+            "once TLS-RPT reports show no failures, serve `mode: enforce` and publish a new id: \
+             `{record}`"
+        )),
+        Mode::None => finding(
+            Verdict::Info,
+            format!(
+                "{summary}: mode none withdraws the policy (RFC 8461 §5): senders drop any \
+                 policy they cached and act as without one"
+            ),
+        ),
+    });
+    let (serving, text): (Vec<&str>, Vec<&str>) = (
+        policy
+            .deviations
+            .iter()
+            .filter(|d| d.serving)
+            .map(|d| d.why.as_str())
+            .collect(),
+        policy
+            .deviations
+            .iter()
+            .filter(|d| !d.serving)
+            .map(|d| d.why.as_str())
+            .collect(),
+    );
+    if !serving.is_empty() {
+        out.push(finding(Verdict::Warn, serving.join("; ")).fix(format!(
+            "serve {url} as text/plain (nginx: `default_type text/plain;` in its location; \
+                 Apache: `ForceType text/plain`)"
+        )));
+    }
+    if !text.is_empty() {
+        out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "the policy is applied by lenient senders only: {}",
+                    text.join("; ")
+                ),
+            )
+            .fix(format!(
+                "serve the policy as RFC 8461 §3.2 writes it, then publish a new id \
+                 (`{record}`):\n{}",
+                policy.canonical()
+            )),
+        );
+    }
+    if policy.max_age > MAX_AGE_LIMIT {
+        out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "max_age {} is above the largest RFC 8461 §3.2 allows ({MAX_AGE_LIMIT} s, a \
+                     year): strict senders reject the policy, others keep it a year at most",
+                    policy.max_age
+                ),
+            )
+            .fix(format!(
+                "serve `max_age: 604800` (a week) up to `max_age: {MAX_AGE_LIMIT}`, then publish \
+                 a new id: `{record}`"
+            )),
+        );
+    } else if policy.mode == Mode::Enforce && policy.max_age < MAX_AGE_SHORT {
+        out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "max_age {} is short: each time a cached policy expires, an attacker who \
+                     blocks the fetch of {url} keeps senders opportunistic; RFC 8461 §3.2 \
+                     recommends weeks",
+                    age(policy.max_age)
+                ),
+            )
+            .fix(format!(
+                "serve `max_age: 604800` (a week) or more, then publish a new id: `{record}`"
+            )),
+        );
+    }
+}
+
+fn unavailable_fix(
+    why: &PolicyUnavailable,
+    domain: &str,
+    url: &str,
+    host: &str,
+    mx_hosts: &[String],
+) -> String {
+    match why {
+        PolicyUnavailable::NoAddress(_) => format!(
+            "publish an address (A, AAAA) for {host} on a web server that serves the policy at \
+             {url}"
+        ),
+        PolicyUnavailable::Unreachable(_) => {
+            format!("make {host} answer HTTPS on port 443 from the Internet")
+        }
+        PolicyUnavailable::Certificate(_) => format!(
+            "give {host} a certificate from a public CA whose names include {host} (or \
+             *.{domain}), with its full chain"
+        ),
+        PolicyUnavailable::Tls(_) => {
+            format!("make {host} offer TLS 1.2 or 1.3 with a certificate valid for {host}")
+        }
+        PolicyUnavailable::Http(_) | PolicyUnavailable::TimedOut(_) => {
+            format!("serve the policy at {url} as a static file of at most 64 KiB")
+        }
+        PolicyUnavailable::Redirect { .. } => format!(
+            "serve the policy file itself at {url} with status 200, on {host} itself (nginx: \
+             `location = /.well-known/mta-sts.txt {{ default_type text/plain; alias \
+             /path/to/mta-sts.txt; }}`)"
+        ),
+        PolicyUnavailable::Status { .. } => {
+            format!("serve the policy file at {url} with status 200")
+        }
+        PolicyUnavailable::Invalid(_) => format!(
+            "serve a valid policy at {url}, for example (mode testing first, enforce once \
+             TLS-RPT reports are clean):\n{}",
+            mta_sts::policy_text(Mode::Testing, mx_hosts)
         ),
     }
 }
 
-fn tls_rpt_finding(seen: TlsRptSeen) -> DomainFinding {
-    match seen {
-        TlsRptSeen::NotChecked => DomainFinding::new(
-            DomainFindingId::TlsRpt,
-            Scope::Domain,
+/// The domain's TLS-RPT finding: where senders report, or why they cannot.
+fn tls_rpt_findings(seen: &DomainSeen, out: &mut Vec<DomainFinding>) {
+    let domain = &seen.domain;
+    let record = tls_rpt::record_text(domain);
+    let finding = |verdict, why: String| {
+        DomainFinding::new(DomainFindingId::TlsRpt, Scope::Domain, verdict, why)
+    };
+    let fix = format!("publish `{record}` (any mailbox that takes a daily JSON report)");
+    let records = match &seen.tls_rpt {
+        TlsRptSeen::Published(records) => records,
+        TlsRptSeen::LookupFailed(why) => {
+            out.push(
+                finding(
+                    Verdict::Warn,
+                    format!(
+                        "the lookup of _smtp._tls.{domain} failed ({why}): senders cannot find \
+                         where to report TLS failures"
+                    ),
+                )
+                .fix(format!(
+                    "make the name servers of {domain} answer TXT queries for \
+                     _smtp._tls.{domain}"
+                )),
+            );
+            return;
+        }
+        TlsRptSeen::NotPublished => &Vec::new(),
+    };
+    match tls_rpt::discover(records) {
+        None if seen.hosts.is_empty() => out.push(finding(
             Verdict::Info,
-            "TLS-RPT (RFC 8460: the _smtp._tls TXT record that asks senders for reports of \
-             TLS failures) is not checked by this audit yet",
+            format!("no TLS-RPT record at _smtp._tls.{domain} (no mail host to report on)"),
+        )),
+        None => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "no TLS-RPT record at _smtp._tls.{domain}: senders that meet TLS failures \
+                     with the MX hosts (a DANE or MTA-STS policy not met, STARTTLS stripped) \
+                     have nowhere to report them (RFC 8460)"
+                ),
+            )
+            .fix(fix),
         ),
+        Some(Err(tls_rpt::RecordProblem::Several(several))) => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "{} records at _smtp._tls.{domain} begin with v=TLSRPTv1, and RFC 8460 §3 \
+                     wants exactly one: senders send no reports",
+                    several.len()
+                ),
+            )
+            .fix(format!("keep one record: `{record}`")),
+        ),
+        Some(Err(tls_rpt::RecordProblem::Syntax { record: text, why })) => out.push(
+            finding(
+                Verdict::Warn,
+                format!(
+                    "the TLS-RPT record \"{}\" is invalid ({why}): senders send no reports",
+                    escape_str(&text)
+                ),
+            )
+            .fix(fix),
+        ),
+        Some(Ok(parsed)) => {
+            let usable: Vec<&str> = parsed.usable().collect();
+            let unusable: Vec<String> = parsed
+                .rua
+                .iter()
+                .filter_map(|(uri, why)| why.as_ref().map(|why| format!("{uri}: {why}")))
+                .collect();
+            out.push(if usable.is_empty() {
+                finding(
+                    Verdict::Warn,
+                    format!(
+                        "the TLS-RPT record \"{}\" names nowhere senders can report to ({}): \
+                         reports go nowhere",
+                        escape_str(&parsed.text),
+                        unusable.join("; ")
+                    ),
+                )
+                .fix(fix)
+            } else if !unusable.is_empty() {
+                finding(
+                    Verdict::Warn,
+                    format!(
+                        "senders report TLS failures to {}, but not to {}",
+                        usable.join(", "),
+                        unusable.join("; ")
+                    ),
+                )
+                .fix("give each rua URI as mailto:ADDRESS or https://HOST/PATH")
+            } else {
+                finding(
+                    Verdict::Pass,
+                    format!(
+                        "senders report TLS failures with the MX hosts to {} (RFC 8460)",
+                        usable.join(", ")
+                    ),
+                )
+            });
+        }
     }
 }
 

@@ -2,16 +2,16 @@
 //! the host audit of every MX address. [`super::judge()`] turns it into the table and the
 //! findings without touching the network.
 //!
-//! The parts of the picture this audit does not check yet are typed states of their own
-//! ([`MtaStsSeen::NotChecked`], [`TlsRptSeen::NotChecked`], [`SendingSeen::NotChecked`]), so
-//! the report says "not checked" rather than guess, and a later probe adds variants next to
-//! them without reshaping the rest.
+//! The part of the picture this audit does not check yet is a typed state of its own
+//! ([`SendingSeen::NotChecked`]), so the report says "not checked" rather than guess, and a
+//! later probe adds variants next to it without reshaping the rest.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::dane::Tlsa;
 use super::dns::{Lookup, Mx};
+use super::mta_sts::PolicyFetch;
 use crate::audit::probe::Audit;
 use crate::tls::TlsInfo;
 
@@ -118,26 +118,38 @@ impl ProbeSeen {
     }
 }
 
-/// The domain's MTA-STS policy (RFC 8461): `_mta-sts.<domain>` TXT and the policy file.
-///
-/// Only [`Self::NotChecked`] exists so far. The policy fetch adds its variants here (not
-/// published; published with its mode, `mx` patterns and `max_age`; broken, with why), and
-/// [`super::judge::mta_sts_cell`] and [`super::judge::mta_sts_sender`] give each row its
-/// MTA-STS column and the MTA-STS-enforcing sender's outcome from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The domain's MTA-STS (RFC 8461): the TXT records at `_mta-sts.<domain>` and what the
+/// policy host gave. [`super::judge()`] reads them as a sender does (which record counts,
+/// whether the policy applies) and gives each row its MTA-STS column
+/// ([`super::judge::mta_sts_cell`]) and the MTA-STS-enforcing sender's outcome
+/// ([`super::judge::mta_sts_sender`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MtaStsSeen {
-    /// This audit does not look at MTA-STS yet.
-    NotChecked,
+    /// No TXT record there concerns MTA-STS (none begins with `v=STSv1`).
+    NotPublished,
+    /// The TXT lookup gave no usable answer (it failed, or did not validate).
+    LookupFailed(String),
+    /// TXT records of which at least one begins with `v=STSv1`, and the policy fetch that
+    /// followed.
+    Published {
+        /// Every TXT record at `_mta-sts.<domain>`, as published (not escaped).
+        records: Vec<String>,
+        /// What `https://mta-sts.<domain>/.well-known/mta-sts.txt` gave.
+        fetch: PolicyFetch,
+    },
 }
 
-/// The domain's TLS-RPT record (RFC 8460): `_smtp._tls.<domain>` TXT.
-///
-/// Only [`Self::NotChecked`] exists so far; the record check adds its variants here and
-/// [`super::judge()`] its finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The domain's TLS-RPT (RFC 8460): the TXT records at `_smtp._tls.<domain>`, which
+/// [`super::judge()`] reads as a sender does.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsRptSeen {
-    /// This audit does not look at TLS-RPT yet.
-    NotChecked,
+    /// No TXT record there begins with `v=TLSRPTv1`.
+    NotPublished,
+    /// The TXT lookup gave no usable answer.
+    LookupFailed(String),
+    /// Every TXT record there (at least one begins with `v=TLSRPTv1`), as published (not
+    /// escaped).
+    Published(Vec<String>),
 }
 
 /// How the domain's own outbound server delivers (the lab's grading MX answers this).

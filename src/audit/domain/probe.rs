@@ -1,5 +1,6 @@
 //! Filling in [`DomainSeen`]: the DNS lookups, then the host audit of every MX address on
-//! port 25, all addresses at once, each with its own deadline.
+//! port 25, all addresses at once, each with its own deadline; at the same time the
+//! `_mta-sts` and `_smtp._tls` records and the MTA-STS policy fetch.
 //!
 //! Each address gets the host audit as `smtptui audit IP:25 --role mx --servername MX` would
 //! run it ([`crate::audit::probe::run_battery`]), but for the STARTTLS command injection
@@ -12,10 +13,12 @@ use std::time::{Duration, SystemTime};
 use futures_util::future::join_all;
 
 use super::dns::{Dns, Lookup};
+use super::fetch::{self, FetchConfig};
 use super::model::{
     AddressSeen, DomainSeen, HostSeen, MtaStsSeen, NoDaneBecause, ProbeSeen, SendingSeen,
     TlsRptSeen, TlsaSeen,
 };
+use super::mta_sts;
 use crate::audit::findings::Role;
 use crate::audit::probe::{self, AuditConfig, AuditError, Battery, Recorder};
 use crate::session::{SessionConfig, TlsMode};
@@ -46,6 +49,67 @@ pub async fn run(config: &DomainConfig, dns: &Dns) -> (DomainSeen, Vec<Recorder>
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
+    let ((mx, hosts, implicit_mx, recorders), (mta_sts, tls_rpt)) = tokio::join!(
+        mail_hosts(config, dns, &domain),
+        policies(config, dns, &domain)
+    );
+    let seen = DomainSeen {
+        domain,
+        mx,
+        hosts,
+        implicit_mx,
+        mta_sts,
+        tls_rpt,
+        sending: SendingSeen::NotChecked,
+        checked_at,
+    };
+    (seen, recorders)
+}
+
+/// The `_mta-sts` record and the policy it announces, and the `_smtp._tls` record.
+async fn policies(config: &DomainConfig, dns: &Dns, domain: &str) -> (MtaStsSeen, TlsRptSeen) {
+    let fetch_config = FetchConfig {
+        extra_roots: config.session.trust.extra_roots.clone(),
+        step_timeout: config.session.timeout,
+        deadline: config.deadline,
+    };
+    let mta_sts = async {
+        match dns.txt(&format!("_mta-sts.{domain}")).await {
+            Lookup::Found { records, .. } if records.iter().any(|r| mta_sts::concerns(r)) => {
+                let fetch = fetch::fetch(dns, domain, &fetch_config).await;
+                MtaStsSeen::Published { records, fetch }
+            }
+            Lookup::Found { .. } | Lookup::None { .. } => MtaStsSeen::NotPublished,
+            Lookup::Bogus { why } => {
+                MtaStsSeen::LookupFailed(format!("it does not validate: {why}"))
+            }
+            Lookup::Failed { why } => MtaStsSeen::LookupFailed(why),
+        }
+    };
+    let tls_rpt = async {
+        match dns.txt(&format!("_smtp._tls.{domain}")).await {
+            Lookup::Found { records, .. }
+                if records.iter().any(|r| r.starts_with("v=TLSRPTv1")) =>
+            {
+                TlsRptSeen::Published(records)
+            }
+            Lookup::Found { .. } | Lookup::None { .. } => TlsRptSeen::NotPublished,
+            Lookup::Bogus { why } => {
+                TlsRptSeen::LookupFailed(format!("it does not validate: {why}"))
+            }
+            Lookup::Failed { why } => TlsRptSeen::LookupFailed(why),
+        }
+    };
+    tokio::join!(mta_sts, tls_rpt)
+}
+
+/// Where mail goes, and every address of it probed.
+async fn mail_hosts(
+    config: &DomainConfig,
+    dns: &Dns,
+    domain: &str,
+) -> (Lookup<super::dns::Mx>, Vec<HostSeen>, bool, Vec<Recorder>) {
+    let domain = domain.to_owned();
     let mx = dns.mx(&domain).await;
     let mut names: Vec<(String, u16)> = match &mx {
         Lookup::Found { records, .. } if records.iter().any(|r| r.is_null()) => Vec::new(),
@@ -101,17 +165,7 @@ pub async fn run(config: &DomainConfig, dns: &Dns) -> (DomainSeen, Vec<Recorder>
         hosts[h].addresses.push(AddressSeen { ip, probe });
         recorders.push(recorder);
     }
-    let seen = DomainSeen {
-        domain,
-        mx,
-        hosts,
-        implicit_mx,
-        mta_sts: MtaStsSeen::NotChecked,
-        tls_rpt: TlsRptSeen::NotChecked,
-        sending: SendingSeen::NotChecked,
-        checked_at,
-    };
-    (seen, recorders)
+    (mx, hosts, implicit_mx, recorders)
 }
 
 /// A domain as looked up: lower case, no final dot.

@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use super::dane::Tlsa;
 use super::judge::{
-    CertCell, Channel, DaneCell, DomainFinding, Judged, MtaStsCell, NoDane, Outcome, Row, Scope,
-    TlsCell,
+    CertCell, Channel, DaneCell, DomainFinding, Judged, MtaSts, MtaStsCell, NoDane, Outcome, Row,
+    Scope, StsFailure, TlsCell,
 };
 use super::model::NoDaneBecause;
+use super::mta_sts::Mode;
 use crate::audit::Verdict;
 
 impl TlsCell {
@@ -60,10 +61,21 @@ impl DaneCell {
 }
 
 impl MtaStsCell {
-    /// The cell's text.
+    /// The cell's text: `enforce, listed`, `testing, not listed`, `not published`...
     pub fn text(&self) -> String {
         match self {
-            Self::NotChecked => "not checked".to_owned(),
+            Self::NotPublished => "not published".to_owned(),
+            Self::Unusable => "unusable".to_owned(),
+            Self::ModeNone => "mode none".to_owned(),
+            Self::Policy { mode, failure } => format!(
+                "{}, {}",
+                mode.name(),
+                match (failure, mode) {
+                    (Some(StsFailure::NotListed), Mode::Enforce) => "NOT LISTED",
+                    (Some(StsFailure::NotListed), _) => "not listed",
+                    _ => "listed",
+                }
+            ),
         }
     }
 }
@@ -77,7 +89,6 @@ impl Outcome {
             Self::Deliver(Channel::Cleartext) => "cleartext".to_owned(),
             Self::Defer(_) => "DEFER".to_owned(),
             Self::Unreachable => "next MX".to_owned(),
-            Self::NotChecked => "not checked".to_owned(),
         }
     }
 
@@ -93,7 +104,6 @@ impl Outcome {
             }),
             Self::Defer(why) => json!({"action": "defer", "why": why}),
             Self::Unreachable => json!({"action": "next-mx"}),
-            Self::NotChecked => json!({"action": "not-checked"}),
         }
     }
 }
@@ -185,6 +195,8 @@ pub fn render_text(domain: &str, judged: &Judged, colour: bool) -> String {
             finding.why
         ));
         if let Some(fix) = &finding.fix {
+            // A fix of several lines (a policy file to serve) stays under its first.
+            let fix = fix.trim_end().replace('\n', "\n           ");
             out.push_str(&format!("      fix: {fix}\n"));
         }
     }
@@ -263,28 +275,74 @@ pub fn render_json(domain: &str, judged: &Judged) -> Value {
     })
 }
 
-/// What a DANE-enforcing sender would put in a TLS-RPT report after one delivery attempt per
-/// address: a `tlsa` policy when DANE applies to some row, otherwise `no-policy-found`.
+/// What senders would put in a TLS-RPT report (RFC 8460 §4.4) after one delivery attempt
+/// per address: a `tlsa` policy for what DANE-enforcing senders meet where DANE applies, an
+/// `sts` policy for what MTA-STS senders meet when the domain announces one, and
+/// `no-policy-found` when neither applies.
 fn tls_rpt_summary(domain: &str, judged: &Judged) -> Value {
+    let mut policies: Vec<Value> = tlsa_policy(domain, judged)
+        .into_iter()
+        .chain(sts_policy(domain, judged))
+        .collect();
+    if policies.is_empty() {
+        let mut successes = 0;
+        let mut failures = Vec::new();
+        for row in &judged.rows {
+            match &row.opportunistic {
+                Outcome::Deliver(_) => successes += 1,
+                Outcome::Defer(why) => failures.push(json!({
+                    "result-type": "validation-failure",
+                    "receiving-mx-hostname": row.host,
+                    "receiving-ip": row.ip.map(|ip| ip.to_string()),
+                    "failed-session-count": 1,
+                    "failure-reason-code": why,
+                })),
+                Outcome::Unreachable => {}
+            }
+        }
+        policies.push(policy_entry(
+            json!({
+                "policy-type": "no-policy-found",
+                "policy-string": [],
+                "policy-domain": domain,
+            }),
+            successes,
+            failures,
+        ));
+    }
+    json!({ "policies": policies })
+}
+
+fn policy_entry(policy: Value, successes: usize, failures: Vec<Value>) -> Value {
+    json!({
+        "policy": policy,
+        "summary": {
+            "total-successful-session-count": successes,
+            "total-failure-session-count": failures.len(),
+        },
+        "failure-details": failures,
+    })
+}
+
+/// The `tlsa` policy, when DANE applies to some row.
+fn tlsa_policy(domain: &str, judged: &Judged) -> Option<Value> {
     let dane_rows: Vec<&Row> = judged
         .rows
         .iter()
         .filter(|r| !matches!(r.dane, DaneCell::NotApplicable(_)))
         .collect();
-    let (policy_type, policy_strings): (&str, Vec<String>) = if dane_rows.is_empty() {
-        ("no-policy-found", Vec::new())
-    } else {
-        let mut strings: Vec<String> = dane_rows
-            .iter()
-            .filter_map(|r| match &r.dane {
-                DaneCell::Matched(record) => Some(record_string(record)),
-                _ => None,
-            })
-            .collect();
-        strings.sort();
-        strings.dedup();
-        ("tlsa", strings)
-    };
+    if dane_rows.is_empty() {
+        return None;
+    }
+    let mut strings: Vec<String> = dane_rows
+        .iter()
+        .filter_map(|r| match &r.dane {
+            DaneCell::Matched(record) => Some(record_string(record)),
+            _ => None,
+        })
+        .collect();
+    strings.sort();
+    strings.dedup();
     let mut successes = 0;
     let mut failures = Vec::new();
     for row in &judged.rows {
@@ -299,20 +357,71 @@ fn tls_rpt_summary(domain: &str, judged: &Judged) -> Value {
             _ => {}
         }
     }
-    json!({
-        "policies": [{
-            "policy": {
-                "policy-type": policy_type,
-                "policy-string": policy_strings,
+    Some(policy_entry(
+        json!({
+            "policy-type": "tlsa",
+            "policy-string": strings,
+            "policy-domain": domain,
+        }),
+        successes,
+        failures,
+    ))
+}
+
+/// The `sts` policy: what MTA-STS senders meet with the policy in mode enforce or testing
+/// (testing reports the same failures), or why they found no policy to apply.
+fn sts_policy(domain: &str, judged: &Judged) -> Option<Value> {
+    match &judged.mta_sts {
+        MtaSts::Applied { policy, .. } if policy.mode != Mode::None => {
+            let mut successes = 0;
+            let mut failures = Vec::new();
+            for row in &judged.rows {
+                match row.mta_sts {
+                    MtaStsCell::Policy {
+                        failure: Some(failure),
+                        ..
+                    } => failures.push(json!({
+                        "result-type": failure.result_type(),
+                        "receiving-mx-hostname": row.host,
+                        "receiving-ip": row.ip.map(|ip| ip.to_string()),
+                        "failed-session-count": 1,
+                        "failure-reason-code": failure.reason(&row.host),
+                    })),
+                    MtaStsCell::Policy { failure: None, .. }
+                        if matches!(row.starttls, TlsCell::Tls(_)) =>
+                    {
+                        successes += 1;
+                    }
+                    _ => {}
+                }
+            }
+            Some(policy_entry(
+                json!({
+                    "policy-type": "sts",
+                    "policy-string": policy.lines,
+                    "policy-domain": domain,
+                    "mx-host": policy.mx.iter().map(|p| p.text.clone()).collect::<Vec<_>>(),
+                }),
+                successes,
+                failures,
+            ))
+        }
+        MtaSts::Unavailable { why, .. } => Some(policy_entry(
+            json!({
+                "policy-type": "sts",
+                "policy-string": [],
                 "policy-domain": domain,
-            },
-            "summary": {
-                "total-successful-session-count": successes,
-                "total-failure-session-count": failures.len(),
-            },
-            "failure-details": failures,
-        }],
-    })
+                "mx-host": [],
+            }),
+            0,
+            vec![json!({
+                "result-type": why.result_type(),
+                "failed-session-count": 1,
+                "failure-reason-code": why.to_string(),
+            })],
+        )),
+        _ => None,
+    }
 }
 
 fn record_string(record: &Tlsa) -> String {
