@@ -310,9 +310,15 @@ impl ClientSession {
         }
         session.emit(EventKind::Connecting {
             target: session.settings.target.clone(),
-            transport: match session.settings.tls_mode {
-                TlsMode::StartTls => "plain TCP; TLS only after STARTTLS".to_owned(),
-                TlsMode::Implicit => "implicit TLS from the first byte".to_owned(),
+            transport: match (
+                session.settings.tls_mode,
+                session.settings.target.starts_with("unix:"),
+            ) {
+                (TlsMode::StartTls, false) => "plain TCP; TLS only after STARTTLS".to_owned(),
+                (TlsMode::StartTls, true) => {
+                    "a UNIX domain socket, in cleartext; TLS only after STARTTLS".to_owned()
+                }
+                (TlsMode::Implicit, _) => "implicit TLS from the first byte".to_owned(),
             },
         });
         Ok(session)
