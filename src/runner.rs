@@ -925,14 +925,18 @@ fn describe_file(file: &MessageFile, stats: &MessageStats) -> String {
     } else {
         format!("first lines: {}", first.join(", "))
     };
+    let size = if file.raw || stats.wire_bytes == stats.bytes {
+        format!("{} bytes", group_digits(stats.bytes))
+    } else {
+        format!(
+            "{} bytes as sent ({} in the file)",
+            group_digits(stats.wire_bytes),
+            group_digits(stats.bytes)
+        )
+    };
     format!(
-        "message from {}: {} bytes, {} lines ({how}); {first}",
+        "message from {}: {size}, {} lines ({how}); {first}",
         escape_str(&file.written),
-        group_digits(if file.raw {
-            stats.bytes
-        } else {
-            stats.wire_bytes
-        }),
         group_digits(stats.lines)
     )
 }

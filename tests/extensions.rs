@@ -266,7 +266,7 @@ fn a_message_file_is_summarised_and_sent_stuffed_with_crlf() {
     let out = run_with_file(FILE_MESSAGE, &server.target(), file.as_bytes());
     let rec = server.finish();
     out.assert_code(0)
-        .assert_contains("message from message.eml: 86 bytes, 6 lines")
+        .assert_contains("message from message.eml: 86 bytes as sent (80 in the file), 6 lines")
         .assert_contains("\"Subject: from a file\"")
         .assert_contains("SIZE=114 BODY=8BITMIME")
         .assert_not_contains("unmistakable body line");

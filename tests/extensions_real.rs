@@ -485,3 +485,41 @@ S: 221
     let text = String::from_utf8_lossy(&file);
     assert!(text.ends_with(&message.replace("\r\n", "\n")), "{text}");
 }
+
+/// The example scenarios of assets/ pass against the servers they are written for, with the
+/// message file beside them.
+#[test]
+fn the_example_scenarios_pass() {
+    let message = std::fs::read(support::mta::repo().join("assets").join("message.eml")).unwrap();
+    let asset = |name: &str| {
+        std::fs::read_to_string(support::mta::repo().join("assets").join(name)).unwrap()
+    };
+    if let Some(postfix) = extensions() {
+        for name in [
+            "pipelining.smtp",
+            "data-file.smtp",
+            "bdat-file.smtp",
+            "dsn-smtputf8.smtp",
+        ] {
+            let out = run(
+                &asset(name),
+                &target(postfix),
+                &[("message.eml", &message)],
+                &[],
+            );
+            for id in queued(&out) {
+                remove(postfix, &id);
+            }
+            out.assert_code(0);
+        }
+    }
+    if let Some(dovecot) = lmtp() {
+        let out = run(
+            &asset("lmtp.smtp"),
+            &format!("unix:{}", dovecot.get("LMTP_SOCKET")),
+            &[("message.eml", &message)],
+            &["--protocol", "lmtp"],
+        );
+        out.assert_code(0);
+    }
+}
