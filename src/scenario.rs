@@ -547,8 +547,11 @@ impl Scenario {
 fn scan_file(path: &Path) -> std::io::Result<MessageStats> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
-    if file.metadata()?.is_dir() {
-        return Err(std::io::Error::other("it is a directory"));
+    if !file.metadata()?.is_file() {
+        // A device or a pipe could be endless, and is read twice: checked here, then sent.
+        return Err(std::io::Error::other(
+            "it is not a regular file (a message file is read twice: checked, then sent)",
+        ));
     }
     let mut scanner = Scanner::new();
     let mut buffer = vec![0; 256 * 1024];
@@ -1866,6 +1869,9 @@ S: 221
         assert!(e.message.contains("BDAT and FILE RAW"), "{}", e.message);
         write("C: BDAT LAST\nFILE RAW cr.eml\nS: 250\n");
         assert!(Scenario::load(&scenario).is_ok(), "RAW sends it as it is");
+        write("C: DATA\nFILE /dev/zero\nC: .\n");
+        let e = Scenario::load(&scenario).expect_err("a device");
+        assert!(e.message.contains("not a regular file"), "{e}");
         write("C: DATA\nFILE missing.eml\nC: .\n");
         let e = Scenario::load(&scenario).expect_err("missing");
         assert!(

@@ -220,6 +220,15 @@ cases! {
         never_says: &["added to MAIL FROM"],
         ..Case::ROW
     };
+    // A device as a message file would be read without end while it is checked: refused.
+    a_device_as_message_file_is_refused: Case {
+        server: Nobody,
+        scenario: "S: 220\nC: EHLO client.example\nC: DATA\nFILE /dev/zero\nC: .\n",
+        exit: 2,
+        says: &["not a regular file"],
+        checks: &[NamesLine(4), Within(10)],
+        ..Case::ROW
+    };
     // --protocol lmtp holds the scenario to LHLO before connecting.
     ehlo_under_protocol_lmtp_is_a_usage_error: Case {
         server: Nobody,
@@ -339,4 +348,15 @@ fn a_message_file_over_the_advertised_size_is_warned() {
         "the warning comes before MAIL: {}",
         out.dump()
     );
+}
+
+/// LMTP has no port in RFC 2033; --protocol lmtp connects to 24 when the target names none.
+#[test]
+fn protocol_lmtp_connects_to_port_24_by_default() {
+    let out = Run::new("S: 220\nC: LHLO client.example\nS: 250\n", "127.0.0.1")
+        .args(["--protocol", "lmtp"])
+        .run();
+    // Whatever listens there (on a test machine, nothing), the run went to port 24.
+    assert!(out.has("127.0.0.1:24"), "{}", out.dump());
+    assert!(!out.has("127.0.0.1:25"), "{}", out.dump());
 }
