@@ -684,6 +684,103 @@ pub fn extension(keyword: &str) -> &'static str {
     }
 }
 
+/// What using an extension means in practice, and how smtptui sends it, for the extensions a
+/// test of a mail server exercises; `None` for the others (see [`extension`]).
+pub fn extension_detail(keyword: &str) -> Option<&'static str> {
+    Some(match keyword.to_ascii_uppercase().as_str() {
+        "PIPELINING" => {
+            "PIPELINING (RFC 2920): the client may send several commands in one write and read \
+             the replies afterwards, in the same order, one per command. Only the last command \
+             of a group may be one whose reply decides what comes next: EHLO, DATA, QUIT, NOOP, \
+             AUTH (RFC 4954 §4) or STARTTLS (RFC 3207). In a scenario: PIPELINE, the C: lines, \
+             then one S: per command; smtptui refuses a group to a server that did not \
+             advertise PIPELINING unless forced (PIPELINE FORCE, --force)."
+        }
+        "CHUNKING" => {
+            "CHUNKING (RFC 3030): BDAT <size> [LAST] sends the message in chunks of exactly that \
+             many bytes, with no dot-stuffing and no end-of-data line; each chunk gets a reply, \
+             and a refused chunk ends the transaction. In a scenario: C: BDAT [SIZE] [LAST] and \
+             the C: lines of the chunk, or a FILE cut into chunks of SIZE bytes."
+        }
+        "BINARYMIME" => {
+            "BINARYMIME (RFC 3030): with BODY=BINARYMIME on MAIL FROM, a message sent by BDAT may \
+             hold any bytes, lines of any length included. smtptui declares it for a file sent \
+             with FILE RAW when the server advertised it."
+        }
+        "8BITMIME" => {
+            "8BITMIME (RFC 6152): with BODY=8BITMIME on MAIL FROM, the message may hold bytes \
+             beyond ASCII in lines of at most 1000 octets. smtptui declares it when the message \
+             holds such bytes and the server advertised it; without it such a message may be \
+             refused or damaged."
+        }
+        "SMTPUTF8" => {
+            "SMTPUTF8 (RFC 6531, RFC 6532): addresses and headers in UTF-8 (jörg@bücher.example). \
+             The client says so with SMTPUTF8 on MAIL FROM; smtptui adds it when the envelope or \
+             the headers hold UTF-8 and the server advertised it, and warns when a UTF-8 address \
+             goes to a server that did not (expect 553 5.6.7)."
+        }
+        "SIZE" => {
+            "SIZE (RFC 1870): the server's limit in bytes (0: none stated). The client declares \
+             the message's size with SIZE= on MAIL FROM, so a message too large is refused at \
+             once (552 5.3.4) instead of after it was sent; smtptui declares it from the message \
+             and warns before MAIL when it is over the limit."
+        }
+        "DSN" => {
+            "DSN (RFC 3461): delivery status notifications on request. On MAIL FROM, RET=FULL or \
+             HDRS (what a bounce returns) and ENVID (an identifier echoed in reports); on RCPT \
+             TO, NOTIFY=NEVER or SUCCESS,FAILURE,DELAY and ORCPT=rfc822;address (the original \
+             recipient). ENVID and ORCPT are xtext: '+', '=' and bytes outside printable ASCII \
+             written +XX (a '+' is +2B)."
+        }
+        "REQUIRETLS" => {
+            "REQUIRETLS (RFC 8689): REQUIRETLS on MAIL FROM asks every server on the way to pass \
+             the message on only over TLS with a verified certificate, or to return it. A server \
+             advertises it only inside TLS; smtptui never sends it on a connection that is not \
+             verified TLS itself."
+        }
+        "DELIVERBY" => {
+            "DELIVERBY (RFC 2852): BY=<seconds>;R on MAIL FROM asks for delivery within that \
+             time, the message returned otherwise (N: a notification instead; T: trace it)."
+        }
+        "MT-PRIORITY" => {
+            "MT-PRIORITY (RFC 6710): MT-PRIORITY=-9 to 9 on MAIL FROM asks for the message to be \
+             handled before or after others, where the server trusts the client to say so."
+        }
+        "LHLO" | "LMTP" => {
+            "LMTP (RFC 2033): SMTP's sibling for the last hop into a mailbox store, greeted with \
+             LHLO, on a UNIX socket or a port of its own (never 25). After the final dot (or \
+             BDAT LAST) the server answers once per accepted recipient, in order: one mailbox \
+             may take the message while another is full. In a scenario, one S: per recipient \
+             after the end of the message; smtptui run --protocol lmtp."
+        }
+        _ => return None,
+    })
+}
+
+/// What a MAIL FROM or RCPT TO parameter asks for (with its RFC); `None` for parameters
+/// smtptui does not know.
+pub fn mail_parameter(keyword: &str) -> Option<&'static str> {
+    Some(match keyword.to_ascii_uppercase().as_str() {
+        "SIZE" => "SIZE=n: the message's size in bytes, declared in advance (RFC 1870)",
+        "BODY" => {
+            "BODY=7BIT, 8BITMIME (RFC 6152) or BINARYMIME (RFC 3030): what bytes the message holds"
+        }
+        "SMTPUTF8" => "SMTPUTF8: the envelope or the headers are in UTF-8 (RFC 6531)",
+        "RET" => "RET=FULL or HDRS: what a bounce returns of the message (RFC 3461)",
+        "ENVID" => "ENVID=xtext: an identifier that delivery reports repeat (RFC 3461)",
+        "NOTIFY" => {
+            "NOTIFY=NEVER, or SUCCESS, FAILURE and DELAY: which reports this recipient's \
+             delivery sends (RFC 3461)"
+        }
+        "ORCPT" => "ORCPT=rfc822;xtext: the recipient as originally addressed (RFC 3461)",
+        "REQUIRETLS" => "REQUIRETLS: verified TLS on every hop, or the message returns (RFC 8689)",
+        "MT-PRIORITY" => "MT-PRIORITY=-9..9: the message's priority (RFC 6710)",
+        "BY" => "BY=seconds;R|N[T]: a delivery deadline (RFC 2852)",
+        "AUTH" => "AUTH=xtext or <>: who submitted the message, for a trusted relay (RFC 4954)",
+        _ => return None,
+    })
+}
+
 /// Paragraphs explaining a reply: the code, the enhanced code, and the situation when
 /// recognised. `command` is the verb of the command the reply answers (upper case), when known.
 pub fn explain_reply(reply: &Reply, command: Option<&str>) -> Vec<String> {
@@ -1002,5 +1099,47 @@ mod tests {
     fn class_mismatch_is_pointed_out() {
         let lines = explain_reply(&reply("250 5.0.0 odd\r\n"), None);
         assert!(lines.iter().any(|l| l.contains("disagrees")), "{lines:?}");
+    }
+
+    #[test]
+    fn the_extensions_smtptui_exercises_are_explained_with_their_notation() {
+        for keyword in [
+            "PIPELINING",
+            "chunking",
+            "BINARYMIME",
+            "8BITMIME",
+            "SMTPUTF8",
+            "SIZE",
+            "DSN",
+            "REQUIRETLS",
+            "DELIVERBY",
+            "MT-PRIORITY",
+            "LHLO",
+        ] {
+            let text = extension_detail(keyword).unwrap_or_default();
+            assert!(text.contains("RFC "), "{keyword}: {text}");
+        }
+        assert!(extension_detail("VRFY").is_none());
+        assert!(
+            extension_detail("PIPELINING")
+                .unwrap_or_default()
+                .contains("PIPELINE FORCE")
+        );
+        for keyword in [
+            "SIZE",
+            "BODY",
+            "SMTPUTF8",
+            "RET",
+            "ENVID",
+            "NOTIFY",
+            "ORCPT",
+            "REQUIRETLS",
+            "MT-PRIORITY",
+            "BY",
+            "AUTH",
+        ] {
+            assert!(mail_parameter(keyword).is_some(), "{keyword}");
+        }
+        assert!(mail_parameter("XFOO").is_none());
     }
 }
