@@ -194,12 +194,18 @@ Examples:
   SMTPTUI_PASSWORD=... smtptui run assets/submission-starttls.smtp 127.0.0.1:587 --user alice --ca-file ca.pem --servername localhost
   smtptui run assets/implicit-tls.smtp mail.example.com:465 --user alice --password-file ~/.smtp-pass
   smtptui run check.smtp mx.example.com --json > transcript.jsonl
+  smtptui run assets/pipelining.smtp mx.example.com     # a pipelined MAIL/RCPT/DATA group
+  smtptui run assets/bdat-file.smtp mx.example.com      # a message file in BDAT chunks
+  smtptui run assets/lmtp.smtp unix:/run/dovecot/lmtp --protocol lmtp
 
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
 'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' (LOGIN,
 XOAUTH2) runs the SASL exchange with --user and the password from --password-file,
 $SMTPTUI_PASSWORD or a prompt; other mechanisms are written out as C: lines, whose answers
-are guarded and hidden like AUTH.";
+are guarded and hidden like AUTH. PIPELINE sends the C: lines after it in one write, the S:
+lines after them checking each reply in order; FILE message.eml sends a message from a file
+(after DATA, or after a C: BDAT line in chunks); after the end of a message, one S: per LMTP
+recipient.";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -380,6 +386,28 @@ pub struct RunArgs {
     /// Print one JSON object per event instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The protocol the scenario must speak: smtp (EHLO or HELO), or lmtp (RFC 2033: LHLO,
+    /// the end of a message answered once per accepted recipient; port 24 by default).
+    /// Without it, a session is LMTP once the server accepts the scenario's LHLO.
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolChoice>,
+    /// Send pipelined groups and BDAT even when the server did not advertise PIPELINING or
+    /// CHUNKING, to see what it does with them.
+    #[arg(long)]
+    pub force: bool,
+    /// Send MAIL FROM and RCPT TO exactly as written: no SIZE, BODY or SMTPUTF8 added, and
+    /// their parameters not checked before the run (to test a server's answer to them).
+    #[arg(long)]
+    pub literal: bool,
+}
+
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    /// SMTP (RFC 5321): EHLO or HELO.
+    Smtp,
+    /// LMTP (RFC 2033): LHLO, one reply per recipient after the message; port 24 by default.
+    Lmtp,
 }
 
 /// How to start TLS.

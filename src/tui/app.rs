@@ -1455,6 +1455,8 @@ impl App {
                 self.pending = Pending::now("the reply to the message");
                 vec![Action::Message { lines }]
             }
+            // Refused by the player's take_step.
+            StepAction::Body(_) | StepAction::Group { .. } | StepAction::Chunk { .. } => Vec::new(),
         }
     }
 
