@@ -41,6 +41,17 @@ start_mta Dovecot dovecot-env.sh "${SMTPTUI_DOVECOT_DIR:-/tmp/smtptui-dovecot}" 
 # the MTA-STS policy hosts (nginx) on 127.0.0.6 and [::1] port 443.
 start_mta "Knot, the MX hosts and nginx" domain-env.sh "${SMTPTUI_DOMAIN_DIR:-/tmp/smtptui-domain}" SMTPTUI_DOMAIN_ENV
 
+# A real JUnit consumer (Debian's python3-junitparser) reads `smtptui run --junit` reports back
+# in tests/run_many.rs.
+if [[ $(id -u) -eq 0 ]] && ! /usr/bin/python3 -c 'import junitparser' 2>/dev/null; then
+    apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends python3-junitparser)
+    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null 2>&1 ||
+            echo "test.sh: python3-junitparser could not be installed" >&2
+    fi
+fi
+
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # Every public item is documented with working links (missing_docs is on in Cargo.toml).

@@ -49,14 +49,21 @@ pub struct DemoArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Replay a .smtp scenario headless and check every expected reply (for CI).
+    /// Replay .smtp scenarios headless and check every expected reply (for CI).
     ///
-    /// Prints the transcript (one event per line, each marked plain or tls) and exits 0 when
-    /// every expectation was met, 1 when one failed, 2 on a usage or scenario syntax error,
-    /// 3 on a connection, TLS, timeout or protocol failure (response injection included),
-    /// 4 when the credential guard refused to send credentials.
+    /// One scenario: prints the transcript (one event per line, each marked plain or tls) and
+    /// exits 0 when every expectation was met, 1 when one failed, 2 on a usage or scenario
+    /// syntax error, 3 on a connection, TLS, timeout or protocol failure (response injection
+    /// included), 4 when the credential guard refused to send credentials. Several scenarios
+    /// (or a directory of them): a line each and a tally, the transcripts of those that did
+    /// not pass, and the exit status of the first one (in the order given) that did not pass.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// List the scenarios built into smtptui, or print one (to keep and edit as a file).
+    ///
+    /// `smtptui run NAME HOST` runs a built-in scenario by its name, or by any prefix that
+    /// names only one.
+    Scenarios(ScenariosArgs),
     /// Start the embedded practice server for a workshop: every profile in one process (on
     /// loopback, or every interface), one CA, a workshop account, and a session log to
     /// project that ends each session with a verdict on what the client did.
@@ -190,13 +197,16 @@ pub enum RoleArg {
 
 const RUN_EXAMPLES: &str = "\
 Examples:
-  smtptui run assets/submission-starttls.smtp mail.example.com:587 --user alice@example.com
-  SMTPTUI_PASSWORD=... smtptui run assets/submission-starttls.smtp 127.0.0.1:587 --user alice --ca-file ca.pem --servername localhost
-  smtptui run assets/implicit-tls.smtp mail.example.com:465 --user alice --password-file ~/.smtp-pass
+  smtptui run submission mail.example.com:587 --user alice@example.com    # built in
+  SMTPTUI_PASSWORD=... smtptui run submission 127.0.0.1:587 --user alice --ca-file ca.pem --servername localhost
+  smtptui run implicit-tls mail.example.com:465 --user alice --password-file ~/.smtp-pass
   smtptui run check.smtp mx.example.com --json > transcript.jsonl
-  smtptui run assets/pipelining.smtp mx.example.com     # a pipelined MAIL/RCPT/DATA group
-  smtptui run assets/bdat-file.smtp mx.example.com      # a message file in BDAT chunks
-  smtptui run assets/lmtp.smtp unix:/run/dovecot/lmtp --protocol lmtp
+  smtptui run pipelining mx.example.com        # a pipelined MAIL/RCPT/DATA group
+  smtptui run bdat-file mx.example.com         # a message file in BDAT chunks
+  smtptui run lmtp unix:/run/dovecot/lmtp --protocol lmtp
+  smtptui run scenarios/ staging.example.com -j 4 --junit report.xml   # a directory, for CI
+  smtptui scenarios submission > mine.smtp     # a built-in one as a file to edit
+  ... | smtptui run - mx.example.com           # a scenario on standard input
 
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
 'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' (LOGIN,
@@ -373,19 +383,31 @@ pub struct LabStatusArgs {
 /// Arguments of `smtptui run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file (.smtp).
-    pub scenario: PathBuf,
+    /// The scenarios: .smtp files, directories (every .smtp file in them, in name order),
+    /// `-` for standard input, or the names of built-in scenarios (`smtptui scenarios`).
+    #[arg(required = true, num_args = 1.., value_name = "SCENARIO")]
+    pub scenarios: Vec<String>,
     /// The server, HOST[:PORT]; port 25 by default (465 with --tls implicit).
     pub target: String,
     /// Connection options.
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Also write the (redacted) plain-text transcript to this file.
+    /// Also write the (redacted) plain-text transcript to this file; with several scenarios,
+    /// every one's, in the order given.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
-    /// Print one JSON object per event instead of text.
+    /// Print one JSON object per event instead of text (with several scenarios, each object
+    /// names its scenario).
     #[arg(long)]
     pub json: bool,
+    /// Run this many scenarios at a time (each in a session of its own).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Write a JUnit XML report to FILE: one test case per scenario, each failure with its
+    /// scenario line, what was expected and the reply that came (GitLab, GitHub and Jenkins
+    /// render it).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// The protocol the scenario must speak: smtp (EHLO or HELO), or lmtp (RFC 2033: LHLO,
     /// the end of a message answered once per accepted recipient; port 24 by default).
     /// Without it, a session is LMTP once the server accepts the scenario's LHLO.
@@ -399,6 +421,13 @@ pub struct RunArgs {
     /// their parameters not checked before the run (to test a server's answer to them).
     #[arg(long)]
     pub literal: bool,
+}
+
+/// `smtptui scenarios`.
+#[derive(Debug, Args)]
+pub struct ScenariosArgs {
+    /// A built-in scenario to print (its name or a prefix of it); without one, the list.
+    pub name: Option<String>,
 }
 
 /// `--protocol`.

@@ -9,13 +9,13 @@ use clap::Parser;
 
 use cli::{
     AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, LabArgs, LabStatusArgs, RunArgs,
-    TlsChoice,
+    ScenariosArgs, TlsChoice,
 };
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
 use smtptui::proto::sasl::credential_forms;
 use smtptui::runner::{self, exit};
-use smtptui::scenario::Scenario;
+use smtptui::scenario::{Scenario, builtin};
 use smtptui::secret::{Credentials, Secret, obtain_secret};
 use smtptui::session::{EventSink, SessionConfig, TlsMode};
 use smtptui::tls::{self, TrustSettings};
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
+        Some(Command::Scenarios(args)) => scenarios_command(args),
         Some(Command::Lab(args)) => lab_command(args),
         Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
@@ -644,25 +645,148 @@ fn demo_command(args: DemoArgs) -> i32 {
     runtime.block_on(smtptui::lab::demo::run(palette, print))
 }
 
-fn run_command(args: RunArgs) -> i32 {
-    let scenario = match Scenario::load(&args.scenario) {
-        Ok(scenario) => scenario,
-        Err(error) => return usage_error(error),
-    };
-    let lmtp = args.protocol == Some(cli::ProtocolChoice::Lmtp);
-    let checked = match args.protocol {
-        Some(protocol) => scenario.check_protocol(protocol == cli::ProtocolChoice::Lmtp),
-        None => Ok(()),
-    }
-    .and_then(|()| {
-        if args.literal {
-            Ok(())
-        } else {
-            scenario.check_envelopes()
+/// A scenario named on the command line of `smtptui run`.
+enum Source {
+    /// A file (given, or found in a directory given).
+    File(std::path::PathBuf),
+    /// `-`: standard input.
+    Stdin,
+    /// A scenario built into the binary.
+    Builtin(&'static builtin::Builtin),
+}
+
+/// What each argument names: a file, every `.smtp` file of a directory (in name order), `-`,
+/// or a built-in scenario. A path that exists wins over a built-in name.
+fn resolve_sources(arguments: &[String]) -> Result<Vec<Source>, String> {
+    let mut sources = Vec::new();
+    for argument in arguments {
+        if argument == "-" {
+            if sources.iter().any(|s| matches!(s, Source::Stdin)) {
+                return Err("'-' (standard input) can be given only once".to_owned());
+            }
+            sources.push(Source::Stdin);
+            continue;
         }
-    });
-    if let Err(error) = checked {
-        return usage_error(error);
+        let path = std::path::Path::new(argument);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let read = |e: std::io::Error| format!("cannot read the directory {argument}: {e}");
+                let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+                    .map_err(read)?
+                    .map(|entry| entry.map(|e| e.path()).map_err(read))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "smtp") && p.is_file())
+                    .collect();
+                if files.is_empty() {
+                    return Err(format!(
+                        "the directory {argument} holds no .smtp file (scenarios end in .smtp)"
+                    ));
+                }
+                files.sort();
+                sources.extend(files.into_iter().map(Source::File));
+            }
+            Ok(_) => sources.push(Source::File(path.to_owned())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // Something that looks like a path is a path that is missing, never a name.
+                if argument.contains('/') || argument.ends_with(".smtp") {
+                    return Err(format!("{argument}: no such scenario file"));
+                }
+                sources.push(Source::Builtin(builtin::find(argument)?));
+            }
+            Err(error) => return Err(format!("cannot read {argument}: {error}")),
+        }
+    }
+    Ok(sources)
+}
+
+/// A scenario ready to run, with the directory its built-in message files are in (removed
+/// when dropped).
+struct Loaded {
+    scenario: Scenario,
+    _files: Option<builtin::FilesDirectory>,
+}
+
+fn load_source(source: &Source) -> Result<Loaded, smtptui::scenario::ScenarioError> {
+    match source {
+        Source::File(path) => Ok(Loaded {
+            scenario: Scenario::load(path)?,
+            _files: None,
+        }),
+        // FILE lines of a scenario on standard input are relative to the working directory.
+        Source::Stdin => Ok(Loaded {
+            scenario: Scenario::read("stdin", std::io::stdin().lock(), std::path::Path::new(""))?,
+            _files: None,
+        }),
+        Source::Builtin(builtin) => {
+            let materialized = builtin::materialize(builtin, &std::env::temp_dir())?;
+            Ok(Loaded {
+                scenario: materialized.scenario,
+                _files: materialized.files,
+            })
+        }
+    }
+}
+
+fn scenarios_command(args: ScenariosArgs) -> i32 {
+    let mut stdout = std::io::stdout().lock();
+    match args.name {
+        Some(name) => match builtin::find(&name) {
+            Ok(found) => {
+                let _ = stdout.write_all(found.text.as_bytes());
+                exit::PASSED
+            }
+            Err(message) => usage_error(message),
+        },
+        None => {
+            let width = builtin::SCENARIOS
+                .iter()
+                .map(|b| b.name.len())
+                .max()
+                .unwrap_or(0);
+            for scenario in builtin::SCENARIOS {
+                let _ = writeln!(stdout, "{:width$}  {}", scenario.name, scenario.summary());
+            }
+            let _ = writeln!(
+                stdout,
+                "\nRun one: smtptui run NAME HOST[:PORT] (a prefix of the name will do). \
+                 Keep one as a file: smtptui scenarios NAME > mine.smtp"
+            );
+            exit::PASSED
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> i32 {
+    let sources = match resolve_sources(&args.scenarios) {
+        Ok(sources) => sources,
+        Err(message) => return usage_error(message),
+    };
+    // Every scenario is read and checked before the first connection: a typo in the tenth
+    // file is reported now, not after nine sessions.
+    let mut loaded = Vec::with_capacity(sources.len());
+    for source in &sources {
+        match load_source(source) {
+            Ok(scenario) => loaded.push(scenario),
+            Err(error) => return usage_error(error),
+        }
+    }
+    let lmtp = args.protocol == Some(cli::ProtocolChoice::Lmtp);
+    for Loaded { scenario, .. } in &loaded {
+        let checked = match args.protocol {
+            Some(protocol) => scenario.check_protocol(protocol == cli::ProtocolChoice::Lmtp),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            if args.literal {
+                Ok(())
+            } else {
+                scenario.check_envelopes()
+            }
+        });
+        if let Err(error) = checked {
+            return usage_error(error);
+        }
     }
     let config = match session_config(&args.target, &args.connect) {
         Ok(config) => config,
@@ -677,7 +801,12 @@ fn run_command(args: RunArgs) -> i32 {
     {
         config.port = 24;
     }
-    let credentials = match credentials_for(&scenario, &args.connect) {
+    // The first scenario with bare AUTH steps asks for the credentials; all of them use those.
+    let needs_credentials = loaded
+        .iter()
+        .find(|l| l.scenario.auth_steps().next().is_some())
+        .unwrap_or(&loaded[0]);
+    let credentials = match credentials_for(&needs_credentials.scenario, &args.connect) {
         Ok(credentials) => credentials,
         Err(message) => return usage_error(message),
     };
@@ -697,8 +826,19 @@ fn run_command(args: RunArgs) -> i32 {
         },
         None => None,
     };
-    let sink = output_sink(args.json, Palette::new(colour_on_stdout()), transcript_file);
-
+    // Made before the run, so that a report that cannot be written is a usage error up front.
+    let junit_file = match &args.junit {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path, file)),
+            Err(error) => {
+                return usage_error(format!(
+                    "cannot write the JUnit report to {}: {error}",
+                    path.display()
+                ));
+            }
+        },
+        None => None,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -713,19 +853,140 @@ fn run_command(args: RunArgs) -> i32 {
         force: args.force,
         literal: args.literal,
     };
-    let outcome = runtime.block_on(runner::run_with(
-        &scenario,
-        config,
-        credentials,
+    let palette = Palette::new(colour_on_stdout());
+    let started = std::time::SystemTime::now();
+    let results = if loaded.len() == 1 {
+        // One scenario: its transcript as it happens, as a person watching expects.
+        let scenario = &loaded[0].scenario;
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let plain = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut sink = output_sink(args.json, palette, transcript_file);
+        let (kept_in, plain_in, keep_plain) = (kept.clone(), plain.clone(), junit_file.is_some());
+        let sink: EventSink = Box::new(move |event: Event| {
+            if let smtptui::transcript::EventKind::Expectation {
+                line,
+                expected,
+                met: false,
+                got,
+            } = &event.kind
+                && let Ok(mut kept) = kept_in.lock()
+                && kept.is_none()
+            {
+                *kept = Some(format!("line {line}: expected {expected}, got {got}"));
+            }
+            if keep_plain && let Ok(mut plain) = plain_in.lock() {
+                plain.extend(event.to_text_lines(Palette::new(false)));
+            }
+            sink(event);
+        });
+        let clock = std::time::Instant::now();
+        let outcome = runtime.block_on(runner::run_with(
+            scenario,
+            config,
+            credentials,
+            options,
+            sink,
+        ));
+        // The reasons can quote the server; never let its bytes reach the terminal raw.
+        say!(
+            "smtptui: {}",
+            smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
+        );
+        let failed_check = kept.lock().ok().and_then(|mut k| k.take());
+        let plain = plain
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        vec![runner::batch::CaseResult {
+            name: scenario.name.clone(),
+            outcome,
+            elapsed: clock.elapsed(),
+            failed_check,
+            display: Vec::new(),
+            plain,
+        }]
+    } else {
+        run_many(
+            &loaded,
+            &args,
+            config,
+            credentials,
+            options,
+            palette,
+            transcript_file,
+            &runtime,
+        )
+    };
+    if let Some((path, mut file)) = junit_file {
+        let report = runner::junit::report(&args.target, started, &results);
+        if let Err(error) = file.write_all(report.as_bytes()) {
+            say!(
+                "smtptui: cannot write the JUnit report to {}: {error}",
+                path.display()
+            );
+            return exit::FAILURE;
+        }
+    }
+    results
+        .iter()
+        .map(|r| r.outcome.exit_code())
+        .find(|&code| code != exit::PASSED)
+        .unwrap_or(exit::PASSED)
+}
+
+/// Several scenarios: a line each as it finishes (in the order given), the transcripts of
+/// those that did not pass (all of them with --json), every transcript in the --transcript
+/// file, and the tally.
+#[allow(clippy::too_many_arguments)]
+fn run_many(
+    loaded: &[Loaded],
+    args: &RunArgs,
+    config: SessionConfig,
+    credentials: Option<Credentials>,
+    options: runner::RunOptions,
+    palette: Palette,
+    mut transcript_file: Option<BufWriter<std::fs::File>>,
+    runtime: &tokio::runtime::Runtime,
+) -> Vec<runner::batch::CaseResult> {
+    let scenarios: Vec<&Scenario> = loaded.iter().map(|l| &l.scenario).collect();
+    let render = if args.json {
+        runner::batch::Render::Json
+    } else {
+        runner::batch::Render::Text(palette)
+    };
+    let mut results = Vec::with_capacity(scenarios.len());
+    let mut stdout = std::io::stdout().lock();
+    runtime.block_on(runner::batch::run_all(
+        &scenarios,
+        &config,
+        credentials.as_ref(),
         options,
-        sink,
+        usize::from(args.jobs),
+        render,
+        |result| {
+            // A closed stdout (piped into `head`) must not stop the other scenarios.
+            if args.json || !result.passed() {
+                for line in &result.display {
+                    let _ = writeln!(stdout, "{line}");
+                }
+            }
+            if let Some(file) = transcript_file.as_mut() {
+                let _ = writeln!(file, "=== {}", result.name);
+                for line in &result.plain {
+                    let _ = writeln!(file, "{line}");
+                }
+            }
+            say!(
+                "smtptui: {} ({:.2} s)",
+                smtptui::proto::escape::escape_str(&result.outcome.summary(&result.name)),
+                result.elapsed.as_secs_f64()
+            );
+            results.push(result);
+        },
     ));
-    // The reasons can quote the server; never let its bytes reach the terminal raw.
-    say!(
-        "smtptui: {}",
-        smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
-    );
-    outcome.exit_code()
+    let _ = stdout.flush();
+    say!("smtptui: {}", runner::batch::tally(&results));
+    results
 }
 
 /// Prints each event as it happens, and copies the plain text to the transcript file.

@@ -7,6 +7,9 @@
 //! gets the parameters the server advertised and the transaction needs (SIZE, BODY,
 //! SMTPUTF8) unless [`RunOptions::literal`] says otherwise.
 
+pub mod batch;
+pub mod junit;
+
 use std::io::Read as _;
 
 use crate::guard::OneTimeOverride;

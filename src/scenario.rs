@@ -39,6 +39,8 @@
 //! Parsing is strict and every error names the file, the line and the fix, because a scenario
 //! with a typo must never silently test something else.
 
+pub mod builtin;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -330,23 +332,39 @@ impl Scenario {
     /// [`ScenarioError`] for unreadable files (line 0), syntax errors, and message files that
     /// cannot be read or sent as written.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        use std::io::Read as _;
         let name = path.display().to_string();
-        let unreadable = |e: std::io::Error| ScenarioError {
+        let file = std::fs::File::open(path).map_err(|e| ScenarioError {
             file: name.clone(),
             line: 0,
             message: format!("cannot read the scenario: {e}"),
+        })?;
+        Self::read(&name, file, path.parent().unwrap_or(Path::new("")))
+    }
+
+    /// Reads, parses and checks a scenario named `name` from `reader` (a file, standard
+    /// input): at most [`MAX_SCENARIO_BYTES`] are read, the text must be UTF-8, and each
+    /// `FILE` is resolved against `base` and checked as [`Scenario::check_files`] does.
+    pub fn read(
+        name: &str,
+        reader: impl std::io::Read,
+        base: &Path,
+    ) -> Result<Self, ScenarioError> {
+        use std::io::Read as _;
+        let unreadable = |e: std::io::Error| ScenarioError {
+            file: name.to_owned(),
+            line: 0,
+            message: format!("cannot read the scenario: {e}"),
         };
-        let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut bytes = Vec::new();
         // One byte beyond the limit tells a file at the limit from a larger one; nothing more
-        // is read, whatever the file (a device, a FIFO) would still give.
-        file.take(MAX_SCENARIO_BYTES + 1)
+        // is read, whatever the source (a device, a FIFO) would still give.
+        reader
+            .take(MAX_SCENARIO_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(unreadable)?;
         if bytes.len() as u64 > MAX_SCENARIO_BYTES {
             return Err(ScenarioError {
-                file: name,
+                file: name.to_owned(),
                 line: 0,
                 message: format!(
                     "the file is larger than {} MiB, the limit for a scenario (commands and \
@@ -362,13 +380,12 @@ impl Scenario {
                 .filter(|&&b| b == b'\n')
                 .count();
             ScenarioError {
-                file: name.clone(),
+                file: name.to_owned(),
                 line,
                 message: "the scenario is not valid UTF-8; save it as UTF-8".to_owned(),
             }
         })?;
-        let mut scenario = Self::parse(&name, &text)?;
-        let base = path.parent().unwrap_or(Path::new(""));
+        let mut scenario = Self::parse(name, &text)?;
         scenario.check_files(base)?;
         Ok(scenario)
     }

@@ -738,9 +738,10 @@ impl Lab {
         out.push_str(&format!(
             "  trust it with: --ca-file {ca} --servername localhost\n"
         ));
+        // Scenarios built into the binary, so the line works wherever smtptui is installed.
         for (profile, asset) in [
-            (Profile::Submission, "assets/submission-starttls.smtp"),
-            (Profile::Implicit, "assets/implicit-tls.smtp"),
+            (Profile::Submission, "submission-starttls"),
+            (Profile::Implicit, "implicit-tls"),
         ] {
             if let Some(addr) = self.addr(profile) {
                 let (host, name) = self.connect_host(addr);
