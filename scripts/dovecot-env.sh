@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# dovecot-env.sh: run a throw-away, loopback-only Dovecot submission service (RFC 6409) for
-# smtptui's integration tests, next to the Postfix of postfix-env.sh (the packages do not
-# conflict; submission relays to that Postfix's MX listener, though the tests send no mail).
+# dovecot-env.sh: run a throw-away, loopback-only Dovecot submission service (RFC 6409) and
+# LMTP server (RFC 2033) for smtptui's integration tests, next to the Postfix of
+# postfix-env.sh (the packages do not conflict; submission relays to that Postfix's MX
+# listener, though the tests send no mail that way).
 #
 #   scripts/dovecot-env.sh start DIR   install (if needed), configure, (re)start
 #   scripts/dovecot-env.sh stop  DIR   stop the instance (no error if not running)
@@ -15,8 +16,9 @@
 # DIR must be an absolute path. Everything the instance needs lives in it:
 #   DIR/dovecot.conf           the configuration (rewritten on every start)
 #   DIR/tls/                   a test CA and a leaf for localhost, 127.0.0.1-3
-#   DIR/users, DIR/password    the account (passwd-file) and its password (mode 600)
+#   DIR/users, DIR/password    the accounts (passwd-file) and alice's password (mode 600)
 #   DIR/run/, DIR/state/       base_dir and state_dir
+#   DIR/state/home/USER/       each LMTP recipient's home, mail in Maildir/
 #   DIR/dovecot.log            every log line
 #   DIR/env                    sourceable KEY=value lines, written last
 #
@@ -31,9 +33,15 @@
 #                                      "530 5.7.0 Authentication required")
 #   LOCAL_HOST, LOCAL_PORT             127.0.0.1: the submission settings, but the client
 #                                      shares the server's address and is trusted
+#   LMTP_SOCKET                        LMTP on a UNIX domain socket (mode 0666)
+#   LMTP_HOST, LMTP_PORT               LMTP on TCP, 127.0.0.1
+#   LMTP_USER                          a recipient LMTP delivers to (alice@lab.test)
+#   LMTP_FULL_USER                     a recipient whose mailbox is over quota: accepted
+#                                      at RCPT, refused after the message (552 5.2.2)
+#   MAIL_HOME                          the directory of the recipients' homes
 #   LOG                  the log file
 #
-# Ports are DOVECOT_BASE_PORT (default 22000) + 587, 588, 589.
+# Ports are DOVECOT_BASE_PORT (default 22000) + 587, 588, 589, and + 24 for LMTP.
 
 set -euo pipefail
 
@@ -46,7 +54,9 @@ readonly SUBMISSION_HOST=127.0.0.2
 readonly PLAINTEXT_HOST=127.0.0.3
 readonly LOCAL_HOST=127.0.0.1
 readonly BANNER_TIMEOUT=20
-readonly PACKAGES=(dovecot-core dovecot-submissiond openssl)
+readonly LMTP_USER=alice@lab.test
+readonly LMTP_FULL_USER=full@lab.test
+readonly PACKAGES=(dovecot-core dovecot-submissiond dovecot-lmtpd openssl)
 
 
 
@@ -67,6 +77,7 @@ parse_args() {
     SUBMISSION_PORT=$((base + 587))
     PLAINTEXT_PORT=$((base + 588))
     LOCAL_PORT=$((base + 589))
+    LMTP_PORT=$((base + 24))
     # Where submission relays (the MX listener of postfix-env.sh by default); only used if
     # a test ever sends a message.
     RELAY_PORT=${DOVECOT_RELAY_PORT:-20025}
@@ -78,6 +89,8 @@ parse_args() {
     USERS_FILE=$DIR/users
     RUN_DIR=$DIR/run
     STATE_DIR=$DIR/state
+    MAIL_HOME=$STATE_DIR/home
+    LMTP_SOCKET=$RUN_DIR/lmtp
     LOG=$DIR/dovecot.log
 }
 
@@ -148,7 +161,20 @@ setup_account() {
     [[ -s $PASSWORD_FILE ]] && password=$(<"$PASSWORD_FILE")
     [[ -n $password ]] || password=$(openssl rand -hex 16)
     (umask 077 && printf '%s' "$password" >"$PASSWORD_FILE")
-    (umask 027 && printf '%s:{PLAIN}%s\n' "$SMTP_USER" "$password" >"$USERS_FILE")
+    # The second account only receives: a password nobody knows, and a quota of one byte, so
+    # LMTP accepts it at RCPT and refuses the message for it after the final dot.
+    (
+        umask 027
+        printf '%s:{PLAIN}%s::::::\n' "$SMTP_USER" "$password"
+        printf '%s:{PLAIN}%s::::::userdb_quota_rule=*:storage=1B\n' "$LMTP_FULL_USER" "$(openssl rand -hex 16)"
+    ) >"$USERS_FILE.new"
+    # Kept when unchanged but for the random password: a rewrite alone is no reason to restart.
+    if [[ -s $USERS_FILE ]] && cmp -s <(head -n 1 "$USERS_FILE.new") <(head -n 1 "$USERS_FILE") &&
+        [[ $(wc -l <"$USERS_FILE") -eq 2 ]]; then
+        rm -f "$USERS_FILE.new"
+    else
+        mv -f "$USERS_FILE.new" "$USERS_FILE"
+    fi
     chgrp dovecot "$USERS_FILE"
 }
 
@@ -164,7 +190,7 @@ base_dir = $RUN_DIR
 state_dir = $STATE_DIR
 log_path = $LOG
 info_log_path = $LOG
-protocols = submission
+protocols = submission lmtp
 listen = $LOCAL_HOST
 hostname = $GOOD_NAME
 shutdown_clients = yes
@@ -183,8 +209,23 @@ passdb {
   args = scheme=PLAIN username_format=%u $USERS_FILE
 }
 userdb {
-  driver = static
-  args = uid=dovecot gid=dovecot home=$STATE_DIR/home/%n
+  driver = passwd-file
+  args = username_format=%u $USERS_FILE
+  default_fields = uid=dovecot gid=dovecot home=$MAIL_HOME/%n
+}
+
+# LMTP delivers into each recipient's Maildir as the dovecot user (a system account, below
+# the default first_valid_uid); the quota makes one recipient's mailbox full.
+mail_location = maildir:~/Maildir
+first_valid_uid = $(id -u dovecot)
+first_valid_gid = $(id -g dovecot)
+protocol lmtp {
+  mail_plugins = quota
+}
+plugin {
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = *:storage=100M
 }
 
 submission_relay_host = 127.0.0.1
@@ -204,6 +245,15 @@ service submission-login {
   inet_listener local {
     address = $LOCAL_HOST
     port = $LOCAL_PORT
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0666
+  }
+  inet_listener lmtp {
+    address = $LOCAL_HOST
+    port = $LMTP_PORT
   }
 }
 service imap-login {
@@ -238,8 +288,10 @@ EOF
 
 prepare_dirs() {
     chmod 755 "$DIR"
-    mkdir -p "$RUN_DIR" "$STATE_DIR"
+    mkdir -p "$RUN_DIR" "$STATE_DIR" "$MAIL_HOME"
     chmod 755 "$RUN_DIR" "$STATE_DIR"
+    chown dovecot:dovecot "$MAIL_HOME"
+    chmod 755 "$MAIL_HOME"
     touch "$LOG"
 }
 
@@ -289,7 +341,8 @@ banner_ok() {
 LISTENERS=()
 
 start_instance() {
-    LISTENERS=("$SUBMISSION_HOST $SUBMISSION_PORT" "$PLAINTEXT_HOST $PLAINTEXT_PORT" "$LOCAL_HOST $LOCAL_PORT")
+    LISTENERS=("$SUBMISSION_HOST $SUBMISSION_PORT" "$PLAINTEXT_HOST $PLAINTEXT_PORT" "$LOCAL_HOST $LOCAL_PORT"
+        "$LOCAL_HOST $LMTP_PORT")
     local l
     for l in "${LISTENERS[@]}"; do
         # shellcheck disable=SC2086 # "host port"
@@ -310,6 +363,7 @@ start_instance() {
             sleep 0.2
         done
     done
+    [[ -S $LMTP_SOCKET ]] || die "Dovecot made no LMTP socket at $LMTP_SOCKET" "$LOG"
 }
 
 write_env() {
@@ -326,6 +380,12 @@ write_env() {
         PLAINTEXT_PORT "$PLAINTEXT_PORT" \
         LOCAL_HOST "$LOCAL_HOST" \
         LOCAL_PORT "$LOCAL_PORT" \
+        LMTP_SOCKET "$LMTP_SOCKET" \
+        LMTP_HOST "$LOCAL_HOST" \
+        LMTP_PORT "$LMTP_PORT" \
+        LMTP_USER "$LMTP_USER" \
+        LMTP_FULL_USER "$LMTP_FULL_USER" \
+        MAIL_HOME "$MAIL_HOME" \
         LOG "$LOG" >"$tmp"
     chmod 644 "$tmp"
     mv -f "$tmp" "$DIR/env"
@@ -334,7 +394,9 @@ write_env() {
 all_banners_ok() {
     banner_ok "$SUBMISSION_HOST" "$SUBMISSION_PORT" &&
         banner_ok "$PLAINTEXT_HOST" "$PLAINTEXT_PORT" &&
-        banner_ok "$LOCAL_HOST" "$LOCAL_PORT"
+        banner_ok "$LOCAL_HOST" "$LOCAL_PORT" &&
+        banner_ok "$LOCAL_HOST" "$LMTP_PORT" &&
+        [[ -S $LMTP_SOCKET ]]
 }
 
 cmd_start() {
@@ -358,7 +420,7 @@ cmd_start() {
     mv -f "$CONF.new" "$CONF"
     start_instance
     write_env
-    log "Dovecot instance $DIR is up (submission $SUBMISSION_HOST:$SUBMISSION_PORT, plaintext $PLAINTEXT_HOST:$PLAINTEXT_PORT, local $LOCAL_HOST:$LOCAL_PORT); env: $DIR/env"
+    log "Dovecot instance $DIR is up (submission $SUBMISSION_HOST:$SUBMISSION_PORT, plaintext $PLAINTEXT_HOST:$PLAINTEXT_PORT, local $LOCAL_HOST:$LOCAL_PORT, lmtp $LOCAL_HOST:$LMTP_PORT and $LMTP_SOCKET); env: $DIR/env"
 }
 
 cmd_stop() {

@@ -53,10 +53,16 @@
 #                       trailing newline, mode 600
 #   MAIL_DOMAIN         lab.test, the only local (accepted) domain
 #   MAILLOG             Postfix log file
+#   EXTENSIONS_PORT     MX-style (no AUTH, mail for lab.test only) with SMTPUTF8 on and a
+#                       message_size_limit of EXTENSIONS_SIZE_LIMIT bytes; every accepted
+#                       message is put on hold instead of discarded, so a test can read it
+#                       back (postcat -c POSTFIX_CONFIG_DIR -q ID) and delete it (postsuper -d)
+#   EXTENSIONS_SIZE_LIMIT   that listener's message_size_limit
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
 #   MX 25, EXPIRED 26, WRONGNAME 27, SMUGGLE_OPEN 28, SMUGGLE_STRICT 29, SMUGGLE_REJECT 30,
-#   IMPLICIT 465, SUBMISSION 587, LEGACY 588, NOTLS 589, BROKENTLS 590, OPTIONAL 591.
+#   IMPLICIT 465, SUBMISSION 587, LEGACY 588, NOTLS 589, BROKENTLS 590, OPTIONAL 591,
+#   EXTENSIONS 592.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -74,6 +80,7 @@ readonly WRONG_NAME=wrong.example
 readonly HOST=127.0.0.1
 readonly BANNER_TIMEOUT=20 # seconds to wait for all listeners
 readonly DEFAULT_CONFIG_DIR=/etc/postfix
+readonly EXTENSIONS_SIZE_LIMIT=1000000
 # swaks needs Net::SSLeay (only a Recommends) for --tls; the other recommends
 # (python3, ...) are skipped to keep the one-time install small.
 readonly PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl openssl)
@@ -97,8 +104,8 @@ parse_args() {
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
 
     local base=${POSTFIX_BASE_PORT:-20000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 591 > 65535)); then
-        die "POSTFIX_BASE_PORT must be a number in 1024..64944 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 592 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64943 (got '$base')"
     fi
     base=$((10#$base))
     MX_PORT=$((base + 25))
@@ -113,9 +120,10 @@ parse_args() {
     NOTLS_PORT=$((base + 589))
     BROKENTLS_PORT=$((base + 590))
     OPTIONAL_PORT=$((base + 591))
+    EXTENSIONS_PORT=$((base + 592))
     ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
-        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$SMUGGLE_OPEN_PORT" "$SMUGGLE_STRICT_PORT"
-        "$SMUGGLE_REJECT_PORT")
+        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$EXTENSIONS_PORT" "$SMUGGLE_OPEN_PORT"
+        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -495,6 +503,18 @@ $HOST:$WRONGNAME_PORT inet n - n - - smtpd
   -o smtpd_sasl_auth_enable=no
   -o smtpd_relay_restrictions=reject_unauth_destination
 
+# EXTENSIONS: MX-style with SMTPUTF8 and a small message_size_limit; accepted
+# messages are held (not discarded) so that tests can compare them byte for byte.
+$HOST:$EXTENSIONS_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/extensions
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtputf8_enable=yes
+  -o message_size_limit=$EXTENSIONS_SIZE_LIMIT
+  -o smtpd_end_of_data_restrictions=check_client_access,static:HOLD
+
 # SMUGGLE_OPEN: MX-style, a dot line next to a bare LF ends the message (SMTP smuggling).
 $HOST:$SMUGGLE_OPEN_PORT inet n - n - - smtpd
   -o syslog_name=postfix-smtptui/smuggle-open
@@ -780,7 +800,10 @@ write_env() {
             SMTP_USER "$SMTP_USER" \
             PASSWORD_FILE "$PASSWORD_FILE" \
             MAIL_DOMAIN "$MAIL_DOMAIN" \
-            MAILLOG "$MAILLOG"
+            MAILLOG "$MAILLOG" \
+            QUEUE_DIR "$QUEUE_DIR" \
+            EXTENSIONS_PORT "$EXTENSIONS_PORT" \
+            EXTENSIONS_SIZE_LIMIT "$EXTENSIONS_SIZE_LIMIT"
     } >"$tmp"
     chmod 644 "$tmp"
     mv -f "$tmp" "$DIR/env"
@@ -812,7 +835,7 @@ cmd_start() {
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT); env: $DIR/env"
 }
 
 cmd_stop() {

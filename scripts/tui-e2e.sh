@@ -6,8 +6,11 @@
 #    inside TLS and the AUTH PLAIN by itself, up to the password typed into the hidden prompt;
 #    the password and its base64 typed as commands are refused and stay out of the history (Up
 #    and the file); a line fixed in its middle with the editing keys; a paste without
-#    bracketed paste sends nothing; a message; :record records until :record stop and :save
-#    writes, neither replacing a file without '!'; quit. The password is never on the screen.
+#    bracketed paste sends nothing until asked, Enter keeping its first line; a message; a
+#    pasted group sent on 'p' as one pipelined group (the lab's log shows it as one) and its
+#    message from a file with :send-file (a summary on screen, the file's lines not, the lab
+#    receiving it with CRLF); :record records until :record stop and :save writes, neither
+#    replacing a file without '!'; quit. The password is never on the screen.
 #    The history file, which existed with mode 0644 and more lines than the limit, ends 0600
 #    and bounded; so do the :save and :record files that existed 0644.
 # 2. `smtptui demo` at 80x24: F4 shows the lab's own log beside the transcript, with what the
@@ -140,11 +143,15 @@ keys C-a
 tmux send-keys -t "$session" -l -- "R"
 keys Enter
 expect "S: 250 2.1.5"
-# Two lines pasted by a terminal without bracketed paste: nothing is sent, the first is kept.
+# Two lines pasted by a terminal without bracketed paste: nothing is sent; the dialog asks,
+# and Enter keeps the first line.
 tmux set-buffer -b e2e "NOOP pasted-one
 NOOP pasted-two
 "
 tmux paste-buffer -b e2e -t "$session"
+expect "2 command lines were pasted. Nothing is sent yet."
+grep -q "pasted-" "$work/lab.log" && fail "a pasted line was sent before the choice"
+keys Enter
 expect "only the first was kept"
 expect "> NOOP pasted-one"
 grep -q "pasted-" "$work/lab.log" && fail "a pasted line was sent"
@@ -157,6 +164,36 @@ line "Hello from the tmux test."
 line "."
 expect "queued as"
 no_password
+# A group pasted (bracketed this time) and sent on 'p': one write, each reply in its place.
+tmux set-buffer -b e2e "MAIL FROM:<student@lab.test>
+RCPT TO:<second@example.com>
+RCPT TO:<third@example.com>
+DATA
+"
+tmux paste-buffer -p -b e2e -t "$session"
+expect "4 command lines were pasted"
+keys p
+expect "S: 354"
+for _ in $(seq 50); do
+    grep -q "pipelined group: 4 commands in one write (MAIL RCPT RCPT DATA)" "$work/lab.log" && break
+    sleep 0.1
+done
+grep -q "pipelined group: 4 commands in one write (MAIL RCPT RCPT DATA)" "$work/lab.log" ||
+    fail "the lab did not see the pasted group as one"
+# Its message from a file written on Unix: a summary on screen, not the lines.
+printf 'Subject: from a file\n\nline-from-the-file\n.starts with a dot\n' >"$work/message.eml"
+line ":send-file $work/message.eml"
+expect "message from $work/message.eml: 64 bytes, 4 lines"
+for _ in $(seq 50); do
+    [[ $(screen | grep -cF "queued as") -ge 2 ]] && break
+    sleep 0.1
+done
+[[ $(screen | grep -cF "queued as") -ge 2 ]] || fail "the message from the file was not queued"
+# The summary quotes the first three lines; the fourth is nowhere, on screen or as a line sent.
+if screen | grep -qF "starts with a dot"; then fail "a line of the file is on the screen"; fi
+# The lab took 64 bytes: every line ended by CRLF, the leading dot unstuffed.
+grep -q "(64 bytes, authenticated as student@lab.test, over TLS)" "$work/lab.log" ||
+    fail "the lab did not receive the file's message with CRLF line endings"
 # The files exist: nothing replaces them without '!'.
 line ":save $work/saved.txt"
 expect "it exists and was left as it is"
@@ -193,7 +230,7 @@ tail -n 1 "$history_file" | grep -qxF ":record stop" ||
     fail "the newest line is not last in the history file: $(tail -n 1 "$history_file")"
 grep -qxF "MAIL FROM:<student@lab.test>" "$history_file" || fail "a sent command is missing from the history"
 ! grep -qxF "NOOP old-1" "$history_file" || fail "the oldest lines were kept past the limit"
-echo "tui-e2e.sh: ok: guard dialog's safe way, hidden password, refused secrets kept out of history, line editing, unbracketed paste, message, live recording, no file replaced unasked, private files, bounded history, quit"
+echo "tui-e2e.sh: ok: guard dialog's safe way, hidden password, refused secrets kept out of history, line editing, unbracketed paste, message, pasted group pipelined, :send-file, live recording, no file replaced unasked, private files, bounded history, quit"
 
 # ---- 2. The demo at 80x24 shows the lab's log -----------------------------------------------
 session=smtptui-e2e-$$-demo

@@ -212,12 +212,18 @@ Examples:
   SMTPTUI_PASSWORD=... smtptui run assets/submission-starttls.smtp 127.0.0.1:587 --user alice --ca-file ca.pem --servername localhost
   smtptui run assets/implicit-tls.smtp mail.example.com:465 --user alice --password-file ~/.smtp-pass
   smtptui run check.smtp mx.example.com --json > transcript.jsonl
+  smtptui run assets/pipelining.smtp mx.example.com     # a pipelined MAIL/RCPT/DATA group
+  smtptui run assets/bdat-file.smtp mx.example.com      # a message file in BDAT chunks
+  smtptui run assets/lmtp.smtp unix:/run/dovecot/lmtp --protocol lmtp
 
 Scenario files use the notation of the RFC examples: 'C: line' sends, 'S: 250' / 'S: 2xx' /
 'S: 25x some text' checks the reply to the line before. A bare 'C: AUTH PLAIN' (LOGIN,
 XOAUTH2) runs the SASL exchange with --user and the password from --password-file,
 $SMTPTUI_PASSWORD or a prompt; other mechanisms are written out as C: lines, whose answers
-are guarded and hidden like AUTH.";
+are guarded and hidden like AUTH. PIPELINE sends the C: lines after it in one write, the S:
+lines after them checking each reply in order; FILE message.eml sends a message from a file
+(after DATA, or after a C: BDAT line in chunks); after the end of a message, one S: per LMTP
+recipient.";
 
 const LAB_EXAMPLES: &str = "\
 Examples:
@@ -230,15 +236,21 @@ Examples:
   smtptui lab --class 30 --dashboard            # a workshop: 30 accounts, the instructor's view
   smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
-Profiles and their place above the port base: submission 587, mx 25, implicit 465, legacy 600,
-inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives each address,
-what it teaches, and the exact smtptui, swaks and openssl s_client command lines for it
-(--tls implicit for the implicit profile), the account to use and the CA to trust.
+Profiles and their place above the port base: submission 587, mx 25, implicit 465, lmtp 24,
+legacy 600, inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives
+each address, what it teaches, and the exact smtptui, swaks and openssl s_client command lines
+for it (--tls implicit for the implicit profile), the account to use and the CA to trust.
+
+Every profile offers PIPELINING, SIZE, 8BITMIME, DSN, SMTPUTF8 and CHUNKING (BDAT), and
+REQUIRETLS inside TLS, answering them as Postfix does. The lmtp profile speaks LMTP (RFC 2033):
+LHLO instead of EHLO, and one reply per recipient at the end of each message. Several commands
+sent in one write show in the log as one pipelined group.
 
 Fault triggers (any profile that takes the recipient):
   RCPT TO:<rcpt-550-5.1.1@lab.test>   that reply to RCPT (any 4xx/5xx code, enhanced code
                                       optional; 421 closes the session)
-  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message
+  RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message (under
+                                      LMTP, to that recipient only)
   RCPT TO:<greylist@lab.test>         450 4.7.1 the first time, 250 on the retry
   EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that extension off
 The slow profile answers the greeting after 2 s and every reply after 1 s, and drops the
@@ -392,6 +404,28 @@ pub struct RunArgs {
     /// Print one JSON object per event instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The protocol the scenario must speak: smtp (EHLO or HELO), or lmtp (RFC 2033: LHLO,
+    /// the end of a message answered once per accepted recipient; port 24 by default).
+    /// Without it, a session is LMTP once the server accepts the scenario's LHLO.
+    #[arg(long, value_enum)]
+    pub protocol: Option<ProtocolChoice>,
+    /// Send pipelined groups and BDAT even when the server did not advertise PIPELINING or
+    /// CHUNKING, to see what it does with them.
+    #[arg(long)]
+    pub force: bool,
+    /// Send MAIL FROM and RCPT TO exactly as written: no SIZE, BODY or SMTPUTF8 added, and
+    /// their parameters not checked before the run (to test a server's answer to them).
+    #[arg(long)]
+    pub literal: bool,
+}
+
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    /// SMTP (RFC 5321): EHLO or HELO.
+    Smtp,
+    /// LMTP (RFC 2033): LHLO, one reply per recipient after the message; port 24 by default.
+    Lmtp,
 }
 
 /// How to start TLS.

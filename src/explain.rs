@@ -1,6 +1,8 @@
 //! Plain-language explanations of what the server said: reply codes (RFC 5321 §4.2), enhanced
-//! status codes (RFC 3463, the IANA registry of RFC 5248), EHLO extensions, known situations
-//! with what to do about them, and what a TLS upgrade negotiated.
+//! status codes (RFC 3463, the IANA registry of RFC 5248), EHLO extensions and the MAIL FROM
+//! and RCPT TO parameters they bring, known situations with what to do about them (the
+//! extensions' own among them: pipelined groups, BDAT chunks, LMTP's replies per recipient,
+//! SMTPUTF8, SIZE, DSN, REQUIRETLS), and what a TLS upgrade negotiated.
 //!
 //! Pure tables and functions: no I/O, no terminal. Front ends show the lines as they are.
 
@@ -660,28 +662,306 @@ fn challenge(reply: &Reply) -> Vec<String> {
     ]
 }
 
-/// What an EHLO extension keyword means (with its RFC).
+// ---------------------------------------------------------------------------------------------
+// Extensions and their parameters
+// ---------------------------------------------------------------------------------------------
+
+/// What an EHLO extension keyword means (with its RFC), and how it is used.
 pub fn extension(keyword: &str) -> &'static str {
     match keyword.to_ascii_uppercase().as_str() {
         "STARTTLS" => "the connection can be upgraded to TLS (RFC 3207)",
         "AUTH" => "SMTP authentication with the listed SASL mechanisms (RFC 4954)",
-        "SIZE" => "the largest message the server accepts, in bytes (RFC 1870)",
-        "PIPELINING" => "several commands may be sent before reading the replies (RFC 2920)",
-        "8BITMIME" => "message bodies may contain 8-bit data (RFC 6152)",
-        "SMTPUTF8" => "UTF-8 addresses and headers (RFC 6531)",
+        "SIZE" => {
+            "the largest message the server accepts, in bytes (RFC 1870): declare yours with \
+             MAIL FROM:<...> SIZE=n, and one too big is refused at once (552), before a byte of \
+             it is sent"
+        }
+        "PIPELINING" => {
+            "several commands may be sent before reading the replies, which come back in order \
+             (RFC 2920): paste them and press p; EHLO, DATA, AUTH, STARTTLS and QUIT may only \
+             end a group"
+        }
+        "8BITMIME" => {
+            "the body may hold bytes beyond ASCII when MAIL FROM says BODY=8BITMIME (RFC 6152)"
+        }
+        "SMTPUTF8" => {
+            "UTF-8 in addresses and headers (RFC 6531, 6532), for a message whose MAIL FROM \
+             ends with SMTPUTF8"
+        }
         "ENHANCEDSTATUSCODES" => "replies carry codes like 5.7.0 (RFC 2034, RFC 3463)",
-        "DSN" => "delivery status notifications on request (RFC 3461)",
-        "CHUNKING" => "BDAT may replace DATA (RFC 3030)",
-        "BINARYMIME" => "binary message bodies with BDAT (RFC 3030)",
+        "DSN" => {
+            "delivery status notifications on request (RFC 3461): RET= and ENVID= on MAIL \
+             FROM, NOTIFY= and ORCPT= on RCPT TO"
+        }
+        "CHUNKING" => {
+            "BDAT n [LAST] may replace DATA: the message in chunks of n bytes each, sent as \
+             they are, no dot-stuffing and no final dot; each chunk is answered (RFC 3030)"
+        }
+        "BINARYMIME" => {
+            "binary bodies, declared with BODY=BINARYMIME and sent with BDAT only (RFC 3030)"
+        }
         "VRFY" => "VRFY checks an address (often disabled to hide users)",
         "ETRN" => "a client may ask the server to flush its queue (RFC 1985)",
-        "REQUIRETLS" => "the message may require TLS on every hop (RFC 8689)",
-        "DELIVERBY" => "delivery deadlines (RFC 2852)",
-        "MT-PRIORITY" => "message priorities (RFC 6710)",
+        "REQUIRETLS" => {
+            "MAIL FROM:<...> REQUIRETLS: the message may travel on only over TLS with a \
+             verified certificate, or it comes back (RFC 8689); offered inside TLS only"
+        }
+        "DELIVERBY" => "MAIL FROM:<...> BY=seconds;R|N asks for delivery in time (RFC 2852)",
+        "MT-PRIORITY" => "MAIL FROM:<...> MT-PRIORITY=-9..9 asks for a priority (RFC 6710)",
         "HELP" => "HELP returns text for humans",
         "XCLIENT" | "XFORWARD" => "Postfix proxy extensions, for trusted clients only",
         _ => "an extension smtptui does not know (shown as advertised)",
     }
+}
+
+/// What one MAIL FROM or RCPT TO parameter asks for, in a sentence (`SIZE=20000`,
+/// `BODY=8BITMIME`, `NOTIFY=SUCCESS,FAILURE`, ...).
+pub fn parameter(param: &str) -> String {
+    let (key, value) = match param.split_once('=') {
+        Some((key, value)) => (key.to_ascii_uppercase(), Some(value)),
+        None => (param.to_ascii_uppercase(), None),
+    };
+    match (key.as_str(), value) {
+        ("SIZE", Some(size)) if size.bytes().all(|b| b.is_ascii_digit()) && !size.is_empty() => {
+            format!(
+                "SIZE={size}: the message will be about {size} bytes (RFC 1870); a server \
+                 whose limit is smaller refuses it now, with 552, not after it was sent"
+            )
+        }
+        ("SIZE", _) => "SIZE= takes the message's size in bytes, digits only (RFC 1870)".to_owned(),
+        ("BODY", Some(body)) => match body.to_ascii_uppercase().as_str() {
+            "7BIT" => "BODY=7BIT: the body is ASCII only, the default (RFC 6152)".to_owned(),
+            "8BITMIME" => "BODY=8BITMIME: the body may hold bytes beyond ASCII (RFC 6152); the \
+                           server must have offered 8BITMIME"
+                .to_owned(),
+            "BINARYMIME" => "BODY=BINARYMIME: a binary body, which only BDAT can carry (RFC \
+                             3030); the server must have offered BINARYMIME and CHUNKING"
+                .to_owned(),
+            _ => format!("BODY={body}: not a body type of RFC 6152 or 3030"),
+        },
+        ("SMTPUTF8", None) => "SMTPUTF8: the addresses and headers of this message may be UTF-8 \
+                               (RFC 6531); without it a server refuses a domain that is not \
+                               ASCII, and a server that did not offer SMTPUTF8 refuses the \
+                               parameter (555)"
+            .to_owned(),
+        ("REQUIRETLS", None) => "REQUIRETLS: every hop must take the message over TLS with a \
+                                 verified certificate, or return it (RFC 8689); only for a \
+                                 session inside TLS, where the server offers it"
+            .to_owned(),
+        ("RET", Some(ret)) => match ret.to_ascii_uppercase().as_str() {
+            "FULL" => {
+                "RET=FULL: a failure report returns the whole message (RFC 3461 §4.3)".to_owned()
+            }
+            "HDRS" => "RET=HDRS: a failure report returns only the message's headers (RFC \
+                       3461 §4.3)"
+                .to_owned(),
+            _ => format!("RET={ret}: RET takes FULL or HDRS (RFC 3461 §4.3)"),
+        },
+        ("ENVID", Some(id)) => format!(
+            "ENVID={id}: an envelope ID of the sender's choosing, quoted in delivery reports \
+             (RFC 3461 §4.4); written as xtext: '+', '=' and bytes outside ASCII as +XX"
+        ),
+        ("NOTIFY", Some(when)) => {
+            let when = when.to_ascii_uppercase();
+            let what = if when.split(',').any(|w| w == "NEVER") {
+                "never send a delivery report for this recipient".to_owned()
+            } else {
+                let cases: Vec<&str> = when
+                    .split(',')
+                    .filter_map(|w| match w {
+                        "SUCCESS" => Some("when delivered"),
+                        "FAILURE" => Some("when it fails"),
+                        "DELAY" => Some("when delayed"),
+                        _ => None,
+                    })
+                    .collect();
+                format!("send a delivery report {}", cases.join(", "))
+            };
+            format!(
+                "NOTIFY={when}: {what} (RFC 3461 §4.1; NEVER alone, or SUCCESS, FAILURE, DELAY)"
+            )
+        }
+        ("ORCPT", Some(original)) => format!(
+            "ORCPT={original}: the recipient as the first client gave it (type;address in \
+             xtext, RFC 3461 §4.2), quoted in delivery reports"
+        ),
+        ("AUTH", Some(sender)) => format!(
+            "AUTH={sender}: the authenticated sender this message is submitted for (RFC 4954 \
+             §5); <> for none"
+        ),
+        ("MT-PRIORITY", Some(priority)) => {
+            format!("MT-PRIORITY={priority}: a priority from -9 to 9 (RFC 6710)")
+        }
+        ("BY", Some(by)) => {
+            format!(
+                "BY={by}: deliver within that many seconds, R to return, N to notify (RFC 2852)"
+            )
+        }
+        _ => format!(
+            "{param}: a parameter smtptui does not know; a server that does not know it \
+             either refuses the command (555)"
+        ),
+    }
+}
+
+/// The parameters after the address of a MAIL FROM or RCPT TO line, each explained; empty
+/// for another line, or one without parameters.
+pub fn parameters(line: &str) -> Vec<String> {
+    let (verb, _) = crate::proto::command::split_verb(line);
+    if verb != "MAIL" && verb != "RCPT" {
+        return Vec::new();
+    }
+    // The words after the path: the path ends at its '>' (or is the first word).
+    let after_colon = line
+        .split_once(':')
+        .map_or("", |(_, rest)| rest)
+        .trim_start();
+    let rest = match after_colon.find('>') {
+        Some(end) => &after_colon[end + 1..],
+        None => after_colon
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, rest)| rest),
+    };
+    let params: Vec<String> = rest.split_whitespace().map(parameter).collect();
+    if params.is_empty() {
+        return params;
+    }
+    let mut lines = vec!["Parameters sent:".to_owned()];
+    lines.extend(params.into_iter().map(|p| format!("  {p}")));
+    lines
+}
+
+/// The first line's text after its enhanced status code, if it has one.
+fn after_enhanced(reply: &Reply) -> &[u8] {
+    let text = reply.texts().next().unwrap_or_default();
+    if reply.enhanced.is_none() {
+        return text;
+    }
+    match text.iter().position(|&b| b == b' ') {
+        Some(space) => &text[space + 1..],
+        None => &[],
+    }
+}
+
+/// What a reply means for the extension its command used: a pipelined group, BDAT, LMTP,
+/// SMTPUTF8, SIZE, DSN, REQUIRETLS. `line` is the command line it answers, as shown.
+fn extension_situation(reply: &Reply, line: &str) -> Vec<String> {
+    let code = reply.code.value();
+    let text = |needle: &str| reply.contains_text(needle);
+    let (verb, _) = crate::proto::command::split_verb(line);
+    let upper = line.to_ascii_uppercase();
+    let mut paragraphs = Vec::new();
+    let mut say = |text: &str| paragraphs.push(text.to_owned());
+    match (verb.as_str(), code) {
+        ("EHLO" | "HELO", 500 | 502) => say(
+            "A server that does not know EHLO may speak LMTP (RFC 2033: a mailbox server on \
+             port 24 or a UNIX socket), whose greeting command is LHLO: try LHLO.",
+        ),
+        ("LHLO", 500 | 502) => {
+            say("LHLO is LMTP's greeting (RFC 2033); this server speaks SMTP: send EHLO.")
+        }
+        ("LHLO", 250) => say(
+            "LMTP (RFC 2033): after the message's final dot the server answers once for each \
+             recipient it accepted, in the order of the RCPT TO lines, so each mailbox can take \
+             or refuse the message on its own.",
+        ),
+        ("BDAT", 250) if upper.contains("LAST") => say(
+            "The last chunk was taken: the message is complete (RFC 3030). BDAT has no final \
+             dot and no dot-stuffing: the bytes went as they are.",
+        ),
+        ("BDAT", 250) => {
+            say("The chunk was taken (RFC 3030); send the next one, and LAST with the final chunk.")
+        }
+        ("BDAT", 521) => say(
+            "The size in BDAT could not be read, so the server cannot know where the chunk \
+             ends: it closes the session. BDAT takes the chunk's size in bytes, then LAST for \
+             the final chunk.",
+        ),
+        ("BDAT", 400..=599) => say(
+            "A refused chunk ends the transfer (RFC 3030 §2): the chunks sent after it are read \
+             and discarded, and with LAST the transaction is over. Send RSET, then MAIL FROM \
+             again.",
+        ),
+        (".", _) if after_enhanced(reply).starts_with(b"<") => {
+            let named = after_enhanced(reply);
+            let recipient = named
+                .split(|&b| b == b'>')
+                .next()
+                .map(|t| String::from_utf8_lossy(t.get(1..).unwrap_or_default()).into_owned())
+                .unwrap_or_default();
+            let outcome = match code {
+                200..=299 => "delivered to that mailbox",
+                400..=499 => "not delivered to that mailbox for now; it may take it later",
+                _ => "refused by that mailbox",
+            };
+            say(&format!(
+                "Under LMTP the end of the message is answered once for each accepted \
+                 recipient, in the order of the RCPT TO lines (RFC 2033 §4.2). This reply is \
+                 for <{}>: {outcome}. The other recipients have their own replies.",
+                crate::proto::escape::escape_str(&recipient)
+            ));
+        }
+        (_, 555) => say(
+            "The server does not take a parameter of this command, and refused the whole \
+             command: look for the extension in its EHLO reply (SMTPUTF8, REQUIRETLS, DSN, \
+             8BITMIME, SIZE...), or send the command without it. REQUIRETLS is only offered \
+             inside TLS.",
+        ),
+        ("MAIL", 552) if upper.contains("SIZE=") => say(
+            "The SIZE you declared is more than the server takes (its EHLO says how much): the \
+             message was refused before a byte of it was sent (RFC 1870). Postfix keeps a size \
+             declared in a refused MAIL FROM until RSET: send RSET before trying again.",
+        ),
+        (_, 553)
+            if text("SMTPUTF8")
+                || reply
+                    .enhanced
+                    .is_some_and(|e| (e.subject, e.detail) == (6, 7)) =>
+        {
+            say(
+                "The address holds characters beyond ASCII: declare SMTPUTF8 at the end of MAIL \
+             FROM (where the server offers it, RFC 6531).",
+            )
+        }
+        ("MAIL" | "RCPT" | "VRFY", 501) if !line.is_ascii() && !upper.contains("SMTPUTF8") => say(
+            "A domain beyond ASCII needs SMTPUTF8 (RFC 6531 §3.2): end MAIL FROM with SMTPUTF8, \
+             where the server offers it; a UTF-8 local part Postfix lets through without it.",
+        ),
+        (_, 500) if text("UTF-8") => say(
+            "The line was not valid UTF-8: a server with SMTPUTF8 refuses such lines before \
+             reading them. Send text in UTF-8.",
+        ),
+        ("MAIL" | "RCPT", 501) if text("DSN") => {
+            say("DSN parameters (RET, ENVID, NOTIFY, ORCPT) need DSN in the server's EHLO reply.")
+        }
+        ("MAIL" | "RCPT", 501) if text("parameter syntax") => say(
+            "A DSN parameter is malformed, or given twice (RFC 3461): RET=FULL or HDRS, \
+             ENVID= and ORCPT=type;address in xtext, NOTIFY=NEVER or a list of SUCCESS, \
+             FAILURE and DELAY.",
+        ),
+        ("MAIL", 250) if upper.contains("REQUIRETLS") => say(
+            "The server takes the REQUIRETLS obligation: it will pass the message on only over \
+             TLS with a verified certificate, or return it (RFC 8689).",
+        ),
+        ("MAIL", 503) if text("AUTH=") => say(
+            "One AUTH= per message (RFC 4954 §5). Postfix keeps one given in a refused MAIL \
+             FROM until RSET.",
+        ),
+        _ => {}
+    }
+    if code == 530 && text("REQUIRETLS")
+        || reply
+            .enhanced
+            .is_some_and(|e| (e.subject, e.detail) == (7, 30))
+    {
+        paragraphs.push(
+            "REQUIRETLS is needed for this message (RFC 8689): it may travel only over TLS \
+             with a verified certificate. STARTTLS first; the server offers REQUIRETLS inside \
+             TLS only."
+                .to_owned(),
+        );
+    }
+    paragraphs
 }
 
 /// Paragraphs explaining a reply: the code, the enhanced code, and the situation when
@@ -741,6 +1021,21 @@ pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context)
             "Not RFC 5321 conformant: {}.",
             reply.anomalies.descriptions().join("; ")
         ));
+    }
+    lines
+}
+
+/// [`explain_reply_in`] for a reply whose command line is known (`line`, as the transcript
+/// shows it): what the reply means for the extension the command used comes after the
+/// reply code, and the parameters the line sent are explained at the end.
+pub fn explain_reply_to(reply: &Reply, line: Option<&str>, context: &Context) -> Vec<String> {
+    let verb = line.map(|line| crate::proto::command::split_verb(line).0);
+    let mut lines = explain_reply_in(reply, verb.as_deref(), context);
+    if let Some(line) = line {
+        let advice = extension_situation(reply, line);
+        let at = 1.min(lines.len());
+        lines.splice(at..at, advice);
+        lines.extend(parameters(line));
     }
     lines
 }
@@ -996,6 +1291,110 @@ mod tests {
         ));
         assert!(closing.contains("closing the connection"), "{closing}");
         assert!(closing.contains(":reconnect"), "{closing}");
+    }
+
+    /// Every extension the lab and the tools speak is explained, with how to use it.
+    #[test]
+    fn each_extension_says_what_it_is_and_how_it_is_used() {
+        for (keyword, says) in [
+            ("PIPELINING", "press p"),
+            ("SIZE", "SIZE=n"),
+            ("8BITMIME", "BODY=8BITMIME"),
+            ("SMTPUTF8", "ends with SMTPUTF8"),
+            ("DSN", "NOTIFY= and ORCPT="),
+            ("CHUNKING", "BDAT n [LAST]"),
+            ("BINARYMIME", "BODY=BINARYMIME"),
+            ("REQUIRETLS", "inside TLS only"),
+            ("DELIVERBY", "BY="),
+            ("MT-PRIORITY", "MT-PRIORITY="),
+        ] {
+            let text = extension(keyword);
+            assert!(text.contains(says), "{keyword}: {text}");
+            assert!(text.contains("RFC"), "{keyword}: {text}");
+        }
+    }
+
+    #[test]
+    fn each_parameter_is_explained_and_a_line_lists_its_own() {
+        for (param, says) in [
+            ("SIZE=20000", "about 20000 bytes"),
+            ("SIZE=x", "digits only"),
+            ("BODY=8BITMIME", "beyond ASCII"),
+            ("BODY=7BIT", "ASCII only"),
+            ("BODY=BINARYMIME", "only BDAT"),
+            ("BODY=9BIT", "not a body type"),
+            ("smtputf8", "may be UTF-8"),
+            ("REQUIRETLS", "verified certificate"),
+            ("RET=HDRS", "only the message's headers"),
+            ("RET=FULL", "the whole message"),
+            ("ENVID=abc", "envelope ID"),
+            ("NOTIFY=SUCCESS,DELAY", "when delivered, when delayed"),
+            ("NOTIFY=NEVER", "never send"),
+            ("ORCPT=rfc822;a@b", "first client gave it"),
+            ("AUTH=<>", "authenticated sender"),
+            ("MT-PRIORITY=3", "RFC 6710"),
+            ("BY=120;R", "RFC 2852"),
+            ("FROBNICATE=1", "does not know"),
+        ] {
+            let text = parameter(param);
+            assert!(text.contains(says), "{param}: {text}");
+        }
+        let listed = parameters("MAIL FROM:<a b@c> SIZE=10 SMTPUTF8");
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert!(listed[1].contains("SIZE=10") && listed[2].contains("SMTPUTF8"));
+        assert_eq!(parameters("RCPT TO:bob@lab.test NOTIFY=NEVER").len(), 2);
+        assert!(parameters("MAIL FROM:<a@b>").is_empty());
+        assert!(parameters("NOOP SIZE=1").is_empty());
+    }
+
+    #[test]
+    fn replies_are_explained_for_the_extension_their_command_used() {
+        let all = |wire: &str, line: &str| {
+            explain_reply_to(&reply(wire), Some(line), &Context::default()).join(" ")
+        };
+        let lmtp = all(
+            "452 4.2.2 <b@lab.test>: Error: message not accepted: Mailbox full\r\n",
+            ".",
+        );
+        assert!(lmtp.contains("This reply is for <b@lab.test>"), "{lmtp}");
+        assert!(lmtp.contains("RFC 2033"), "{lmtp}");
+        let plain_end = all("250 2.0.0 Ok: queued as X\r\n", ".");
+        assert!(!plain_end.contains("RFC 2033"), "{plain_end}");
+        assert!(all("500 5.5.2 Error: command not recognized\r\n", "EHLO x").contains("try LHLO"));
+        assert!(all("500 5.5.2 Error: command not recognized\r\n", "LHLO x").contains("send EHLO"));
+        assert!(all("250 2.0.0 Ok: 3 bytes\r\n", "BDAT 3").contains("the next one"));
+        assert!(all("250 2.0.0 Ok: 3 bytes queued as X\r\n", "BDAT 3 LAST").contains("complete"));
+        assert!(all("554 5.5.1 Error: no valid recipients\r\n", "BDAT 3").contains("RSET"));
+        let unsupported = all(
+            "555 5.5.4 Unsupported option: REQUIRETLS\r\n",
+            "MAIL FROM:<a@lab.test> REQUIRETLS",
+        );
+        assert!(unsupported.contains("inside TLS"), "{unsupported}");
+        assert!(unsupported.contains("Parameters sent:"), "{unsupported}");
+        // What to do comes right after the code, before the registry's words.
+        let lines = explain_reply_to(
+            &reply("552 5.3.4 Message size exceeds fixed limit\r\n"),
+            Some("MAIL FROM:<a@lab.test> SIZE=99999999"),
+            &Context::default(),
+        );
+        assert!(lines[1].contains("RSET"), "{lines:?}");
+        assert!(
+            all(
+                "501 5.1.7 Bad sender address syntax\r\n",
+                "MAIL FROM:<a@\u{e4}.de>"
+            )
+            .contains("SMTPUTF8")
+        );
+        assert!(all("500 5.5.2 Error: bad UTF-8 syntax\r\n", "NOOP").contains("UTF-8"));
+        assert!(
+            all(
+                "501 5.5.4 Error: Bad NOTIFY parameter syntax\r\n",
+                "RCPT TO:<a@b> NOTIFY=X"
+            )
+            .contains("NOTIFY=NEVER or a list")
+        );
+        assert!(all("250 2.1.0 Ok\r\n", "MAIL FROM:<a@b> REQUIRETLS").contains("obligation"));
+        assert!(all("250-lab.test\r\n250 PIPELINING\r\n", "LHLO me").contains("once for each"));
     }
 
     #[test]

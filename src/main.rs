@@ -649,15 +649,38 @@ fn run_command(args: RunArgs) -> i32 {
         Ok(scenario) => scenario,
         Err(error) => return usage_error(error),
     };
+    let lmtp = args.protocol == Some(cli::ProtocolChoice::Lmtp);
+    let checked = match args.protocol {
+        Some(protocol) => scenario.check_protocol(protocol == cli::ProtocolChoice::Lmtp),
+        None => Ok(()),
+    }
+    .and_then(|()| {
+        if args.literal {
+            Ok(())
+        } else {
+            scenario.check_envelopes()
+        }
+    });
+    if let Err(error) = checked {
+        return usage_error(error);
+    }
     let config = match session_config(&args.target, &args.connect) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    let mut config = config;
+    // LMTP has no port of its own in RFC 2033; 24 is where servers (Dovecot's example among
+    // them) put it, and it must never be 25.
+    if lmtp
+        && args.connect.tls != TlsChoice::Implicit
+        && matches!(cli::parse_target(&args.target), Ok((_, None)))
+    {
+        config.port = 24;
+    }
     let credentials = match credentials_for(&scenario, &args.connect) {
         Ok(credentials) => credentials,
         Err(message) => return usage_error(message),
     };
-    let mut config = config;
     config.known_secrets = match known_secrets(credentials.as_ref(), &args.connect) {
         Ok(secrets) => secrets,
         Err(message) => return usage_error(message),
@@ -686,7 +709,17 @@ fn run_command(args: RunArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    let outcome = runtime.block_on(runner::run(&scenario, config, credentials, sink));
+    let options = runner::RunOptions {
+        force: args.force,
+        literal: args.literal,
+    };
+    let outcome = runtime.block_on(runner::run_with(
+        &scenario,
+        config,
+        credentials,
+        options,
+        sink,
+    ));
     // The reasons can quote the server; never let its bytes reach the terminal raw.
     say!(
         "smtptui: {}",

@@ -274,7 +274,12 @@ impl Session {
         }
         let sent = self.core.send_line(line, one_time, Instant::now());
         self.flush_events();
-        match sent? {
+        self.finish_sent(sent?).await
+    }
+
+    /// Waits for what a sent line or chunk is answered with.
+    async fn finish_sent(&mut self, sent: Sent) -> Result<Step, SessionError> {
+        match sent {
             Sent::Step(step) => self.finish(step).await.map(Step::Reply),
             Sent::Steps(steps) => {
                 let mut replies = Vec::with_capacity(steps.len());
@@ -315,8 +320,9 @@ impl Session {
         Ok(replies)
     }
 
-    /// Sends one BDAT chunk (RFC 3030) and returns the server's reply to it; see
-    /// [`ClientSession::bdat`].
+    /// Sends one BDAT chunk (RFC 3030) and returns the server's reply to it
+    /// ([`Step::Reply`]), or under LMTP the reply for each accepted recipient to the chunk
+    /// with LAST ([`Step::Replies`]); see [`ClientSession::bdat`].
     ///
     /// # Errors
     /// [`SessionError::ExtensionNotOffered`] and the other refusals send nothing; fatal errors
@@ -326,11 +332,27 @@ impl Session {
         chunk: &[u8],
         last: bool,
         force: bool,
-    ) -> Result<Reply, SessionError> {
+    ) -> Result<Step, SessionError> {
         self.take_arrived_bytes().await;
-        let step = self.core.bdat(chunk, last, force, Instant::now());
+        let sent = self.core.bdat(chunk, last, force, Instant::now());
         self.flush_events();
-        self.finish(step?).await
+        self.finish_sent(sent?).await
+    }
+
+    /// Queues a run of whole lines of a message read from a file (see
+    /// [`ClientSession::message_lines`]), writing once enough is queued, so a message of any
+    /// size goes through in bounded memory.
+    ///
+    /// # Errors
+    /// As [`ClientSession::message_lines`]; a failed write is fatal.
+    pub async fn message_lines(&mut self, block: &[u8]) -> Result<(), SessionError> {
+        let queued = self.core.message_lines(block, Instant::now());
+        self.flush_events();
+        queued?;
+        if self.core.pending_transmit() >= FLUSH_THRESHOLD {
+            self.transmit().await?;
+        }
+        Ok(())
     }
 
     /// Queues one line of a message read from a file (no transcript event per line; see

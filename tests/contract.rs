@@ -241,7 +241,10 @@ fn a_unix_socket_target_carries_an_lmtp_session() {
     out.assert_code(1)
         .assert_contains("250 2.0.0 <a@lab.test> delivered")
         .assert_contains("452 4.2.2 <b@lab.test> mailbox full")
-        .assert_contains(&format!("connected to unix:{}", path.display()));
+        .assert_contains(&format!("connected to unix:{}", path.display()))
+        // Not "plain TCP": the transcript says what the connection is.
+        .assert_contains("a UNIX domain socket, in cleartext")
+        .assert_not_contains("plain TCP");
     let received = server.join().unwrap();
     assert!(received.contains(&"QUIT".to_owned()), "{received:?}");
 }

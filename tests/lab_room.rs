@@ -275,7 +275,12 @@ fn a_room_on_a_port_base_with_one_ca_and_command_lines_that_work() {
     assert!(smtptui.contains(&"implicit".to_owned()), "{smtptui:?}");
     assert!(smtptui.contains(&ca), "{smtptui:?}");
     if have("openssl") {
-        for profile in [Profile::Submission, Profile::Implicit, Profile::Mx] {
+        for profile in [
+            Profile::Submission,
+            Profile::Implicit,
+            Profile::Mx,
+            Profile::Lmtp,
+        ] {
             let line = lab.command_line(profile, "openssl");
             // Not QUIT: a line starting with Q makes s_client itself quit.
             let (code, out) = run(&line[0], &line[1..], b"NOOP\n");
@@ -306,6 +311,26 @@ fn a_room_on_a_port_base_with_one_ca_and_command_lines_that_work() {
             assert_eq!(code, Some(0), "{profile}: {line:?}:\n{out}");
             assert!(out.contains("250 2.0.0 Ok: queued as"), "{out}");
         }
+        // The lmtp profile's line speaks LMTP (LHLO), inside verified TLS.
+        let mut line = lab.command_line(Profile::Lmtp, "swaks");
+        line.extend(
+            [
+                "--from",
+                "sender@lab.test",
+                "--to",
+                "bob@lab.test",
+                "--timeout",
+                "20",
+            ]
+            .map(str::to_owned),
+        );
+        let (code, out) = run(&line[0], &line[1..], b"");
+        assert_eq!(code, Some(0), "lmtp: {line:?}:\n{out}");
+        assert!(out.contains(" ~> LHLO "), "{out}");
+        assert!(
+            out.contains("250 2.0.0 <bob@lab.test> Ok: queued as"),
+            "{out}"
+        );
     }
     let mut lab = lab;
     let verdict = lab.wait_for("#1 VERDICT");

@@ -28,7 +28,7 @@ fn line(
 ) -> impl FnOnce(&mut ClientSession, std::time::Instant) -> Result<StepId, SessionError> + '_ {
     move |client, now| match client.send_line(text, OneTimeOverride::None, now)? {
         smtptui::proto::client::Sent::Step(step) => Ok(step),
-        // LMTP's final dot: the lab speaks SMTP, so one step is all there is.
+        // LMTP's final dot: the journey has one recipient, so one step is all there is.
         smtptui::proto::client::Sent::Steps(steps) => Ok(steps[0]),
         smtptui::proto::client::Sent::Queued => Ok(0),
     }
@@ -57,10 +57,15 @@ fn inside_tls(pair: &mut Pair) {
     assert_eq!(pair.client.security(), Security::Tls);
 }
 
-/// What a careful client does on any server: EHLO, STARTTLS when offered, EHLO again, AUTH
-/// PLAIN with the workshop account, a message, QUIT. Returns the transcript with every
-/// outcome, for comparison across cuts.
-fn journey(pair: &mut Pair) -> String {
+/// What a careful client does on any server: EHLO (LHLO under LMTP), STARTTLS when offered,
+/// EHLO again, AUTH PLAIN with the workshop account, a message, QUIT. Returns the transcript
+/// with every outcome, for comparison across cuts.
+fn journey(pair: &mut Pair, profile: Profile) -> String {
+    let hello = if profile.policy().lmtp {
+        "LHLO client.example"
+    } else {
+        "EHLO client.example"
+    };
     let mut notes = Vec::new();
     let greeting = pair.connect();
     let mut note = |what: &str, result: Result<String, SessionError>| {
@@ -79,7 +84,7 @@ fn journey(pair: &mut Pair) -> String {
             .map(|r| r.summary())
             .ok_or(SessionError::Busy),
     );
-    let ehlo = pair.step(line("EHLO client.example")).map(|r| r.summary());
+    let ehlo = pair.step(line(hello)).map(|r| r.summary());
     note("ehlo", ehlo);
     let offers_tls = pair
         .client
@@ -90,7 +95,7 @@ fn journey(pair: &mut Pair) -> String {
         note("starttls", tls);
         if pair.client.security() == Security::Tls {
             assert!(pair.client.capabilities().is_none(), "forgotten at TLS");
-            let again = pair.step(line("EHLO client.example")).map(|r| r.summary());
+            let again = pair.step(line(hello)).map(|r| r.summary());
             note("ehlo again", again);
         }
     }
@@ -144,7 +149,7 @@ fn assert_no_cleartext_credentials(pair: &Pair) {
 fn run(profile: Profile, cuts: Vec<usize>) -> String {
     let mut pair = Pair::new(pki(), profile, |_| {}).unwrap();
     pair.cuts = cuts;
-    journey(&mut pair)
+    journey(&mut pair, profile)
 }
 
 /// Cut patterns: whole writes, every fixed size from 1 to 17, and seeded mixed patterns.
@@ -179,7 +184,7 @@ fn every_profile_gives_the_same_session_however_the_server_bytes_are_cut() {
 
 #[test]
 fn each_profile_ends_as_it_should_for_a_careful_client() {
-    let expectations: [(Profile, &[&str]); 7] = [
+    let expectations: [(Profile, &[&str]); 8] = [
         (
             Profile::Submission,
             &[
@@ -203,6 +208,15 @@ fn each_profile_ends_as_it_should_for_a_careful_client() {
         (
             Profile::RefuseTls,
             &["starttls: 454", "auth: ERR credential guard"],
+        ),
+        (
+            Profile::Lmtp,
+            &[
+                "greeting: 220",
+                "ehlo again: 250",
+                "end of message: 250",
+                "TLS established",
+            ],
         ),
     ];
     for (profile, says) in expectations {
@@ -334,4 +348,85 @@ fn an_interactive_client_shows_injected_bytes_as_unasked_and_sends_no_credential
         "{:?}",
         pair.log
     );
+}
+
+/// LMTP on the lab: the core pairs each reply after the final dot with its recipient, and a
+/// pipelined group with its commands, however the server's bytes are cut.
+#[test]
+fn lmtp_replies_per_recipient_and_pipelined_groups_pair_up_however_cut() {
+    for cuts in cut_patterns() {
+        let mut pair = Pair::new(pki(), Profile::Lmtp, |_| {}).unwrap();
+        pair.cuts = cuts.clone();
+        pair.connect();
+        pair.step(line("LHLO client.example")).unwrap();
+        let steps = pair
+            .client
+            .pipeline(
+                &[
+                    "MAIL FROM:<a@lab.test>",
+                    "RCPT TO:<b@lab.test>",
+                    "RCPT TO:<x@example.com>",
+                    "RCPT TO:<data-452@lab.test>",
+                    "RCPT TO:<c@lab.test>",
+                    "DATA",
+                ],
+                OneTimeOverride::None,
+                false,
+                pair.now,
+            )
+            .unwrap();
+        pair.drive();
+        let codes: Vec<u16> = steps
+            .iter()
+            .map(|step| pair.client.take_completion(*step).unwrap().code.value())
+            .collect();
+        assert_eq!(codes, [250, 250, 554, 250, 250, 354], "{cuts:?}");
+        assert_eq!(pair.client.phase(), Phase::Message);
+        for text in ["Subject: lmtp", "", "hello"] {
+            pair.client
+                .send_line(text, OneTimeOverride::None, pair.now)
+                .unwrap();
+        }
+        let sent = pair
+            .client
+            .send_line(".", OneTimeOverride::None, pair.now)
+            .unwrap();
+        pair.drive();
+        let smtptui::proto::client::Sent::Steps(steps) = sent else {
+            panic!("{cuts:?}: one step per accepted recipient expected, got {sent:?}");
+        };
+        let replies: Vec<String> = steps
+            .iter()
+            .map(|step| pair.client.take_completion(*step).unwrap().summary())
+            .collect();
+        assert_eq!(replies.len(), 3, "{cuts:?}: {replies:?}");
+        assert!(
+            replies[0].starts_with("250 2.0.0 <b@lab.test> Ok"),
+            "{replies:?}"
+        );
+        assert!(
+            replies[1].starts_with("452 4.2.2 <data-452@lab.test>"),
+            "{replies:?}"
+        );
+        assert!(
+            replies[2].starts_with("250 2.0.0 <c@lab.test> Ok"),
+            "{replies:?}"
+        );
+        assert!(
+            pair.client.failure().is_none(),
+            "{:?}",
+            pair.client.failure()
+        );
+        assert_eq!(pair.delivered.len(), 1);
+        assert_eq!(pair.delivered[0].to, ["b@lab.test", "c@lab.test"]);
+        // The lab's log shows the group as one.
+        assert!(
+            pair.log
+                .iter()
+                .any(|(direction, text)| *direction == Direction::Note
+                    && text.starts_with("pipelined group: 6 commands in one write")),
+            "{:?}",
+            pair.log
+        );
+    }
 }

@@ -666,6 +666,10 @@ fn pasted_lines_never_become_commands_but_fill_the_message() {
         "NOOP a\r\nNOOP b\r\nNOOP c\r\n".to_owned(),
     ));
     assert!(actions.is_empty());
+    // The dialog asks; Enter, its default, keeps the first line as a paste always did.
+    assert!(matches!(app.mode, Mode::Group(_)), "{:?}", app.mode);
+    assert!(app.on_key(key(KeyCode::Enter)).is_empty());
+    assert_eq!(app.mode, Mode::COMMAND);
     assert_eq!(app.input.text(), "NOOP a");
     assert!(
         app.flash
@@ -1952,6 +1956,10 @@ fn a_paste_behaves_the_same_with_or_without_bracketed_paste() {
     let mut keys = after_ehlo();
     let b = keys.on_terminal_batch(burst(text));
     assert!(a.is_empty() && b.is_empty(), "{a:?} {b:?}");
+    assert_eq!(bracketed.mode, keys.mode);
+    assert!(matches!(keys.mode, Mode::Group(_)), "{:?}", keys.mode);
+    bracketed.on_key(key(KeyCode::Enter));
+    keys.on_key(key(KeyCode::Enter));
     assert_eq!(bracketed.input.text(), keys.input.text());
     assert_eq!(keys.input.text(), "MAIL FROM:<a@example.com>");
     assert_eq!(bracketed.flash, keys.flash);
@@ -2235,10 +2243,15 @@ fn the_explain_pane_scrolls_and_names_what_it_explains() {
         !text.contains("8BITMIME: "),
         "the last item is below: {text}"
     );
-    app.on_key(alt(KeyCode::PageDown));
-    app.on_key(alt(KeyCode::PageDown));
-    let text = screen(&app);
-    assert!(text.contains("8BITMIME: message bodies"), "{text}");
+    let mut text = screen(&app);
+    for _ in 0..4 {
+        app.on_key(alt(KeyCode::PageDown));
+        text = screen(&app);
+        if text.contains("8BITMIME: the body may hold") {
+            break;
+        }
+    }
+    assert!(text.contains("8BITMIME: the body may hold"), "{text}");
     assert!(text.contains("Alt-PgUp"), "{text}");
     // The reply explained is marked in the transcript: its direction is reversed.
     let buffer = buffer(&app);
@@ -2408,6 +2421,11 @@ fn snapshots_at_80x24_and_60x20() {
         ("explain_relay_denied", explaining_a_failure()),
         ("certificate", certificate_view()),
         ("help", help_view()),
+        ("pasted_group", pasted_group()),
+        (
+            "pasted_group_unadvertised",
+            pasted_group_without_pipelining(),
+        ),
     ];
     for (name, app) in &cases {
         for (width, height) in SIZES {
@@ -2417,4 +2435,415 @@ fn snapshots_at_80x24_and_60x20() {
             );
         }
     }
+}
+
+// Pasted groups and messages from files.
+
+const GROUP: &str =
+    "MAIL FROM:<a@example.com>\nRCPT TO:<b@example.com>\nRCPT TO:<c@example.com>\nDATA\n";
+
+fn pasted_group() -> App {
+    use crossterm::event::Event as TermEvent;
+    let mut app = after_ehlo();
+    assert!(
+        app.on_terminal(TermEvent::Paste(GROUP.to_owned()))
+            .is_empty()
+    );
+    assert!(matches!(app.mode, Mode::Group(_)), "{:?}", app.mode);
+    app
+}
+
+fn pasted_group_without_pipelining() -> App {
+    use crossterm::event::Event as TermEvent;
+    let mut app = after_ehlo();
+    let mut status = app.status.clone();
+    status.extensions.retain(|e| e != "PIPELINING");
+    app.on_engine(EngineMsg::Status(Box::new(status)));
+    app.on_terminal(TermEvent::Paste(GROUP.to_owned()));
+    app
+}
+
+/// Several pasted commands go as one pipelined group only when the user says so (`p`), and
+/// `f` forces one only where the server did not advertise PIPELINING; the replies, which come
+/// after the whole group, are paired with their commands in the transcript.
+#[test]
+fn a_pasted_group_goes_only_when_asked_and_its_replies_pair_with_their_commands() {
+    let mut app = pasted_group();
+    let text = screen(&app);
+    assert!(text.contains("4 command lines were pasted"), "{text}");
+    assert!(
+        text.contains("p      send all 4 as one pipelined group"),
+        "{text}"
+    );
+    // `f` means nothing where PIPELINING was advertised; other keys neither.
+    assert!(app.on_key(key(KeyCode::Char('f'))).is_empty());
+    assert!(app.on_key(key(KeyCode::Char('x'))).is_empty());
+    assert!(matches!(app.mode, Mode::Group(_)));
+    let actions = app.on_key(key(KeyCode::Char('p')));
+    assert!(
+        matches!(&actions[..], [Action::Pipeline { lines, force: false }] if lines.len() == 4 && lines[3] == "DATA"),
+        "{actions:?}"
+    );
+    assert_eq!(app.mode, Mode::COMMAND);
+    assert!(app.pending.is_some());
+    for (ms, line) in GROUP.lines().enumerate() {
+        app.on_engine(sent(3000 + ms as u64, Security::Cleartext, line));
+    }
+    for (ms, wire) in [
+        "250 2.1.0 Ok\r\n",
+        "250 2.1.5 Ok\r\n",
+        "554 5.7.1 <c@example.com>: Relay access denied\r\n",
+        "354 End data with <CR><LF>.<CR><LF>\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.on_engine(received(3020 + ms as u64, Security::Cleartext, wire));
+    }
+    let answered: Vec<Option<&str>> = app
+        .view
+        .events
+        .iter()
+        .zip(&app.view.meta)
+        .filter(|(event, _)| matches!(event.kind, EventKind::Received { .. }))
+        .skip(2)
+        .map(|(_, meta)| meta.command.as_deref())
+        .collect();
+    assert_eq!(
+        answered,
+        [Some("MAIL"), Some("RCPT"), Some("RCPT"), Some("DATA")],
+        "each reply with its own command, not all with the last one sent"
+    );
+    // Without PIPELINING the dialog says so, and `f` forces the group.
+    let mut app = pasted_group_without_pipelining();
+    let text = screen(&app);
+    assert!(text.contains("PIPELINING was not advertised"), "{text}");
+    let actions = app.on_key(key(KeyCode::Char('f')));
+    assert!(
+        matches!(&actions[..], [Action::Pipeline { force: true, .. }]),
+        "{actions:?}"
+    );
+    // Esc drops the paste; nothing is sent.
+    let mut app = pasted_group();
+    assert!(app.on_key(key(KeyCode::Esc)).is_empty());
+    assert!(app.input.is_empty() && app.mode == Mode::COMMAND);
+    // A local command among the lines: never a group, the first line can still be kept.
+    let mut app = after_ehlo();
+    app.on_terminal(crossterm::event::Event::Paste("NOOP\n:quit\n".to_owned()));
+    assert!(app.on_key(key(KeyCode::Char('p'))).is_empty());
+    assert!(matches!(app.mode, Mode::Group(_)));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.input.text(), "NOOP");
+    // While a reply is pending there is no dialog: the first line is kept, as always.
+    let mut app = after_ehlo();
+    type_line(&mut app, "NOOP");
+    app.on_terminal(crossterm::event::Event::Paste(GROUP.to_owned()));
+    assert_eq!(app.mode, Mode::COMMAND);
+    assert_eq!(app.input.text(), "MAIL FROM:<a@example.com>");
+}
+
+fn in_message_editor() -> App {
+    let mut app = after_tls();
+    type_line(&mut app, "DATA");
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go ahead\r\n", Some("DATA")));
+    assert!(matches!(app.mode, Mode::Message(_)), "{:?}", app.mode);
+    app
+}
+
+/// `:send-file FILE` at msg> (before any line is written) asks the engine for the file; with
+/// lines written it is refused and kept; on the command line it says where it works.
+#[test]
+fn send_file_is_a_command_of_the_empty_message_editor() {
+    let mut app = in_message_editor();
+    let actions = type_line(&mut app, ":send-file ~/mail.eml");
+    match &actions[..] {
+        [Action::SendFile { path, shown }] => {
+            assert_eq!(shown, "~/mail.eml");
+            assert!(!path.starts_with("~"), "{path:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut app = in_message_editor();
+    type_line(&mut app, "Subject: typed");
+    assert!(type_line(&mut app, ":send-file mail.eml").is_empty());
+    assert_eq!(app.input.text(), ":send-file mail.eml");
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("empty editor"))
+    );
+    assert_eq!(app.editor(), ["Subject: typed"]);
+    let mut app = after_ehlo();
+    assert!(type_line(&mut app, ":send-file mail.eml").is_empty());
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("after the 354")),
+        "{:?}",
+        app.flash
+    );
+}
+
+/// A recording writes a pasted group command by command with its replies (and says it was
+/// pipelined), and a message sent from a file as its `FILE` line.
+#[test]
+fn a_recording_keeps_groups_in_step_and_files_as_file_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rec.smtp");
+    let mut app = after_ehlo();
+    type_line(&mut app, &format!(":record {}", file.display()));
+    app.on_terminal(crossterm::event::Event::Paste(GROUP.to_owned()));
+    app.on_key(key(KeyCode::Char('p')));
+    for line in GROUP.lines() {
+        app.on_engine(sent(3000, Security::Cleartext, line));
+    }
+    for wire in ["250 ok\r\n", "250 ok\r\n", "554 no\r\n", "354 go\r\n"] {
+        app.on_engine(received(3010, Security::Cleartext, wire));
+    }
+    let mut in_message = app.status.clone();
+    in_message.phase = Phase::Message;
+    app.on_engine(EngineMsg::Status(Box::new(in_message)));
+    app.on_engine(done("354 go\r\n", Some("DATA")));
+    type_line(
+        &mut app,
+        &format!(":send-file {}", dir.path().join("m.eml").display()),
+    );
+    app.on_engine(event(
+        3100,
+        EventKind::Note("message from m.eml: 10 bytes, 2 lines".to_owned()),
+    ));
+    app.on_engine(event(
+        3101,
+        EventKind::Sent {
+            security: Security::Cleartext,
+            text: ".".to_owned(),
+            kind: SentKind::MessageLine,
+        },
+    ));
+    app.on_engine(received(3120, Security::Cleartext, "250 queued\r\n"));
+    app.on_engine(done("250 queued\r\n", Some(".")));
+    let text = std::fs::read_to_string(&file).expect("recorded");
+    let expected = format!(
+        "# the next 4 commands went as one pipelined group (RFC 2920)\n\
+         C: MAIL FROM:<a@example.com>\nS: 250\nC: RCPT TO:<b@example.com>\nS: 250\n\
+         C: RCPT TO:<c@example.com>\nS: 554\nC: DATA\nS: 354\nFILE {}\nC: .\nS: 250\n",
+        dir.path().join("m.eml").display()
+    );
+    assert!(text.ends_with(&expected), "{text}");
+}
+
+/// The real engine against the lab: a pasted group pipelined to the MX, then the message from
+/// a file written on Unix (LF line endings, a line starting with a dot, UTF-8), streamed: the
+/// lab receives it byte for byte with CRLF and the dot unstuffed, and the transcript shows a
+/// summary of the file, not its lines. A file with a bare CR is refused before a byte of it
+/// leaves; under LMTP each recipient's reply is paired with the final dot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_lab_a_pasted_group_and_a_file_go_as_they_should() {
+    use crossterm::event::Event as TermEvent;
+    use smtptui::lab::{Lab, LabConfig, Profile};
+    use tokio::sync::mpsc;
+
+    let lab_log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut lab_config = LabConfig::ephemeral(vec![Profile::Mx, Profile::Lmtp]);
+    let sink = lab_log.clone();
+    lab_config.log =
+        std::sync::Arc::new(move |line| sink.lock().expect("log").push(line.to_owned()));
+    let lab = Lab::start(lab_config).await.expect("lab starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let message = dir.path().join("message.eml");
+    std::fs::write(
+        &message,
+        "Subject: from a file\nFrom: a@lab.test\n\n.a line with a dot\nGr\u{fc}\u{df}e\n",
+    )
+    .expect("message file");
+    let bare_cr = dir.path().join("bare-cr.eml");
+    std::fs::write(
+        &bare_cr,
+        "Subject: x\r\n\r\nhidden\rRCPT TO:<evil@example.com>\r\n",
+    )
+    .expect("file");
+
+    async fn settle(
+        app: &mut App,
+        engine_rx: &mut mpsc::UnboundedReceiver<EngineMsg>,
+        action_tx: &mpsc::UnboundedSender<Action>,
+    ) {
+        while app.pending.is_some() {
+            let message = tokio::time::timeout(Duration::from_secs(20), engine_rx.recv())
+                .await
+                .expect("the engine answers")
+                .expect("the engine runs");
+            for action in app.on_engine(message) {
+                action_tx.send(action).expect("engine alive");
+            }
+        }
+    }
+    for profile in [Profile::Mx, Profile::Lmtp] {
+        let config = lab.client_config(profile).expect("listener");
+        let mut app = App::new("lab".to_owned(), History::in_memory());
+        let (action_tx, action_rx) = mpsc::unbounded_channel();
+        let (engine_tx, mut engine_rx) = mpsc::unbounded_channel();
+        let engine = tokio::spawn(smtptui::tui::engine::run(config, action_rx, engine_tx));
+        let send = |actions: Vec<Action>| {
+            for action in actions {
+                action_tx.send(action).expect("engine alive");
+            }
+        };
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        let hello = if profile == Profile::Lmtp {
+            "LHLO c"
+        } else {
+            "EHLO c"
+        };
+        send(type_line(&mut app, hello));
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        send(app.on_terminal(TermEvent::Paste(
+            "MAIL FROM:<a@lab.test>\nRCPT TO:<b@lab.test>\nRCPT TO:<data-452@lab.test>\nRCPT TO:<x@example.com>\nDATA\n"
+                .to_owned(),
+        )));
+        send(app.on_key(key(KeyCode::Char('p'))));
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        let replies: Vec<(Option<String>, u16)> = app
+            .view
+            .events
+            .iter()
+            .zip(&app.view.meta)
+            .filter_map(|(event, meta)| match &event.kind {
+                EventKind::Received { reply, .. } => Some((
+                    meta.command.as_deref().map(str::to_owned),
+                    reply.code.value(),
+                )),
+                _ => None,
+            })
+            .skip(2)
+            .collect();
+        let command = |verb: &str| Some(verb.to_owned());
+        assert_eq!(
+            replies,
+            [
+                (command("MAIL"), 250),
+                (command("RCPT"), 250),
+                (command("RCPT"), 250),
+                (command("RCPT"), 554),
+                (command("DATA"), 354),
+            ],
+            "{profile}"
+        );
+        assert!(
+            matches!(app.mode, Mode::Message(_)),
+            "{profile}: {:?}",
+            app.mode
+        );
+        // A bare CR: refused before anything is sent, and the message stays open.
+        send(type_line(
+            &mut app,
+            &format!(":send-file {}", bare_cr.display()),
+        ));
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        assert!(matches!(app.mode, Mode::Message(_)), "{profile}");
+        let transcript = smtptui::transcript::render_plain(&app.view.events);
+        assert!(
+            transcript.contains("carriage return (CR) that no line feed"),
+            "{transcript}"
+        );
+        assert!(!transcript.contains("evil"), "{transcript}");
+        // The file: one summary, no line of it in the transcript.
+        send(type_line(
+            &mut app,
+            &format!(":send-file {}", message.display()),
+        ));
+        settle(&mut app, &mut engine_rx, &action_tx).await;
+        let transcript = smtptui::transcript::render_plain(&app.view.events);
+        assert!(
+            transcript.contains(&format!(
+                "message from {}: 71 bytes, 5 lines (every line ending sent as CRLF; 5 of them LF alone in the file); first lines: \"Subject: from a file\", \"From: a@lab.test\", \"\"",
+                message.display()
+            )),
+            "{transcript}"
+        );
+        assert!(!transcript.contains("a line with a dot"), "{transcript}");
+        assert_eq!(app.mode, Mode::COMMAND, "{profile}");
+        let ends: Vec<(Option<String>, u16)> = app
+            .view
+            .events
+            .iter()
+            .zip(&app.view.meta)
+            .filter_map(|(event, meta)| match &event.kind {
+                EventKind::Received { reply, .. } => Some((
+                    meta.command.as_deref().map(str::to_owned),
+                    reply.code.value(),
+                )),
+                _ => None,
+            })
+            .skip(7)
+            .collect();
+        if profile == Profile::Lmtp {
+            assert_eq!(
+                ends,
+                [(command("."), 250), (command("."), 452)],
+                "{transcript}"
+            );
+        } else {
+            assert_eq!(ends, [(command("."), 452)], "{transcript}");
+        }
+        engine.abort();
+    }
+    let messages = lab.mail().messages();
+    assert_eq!(
+        messages.len(),
+        1,
+        "the LMTP copy for b (the MX refused at the end)"
+    );
+    assert_eq!(
+        messages[0].data,
+        "Subject: from a file\r\nFrom: a@lab.test\r\n\r\n.a line with a dot\r\nGr\u{fc}\u{df}e\r\n"
+            .as_bytes()
+    );
+    assert_eq!(messages[0].to, ["b@lab.test"]);
+    let log = lab_log.lock().expect("log").join("\n");
+    assert!(
+        log.contains("pipelined group: 5 commands in one write"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("evil"),
+        "nothing of the refused file reached the lab:\n{log}"
+    );
+    lab.shutdown().await;
+}
+
+/// The explain pane knows the whole line a reply answers: the parameters sent are explained,
+/// and what the reply means for their extension comes first.
+#[test]
+fn the_explain_pane_explains_the_parameters_of_the_line_answered() {
+    let mut app = after_ehlo();
+    app.explain = true;
+    let line = "MAIL FROM:<a@example.com> SIZE=99999999 BODY=8BITMIME";
+    type_line(&mut app, line);
+    app.on_engine(sent(3000, Security::Cleartext, line));
+    app.on_engine(received(
+        3010,
+        Security::Cleartext,
+        "552 5.3.4 Message size exceeds fixed limit\r\n",
+    ));
+    app.on_engine(done(
+        "552 5.3.4 Message size exceeds fixed limit\r\n",
+        Some("MAIL"),
+    ));
+    let lines = ui::explanation(&app);
+    assert!(lines[0].starts_with("552:"), "{lines:?}");
+    assert!(
+        lines[1].contains("send RSET before trying again"),
+        "{lines:?}"
+    );
+    let all = lines.join("\n");
+    assert!(all.contains("Parameters sent:"), "{all}");
+    assert!(
+        all.contains("SIZE=99999999: the message will be about"),
+        "{all}"
+    );
+    assert!(all.contains("BODY=8BITMIME: the body may hold"), "{all}");
 }

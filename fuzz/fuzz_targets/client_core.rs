@@ -1,6 +1,7 @@
-//! The client core fed arbitrary server bytes and arbitrary requests, in any order: it never
-//! panics, no credential byte ever leaves it without the override that allows it, and no
-//! event ever shows a secret.
+//! The client core fed arbitrary server bytes and arbitrary requests, in any order (lines,
+//! pipelined groups, BDAT chunks, message blocks from files): it never panics, no credential
+//! byte ever leaves it without the override that allows it, REQUIRETLS never leaves without
+//! verified TLS, and no event ever shows a secret.
 #![no_main]
 
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +31,10 @@ const LINES: &[&str] = &[
     "RnV6ei1TZWNyZXQtUGFzc3cwcmQ=",
     "Fuzz-Secret-Passw0rd",
     "MAIL FROM:<alice@example.com>",
+    "MAIL FROM:<alice@example.com> REQUIRETLS",
+    "MAIL FROM:<j\u{f6}rg@example.com> SIZE=99999999999 NOTIFY=SUCESS",
+    "LHLO client.example",
+    "BDAT 3 LAST",
     "RCPT TO:<bob@example.com>",
     "DATA",
     "Subject: hi",
@@ -105,6 +110,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut sent = Vec::new();
     let mut used_override = false;
+    // Whether arbitrary bytes the fuzzer chose (a typed line, a chunk, a message block) could
+    // have spelled REQUIRETLS themselves.
+    let mut typed_requiretls = false;
+    let note_typed = |bytes: &[u8], flag: &mut bool| {
+        *flag |= bytes
+            .windows(10)
+            .any(|w| w.eq_ignore_ascii_case(b"REQUIRETLS"));
+    };
     let mut ops = 0;
     while let Some(op) = input.byte() {
         ops += 1;
@@ -150,31 +163,41 @@ fuzz_target!(|data: &[u8]| {
             7 => {
                 let n = input.byte().unwrap_or(0) as usize % 64;
                 let line = String::from_utf8_lossy(input.bytes(n)).into_owned();
+                note_typed(line.as_bytes(), &mut typed_requiretls);
                 let _ = core.send_line(&line, consent(one_time), now);
             }
-            8 => {
+            9 => {
+                let count = 2 + input.byte().unwrap_or(0) as usize % 3;
+                let lines: Vec<&str> = (0..count)
+                    .map(|_| LINES[input.byte().unwrap_or(0) as usize % LINES.len()])
+                    .collect();
+                let _ = core.pipeline(&lines, consent(one_time), op & 0x40 != 0, now);
+            }
+            10 => {
+                let n = input.byte().unwrap_or(0) as usize;
+                let chunk = if op & 0x20 != 0 {
+                    format!("x {PASSWORD} y").into_bytes()
+                } else {
+                    input.bytes(n).to_vec()
+                };
+                note_typed(&chunk, &mut typed_requiretls);
+                let _ = core.bdat(&chunk, op & 0x10 != 0, op & 0x40 != 0, now);
+            }
+            11 => {
+                let n = input.byte().unwrap_or(0) as usize;
+                let block = if op & 0x20 != 0 {
+                    format!("a\n{PASSWORD}\r\nb\n").into_bytes()
+                } else {
+                    input.bytes(n).to_vec()
+                };
+                note_typed(&block, &mut typed_requiretls);
+                let _ = core.message_lines(&block, now);
+            }
+            _ => {
                 let _ = match op & 1 {
                     0 => core.probe_auth(Mechanism::Login, now),
                     _ => core.cancel_exchange(now),
                 };
-            }
-            9 => {
-                // A pipelined group of lines from the list, forced or not.
-                let count = usize::from(input.byte().unwrap_or(0) % 4) + 1;
-                let group: Vec<&str> = (0..count)
-                    .map(|_| LINES[usize::from(input.byte().unwrap_or(0)) % LINES.len()])
-                    .collect();
-                let _ = core.pipeline(&group, consent(one_time), op & 0x40 != 0, now);
-            }
-            10 => {
-                let n = usize::from(input.byte().unwrap_or(0)) % 64;
-                let chunk = input.bytes(n).to_vec();
-                let _ = core.bdat(&chunk, op & 0x40 != 0, op & 0x20 != 0, now);
-            }
-            _ => {
-                let n = usize::from(input.byte().unwrap_or(0)) % 64;
-                let line = input.bytes(n).to_vec();
-                let _ = core.message_data(&line, now);
             }
         }
         while let Some(bytes) = core.poll_transmit() {
@@ -190,6 +213,17 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = core.take_completion(0);
+    }
+    // Random bytes never make a verified TLS session: REQUIRETLS never left, unless the
+    // fuzzer spelled it out in bytes of its own.
+    if !typed_requiretls {
+        assert!(
+            !sent
+                .windows(10)
+                .any(|w| w.eq_ignore_ascii_case(b"REQUIRETLS")),
+            "REQUIRETLS crossed without verified TLS: {:?}",
+            String::from_utf8_lossy(&sent)
+        );
     }
     // Random bytes never make a verified TLS session, so without an override nothing that
     // holds a credential may have left at all.

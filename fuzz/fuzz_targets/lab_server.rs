@@ -1,5 +1,6 @@
-//! The lab's server session under arbitrary client bytes, in every profile: it never panics,
-//! and every line it logs is escaped (a projector shows the log).
+//! The lab's server session under arbitrary client bytes, in every profile, with SMTPUTF8 and
+//! REQUIRETLS on and off: it never panics, and every line it logs is escaped (a projector
+//! shows the log), pipelined groups included.
 #![no_main]
 
 use std::sync::Arc;
@@ -16,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let profile = Profile::ALL[choice as usize % Profile::ALL.len()];
     let mut accounts = Accounts::empty();
     accounts.insert("u", smtptui::secret::Secret::new("fuzz-secret-password".to_owned()));
-    let settings = Arc::new(ServerSettings::new("lab.test", profile, Arc::new(accounts)));
+    let mut settings = ServerSettings::new("lab.test", profile, Arc::new(accounts));
+    // Both ways Postfix can be configured: SMTPUTF8 (and REQUIRETLS) on or off.
+    settings.smtputf8 = choice & 0x40 == 0;
+    settings.requiretls = choice & 0x20 == 0;
+    let settings = Arc::new(settings);
     let mut session = ServerSession::new(settings, 1, profile == Profile::Implicit);
     let mut outputs = session.greeting();
     let mut seed = choice as usize;

@@ -11,9 +11,10 @@
 use crate::proto::escape::escape_str;
 
 /// The verbs the lab tells apart: the commands it knows, then its own `XEXERCISES`.
-pub const VERBS: [&str; 14] = [
+pub const VERBS: [&str; 15] = [
     "HELO",
     "EHLO",
+    "LHLO",
     "STARTTLS",
     "AUTH",
     "MAIL",
@@ -111,7 +112,7 @@ impl Activity {
     /// EHLO, HELO, NOOP, RSET and QUIT. Such a session is a look at the list, not an attempt
     /// at an exercise, and counts for none.
     pub fn is_status_check(&self) -> bool {
-        let allowed = ["HELO", "EHLO", "NOOP", "RSET", "QUIT", "XEXERCISES"]
+        let allowed = ["HELO", "EHLO", "LHLO", "NOOP", "RSET", "QUIT", "XEXERCISES"]
             .iter()
             .filter_map(|v| verb_index(v))
             .fold(0u16, |bits, i| bits | 1 << i);

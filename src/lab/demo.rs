@@ -164,7 +164,7 @@ async fn sessions(
         (true, exit::PASSED) => {
             print("");
             print(
-                "Next: 'smtptui lab' runs this server and six others (MX, legacy, implicit TLS and three attackers) for you to explore.",
+                "Next: 'smtptui lab' runs this server and eight others (MX, legacy, implicit TLS, LMTP, a slow MX and three attackers) for you to explore.",
             );
             exit::PASSED
         }

@@ -111,6 +111,10 @@ pub struct LabConfig {
     pub exercises: Exercises,
     /// Where the class's passwords were written, for the start table.
     pub class_sheet: Option<PathBuf>,
+    /// SMTPUTF8 support (Postfix's `smtputf8_enable`), on by default.
+    pub smtputf8: bool,
+    /// REQUIRETLS support inside TLS (Postfix 3.11's `requiretls_enable`), on by default.
+    pub requiretls: bool,
 }
 
 impl std::fmt::Debug for LabConfig {
@@ -165,6 +169,8 @@ impl LabConfig {
             // The shipped file always parses (a test holds it to that).
             exercises: Exercises::builtin().unwrap_or_default(),
             class_sheet: None,
+            smtputf8: true,
+            requiretls: true,
         }
     }
 }
@@ -327,8 +333,13 @@ impl LabShared {
     }
 
     fn log_delivery(&self, message: &Message) {
+        let with = if message.parameters.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", escape_str(&message.parameters.join(" ")))
+        };
         (self.log)(&format!(
-            "{} {}: queued {} from <{}> to {} ({} bytes, {}, {})",
+            "{} {}: queued {} from <{}>{with} to {} ({} bytes, {}, {})",
             clock(),
             message.profile,
             message.id,
@@ -336,7 +347,17 @@ impl LabShared {
             message
                 .to
                 .iter()
-                .map(|t| format!("<{}>", escape_str(t)))
+                .zip(
+                    message
+                        .recipient_parameters
+                        .iter()
+                        .chain(std::iter::repeat(&String::new()))
+                )
+                .map(|(to, parameters)| if parameters.is_empty() {
+                    format!("<{}>", escape_str(to))
+                } else {
+                    format!("<{}> {}", escape_str(to), escape_str(parameters))
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             message.data.len(),
@@ -487,6 +508,8 @@ impl Lab {
             settings.slow = config.slow;
             settings.log = config.log_sessions;
             settings.class = Some(board.clone());
+            settings.smtputf8 = config.smtputf8;
+            settings.requiretls = config.requiretls;
             let listener = listener::Listener {
                 tcp,
                 settings: Arc::new(settings),
@@ -634,6 +657,9 @@ impl Lab {
             };
             let (swaks_tls, openssl_tls) = if policy.implicit_tls {
                 ("--tlsc", "")
+            } else if policy.lmtp {
+                // openssl s_client knows LMTP's STARTTLS (it sends LHLO).
+                ("--protocol LMTP --tls", " -starttls lmtp")
             } else {
                 ("--tls", " -starttls smtp")
             };
@@ -697,7 +723,7 @@ impl Lab {
             }
         }
         out.push_str(&format!(
-            "Mail: the mx, inject and slow profiles take mail for any address @{} from anyone; the others only after AUTH.\n",
+            "Mail: the mx, inject, slow and lmtp profiles take mail for any address @{} from anyone; the others only after AUTH.\n",
             server::LOCAL_DOMAIN
         ));
         match &self.ca_home {
@@ -786,6 +812,10 @@ Fault triggers (any profile that takes the recipient):
   RCPT TO:<data-554@lab.test>         accepted; that reply at the end of the message
   RCPT TO:<greylist@lab.test>         450 4.7.1 the first time (per client, sender, recipient), 250 on the retry
   EHLO no-pipelining.no-chunking.lab.test   each no-KEYWORD label turns that EHLO extension off
+Extensions: PIPELINING, SIZE, 8BITMIME, DSN, SMTPUTF8 and CHUNKING (BDAT) everywhere, REQUIRETLS inside
+  TLS, with Postfix's replies; the lmtp profile speaks LMTP (LHLO, one reply per recipient after the
+  message, RCPT TO:<data-452@lab.test> refusing just that one). A group of commands sent in one write
+  shows in the log as one 'pipelined group'.
 Every session ends with a VERDICT line: '!! ATTACK WORKED' / '!! DANGER' (credentials in cleartext,
 injected bytes believed, cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is
 followed by a LESSON line.

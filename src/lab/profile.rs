@@ -2,8 +2,9 @@
 //!
 //! Three are honest configurations copied from Postfix (`submission`, `mx`, `implicit`), one is
 //! honest but unsafe (`legacy`), three behave like an attacker or a broken middlebox
-//! (`inject`, `strip`, `refuse-tls`), and one is an honest MX on a bad day (`slow`: delays
-//! and a dropped first attempt). A profile is only data: [`Policy`] says what the server
+//! (`inject`, `strip`, `refuse-tls`), one is an honest MX on a bad day (`slow`: delays
+//! and a dropped first attempt), and one speaks LMTP (`lmtp`: LHLO, and one reply per
+//! recipient at the end of each message, as a mailbox server answers its MTA). A profile is only data: [`Policy`] says what the server
 //! state machine in [`super::server`] does, so tests and the table printed at start agree.
 
 use std::fmt;
@@ -35,6 +36,9 @@ pub enum Profile {
     /// An MX that answers slowly and drops the connection at the first end of each message
     /// (the retry is accepted).
     Slow,
+    /// LMTP (RFC 2033), as a mailbox server speaks it to its MTA: LHLO instead of EHLO, and
+    /// one reply per accepted recipient at the end of each message.
+    Lmtp,
 }
 
 /// What happens when the client sends STARTTLS.
@@ -70,11 +74,14 @@ pub struct Policy {
     pub auth_required_for_mail: bool,
     /// Replies come late, and the first end of each message drops the connection.
     pub slow: bool,
+    /// LMTP instead of SMTP: LHLO is the greeting command (EHLO and HELO are not
+    /// recognized), and the end of a message is answered once per accepted recipient.
+    pub lmtp: bool,
 }
 
 impl Profile {
     /// Every profile, in the order the lab's table lists them.
-    pub const ALL: [Profile; 8] = [
+    pub const ALL: [Profile; 9] = [
         Profile::Submission,
         Profile::Mx,
         Profile::Legacy,
@@ -83,6 +90,7 @@ impl Profile {
         Profile::Strip,
         Profile::RefuseTls,
         Profile::Slow,
+        Profile::Lmtp,
     ];
 
     /// The name used on the command line and in the table.
@@ -96,6 +104,7 @@ impl Profile {
             Self::Strip => "strip",
             Self::RefuseTls => "refuse-tls",
             Self::Slow => "slow",
+            Self::Lmtp => "lmtp",
         }
     }
 
@@ -111,14 +120,15 @@ impl Profile {
     }
 
     /// Where the profile sits above a port base. The honest profiles sit at the real port
-    /// they imitate (587, 25, 465), so with the default base of 2000 the number reminds the
-    /// student which service it is (2587, 2525, 2465); the unsafe, hostile and slow ones are
-    /// grouped at 600 and above, away from them.
+    /// they imitate (587, 25, 465, and LMTP's 24), so with the default base of 2000 the number
+    /// reminds the student which service it is (2587, 2525, 2465, 2024); the unsafe, hostile
+    /// and slow ones are grouped at 600 and above, away from them.
     pub fn port_offset(self) -> u16 {
         match self {
             Self::Submission => 587,
             Self::Mx => 25,
             Self::Implicit => 465,
+            Self::Lmtp => 24,
             Self::Legacy => 600,
             Self::Inject => 601,
             Self::Strip => 602,
@@ -148,6 +158,9 @@ impl Profile {
             Self::Slow => {
                 "an MX on a bad day: greeting after 2 s, replies after 1 s, the first end of each message dropped (retry it)"
             }
+            Self::Lmtp => {
+                "LMTP as a mailbox server speaks it: LHLO, not EHLO; one reply per recipient after the message"
+            }
         }
     }
 
@@ -173,6 +186,7 @@ impl Profile {
             require_tls: false,
             auth_required_for_mail: true,
             slow: false,
+            lmtp: false,
         };
         let mx = Policy {
             auth_under_tls: false,
@@ -215,6 +229,8 @@ impl Profile {
                 ..submission
             },
             Self::Slow => Policy { slow: true, ..mx },
+            // Where an MTA hands mail to mailboxes: local mail from anyone, no AUTH.
+            Self::Lmtp => Policy { lmtp: true, ..mx },
         }
     }
 }
@@ -271,5 +287,11 @@ mod tests {
         assert!(policy.require_tls && !policy.auth_in_cleartext);
         assert!(Profile::Legacy.policy().auth_in_cleartext);
         assert_eq!(Profile::Strip.policy().starttls, StartTlsBehaviour::Absent);
+        assert!(Profile::Lmtp.policy().lmtp && !Profile::Mx.policy().lmtp);
+        assert_eq!(
+            Profile::Lmtp.default_port(),
+            2024,
+            "LMTP's port 24 above the base"
+        );
     }
 }

@@ -96,6 +96,13 @@ pub struct ServerSettings {
     /// The classroom that answers `XEXERCISES` (the lab's own extension); without one the
     /// command is unknown, as on Postfix.
     pub class: Option<Arc<ClassBoard>>,
+    /// SMTPUTF8 support (RFC 6531), as Postfix's `smtputf8_enable`: the EHLO keyword and the
+    /// MAIL parameter, UTF-8 domains in addresses that declare it, and command lines that are
+    /// not valid UTF-8 refused. Off, the lab answers as a Postfix with it off.
+    pub smtputf8: bool,
+    /// REQUIRETLS support (RFC 8689), as Postfix 3.11's `requiretls_enable`: the EHLO keyword
+    /// and the MAIL parameter, inside TLS only.
+    pub requiretls: bool,
 }
 
 impl ServerSettings {
@@ -113,6 +120,8 @@ impl ServerSettings {
             inject_hold: INJECT_HOLD,
             log: true,
             class: None,
+            smtputf8: true,
+            requiretls: true,
         }
     }
 }
@@ -137,8 +146,20 @@ pub struct Message {
     pub profile: Profile,
     /// The reverse path (empty for the null sender `<>`).
     pub from: String,
-    /// The accepted recipients.
+    /// The recipients it was delivered to (under LMTP, those whose reply at the end of the
+    /// message was 250).
     pub to: Vec<String>,
+    /// The parameters each recipient in `to` was given with (`NOTIFY=…`, `ORCPT=…`, as
+    /// sent), one string each, empty for none.
+    pub recipient_parameters: Vec<String>,
+    /// The MAIL FROM parameters the lab took (`SIZE=…`, `BODY=8BITMIME`, `SMTPUTF8`,
+    /// `REQUIRETLS`, `RET=…`, `ENVID=…`, `AUTH=…`), as sent.
+    pub parameters: Vec<String>,
+    /// MAIL FROM declared SMTPUTF8 (RFC 6531): addresses and headers may be UTF-8.
+    pub smtputf8: bool,
+    /// MAIL FROM asked for REQUIRETLS (RFC 8689): the message may only travel on over TLS
+    /// with a verified certificate.
+    pub requiretls: bool,
     /// The content: with dot-stuffing removed and CRLF line ends after DATA, as sent after
     /// BDAT (with a final CRLF added when missing).
     pub data: Vec<u8>,
@@ -211,8 +232,27 @@ enum SaslState {
 
 struct Transaction {
     from: String,
-    to: Vec<String>,
-    /// The reply a `data-…` recipient chose for the end of the message.
+    /// The MAIL FROM parameters taken, as sent.
+    parameters: Vec<String>,
+    smtputf8: bool,
+    requiretls: bool,
+    recipients: Vec<Recipient>,
+}
+
+impl Transaction {
+    /// The reply the first `data-…` recipient chose for the end of the message (SMTP has one
+    /// reply for all recipients).
+    fn data_reply(&self) -> Option<&triggers::ChosenReply> {
+        self.recipients.iter().find_map(|r| r.data_reply.as_ref())
+    }
+}
+
+/// A recipient accepted with 250 to RCPT.
+struct Recipient {
+    address: String,
+    /// Its parameters as sent, joined by spaces.
+    parameters: String,
+    /// The reply its `data-…` local part chose for the end of the message.
     data_reply: Option<triggers::ChosenReply>,
 }
 
@@ -239,6 +279,9 @@ struct StraySasl {
 
 /// The lab's own command: the exercises and progress of the student of this session.
 pub const EXERCISES_VERB: &str = "XEXERCISES";
+
+/// How many verbs of a pipelined group its log line names.
+const GROUP_VERBS_SHOWN: usize = 12;
 
 /// The commands the lab knows (Postfix's, without XCLIENT and XFORWARD).
 const KNOWN_COMMANDS: [&str; 13] = [
@@ -299,6 +342,16 @@ pub struct ServerSession {
     group: [u16; activity::VERBS.len()],
     /// More input was waiting behind the last command: the next one is in its group.
     in_group: bool,
+    /// The size declared with `SIZE=` (Postfix's `msg_size`): kept through a MAIL refused
+    /// for another reason, until the transaction is reset, as Postfix keeps it.
+    declared_size: u64,
+    /// An `AUTH=` sender was given (Postfix's `sasl_sender`), kept the same way.
+    auth_sender: bool,
+    /// How many commands were taken from the input in the current [`Self::receive`], and
+    /// the verbs of the first few: more than one arrived in one write, a pipelined group,
+    /// which the log shows as one.
+    read_commands: usize,
+    read_verbs: Vec<String>,
 }
 
 impl ServerSession {
@@ -336,6 +389,10 @@ impl ServerSession {
             answering: None,
             group: [0; activity::VERBS.len()],
             in_group: false,
+            declared_size: 0,
+            auth_sender: false,
+            read_commands: 0,
+            read_verbs: Vec::new(),
         }
     }
 
@@ -351,7 +408,8 @@ impl ServerSession {
         if self.policy.slow {
             self.wait(&mut out, self.settings.slow.greeting, WaitPurpose::Greeting);
         }
-        let line = format!("220 {} ESMTP", self.settings.host);
+        let protocol = if self.policy.lmtp { "LMTP" } else { "ESMTP" };
+        let line = format!("220 {} {protocol}", self.settings.host);
         self.emit(&mut out, line);
         out
     }
@@ -417,8 +475,7 @@ impl ServerSession {
         self.esmtp = false;
         self.off = Extensions::default();
         self.authenticated_as = None;
-        self.transaction = None;
-        self.bdat = None;
+        self.reset_transaction();
         self.phase = Phase::Command;
     }
 
@@ -457,8 +514,35 @@ impl ServerSession {
             _ => {}
         }
         self.input.extend_from_slice(bytes);
+        self.read_commands = 0;
+        self.read_verbs.clear();
         self.process(&mut out);
+        if self.read_commands > 1 && self.settings.log {
+            self.show_group(&mut out);
+        }
         out
+    }
+
+    /// Several commands came in one write (a pipelined group, RFC 2920): the log shows them
+    /// as the wire carried them, the group's lines together under a line that names it, then
+    /// the replies. What the server sent, and when, is unchanged.
+    fn show_group(&mut self, out: &mut Vec<Output>) {
+        let (client, rest): (Vec<Output>, Vec<Output>) = std::mem::take(out)
+            .into_iter()
+            .partition(|o| matches!(o, Output::Log(Direction::Client, _)));
+        let more = if self.read_commands > self.read_verbs.len() {
+            " ..."
+        } else {
+            ""
+        };
+        let note = format!(
+            "pipelined group: {} commands in one write ({}{more})",
+            self.read_commands,
+            self.read_verbs.join(" "),
+        );
+        out.push(Output::Log(Direction::Note, escape_str(&note)));
+        out.extend(client);
+        out.extend(rest);
     }
 
     /// Handles every complete unit of input (line, chunk, data segment) in the buffer.
@@ -662,7 +746,20 @@ impl ServerSession {
                     out.push(Output::Log(Direction::Client, shown));
                 }
                 self.conduct.commands += 1;
-                self.command(&text, out);
+                self.read_commands += 1;
+                if self.settings.log && self.read_verbs.len() < GROUP_VERBS_SHOWN {
+                    let verb = text.split_ascii_whitespace().next().unwrap_or("(empty)");
+                    let verb: String = verb.chars().take(16).collect();
+                    self.read_verbs.push(verb.to_ascii_uppercase());
+                }
+                if self.settings.smtputf8 && std::str::from_utf8(&line.bytes).is_err() {
+                    // Postfix with smtputf8_enable protects its internals from malformed
+                    // UTF-8: the line is refused before it is parsed.
+                    self.answering = None;
+                    self.reply(out, 500, "5.5.2 Error: bad UTF-8 syntax");
+                } else {
+                    self.command(&text, out);
+                }
             }
             // `process` never takes lines in the other phases; kept total.
             phase => self.phase = phase,
@@ -785,7 +882,7 @@ impl ServerSession {
             self.exercises(&class, &args, out);
             return;
         }
-        if !KNOWN_COMMANDS.contains(&verb.as_str()) {
+        if !self.knows(&verb) {
             if is_header(first) || is_forbidden(first) {
                 // Postfix's answer to HTTP requests and mail text sent as commands.
                 self.reply(out, 221, "2.7.0 Error: I can break rules, too. Goodbye.");
@@ -807,7 +904,7 @@ impl ServerSession {
             && !self.tls
             && !matches!(
                 verb.as_str(),
-                "HELO" | "EHLO" | "STARTTLS" | "NOOP" | "QUIT"
+                "HELO" | "EHLO" | "LHLO" | "STARTTLS" | "NOOP" | "QUIT"
             )
         {
             if verb == "AUTH" {
@@ -818,7 +915,7 @@ impl ServerSession {
             return;
         }
         match verb.as_str() {
-            "EHLO" => self.ehlo(&args, out),
+            "EHLO" | "LHLO" => self.ehlo(&verb, &args, out),
             "HELO" => self.helo(&args, out),
             "STARTTLS" => self.starttls(&args, out),
             "AUTH" => self.auth(&args, out),
@@ -828,8 +925,7 @@ impl ServerSession {
             "BDAT" => self.bdat(&args, out),
             "RSET" => {
                 if args.is_empty() {
-                    self.transaction = None;
-                    self.bdat = None;
+                    self.reset_transaction();
                     self.reply(out, 250, "2.0.0 Ok");
                 } else {
                     self.reply(out, 501, "5.5.4 Syntax: RSET");
@@ -845,7 +941,7 @@ impl ServerSession {
         }
         if matches!(
             verb.as_str(),
-            "HELO" | "EHLO" | "NOOP" | "RSET" | "VRFY" | "ETRN"
+            "HELO" | "EHLO" | "LHLO" | "NOOP" | "RSET" | "VRFY" | "ETRN"
         ) {
             self.junk += 1;
             if self.junk > JUNK_LIMIT {
@@ -864,7 +960,7 @@ impl ServerSession {
             return;
         }
         let pipelining = self.esmtp && !self.off.contains(Extension::Pipelining);
-        let ends_group = matches!(verb, "EHLO" | "HELO" | "DATA" | "NOOP" | "VRFY");
+        let ends_group = matches!(verb, "EHLO" | "HELO" | "LHLO" | "DATA" | "NOOP" | "VRFY");
         if ends_group || !pipelining {
             self.conduct.improper_pipelining = Some(verb.to_owned());
         }
@@ -912,14 +1008,38 @@ impl ServerSession {
         !self.off.contains(extension)
     }
 
-    fn ehlo(&mut self, args: &[&str], out: &mut Vec<Output>) {
+    /// Whether the verb is a command of this server: Postfix's, with LHLO in place of EHLO
+    /// and HELO under LMTP (RFC 2033 §4.1).
+    fn knows(&self, verb: &str) -> bool {
+        match verb {
+            "LHLO" => self.policy.lmtp,
+            "EHLO" | "HELO" => !self.policy.lmtp,
+            _ => KNOWN_COMMANDS.contains(&verb),
+        }
+    }
+
+    /// Forgets the transaction (MAIL, RCPT, a BDAT transfer) and the declared size, as
+    /// Postfix's `mail_reset` does.
+    fn reset_transaction(&mut self) {
+        self.transaction = None;
+        self.bdat = None;
+        self.declared_size = 0;
+        self.auth_sender = false;
+    }
+
+    /// Whether SMTPUTF8 is on and offered on this session.
+    fn utf8_offered(&self) -> bool {
+        self.settings.smtputf8 && self.offers(Extension::SmtpUtf8)
+    }
+
+    fn ehlo(&mut self, verb: &str, args: &[&str], out: &mut Vec<Output>) {
         let Some(name) = args.first() else {
-            self.reply(out, 501, "Syntax: EHLO hostname");
+            let text = format!("Syntax: {verb} hostname");
+            self.reply(out, 501, &text);
             return;
         };
         self.esmtp = true;
-        self.transaction = None;
-        self.bdat = None;
+        self.reset_transaction();
         self.activity.name(name);
         self.off = triggers::extensions_turned_off(name);
         let mut lines = vec![self.settings.host.clone()];
@@ -938,6 +1058,18 @@ impl ServerSession {
                 Extension::Auth => {
                     if self.auth_enabled() {
                         lines.push("AUTH PLAIN LOGIN".to_owned());
+                    }
+                }
+                Extension::SmtpUtf8 => {
+                    if self.settings.smtputf8 {
+                        lines.push("SMTPUTF8".to_owned());
+                    }
+                }
+                // The option is only for sessions protected by TLS (RFC 8689): offered
+                // inside TLS only, as Postfix 3.11 and Exim do.
+                Extension::RequireTls => {
+                    if self.settings.requiretls && self.tls {
+                        lines.push("REQUIRETLS".to_owned());
                     }
                 }
                 other => lines.push(other.keyword().to_owned()),
@@ -959,8 +1091,7 @@ impl ServerSession {
         }
         self.esmtp = false;
         self.off = Extensions::default();
-        self.transaction = None;
-        self.bdat = None;
+        self.reset_transaction();
         if let Some(name) = args.first() {
             self.activity.name(name);
         }
@@ -1272,42 +1403,83 @@ impl ServerSession {
                 return;
             }
         };
-        for param in params {
-            let (key, value) = param.split_once('=').unwrap_or((param, ""));
-            let refusal = match key.to_ascii_uppercase().as_str() {
-                "SIZE" => match value.parse::<u64>() {
-                    Ok(size) if size > self.settings.size_limit as u64 => {
-                        Some((552, "5.3.4 Message size exceeds fixed limit".to_owned()))
+        // SMTPUTF8 decides which addresses are valid, so it is looked for first (as Postfix
+        // does): without it a domain must be ASCII (RFC 6531 §3.2).
+        let smtputf8 =
+            self.utf8_offered() && params.iter().any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
+        if !smtputf8 && has_utf8_domain(&from) {
+            self.reply(out, 501, "5.1.7 Bad sender address syntax");
+            return;
+        }
+        let mut requiretls = false;
+        let (mut ret, mut envid) = (false, false);
+        for param in &params {
+            let upper = param.to_ascii_uppercase();
+            let value = param.split_once('=').map_or("", |(_, value)| value);
+            let refusal = if upper == "BODY=8BITMIME" || upper == "BODY=7BIT" {
+                None
+            } else if upper.starts_with("SIZE=") {
+                match declared_size(value) {
+                    Err(()) => Some((501, "5.5.4 Bad message size syntax")),
+                    Ok(None) => Some((552, "5.3.4 Message size exceeds file system imposed limit")),
+                    Ok(Some(size)) => {
+                        // Kept even when a later parameter refuses the command, as Postfix
+                        // keeps it (until RSET, EHLO or the end of a transaction).
+                        self.declared_size = size;
+                        None
                     }
-                    Ok(_) if value.bytes().all(|b| b.is_ascii_digit()) => None,
-                    _ => Some((501, "5.5.4 Bad message size syntax".to_owned())),
-                },
-                "BODY" if ["7BIT", "8BITMIME"].contains(&value.to_ascii_uppercase().as_str()) => {
+                }
+            } else if upper == "SMTPUTF8" && self.utf8_offered() {
+                None
+            } else if upper == "REQUIRETLS"
+                && self.settings.requiretls
+                && self.tls
+                && self.offers(Extension::RequireTls)
+            {
+                requiretls = true;
+                None
+            } else if upper.starts_with("AUTH=") {
+                // RFC 4954 §5: the authenticated sender; only one. Postfix remembers it even
+                // when the command is refused, until the transaction is reset.
+                if value == "<>" {
+                    None
+                } else if std::mem::replace(&mut self.auth_sender, true) {
+                    Some((503, "5.5.4 Error: multiple AUTH= options"))
+                } else {
                     None
                 }
-                "RET" if !self.offers(Extension::Dsn) => {
-                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
+            } else if upper.starts_with("RET=") || upper.starts_with("ENVID=") {
+                let is_ret = upper.starts_with("RET=");
+                if !self.offers(Extension::Dsn) {
+                    Some((501, "5.7.1 DSN support is disabled"))
+                } else if is_ret {
+                    let valid = ["FULL", "HDRS"].contains(&value.to_ascii_uppercase().as_str());
+                    (std::mem::replace(&mut ret, true) || !valid)
+                        .then_some((501, "5.5.4 Bad RET parameter syntax"))
+                } else {
+                    (std::mem::replace(&mut envid, true) || !is_envid(value))
+                        .then_some((501, "5.5.4 Bad ENVID parameter syntax"))
                 }
-                "RET" => (!["FULL", "HDRS"].contains(&value.to_ascii_uppercase().as_str()))
-                    .then(|| (501, "5.5.4 Bad RET parameter syntax".to_owned())),
-                "ENVID" if !self.offers(Extension::Dsn) => {
-                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
-                }
-                "ENVID" => {
-                    (!is_xtext(value)).then(|| (501, "5.5.4 Bad ENVID parameter syntax".to_owned()))
-                }
-                "AUTH" => None,
-                _ => Some((555, format!("5.5.4 Unsupported option: {param}"))),
+            } else {
+                let text = format!("5.5.4 Unsupported option: {param}");
+                self.reply(out, 555, &text);
+                return;
             };
             if let Some((code, text)) = refusal {
-                self.reply(out, code, &text);
+                self.reply(out, code, text);
                 return;
             }
         }
+        if self.declared_size > self.settings.size_limit as u64 {
+            self.reply(out, 552, "5.3.4 Message size exceeds fixed limit");
+            return;
+        }
         self.transaction = Some(Transaction {
             from,
-            to: Vec::new(),
-            data_reply: None,
+            parameters: params.iter().map(|p| (*p).to_owned()).collect(),
+            smtputf8,
+            requiretls,
+            recipients: Vec::new(),
         });
         self.reply(out, 250, "2.1.0 Ok");
     }
@@ -1322,14 +1494,43 @@ impl ServerSession {
             if self.policy.auth_required_for_mail {
                 return Some((
                     554,
-                    format!("5.7.1 <{recipient}>: Recipient address rejected: Access denied"),
+                    self.rejection(format!(
+                        "5.7.1 <{recipient}>: Recipient address rejected: Access denied"
+                    )),
                 ));
             }
             if !is_local(recipient) {
-                return Some((554, format!("5.7.1 <{recipient}>: Relay access denied")));
+                return Some((
+                    554,
+                    self.rejection(format!("5.7.1 <{recipient}>: Relay access denied")),
+                ));
             }
         }
         None
+    }
+
+    /// A restriction's refusal as Postfix's `smtpd_check_reject` words it: at most 510
+    /// bytes with its code, and what it echoes made printable, a space for each byte that is
+    /// not (a byte outside ASCII too, unless SMTPUTF8 support is on).
+    fn rejection(&self, text: String) -> String {
+        let utf8 = self.settings.smtputf8;
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            let printable = if c.is_ascii() {
+                !c.is_ascii_control()
+            } else {
+                utf8 && !c.is_control()
+            };
+            if out.len() + c.len_utf8() > 506 {
+                break;
+            }
+            if printable {
+                out.push(c);
+            } else {
+                out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+            }
+        }
+        out
     }
 
     fn rcpt(&mut self, args: &[&str], out: &mut Vec<Output>) {
@@ -1356,27 +1557,39 @@ impl ServerSession {
                 return;
             }
         };
-        for param in params {
-            let (key, value) = param.split_once('=').unwrap_or((param, ""));
-            let refusal = match key.to_ascii_uppercase().as_str() {
-                "NOTIFY" | "ORCPT" if !self.offers(Extension::Dsn) => {
-                    Some((501, "5.7.1 DSN support is disabled".to_owned()))
+        let smtputf8 = self.transaction.as_ref().is_some_and(|t| t.smtputf8);
+        if !smtputf8 && has_utf8_domain(&recipient) {
+            self.reply(out, 501, "5.1.3 Bad recipient address syntax");
+            return;
+        }
+        let (mut notify, mut orcpt) = (false, false);
+        for param in &params {
+            let upper = param.to_ascii_uppercase();
+            let value = param.split_once('=').map_or("", |(_, value)| value);
+            let refusal = if upper.starts_with("NOTIFY=") || upper.starts_with("ORCPT=") {
+                if !self.offers(Extension::Dsn) {
+                    Some((501, "5.7.1 DSN support is disabled"))
+                } else if upper.starts_with("NOTIFY=") {
+                    (std::mem::replace(&mut notify, true) || !is_notify(value))
+                        .then_some((501, "5.5.4 Error: Bad NOTIFY parameter syntax"))
+                } else {
+                    (std::mem::replace(&mut orcpt, true) || !is_orcpt(value))
+                        .then_some((501, "5.5.4 Error: Bad ORCPT parameter syntax"))
                 }
-                "NOTIFY" => (!is_notify(value))
-                    .then(|| (501, "5.5.4 Error: Bad NOTIFY parameter syntax".to_owned())),
-                "ORCPT" => (!is_orcpt(value))
-                    .then(|| (501, "5.5.4 Error: Bad ORCPT parameter syntax".to_owned())),
-                _ => Some((555, format!("5.5.4 Unsupported option: {param}"))),
+            } else {
+                let text = format!("5.5.4 Unsupported option: {param}");
+                self.reply(out, 555, &text);
+                return;
             };
             if let Some((code, text)) = refusal {
-                self.reply(out, code, &text);
+                self.reply(out, code, text);
                 return;
             }
         }
         let full = self
             .transaction
             .as_ref()
-            .is_some_and(|t| t.to.len() >= RECIPIENT_LIMIT);
+            .is_some_and(|t| t.recipients.len() >= RECIPIENT_LIMIT);
         if full {
             self.reply(out, 452, "4.5.3 Error: too many recipients");
             return;
@@ -1385,13 +1598,14 @@ impl ServerSession {
             self.reply(out, code, &text);
             return;
         }
+        let mut data_reply = None;
         match triggers::trigger(&recipient) {
             Some(Trigger::Rcpt(chosen)) => {
-                let text = format!(
+                let text = self.rejection(format!(
                     "{} <{recipient}>: Recipient address rejected: {}",
                     chosen.enhanced,
                     triggers::meaning(&chosen.enhanced)
-                );
+                ));
                 self.reply(out, chosen.code, &text);
                 if chosen.code == 421 {
                     self.close(out);
@@ -1408,22 +1622,22 @@ impl ServerSession {
                     recipient.to_ascii_lowercase()
                 );
                 if self.settings.seen.first_time(&key) {
-                    let text = format!(
+                    let text = self.rejection(format!(
                         "4.7.1 <{recipient}>: Recipient address rejected: Greylisted, please try again later"
-                    );
+                    ));
                     self.reply(out, 450, &text);
                     return;
                 }
             }
-            Some(Trigger::Data(chosen)) => {
-                if let Some(transaction) = self.transaction.as_mut() {
-                    transaction.data_reply.get_or_insert(chosen);
-                }
-            }
+            Some(Trigger::Data(chosen)) => data_reply = Some(chosen),
             None => {}
         }
         if let Some(transaction) = self.transaction.as_mut() {
-            transaction.to.push(recipient);
+            transaction.recipients.push(Recipient {
+                address: recipient,
+                parameters: params.join(" "),
+                data_reply,
+            });
         }
         self.reply(out, 250, "2.1.5 Ok");
     }
@@ -1435,7 +1649,7 @@ impl ServerSession {
         }
         match &self.transaction {
             None => self.reply(out, 503, "5.5.1 Error: need RCPT command"),
-            Some(t) if t.to.is_empty() => {
+            Some(t) if t.recipients.is_empty() => {
                 self.reply(out, 554, "5.5.1 Error: no valid recipients");
             }
             Some(_) if !args.is_empty() => self.reply(out, 501, "5.5.4 Syntax: DATA"),
@@ -1502,7 +1716,7 @@ impl ServerSession {
         } else {
             match &self.transaction {
                 None => Some((503, "5.5.1 Error: need RCPT command".to_owned())),
-                Some(t) if t.to.is_empty() => {
+                Some(t) if t.recipients.is_empty() => {
                     Some((554, "5.5.1 Error: no valid recipients".to_owned()))
                 }
                 Some(_) if bdat.too_big => {
@@ -1515,7 +1729,7 @@ impl ServerSession {
             self.reply(out, code, &text);
             if last {
                 // The refused transfer is over, and its transaction with it.
-                self.transaction = None;
+                self.reset_transaction();
             } else {
                 bdat.failed = true;
                 self.bdat = Some(bdat);
@@ -1535,7 +1749,7 @@ impl ServerSession {
         let size = content.len();
         self.finish_message(
             content,
-            |id| format!("2.0.0 Ok: {size} bytes queued as {id}"),
+            |id| format!("Ok: {size} bytes queued as {id}"),
             out,
         );
     }
@@ -1548,26 +1762,34 @@ impl ServerSession {
             format!("<message, {} bytes> .", data.size),
         );
         if data.too_big {
-            self.transaction = None;
+            self.reset_transaction();
             self.reply(out, 552, "5.3.4 Message size exceeds fixed limit");
             return;
         }
-        self.finish_message(data.content, |id| format!("2.0.0 Ok: queued as {id}"), out);
+        self.finish_message(data.content, |id| format!("Ok: queued as {id}"), out);
     }
 
     /// The end of a message (the dot, or BDAT LAST): the reply a `data-` recipient chose, the
-    /// `slow` profile's dropped first attempt, or delivery.
+    /// `slow` profile's dropped first attempt, or delivery. `accepted` gives the text of the
+    /// 250 for a queue ID, after its enhanced code. Under LMTP every accepted recipient gets
+    /// its own reply, in the order of the RCPT commands (RFC 2033 §4.2).
     fn finish_message(
         &mut self,
         content: Vec<u8>,
-        accepted: impl FnOnce(&str) -> String,
+        accepted: impl Fn(&str) -> String,
         out: &mut Vec<Output>,
     ) {
-        let Some(transaction) = self.transaction.take() else {
+        let transaction = self.transaction.take();
+        self.reset_transaction();
+        let Some(transaction) = transaction else {
             self.reply(out, 503, "5.5.1 Error: need RCPT command");
             return;
         };
-        if let Some(chosen) = &transaction.data_reply {
+        if self.policy.lmtp {
+            self.finish_lmtp(transaction, content, accepted, out);
+            return;
+        }
+        if let Some(chosen) = transaction.data_reply().cloned() {
             let text = format!(
                 "{} Error: message not accepted: {}",
                 chosen.enhanced,
@@ -1581,9 +1803,9 @@ impl ServerSession {
         }
         if self.policy.slow {
             let mut recipients: Vec<String> = transaction
-                .to
+                .recipients
                 .iter()
-                .map(|r| r.to_ascii_lowercase())
+                .map(|r| r.address.to_ascii_lowercase())
                 .collect();
             recipients.sort();
             let key = format!(
@@ -1602,10 +1824,68 @@ impl ServerSession {
                 return;
             }
         }
+        let recipients = transaction.recipients.iter().collect();
+        let id = self.deliver(&transaction, recipients, content, out);
+        let text = format!("2.0.0 {}", accepted(&id));
+        self.reply(out, 250, &text);
+    }
+
+    /// LMTP's end of a message: delivered to every recipient whose local part chose no other
+    /// reply, then one reply per recipient, in order.
+    fn finish_lmtp(
+        &mut self,
+        transaction: Transaction,
+        content: Vec<u8>,
+        accepted: impl Fn(&str) -> String,
+        out: &mut Vec<Output>,
+    ) {
+        let delivered: Vec<&Recipient> = transaction
+            .recipients
+            .iter()
+            .filter(|r| r.data_reply.is_none())
+            .collect();
+        let id = if delivered.is_empty() {
+            String::new()
+        } else {
+            self.deliver(&transaction, delivered, content, out)
+        };
+        for recipient in &transaction.recipients {
+            let address = &recipient.address;
+            match &recipient.data_reply {
+                None => {
+                    let text = format!("2.0.0 <{address}> {}", accepted(&id));
+                    self.reply(out, 250, &text);
+                }
+                Some(chosen) => {
+                    let text = format!(
+                        "{} <{address}>: Error: message not accepted: {}",
+                        chosen.enhanced,
+                        triggers::meaning(&chosen.enhanced)
+                    );
+                    self.reply(out, chosen.code, &text);
+                    if chosen.code == 421 {
+                        // A 421 ends the session: the recipients after it get no reply.
+                        self.close(out);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a message to the store for `recipients` and returns its queue ID.
+    fn deliver(
+        &mut self,
+        transaction: &Transaction,
+        recipients: Vec<&Recipient>,
+        content: Vec<u8>,
+        out: &mut Vec<Output>,
+    ) -> String {
         self.messages += 1;
         self.junk = 0;
+        let to: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
         self.activity
-            .delivered(&transaction.to, self.tls, self.authenticated_as.is_some());
+            .delivered(&to, self.tls, self.authenticated_as.is_some());
         if self.tls {
             self.conduct.messages_in_tls += 1;
         } else {
@@ -1620,25 +1900,45 @@ impl ServerSession {
         out.push(Output::Deliver(Message {
             id: id.clone(),
             profile: self.settings.profile,
-            from: transaction.from,
-            to: transaction.to,
+            from: transaction.from.clone(),
+            to,
+            recipient_parameters: recipients.iter().map(|r| r.parameters.clone()).collect(),
+            parameters: transaction.parameters.clone(),
+            smtputf8: transaction.smtputf8,
+            requiretls: transaction.requiretls,
             data: content,
             authenticated_as: self.authenticated_as.clone(),
             tls: self.tls,
         }));
-        let text = accepted(&id);
-        self.reply(out, 250, &text);
+        id
     }
 
     fn vrfy(&mut self, args: &[&str], out: &mut Vec<Output>) {
+        // RFC 6531 §3.7.4.1: `VRFY address SMTPUTF8` allows a UTF-8 address.
+        let (args, smtputf8) = match args.split_last() {
+            Some((last, rest)) if self.utf8_offered() && last.eq_ignore_ascii_case("SMTPUTF8") => {
+                (rest, true)
+            }
+            _ => (args, false),
+        };
         match args {
-            [] => self.reply(out, 501, "5.5.4 Syntax: VRFY address"),
+            [] => {
+                // Postfix names the option wherever SMTPUTF8 support is on.
+                let text = if self.settings.smtputf8 {
+                    "5.5.4 Syntax: VRFY address [SMTPUTF8]"
+                } else {
+                    "5.5.4 Syntax: VRFY address"
+                };
+                self.reply(out, 501, text);
+            }
             [address] => {
                 let bare = address
                     .strip_prefix('<')
                     .and_then(|a| a.strip_suffix('>'))
                     .unwrap_or(address);
-                if let Some((code, text)) = self.recipient_refusal(bare) {
+                if !smtputf8 && has_utf8_domain(bare) {
+                    self.reply(out, 501, "5.1.3 Bad recipient address syntax");
+                } else if let Some((code, text)) = self.recipient_refusal(bare) {
                     self.reply(out, code, &text);
                 } else {
                     // Never confirm accounts: Postfix answers 252 for every address it would
@@ -1893,32 +2193,41 @@ fn is_local(address: &str) -> bool {
     })
 }
 
-/// `xtext` (RFC 3461 §4): printable ASCII without `+` and `=` except `+XX` hex escapes.
-fn is_xtext(value: &str) -> bool {
+/// The xtext of RFC 3461 §4 decoded as Postfix's `xtext_unquote` does: every `+` must start
+/// a two-digit hex escape; other bytes stand for themselves. `None` when an escape is broken.
+fn xtext_decode(value: &str) -> Option<Vec<u8>> {
     let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                let hex = bytes.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(|b| b.is_ascii_hexdigit())) {
-                    return false;
-                }
-                i += 3;
-            }
-            b'=' => return false,
-            33..=126 => i += 1,
-            _ => return false,
+        if bytes[i] == b'+' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            decoded.push(u8::from_str_radix(text, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
         }
     }
-    !bytes.is_empty()
+    Some(decoded)
 }
 
-/// `NOTIFY=NEVER` or a list of SUCCESS, FAILURE and DELAY (RFC 3461 §4.1).
+/// `ENVID=` (RFC 3461 §4.4): xtext that decodes to printable ASCII, at least one character.
+fn is_envid(value: &str) -> bool {
+    xtext_decode(value).is_some_and(|d| !d.is_empty() && d.iter().all(|b| (0x20..0x7f).contains(b)))
+}
+
+/// `NOTIFY=NEVER` or a list of SUCCESS, FAILURE and DELAY (RFC 3461 §4.1), read as Postfix
+/// reads it: empty items between commas are skipped, and at least one is needed.
 fn is_notify(value: &str) -> bool {
-    let words: Vec<String> = value.split(',').map(str::to_ascii_uppercase).collect();
-    if words.len() == 1 && words[0] == "NEVER" {
-        return true;
+    let words: Vec<String> = value
+        .split(',')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if words.iter().any(|w| w == "NEVER") {
+        return words.iter().all(|w| w == "NEVER");
     }
     !words.is_empty()
         && words
@@ -1926,13 +2235,62 @@ fn is_notify(value: &str) -> bool {
             .all(|w| ["SUCCESS", "FAILURE", "DELAY"].contains(&w.as_str()))
 }
 
-/// `ORCPT=addr-type;xtext` (RFC 3461 §4.2).
+/// `ORCPT=addr-type;address` (RFC 3461 §4.2): a type, and the address as xtext, or as the
+/// `\x{HEX}` escapes of RFC 6533 when the type is `utf-8`.
 fn is_orcpt(value: &str) -> bool {
-    value.split_once(';').is_some_and(|(kind, address)| {
-        !kind.is_empty()
-            && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && is_xtext(address)
-    })
+    let Some((kind, address)) = value.split_once(';') else {
+        return false;
+    };
+    if kind.is_empty() {
+        return false;
+    }
+    if kind.eq_ignore_ascii_case("utf-8") {
+        uxtext_valid(address)
+    } else {
+        xtext_decode(address).is_some()
+    }
+}
+
+/// The `utf-8` address type's encoding (RFC 6533 §3), checked as Postfix's `uxtext_unquote`
+/// does: each `\x{HEX}` is a code point up to U+10FFFF.
+fn uxtext_valid(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(at) = rest.find("\\x{") {
+        let after = &rest[at + 3..];
+        let Some(end) = after.find('}') else {
+            return false;
+        };
+        let hex = &after[..end];
+        let valid = hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && (hex.trim_start_matches('0').len() <= 6)
+            && u32::from_str_radix(if hex.is_empty() { "0" } else { hex }, 16)
+                .is_ok_and(|c| c <= 0x10_FFFF);
+        if !valid {
+            return false;
+        }
+        rest = &after[end + 1..];
+    }
+    true
+}
+
+/// A `SIZE=` value as Postfix reads it: `Err` when it is not all digits, `Ok(None)` when it
+/// does not fit a file size (more than 2^63 - 1), the size otherwise.
+fn declared_size(value: &str) -> Result<Option<u64>, ()> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    Ok(value
+        .parse::<u64>()
+        .ok()
+        .filter(|&size| size <= i64::MAX as u64))
+}
+
+/// Whether the address has a domain that is not ASCII: without SMTPUTF8, a server may not
+/// take it (RFC 6531 §3.2). A UTF-8 local part Postfix has always let through.
+fn has_utf8_domain(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(_, domain)| !domain.is_ascii())
 }
 
 /// Postfix's `is_header`: a word that looks like a message header name with its colon
@@ -2080,7 +2438,7 @@ mod tests {
             say(&mut s, "EHLO client"),
             "250-lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n\
              250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
-             250-DSN\r\n250 CHUNKING\r\n"
+             250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
         );
         // A long EHLO argument is fine: Postfix reads 2048 bytes.
         let long = format!("EHLO {}", "x".repeat(600));
@@ -2332,7 +2690,10 @@ mod tests {
 
     #[test]
     fn mail_parameters() {
-        let mut s = session(Profile::Mx);
+        // As a Postfix with smtputf8_enable=no (the lab's SMTPUTF8 switched off).
+        let mut settings = settings(Profile::Mx);
+        settings.smtputf8 = false;
+        let mut s = session_with(settings);
         say(&mut s, "EHLO c");
         for (line, reply) in [
             ("MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>"),
@@ -2354,24 +2715,343 @@ mod tests {
                 "555 5.5.4 Unsupported option: SMTPUTF8",
             ),
             (
+                "MAIL FROM:<a@ex\u{e4}mple.com>",
+                "501 5.1.7 Bad sender address syntax",
+            ),
+            (
                 "MAIL FROM:<a@lab.test> SIZE=abc",
                 "501 5.5.4 Bad message size syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SIZE=",
+                "501 5.5.4 Bad message size syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SIZE",
+                "555 5.5.4 Unsupported option: SIZE",
             ),
             (
                 "MAIL FROM:<a@lab.test> RET=FOO",
                 "501 5.5.4 Bad RET parameter syntax",
             ),
             (
-                "MAIL FROM:<a@lab.test> SIZE=99999999",
-                "552 5.3.4 Message size exceeds fixed limit",
+                "MAIL FROM:<a@lab.test> RET=HDRS RET=FULL",
+                "501 5.5.4 Bad RET parameter syntax",
             ),
             (
-                "MAIL FROM:<a@lab.test> BODY=8BITMIME RET=HDRS ENVID=abc AUTH=<>",
+                "MAIL FROM:<a@lab.test> ENVID=a+2",
+                "501 5.5.4 Bad ENVID parameter syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> ENVID=+00",
+                "501 5.5.4 Bad ENVID parameter syntax",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> AUTH=<x> AUTH=<y>",
+                "503 5.5.4 Error: multiple AUTH= options",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> REQUIRETLS",
+                "555 5.5.4 Unsupported option: REQUIRETLS",
+            ),
+            (
+                "MAIL FROM:<a@lab.test> SIZE=99999999999999999999",
+                "552 5.3.4 Message size exceeds file system imposed limit",
+            ),
+            // The limit is checked after every parameter was read.
+            (
+                "MAIL FROM:<a@lab.test> SIZE=99999999 FOO=1",
+                "555 5.5.4 Unsupported option: FOO=1",
+            ),
+            // ... but the size it declared stays, as on Postfix, until RSET.
+            (
+                "MAIL FROM:<a@lab.test>",
+                "552 5.3.4 Message size exceeds fixed limit",
+            ),
+            ("RSET", "250 2.0.0 Ok"),
+            (
+                "MAIL FROM:<a@lab.test> BODY=8BITMIME RET=HDRS ENVID=a=b+2B AUTH=<>",
                 "250 2.1.0 Ok",
             ),
         ] {
             assert_eq!(say(&mut s, line), format!("{reply}\r\n"), "{line}");
         }
+    }
+
+    /// SMTPUTF8 on (the default), as Postfix with smtputf8_enable=yes answers (seen on 3.7).
+    #[test]
+    fn smtputf8_allows_utf8_domains_only_where_declared() {
+        let mut s = session(Profile::Mx);
+        assert!(say(&mut s, "EHLO ex\u{e4}mple").contains("250-SMTPUTF8\r\n"));
+        for (line, reply) in [
+            ("VRFY", "501 5.5.4 Syntax: VRFY address [SMTPUTF8]"),
+            ("VRFY bob SMTPUTF8", "252 2.0.0 bob"),
+            (
+                "VRFY bob@ex\u{e4}mple.com",
+                "501 5.1.3 Bad recipient address syntax",
+            ),
+            (
+                "VRFY bob@ex\u{e4}mple.com SMTPUTF8",
+                "554 5.7.1 <bob@ex\u{e4}mple.com>: Relay access denied",
+            ),
+            (
+                "MAIL FROM:<a@ex\u{e4}mple.com>",
+                "501 5.1.7 Bad sender address syntax",
+            ),
+            // A UTF-8 local part was always let through.
+            ("MAIL FROM:<j\u{f6}s\u{e9}@lab.test>", "250 2.1.0 Ok"),
+            (
+                "RCPT TO:<b@ex\u{e4}mple.com>",
+                "501 5.1.3 Bad recipient address syntax",
+            ),
+            ("RCPT TO:<\u{fc}@lab.test>", "250 2.1.5 Ok"),
+            ("RSET", "250 2.0.0 Ok"),
+            ("MAIL FROM:<a@ex\u{e4}mple.com> SMTPUTF8", "250 2.1.0 Ok"),
+            (
+                "RCPT TO:<b@l\u{e4}b.test>",
+                "554 5.7.1 <b@l\u{e4}b.test>: Relay access denied",
+            ),
+            ("RCPT TO:<b@lab.test>", "250 2.1.5 Ok"),
+            ("RSET", "250 2.0.0 Ok"),
+            // The declaration lasts for its transaction only.
+            (
+                "MAIL FROM:<a@ex\u{e4}mple.com> SMTPUTF8 FOO=1",
+                "555 5.5.4 Unsupported option: FOO=1",
+            ),
+            (
+                "MAIL FROM:<a@ex\u{e4}mple.com>",
+                "501 5.1.7 Bad sender address syntax",
+            ),
+        ] {
+            assert_eq!(say(&mut s, line), format!("{reply}\r\n"), "{line}");
+        }
+        // Lines that are not UTF-8 are refused before they are read as commands.
+        let out = s.receive(b"NOOP \xff\r\nMAIL FROM:<a\xe9@lab.test>\r\n");
+        assert_eq!(
+            sent(&out),
+            "500 5.5.2 Error: bad UTF-8 syntax\r\n500 5.5.2 Error: bad UTF-8 syntax\r\n"
+        );
+        // The delivered message says it was declared.
+        say(
+            &mut s,
+            "MAIL FROM:<j\u{f6}s\u{e9}@ex\u{e4}mple.com> SMTPUTF8 BODY=8BITMIME",
+        );
+        say(
+            &mut s,
+            "RCPT TO:<\u{fc}@lab.test> NOTIFY=SUCCESS,FAILURE ORCPT=utf-8;\\x{FC}@lab.test",
+        );
+        say(&mut s, "DATA");
+        let out = s.receive("Subject: gr\u{fc}\u{df}e\r\n\r\n\u{e4}\r\n.\r\n".as_bytes());
+        let message = delivered(&out).expect("delivered");
+        assert!(message.smtputf8 && !message.requiretls);
+        assert_eq!(message.parameters, ["SMTPUTF8", "BODY=8BITMIME"]);
+        assert_eq!(
+            message.recipient_parameters,
+            ["NOTIFY=SUCCESS,FAILURE ORCPT=utf-8;\\x{FC}@lab.test"]
+        );
+        assert_eq!(
+            message.data,
+            "Subject: gr\u{fc}\u{df}e\r\n\r\n\u{e4}\r\n".as_bytes()
+        );
+    }
+
+    #[test]
+    fn dsn_parameters_as_postfix_reads_them() {
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        for (line, reply) in [
+            ("RCPT TO:<b@lab.test> NOTIFY=SUCCESS,,DELAY", "250 2.1.5 Ok"),
+            ("RCPT TO:<b@lab.test> NOTIFY=never", "250 2.1.5 Ok"),
+            (
+                "RCPT TO:<b@lab.test> NOTIFY=NEVER,DELAY",
+                "501 5.5.4 Error: Bad NOTIFY parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> NOTIFY=SUCCESS NOTIFY=DELAY",
+                "501 5.5.4 Error: Bad NOTIFY parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> NOTIFY=",
+                "501 5.5.4 Error: Bad NOTIFY parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=;x",
+                "501 5.5.4 Error: Bad ORCPT parameter syntax",
+            ),
+            ("RCPT TO:<b@lab.test> ORCPT=rfc822;", "250 2.1.5 Ok"),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=utf-8;a\\x{E9}@b",
+                "250 2.1.5 Ok",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=utf-8;a\\x{ZZ}@b",
+                "501 5.5.4 Error: Bad ORCPT parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=utf-8;a\\x{110000}@b",
+                "501 5.5.4 Error: Bad ORCPT parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=rfc822;a+2",
+                "501 5.5.4 Error: Bad ORCPT parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT=rfc822;a ORCPT=rfc822;b",
+                "501 5.5.4 Error: Bad ORCPT parameter syntax",
+            ),
+            (
+                "RCPT TO:<b@lab.test> ORCPT",
+                "555 5.5.4 Unsupported option: ORCPT",
+            ),
+        ] {
+            assert_eq!(say(&mut s, line), format!("{reply}\r\n"), "{line}");
+        }
+        // With DSN turned off by the EHLO name, DSN parameters are refused as Postfix does.
+        say(&mut s, "EHLO no-dsn.lab.test");
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test> RET=FULL"),
+            "501 5.7.1 DSN support is disabled\r\n"
+        );
+    }
+
+    #[test]
+    fn requiretls_is_offered_and_taken_inside_tls_only() {
+        let mut s = session(Profile::Mx);
+        assert!(!say(&mut s, "EHLO c").contains("REQUIRETLS"));
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test> REQUIRETLS"),
+            "555 5.5.4 Unsupported option: REQUIRETLS\r\n"
+        );
+        say(&mut s, "STARTTLS");
+        s.tls_started();
+        let ehlo = say(&mut s, "EHLO c");
+        assert!(
+            ehlo.ends_with("250-CHUNKING\r\n250 REQUIRETLS\r\n"),
+            "{ehlo}"
+        );
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test> REQUIRETLS"),
+            "250 2.1.0 Ok\r\n"
+        );
+        say(&mut s, "RCPT TO:<b@lab.test>");
+        let out = s.receive(b"BDAT 4 LAST\r\nhi\r\n");
+        let message = delivered(&out).expect("delivered");
+        assert!(message.requiretls && message.tls);
+        // Turned off by the lab's setting or by the EHLO name.
+        let mut settings = settings(Profile::Mx);
+        settings.requiretls = false;
+        let mut s = session_with(settings);
+        say(&mut s, "STARTTLS");
+        s.tls_started();
+        assert!(!say(&mut s, "EHLO c").contains("REQUIRETLS"));
+        let mut s = session(Profile::Mx);
+        say(&mut s, "STARTTLS");
+        s.tls_started();
+        assert!(!say(&mut s, "EHLO no-requiretls.lab.test").contains("REQUIRETLS"));
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test> REQUIRETLS"),
+            "555 5.5.4 Unsupported option: REQUIRETLS\r\n"
+        );
+    }
+
+    #[test]
+    fn lmtp_answers_lhlo_and_each_recipient() {
+        let mut s = session(Profile::Lmtp);
+        assert_eq!(sent(&s.greeting()), "220 lab.test LMTP\r\n");
+        for verb in ["EHLO", "HELO"] {
+            assert_eq!(
+                say(&mut s, &format!("{verb} c")),
+                "500 5.5.2 Error: command not recognized\r\n"
+            );
+        }
+        assert_eq!(say(&mut s, "LHLO"), "501 Syntax: LHLO hostname\r\n");
+        let lhlo = say(&mut s, "LHLO c");
+        assert!(
+            lhlo.starts_with("250-lab.test\r\n250-PIPELINING\r\n"),
+            "{lhlo}"
+        );
+        assert!(
+            lhlo.contains("250-STARTTLS\r\n") && !lhlo.contains("AUTH"),
+            "{lhlo}"
+        );
+        // One group: the sender, three recipients (one refused at RCPT), the message.
+        let out = s.receive(
+            b"MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\nRCPT TO:<x@example.com>\r\n\
+              RCPT TO:<data-452@lab.test>\r\nRCPT TO:<c@lab.test>\r\nDATA\r\n",
+        );
+        assert!(sent(&out).ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"));
+        let out = s.receive(b"Subject: x\r\n\r\nhi\r\n.\r\n");
+        assert_eq!(
+            sent(&out),
+            "250 2.0.0 <b@lab.test> Ok: queued as 0000007001\r\n\
+             452 4.2.2 <data-452@lab.test>: Error: message not accepted: Mailbox full\r\n\
+             250 2.0.0 <c@lab.test> Ok: queued as 0000007001\r\n"
+        );
+        let message = delivered(&out).expect("delivered");
+        assert_eq!(message.to, ["b@lab.test", "c@lab.test"]);
+        // BDAT LAST ends a message too: one reply per recipient.
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        say(&mut s, "RCPT TO:<b@lab.test>");
+        say(&mut s, "RCPT TO:<data-550@lab.test>");
+        let out = s.receive(b"BDAT 3 LAST\r\nhi\n");
+        assert_eq!(
+            sent(&out),
+            "250 2.0.0 <b@lab.test> Ok: 3 bytes queued as 0000007002\r\n\
+             550 5.1.1 <data-550@lab.test>: Error: message not accepted: User unknown in local recipient table\r\n"
+        );
+        // Every recipient refused: nothing is delivered.
+        say(&mut s, "MAIL FROM:<a@lab.test>");
+        say(&mut s, "RCPT TO:<data-451@lab.test>");
+        say(&mut s, "DATA");
+        let out = s.receive(b"hi\r\n.\r\n");
+        assert!(delivered(&out).is_none());
+        assert!(
+            sent(&out).starts_with("451 4.3.0 <data-451@lab.test>: "),
+            "{}",
+            sent(&out)
+        );
+        // LHLO offered PIPELINING, and the group ended with DATA: pipelined as RFC 2920 allows.
+        assert_eq!(s.conduct().improper_pipelining, None);
+    }
+
+    #[test]
+    fn a_pipelined_group_is_logged_as_one() {
+        let mut s = session(Profile::Mx);
+        say(&mut s, "EHLO c");
+        let out = s.receive(
+            b"MAIL FROM:<a@lab.test>\r\nRCPT TO:<b@lab.test>\r\nRCPT TO:<x@example.com>\r\nDATA\r\n",
+        );
+        let lines: Vec<String> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Log(direction, text) => Some(format!("{direction:?} {text}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Note pipelined group: 4 commands in one write (MAIL RCPT RCPT DATA)",
+                "Client MAIL FROM:<a@lab.test>",
+                "Client RCPT TO:<b@lab.test>",
+                "Client RCPT TO:<x@example.com>",
+                "Client DATA",
+                "Server 250 2.1.0 Ok",
+                "Server 250 2.1.5 Ok",
+                "Server 554 5.7.1 <x@example.com>: Relay access denied",
+                "Server 354 End data with <CR><LF>.<CR><LF>",
+            ]
+        );
+        // The replies go out as they did, in order.
+        assert_eq!(
+            sent(&out),
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n554 5.7.1 <x@example.com>: Relay access denied\r\n\
+             354 End data with <CR><LF>.<CR><LF>\r\n"
+        );
+        // One command in a write is no group.
+        let out = s.receive(b"hi\r\n.\r\n");
+        assert!(!log(&out).contains("pipelined"), "{}", log(&out));
     }
 
     #[test]
@@ -2639,6 +3319,13 @@ mod tests {
             say(&mut s, "MAIL FROM:<a@lab.test> SIZE=101"),
             "552 5.3.4 Message size exceeds fixed limit\r\n"
         );
+        // Postfix keeps the declared size after the refusal: the next MAIL, even without
+        // SIZE, is refused again until RSET (seen on Postfix 3.7).
+        assert_eq!(
+            say(&mut s, "MAIL FROM:<a@lab.test>"),
+            "552 5.3.4 Message size exceeds fixed limit\r\n"
+        );
+        assert_eq!(say(&mut s, "RSET"), "250 2.0.0 Ok\r\n");
         say(&mut s, "MAIL FROM:<a@lab.test>");
         say(&mut s, "RCPT TO:<b@lab.test>");
         say(&mut s, "DATA");

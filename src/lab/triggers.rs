@@ -36,13 +36,18 @@ pub enum Extension {
     EightBitMime,
     /// RFC 3461.
     Dsn,
+    /// RFC 6531: UTF-8 addresses (advertised when the lab's SMTPUTF8 support is on).
+    SmtpUtf8,
     /// RFC 3030 (BDAT).
     Chunking,
+    /// RFC 8689: a message may demand TLS on every hop (advertised inside TLS only, when the
+    /// lab's REQUIRETLS support is on).
+    RequireTls,
 }
 
 impl Extension {
     /// Every extension, in EHLO order.
-    pub const ALL: [Extension; 10] = [
+    pub const ALL: [Extension; 12] = [
         Extension::Pipelining,
         Extension::Size,
         Extension::Vrfy,
@@ -52,7 +57,9 @@ impl Extension {
         Extension::EnhancedStatusCodes,
         Extension::EightBitMime,
         Extension::Dsn,
+        Extension::SmtpUtf8,
         Extension::Chunking,
+        Extension::RequireTls,
     ];
 
     /// The EHLO keyword.
@@ -67,7 +74,9 @@ impl Extension {
             Self::EnhancedStatusCodes => "ENHANCEDSTATUSCODES",
             Self::EightBitMime => "8BITMIME",
             Self::Dsn => "DSN",
+            Self::SmtpUtf8 => "SMTPUTF8",
             Self::Chunking => "CHUNKING",
+            Self::RequireTls => "REQUIRETLS",
         }
     }
 

@@ -8,5 +8,7 @@ pub mod command;
 pub mod data;
 pub mod ehlo;
 pub mod escape;
+pub mod message;
+pub mod params;
 pub mod reply;
 pub mod sasl;

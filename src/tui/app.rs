@@ -17,6 +17,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseEvent};
 use super::commands::{self, Command, Situation};
 use super::editor::{Entered, MessageEditor, Pasted};
 use super::engine::{Action, Crossed, Done, EngineMsg, Retry, Status, debug_line};
+use super::group::{GroupChoice, PastedGroup};
 use super::guard::{GuardChoice, GuardDialog};
 use super::history::History;
 use super::input::{InputLine, Prompt};
@@ -42,6 +43,9 @@ pub enum Mode {
     Message(MessageEditor),
     /// The credential guard stopped a request; the dialog decides what happens next.
     Guard(GuardDialog),
+    /// Several command lines were pasted: the first line alone (the default), or all of them
+    /// as one pipelined group.
+    Group(PastedGroup),
 }
 
 impl Mode {
@@ -325,6 +329,19 @@ impl App {
         self.dirty = true;
     }
 
+    /// Runs `write` on the recording in progress, if any; a failure stops it, saying why.
+    fn record_with(&mut self, write: impl FnOnce(&mut Recording) -> std::io::Result<()>) {
+        if let Some(recording) = &mut self.recording
+            && let Err(error) = write(recording)
+        {
+            self.flash = Some(format!(
+                "recording stopped: cannot write {}: {error}",
+                recording.path().display()
+            ));
+            self.recording = None;
+        }
+    }
+
     /// Appends an event of the session and its display rows; a recording in progress gets its
     /// lines.
     pub fn push_event(&mut self, event: Event) {
@@ -397,6 +414,7 @@ impl App {
         if let Done::Recorded = done {
             return Vec::new();
         }
+        self.record_with(super::record::Recording::settled);
         let outcome = match &done {
             Done::Reply { reply, command, .. } => Some((command.clone(), reply.code.value())),
             _ => None,
@@ -650,18 +668,79 @@ impl App {
                     self.end_message()
                 }
             },
-            Mode::Line(_) => {
-                let text = text.replace("\r\n", "\n").replace('\r', "\n");
-                let mut lines = text.split('\n');
-                self.input.push_str(lines.next().unwrap_or_default());
-                let more = lines.filter(|l| !l.is_empty()).count();
-                if more > 0 {
-                    self.flash = Some(format!(
-                        "pasted {} lines: only the first was kept; commands go one at a time",
-                        more + 1
-                    ));
-                }
+            Mode::Group(_) => {
+                self.flash = Some("the pasted lines wait for your choice first".to_owned());
                 Vec::new()
+            }
+            Mode::Line(prompt) => {
+                // On an empty command line, with nothing in flight, several pasted commands
+                // may go as one pipelined group: the dialog asks. Anywhere else the first
+                // line is kept, as always.
+                let ready = *prompt == Prompt::Command
+                    && self.input.is_empty()
+                    && self.status.connected
+                    && self.status.phase == Phase::Command
+                    && self.pending.is_none()
+                    && self.recovery.is_none();
+                let advertised = self.status.extensions.iter().any(|e| e == "PIPELINING");
+                if ready && let Some(group) = PastedGroup::from_paste(text, advertised) {
+                    self.mode = Mode::Group(group);
+                    return Vec::new();
+                }
+                self.keep_first_pasted_line(text);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Puts the first pasted line on the input line, and says what became of the others.
+    fn keep_first_pasted_line(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let mut lines = text.split('\n');
+        self.input.push_str(lines.next().unwrap_or_default());
+        let more = lines.filter(|l| !l.is_empty()).count();
+        if more > 0 {
+            self.flash = Some(format!(
+                "pasted {} lines: only the first was kept; commands go one at a time",
+                more + 1
+            ));
+        }
+    }
+
+    /// The pasted-group dialog decided.
+    fn on_group_choice(&mut self, choice: GroupChoice) -> Vec<Action> {
+        if choice == GroupChoice::Undecided {
+            return Vec::new();
+        }
+        let Mode::Group(group) = std::mem::replace(&mut self.mode, Mode::COMMAND) else {
+            return Vec::new();
+        };
+        match choice {
+            GroupChoice::Undecided => Vec::new(),
+            GroupChoice::Drop => {
+                self.flash = Some(format!(
+                    "the {} pasted lines were dropped; nothing was sent",
+                    group.lines.len()
+                ));
+                Vec::new()
+            }
+            GroupChoice::FirstLine => {
+                self.keep_first_pasted_line(&group.lines.join("\n"));
+                Vec::new()
+            }
+            GroupChoice::Send { force } => {
+                if !self.status.connected || self.pending.is_some() {
+                    self.flash = Some("not sent: the session is busy or closed".to_owned());
+                    return Vec::new();
+                }
+                let count = group.lines.len();
+                self.pending = Pending::now(format!("the {count} replies to the group"));
+                self.record_with(|recording| recording.expect_group(count));
+                self.view.follow();
+                vec![Action::Pipeline {
+                    lines: group.lines,
+                    force,
+                }]
             }
         }
     }
@@ -715,6 +794,10 @@ impl App {
             let choice = dialog.on_key(key);
             return self.on_guard_choice(choice);
         }
+        if let Mode::Group(group) = &self.mode {
+            let choice = group.on_key(key);
+            return self.on_group_choice(choice);
+        }
         if self.input.on_key(key, command, &self.status) {
             return Vec::new();
         }
@@ -753,6 +836,13 @@ impl App {
             Command::Escape => return self.escape(),
             Command::LeaveNow => self.should_exit = true,
             Command::EndMessage => return self.end_message(),
+            Command::SendFile => {
+                self.flash = Some(
+                    ":send-file FILE sends a message from a file in the message editor: send \
+                     MAIL FROM, RCPT TO and DATA first, then type it at msg> after the 354"
+                        .to_owned(),
+                );
+            }
             Command::Quit => return self.quit(),
             Command::Next => return self.next_step(),
             Command::Reconnect => {
@@ -934,6 +1024,7 @@ impl App {
                 Some("AUTH is asking for the user and password")
             }
             Mode::Guard(_) => Some("the credential guard stopped a request"),
+            Mode::Group(_) => Some("pasted lines wait for a choice"),
             Mode::Line(Prompt::Command) => None,
         };
         if let Some(why) = why {
@@ -1148,12 +1239,25 @@ impl App {
                     // Step mode: the scenario's message, as Enter on an empty line promised.
                     return self.next_step();
                 }
+                if let Some(argument) = send_file_argument(&line) {
+                    if editor.lines().is_empty() {
+                        return self.send_file(argument);
+                    }
+                    // A line already written and the file would make one message of two.
+                    self.input.restore(line);
+                    self.flash = Some(
+                        ":send-file sends the whole message from a file: it needs an empty \
+                         editor (Esc twice leaves this message)"
+                            .to_owned(),
+                    );
+                    return Vec::new();
+                }
                 match editor.enter(line) {
                     Entered::End => self.end_message(),
                     Entered::Added => Vec::new(),
                 }
             }
-            Mode::Guard(_) => Vec::new(),
+            Mode::Guard(_) | Mode::Group(_) => Vec::new(),
             Mode::Line(Prompt::Command) => self.enter_command(line),
         }
     }
@@ -1204,6 +1308,26 @@ impl App {
             self.input.drop_held();
         }
         actions
+    }
+
+    /// `:send-file FILE` in the message editor: the message from the file, streamed by the
+    /// engine, which shows a summary of it in the transcript.
+    fn send_file(&mut self, argument: &str) -> Vec<Action> {
+        if argument.is_empty() {
+            self.flash =
+                Some(":send-file needs a file name, e.g. :send-file message.eml".to_owned());
+            return Vec::new();
+        }
+        let path = record::expand_home(argument);
+        if let Some(recording) = &mut self.recording {
+            recording.expect_file(&path);
+        }
+        self.pending = Pending::now("the reply to the message from the file");
+        self.view.follow();
+        vec![Action::SendFile {
+            path,
+            shown: argument.to_owned(),
+        }]
     }
 
     fn end_message(&mut self) -> Vec<Action> {
@@ -1331,6 +1455,8 @@ impl App {
                 self.pending = Pending::now("the reply to the message");
                 vec![Action::Message { lines }]
             }
+            // Refused by the player's take_step.
+            StepAction::Body(_) | StepAction::Group { .. } | StepAction::Chunk { .. } => Vec::new(),
         }
     }
 
@@ -1378,6 +1504,13 @@ impl App {
                     editor.lines().len() + 1
                 )
             }
+            Mode::Group(group) => match group.unsendable() {
+                Some(why) => format!("keep the first pasted line ({why})"),
+                None => format!(
+                    "keep the first pasted line; p sends all {} as one pipelined group",
+                    group.lines.len()
+                ),
+            },
             Mode::Guard(dialog) => match dialog.refusal {
                 Refusal::Cleartext if dialog.typed.is_empty() => {
                     "STARTTLS, then EHLO and the AUTH inside TLS (the dialog's safe way)".to_owned()
@@ -1483,6 +1616,13 @@ impl App {
             Refusal::Unverified(_) => format!("to an UNVERIFIED peer ({by})"),
         })
     }
+}
+
+/// The file named by a `:send-file FILE` line typed in the message editor (possibly empty),
+/// `None` for any other line, which is message text.
+fn send_file_argument(line: &str) -> Option<&str> {
+    let parsed = commands::parse_local(line.strip_prefix(':')?)?;
+    (parsed.local.command == Command::SendFile).then_some(parsed.argument)
 }
 
 /// The text of a burst of key presses that can only be a paste: typed characters (and tabs)

@@ -79,6 +79,8 @@ pub enum Command {
     LeaveNow,
     /// End the message being written (as a lone `.` does).
     EndMessage,
+    /// In the message editor, before any line is written: send the message from a file.
+    SendFile,
     /// Write the redacted transcript to a file.
     Save,
     /// Start recording the session as a scenario into a file (`:record stop` ends it).
@@ -407,6 +409,13 @@ pub const LOCAL: &[LocalCommand] = &[
         C::Record,
     ),
     local("load", &[], Some("FILE"), "step a scenario", C::Load),
+    local(
+        "send-file",
+        &[],
+        Some("FILE"),
+        "message from a file",
+        C::SendFile,
+    ),
     local("cert", &[], None, "certificate chain", C::Certificate),
     local("reconnect", &[], None, "a new session", C::Reconnect),
     local(
@@ -546,7 +555,9 @@ fn help_intro() -> Vec<String> {
     [
         "Type SMTP commands; Enter sends them as typed. STARTTLS: a 220 upgrades",
         "to TLS. AUTH PLAIN (or LOGIN, XOAUTH2) asks user and password, hidden.",
-        "DATA: a 354 opens the editor, a lone . ends it. :commands are never sent.",
+        "DATA: a 354 opens the editor; a lone . ends it, :send-file FILE a file.",
+        "Pasted lines: Enter keeps the first, p sends all as one pipelined group.",
+        ":commands are never sent.",
     ]
     .map(str::to_owned)
     .to_vec()
@@ -573,9 +584,9 @@ pub fn help_lines() -> Vec<String> {
         .iter()
         .map(|local| (local.label(), local.does))
         .collect();
-    let columns = Columns::fitting(keys.iter().chain(&locals));
-    lines.extend(columns.lay_out(&keys));
-    lines.extend(columns.lay_out(&locals));
+    // Each list in its own columns: a long command label must not push the keys' out.
+    lines.extend(Columns::fitting(keys.iter()).lay_out(&keys));
+    lines.extend(Columns::fitting(locals.iter()).lay_out(&locals));
     lines.extend(help_outro());
     lines
 }

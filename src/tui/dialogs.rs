@@ -1,5 +1,5 @@
-//! The boxes drawn over the main screen: the credential guard's dialog, the help and the
-//! certificate chain.
+//! The boxes drawn over the main screen: the credential guard's dialog, the pasted-group
+//! dialog, the help and the certificate chain.
 //!
 //! Each box is as tall as its text wrapped to the screen's width, down to 60 columns. What must
 //! never be lost stays in view: the guard dialog's choices and the `override:` field with what
@@ -344,4 +344,94 @@ pub fn render_guard(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
         let x = rect.x + 1 + (cursor_column as u16).min(width.saturating_sub(1) as u16);
         frame.set_cursor_position((x, y));
     }
+}
+
+/// Draws the dialog for several pasted command lines: the lines (as many as fit), what each
+/// choice does, and whether the server advertised PIPELINING. The choices always stay in view;
+/// the list of lines gives way first, saying how many are not shown.
+pub fn render_group(app: &App, frame: &mut Frame, area: Rect, theme: Theme) {
+    let Mode::Group(group) = &app.mode else {
+        return;
+    };
+    let box_width = area
+        .width
+        .saturating_sub(4)
+        .clamp(20, GUARD_WIDTH)
+        .min(area.width);
+    let width = box_width.saturating_sub(2) as usize;
+    let plain = Style::new();
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let count = group.lines.len();
+    let wrap = |text: &str, style: Style| wrap_styled(text, style, width);
+    let mut head = wrap(
+        &format!("{count} command lines were pasted. Nothing is sent yet."),
+        bold,
+    );
+    let mut choices: Vec<Line<'static>> = vec![Line::default()];
+    choices.extend(wrap(
+        "Enter  keep the first line only (as typed), the rest dropped",
+        bold,
+    ));
+    match group.unsendable() {
+        Some(why) => {
+            choices.extend(wrap(
+                &format!("       not as a group: {why}"),
+                theme.fg(Color::Yellow),
+            ));
+        }
+        None if group.advertised => {
+            choices.extend(wrap(
+                &format!(
+                    "p      send all {count} as one pipelined group (RFC 2920): one write, \
+                     each reply paired with its command; checked before anything leaves"
+                ),
+                plain,
+            ));
+        }
+        None => {
+            choices.extend(wrap(
+                "       PIPELINING was not advertised: p would be refused",
+                theme.fg(Color::Yellow),
+            ));
+            choices.extend(wrap(
+                &format!("f      send all {count} as one group anyway, to see what it does"),
+                plain,
+            ));
+        }
+    }
+    choices.extend(wrap("Esc    drop the paste", plain));
+    let room = area.height.saturating_sub(2) as usize;
+    let mut listed: Vec<Line<'static>> = group
+        .lines
+        .iter()
+        .flat_map(|line| {
+            wrap(
+                &format!("  {}", escape_str(&super::engine::debug_line(line))),
+                plain,
+            )
+        })
+        .collect();
+    let fixed = head.len() + choices.len();
+    if fixed + listed.len() > room {
+        let keep = room.saturating_sub(fixed + 1);
+        let hidden = listed.len().saturating_sub(keep);
+        listed.truncate(keep);
+        listed.push(Line::styled(
+            format!("  … {hidden} more line(s) not shown"),
+            theme.dim(),
+        ));
+    }
+    head.extend(listed);
+    head.extend(choices);
+    let height = (head.len() as u16 + 2).min(area.height);
+    let rect = centered(area, box_width, height);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(head).block(
+            Block::bordered()
+                .title(" pasted lines ")
+                .border_style(theme.fg(Color::Cyan)),
+        ),
+        rect,
+    );
 }

@@ -50,6 +50,24 @@ pub enum Action {
         /// The lines as typed; the engine dot-stuffs them.
         lines: Vec<String>,
     },
+    /// Send command lines as one pipelined group (RFC 2920): one write, each reply paired
+    /// with its command. Every rule of a group is checked before anything is sent (see
+    /// [`Session::pipeline`]).
+    Pipeline {
+        /// The commands, in order.
+        lines: Vec<String>,
+        /// Send although the server did not advertise PIPELINING.
+        force: bool,
+    },
+    /// After a 354: send the message read from a file, streamed in bounded memory with its
+    /// line endings made CRLF and dot-stuffed, then the final dot; the transcript shows a
+    /// summary of it, not its lines.
+    SendFile {
+        /// The file (`~` already expanded).
+        path: std::path::PathBuf,
+        /// The file as the user typed it, for the transcript.
+        shown: String,
+    },
     /// Add a front-end event (an expectation result, a guard refusal decided in the UI) to
     /// the same transcript.
     Record(EventKind),
@@ -108,6 +126,15 @@ impl std::fmt::Debug for Action {
                 .debug_struct("Message")
                 .field("lines", &lines.len())
                 .finish(),
+            Self::Pipeline { lines, force } => f
+                .debug_struct("Pipeline")
+                .field(
+                    "lines",
+                    &lines.iter().map(|l| debug_line(l)).collect::<Vec<_>>(),
+                )
+                .field("force", force)
+                .finish(),
+            Self::SendFile { path, .. } => f.debug_struct("SendFile").field("path", path).finish(),
             Self::Record(kind) => f.debug_tuple("Record").field(kind).finish(),
             Self::Quit => f.write_str("Quit"),
             Self::Reconnect => f.write_str("Reconnect"),
@@ -511,6 +538,50 @@ async fn perform(session: &mut Session, action: Action) -> Result<Done, Failure>
                     None => Ok(Done::Queued),
                 },
                 Step::Queued => Ok(Done::Queued),
+            }
+        }
+        Action::Pipeline { lines, force } => {
+            let Some(last) = lines.last() else {
+                return Ok(Done::Queued);
+            };
+            let verb = split_verb(last).0;
+            let quit = classify(last) == CommandKind::Quit;
+            session.record(EventKind::Note(format!(
+                "sending {} commands as one pipelined group (RFC 2920): one write, each reply \
+                 paired with its command in order",
+                lines.len()
+            )));
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let mut replies = session
+                .pipeline(&refs, OneTimeOverride::None, force)
+                .await
+                .map_err(|e| (e, None))?;
+            if quit {
+                session.close().await;
+            }
+            match replies.pop() {
+                Some(reply) => Ok(Done::Reply {
+                    reply,
+                    command: Some(verb),
+                    crossed: Crossed::default(),
+                }),
+                None => Ok(Done::Queued),
+            }
+        }
+        Action::SendFile { path, shown } => {
+            match super::sendfile::send(session, &path, &shown)
+                .await
+                .map_err(|e| (e, None))?
+            {
+                super::sendfile::Outcome::Sent(reply) => Ok(Done::Reply {
+                    reply,
+                    command: Some(".".to_owned()),
+                    crossed: Crossed::default(),
+                }),
+                super::sendfile::Outcome::Refused(reason) => Ok(Done::Failed {
+                    reason,
+                    crossed: Crossed::default(),
+                }),
             }
         }
         Action::Record(_) | Action::Quit | Action::Reconnect | Action::Exercises { .. } => {

@@ -1,8 +1,9 @@
 //! The interactive terminal UI: `smtptui HOST[:PORT]` and `smtptui demo`.
 //!
 //! Three parts talk through small enums: the engine task ([`engine`]) owns the session and
-//! runs one network operation at a time; the state ([`app`], made of the input line, the
-//! guard dialog, the message editor, the step player and the transcript view, with the keys
+//! runs one network operation at a time (a message from a file, [`sendfile`], included); the
+//! state ([`app`], made of the input line, the guard dialog, the pasted-group dialog
+//! ([`group`]), the message editor, the step player and the transcript view, with the keys
 //! and `:` commands of [`commands`]) takes engine messages and key presses and returns
 //! actions; drawing ([`ui`]) is a function of the state. One `select!`
 //! loop here moves terminal events, engine messages and a frame tick between them and draws
@@ -13,12 +14,14 @@ pub mod commands;
 pub mod dialogs;
 pub mod editor;
 pub mod engine;
+pub mod group;
 pub mod guard;
 pub mod history;
 pub mod input;
 pub mod line;
 pub mod player;
 pub mod record;
+pub mod sendfile;
 pub mod ui;
 pub mod view;
 pub mod wrap;

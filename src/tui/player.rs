@@ -95,6 +95,16 @@ impl StepPlayer {
         if matches!(step.action, StepAction::Message(_)) && !in_message {
             return Err(self.halt("DATA was not accepted, so the message is not sent"));
         }
+        if matches!(
+            step.action,
+            StepAction::Body(_) | StepAction::Group { .. } | StepAction::Chunk { .. }
+        ) {
+            return Err(self.halt(&format!(
+                "step mode does not send line {}'s PIPELINE group, BDAT or FILE message; \
+                 smtptui run replays the whole scenario",
+                step.line
+            )));
+        }
         self.next += 1;
         self.awaiting = step.expect.clone();
         self.in_flight = true;
@@ -158,6 +168,9 @@ impl StepPlayer {
             StepAction::Command(line) => format!("C: {line}"),
             StepAction::Message(lines) => {
                 format!("the message ({} lines) and the final dot", lines.len())
+            }
+            StepAction::Body(_) | StepAction::Group { .. } | StepAction::Chunk { .. } => {
+                "nothing: step mode does not send PIPELINE groups, BDAT or FILE messages".to_owned()
             }
         };
         Some(format!("send step line {}: {what}", step.line))

@@ -7,7 +7,10 @@
 //! Credentials never reach the file: any AUTH becomes a bare `C: AUTH <MECH>` (which `run`
 //! performs with `--user` and the password from its usual sources), the 334 challenges and
 //! the answers to them are left out, and only the final reply of the exchange is expected.
+//! A pasted group sent as one write is written command by command, each with its reply, after
+//! a comment saying it was pipelined; a message sent with `:send-file` is its `FILE` line.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -29,11 +32,67 @@ pub struct Recorder {
     in_message: bool,
     /// A command holding credentials was left out; its reply is left out with it.
     skip_reply: bool,
+    /// Commands of a pipelined group still to come: each is held until its reply, so the
+    /// file pairs them (the replies come after the whole group).
+    group: usize,
+    /// The scenario lines of group commands waiting for their replies, oldest first.
+    held: VecDeque<String>,
+    /// The message being sent comes from this file (`:send-file`): its final dot is written
+    /// after a `FILE` line instead of message lines.
+    file: Option<String>,
 }
 
 impl Recorder {
     /// The scenario lines `event` adds (possibly none).
     pub fn lines(&mut self, event: &Event) -> String {
+        let in_group = matches!(
+            &event.kind,
+            EventKind::Sent {
+                kind: SentKind::Command | SentKind::Credentials,
+                ..
+            }
+        ) && self.group > 0;
+        if in_group {
+            self.group -= 1;
+            let line = self.event_lines(event);
+            self.held.push_back(line);
+            return String::new();
+        }
+        let mut out = match &event.kind {
+            EventKind::Received { .. } => self.held.pop_front().unwrap_or_default(),
+            EventKind::Sent {
+                text,
+                kind: SentKind::MessageLine,
+                ..
+            } if text == "." => match self.file.take() {
+                Some(path) => format!("FILE {path}\n"),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        out.push_str(&self.event_lines(event));
+        out
+    }
+
+    /// The next `count` commands went as one pipelined group.
+    pub fn expect_group(&mut self, count: usize) {
+        self.group = count;
+    }
+
+    /// The message about to be sent comes from `path`.
+    pub fn expect_file(&mut self, path: String) {
+        self.file = Some(path);
+    }
+
+    /// The action the group or the file belonged to has finished: whatever of them did not
+    /// happen (a refused group, a file not sent) is forgotten.
+    pub fn settled(&mut self) -> String {
+        self.group = 0;
+        self.file = None;
+        self.held.drain(..).collect()
+    }
+
+    fn event_lines(&mut self, event: &Event) -> String {
         let mut out = String::new();
         match &event.kind {
             EventKind::Sent { text, kind, .. } => match kind {
@@ -200,6 +259,37 @@ impl Recording {
     /// Writing the file.
     pub fn add(&mut self, event: &Event) -> io::Result<()> {
         let lines = self.recorder.lines(event);
+        self.write(&lines)
+    }
+
+    /// The next `count` commands go as one pipelined group: the file says so, and pairs each
+    /// with its reply.
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn expect_group(&mut self, count: usize) -> io::Result<()> {
+        self.recorder.expect_group(count);
+        self.write(&format!(
+            "# the next {count} commands went as one pipelined group (RFC 2920)\n"
+        ))
+    }
+
+    /// The message about to be sent comes from `path` (`:send-file`).
+    pub fn expect_file(&mut self, path: &Path) {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        self.recorder.expect_file(path.display().to_string());
+    }
+
+    /// The action in flight finished (see [`Recorder::settled`]).
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn settled(&mut self) -> io::Result<()> {
+        let rest = self.recorder.settled();
+        self.write(&rest)
+    }
+
+    fn write(&mut self, lines: &str) -> io::Result<()> {
         if !lines.is_empty() {
             self.lines += lines.lines().count();
             self.file.write_all(lines.as_bytes())?;

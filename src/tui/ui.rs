@@ -125,14 +125,16 @@ pub fn render(app: &App, frame: &mut Frame, now: Instant) {
         Some(Overlay::Certificate) => dialogs::render_certificate(app, frame, area, theme),
         None => {}
     }
-    if let Mode::Guard(_) = app.mode {
-        // Over the panes, not over the input line and the lines above it, which say what
-        // Enter does.
-        let above = Rect {
-            height: layout.notes_area.y.saturating_sub(area.y),
-            ..area
-        };
-        dialogs::render_guard(app, frame, above, theme);
+    // Over the panes, not over the input line and the lines above it, which say what Enter
+    // does.
+    let above = Rect {
+        height: layout.notes_area.y.saturating_sub(area.y),
+        ..area
+    };
+    match app.mode {
+        Mode::Guard(_) => dialogs::render_guard(app, frame, above, theme),
+        Mode::Group(_) => dialogs::render_group(app, frame, above, theme),
+        _ => {}
     }
 }
 
@@ -707,8 +709,8 @@ pub fn explanation(app: &App) -> Vec<String> {
     };
     match &view.events[index].kind {
         EventKind::Received { reply, .. } => {
-            let command = view.meta.get(index).and_then(|m| m.command.as_deref());
-            explain::explain_reply_in(reply, command, &context)
+            let line = view.meta.get(index).and_then(|m| m.line.as_deref());
+            explain::explain_reply_to(reply, line, &context)
         }
         EventKind::Unasked { reply, .. } => {
             let mut lines = vec![format!(
@@ -847,7 +849,7 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect, title: Option<String>,
         Mode::Line(Prompt::Password { .. }) => "password (hidden)> ",
         Mode::Line(Prompt::SaslAnswer) => "answer (hidden)> ",
         Mode::Message(_) => "msg> ",
-        Mode::Line(Prompt::Command) | Mode::Guard(_) => "> ",
+        Mode::Line(Prompt::Command) | Mode::Guard(_) | Mode::Group(_) => "> ",
     };
     // A secret is never drawn, and the cursor stays at the prompt so its length does not
     // show either.
@@ -888,7 +890,7 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect, title: Option<String>,
     }
     let cursor_x = inner.x + (cursor_at - skip) as u16;
     frame.render_widget(Paragraph::new(visible).block(block), area);
-    if app.overlay.is_none() && !matches!(app.mode, Mode::Guard(_)) {
+    if app.overlay.is_none() && !matches!(app.mode, Mode::Guard(_) | Mode::Group(_)) {
         frame.set_cursor_position((cursor_x.min(inner.right().saturating_sub(1)), inner.y));
     }
 }

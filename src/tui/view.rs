@@ -1,6 +1,7 @@
 //! The transcript view: every event with the facts the pane shows beside it, the display
 //! rows (counted from the transcript's row model), and where the view is scrolled.
 
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use crossterm::event::{MouseEvent, MouseEventKind};
@@ -14,6 +15,9 @@ use crate::transcript::{Event, EventKind, SentKind, rows};
 pub struct EventMeta {
     /// For a reply: the verb of the command it answers.
     pub command: Option<Box<str>>,
+    /// For a reply: the line it answers, as the transcript shows it (its parameters say
+    /// what the reply is about).
+    pub line: Option<Box<str>>,
     /// For a reply: time since the line it answers was sent.
     pub latency: Option<Duration>,
 }
@@ -34,8 +38,13 @@ pub struct TranscriptView {
     pub scroll: Option<usize>,
     /// Rows the transcript pane shows (set from the terminal size), for paging.
     pub page: usize,
-    /// When the latest line was sent and its verb, for the latency and verb of its reply.
-    last_sent: Option<(Duration, String)>,
+    /// The lines sent that wait for their replies, oldest first: when each was sent and its
+    /// verb, for the latency and verb of its reply. More than one after a pipelined group
+    /// (RFC 2920), whose replies come in the order of its commands.
+    awaiting: VecDeque<(Duration, String, String)>,
+    /// The end of a message answered last: under LMTP the replies after the first one are
+    /// for the same final dot, one per recipient (RFC 2033 §4.2).
+    answered_dot: Option<Duration>,
     /// Added to the session's times: after `:reconnect` the new session counts from zero, and
     /// the transcript goes on counting from where the last one ended.
     offset: Duration,
@@ -52,7 +61,8 @@ impl Default for TranscriptView {
             first_row: 0,
             scroll: None,
             page: 20,
-            last_sent: None,
+            awaiting: VecDeque::new(),
+            answered_dot: None,
             offset: Duration::ZERO,
             rebase: false,
         }
@@ -96,28 +106,51 @@ impl TranscriptView {
     pub fn new_session(&mut self, separator: String) {
         self.push_note(EventKind::Note(separator));
         self.rebase = true;
-        self.last_sent = None;
+        self.awaiting.clear();
+        self.answered_dot = None;
     }
 
     fn push_shown(&mut self, event: Event) {
         let index = self.events.len() as u32;
         let mut meta = EventMeta::default();
         match &event.kind {
-            EventKind::Sent { text, kind, .. } => {
-                let verb = match kind {
-                    SentKind::Command => split_verb(text).0,
-                    _ => String::new(),
-                };
-                self.last_sent = Some((event.elapsed, verb));
-            }
+            EventKind::Sent { text, kind, .. } => match kind {
+                SentKind::Command => {
+                    let verb = split_verb(text).0;
+                    // BDAT's chunk follows its command and is answered with it.
+                    self.awaiting.push_back((event.elapsed, verb, text.clone()));
+                }
+                SentKind::Credentials => {
+                    self.awaiting
+                        .push_back((event.elapsed, String::new(), String::new()));
+                }
+                // Message lines get no reply; the final dot does.
+                SentKind::MessageLine if text == "." => {
+                    self.awaiting
+                        .push_back((event.elapsed, ".".to_owned(), ".".to_owned()));
+                }
+                SentKind::MessageLine => {}
+            },
             EventKind::Received { .. } => {
-                // One reply answers one line: a second reply is not taken for the same one.
-                if let Some((at, verb)) = self.last_sent.take() {
+                // Each reply answers the oldest line still waiting, and a line only one reply
+                // (beyond LMTP's one per recipient for the final dot).
+                if let Some((at, verb, line)) = self.awaiting.pop_front() {
                     meta.latency = event.elapsed.checked_sub(at);
+                    self.answered_dot = (verb == ".").then_some(at);
                     if !verb.is_empty() {
                         meta.command = Some(verb.into_boxed_str());
+                        meta.line = Some(line.into_boxed_str());
                     }
+                } else if let Some(at) = self.answered_dot {
+                    meta.latency = event.elapsed.checked_sub(at);
+                    meta.command = Some(".".into());
+                    meta.line = Some(".".into());
                 }
+            }
+            EventKind::Connecting { .. } | EventKind::Error { .. } | EventKind::Closed => {
+                // Nothing sent before is answered any more.
+                self.awaiting.clear();
+                self.answered_dot = None;
             }
             _ => {}
         }

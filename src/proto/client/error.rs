@@ -135,6 +135,17 @@ pub enum SessionError {
         /// What was not sent.
         what: String,
     },
+    /// MAIL FROM with REQUIRETLS on a connection that is not verified TLS; nothing was sent.
+    #[error(
+        "MAIL FROM with REQUIRETLS not sent: {why}. REQUIRETLS asks every server on the way to \
+         pass the message on only over verified TLS (RFC 8689 §4.1), so smtptui never sends it \
+         over a connection that is not verified TLS itself: send STARTTLS first (with --ca-file \
+         if the server's CA is private)"
+    )]
+    RequireTls {
+        /// What the connection is, in words.
+        why: String,
+    },
     /// The SASL exchange went wrong.
     #[error("AUTH exchange failed: {0}")]
     Sasl(#[from] SaslError),
@@ -178,6 +189,7 @@ impl SessionError {
                 | Self::NotAdvertised { .. }
                 | Self::GroupRefused { .. }
                 | Self::ExtensionNotOffered { .. }
+                | Self::RequireTls { .. }
         )
     }
 }
@@ -204,6 +216,7 @@ impl SessionError {
             | Self::NotAdvertised { .. }
             | Self::GroupRefused { .. }
             | Self::ExtensionNotOffered { .. }
+            | Self::RequireTls { .. }
             | Self::Line(_)
             | Self::NoMessage
             | Self::NoChallenge

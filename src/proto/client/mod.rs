@@ -39,6 +39,7 @@ use crate::proto::command::{
 use crate::proto::data::{END_OF_DATA, stuff_line};
 use crate::proto::ehlo::Capabilities;
 use crate::proto::escape::{escape_bytes, escape_str};
+use crate::proto::params;
 use crate::proto::reply::{Reply, ReplyClass, ReplyLimits, ReplyParser};
 use crate::proto::sasl::{
     Mechanism, SaslClient, SaslError, credential_forms, plain_password, plain_user,
@@ -170,8 +171,9 @@ enum Pending {
     Cancel,
     /// The final dot of a message (one per accepted recipient under LMTP).
     EndOfMessage,
-    /// A BDAT chunk.
-    Chunk,
+    /// A BDAT chunk; the one with LAST ends the transaction (and under LMTP is answered
+    /// once per accepted recipient).
+    Chunk { last: bool },
 }
 
 /// A command sent whose reply has not come yet.
@@ -238,6 +240,8 @@ pub struct ClientSession {
     /// Recipients accepted in the current transaction (LMTP answers the final dot once for
     /// each).
     recipients: usize,
+    /// The current transaction's MAIL FROM carried SMTPUTF8.
+    mail_smtputf8: bool,
     /// Every form of every secret sent so far, and of the configured credentials.
     secrets: Vec<KnownSecret>,
     transmit: Zeroizing<Vec<u8>>,
@@ -288,6 +292,7 @@ impl ClientSession {
             close_emitted: false,
             lmtp: false,
             recipients: 0,
+            mail_smtputf8: false,
             secrets: Vec::new(),
             transmit: Zeroizing::new(Vec::new()),
             to_seal: Zeroizing::new(Vec::new()),
@@ -305,9 +310,15 @@ impl ClientSession {
         }
         session.emit(EventKind::Connecting {
             target: session.settings.target.clone(),
-            transport: match session.settings.tls_mode {
-                TlsMode::StartTls => "plain TCP; TLS only after STARTTLS".to_owned(),
-                TlsMode::Implicit => "implicit TLS from the first byte".to_owned(),
+            transport: match (
+                session.settings.tls_mode,
+                session.settings.target.starts_with("unix:"),
+            ) {
+                (TlsMode::StartTls, false) => "plain TCP; TLS only after STARTTLS".to_owned(),
+                (TlsMode::StartTls, true) => {
+                    "a UNIX domain socket, in cleartext; TLS only after STARTTLS".to_owned()
+                }
+                (TlsMode::Implicit, _) => "implicit TLS from the first byte".to_owned(),
             },
         });
         Ok(session)
@@ -529,6 +540,9 @@ impl ClientSession {
             }
             if kind == CommandKind::StartTls && self.tls.is_some() {
                 return Err(SessionError::AlreadyTls);
+            }
+            if kind == CommandKind::Mail {
+                self.check_requiretls(line)?;
             }
             match self.secret_use(line) {
                 Some(SecretUse::AlreadySent) => {
@@ -891,6 +905,10 @@ impl ClientSession {
             }
         }
         let verb = split_verb(line).0;
+        if matches!(kind, CommandKind::Mail | CommandKind::Rcpt) {
+            self.check_requiretls(line)?;
+            self.inspect_envelope(line);
+        }
         match kind {
             CommandKind::StartTls => self.send_starttls(),
             CommandKind::Auth {
@@ -1018,21 +1036,27 @@ impl ClientSession {
 
     fn end_message(&mut self) -> Result<Vec<StepId>, SessionError> {
         self.send(b".", ".".to_owned(), SentKind::MessageLine);
-        // LMTP answers the final dot once per accepted recipient (RFC 2033 §4.2).
+        Ok(self.await_message_replies("the end of the message", || Pending::EndOfMessage))
+    }
+
+    /// The steps that the end of a message completes: one, or under LMTP one per accepted
+    /// recipient, in the order the recipients were given (RFC 2033 §4.2; the same for BDAT
+    /// LAST, RFC 3030 §4.2).
+    fn await_message_replies(&mut self, what: &str, pending: impl Fn() -> Pending) -> Vec<StepId> {
         let replies = if self.lmtp { self.recipients.max(1) } else { 1 };
-        Ok((0..replies)
+        (0..replies)
             .map(|index| {
                 let waiting_for = if replies == 1 {
-                    "the reply to the end of the message".to_owned()
+                    format!("the reply to {what}")
                 } else {
                     format!(
-                        "the reply for recipient {} of {replies} to the end of the message",
+                        "the reply for recipient {} of {replies} to {what}",
                         index + 1
                     )
                 };
-                self.await_reply(waiting_for, Pending::EndOfMessage)
+                self.await_reply(waiting_for, pending())
             })
-            .collect())
+            .collect()
     }
 
     /// Queues one line of a message read from a file: dot-stuffed, with no transcript event
@@ -1050,7 +1074,7 @@ impl ClientSession {
                 None => Err(SessionError::NoMessage),
             };
         }
-        if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+        if memchr::memchr2(b'\r', b'\n', line).is_some() {
             return Err(SessionError::Line(LineError::LineBreak));
         }
         if self
@@ -1078,10 +1102,70 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Queues a run of whole lines of a message read from a file, each ended by LF or CRLF
+    /// (a last line without either is ended here): dot-stuffed, sent with CRLF, and with no
+    /// transcript event (a front end records a summary of the body instead). The bulk form of
+    /// [`ClientSession::message_data`] for large messages: the block is looked at once for
+    /// secrets and carriage returns, not line by line.
+    ///
+    /// Secrets never span lines, so a caller that cuts a file only at line ends loses no
+    /// match between two blocks.
+    ///
+    /// # Errors
+    /// [`SessionError::NoMessage`] outside a message; [`SessionError::Line`] for a carriage
+    /// return that no LF follows (nothing of the block is queued); the guard's refusal for a
+    /// block holding a configured secret.
+    pub fn message_lines(&mut self, block: &[u8], now: Instant) -> Result<(), SessionError> {
+        self.now = now;
+        if !matches!(self.state, State::Message) {
+            return match self.failure() {
+                Some(error) => Err(error.clone()),
+                None => Err(SessionError::NoMessage),
+            };
+        }
+        if memchr::memchr_iter(b'\r', block).any(|at| block.get(at + 1) != Some(&b'\n')) {
+            return Err(SessionError::Line(LineError::LineBreak));
+        }
+        if self
+            .secrets
+            .iter()
+            .any(|s| holds_bytes(block, s.value.expose().as_bytes()))
+        {
+            self.check_guard(OneTimeOverride::None)?;
+            for secret in &mut self.secrets {
+                if holds_bytes(block, secret.value.expose().as_bytes()) {
+                    secret.sent = true;
+                }
+            }
+        }
+        let target = if self.tls.is_some() {
+            &mut self.to_seal
+        } else {
+            &mut self.transmit
+        };
+        target.reserve(block.len() + block.len() / 32 + 2);
+        let mut start = 0;
+        while start < block.len() {
+            let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
+            let mut line = &block[start..end];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.first() == Some(&b'.') {
+                target.push(b'.');
+            }
+            target.extend_from_slice(line);
+            target.extend_from_slice(b"\r\n");
+            start = end + 1;
+        }
+        Ok(())
+    }
+
     /// Sends one BDAT chunk (RFC 3030): `BDAT <size>` (with `LAST` for the final one) and
     /// the bytes exactly as given, no dot-stuffing, no line ending added. The step completes
-    /// with the server's reply to the chunk. The transcript shows the command and the size,
-    /// not the bytes.
+    /// with the server's reply to the chunk ([`Sent::Step`]); under LMTP the chunk with LAST
+    /// is answered once per accepted recipient ([`Sent::Steps`] when there are several, RFC
+    /// 3030 §4.2). The transcript shows the command and the size, not the bytes.
     ///
     /// # Errors
     /// [`SessionError::ExtensionNotOffered`] when the server did not advertise CHUNKING and
@@ -1093,7 +1177,7 @@ impl ClientSession {
         last: bool,
         force: bool,
         now: Instant,
-    ) -> Result<StepId, SessionError> {
+    ) -> Result<Sent, SessionError> {
         self.begin_request(now)?;
         self.expect_ready()?;
         let offered = self
@@ -1142,7 +1226,115 @@ impl ClientSession {
                 SentKind::MessageLine
             },
         });
-        Ok(self.await_reply(format!("the reply to {command}"), Pending::Chunk))
+        if !last {
+            return Ok(Sent::Step(self.await_reply(
+                format!("the reply to {command}"),
+                Pending::Chunk { last: false },
+            )));
+        }
+        let mut steps = self.await_message_replies(&command, || Pending::Chunk { last: true });
+        Ok(if steps.len() == 1 {
+            Sent::Step(steps.remove(0))
+        } else {
+            Sent::Steps(steps)
+        })
+    }
+
+    /// Refuses a MAIL FROM with REQUIRETLS unless the connection is verified TLS: the
+    /// parameter promises the message travels only that way (RFC 8689), starting here.
+    fn check_requiretls(&mut self, line: &str) -> Result<(), SessionError> {
+        let requires = params::parse(line)
+            .and_then(Result::ok)
+            .is_some_and(|command| command.verb == params::Verb::Mail && command.has("REQUIRETLS"));
+        let why = match &self.protection {
+            _ if !requires => return Ok(()),
+            Protection::VerifiedTls => return Ok(()),
+            Protection::Cleartext => "the connection is in cleartext".to_owned(),
+            Protection::UnverifiedTls(problem) => format!(
+                "the server's certificate was not verified ({})",
+                problem.detail
+            ),
+        };
+        let error = SessionError::RequireTls { why };
+        self.emit(EventKind::Warning(error.to_string()));
+        Err(error)
+    }
+
+    /// Warnings about a MAIL FROM or RCPT TO line before it is sent: parameters that break
+    /// their RFC or need an extension the server did not advertise, a declared size over the
+    /// server's limit, an address in UTF-8 without SMTPUTF8. The line is sent as typed.
+    fn inspect_envelope(&mut self, line: &str) {
+        let command = match params::parse(line) {
+            None => return,
+            Some(Err(error)) => {
+                self.emit(EventKind::Warning(format!(
+                    "{}; sent as typed, the server will likely refuse it",
+                    escape_str(&error.to_string())
+                )));
+                return;
+            }
+            Some(Ok(command)) => command,
+        };
+        let mut warnings = Vec::new();
+        if let Err(error) = params::validate(&command) {
+            warnings.push(format!(
+                "{}; sent as typed, the server will likely refuse it",
+                escape_str(&error.to_string())
+            ));
+        }
+        let capabilities = self.capabilities.as_ref();
+        for param in &command.params {
+            let Some(extension) = params::required_extension(param) else {
+                continue;
+            };
+            if !capabilities.is_some_and(|c| c.has(extension)) {
+                let keyword = param.keyword.to_ascii_uppercase();
+                warnings.push(match capabilities {
+                    None => format!(
+                        "{keyword} needs the {extension} extension, and no EHLO on this \
+                         connection has said what the server offers (send EHLO first)"
+                    ),
+                    Some(_) => format!(
+                        "{keyword} needs the {extension} extension, which the server's EHLO did \
+                         not advertise: expect a refusal (555, RFC 5321 §4.1.1.11)"
+                    ),
+                });
+            }
+        }
+        if let (Some(declared), Some(limit)) = (
+            command
+                .param("SIZE")
+                .and_then(|p| p.value)
+                .and_then(|v| v.parse::<u64>().ok()),
+            capabilities.and_then(Capabilities::size_limit),
+        ) && limit > 0
+            && declared > limit
+        {
+            warnings.push(format!(
+                "SIZE={declared} is over the {limit} octets the server's EHLO advertised: expect \
+                 the message refused (552 5.3.4, RFC 1870)"
+            ));
+        }
+        if command.verb == params::Verb::Mail {
+            self.mail_smtputf8 = command.has("SMTPUTF8");
+        }
+        if command.address_is_utf8() {
+            let address = escape_str(command.address);
+            if !capabilities.is_some_and(|c| c.has("SMTPUTF8")) {
+                warnings.push(format!(
+                    "<{address}> is an address in UTF-8 and the server did not advertise \
+                     SMTPUTF8 (RFC 6531): expect it refused"
+                ));
+            } else if !self.mail_smtputf8 {
+                warnings.push(format!(
+                    "<{address}> is an address in UTF-8, and this transaction's MAIL FROM has no \
+                     SMTPUTF8 parameter (RFC 6531 §3.4): expect it refused (553 5.6.7)"
+                ));
+            }
+        }
+        for warning in warnings {
+            self.emit(EventKind::Warning(warning));
+        }
     }
 
     fn check_advertised(&mut self, mechanism: Mechanism) -> Result<(), SessionError> {
@@ -1474,6 +1666,7 @@ impl ClientSession {
                         self.lmtp = accepted && verb == "LHLO";
                     }
                     CommandKind::Mail if accepted => self.recipients = 0,
+                    CommandKind::Mail => self.mail_smtputf8 = false,
                     CommandKind::Other if accepted && verb == "RSET" => self.recipients = 0,
                     CommandKind::Rcpt if accepted => self.recipients += 1,
                     CommandKind::Data if code == 354 => self.state = State::Message,
@@ -1590,10 +1783,16 @@ impl ClientSession {
                 }
                 self.complete(step, reply);
             }
-            Pending::EndOfMessage | Pending::Chunk => {
-                // The transaction is over (for a chunk, only once LAST is answered; a failed
-                // chunk ends it too, RFC 3030 §2).
+            Pending::EndOfMessage | Pending::Chunk { last: true } => {
                 self.recipients = 0;
+                self.complete(step, reply);
+            }
+            Pending::Chunk { last: false } => {
+                // A chunk without LAST leaves the transaction open, unless it failed: a failed
+                // chunk ends it (RFC 3030 §2).
+                if reply.code.class() != ReplyClass::PositiveCompletion {
+                    self.recipients = 0;
+                }
                 self.complete(step, reply);
             }
         }

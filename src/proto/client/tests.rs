@@ -778,7 +778,9 @@ fn bdat_sends_the_chunk_exactly_and_needs_chunking() {
     let mut client = Client::strict().after_ehlo(b"250-x\r\n250 CHUNKING\r\n");
     let before = client.wire.len();
     let chunk = b"Subject: raw\r\n\r\n.not stuffed\r\n";
-    let step = client.core.bdat(chunk, true, false, client.now).unwrap();
+    let Sent::Step(step) = client.core.bdat(chunk, true, false, client.now).unwrap() else {
+        panic!("one reply to a chunk in SMTP");
+    };
     client.pump();
     let mut expected = format!("BDAT {} LAST\r\n", chunk.len()).into_bytes();
     expected.extend_from_slice(chunk);
@@ -876,4 +878,157 @@ fn lmtp_answers_the_final_dot_once_per_accepted_recipient() {
         result,
         "[\"250 2.1.5 <a@b> delivered\", \"452 4.2.2 <c@b> mailbox full\"] None"
     );
+}
+
+/// An LMTP client past LHLO, MAIL and the RCPTs (`true`: accepted).
+fn lmtp_transaction(extensions: &[u8], recipients: &[bool]) -> Client {
+    let mut client = Client::strict();
+    let lhlo = client.line("LHLO me").unwrap();
+    let mut reply = b"250-lmtp.example\r\n".to_vec();
+    reply.extend_from_slice(extensions);
+    client.feed(&reply);
+    client.core.take_completion(lhlo).unwrap();
+    let mail = client.line("MAIL FROM:<x@y>").unwrap();
+    client.feed(b"250 ok\r\n");
+    client.core.take_completion(mail).unwrap();
+    for (index, accepted) in recipients.iter().enumerate() {
+        let rcpt = client.line(&format!("RCPT TO:<r{index}@b>")).unwrap();
+        client.feed(if *accepted {
+            b"250 ok\r\n"
+        } else {
+            b"550 no such user\r\n"
+        });
+        client.core.take_completion(rcpt).unwrap();
+    }
+    client
+}
+
+#[test]
+fn lmtp_answers_bdat_last_once_per_recipient_after_earlier_chunks() {
+    let mut client = lmtp_transaction(b"250 CHUNKING\r\n", &[true, false, true]);
+    // A chunk without LAST answered 250 leaves the transaction and its recipients as they were.
+    let Sent::Step(first) = client
+        .core
+        .bdat(b"Subject: x\r\n", false, false, client.now)
+        .unwrap()
+    else {
+        panic!("one reply to a chunk without LAST");
+    };
+    client.pump();
+    client.feed(b"250 2.0.0 12 octets received\r\n");
+    client.core.take_completion(first).unwrap();
+    let Sent::Steps(steps) = client
+        .core
+        .bdat(b"\r\nbody\r\n", true, false, client.now)
+        .unwrap()
+    else {
+        panic!("LMTP answers BDAT LAST once per accepted recipient");
+    };
+    assert_eq!(steps.len(), 2);
+    client.pump();
+    client.feed(b"250 2.0.0 <r0@b> saved\r\n452 4.2.2 <r2@b> over quota\r\n");
+    let codes: Vec<u16> = steps
+        .iter()
+        .map(|&s| client.core.take_completion(s).unwrap().code.value())
+        .collect();
+    assert_eq!(codes, [250, 452]);
+    assert!(client.core.failure().is_none());
+}
+
+#[test]
+fn a_failed_chunk_ends_the_transaction() {
+    let mut client = lmtp_transaction(b"250 CHUNKING\r\n", &[true, true]);
+    let Sent::Step(first) = client.core.bdat(b"x", false, false, client.now).unwrap() else {
+        panic!("one reply");
+    };
+    client.pump();
+    client.feed(b"552 5.3.4 too big\r\n");
+    client.core.take_completion(first).unwrap();
+    // Nothing is left to deliver: BDAT LAST now gets the one reply of a refused command.
+    assert!(matches!(
+        client.core.bdat(b"", true, false, client.now),
+        Ok(Sent::Step(_))
+    ));
+}
+
+#[test]
+fn message_lines_are_stuffed_made_crlf_and_refused_with_a_bare_cr() {
+    let mut client = Client::strict();
+    let data = client.line("DATA").unwrap();
+    client.feed(b"354 go\r\n");
+    client.core.take_completion(data).unwrap();
+    let events_before = client.events.len();
+    let before = client.wire.len();
+    client
+        .core
+        .message_lines(b"Subject: x\n.dot\r\n\n..two\nlast", client.now)
+        .unwrap();
+    client.pump();
+    assert_eq!(
+        &client.wire[before..],
+        b"Subject: x\r\n..dot\r\n\r\n...two\r\nlast\r\n"
+    );
+    assert_eq!(client.events.len(), events_before, "no event per line");
+    let before = client.wire.len();
+    assert!(matches!(
+        client.core.message_lines(b"fine\nbare\rCR\n", client.now),
+        Err(SessionError::Line(LineError::LineBreak))
+    ));
+    let secret = format!("a\n{PASSWORD}\n");
+    assert!(matches!(
+        client.core.message_lines(secret.as_bytes(), client.now),
+        Err(SessionError::Guard(_))
+    ));
+    client.pump();
+    assert_eq!(
+        client.wire.len(),
+        before,
+        "nothing of a refused block is sent"
+    );
+}
+
+#[test]
+fn requiretls_never_leaves_without_verified_tls() {
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n");
+    let before = client.wire.len();
+    let error = client.line("MAIL FROM:<a@b> REQUIRETLS").unwrap_err();
+    assert!(matches!(error, SessionError::RequireTls { .. }), "{error}");
+    assert!(error.to_string().contains("cleartext"), "{error}");
+    let error = client
+        .core
+        .pipeline(
+            &["MAIL FROM:<a@b> requiretls", "RCPT TO:<c@d>"],
+            OneTimeOverride::None,
+            false,
+            client.now,
+        )
+        .unwrap_err();
+    assert!(matches!(error, SessionError::RequireTls { .. }), "{error}");
+    client.pump();
+    assert_eq!(client.wire.len(), before, "nothing sent");
+    // Without the parameter, the same command goes.
+    client.line("MAIL FROM:<a@b>").unwrap();
+    assert!(client.wire_text().ends_with("MAIL FROM:<a@b>\r\n"));
+}
+
+#[test]
+fn envelope_lines_are_warned_about_before_they_go() {
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250-SIZE 1000\r\n250 8BITMIME\r\n");
+    let step = client
+        .line("MAIL FROM:<j\u{f6}rg@example.com> SIZE=5000 RET=HDRS")
+        .unwrap();
+    client.feed(b"250 ok\r\n");
+    client.core.take_completion(step).unwrap();
+    client.line("RCPT TO:<a@b> NOTIFY=SUCESS").unwrap();
+    let transcript = client.transcript();
+    for says in [
+        "over the 1000 octets",
+        "did not advertise SMTPUTF8",
+        "RET needs the DSN extension",
+        "not a notification",
+    ] {
+        assert!(transcript.contains(says), "{says}: {transcript}");
+    }
+    // Sent as typed all the same.
+    assert!(client.wire_text().contains("NOTIFY=SUCESS\r\n"));
 }
