@@ -200,9 +200,11 @@ fn old_tls_off(server: ServerKind) -> &'static str {
     }
 }
 
-/// How each server stops ending messages at a non-standard end-of-data sequence. Postfix and
-/// Exim never take a bare <CR> for the end of a line before a dot, so a server of theirs that
-/// ends a message at <CR>.<CR> has something else answering in front of it.
+/// How each server stops ending messages at a non-standard end-of-data sequence. Postfix
+/// splits lines only at <LF> (its smtpd keeps <CR>.<CR> inside the message, even with
+/// smtpd_forbid_bare_newline = no), and Exim's CVE-2023-51766 notes name only sequences with a
+/// bare <LF>, so a server of theirs that ends a message at <CR>.<CR> most likely has something
+/// else answering in front of it.
 fn smuggling_recipe(variant: EndOfData, server: ServerKind) -> &'static str {
     let bare_cr = variant == EndOfData::CrDotCr;
     match server {
@@ -220,14 +222,16 @@ fn smuggling_recipe(variant: EndOfData, server: ServerKind) -> &'static str {
              clients you trust, since they stay exempt"
         }
         ServerKind::Exim if bare_cr => {
-            "Exim never takes a bare <CR> for a line end before a dot, so what ended the \
-             message answers in front of it (a proxy, a filter, or another server on this \
-             port): make that end messages only at <CR><LF>.<CR><LF>"
+            "Exim's CVE-2023-51766 notes name only sequences with a bare <LF>, so look for \
+             what ended the message in front of it (a proxy, a filter, or another server on \
+             this port) and make that end messages only at <CR><LF>.<CR><LF>"
         }
         ServerKind::Exim => {
-            "upgrade to Exim 4.97.1 or later, or a distribution package with the \
-             CVE-2023-51766 fix (Debian's 4.96-15+deb12u4): since then a dot line ends a \
-             message after a bare LF only when the message's first line ended in a bare LF too"
+            "upgrade to Exim 4.97.1 or later, or to a distribution package with the \
+             CVE-2023-51766 fix backported; until then Exim's notes on that CVE give a \
+             workaround: stop advertising CHUNKING (chunking_advertise_hosts =) or PIPELINING \
+             (pipelining_advertise_hosts =) to incoming connections, so that smuggled \
+             commands trip the synchronisation check"
         }
         ServerKind::Dovecot => {
             "Dovecot's submission service takes mail from its users, and smuggled mail arrives \
@@ -235,8 +239,8 @@ fn smuggling_recipe(variant: EndOfData, server: ServerKind) -> &'static str {
              later anyway, as older releases relay <CR>.<CR> unchanged (CVE-2026-33604)"
         }
         ServerKind::OpenSmtpd | ServerKind::Haraka => {
-            "upgrade to the current release; how it treats these sequences is not documented \
-             by the project, so if the probe still fails, report it there"
+            "upgrade to the current release and look in its release notes for SMTP smuggling \
+             (CVE-2023-51764 and its kin); if the probe still fails, report it to the project"
         }
     }
 }

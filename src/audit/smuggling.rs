@@ -114,35 +114,40 @@ impl EndOfData {
         }
     }
 
-    /// Which relays are known to pass the sequence, and the sources.
+    /// Which relays are known to pass the sequence, and the sources. Every claim here names
+    /// a source a reader can check; what is not documented is said so.
     pub fn relays(self) -> Relays {
         match self {
             Self::LfDotLf => Relays {
                 known: true,
-                said: "the lettre SMTP library before 0.11.24, which did not dot-stuff after \
-                       a bare LF (RUSTSEC-2026-0561); Postfix's advisory names it as one of the \
-                       two sequences the attack sends (postfix.org/smtp-smuggling.html); which \
-                       mail services pass it is not documented",
+                said: "the lettre library before 0.11.24 for raw and unencoded bodies, which \
+                       did not dot-stuff after a bare LF or CR (RUSTSEC-2026-0561 names \
+                       <LF>.<LF>); .NET's SmtpClient until dotnet/runtime pull request 132823 \
+                       (2026), which did not dot-stuff after a bare LF; which mail services \
+                       pass it is not documented",
             },
             Self::LfDotCrLf => Relays {
                 known: true,
-                said: "Exchange Online and GMX, unfiltered, until they fixed their outbound \
-                       servers in 2023 (SEC Consult, \"SMTP Smuggling - Spoofing E-Mails \
-                       Worldwide\", and its SMTP-Smuggling-Tools README); lettre before 0.11.24 \
-                       (RUSTSEC-2026-0561)",
+                said: "Exchange Online and GMX until they fixed their outbound servers in 2023 \
+                       (SEC Consult's 2023 write-up \"SMTP Smuggling - Spoofing E-Mails \
+                       Worldwide\"; SMTP-Smuggling-Tools README and issue 6); the lettre \
+                       library before 0.11.24 and .NET's SmtpClient until dotnet/runtime pull \
+                       request 132823, neither of which dot-stuffed after a bare LF \
+                       (RUSTSEC-2026-0561; the pull request)",
             },
             Self::CrLfDotLf => Relays {
                 known: false,
-                said: "none is known: a relay that dot-stuffs doubles a dot after <CR><LF> \
-                       and sends <CR><LF>..<LF> instead (Wietse Venema, \
-                       postfix.org/false-smuggling-claims.html; SEC Consult dropped such \
-                       sequences from its scanner, SMTP-Smuggling-Tools issue 6)",
+                said: "none is known: a client that dot-stuffs doubles a dot after <CR><LF> \
+                       and sends <CR><LF>..<LF> instead (Wietse Venema in smtpsmug issue 8; \
+                       SEC Consult dropped such sequences from its scanner, \
+                       SMTP-Smuggling-Tools issue 6)",
             },
             Self::CrDotCr => Relays {
                 known: true,
-                said: "Dovecot before 2.4.5 when it relays (submission relay, Sieve \
-                       redirect), as it did not dot-stuff after a bare CR (CVE-2026-33604); \
-                       lettre before 0.11.24 (RUSTSEC-2026-0561)",
+                said: "Dovecot CE 2.3.0 to 2.4.4 when it relays (submission relay, Sieve \
+                       redirect), which did not dot-stuff after a bare CR (CVE-2026-33604, \
+                       fixed in 2.4.5); the lettre library before 0.11.24, which did not \
+                       dot-stuff after a bare LF or CR (RUSTSEC-2026-0561)",
             },
         }
     }
@@ -313,8 +318,9 @@ pub struct Answers {
 pub enum Outcome {
     /// One reply, a `2xx`: one message, with the variant and the smuggled commands inside it.
     KeptInside(ReplyBrief),
-    /// One reply, a `4xx` or `5xx`: the message was refused and none of the smuggled commands
-    /// was answered (Postfix's `smtpd_forbid_bare_newline = reject` does this).
+    /// One reply, a `4xx` or `5xx`, then the `221` to `QUIT`: the message was refused and none
+    /// of the smuggled commands was answered (Postfix's `smtpd_forbid_bare_newline = reject`
+    /// does this).
     Refused(ReplyBrief),
     /// More than one reply: the server ended the message at the variant and answered the
     /// smuggled commands as commands.
@@ -337,9 +343,9 @@ impl Outcome {
     }
 }
 
-/// Judges the answers to one write. A single answer to the whole message is only conclusive
-/// with the `221` to `QUIT` behind it: a server that ended the message early and then dropped
-/// what followed would answer once and never reach the `QUIT`.
+/// Judges the answers to one write. A single answer to the whole message, acceptance or
+/// refusal, is only conclusive with the `221` to `QUIT` behind it: a server that ended the
+/// message early and then dropped what followed would answer once and never reach the `QUIT`.
 pub fn classify(answers: &Answers) -> Outcome {
     let ending = match &answers.ending {
         Ending::Quit => "answered QUIT".to_owned(),
@@ -360,7 +366,9 @@ pub fn classify(answers: &Answers) -> Outcome {
         [only] if only.code / 100 == 2 && answers.ending == Ending::Quit => {
             Outcome::KeptInside(only.clone())
         }
-        [only] if matches!(only.code / 100, 4 | 5) => Outcome::Refused(only.clone()),
+        [only] if matches!(only.code / 100, 4 | 5) && answers.ending == Ending::Quit => {
+            Outcome::Refused(only.clone())
+        }
         [only] => Outcome::Inconclusive(format!(
             "the server answered the message with {} and {ending}: it may have ended the \
              message early and dropped what followed",
@@ -911,9 +919,10 @@ mod tests {
             classify(&answers(&[550], Ending::Quit)),
             Outcome::Refused(_)
         ));
+        // A refusal and then a closed connection: where the server stopped reading is unknown.
         assert!(matches!(
             classify(&answers(&[421], Ending::Closed)),
-            Outcome::Refused(_)
+            Outcome::Inconclusive(_)
         ));
         match classify(&answers(&[250, 250, 250, 354, 250], Ending::Quit)) {
             Outcome::Ended { second_queued, .. } => assert!(second_queued),
