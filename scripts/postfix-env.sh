@@ -40,6 +40,13 @@
 #   EXPIRED_PORT        like MX_PORT, certificate expired 2020-02-01 (same CA, right name)
 #   WRONGNAME_PORT      like MX_PORT, certificate only for WRONG_NAME (same CA)
 #   WRONG_NAME          wrong.example
+#   SMUGGLE_OPEN_PORT   like MX_PORT, smtpd_forbid_bare_newline=no: a dot line next to a bare
+#                       LF ends the message (SMTP smuggling's receiving side)
+#   SMUGGLE_STRICT_PORT like MX_PORT, smtpd_forbid_bare_newline=yes (an alias of normalize from
+#                       3.7.10) with smtpd_forbid_bare_newline_exclusions empty, so loopback
+#                       clients are not exempt: only <CR><LF>.<CR><LF> ends the message
+#   SMUGGLE_REJECT_PORT like SMUGGLE_STRICT_PORT, smtpd_forbid_bare_newline=reject: a message
+#                       with a bare LF is refused (550)
 #   CA_FILE             PEM of the test CA that signed all server certificates
 #   SMTP_USER           SASL login name (alice@lab.test)
 #   PASSWORD_FILE       file holding the SASL password: 32 hex characters, no
@@ -53,8 +60,9 @@
 #   EXTENSIONS_SIZE_LIMIT   that listener's message_size_limit
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
-#   MX 25, EXPIRED 26, WRONGNAME 27, IMPLICIT 465, SUBMISSION 587, LEGACY 588,
-#   NOTLS 589, BROKENTLS 590, OPTIONAL 591, EXTENSIONS 592.
+#   MX 25, EXPIRED 26, WRONGNAME 27, SMUGGLE_OPEN 28, SMUGGLE_STRICT 29, SMUGGLE_REJECT 30,
+#   IMPLICIT 465, SUBMISSION 587, LEGACY 588, NOTLS 589, BROKENTLS 590, OPTIONAL 591,
+#   EXTENSIONS 592.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -103,6 +111,9 @@ parse_args() {
     MX_PORT=$((base + 25))
     EXPIRED_PORT=$((base + 26))
     WRONGNAME_PORT=$((base + 27))
+    SMUGGLE_OPEN_PORT=$((base + 28))
+    SMUGGLE_STRICT_PORT=$((base + 29))
+    SMUGGLE_REJECT_PORT=$((base + 30))
     IMPLICIT_PORT=$((base + 465))
     SUBMISSION_PORT=$((base + 587))
     LEGACY_PORT=$((base + 588))
@@ -111,7 +122,8 @@ parse_args() {
     OPTIONAL_PORT=$((base + 591))
     EXTENSIONS_PORT=$((base + 592))
     ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
-        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$EXTENSIONS_PORT")
+        "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$EXTENSIONS_PORT" "$SMUGGLE_OPEN_PORT"
+        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -503,6 +515,36 @@ $HOST:$EXTENSIONS_PORT inet n - n - - smtpd
   -o message_size_limit=$EXTENSIONS_SIZE_LIMIT
   -o smtpd_end_of_data_restrictions=check_client_access,static:HOLD
 
+# SMUGGLE_OPEN: MX-style, a dot line next to a bare LF ends the message (SMTP smuggling).
+$HOST:$SMUGGLE_OPEN_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/smuggle-open
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_forbid_bare_newline=no
+
+# SMUGGLE_STRICT: MX-style, only <CR><LF>.<CR><LF> ends the message; the exclusions
+# (default \$mynetworks, which would exempt loopback clients on most hosts) are emptied.
+$HOST:$SMUGGLE_STRICT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/smuggle-strict
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_forbid_bare_newline=yes
+  -o smtpd_forbid_bare_newline_exclusions=
+
+# SMUGGLE_REJECT: as SMUGGLE_STRICT, but a message with a bare LF is refused.
+$HOST:$SMUGGLE_REJECT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/smuggle-reject
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+  -o smtpd_forbid_bare_newline=reject
+  -o smtpd_forbid_bare_newline_exclusions=
+
 pickup     unix  n       -       n       60      1       pickup
 cleanup    unix  n       -       n       -       0       cleanup
 qmgr       unix  n       -       n       300     1       qmgr
@@ -548,9 +590,19 @@ prepare_dirs() {
     touch "$MAILLOG"
 }
 
+# Set to 1 when main.cf itself changed: some of its settings (inet_interfaces, ...) need
+# a restart, while everything else a running instance picks up with a reload.
+MAIN_CF_CHANGED=0
+
 configure_instance() {
+    local changed_before=$CONFIG_CHANGED
+    CONFIG_CHANGED=0
     write_main_cf
+    MAIN_CF_CHANGED=$CONFIG_CHANGED
     write_master_cf
+    if ((changed_before)); then
+        CONFIG_CHANGED=1
+    fi
 }
 
 # ---------------------------------------------------------------- start/stop
@@ -696,6 +748,31 @@ start_instance() {
     fi
 }
 
+# reload_instance: a running instance whose main.cf is unchanged takes a new master.cf,
+# certificates or SASL configuration with `postfix reload`: the master keeps the listening
+# sockets of the services it already runs and lets running smtpd processes finish their
+# sessions, so test runs in other checkouts that use the instance are not cut off. Only
+# ports that the previous env file does not list must be free. Fails (and changes nothing)
+# when that cannot be checked; fails after the reload when a listener does not answer.
+reload_instance() {
+    local old=$DIR/env p known deadline
+    ((MAIN_CF_CHANGED == 0)) && [[ -r $old ]] || return 1
+    known=" $(grep -E '^[A-Z_]+_PORT=' "$old" | cut -d= -f2 | tr '\n' ' ')"
+    for p in "${ALL_PORTS[@]}"; do
+        if [[ $known != *" $p "* ]] && port_open "$p"; then
+            log "port $HOST:$p is taken by another program; restarting instead of reloading"
+            return 1
+        fi
+    done
+    log "reloading Postfix instance $DIR with its new configuration"
+    postfix -c "$CONF_DIR" reload >/dev/null 2>&1 9>&- || return 1
+    deadline=$((SECONDS + BANNER_TIMEOUT))
+    until all_banners_ok; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
 write_env() {
     local tmp=$DIR/env.tmp
     # Plain KEY=value lines, no quoting needed (DIR's characters are checked):
@@ -716,6 +793,9 @@ write_env() {
             EXPIRED_PORT "$EXPIRED_PORT" \
             WRONGNAME_PORT "$WRONGNAME_PORT" \
             WRONG_NAME "$WRONG_NAME" \
+            SMUGGLE_OPEN_PORT "$SMUGGLE_OPEN_PORT" \
+            SMUGGLE_STRICT_PORT "$SMUGGLE_STRICT_PORT" \
+            SMUGGLE_REJECT_PORT "$SMUGGLE_REJECT_PORT" \
             CA_FILE "$CA_FILE" \
             SMTP_USER "$SMTP_USER" \
             PASSWORD_FILE "$PASSWORD_FILE" \
@@ -744,13 +824,18 @@ cmd_start() {
         log "Postfix instance $DIR is already up with this configuration; env: $DIR/env"
         return
     fi
+    if master_pid >/dev/null && reload_instance; then
+        write_env
+        log "Postfix instance $DIR is up with its new configuration (reloaded); env: $DIR/env"
+        return
+    fi
     rm -f "$DIR/env" # never leave a stale description behind a failed start
     stop_instance
     check_ports_free
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT); env: $DIR/env"
 }
 
 cmd_stop() {

@@ -86,8 +86,9 @@ pub enum Command {
     /// A server's probes: greeting and EHLO; whether AUTH is advertised and accepted before TLS (probed
     /// with AUTH LOGIN cancelled by '*': no credential is ever sent); whether MAIL needs TLS;
     /// the STARTTLS handshake, certificate chain, name, expiry and key; EHLO inside TLS;
-    /// STARTTLS command injection; implicit TLS on 465 for submission. Exits 0 with no
-    /// failure, 1 with at least one, 2 on a usage error, 3 when the server cannot be reached.
+    /// STARTTLS command injection; implicit TLS on 465 for submission; with --smuggling-to,
+    /// SMTP smuggling. Exits 0 with no failure, 1 with at least one, 2 on a usage error, 3
+    /// when the server cannot be reached.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
 }
@@ -100,6 +101,7 @@ Examples:
   smtptui audit 127.0.0.1:2600 --role submission --ca-file ca.pem --servername localhost
   smtptui audit example.test --resolver 127.0.0.1:53 --trust-anchor root.key --ca-file ca.pem
   smtptui audit mail.example.com:587 --json --transcript audit.txt
+  smtptui audit mx.example.com:25 --smuggling-to postmaster@example.com   # sends 4 test messages
 
 A name without a port is a domain (--domain says so explicitly); a port or an IP address is
 one server. The domain audit resolves the MX records (a null MX, or none and the domain's own
@@ -119,7 +121,8 @@ advertises AUTH and mx otherwise (the report says which and why).";
 pub struct AuditArgs {
     /// A domain (a name without a port: every MX of it), or one server: HOST:PORT, an IP
     /// address, or a name with a server option (--role, --tls, --servername,
-    /// --implicit-port, --no-implicit); port 25 by default (587 with --role submission).
+    /// --implicit-port, --no-implicit, --smuggling-to); port 25 by default (587 with --role
+    /// submission).
     pub target: String,
     /// Audit TARGET as a mail domain, even where it could be read as one server.
     #[arg(long)]
@@ -150,6 +153,13 @@ pub struct AuditArgs {
     /// Do not check implicit TLS on another port.
     #[arg(long)]
     pub no_implicit: bool,
+    /// Also probe for SMTP smuggling: send real test messages to ADDRESS, one per
+    /// non-standard end-of-data sequence (<LF>.<LF>, <LF>.<CR><LF>, <CR><LF>.<LF>,
+    /// <CR>.<CR>) with harmless commands behind it, and report which ones the server takes
+    /// for the end of a message. Give an address this server receives mail for; no
+    /// credential is sent, so a port that wants AUTH before mail cannot be probed.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_smuggling_to)]
+    pub smuggling_to: Option<smtptui::audit::smuggling::Recipient>,
     /// PEM file with extra trusted CA certificates (added to the built-in web roots).
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
@@ -166,6 +176,14 @@ pub struct AuditArgs {
     /// Also write the (redacted) transcript of every probe session to this file.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
+}
+
+/// Parses `--smuggling-to`: a mail address, checked before anything is sent.
+///
+/// # Errors
+/// What is wrong with the address and the form wanted.
+pub fn parse_smuggling_to(text: &str) -> Result<smtptui::audit::smuggling::Recipient, String> {
+    smtptui::audit::smuggling::Recipient::parse(text)
 }
 
 /// Parses `--resolver`: `ADDR:PORT`, `[V6]:PORT`, or a bare address for port 53.

@@ -1110,6 +1110,7 @@ fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
         (args.servername.is_some(), "--servername"),
         (args.implicit_port.is_some(), "--implicit-port"),
         (args.no_implicit, "--no-implicit"),
+        (args.smuggling_to.is_some(), "--smuggling-to"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -1204,7 +1205,10 @@ fn audit_command(args: AuditArgs) -> i32 {
         Err(code) => return code,
     };
     let recorder = Recorder::new();
-    let result = runtime.block_on(audit::probe::run(config, &recorder));
+    let result = match &args.smuggling_to {
+        Some(to) => runtime.block_on(audit::probe::run_with_smuggling(config, &recorder, to)),
+        None => runtime.block_on(audit::probe::run(config, &recorder)),
+    };
     if let Some((path, mut file)) = transcript_file {
         let text = smtptui::transcript::render_plain(&recorder.events());
         if let Err(error) = file.write_all(text.as_bytes()) {
@@ -1226,11 +1230,11 @@ fn audit_command(args: AuditArgs) -> i32 {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (piped into `head`) must not change the verdict.
     if args.json {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            report::render_json(target, &audit.role, &findings)
-        );
+        let mut value = report::render_json(target, &audit.role, &findings);
+        if let Some(smuggling) = report::smuggling_json(&audit.observations.smuggling) {
+            value["smuggling"] = smuggling;
+        }
+        let _ = writeln!(stdout, "{value}");
     } else {
         let _ = write!(
             stdout,

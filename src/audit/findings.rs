@@ -12,7 +12,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::fixes::{Fix, ServerKind};
+use super::fixes::{Fix, NotSentBecause, ServerKind};
+use super::smuggling::{EndOfData, Outcome, SmugglingSeen, Transport};
 use super::versions::{HelloAnswer, TlsVersion};
 use crate::proto::reply::EnhancedCode;
 use crate::tls::{ProblemKind, TlsInfo, Verification};
@@ -208,6 +209,10 @@ pub enum FindingId {
     StartTlsInjection,
     /// Implicit TLS on another port.
     ImplicitTls,
+    /// The SMTP smuggling probe as a whole: what was sent where, or why nothing could be.
+    SmugglingProbe,
+    /// Whether the server ends a message at one non-standard end-of-data sequence.
+    Smuggling(EndOfData),
     /// The probes stopped before the end.
     ProbingCutShort,
 }
@@ -238,6 +243,11 @@ impl FindingId {
             Self::AuthAfterTls => "auth-after-tls",
             Self::StartTlsInjection => "starttls-injection",
             Self::ImplicitTls => "implicit-tls",
+            Self::SmugglingProbe => "smuggling-probe",
+            Self::Smuggling(EndOfData::LfDotLf) => "smuggling-lf-dot-lf",
+            Self::Smuggling(EndOfData::LfDotCrLf) => "smuggling-lf-dot-crlf",
+            Self::Smuggling(EndOfData::CrLfDotLf) => "smuggling-crlf-dot-lf",
+            Self::Smuggling(EndOfData::CrDotCr) => "smuggling-cr-dot-cr",
             Self::ProbingCutShort => "probing-cut-short",
         }
     }
@@ -521,6 +531,8 @@ pub struct Observations {
     pub injection: InjectionSeen,
     /// The implicit-TLS port probe.
     pub implicit_probe: ImplicitSeen,
+    /// The SMTP smuggling probe, when `--smuggling-to` asked for it.
+    pub smuggling: SmugglingSeen,
     /// Why the probes stopped early, if they did.
     pub cut_short: Option<CutShort>,
     /// Where the audit was made from, when the connection said.
@@ -629,6 +641,7 @@ pub fn judge(role: &RoleChoice, seen: &Observations) -> Vec<Finding> {
     after_tls_findings(&cx, &mut out);
     injection(&cx, &mut out);
     implicit_probe(&cx, &mut out);
+    smuggling(&cx, &mut out);
     if let Some(cut) = &seen.cut_short {
         let missing = missing_checks(seen);
         out.push(
@@ -1463,6 +1476,172 @@ fn implicit_probe(cx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The smuggling probe: one line for what was sent where (or why nothing could be), then one
+/// per end-of-data variant. Taking a variant fails only when relays are known to pass it
+/// ([`EndOfData::relays`]); a variant the probe could not settle counts as taken.
+fn smuggling(cx: &Context<'_>, out: &mut Vec<Finding>) {
+    let server = cx.server;
+    match &cx.seen.smuggling {
+        SmugglingSeen::NotRun => {}
+        SmugglingSeen::NotStarted {
+            to,
+            during,
+            why,
+            refusal,
+        } => {
+            let transaction = ["MAIL", "RCPT", "DATA"]
+                .iter()
+                .any(|verb| during.starts_with(verb));
+            // Only a permanent refusal says something about the address or the port; a 4xx
+            // (greylisting, a full queue) is worth a retry.
+            let because = match refusal {
+                Some(reply)
+                    if transaction
+                        && reply.code / 100 == 5
+                        && (cx.role == Role::Submission
+                            || Requirement::of(reply) == Requirement::Auth) =>
+                {
+                    NotSentBecause::NeedsAuth
+                }
+                Some(reply) if during.starts_with("RCPT") && reply.code / 100 == 5 => {
+                    NotSentBecause::Address
+                }
+                _ => NotSentBecause::Other,
+            };
+            let said = match because {
+                NotSentBecause::NeedsAuth => {
+                    "; this port takes mail only from its authenticated users, and the probe \
+                     never authenticates (it sends no credential)"
+                }
+                NotSentBecause::Address => {
+                    "; the server does not take mail for that address from other servers"
+                }
+                NotSentBecause::Other => "",
+            };
+            let what = match refusal {
+                Some(reply) => format!("{during} was answered {}", reply.summary),
+                None => format!("{why} (at {during})"),
+            };
+            out.push(
+                Finding::new(
+                    FindingId::SmugglingProbe,
+                    Verdict::Fail,
+                    format!(
+                        "no smuggling test message could be sent to {to}: {what}{said}; none of \
+                         the {} end-of-data variants was tested",
+                        EndOfData::ALL.len()
+                    ),
+                )
+                .fix(&Fix::SmugglingNotSent(because), server),
+            );
+        }
+        SmugglingSeen::Ran {
+            to,
+            transport,
+            tls,
+            nonce,
+            variants,
+        } => {
+            let tls = tls.as_deref().unwrap_or("TLS");
+            let how = match transport {
+                Transport::Implicit => format!("over implicit TLS ({tls})"),
+                Transport::StartTls => format!("over STARTTLS ({tls})"),
+                Transport::Cleartext if matches!(cx.seen.starttls, StartTlsSeen::NotOffered) => {
+                    "in cleartext, as the server offers no STARTTLS".to_owned()
+                }
+                Transport::Cleartext => {
+                    "in cleartext, as STARTTLS did not work in the main session".to_owned()
+                }
+            };
+            out.push(Finding::new(
+                FindingId::SmugglingProbe,
+                Verdict::Info,
+                format!(
+                    "sent {} test messages to {to} from the null sender <> {how}, one per \
+                     end-of-data variant, with Message-IDs <smtptui-smuggling.VARIANT.{nonce}@\
+                     {domain}>; a message whose subject says SMUGGLED (Message-ID \
+                     <smtptui-smuggled.VARIANT.{nonce}@{domain}>) arriving on its own means a \
+                     message was split, by this server or by one behind it",
+                    variants.len(),
+                    domain = super::smuggling::PROBE_DOMAIN,
+                ),
+            ));
+            for (variant, outcome) in variants {
+                out.push(smuggling_variant(*variant, outcome, server));
+            }
+        }
+    }
+}
+
+fn smuggling_variant(variant: EndOfData, outcome: &Outcome, server: ServerKind) -> Finding {
+    let relays = variant.relays();
+    let taken = if relays.known {
+        Verdict::Fail
+    } else {
+        Verdict::Warn
+    };
+    let id = FindingId::Smuggling(variant);
+    let known = format!("relays passing it: {}", relays.said);
+    match outcome {
+        Outcome::KeptInside(reply) => Finding::new(
+            id,
+            Verdict::Pass,
+            format!(
+                "{variant} did not end the message: the server took it, and the commands behind \
+                 it, as text of one message ({}), as RFC 5321 §4.1.1.4 requires; {known}",
+                reply.summary
+            ),
+        ),
+        Outcome::Refused(reply) => Finding::new(
+            id,
+            Verdict::Pass,
+            format!(
+                "{variant} did not end the message: the server refused the message ({}) and \
+                 answered none of the commands behind {variant}, so no second message; {known}",
+                reply.summary
+            ),
+        ),
+        Outcome::Ended {
+            first,
+            after,
+            second_queued,
+        } => {
+            let replies = after
+                .iter()
+                .map(|reply| reply.summary.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let queued = if *second_queued {
+                ", and queued the smuggled message as a second one"
+            } else {
+                ", though the smuggled message itself was not accepted"
+            };
+            let weight = if relays.known {
+                "mail from a relay that passes this sequence can smuggle messages in"
+            } else {
+                "RFC 5321 §4.1.1.4 ends a message only at <CR><LF>.<CR><LF>; a warning, not a \
+                 failure, since no relay is known to deliver this sequence"
+            };
+            Finding::new(
+                id,
+                taken,
+                format!(
+                    "the server ended the message at {variant} ({}) and answered the commands \
+                     behind it as SMTP commands ({replies}){queued}: {weight}; {known}",
+                    first.summary
+                ),
+            )
+            .fix(&Fix::Smuggling(variant), server)
+        }
+        Outcome::Inconclusive(why) => Finding::new(
+            id,
+            taken,
+            format!("whether the server ends a message at {variant} is unknown: {why}; {known}"),
+        )
+        .fix(&Fix::SmugglingUnknown, server),
+    }
+}
+
 /// Counts of each verdict, in report order.
 pub fn tally(findings: &[Finding]) -> [(Verdict, usize); 4] {
     [Verdict::Pass, Verdict::Warn, Verdict::Fail, Verdict::Info]
@@ -1553,6 +1732,7 @@ mod tests {
             versions: refused_old_versions(),
             injection: InjectionSeen::Safe,
             implicit_probe: ImplicitSeen::NotRun,
+            smuggling: SmugglingSeen::NotRun,
             cut_short: None,
             vantage: None,
         }
@@ -2022,5 +2202,158 @@ mod tests {
         assert_eq!(RoleChoice::decide(None, 2525, false).role, Role::Mx);
         assert_eq!("Submission".parse::<Role>(), Ok(Role::Submission));
         assert!("relay".parse::<Role>().is_err());
+    }
+
+    fn smuggling_ran(outcomes: [Outcome; 4]) -> SmugglingSeen {
+        SmugglingSeen::Ran {
+            to: "postmaster@mail.example".into(),
+            transport: Transport::StartTls,
+            tls: Some("TLSv1.3".into()),
+            nonce: "n1".into(),
+            variants: EndOfData::ALL.into_iter().zip(outcomes).collect(),
+        }
+    }
+
+    fn ended(queued: bool) -> Outcome {
+        Outcome::Ended {
+            first: brief(250, "2.0.0 Ok: queued as A"),
+            after: vec![
+                brief(250, "2.1.0 Ok"),
+                brief(250, "2.1.5 Ok"),
+                brief(354, "End data with <CR><LF>.<CR><LF>"),
+                brief(250, "2.0.0 Ok: queued as B"),
+            ],
+            second_queued: queued,
+        }
+    }
+
+    #[test]
+    fn taking_a_sequence_relays_pass_fails_and_one_they_cannot_send_warns() {
+        let mut seen = submission_ok();
+        seen.smuggling = smuggling_ran([
+            ended(true),
+            ended(true),
+            ended(true),
+            Outcome::KeptInside(brief(250, "2.0.0 Ok: queued as C")),
+        ]);
+        let findings = judge(&role(Role::Mx), &seen);
+        let id = |v| FindingId::Smuggling(v);
+        assert_eq!(verdict_of(&findings, id(EndOfData::LfDotLf)), Verdict::Fail);
+        assert_eq!(
+            verdict_of(&findings, id(EndOfData::LfDotCrLf)),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict_of(&findings, id(EndOfData::CrLfDotLf)),
+            Verdict::Warn
+        );
+        assert_eq!(verdict_of(&findings, id(EndOfData::CrDotCr)), Verdict::Pass);
+        let why = &find(&findings, id(EndOfData::LfDotCrLf)).why;
+        assert!(why.contains("queued the smuggled message"), "{why}");
+        assert!(why.contains("Exchange Online and GMX"), "{why}");
+        assert!(
+            find(&findings, id(EndOfData::CrLfDotLf))
+                .why
+                .contains("no relay is known")
+        );
+        let fix = fix_of(&findings, id(EndOfData::LfDotLf));
+        assert!(
+            fix.contains("Postfix: smtpd_forbid_bare_newline = normalize")
+                && fix.contains("smtpd_forbid_bare_newline_exclusions"),
+            "{fix}"
+        );
+        let info = find(&findings, FindingId::SmugglingProbe);
+        assert_eq!(info.verdict, Verdict::Info);
+        assert!(
+            info.why.contains("smtptui-smuggled.VARIANT.n1@"),
+            "{}",
+            info.why
+        );
+    }
+
+    #[test]
+    fn an_unsettled_variant_is_never_a_pass() {
+        let mut seen = submission_ok();
+        seen.smuggling = smuggling_ran([
+            Outcome::Inconclusive("the server did not answer the message".into()),
+            Outcome::Refused(brief(550, "5.5.2 Error: bare <LF> received")),
+            Outcome::Inconclusive("x".into()),
+            Outcome::KeptInside(brief(250, "2.0.0 Ok")),
+        ]);
+        let findings = judge(&role(Role::Mx), &seen);
+        let id = |v| FindingId::Smuggling(v);
+        assert_eq!(verdict_of(&findings, id(EndOfData::LfDotLf)), Verdict::Fail);
+        assert!(fix_of(&findings, id(EndOfData::LfDotLf)).contains("run the audit again"));
+        assert_eq!(
+            verdict_of(&findings, id(EndOfData::LfDotCrLf)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict_of(&findings, id(EndOfData::CrLfDotLf)),
+            Verdict::Warn
+        );
+    }
+
+    #[test]
+    fn fixes_for_smuggling_follow_the_server_and_the_sequence() {
+        let mut seen = submission_ok();
+        seen.greeting = Some(brief(220, "mx ESMTP Exim 4.96"));
+        seen.smuggling = smuggling_ran([ended(false), ended(false), ended(false), ended(false)]);
+        let findings = judge(&role(Role::Mx), &seen);
+        let fix = fix_of(&findings, FindingId::Smuggling(EndOfData::LfDotLf));
+        assert!(fix.contains("Exim: upgrade to Exim 4.97.1"), "{fix}");
+        let why = &find(&findings, FindingId::Smuggling(EndOfData::LfDotLf)).why;
+        assert!(why.contains("not accepted"), "{why}");
+        let fix = fix_of(&findings, FindingId::Smuggling(EndOfData::CrDotCr));
+        assert!(fix.contains("in front of it"), "{fix}");
+        seen.greeting = Some(brief(220, "mx ESMTP Postfix"));
+        let findings = judge(&role(Role::Mx), &seen);
+        let fix = fix_of(&findings, FindingId::Smuggling(EndOfData::CrDotCr));
+        assert!(
+            fix.contains("Postfix itself never takes a bare <CR>"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_could_not_send_fails_and_says_why() {
+        let mut seen = submission_ok();
+        seen.smuggling = SmugglingSeen::NotStarted {
+            to: "bob@mail.example".into(),
+            during: "RCPT TO:<bob@mail.example>".into(),
+            why: "answered 554".into(),
+            refusal: Some(brief(554, "5.7.1 <bob@mail.example>: Relay access denied")),
+        };
+        let findings = judge(&role(Role::Submission), &seen);
+        let probe = find(&findings, FindingId::SmugglingProbe);
+        assert_eq!(probe.verdict, Verdict::Fail);
+        assert!(probe.why.contains("never authenticates"), "{}", probe.why);
+        assert!(fix_of(&findings, FindingId::SmugglingProbe).contains("port 25"));
+        assert!(
+            !findings
+                .iter()
+                .any(|f| matches!(f.id, FindingId::Smuggling(_))),
+            "no variant was tested"
+        );
+        let findings = judge(&role(Role::Mx), &seen);
+        assert!(fix_of(&findings, FindingId::SmugglingProbe).contains("receives mail for"));
+        // Greylisting is a reason to come back, not a wrong address.
+        seen.smuggling = SmugglingSeen::NotStarted {
+            to: "bob@mail.example".into(),
+            during: "RCPT TO:<bob@mail.example>".into(),
+            why: "answered 450".into(),
+            refusal: Some(brief(
+                450,
+                "4.7.1 <bob@mail.example>: Recipient address rejected: Greylisted",
+            )),
+        };
+        for role_ in [Role::Mx, Role::Submission] {
+            let findings = judge(&role(role_), &seen);
+            assert_eq!(
+                verdict_of(&findings, FindingId::SmugglingProbe),
+                Verdict::Fail
+            );
+            assert!(fix_of(&findings, FindingId::SmugglingProbe).contains("run the audit again"));
+        }
     }
 }

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use super::smuggling::EndOfData;
+
 /// The server software, as far as it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerKind {
@@ -145,6 +147,23 @@ pub enum Fix {
     VersionsUnknown,
     /// The injection probe could not finish.
     InjectionUnknown,
+    /// The server ends a message at this non-standard end-of-data sequence (SMTP smuggling).
+    Smuggling(EndOfData),
+    /// The smuggling probe could not tell for a variant.
+    SmugglingUnknown,
+    /// The smuggling probe could not send its first test message.
+    SmugglingNotSent(NotSentBecause),
+}
+
+/// Why the smuggling probe could not send its test message, as far as the reply tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSentBecause {
+    /// The port takes mail only after AUTH, which the probe never does.
+    NeedsAuth,
+    /// The server refused the recipient.
+    Address,
+    /// Anything else: no connection, a failed handshake, a refused MAIL or DATA.
+    Other,
 }
 
 /// Where the fix for the certificate files goes, per server.
@@ -178,6 +197,51 @@ fn old_tls_off(server: ServerKind) -> &'static str {
         ServerKind::Dovecot => "ssl_min_protocol = TLSv1.2",
         ServerKind::OpenSmtpd => "protocols \"tlsv1.2,tlsv1.3\" on the listen line",
         ServerKind::Haraka => "minVersion=TLSv1.2 in config/tls.ini",
+    }
+}
+
+/// How each server stops ending messages at a non-standard end-of-data sequence. Postfix
+/// splits lines only at <LF> (its smtpd keeps <CR>.<CR> inside the message, even with
+/// smtpd_forbid_bare_newline = no), and Exim's CVE-2023-51766 notes name only sequences with a
+/// bare <LF>, so a server of theirs that ends a message at <CR>.<CR> most likely has something
+/// else answering in front of it.
+fn smuggling_recipe(variant: EndOfData, server: ServerKind) -> &'static str {
+    let bare_cr = variant == EndOfData::CrDotCr;
+    match server {
+        ServerKind::Postfix | ServerKind::Unknown if bare_cr => {
+            "Postfix itself never takes a bare <CR> for a line end, so what ended the message \
+             answers in front of it (a proxy, a filter, or another server on this port): make \
+             that end messages only at <CR><LF>.<CR><LF>"
+        }
+        ServerKind::Postfix | ServerKind::Unknown => {
+            "smtpd_forbid_bare_newline = normalize, the default from Postfix 3.9 (Postfix \
+             3.5.24, 3.6.14, 3.7.10, 3.8.5 and later take it too, with yes as its alias; on \
+             3.5.23, 3.6.13, 3.7.9 and 3.8.4 set yes, which there rejects bare <LF>; older \
+             releases must be upgraded, with smtpd_data_restrictions = reject_unauth_pipelining \
+             meanwhile), and keep smtpd_forbid_bare_newline_exclusions (default $mynetworks) to \
+             clients you trust, since they stay exempt"
+        }
+        ServerKind::Exim if bare_cr => {
+            "Exim's CVE-2023-51766 notes name only sequences with a bare <LF>, so look for \
+             what ended the message in front of it (a proxy, a filter, or another server on \
+             this port) and make that end messages only at <CR><LF>.<CR><LF>"
+        }
+        ServerKind::Exim => {
+            "upgrade to Exim 4.97.1 or later, or to a distribution package with the \
+             CVE-2023-51766 fix backported; until then Exim's notes on that CVE give a \
+             workaround: stop advertising CHUNKING (chunking_advertise_hosts =) or PIPELINING \
+             (pipelining_advertise_hosts =) to incoming connections, so that smuggled \
+             commands trip the synchronisation check"
+        }
+        ServerKind::Dovecot => {
+            "Dovecot's submission service takes mail from its users, and smuggled mail arrives \
+             at the MX from other servers: probe the MTA's port 25; upgrade Dovecot to 2.4.5 or \
+             later anyway, as older releases relay <CR>.<CR> unchanged (CVE-2026-33604)"
+        }
+        ServerKind::OpenSmtpd | ServerKind::Haraka => {
+            "upgrade to the current release and look in its release notes for SMTP smuggling \
+             (CVE-2023-51764 and its kin); if the probe still fails, report it to the project"
+        }
     }
 }
 
@@ -261,6 +325,24 @@ impl Fix {
             Self::InjectionUnknown => "run the audit again to learn whether commands pipelined \
                  behind STARTTLS are discarded; the transcript (--transcript FILE) shows where the \
                  probe stopped"
+                .to_owned(),
+            Self::Smuggling(_) => "end a message only at <CR><LF>.<CR><LF> (RFC 5321 \
+                 §4.1.1.4), never at a dot line next to a bare <LF> or <CR>"
+                .to_owned(),
+            Self::SmugglingUnknown => "run the audit again with --smuggling-to; the transcript \
+                 (--transcript FILE) shows where the probe stopped, and a message in the mailbox \
+                 whose subject says SMUGGLED means the server ran the smuggled commands"
+                .to_owned(),
+            Self::SmugglingNotSent(NotSentBecause::NeedsAuth) => "probe the MX (port 25) with \
+                 --smuggling-to instead: smuggled mail arrives there, from other servers, and \
+                 the probe never authenticates, so a port that takes mail only after AUTH \
+                 cannot be probed"
+                .to_owned(),
+            Self::SmugglingNotSent(NotSentBecause::Address) => "give --smuggling-to an address \
+                 at a domain this server receives mail for (an MX refuses other domains)"
+                .to_owned(),
+            Self::SmugglingNotSent(NotSentBecause::Other) => "run the audit again; the \
+                 transcript (--transcript FILE) shows where the probe stopped"
                 .to_owned(),
         }
     }
@@ -477,12 +559,15 @@ impl Fix {
                  config/smtp.ini (smtps_port, 465 by default, is served with TLS from the first \
                  byte)"
                 .into(),
+            (Self::Smuggling(variant), server) => smuggling_recipe(*variant, server).into(),
             (
                 Self::StartTlsAfterTls
                 | Self::ResponseInjection
                 | Self::Incomplete
                 | Self::VersionsUnknown
-                | Self::InjectionUnknown,
+                | Self::InjectionUnknown
+                | Self::SmugglingUnknown
+                | Self::SmugglingNotSent(_),
                 _,
             ) => return None,
         };

@@ -7,6 +7,8 @@
 //! - [`probe`]: the sessions that fill in the observations, through the engine; the AUTH
 //!   probe never sends a credential (only `AUTH <MECH>` and `*`);
 //! - [`injection`]: the raw-socket STARTTLS command injection probe;
+//! - [`smuggling`]: the opt-in SMTP smuggling probe (`--smuggling-to`), which sends real test
+//!   messages holding non-standard end-of-data sequences, on raw sockets too;
 //! - [`versions`]: older-style TLS hellos, for the versions this client does not speak;
 //! - [`report`]: text and JSON rendering.
 
@@ -17,6 +19,7 @@ pub mod injection;
 pub mod probe;
 mod raw;
 pub mod report;
+pub mod smuggling;
 pub mod versions;
 
 pub use findings::{Finding, FindingId, Role, RoleChoice, Verdict};

@@ -11,6 +11,8 @@
 //!    1.1 are accepted too, which this client's own handshake cannot tell.
 //! 3. The STARTTLS command injection probe on another connection ([`super::injection`]).
 //! 4. For submission, implicit TLS on another port (465 unless told otherwise).
+//! 5. Only when asked for ([`run_with_smuggling`]), the SMTP smuggling probe
+//!    ([`super::smuggling`]), which sends real test messages to the address given.
 //!
 //! Every session's events land in one [`Recorder`], so `--transcript` shows all of them in
 //! order. Nothing here decides what is good or bad.
@@ -24,6 +26,7 @@ use super::findings::{
     RoleChoice, StartTlsSeen, Vantage, VersionProbe,
 };
 use super::injection;
+use super::smuggling::{self, Recipient, SmugglingSeen, Transport};
 use super::versions::{self, HelloAnswer, TlsVersion};
 use crate::guard::OneTimeOverride;
 use crate::proto::ehlo::Capabilities;
@@ -222,6 +225,28 @@ pub async fn run_battery(
     recorder: &Recorder,
     battery: Battery,
 ) -> Result<Audit, AuditError> {
+    run_probes(config, recorder, battery, None).await
+}
+
+/// [`run`], then the SMTP smuggling probe: real test messages to `to`, one per non-standard
+/// end-of-data sequence, each on its own session (TLS where the main session had it).
+///
+/// # Errors
+/// As for [`run`].
+pub async fn run_with_smuggling(
+    config: AuditConfig,
+    recorder: &Recorder,
+    to: &Recipient,
+) -> Result<Audit, AuditError> {
+    run_probes(config, recorder, Battery::Full, Some(to)).await
+}
+
+async fn run_probes(
+    config: AuditConfig,
+    recorder: &Recorder,
+    battery: Battery,
+    smuggling_to: Option<&Recipient>,
+) -> Result<Audit, AuditError> {
     let mut session_config = config.session.clone();
     session_config.trust.continue_unverified = true;
     let target = format_target(&session_config.host, session_config.port);
@@ -248,6 +273,7 @@ pub async fn run_battery(
         versions: VersionProbe::NotRun,
         injection: InjectionSeen::NotRun,
         implicit_probe: ImplicitSeen::NotRun,
+        smuggling: SmugglingSeen::NotRun,
         cut_short: None,
         vantage: None,
     };
@@ -261,6 +287,16 @@ pub async fn run_battery(
             seen.starttls = handshake_failed(&error);
             if matches!(error, SessionError::Handshake(_)) {
                 seen.versions = after_failure(&session_config, recorder).await;
+            }
+            if let Some(to) = smuggling_to {
+                seen.smuggling = SmugglingSeen::NotStarted {
+                    to: to.to_string(),
+                    during: "the TLS handshake".to_owned(),
+                    why: "implicit TLS did not work in the main session, so no test message \
+                          was sent"
+                        .to_owned(),
+                    refusal: None,
+                };
             }
             let role = RoleChoice::decide(config.role, session_config.port, false);
             return Ok(Audit {
@@ -346,6 +382,27 @@ pub async fn run_battery(
             "implicit TLS probe on port {port} (RFC 8314)"
         )));
         seen.implicit_probe = implicit_probe(&session_config, port, recorder).await;
+    }
+    if let Some(to) = smuggling_to {
+        let transport = if implicit {
+            Transport::Implicit
+        } else {
+            match &seen.starttls {
+                StartTlsSeen::Established(_) => Transport::StartTls,
+                StartTlsSeen::NotReached
+                    if seen.ehlo_before.as_ref().is_some_and(|ehlo| ehlo.starttls) =>
+                {
+                    Transport::StartTls
+                }
+                _ => Transport::Cleartext,
+            }
+        };
+        recorder.push(EventKind::Note(format!(
+            "SMTP smuggling probe: one test message to {to} per end-of-data variant, each on \
+             its own session"
+        )));
+        seen.smuggling =
+            smuggling::probe(&session_config, EHLO_NAME, to, transport, recorder).await;
     }
     Ok(Audit {
         role,

@@ -2,7 +2,8 @@
 //! STARTTLS, a hand-built TLS hello): a TCP connection, the cleartext greeting and EHLO, and
 //! commands written as given. Replies go through the same sans-IO [`ReplyParser`] with the
 //! same limits as everywhere, every read has a deadline, and every exchange is recorded.
-//! Only `EHLO`, `STARTTLS`, `NOOP` (pipelined) and `QUIT` are ever sent this way: no AUTH,
+//! Only `EHLO`, `STARTTLS`, `NOOP` (pipelined) and `QUIT` are ever sent this way, and, for the
+//! opt-in smuggling probe, `MAIL FROM:<>`, `RCPT TO`, `DATA` and its test messages: no AUTH,
 //! no credential.
 
 use std::time::Duration;

@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::findings::{Finding, RoleChoice, Verdict, tally};
+use super::findings::{Finding, FindingId, RoleChoice, Verdict, tally};
+use super::smuggling::{MessageIds, Outcome, SmugglingSeen, Transport};
 
 fn paint(colour: bool, verdict: Verdict) -> String {
     let mark = verdict.mark();
@@ -67,6 +68,79 @@ pub fn render_json(target: &str, role: &RoleChoice, findings: &[Finding]) -> Val
             .collect::<Vec<_>>(),
         "summary": summary,
     })
+}
+
+/// The smuggling probe for `--json`, next to its findings: per variant, what the server did
+/// with every reply, what is known about relays passing it, and the Message-IDs to look for
+/// in the mailbox. `None` when the probe was not asked for.
+pub fn smuggling_json(seen: &SmugglingSeen) -> Option<Value> {
+    match seen {
+        SmugglingSeen::NotRun => None,
+        SmugglingSeen::NotStarted {
+            to,
+            during,
+            why,
+            refusal,
+        } => Some(json!({
+            "to": to,
+            "sent": false,
+            "during": during,
+            "why": why,
+            "refusal": refusal.as_ref().map(|reply| reply.summary.clone()),
+        })),
+        SmugglingSeen::Ran {
+            to,
+            transport,
+            tls,
+            nonce,
+            variants,
+        } => Some(json!({
+            "to": to,
+            "sent": true,
+            "transport": match transport {
+                Transport::Implicit => "implicit-tls",
+                Transport::StartTls => "starttls",
+                Transport::Cleartext => "cleartext",
+            },
+            "tls": tls,
+            "variants": variants
+                .iter()
+                .map(|(variant, outcome)| {
+                    let ids = MessageIds::new(*variant, nonce);
+                    let relays = variant.relays();
+                    let (name, replies, queued) = match outcome {
+                        Outcome::KeptInside(reply) => ("kept-inside", vec![reply], false),
+                        Outcome::Refused(reply) => ("refused", vec![reply], false),
+                        Outcome::Ended { first, after, second_queued } => (
+                            "ended-message",
+                            std::iter::once(first).chain(after).collect(),
+                            *second_queued,
+                        ),
+                        Outcome::Inconclusive(_) => ("inconclusive", Vec::new(), false),
+                    };
+                    json!({
+                        "id": FindingId::Smuggling(*variant).name(),
+                        "sequence": variant.notation(),
+                        "outcome": name,
+                        "ended_message": match outcome {
+                            Outcome::Inconclusive(_) => Value::Null,
+                            other => json!(other.ended_early()),
+                        },
+                        "replies": replies.iter().map(|r| r.summary.clone()).collect::<Vec<_>>(),
+                        "second_message_queued": queued,
+                        "why_inconclusive": match outcome {
+                            Outcome::Inconclusive(why) => json!(why),
+                            _ => Value::Null,
+                        },
+                        "relays_known": relays.known,
+                        "relays": relays.said,
+                        "message_id": ids.outer,
+                        "smuggled_message_id": ids.smuggled,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        })),
+    }
 }
 
 #[cfg(test)]

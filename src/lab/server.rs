@@ -220,6 +220,8 @@ struct DataState {
     too_big: bool,
     /// The next byte starts a line (a lone dot there ends the message).
     at_line_start: bool,
+    /// The line before ended in a bare LF.
+    after_bare_lf: bool,
 }
 
 enum SaslState {
@@ -637,18 +639,29 @@ impl ServerSession {
             return false;
         };
         let size_limit = self.settings.size_limit;
-        let (piece, line_end) = match memchr::memchr(b'\n', &self.input) {
+        let (piece, line_end, bare_lf) = match memchr::memchr(b'\n', &self.input) {
             Some(end) => {
                 let mut piece: Vec<u8> = self.input.drain(..=end).collect();
                 piece.pop();
-                if piece.last() == Some(&b'\r') {
+                let crlf = piece.last() == Some(&b'\r');
+                if crlf {
                     piece.pop();
                 }
-                (piece, true)
+                (piece, true, !crlf)
             }
-            None if self.input.len() >= LINE_LIMIT => (std::mem::take(&mut self.input), false),
+            None if self.input.len() >= LINE_LIMIT => {
+                (std::mem::take(&mut self.input), false, false)
+            }
             None => return false,
         };
+        let after_bare_lf = std::mem::replace(&mut data.after_bare_lf, bare_lf);
+        if data.at_line_start && line_end && piece == b"." && (bare_lf || after_bare_lf) {
+            // As Postfix with smtpd_forbid_bare_newline = normalize (its default from 3.9):
+            // only <CR><LF>.<CR><LF> ends the message, and a dot line next to a bare LF is
+            // dropped, so <LF>.<LF> from a careless relay cannot end it early and have the
+            // lines behind it run as commands (SMTP smuggling).
+            return true;
+        }
         if data.at_line_start && line_end && piece == b"." {
             let Phase::Data(data) = std::mem::replace(&mut self.phase, Phase::Command) else {
                 return false;
@@ -1647,6 +1660,7 @@ impl ServerSession {
                     size: 0,
                     too_big: false,
                     at_line_start: true,
+                    after_bare_lf: false,
                 });
             }
         }
