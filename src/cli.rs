@@ -59,6 +59,13 @@ pub enum Command {
     /// not pass, and the exit status of the first one (in the order given) that did not pass.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Compare two transcripts of `smtptui run` (text or --json) and show what changed in the
+    /// server's behaviour: extensions added, removed or changed, TLS and certificates, reply
+    /// codes and texts, commands answered on one side only. Times, queue ids, dates and
+    /// session ids are ignored. Exits 0 when nothing changed, 1 when something did, 2 when a
+    /// file cannot be read as a transcript.
+    #[command(after_help = DIFF_EXAMPLES)]
+    Diff(DiffArgs),
     /// List the scenarios built into smtptui, or print one (to keep and edit as a file).
     ///
     /// `smtptui run NAME HOST` runs a built-in scenario by its name, or by any prefix that
@@ -440,6 +447,23 @@ pub struct RunArgs {
     #[arg(long)]
     pub literal: bool,
 }
+
+/// `smtptui diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier transcript.
+    pub before: PathBuf,
+    /// The later transcript.
+    pub after: PathBuf,
+}
+
+const DIFF_EXAMPLES: &str = "\
+Examples:
+  smtptui run mx mx.example.com --transcript before.txt
+  # ... change the server's configuration ...
+  smtptui run mx mx.example.com --transcript after.txt
+  smtptui diff before.txt after.txt      # exit 1 and a line per change, or exit 0
+";
 
 /// `smtptui scenarios`.
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@
 //! - [`audit`]: `smtptui audit`, the TLS and AUTH posture of a server judged by its role.
 
 pub mod audit;
+pub mod diff;
 pub mod explain;
 pub mod guard;
 pub mod lab;

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, LabArgs, LabStatusArgs, RunArgs,
-    ScenariosArgs, TlsChoice,
+    AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, DiffArgs, LabArgs,
+    LabStatusArgs, RunArgs, ScenariosArgs, TlsChoice,
 };
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
@@ -43,6 +43,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Scenarios(args)) => scenarios_command(args),
+        Some(Command::Diff(args)) => diff_command(args),
         Some(Command::Lab(args)) => lab_command(args),
         Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
@@ -725,6 +726,46 @@ fn load_source(source: &Source) -> Result<Loaded, smtptui::scenario::ScenarioErr
                 _files: materialized.files,
             })
         }
+    }
+}
+
+fn diff_command(args: DiffArgs) -> i32 {
+    let read = |path: &std::path::Path| {
+        let file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        smtptui::diff::read(&path.display().to_string(), std::io::BufReader::new(file))
+            .map_err(|e| e.to_string())
+    };
+    let (before, after) = match (read(&args.before), read(&args.after)) {
+        (Ok(before), Ok(after)) => (before, after),
+        (Err(message), _) | (_, Err(message)) => return usage_error(message),
+    };
+    let differences = smtptui::diff::compare(&before, &after);
+    let mut stdout = std::io::stdout().lock();
+    // The lines quote the servers: never let their bytes reach the terminal raw.
+    for difference in &differences {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            smtptui::proto::escape::escape_str(&difference.to_string())
+        );
+    }
+    if differences.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "no change in the server's behaviour ({} replies compared; times, queue ids, dates \
+             and session ids ignored)",
+            after.exchanges.len()
+        );
+        exit::PASSED
+    } else {
+        let _ = writeln!(
+            stdout,
+            "{} change{} in the server's behaviour",
+            differences.len(),
+            if differences.len() == 1 { "" } else { "s" }
+        );
+        exit::EXPECTATION_FAILED
     }
 }
 
