@@ -219,7 +219,7 @@ Examples:
   smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
 Profiles and their place above the port base: submission 587, mx 25, implicit 465, lmtp 24,
-legacy 600, inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives
+legacy 600, inject 601, strip 602, refuse-tls 603, slow 604, grade 605. The table printed at start gives
 each address, what it teaches, and the exact smtptui, swaks and openssl s_client command lines
 for it (--tls implicit for the implicit profile), the account to use and the CA to trust.
 
@@ -242,6 +242,13 @@ Every session ends with a VERDICT line judging what the client did, as the serve
 '!! ATTACK WORKED' or '!! DANGER' (credentials in cleartext, injected bytes believed,
 cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is followed by a LESSON
 line. Credentials are never shown.
+
+The grade profile is the MX of a test domain that grades the SENDER delivering to it: each
+sender (address + EHLO name) meets one trial per session (a good certificate, STARTTLS
+stripped, STARTTLS refused with 454, a self-signed certificate, a wrong name, a certificate only
+its TLSA record vouches for, a 450), and its log and --grade-report FILE (JSON) say which Postfix
+smtp_tls_security_level it behaved like (none, may, encrypt, verify/secure, dane), or that the
+evidence is incomplete or contradictory. The start table gives the TLSA record to publish.
 
 Classroom mode: --class N (students student01 ... studentNN) or --roster FILE (one ID and
 name per line) gives each student an account ID@lab.test with a random password, written only
@@ -337,6 +344,24 @@ pub struct LabArgs {
     /// (repeatable; an existing file is refused at start, never overwritten).
     #[arg(long, value_name = "FILE")]
     pub export: Vec<PathBuf>,
+    /// The grade profile: the MX name its certificates are for (default lab.test).
+    #[arg(long, value_name = "NAME")]
+    pub grade_name: Option<String>,
+    /// The grade profile: sign the good and wrong-name certificates with this CA certificate
+    /// (PEM), the one the graded senders trust; needs --grade-ca-key. Default: the lab CA.
+    #[arg(long, value_name = "FILE", requires = "grade_ca_key")]
+    pub grade_ca: Option<PathBuf>,
+    /// The grade profile: the key of --grade-ca (PEM).
+    #[arg(long, value_name = "FILE", requires = "grade_ca")]
+    pub grade_ca_key: Option<PathBuf>,
+    /// The grade profile: the MX key (PEM, PKCS#8) whose TLSA record the test domain
+    /// publishes. Default: kept in --state-dir, else fresh at each start.
+    #[arg(long, value_name = "FILE")]
+    pub grade_key: Option<PathBuf>,
+    /// The grade profile: keep every sender's grade in this JSON file, rewritten after each
+    /// graded session.
+    #[arg(long, value_name = "FILE")]
+    pub grade_report: Option<PathBuf>,
 }
 
 /// `--dashboard`.

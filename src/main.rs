@@ -212,6 +212,19 @@ fn lab_command(args: LabArgs) -> i32 {
     config.class_sheet = class.sheet_path.clone();
     // `e` in the dashboard writes where the instructor started the lab, as --export does.
     let export_dir = std::path::PathBuf::from(".");
+    if let Some(name) = &args.grade_name
+        && (name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return usage_error(format!(
+            "--grade-name {name:?}: give the MX host name senders deliver to"
+        ));
+    }
+    config.grade = smtptui::lab::GradeConfig {
+        mx_name: args.grade_name,
+        ca: args.grade_ca.zip(args.grade_ca_key),
+        key: args.grade_key,
+        report: args.grade_report,
+    };
     config.names = args.names;
     config.maildir = args.maildir;
     config.state_dir = args.state_dir;
@@ -326,7 +339,11 @@ fn lab_command(args: LabArgs) -> i32 {
         // message may go nowhere, the 421 to open sessions must go out all the same.
         say!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         let board = lab.board().clone();
+        let grades = lab.grade().map(|g| g.summary()).unwrap_or_default();
         lab.shutdown().await;
+        for line in grades {
+            say!("smtptui lab: grade: {line}");
+        }
         class.finish(&board)
     })
 }
