@@ -1,0 +1,213 @@
+//! The grade profile against a real sender: the Postfix of `scripts/sender-env.sh`, one smtp
+//! transport per `smtp_tls_security_level` (none, may, encrypt, verify, dane), each with its
+//! own EHLO name, all delivering to one `smtptui lab --profile grade` started here as a user
+//! would. The test queues a message per level, flushes the queue (so Postfix retries at once
+//! instead of waiting), and repeats while the lab's JSON report still lacks a trial; then the
+//! report must name, for each sender, exactly the level it was configured with, and show that
+//! it retried after the 450. DANE runs for real: the TLSA record of the lab's MX key is
+//! published in a signed zone, and Postfix resolves through a validating Unbound.
+
+#![allow(clippy::panic)] // panicking is how a test fails
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::mta::{Mta, sender};
+
+/// Each sender's EHLO name, the domain it delivers to, and the level its transport has.
+const LEVELS: [&str; 5] = ["none", "may", "encrypt", "verify", "dane"];
+/// Rounds of queueing and flushing: seven trials and the retry need eight sessions per sender.
+const MAX_ROUNDS: usize = 30;
+/// How long a round waits for a session of every sender still in progress before flushing
+/// again (a bound on the wait, not an assertion).
+const ROUND_WAIT: Duration = Duration::from_secs(20);
+
+/// The lab process, stopped (SIGTERM, as Ctrl-C) when the test ends however it ends.
+struct LabProcess(Child);
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn postfix_tool(tool: &str, config: &str, args: &[&str]) -> String {
+    let flag = if tool == "sendmail" { "-C" } else { "-c" };
+    let output = Command::new(tool)
+        .arg(flag)
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn queue_message(config: &str, level: &str, round: usize) {
+    let mut child = Command::new("sendmail")
+        .args(["-C", config, "-f", "grader@sender.grade.test"])
+        .arg(format!("rcpt@{level}.grade.test"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sendmail");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        write!(
+            stdin,
+            "Subject: grade {level} {round}\n\nA message for the grading MX.\n"
+        )
+        .expect("message");
+    }
+    assert!(child.wait().expect("sendmail").success(), "sendmail failed");
+}
+
+fn read_report(path: &Path) -> HashMap<String, Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    let report: Value = serde_json::from_str(&text).expect("the report is JSON");
+    report["senders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s["ehlo"].as_str()?.to_owned(), s.clone())))
+        .collect()
+}
+
+fn ehlo(level: &str) -> String {
+    format!("{level}.sender.grade.test")
+}
+
+fn finished(report: &HashMap<String, Value>, level: &str) -> bool {
+    report.get(&ehlo(level)).is_some_and(|s| {
+        s["missing"].as_array().is_some_and(Vec::is_empty) && s["retry"] == "retried"
+    })
+}
+
+fn sessions(report: &HashMap<String, Value>, level: &str) -> u64 {
+    report
+        .get(&ehlo(level))
+        .and_then(|s| s["sessions"].as_u64())
+        .unwrap_or(0)
+}
+
+fn start_lab(env: &Mta, dir: &Path) -> LabProcess {
+    let port = env.port("GRADE_PORT");
+    let log = std::fs::File::create(dir.join("lab.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+        .args(["lab", "--profile", "grade", "--quiet"])
+        .arg("--listen")
+        .arg(format!("grade=127.0.0.1:{port}"))
+        .args(["--grade-name", env.get("MX_NAME")])
+        .args(["--grade-ca", env.get("CA_FILE")])
+        .args(["--grade-ca-key", env.get("CA_KEY")])
+        .args(["--grade-key", env.get("MX_KEY")])
+        .arg("--grade-report")
+        .arg(dir.join("report.json"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("smtptui lab");
+    let lab = LabProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the lab never listened on {port}: {}",
+            std::fs::read_to_string(dir.join("lab.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab
+}
+
+#[test]
+fn postfix_senders_are_graded_at_the_level_they_were_given() {
+    let Some(env) = sender() else { return };
+    let config = env.get("SENDER_CONFIG_DIR");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Mail an earlier run left queued would count against this run's senders.
+    postfix_tool("postsuper", config, &["-d", "ALL"]);
+    let _lab = start_lab(env, dir.path());
+    let report_path = dir.path().join("report.json");
+    // The start table gives the record the zone must publish: the one sender-env.sh put there.
+    let table = std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default();
+    assert!(
+        table.contains(&format!(
+            "_{}._tcp.{}. IN TLSA 3 1 1 {}",
+            env.get("GRADE_PORT"),
+            env.get("MX_NAME"),
+            env.get("TLSA_SHA256")
+        )),
+        "{table}"
+    );
+
+    for round in 0..MAX_ROUNDS {
+        let report = read_report(&report_path);
+        let pending: Vec<&str> = LEVELS
+            .into_iter()
+            .filter(|level| !finished(&report, level))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let queue = postfix_tool("postqueue", config, &["-j"]);
+        for level in &pending {
+            // A message still queued (deferred by a trial) is retried; a delivered one is
+            // replaced, so every round brings each sender back once.
+            if !queue.contains(&format!("@{level}.grade.test\"")) {
+                queue_message(config, level, round);
+            }
+        }
+        let before: Vec<u64> = pending.iter().map(|l| sessions(&report, l)).collect();
+        postfix_tool("postqueue", config, &["-f"]);
+        let deadline = Instant::now() + ROUND_WAIT;
+        while Instant::now() < deadline {
+            let now = read_report(&report_path);
+            if pending
+                .iter()
+                .zip(&before)
+                .all(|(level, before)| sessions(&now, level) > *before)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let report = read_report(&report_path);
+    let log = || {
+        format!(
+            "lab log:\n{}\nPostfix log:\n{}",
+            std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default(),
+            std::fs::read_to_string(env.get("MAILLOG")).unwrap_or_default()
+        )
+    };
+    let mut wrong = Vec::new();
+    for level in LEVELS {
+        let Some(graded) = report.get(&ehlo(level)) else {
+            wrong.push(format!("{level}: never graded"));
+            continue;
+        };
+        if graded["state"] != "graded" || graded["level"] != level || graded["retry"] != "retried"
+        {
+            wrong.push(format!(
+                "{level}: {}",
+                serde_json::to_string_pretty(graded).unwrap_or_default()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), log());
+}
