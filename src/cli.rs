@@ -129,6 +129,11 @@ pub struct AuditArgs {
     /// has --timeout): seconds, or with a unit.
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
     pub mx_deadline: Duration,
+    /// Domain audit: judge the domain's own outbound server from this grade report (written
+    /// by `smtptui lab --profile grade --grade-report FILE` after the server delivered to it):
+    /// which smtp_tls_security_level it behaved like.
+    #[arg(long, value_name = "FILE")]
+    pub sending_report: Option<PathBuf>,
     /// What the port is for; inferred from the port (25 mx; 587, 465 submission) or, on other
     /// ports, from whether the server advertises AUTH.
     #[arg(long, value_enum)]

@@ -873,6 +873,7 @@ fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
     let domain_options: Vec<&str> = [
         (args.resolver.is_some(), "--resolver"),
         (args.trust_anchor.is_some(), "--trust-anchor"),
+        (args.sending_report.is_some(), "--sending-report"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -1024,6 +1025,13 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         ));
     }
     session.host = domain_name.clone();
+    let sending = match &args.sending_report {
+        Some(path) => match smtptui::lab::grade::read_report(path) {
+            Ok(senders) => Some(domain::model::SendingSeen::Graded(senders)),
+            Err(message) => return usage_error(format!("--sending-report: {message}")),
+        },
+        None => None,
+    };
     let dns_config = dns::DnsConfig {
         resolver: args.resolver,
         trust_anchor: args.trust_anchor.clone(),
@@ -1060,7 +1068,10 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         port: SMTP_PORT,
         deadline: args.mx_deadline,
     };
-    let (seen, recorders) = runtime.block_on(domain::run(&config, &resolver));
+    let (mut seen, recorders) = runtime.block_on(domain::run(&config, &resolver));
+    if let Some(sending) = sending {
+        seen.sending = sending;
+    }
     if let Some((path, mut file)) = transcript_file {
         let events: Vec<_> = recorders.iter().flat_map(|r| r.events()).collect();
         let text = smtptui::transcript::render_plain(&events);

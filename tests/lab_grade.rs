@@ -10,6 +10,8 @@
 #![allow(clippy::panic)] // panicking is how a test fails
 
 mod support;
+#[path = "support/domain.rs"]
+mod support_domain;
 
 use std::collections::HashMap;
 use std::net::TcpStream;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::mta::{Mta, sender};
+use support_domain::domain_env;
 
 /// Each sender's EHLO name, the domain it delivers to, and the level its transport has.
 const LEVELS: [&str; 5] = ["none", "may", "encrypt", "verify", "dane"];
@@ -143,16 +146,23 @@ fn postfix_senders_are_graded_at_the_level_they_were_given() {
     let _lab = start_lab(env, dir.path());
     let report_path = dir.path().join("report.json");
     // The start table gives the record the zone must publish: the one sender-env.sh put there.
-    let table = std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default();
-    assert!(
-        table.contains(&format!(
-            "_{}._tcp.{}. IN TLSA 3 1 1 {}",
-            env.get("GRADE_PORT"),
-            env.get("MX_NAME"),
-            env.get("TLSA_SHA256")
-        )),
-        "{table}"
+    let record = format!(
+        "_{}._tcp.{}. IN TLSA 3 1 1 {}",
+        env.get("GRADE_PORT"),
+        env.get("MX_NAME"),
+        env.get("TLSA_SHA256")
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The table is printed once every listener is up: wait for its end.
+        let table = std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default();
+        if table.contains("Session log") {
+            assert!(table.contains(&record), "{record} not in:\n{table}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no start table:\n{table}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     for round in 0..MAX_ROUNDS {
         let report = read_report(&report_path);
@@ -201,8 +211,7 @@ fn postfix_senders_are_graded_at_the_level_they_were_given() {
             wrong.push(format!("{level}: never graded"));
             continue;
         };
-        if graded["state"] != "graded" || graded["level"] != level || graded["retry"] != "retried"
-        {
+        if graded["state"] != "graded" || graded["level"] != level || graded["retry"] != "retried" {
             wrong.push(format!(
                 "{level}: {}",
                 serde_json::to_string_pretty(graded).unwrap_or_default()
@@ -210,4 +219,122 @@ fn postfix_senders_are_graded_at_the_level_they_were_given() {
         }
     }
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), log());
+
+    // The domain audit reads the same report: each sender a finding with its level.
+    if let Some(domain) = domain_env() {
+        let findings = sending_findings(&audit_json(domain, &report_path));
+        for (level, verdict) in [
+            ("none", "warn"),
+            ("may", "warn"),
+            ("encrypt", "warn"),
+            ("verify", "pass"),
+            ("dane", "pass"),
+        ] {
+            let finding = findings
+                .iter()
+                .find(|f| f["scope"]["sender"] == ehlo(level))
+                .unwrap_or_else(|| panic!("no sending finding for {level}: {findings:?}"));
+            assert_eq!(finding["verdict"], verdict, "{finding}");
+            let why = finding["why"].as_str().unwrap_or_default();
+            assert!(
+                why.starts_with(&format!("behaved like smtp_tls_security_level = {level}")),
+                "{why}"
+            );
+        }
+    }
+}
+
+fn audit_json(domain: &support_domain::DomainEnv, report: &Path) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+        .args(["audit", "good.test", "--json"])
+        .args(domain.audit_args())
+        .arg("--sending-report")
+        .arg(report)
+        .stdin(Stdio::null())
+        .output()
+        .expect("smtptui audit");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the audit printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn sending_findings(audit: &Value) -> Vec<Value> {
+    audit["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["id"] == "sending")
+        .cloned()
+        .collect()
+}
+
+/// A report as another grading lab (or anyone) may have written it: the audit takes the
+/// grade as given, says where the evidence names no level, and never prints a sender's name
+/// raw; a file that is no report is a usage error naming it.
+#[test]
+fn the_domain_audit_reads_a_grade_report_and_escapes_it() {
+    let Some(domain) = domain_env() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    std::fs::write(
+        &report,
+        serde_json::json!({
+            "mx_name": "mx.grade.test",
+            "tlsa": "3 1 1 00",
+            "senders": [
+                {"address": "192.0.2.1", "ehlo": "paint\u{1b}[31m.example", "sessions": 3,
+                 "state": "incomplete", "level": null, "retry": "not-tested",
+                 "summary": "4 trial(s) to go"},
+                {"address": "192.0.2.2", "ehlo": "odd.example", "sessions": 9,
+                 "state": "contradictory", "level": null, "retry": "retried",
+                 "summary": "matches no smtp_tls_security_level: refused: delivered in cleartext"},
+            ],
+        })
+        .to_string(),
+    )
+    .expect("report");
+    let findings = sending_findings(&audit_json(domain, &report));
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert_eq!(findings[0]["verdict"], "info", "{:?}", findings[0]);
+    assert_eq!(findings[0]["scope"]["sender"], "paint\\x1b[31m.example");
+    assert_eq!(findings[1]["verdict"], "warn", "{:?}", findings[1]);
+    assert!(
+        findings[1]["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("behaved like no smtp_tls_security_level")),
+        "{:?}",
+        findings[1]
+    );
+    // The text report too: no escape byte reaches the terminal.
+    let text = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+        .args(["audit", "good.test"])
+        .args(domain.audit_args())
+        .arg("--sending-report")
+        .arg(&report)
+        .output()
+        .expect("smtptui audit");
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("sending: sender paint\\x1b[31m.example [192.0.2.1]"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+
+    std::fs::write(&report, "not json").expect("write");
+    let bad = Command::new(env!("CARGO_BIN_EXE_smtptui"))
+        .args(["audit", "good.test"])
+        .args(domain.audit_args())
+        .arg("--sending-report")
+        .arg(&report)
+        .output()
+        .expect("smtptui audit");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--sending-report") && stderr.contains("is not a grade report"),
+        "{stderr}"
+    );
 }

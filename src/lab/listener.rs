@@ -434,9 +434,7 @@ async fn serve(
     served.log(Direction::Note, &format!("session ended: {reason}"));
     let verdict = served.session.verdict();
     shared.log_verdict(settings.profile.name(), number, &verdict);
-    if let (Some(board), Some((ticket, facts))) =
-        (&settings.grade, served.session.grade_facts())
-    {
+    if let (Some(board), Some((ticket, facts))) = (&settings.grade, served.session.grade_facts()) {
         for line in board.finish(ticket, &facts) {
             shared.log_grade(number, &line);
         }

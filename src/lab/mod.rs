@@ -415,7 +415,10 @@ fn clock() -> String {
 fn grade_board(config: &LabConfig, ca: &certs::LabCa) -> Result<grade::GradeBoard, LabError> {
     let options = &config.grade;
     let key = grade::certs::mx_key(options.key.as_deref(), config.state_dir.as_deref())?;
-    let mx_name = options.mx_name.clone().unwrap_or_else(|| config.host.clone());
+    let mx_name = options
+        .mx_name
+        .clone()
+        .unwrap_or_else(|| config.host.clone());
     let tls = match &options.ca {
         Some((cert, key_file)) => {
             let issuer = grade::certs::load_issuer(cert, key_file)?;
@@ -565,8 +568,12 @@ impl Lab {
             settings.class = Some(board.clone());
             settings.smtputf8 = config.smtputf8;
             settings.requiretls = config.requiretls;
-            if profile == Profile::Grade {
-                settings.grade = grade.clone();
+            if profile == Profile::Grade
+                && let Some(board) = &grade
+            {
+                // The MX of the test domain introduces itself by the name senders verify.
+                settings.host = board.info().mx_name.clone();
+                settings.grade = Some(board.clone());
             }
             let listener = listener::Listener {
                 tcp,

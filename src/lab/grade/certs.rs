@@ -123,7 +123,10 @@ pub fn load_issuer(cert: &Path, key: &Path) -> Result<Issuer<'static, KeyPair>, 
     let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|_| foreign(cert, "it is not a certificate that can be read"))?;
     if key_pair.subject_public_key_info() != parsed.public_key().raw {
-        return Err(foreign(key, "it is not the key of the CA certificate given with it"));
+        return Err(foreign(
+            key,
+            "it is not the key of the CA certificate given with it",
+        ));
     }
     Issuer::from_ca_cert_der(&der, key_pair)
         .map_err(|_| foreign(cert, "its name or extensions cannot be read"))
@@ -136,12 +139,13 @@ pub fn load_issuer(cert: &Path, key: &Path) -> Result<Issuer<'static, KeyPair>, 
 /// [`CertError`] naming the file that cannot be read, written or used as a key.
 pub fn mx_key(file: Option<&Path>, state_dir: Option<&Path>) -> Result<KeyPair, CertError> {
     let read = |path: &Path| -> Result<KeyPair, CertError> {
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            CertError::Read {
-                path: path.display().to_string(),
-                source,
-            }
-        })?);
+        let pem =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| CertError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
         KeyPair::from_pem(&pem).map_err(|_| CertError::ForeignCa {
             path: path.display().to_string(),
             reason: "it is not a PEM private key (PKCS#8, e.g. from openssl genpkey)".to_owned(),
@@ -176,9 +180,10 @@ fn config(
     let now = time::OffsetDateTime::now_utc();
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, names.first().map_or("mx", String::as_str));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("mx", String::as_str),
+    );
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

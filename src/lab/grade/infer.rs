@@ -426,7 +426,9 @@ mod tests {
             for b in SecurityLevel::ALL {
                 if a != b {
                     assert!(
-                        Trial::TLS.iter().any(|t| expected(a, *t) != expected(b, *t)),
+                        Trial::TLS
+                            .iter()
+                            .any(|t| expected(a, *t) != expected(b, *t)),
                         "{a} and {b}"
                     );
                 }
@@ -441,7 +443,11 @@ mod tests {
         let partial_grade = grade(&partial, false);
         assert_eq!(
             partial_grade.verdict,
-            Verdict::Incomplete(vec![SecurityLevel::Encrypt, SecurityLevel::Verify, SecurityLevel::Dane])
+            Verdict::Incomplete(vec![
+                SecurityLevel::Encrypt,
+                SecurityLevel::Verify,
+                SecurityLevel::Dane
+            ])
         );
         assert_eq!(partial_grade.retry, Retry::NotTested);
         let summary = partial_grade.summary();
@@ -469,6 +475,9 @@ mod tests {
             outcome: Outcome::Deferred,
             detail: String::new(),
         });
-        assert!(matches!(grade(&twice, true).verdict, Verdict::Contradictory(_)));
+        assert!(matches!(
+            grade(&twice, true).verdict,
+            Verdict::Contradictory(_)
+        ));
     }
 }

@@ -332,6 +332,79 @@ impl GradeBoard {
     }
 }
 
+/// One sender's grade as a report file gives it (what the domain audit reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderSummary {
+    /// The sender's address.
+    pub address: String,
+    /// Its EHLO name.
+    pub ehlo: String,
+    /// The level it behaved like, when the evidence names one.
+    pub level: Option<SecurityLevel>,
+    /// `graded`, `incomplete` or `contradictory`.
+    pub state: String,
+    /// Whether it retried after the 450: `retried`, `waiting` or `not-tested`.
+    pub retry: String,
+    /// The grade in one line.
+    pub summary: String,
+}
+
+/// Reads the senders' grades from a report file the grade profile wrote, every text in them
+/// escaped for a terminal.
+///
+/// # Errors
+/// A message naming the file and what is wrong with it.
+pub fn read_report(path: &std::path::Path) -> Result<Vec<SenderSummary>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read the grade report {}: {e} (it is written by smtptui lab --profile grade --grade-report FILE)",
+            path.display()
+        )
+    })?;
+    let bad = |what: &str| {
+        format!(
+            "{} is not a grade report of smtptui lab --profile grade: {what}",
+            path.display()
+        )
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(&format!("not JSON ({e})")))?;
+    let senders = report["senders"]
+        .as_array()
+        .ok_or_else(|| bad("no \"senders\" list"))?;
+    senders
+        .iter()
+        .map(|sender| {
+            let text = |key: &str| {
+                sender[key]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(&format!("a sender without \"{key}\"")))
+            };
+            let level = match &sender["level"] {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(name) => Some(
+                    SecurityLevel::ALL
+                        .into_iter()
+                        .find(|l| l.name() == name)
+                        .ok_or_else(|| bad(&format!("an unknown level {name:?}")))?,
+                ),
+                _ => return Err(bad("a level that is not a name")),
+            };
+            // The names came from the senders (and the file from anywhere): escaped once
+            // here, so nothing in them reaches a terminal raw.
+            Ok(SenderSummary {
+                address: escape_str(&text("address")?),
+                ehlo: escape_str(&text("ehlo")?),
+                level,
+                state: text("state")?,
+                retry: text("retry")?,
+                summary: escape_str(&text("summary")?),
+            })
+        })
+        .collect()
+}
+
 /// The report: the MX name and TLSA record, then each sender in the order it came, with its
 /// grade and every trial's outcome.
 fn report_json(info: &GradeInfo, senders: &HashMap<SenderKey, Record>) -> serde_json::Value {
