@@ -70,10 +70,10 @@ impl Trial {
             Self::Good => "STARTTLS with a CA-signed certificate for the MX name",
             Self::Stripped => "STARTTLS stripped from EHLO",
             Self::Refused => "STARTTLS refused with 454",
-            Self::Untrusted => "a self-signed certificate (untrusted issuer)",
+            Self::Untrusted => "a self-signed certificate, from no trusted issuer",
             Self::WrongName => "a CA-signed certificate for another name",
             Self::DaneOnly => "a self-signed certificate only its TLSA record vouches for",
-            Self::TempFail => "450 to every recipient (try again later)",
+            Self::TempFail => "450 to every recipient: try again later",
         }
     }
 

@@ -293,7 +293,10 @@ impl GradeBoard {
                 )),
                 None => {}
             }
-            lines.push(format!("{who}: GRADE {}", record.grade().summary()));
+            // After the last trial only a retry is news: an honest session says nothing.
+            if !lines.is_empty() {
+                lines.push(format!("{who}: GRADE {}", record.grade().summary()));
+            }
             report_json(&self.info, &senders)
         };
         if let Some(path) = &self.info.report
@@ -461,6 +464,124 @@ fn write_report(path: &std::path::Path, report: &serde_json::Value) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::Profile;
+    use crate::lab::accounts::Accounts;
+    use crate::lab::server::{Output, ServerSession, ServerSettings};
+
+    /// A grade MX's session from 127.0.0.1, greeted.
+    fn session(settings: &Arc<ServerSettings>, number: u64) -> ServerSession {
+        let mut session = ServerSession::new(settings.clone(), number, false);
+        session.set_peer(IpAddr::from([127, 0, 0, 1]));
+        session.greeting();
+        session
+    }
+
+    fn say(session: &mut ServerSession, text: &str) -> String {
+        session
+            .receive(format!("{text}\r\n").as_bytes())
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn finish(board: &GradeBoard, session: &ServerSession) -> String {
+        let (ticket, facts) = session.grade_facts().expect("a ticket after EHLO");
+        board.finish(ticket, &facts).join("\n")
+    }
+
+    /// What a certificate trial would have shown over TLS, which the session alone cannot.
+    fn finish_as(board: &GradeBoard, session: &ServerSession, facts: SessionFacts) -> String {
+        let (ticket, _) = session.grade_facts().expect("a ticket after EHLO");
+        board.finish(ticket, &facts).join("\n")
+    }
+
+    #[test]
+    fn each_session_meets_its_trial_and_the_grade_follows() {
+        let ca = crate::lab::certs::LabCa::generate(1).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let tls = GradeTls::build(ca.issuer(), &key, "mx.grade.test", &[]).expect("certs");
+        let board = Arc::new(GradeBoard::new(tls, None));
+        let mut settings =
+            ServerSettings::new("mx.grade.test", Profile::Grade, Arc::new(Accounts::empty()));
+        settings.grade = Some(board.clone());
+        let settings = Arc::new(settings);
+        let delivered_tls = SessionFacts {
+            starttls_offered: true,
+            tls: true,
+            messages_tls: 1,
+            ..SessionFacts::default()
+        };
+
+        // good: STARTTLS offered (its handshake is the shell's; here it delivered inside TLS).
+        let mut s = session(&settings, 1);
+        assert!(say(&mut s, "EHLO Sender.Example").contains("STARTTLS"));
+        let log = finish_as(&board, &s, delivered_tls.clone());
+        assert!(log.contains("trial good"), "{log}");
+
+        // stripped: no STARTTLS; a message in cleartext is the fallback.
+        let mut s = session(&settings, 2);
+        assert!(!say(&mut s, "EHLO sender.example").contains("STARTTLS"));
+        say(&mut s, "MAIL FROM:<a@sender.example>");
+        assert!(say(&mut s, "RCPT TO:<b@any.test>").starts_with("250"));
+        say(&mut s, "DATA");
+        assert!(say(&mut s, "Subject: x\r\n\r\nhi\r\n.").starts_with("250"));
+        let log = finish(&board, &s);
+        assert!(
+            log.contains("trial stripped") && log.contains("delivered-cleartext"),
+            "{log}"
+        );
+
+        // refused: offered, then 454; leaving is deferring.
+        let mut s = session(&settings, 3);
+        assert!(say(&mut s, "EHLO sender.example").contains("STARTTLS"));
+        assert!(say(&mut s, "STARTTLS").starts_with("454 4.7.0"));
+        say(&mut s, "QUIT");
+        let log = finish(&board, &s);
+        assert!(
+            log.contains("trial refused") && log.contains(": deferred:"),
+            "{log}"
+        );
+        assert!(log.contains("matches no smtp_tls_security_level"), "{log}");
+
+        // A sender that leaves after EHLO was not tested: the same trial comes again.
+        let mut s = session(&settings, 4);
+        say(&mut s, "EHLO sender.example");
+        assert!(finish(&board, &s).contains("untrusted inconclusive"));
+        for number in 5..8 {
+            let mut s = session(&settings, number);
+            say(&mut s, "EHLO sender.example");
+            finish_as(&board, &s, delivered_tls.clone());
+        }
+
+        // tempfail: 450 to the recipient; the envelope is remembered.
+        let mut s = session(&settings, 8);
+        say(&mut s, "EHLO sender.example");
+        say(&mut s, "MAIL FROM:<a@sender.example>");
+        assert!(say(&mut s, "RCPT TO:<b@any.test>").starts_with("450 4.7.1"));
+        let log = finish(&board, &s);
+        assert!(log.contains("tempfailed"), "{log}");
+
+        // After the trials: an honest MX, and the same envelope again is the retry.
+        let mut s = session(&settings, 9);
+        assert!(say(&mut s, "EHLO sender.example").contains("STARTTLS"));
+        say(&mut s, "MAIL FROM:<A@sender.example>");
+        assert!(say(&mut s, "RCPT TO:<b@any.test>").starts_with("250"));
+        let log = finish(&board, &s);
+        assert!(log.contains("a retry"), "{log}");
+        let json = board.json();
+        let sender = &json["senders"][0];
+        assert_eq!(sender["ehlo"], "sender.example");
+        assert_eq!(sender["state"], "contradictory", "{sender}");
+        assert_eq!(sender["retry"], "retried");
+        assert_eq!(sender["sessions"], 9);
+        // Another name from the same address is another sender, starting afresh.
+        let mut s = session(&settings, 10);
+        say(&mut s, "EHLO other.example");
+        assert_eq!(s.grade_ticket().and_then(|t| t.trial), Some(Trial::Good));
+    }
 
     fn facts() -> SessionFacts {
         SessionFacts {
