@@ -11,6 +11,7 @@
 
 mod support;
 #[path = "support/domain.rs"]
+#[allow(dead_code)] // the policy host is tests/domain.rs's
 mod support_domain;
 
 use std::collections::HashMap;

@@ -458,7 +458,7 @@ mod tests {
         odd[2].outcome = Outcome::DeliveredCleartext;
         let graded = grade(&odd, false);
         let Verdict::Contradictory(why) = &graded.verdict else {
-            panic!("{graded:?}");
+            unreachable!("{graded:?}");
         };
         assert_eq!(
             why,
