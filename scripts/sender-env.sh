@@ -2,7 +2,9 @@
 # sender-env.sh: a sending Postfix for the tests of the lab's grade profile (the lab as the MX
 # of a test domain, grading the client that delivers to it).
 #
-#   scripts/sender-env.sh start DIR   install (if needed), configure and (re)start everything
+#   scripts/sender-env.sh start DIR   install (if needed), configure and start everything; an
+#                                     instance already running with the same configuration is
+#                                     kept, not restarted
 #   scripts/sender-env.sh stop  DIR   stop it (no error if not running)
 #
 # What runs, all on loopback and all from Debian's packages:
@@ -26,6 +28,7 @@
 # CA_KEY --grade-key MX_KEY ...), so a test sees its own lab.
 #
 # DIR/env keys:
+#   SENDER_DIR         DIR itself (the tests take DIR/test.lock while they use the instance)
 #   SENDER_CONFIG_DIR  the Postfix instance's config_directory (sendmail -C, postqueue -c)
 #   GRADE_PORT         where the tests' lab must listen (127.0.0.1)
 #   MX_NAME            mx.grade.test
@@ -400,6 +403,7 @@ write_env() {
     done
     {
         printf '%s=%s\n' \
+            SENDER_DIR "$DIR" \
             SENDER_CONFIG_DIR "$PF_CONF" \
             GRADE_PORT "$GRADE_PORT" \
             MX_NAME "$MX_NAME" \
@@ -422,17 +426,39 @@ stop_all() {
     stop_pid "$KNOT_DIR/run/knot.pid" knotd
 }
 
+# The configuration as written, to tell whether a running instance can be kept.
+config_sum() {
+    cat "$KNOT_DIR/knot.conf" "$KNOT_DIR/zones/$ZONE.zone" "$UNBOUND_DIR/unbound.conf" \
+        "$UNBOUND_DIR/anchor.key" "$DIR/resolv.conf" "$PF_CONF/main.cf" "$PF_CONF/master.cf" \
+        "$PF_CONF/transport" 2>/dev/null | sha256sum
+}
+
+all_running() {
+    pid_of "$PF_DIR/queue/pid/master.pid" master >/dev/null &&
+        pid_of "$UNBOUND_DIR/unbound.pid" unbound >/dev/null &&
+        pid_of "$KNOT_DIR/run/knot.pid" knotd >/dev/null
+}
+
 cmd_start() {
+    local before
     mkdir -p "$DIR"
-    rm -f "$DIR/env"
     install_packages
-    stop_all
     keys
     mkdir -p "$UNBOUND_DIR"
+    before=$(config_sum)
     knot_conf
     unbound_conf
     register_config_dir
     postfix_conf
+    # A running instance with the same configuration is kept: a test of another checkout
+    # may be using it.
+    if [[ $before == "$(config_sum)" ]] && all_running; then
+        write_env
+        log "sending Postfix $PF_CONF is already up with this configuration; env: $DIR/env"
+        return
+    fi
+    rm -f "$DIR/env"
+    stop_all
     start_knot
     start_unbound
     check_resolver

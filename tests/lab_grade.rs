@@ -141,6 +141,11 @@ fn start_lab(env: &Mta, dir: &Path) -> LabProcess {
 fn postfix_senders_are_graded_at_the_level_they_were_given() {
     let Some(env) = sender() else { return };
     let config = env.get("SENDER_CONFIG_DIR");
+    // One run at a time per instance (test runs of other checkouts share it): the queue is
+    // emptied and the lab's port taken for the whole run.
+    let lock = std::fs::File::create(Path::new(env.get("SENDER_DIR")).join("test.lock"))
+        .expect("lock file");
+    lock.lock().expect("lock");
     let dir = tempfile::tempdir().expect("tempdir");
     // Mail an earlier run left queued would count against this run's senders.
     postfix_tool("postsuper", config, &["-d", "ALL"]);

@@ -715,6 +715,14 @@ impl Lab {
             ));
             let (host, name) = self.connect_host(*addr);
             let port = addr.port();
+            if *profile == Profile::Grade {
+                // Its client is a sending MTA, and its certificates are for the MX name.
+                out.push_str(&format!(
+                    "{}a sending MTA delivers here, e.g. Postfix: transport_maps entry `DOMAIN smtp:[{host}]:{port}`\n",
+                    " ".repeat(12)
+                ));
+                continue;
+            }
             let policy = profile.policy();
             let auth = policy.auth_under_tls;
             let smtptui_user = if auth {

@@ -307,6 +307,11 @@ impl Grade {
     }
 }
 
+/// Said when a sender refused the good certificate, which every level takes.
+pub const GOOD_REFUSED: &str = "it refused the CA-signed certificate for the MX name, which \
+    every level takes: does it trust that CA (Postfix smtp_tls_CAfile), and is the MX name the \
+    one it checks (the MX record, or smtp_tls_verify_cert_match / match= for a [host] next hop)?";
+
 /// Grades a sender from every outcome seen, oldest first (a trial may appear more than once:
 /// a sender that retried it), and whether it came back after the temporary failure.
 pub fn grade(seen: &[Observed], retried: bool) -> Grade {
@@ -351,7 +356,12 @@ pub fn grade(seen: &[Observed], retried: bool) -> Grade {
     let verdict = if !doubled.is_empty() {
         Verdict::Contradictory(doubled)
     } else if consistent.is_empty() {
-        Verdict::Contradictory(closest_disagreements(&outcomes))
+        let mut why = closest_disagreements(&outcomes);
+        if outcomes.contains(&(Trial::Good, Outcome::Deferred)) {
+            // Every level takes the good certificate: the sender's setup is what refused it.
+            why.insert(0, GOOD_REFUSED.to_owned());
+        }
+        Verdict::Contradictory(why)
     } else if missing.is_empty() && consistent.len() == 1 {
         Verdict::Level(consistent[0])
     } else {
@@ -467,6 +477,14 @@ mod tests {
                 "refused: delivered in cleartext where encrypt would have deferred".to_owned()
             ]
         );
+
+        // The good certificate refused: the hint comes first.
+        let mut untrusting = seen(SecurityLevel::Verify);
+        untrusting[0].outcome = Outcome::Deferred;
+        let Verdict::Contradictory(why) = grade(&untrusting, false).verdict else {
+            unreachable!("refusing the good certificate matches no level");
+        };
+        assert_eq!(why.first().map(String::as_str), Some(GOOD_REFUSED));
 
         // Two outcomes for one trial.
         let mut twice = seen(SecurityLevel::May);
