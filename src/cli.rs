@@ -224,9 +224,10 @@ Examples:
   smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
 Profiles and their place above the port base: submission 587, mx 25, implicit 465, lmtp 24,
-legacy 600, inject 601, strip 602, refuse-tls 603, slow 604, grade 605. The table printed at start gives
-each address, what it teaches, and the exact smtptui, swaks and openssl s_client command lines
-for it (--tls implicit for the implicit profile), the account to use and the CA to trust.
+legacy 600, inject 601, strip 602, refuse-tls 603, slow 604, grade 605. The table printed at
+start gives each address, what it teaches, and the exact smtptui, swaks and openssl s_client
+command lines for it (--tls implicit for the implicit profile), the account to use and the CA
+to trust.
 
 Every profile offers PIPELINING, SIZE, 8BITMIME, DSN, SMTPUTF8 and CHUNKING (BDAT), and
 REQUIRETLS inside TLS, answering them as Postfix does. The lmtp profile speaks LMTP (RFC 2033):
@@ -285,7 +286,7 @@ pub struct LabArgs {
     #[arg(long = "listen", value_name = "PROFILE=ADDR")]
     pub listen: Vec<String>,
     /// Put every profile not placed with --listen at N plus its offset (submission N+587,
-    /// mx N+25, implicit N+465, legacy N+600 ... slow N+604).
+    /// mx N+25, implicit N+465, legacy N+600 ... slow N+604, grade N+605).
     #[arg(long, value_name = "N", default_value_t = smtptui::lab::profile::DEFAULT_PORT_BASE)]
     pub port_base: u16,
     /// Listen on every interface (0.0.0.0) instead of 127.0.0.1, for a room of students;

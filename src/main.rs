@@ -157,8 +157,12 @@ fn lab_command(args: LabArgs) -> i32 {
     }
     if u32::from(args.port_base) + u32::from(LARGEST_PORT_OFFSET) > u32::from(u16::MAX) {
         return usage_error(format!(
-            "--port-base {}: the slow profile would sit above port 65535; use a base of at most {}",
+            "--port-base {}: the {} profile would sit above port 65535; use a base of at most {}",
             args.port_base,
+            Profile::ALL
+                .into_iter()
+                .find(|p| p.port_offset() == LARGEST_PORT_OFFSET)
+                .map_or("last", Profile::name),
             u16::MAX - LARGEST_PORT_OFFSET
         ));
     }
