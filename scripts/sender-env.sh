@@ -39,7 +39,9 @@
 #   MAILLOG            the Postfix log
 #   RESOLVER_LOG       Unbound's log
 #
-# Ports: SENDER_BASE_PORT (default 20000) + 625 for the lab, + 626 for Knot.
+# Ports: SENDER_BASE_PORT (default 20000) + 625 for the lab, + 626 for Knot; Unbound on
+# SENDER_RESOLVER_IP (default 127.0.0.62) port 53, since resolv.conf names no port. A second
+# instance needs both changed.
 
 set -euo pipefail
 
@@ -47,7 +49,6 @@ readonly PROG=sender-env
 # shellcheck source=scripts/env-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env-common.sh"
 readonly PACKAGES=(postfix knot unbound openssl)
-readonly RESOLVER_IP=127.0.0.62
 readonly ZONE=grade.test
 readonly MX_NAME=mx.grade.test
 readonly LEVELS=(none may encrypt verify dane)
@@ -64,6 +65,8 @@ parse_args() {
     [[ $DIR != / ]] || die "refusing to use / as DIR"
     local base=${SENDER_BASE_PORT:-20000}
     [[ $base =~ ^[0-9]{4,5}$ ]] && ((base + 626 < 65536)) || die "SENDER_BASE_PORT must be a port number below 64910 (got '$base')"
+    RESOLVER_IP=${SENDER_RESOLVER_IP:-127.0.0.62}
+    [[ $RESOLVER_IP =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "SENDER_RESOLVER_IP must be a loopback address 127.x.y.z (got '$RESOLVER_IP')"
     GRADE_PORT=$((base + 625))
     DNS_PORT=$((base + 626))
     TLS_DIR=$DIR/tls
@@ -428,9 +431,12 @@ stop_all() {
 
 # The configuration as written, to tell whether a running instance can be kept.
 config_sum() {
-    cat "$KNOT_DIR/knot.conf" "$KNOT_DIR/zones/$ZONE.zone" "$UNBOUND_DIR/unbound.conf" \
-        "$UNBOUND_DIR/anchor.key" "$DIR/resolv.conf" "$PF_CONF/main.cf" "$PF_CONF/master.cf" \
-        "$PF_CONF/transport" 2>/dev/null | sha256sum
+    # Missing files (a first start) read as nothing.
+    {
+        cat "$KNOT_DIR/knot.conf" "$KNOT_DIR/zones/$ZONE.zone" "$UNBOUND_DIR/unbound.conf" \
+            "$UNBOUND_DIR/anchor.key" "$DIR/resolv.conf" "$PF_CONF/main.cf" "$PF_CONF/master.cf" \
+            "$PF_CONF/transport" 2>/dev/null || true
+    } | sha256sum
 }
 
 all_running() {
