@@ -35,13 +35,23 @@ const ROUND_WAIT: Duration = Duration::from_secs(20);
 /// The lab process, stopped (SIGTERM, as Ctrl-C) when the test ends however it ends.
 struct LabProcess(Child);
 
-impl Drop for LabProcess {
-    fn drop(&mut self) {
+impl LabProcess {
+    /// Stops it as Ctrl-C does and waits for it to exit (once: its pid is not ours after).
+    fn stop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.0.id().to_string())
             .status();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -149,7 +159,7 @@ fn postfix_senders_are_graded_at_the_level_they_were_given() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Mail an earlier run left queued would count against this run's senders.
     postfix_tool("postsuper", config, &["-d", "ALL"]);
-    let _lab = start_lab(env, dir.path());
+    let mut lab = start_lab(env, dir.path());
     let report_path = dir.path().join("report.json");
     // The start table gives the record the zone must publish: the one sender-env.sh put there.
     let record = format!(
@@ -225,6 +235,21 @@ fn postfix_senders_are_graded_at_the_level_they_were_given() {
         }
     }
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), log());
+    // What the instructor's screen says when the lab stops: each sender's level.
+    lab.stop();
+    let screen = std::fs::read_to_string(dir.path().join("lab.log")).unwrap_or_default();
+    for level in LEVELS {
+        let line = format!(
+            "smtptui lab: grade: 127.0.0.1 EHLO {}: behaves like smtp_tls_security_level = {}; retried after 4xx",
+            ehlo(level),
+            if level == "verify" {
+                "verify (or secure)"
+            } else {
+                level
+            }
+        );
+        assert!(screen.contains(&line), "{line} not in:\n{screen}");
+    }
 
     // The domain audit reads the same report: each sender a finding with its level.
     if let Some(domain) = domain_env() {
