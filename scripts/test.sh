@@ -7,7 +7,8 @@
 # other MTAs for the audit's tests: Exim 4 unpacked next to Postfix (scripts/exim-env.sh) and
 # Dovecot's submission service (scripts/dovecot-env.sh), and for the domain audit Knot serving
 # signed test zones with MX hosts as a second Postfix instance and the MTA-STS policy hosts
-# as nginx (scripts/domain-env.sh).
+# as nginx (scripts/domain-env.sh), and a sending Postfix with Knot and Unbound for the lab's grade
+# profile (scripts/sender-env.sh).
 # Without root the real-server tests say why and skip; under CI (CI=true) they must run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,9 @@ start_mta Dovecot dovecot-env.sh "${SMTPTUI_DOVECOT_DIR:-/tmp/smtptui-dovecot}" 
 # The domain audit's mail domains: Knot with signed test zones, MX listeners on 127.0.0.2 and up,
 # the MTA-STS policy hosts (nginx) on 127.0.0.6 and [::1] port 443.
 start_mta "Knot, the MX hosts and nginx" domain-env.sh "${SMTPTUI_DOMAIN_DIR:-/tmp/smtptui-domain}" SMTPTUI_DOMAIN_ENV
+# The grade profile's sender: a Postfix with one transport per smtp_tls_security_level, Knot with
+# the signed grade.test zone (the MX's TLSA) on port 20626, a validating Unbound on 127.0.0.62:53.
+start_mta "the sending Postfix, Knot and Unbound" sender-env.sh "${SMTPTUI_SENDER_DIR:-/tmp/smtptui-sender}" SMTPTUI_SENDER_ENV
 
 # A real JUnit consumer (Debian's python3-junitparser) reads `smtptui run --junit` reports back
 # in tests/run_many.rs.

@@ -146,6 +146,11 @@ pub struct AuditArgs {
     /// has --timeout): seconds, or with a unit.
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_timeout)]
     pub mx_deadline: Duration,
+    /// Domain audit: judge the domain's own outbound server from this grade report (written
+    /// by `smtptui lab --profile grade --grade-report FILE` after the server delivered to it):
+    /// which smtp_tls_security_level it behaved like.
+    #[arg(long, value_name = "FILE")]
+    pub sending_report: Option<PathBuf>,
     /// What the port is for; inferred from the port (25 mx; 587, 465 submission) or, on other
     /// ports, from whether the server advertises AUTH.
     #[arg(long, value_enum)]
@@ -254,9 +259,10 @@ Examples:
   smtptui lab --roster students.txt --all-interfaces --name 192.168.1.20 --state-dir ~/lab-state
 
 Profiles and their place above the port base: submission 587, mx 25, implicit 465, lmtp 24,
-legacy 600, inject 601, strip 602, refuse-tls 603, slow 604. The table printed at start gives
-each address, what it teaches, and the exact smtptui, swaks and openssl s_client command lines
-for it (--tls implicit for the implicit profile), the account to use and the CA to trust.
+legacy 600, inject 601, strip 602, refuse-tls 603, slow 604, grade 605. The table printed at
+start gives each address, what it teaches, and the exact smtptui, swaks and openssl s_client
+command lines for it (--tls implicit for the implicit profile), the account to use and the CA
+to trust.
 
 Every profile offers PIPELINING, SIZE, 8BITMIME, DSN, SMTPUTF8 and CHUNKING (BDAT), and
 REQUIRETLS inside TLS, answering them as Postfix does. The lmtp profile speaks LMTP (RFC 2033):
@@ -277,6 +283,13 @@ Every session ends with a VERDICT line judging what the client did, as the serve
 '!! ATTACK WORKED' or '!! DANGER' (credentials in cleartext, injected bytes believed,
 cleartext after a refused STARTTLS), '!  warning', or 'ok'; an alarm is followed by a LESSON
 line. Credentials are never shown.
+
+The grade profile is the MX of a test domain that grades the SENDER delivering to it: each
+sender (address + EHLO name) meets one trial per session (a good certificate, STARTTLS
+stripped, STARTTLS refused with 454, a self-signed certificate, a wrong name, a certificate only
+its TLSA record vouches for, a 450), and its log and --grade-report FILE (JSON) say which Postfix
+smtp_tls_security_level it behaved like (none, may, encrypt, verify/secure, dane), or that the
+evidence is incomplete or contradictory. The start table gives the TLSA record to publish.
 
 Classroom mode: --class N (students student01 ... studentNN) or --roster FILE (one ID and
 name per line) gives each student an account ID@lab.test with a random password, written only
@@ -308,7 +321,7 @@ pub struct LabArgs {
     #[arg(long = "listen", value_name = "PROFILE=ADDR")]
     pub listen: Vec<String>,
     /// Put every profile not placed with --listen at N plus its offset (submission N+587,
-    /// mx N+25, implicit N+465, legacy N+600 ... slow N+604).
+    /// mx N+25, implicit N+465, legacy N+600 ... slow N+604, grade N+605).
     #[arg(long, value_name = "N", default_value_t = smtptui::lab::profile::DEFAULT_PORT_BASE)]
     pub port_base: u16,
     /// Listen on every interface (0.0.0.0) instead of 127.0.0.1, for a room of students;
@@ -372,6 +385,24 @@ pub struct LabArgs {
     /// (repeatable; an existing file is refused at start, never overwritten).
     #[arg(long, value_name = "FILE")]
     pub export: Vec<PathBuf>,
+    /// The grade profile: the MX name its certificates are for (default lab.test).
+    #[arg(long, value_name = "NAME")]
+    pub grade_name: Option<String>,
+    /// The grade profile: sign the good and wrong-name certificates with this CA certificate
+    /// (PEM), the one the graded senders trust; needs --grade-ca-key. Default: the lab CA.
+    #[arg(long, value_name = "FILE", requires = "grade_ca_key")]
+    pub grade_ca: Option<PathBuf>,
+    /// The grade profile: the key of --grade-ca (PEM).
+    #[arg(long, value_name = "FILE", requires = "grade_ca")]
+    pub grade_ca_key: Option<PathBuf>,
+    /// The grade profile: the MX key (PEM, PKCS#8) whose TLSA record the test domain
+    /// publishes. Default: kept in --state-dir, else fresh at each start.
+    #[arg(long, value_name = "FILE")]
+    pub grade_key: Option<PathBuf>,
+    /// The grade profile: keep every sender's grade in this JSON file, rewritten after each
+    /// graded session.
+    #[arg(long, value_name = "FILE")]
+    pub grade_report: Option<PathBuf>,
 }
 
 /// `--dashboard`.

@@ -159,8 +159,12 @@ fn lab_command(args: LabArgs) -> i32 {
     }
     if u32::from(args.port_base) + u32::from(LARGEST_PORT_OFFSET) > u32::from(u16::MAX) {
         return usage_error(format!(
-            "--port-base {}: the slow profile would sit above port 65535; use a base of at most {}",
+            "--port-base {}: the {} profile would sit above port 65535; use a base of at most {}",
             args.port_base,
+            Profile::ALL
+                .into_iter()
+                .find(|p| p.port_offset() == LARGEST_PORT_OFFSET)
+                .map_or("last", Profile::name),
             u16::MAX - LARGEST_PORT_OFFSET
         ));
     }
@@ -214,6 +218,19 @@ fn lab_command(args: LabArgs) -> i32 {
     config.class_sheet = class.sheet_path.clone();
     // `e` in the dashboard writes where the instructor started the lab, as --export does.
     let export_dir = std::path::PathBuf::from(".");
+    if let Some(name) = &args.grade_name
+        && (name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return usage_error(format!(
+            "--grade-name {name:?}: give the MX host name senders deliver to"
+        ));
+    }
+    config.grade = smtptui::lab::GradeConfig {
+        mx_name: args.grade_name,
+        ca: args.grade_ca.zip(args.grade_ca_key),
+        key: args.grade_key,
+        report: args.grade_report,
+    };
     config.names = args.names;
     config.maildir = args.maildir;
     config.state_dir = args.state_dir;
@@ -328,7 +345,11 @@ fn lab_command(args: LabArgs) -> i32 {
         // message may go nowhere, the 421 to open sessions must go out all the same.
         say!("\nsmtptui lab: {why}; stopping, open sessions get 421");
         let board = lab.board().clone();
+        let grades = lab.grade().map(|g| g.summary()).unwrap_or_default();
         lab.shutdown().await;
+        for line in grades {
+            say!("smtptui lab: grade: {line}");
+        }
         class.finish(&board)
     })
 }
@@ -1159,6 +1180,7 @@ fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
     let domain_options: Vec<&str> = [
         (args.resolver.is_some(), "--resolver"),
         (args.trust_anchor.is_some(), "--trust-anchor"),
+        (args.sending_report.is_some(), "--sending-report"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -1313,6 +1335,13 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         ));
     }
     session.host = domain_name.clone();
+    let sending = match &args.sending_report {
+        Some(path) => match smtptui::lab::grade::read_report(path) {
+            Ok(senders) => Some(domain::model::SendingSeen::Graded(senders)),
+            Err(message) => return usage_error(format!("--sending-report: {message}")),
+        },
+        None => None,
+    };
     let dns_config = dns::DnsConfig {
         resolver: args.resolver,
         trust_anchor: args.trust_anchor.clone(),
@@ -1349,7 +1378,10 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         port: SMTP_PORT,
         deadline: args.mx_deadline,
     };
-    let (seen, recorders) = runtime.block_on(domain::run(&config, &resolver));
+    let (mut seen, recorders) = runtime.block_on(domain::run(&config, &resolver));
+    if let Some(sending) = sending {
+        seen.sending = sending;
+    }
     if let Some((path, mut file)) = transcript_file {
         let events: Vec<_> = recorders.iter().flat_map(|r| r.events()).collect();
         let text = smtptui::transcript::render_plain(&events);

@@ -42,7 +42,7 @@ const REPLY_DEADLINE: Duration = Duration::from_secs(5);
 fn postfix_listener(profile: Profile) -> (&'static str, bool) {
     match profile {
         Profile::Submission => ("SUBMISSION_PORT", false),
-        Profile::Mx | Profile::Slow | Profile::Lmtp => ("MX_PORT", false),
+        Profile::Mx | Profile::Slow | Profile::Lmtp | Profile::Grade => ("MX_PORT", false),
         Profile::Legacy => ("LEGACY_PORT", false),
         Profile::Implicit => ("IMPLICIT_PORT", true),
         Profile::Inject => ("OPTIONAL_PORT", false),
@@ -689,7 +689,8 @@ fn scripts(profile: Profile) -> Vec<(&'static str, String)> {
         | Profile::Legacy
         | Profile::Inject
         | Profile::Slow
-        | Profile::Lmtp => {
+        | Profile::Lmtp
+        | Profile::Grade => {
             scripts.push(("STARTTLS", STARTTLS_HONEST.to_owned()));
             scripts.push(("REQUIRETLS inside TLS", format!("{inside_tls}{REQUIRETLS}")));
         }
@@ -949,6 +950,11 @@ async fn every_profile_answers_as_the_postfix_configured_like_it() {
     let mut groups: [(bool, Vec<(Profile, SocketAddr)>); 2] =
         [(true, Vec::new()), (false, Vec::new())];
     for profile in Profile::ALL {
+        // The grade profile changes from one session to the next on purpose (one trial
+        // each); tests/lab_grade.rs holds it against a real Postfix sender instead.
+        if profile == Profile::Grade {
+            continue;
+        }
         let Some(addr) = postfix_addr(profile, postfix) else {
             continue;
         };

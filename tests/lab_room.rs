@@ -371,7 +371,10 @@ fn listen_places_profiles_and_says_what_is_wrong() {
             &["--listen", "mx=127.0.0.1:0", "--listen", "mx=127.0.0.1:0"],
             "already placed",
         ),
-        (&["--port-base", "65000"], "at most 64931"),
+        (
+            &["--port-base", "65000"],
+            "the grade profile would sit above port 65535; use a base of at most 64930",
+        ),
         (&["--name", "two words"], "--name"),
     ] {
         match LabProcess::start(args) {

@@ -165,6 +165,11 @@ impl LabCa {
             issuer: Issuer::new(ca_params(&common_name)?, key),
         })
     }
+
+    /// What signs the server certificates (the grade profile signs its own with it).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
 }
 
 /// The lab CA and the server configuration built on its leaf.
@@ -367,7 +372,7 @@ fn read_optional(path: &Path) -> std::io::Result<Option<String>> {
 }
 
 /// Writes a file only its owner can read, replacing it whole.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();

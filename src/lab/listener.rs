@@ -305,7 +305,12 @@ impl Served<'_> {
             self.session.tls_failed(failure);
             return Err(reason);
         }
-        let acceptor = TlsAcceptor::from(self.shared.tls.clone());
+        // The grade profile presents the certificate of the session's trial.
+        let config = match (&self.settings.grade, self.session.grade_ticket()) {
+            (Some(board), Some(ticket)) => board.tls_for(ticket),
+            _ => self.shared.tls.clone(),
+        };
+        let acceptor = TlsAcceptor::from(config);
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 self.conn = Conn::Tls(Box::new(tls));
@@ -429,6 +434,11 @@ async fn serve(
     served.log(Direction::Note, &format!("session ended: {reason}"));
     let verdict = served.session.verdict();
     shared.log_verdict(settings.profile.name(), number, &verdict);
+    if let (Some(board), Some((ticket, facts))) = (&settings.grade, served.session.grade_facts()) {
+        for line in board.finish(ticket, &facts) {
+            shared.log_grade(number, &line);
+        }
+    }
     let views = shared.board.session_ended(
         number,
         settings.profile,

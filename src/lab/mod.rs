@@ -15,6 +15,8 @@
 //!   goals read it), [`classroom`] (each student's progress and the feed of notable events,
 //!   pure), [`dashboard`] (the instructor's view of it) and [`status`] (a student asking the
 //!   lab for their exercises);
+//! - [`grade`]: the `grade` profile, an MX that grades the sender delivering to it (which
+//!   Postfix `smtp_tls_security_level` it behaved like);
 //! - [`demo`]: the built-in demonstration run against an in-process lab;
 //! - [`pair`]: the client core and a server session joined in memory, for tests and fuzzing.
 //!
@@ -28,6 +30,7 @@ pub mod classroom;
 pub mod dashboard;
 pub mod demo;
 pub mod exercise;
+pub mod grade;
 mod listener;
 pub mod pair;
 pub mod profile;
@@ -115,6 +118,23 @@ pub struct LabConfig {
     pub smtputf8: bool,
     /// REQUIRETLS support inside TLS (Postfix 3.11's `requiretls_enable`), on by default.
     pub requiretls: bool,
+    /// The grade profile's certificates and report.
+    pub grade: GradeConfig,
+}
+
+/// How the `grade` profile presents itself and where its report goes.
+#[derive(Debug, Clone, Default)]
+pub struct GradeConfig {
+    /// The MX name its certificates are for (default: `lab.test`, the lab's host).
+    pub mx_name: Option<String>,
+    /// The CA that signs the good and wrong-name certificates, as (certificate, key) PEM
+    /// files: the CA the graded senders trust. Default: the lab's own CA.
+    pub ca: Option<(PathBuf, PathBuf)>,
+    /// The MX key (PEM, PKCS#8), whose TLSA record the test domain publishes. Default: kept
+    /// in the state directory, or fresh for one run.
+    pub key: Option<PathBuf>,
+    /// Where the JSON report is kept (rewritten after every graded session).
+    pub report: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LabConfig {
@@ -171,6 +191,7 @@ impl LabConfig {
             class_sheet: None,
             smtputf8: true,
             requiretls: true,
+            grade: GradeConfig::default(),
         }
     }
 }
@@ -316,6 +337,16 @@ impl LabShared {
         }
     }
 
+    /// A line of the grade profile (kept under `--quiet`: the grade is what it is for).
+    fn log_grade(&self, session: u64, text: &str) {
+        (self.log)(&format!(
+            "{} {}#{session} {}",
+            clock(),
+            Profile::Grade,
+            escape_str(text)
+        ));
+    }
+
     /// Notable class events, in the log of a lab with a class (kept under `--quiet`).
     fn log_feed(&self, views: &[classroom::FeedView]) {
         if views.is_empty() || !self.board.logs_feed() {
@@ -379,6 +410,25 @@ fn clock() -> String {
     format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }
 
+/// The grade profile's board: its certificates from the given CA (or the lab's) and MX key
+/// (or the one kept in the state directory, or a fresh one).
+fn grade_board(config: &LabConfig, ca: &certs::LabCa) -> Result<grade::GradeBoard, LabError> {
+    let options = &config.grade;
+    let key = grade::certs::mx_key(options.key.as_deref(), config.state_dir.as_deref())?;
+    let mx_name = options
+        .mx_name
+        .clone()
+        .unwrap_or_else(|| config.host.clone());
+    let tls = match &options.ca {
+        Some((cert, key_file)) => {
+            let issuer = grade::certs::load_issuer(cert, key_file)?;
+            grade::GradeTls::build(&issuer, &key, &mx_name, &config.names)?
+        }
+        None => grade::GradeTls::build(ca.issuer(), &key, &mx_name, &config.names)?,
+    };
+    Ok(grade::GradeBoard::new(tls, options.report.clone()))
+}
+
 /// Writes a message into a Maildir (`tmp/` then renamed into `new/`, so a reader never sees
 /// half a message), with a `Return-Path` header as a delivery agent adds.
 async fn write_maildir(dir: &Path, message: &Message) -> std::io::Result<()> {
@@ -415,6 +465,9 @@ pub struct Lab {
     ca_home: CaHome,
     ca_der: CertificateDer<'static>,
     mail: MailStore,
+    grade: Option<Arc<grade::GradeBoard>>,
+    /// The grade profile's good certificate is signed by the lab's own CA.
+    grade_ca_is_lab: bool,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -460,18 +513,23 @@ impl Lab {
                 })?;
             }
         }
-        let (pki, ca_file, ca_home) = match &config.state_dir {
+        let (pki, ca_file, ca_home, ca) = match &config.state_dir {
             Some(dir) => {
                 let (state, ca) = certs::StateDir::open(dir)?;
                 let pki = LabPki::issue(&ca, &config.names)?;
-                (pki, state.ca_file(), CaHome::Kept(state))
+                (pki, state.ca_file(), CaHome::Kept(state), ca)
             }
             None => {
                 let ca = certs::LabCa::generate(30)?;
                 let pki = LabPki::issue(&ca, &config.names)?;
                 let file = pki.write_ca_to_temp()?;
-                (pki, file.clone(), CaHome::Temporary(file))
+                (pki, file.clone(), CaHome::Temporary(file), ca)
             }
+        };
+        let grade = if bound.iter().any(|(p, _, _)| *p == Profile::Grade) {
+            Some(Arc::new(grade_board(&config, &ca)?))
+        } else {
+            None
         };
         let mail = MailStore::default();
         let board = Arc::new(ClassBoard::new(Classroom::new(
@@ -510,6 +568,13 @@ impl Lab {
             settings.class = Some(board.clone());
             settings.smtputf8 = config.smtputf8;
             settings.requiretls = config.requiretls;
+            if profile == Profile::Grade
+                && let Some(board) = &grade
+            {
+                // The MX of the test domain introduces itself by the name senders verify.
+                settings.host = board.info().mx_name.clone();
+                settings.grade = Some(board.clone());
+            }
             let listener = listener::Listener {
                 tcp,
                 settings: Arc::new(settings),
@@ -530,6 +595,8 @@ impl Lab {
             ca_home,
             ca_der: pki.ca_der,
             mail,
+            grade,
+            grade_ca_is_lab: config.grade.ca.is_none(),
             shutdown,
             tasks,
         })
@@ -582,6 +649,11 @@ impl Lab {
             unasked: crate::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
         })
+    }
+
+    /// The grade profile's board (when it runs): each sender's grade, the MX name and TLSA.
+    pub fn grade(&self) -> Option<&Arc<grade::GradeBoard>> {
+        self.grade.as_ref()
     }
 
     /// The accepted mail.
@@ -643,6 +715,14 @@ impl Lab {
             ));
             let (host, name) = self.connect_host(*addr);
             let port = addr.port();
+            if *profile == Profile::Grade {
+                // Its client is a sending MTA, and its certificates are for the MX name.
+                out.push_str(&format!(
+                    "{}a sending MTA delivers here, e.g. Postfix: transport_maps entry `DOMAIN smtp:[{host}]:{port}`\n",
+                    " ".repeat(12)
+                ));
+                continue;
+            }
             let policy = profile.policy();
             let auth = policy.auth_under_tls;
             let smtptui_user = if auth {
@@ -776,7 +856,46 @@ impl Lab {
                 )
             });
         }
+        if let (Some(board), Some(addr)) = (&self.grade, self.addr(Profile::Grade)) {
+            out.push_str(&self.grade_help(board.info(), addr));
+        }
         out.push_str(TRIGGERS_HELP);
+        out
+    }
+
+    /// The grade profile's part of the start table: where senders deliver, the TLSA record
+    /// to publish, the CA they must trust, the trials and the report.
+    fn grade_help(&self, info: &grade::GradeInfo, addr: SocketAddr) -> String {
+        let mut out = format!(
+            "Grade: the MX {} at {addr} grades each sender (address + EHLO name) over {} sessions, one trial each:\n  {}\n",
+            info.mx_name,
+            grade::Trial::ALL.len(),
+            grade::Trial::ALL
+                .iter()
+                .map(|t| format!("{t} ({})", t.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push_str(&format!(
+            "  publish for DANE: _{}._tcp.{}. IN TLSA {}\n",
+            addr.port(),
+            info.mx_name,
+            info.tlsa
+        ));
+        out.push_str(&format!(
+            "  senders verifying certificates trust the CA that signed the good one{}\n",
+            if self.grade_ca_is_lab {
+                format!(": {}", self.ca_file.display())
+            } else {
+                " (given with --grade-ca)".to_owned()
+            }
+        ));
+        if let Some(report) = &info.report {
+            out.push_str(&format!(
+                "  the grades as JSON, rewritten after each session: {}\n",
+                report.display()
+            ));
+        }
         out
     }
 

@@ -4,7 +4,8 @@
 //! honest but unsafe (`legacy`), three behave like an attacker or a broken middlebox
 //! (`inject`, `strip`, `refuse-tls`), one is an honest MX on a bad day (`slow`: delays
 //! and a dropped first attempt), and one speaks LMTP (`lmtp`: LHLO, and one reply per
-//! recipient at the end of each message, as a mailbox server answers its MTA). A profile is only data: [`Policy`] says what the server
+//! recipient at the end of each message, as a mailbox server answers its MTA); `grade` turns
+//! the tables: it grades the sender delivering to it. A profile is only data: [`Policy`] says what the server
 //! state machine in [`super::server`] does, so tests and the table printed at start agree.
 
 use std::fmt;
@@ -14,7 +15,7 @@ use std::str::FromStr;
 pub const DEFAULT_PORT_BASE: u16 = 2000;
 
 /// The largest port offset of any profile, so a port base leaves room for all of them.
-pub const LARGEST_PORT_OFFSET: u16 = 604;
+pub const LARGEST_PORT_OFFSET: u16 = 605;
 
 /// A server behaviour the lab can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +40,10 @@ pub enum Profile {
     /// LMTP (RFC 2033), as a mailbox server speaks it to its MTA: LHLO instead of EHLO, and
     /// one reply per accepted recipient at the end of each message.
     Lmtp,
+    /// The MX of a test domain that grades the sender delivering to it: one trial per
+    /// session (certificates, STARTTLS stripped or refused, a 4xx), and the Postfix
+    /// `smtp_tls_security_level` the sender behaved like (see [`super::grade`]).
+    Grade,
 }
 
 /// What happens when the client sends STARTTLS.
@@ -81,7 +86,7 @@ pub struct Policy {
 
 impl Profile {
     /// Every profile, in the order the lab's table lists them.
-    pub const ALL: [Profile; 9] = [
+    pub const ALL: [Profile; 10] = [
         Profile::Submission,
         Profile::Mx,
         Profile::Legacy,
@@ -91,6 +96,7 @@ impl Profile {
         Profile::RefuseTls,
         Profile::Slow,
         Profile::Lmtp,
+        Profile::Grade,
     ];
 
     /// The name used on the command line and in the table.
@@ -105,6 +111,7 @@ impl Profile {
             Self::RefuseTls => "refuse-tls",
             Self::Slow => "slow",
             Self::Lmtp => "lmtp",
+            Self::Grade => "grade",
         }
     }
 
@@ -134,6 +141,7 @@ impl Profile {
             Self::Strip => 602,
             Self::RefuseTls => 603,
             Self::Slow => 604,
+            Self::Grade => 605,
         }
     }
 
@@ -160,6 +168,9 @@ impl Profile {
             }
             Self::Lmtp => {
                 "LMTP as a mailbox server speaks it: LHLO, not EHLO; one reply per recipient after the message"
+            }
+            Self::Grade => {
+                "an MX grading the SENDER: one trial per session, then the smtp_tls_security_level it behaved like"
             }
         }
     }
@@ -231,6 +242,8 @@ impl Profile {
             Self::Slow => Policy { slow: true, ..mx },
             // Where an MTA hands mail to mailboxes: local mail from anyone, no AUTH.
             Self::Lmtp => Policy { lmtp: true, ..mx },
+            // The trial of each session changes STARTTLS and the certificate (super::grade).
+            Self::Grade => mx,
         }
     }
 }

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use super::accounts::Accounts;
 use super::activity::{self, Activity};
 use super::classroom::ClassBoard;
+use super::grade::{self, GradeBoard, SessionFacts, Ticket};
 use super::profile::{Policy, Profile, StartTlsBehaviour};
 use super::triggers::{self, Extension, Extensions, SeenOnce, Trigger};
 use super::verdict::{self, Conduct, CredentialCheck, InjectionResponse, TlsFailure, Verdict};
@@ -103,6 +104,9 @@ pub struct ServerSettings {
     /// REQUIRETLS support (RFC 8689), as Postfix 3.11's `requiretls_enable`: the EHLO keyword
     /// and the MAIL parameter, inside TLS only.
     pub requiretls: bool,
+    /// The grade profile's board: it gives each session its trial at EHLO and takes its
+    /// outcome at the end (`None` elsewhere).
+    pub grade: Option<Arc<GradeBoard>>,
 }
 
 impl ServerSettings {
@@ -122,6 +126,7 @@ impl ServerSettings {
             class: None,
             smtputf8: true,
             requiretls: true,
+            grade: None,
         }
     }
 }
@@ -352,6 +357,10 @@ pub struct ServerSession {
     /// which the log shows as one.
     read_commands: usize,
     read_verbs: Vec<String>,
+    /// The grade profile's trial for this session, once the client named itself.
+    grade_ticket: Option<Ticket>,
+    /// What the grade needs beyond [`Conduct`]: the 4xx given, the envelopes tried.
+    grade_facts: SessionFacts,
 }
 
 impl ServerSession {
@@ -393,7 +402,61 @@ impl ServerSession {
             auth_sender: false,
             read_commands: 0,
             read_verbs: Vec::new(),
+            grade_ticket: None,
+            grade_facts: SessionFacts::default(),
         }
+    }
+
+    /// The grade profile's trial for this session, once the client said EHLO or HELO.
+    pub fn grade_ticket(&self) -> Option<&Ticket> {
+        self.grade_ticket.as_ref()
+    }
+
+    /// The ticket and what the session showed of the trial, for the grade board.
+    pub fn grade_facts(&self) -> Option<(&Ticket, SessionFacts)> {
+        let ticket = self.grade_ticket.as_ref()?;
+        let tls_failure = self.conduct.tls_failure.as_ref().map(|f| match f {
+            TlsFailure::Closed => "the client closed the connection instead".to_owned(),
+            TlsFailure::TimedOut => "the client never started it".to_owned(),
+            TlsFailure::NotTls => "the client sent cleartext instead".to_owned(),
+            TlsFailure::Alert(alert) => format!("the client sent the alert {alert}"),
+            TlsFailure::Other(how) => how.clone(),
+        });
+        Some((
+            ticket,
+            SessionFacts {
+                starttls_offered: self.conduct.starttls_offered,
+                starttls_refused: self.conduct.starttls_refused,
+                tls: self.conduct.tls,
+                tls_failure,
+                messages_tls: self.conduct.messages_in_tls,
+                messages_cleartext: self.conduct.messages_in_cleartext,
+                ..self.grade_facts.clone()
+            },
+        ))
+    }
+
+    /// The grade profile: the first EHLO or HELO names the sender, and its next trial
+    /// decides this session's STARTTLS.
+    fn grade_assign(&mut self, name: &str, out: &mut Vec<Output>) {
+        if self.grade_ticket.is_some() {
+            return;
+        }
+        let (Some(board), Some(peer)) = (self.settings.grade.clone(), self.peer) else {
+            return;
+        };
+        let ticket = board.assign(peer, name);
+        match ticket.trial {
+            Some(grade::Trial::Stripped) => self.policy.starttls = StartTlsBehaviour::Absent,
+            Some(grade::Trial::Refused) => self.policy.starttls = StartTlsBehaviour::Refuse,
+            _ => {}
+        }
+        let note = match ticket.trial {
+            Some(trial) => format!("grading trial {trial}: {}", trial.describe()),
+            None => "grading done for this sender: served as an honest MX".to_owned(),
+        };
+        self.log(out, Direction::Note, note);
+        self.grade_ticket = Some(ticket);
     }
 
     /// Tells the session the client's address (greylisting and the `slow` profile remember
@@ -1041,6 +1104,7 @@ impl ServerSession {
         self.esmtp = true;
         self.reset_transaction();
         self.activity.name(name);
+        self.grade_assign(name, out);
         self.off = triggers::extensions_turned_off(name);
         let mut lines = vec![self.settings.host.clone()];
         for extension in Extension::ALL {
@@ -1094,6 +1158,7 @@ impl ServerSession {
         self.reset_transaction();
         if let Some(name) = args.first() {
             self.activity.name(name);
+            self.grade_assign(name, out);
         }
         let host = self.settings.host.clone();
         self.reply(out, 250, &host);
@@ -1499,7 +1564,8 @@ impl ServerSession {
                     )),
                 ));
             }
-            if !is_local(recipient) {
+            // The grade profile is the MX of whatever test domain the sender delivers to.
+            if !is_local(recipient) && self.settings.profile != Profile::Grade {
                 return Some((
                     554,
                     self.rejection(format!("5.7.1 <{recipient}>: Relay access denied")),
@@ -1597,6 +1663,21 @@ impl ServerSession {
         if let Some((code, text)) = self.recipient_refusal(&recipient) {
             self.reply(out, code, &text);
             return;
+        }
+        if let Some(ticket) = &self.grade_ticket {
+            let from = self
+                .transaction
+                .as_ref()
+                .map_or(String::new(), |t| t.from.clone());
+            self.grade_facts.envelope(&from, &recipient);
+            if ticket.trial == Some(grade::Trial::TempFail) {
+                self.grade_facts.tempfailed = self.grade_facts.tempfailed.saturating_add(1);
+                let text = self.rejection(format!(
+                    "4.7.1 <{recipient}>: Recipient address rejected: try again later (a temporary failure on purpose)"
+                ));
+                self.reply(out, 450, &text);
+                return;
+            }
         }
         let mut data_reply = None;
         match triggers::trigger(&recipient) {

@@ -102,6 +102,13 @@ pub enum Scope {
     Host(String),
     /// One address of a mail host.
     Address(String, IpAddr),
+    /// An outbound server, as the grading MX knew it.
+    Sender {
+        /// The name it gave in EHLO.
+        ehlo: String,
+        /// The address it connected from.
+        address: String,
+    },
 }
 
 impl fmt::Display for Scope {
@@ -110,6 +117,7 @@ impl fmt::Display for Scope {
             Self::Domain => Ok(()),
             Self::Host(host) => write!(f, "{host}"),
             Self::Address(host, ip) => write!(f, "{host} [{ip}]"),
+            Self::Sender { ehlo, address } => write!(f, "sender {ehlo} [{address}]"),
         }
     }
 }
@@ -336,7 +344,7 @@ pub fn judge(seen: &DomainSeen) -> Judged {
     }
     mta_sts_findings(seen, &sts, &rows, &mut findings);
     tls_rpt_findings(seen, &mut findings);
-    findings.push(sending_finding(seen.sending));
+    sending_findings(&seen.sending, &mut findings);
     Judged {
         rows,
         findings,
@@ -1764,16 +1772,112 @@ fn tls_rpt_findings(seen: &DomainSeen, out: &mut Vec<DomainFinding>) {
     }
 }
 
-fn sending_finding(seen: SendingSeen) -> DomainFinding {
-    match seen {
-        SendingSeen::NotChecked => DomainFinding::new(
+/// The Postfix settings that make an outbound server enforce TLS where the destination
+/// publishes DANE, and keep it opportunistic elsewhere.
+const SENDING_FIX: &str = "smtp_tls_security_level = dane and smtp_dns_support_level = dnssec \
+    (with a validating resolver: /etc/resolv.conf pointing at it, `options trust-ad`), and \
+    smtp_tls_policy_maps for per-destination rules (`example.com secure`)";
+
+fn sending_findings(seen: &SendingSeen, findings: &mut Vec<DomainFinding>) {
+    use crate::lab::grade::SecurityLevel;
+    let senders = match seen {
+        SendingSeen::NotChecked => {
+            findings.push(DomainFinding::new(
+                DomainFindingId::Sending,
+                Scope::Domain,
+                Verdict::Info,
+                format!(
+                    "the domain's own outbound server is not graded by this audit (only the \
+                     receiving side is; grade it by sending to smtptui lab --profile grade and \
+                     give its report with --sending-report); to enforce TLS to domains that \
+                     publish DANE, Postfix needs {SENDING_FIX}"
+                ),
+            ));
+            return;
+        }
+        SendingSeen::Graded(senders) => senders,
+    };
+    if senders.is_empty() {
+        findings.push(DomainFinding::new(
             DomainFindingId::Sending,
             Scope::Domain,
             Verdict::Info,
-            "the domain's own outbound server is not graded by this audit (only the \
-             receiving side is); to enforce TLS to domains that publish DANE, Postfix needs \
-             smtp_tls_security_level = dane and smtp_dns_support_level = dnssec (with a \
-             validating resolver), and smtp_tls_policy_maps for per-destination rules",
-        ),
+            "the grade report holds no sender yet: no server has delivered to the grading MX"
+                .to_owned(),
+        ));
+    }
+    for sender in senders {
+        let scope = Scope::Sender {
+            ehlo: sender.ehlo.clone(),
+            address: sender.address.clone(),
+        };
+        let (verdict, why, fix) = match sender.level {
+            Some(SecurityLevel::Dane) => (
+                Verdict::Pass,
+                "behaved like smtp_tls_security_level = dane: TLS enforced where TLSA records \
+                 vouch for the MX, a certificate they do not name refused, no fallback to \
+                 cleartext"
+                    .to_owned(),
+                None,
+            ),
+            Some(SecurityLevel::Verify) => (
+                Verdict::Pass,
+                "behaved like smtp_tls_security_level = verify (or secure): TLS enforced with a \
+                 CA-signed certificate for the MX name; a certificate only DANE vouches for is \
+                 refused (for destinations that publish DANE, smtp_tls_security_level = dane \
+                 does better)"
+                    .to_owned(),
+                None,
+            ),
+            Some(SecurityLevel::Encrypt) => (
+                Verdict::Warn,
+                "behaved like smtp_tls_security_level = encrypt: TLS always, but any \
+                 certificate taken, so whoever sits on the path can read the mail"
+                    .to_owned(),
+                Some(SENDING_FIX.to_owned()),
+            ),
+            Some(SecurityLevel::May) => (
+                Verdict::Warn,
+                "behaved like smtp_tls_security_level = may: TLS when offered, any certificate, \
+                 and cleartext when STARTTLS is stripped or refused"
+                    .to_owned(),
+                Some(SENDING_FIX.to_owned()),
+            ),
+            Some(SecurityLevel::None) => (
+                Verdict::Warn,
+                "behaved like smtp_tls_security_level = none: never used STARTTLS, every \
+                 message left in cleartext"
+                    .to_owned(),
+                Some(SENDING_FIX.to_owned()),
+            ),
+            None if sender.state == "contradictory" => (
+                Verdict::Warn,
+                format!(
+                    "behaved like no smtp_tls_security_level: {}",
+                    sender.summary
+                ),
+                Some(SENDING_FIX.to_owned()),
+            ),
+            None => (
+                Verdict::Info,
+                format!("not graded yet: {}", sender.summary),
+                None,
+            ),
+        };
+        let retry = match sender.retry.as_str() {
+            "retried" => "; it retried after a temporary failure (450)",
+            "waiting" => "; it has not come back yet after a temporary failure (450)",
+            _ => "",
+        };
+        let mut finding = DomainFinding::new(
+            DomainFindingId::Sending,
+            scope,
+            verdict,
+            format!("{why}{retry}"),
+        );
+        if let Some(fix) = fix {
+            finding = finding.fix(fix);
+        }
+        findings.push(finding);
     }
 }

@@ -2,9 +2,9 @@
 //! the host audit of every MX address. [`super::judge()`] turns it into the table and the
 //! findings without touching the network.
 //!
-//! The part of the picture this audit does not check yet is a typed state of its own
-//! ([`SendingSeen::NotChecked`]), so the report says "not checked" rather than guess, and a
-//! later probe adds variants next to it without reshaping the rest.
+//! The sending side is not probed from here: the domain's outbound server is graded by the
+//! lab's grading MX, and its report is read in ([`SendingSeen::Graded`]); without one the
+//! state says "not checked" ([`SendingSeen::NotChecked`]) rather than guess.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -152,12 +152,13 @@ pub enum TlsRptSeen {
     Published(Vec<String>),
 }
 
-/// How the domain's own outbound server delivers (the lab's grading MX answers this).
-///
-/// Only [`Self::NotChecked`] exists so far; the grading report adds a variant holding the
-/// `smtp_tls_security_level` the sender behaved like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the domain's own outbound server delivers, as the lab's grading MX saw it
+/// (`smtptui lab --profile grade`, read from its report with `--sending-report`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendingSeen {
-    /// Not graded: this audit only looks at the receiving side.
+    /// Not graded: no report was given, so only the receiving side is judged.
     NotChecked,
+    /// The senders of a grade report, each with the `smtp_tls_security_level` it behaved
+    /// like (or why the evidence names none).
+    Graded(Vec<crate::lab::grade::SenderSummary>),
 }

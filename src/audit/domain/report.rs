@@ -223,6 +223,7 @@ fn scope_json(scope: &Scope) -> Value {
         Scope::Domain => json!({"domain": true}),
         Scope::Host(host) => json!({"host": host}),
         Scope::Address(host, ip) => json!({"host": host, "address": ip.to_string()}),
+        Scope::Sender { ehlo, address } => json!({"sender": ehlo, "address": address}),
     }
 }
 
