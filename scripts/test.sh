@@ -45,14 +45,15 @@ start_mta "Knot, the MX hosts and nginx" domain-env.sh "${SMTPTUI_DOMAIN_DIR:-/t
 # the signed grade.test zone (the MX's TLSA) on port 20626, a validating Unbound on 127.0.0.62:53.
 start_mta "the sending Postfix, Knot and Unbound" sender-env.sh "${SMTPTUI_SENDER_DIR:-/tmp/smtptui-sender}" SMTPTUI_SENDER_ENV
 
-# A real JUnit consumer (Debian's python3-junitparser) reads `smtptui run --junit` reports back
-# in tests/run_many.rs.
-if [[ $(id -u) -eq 0 ]] && ! /usr/bin/python3 -c 'import junitparser' 2>/dev/null; then
-    apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends python3-junitparser)
+# Test tools from Debian's packages: a real JUnit consumer (python3-junitparser) reads
+# `smtptui run --junit` reports back in tests/run_many.rs, and man (man-db) renders the manual
+# pages in tests/install.rs.
+if [[ $(id -u) -eq 0 ]] && ! { /usr/bin/python3 -c 'import junitparser' 2>/dev/null && command -v man >/dev/null; }; then
+    apt=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends python3-junitparser man-db)
     if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null 2>&1 || true
         DEBIAN_FRONTEND=noninteractive "${apt[@]}" >/dev/null 2>&1 ||
-            echo "test.sh: python3-junitparser could not be installed" >&2
+            echo "test.sh: python3-junitparser and man-db could not be installed" >&2
     fi
 fi
 

@@ -66,6 +66,13 @@ pub enum Command {
     /// file cannot be read as a transcript.
     #[command(after_help = DIFF_EXAMPLES)]
     Diff(DiffArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; `man -l` shows it), or write one page per command into a
+    /// directory with --dir.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(ManArgs),
     /// List the scenarios built into smtptui, or print one (to keep and edit as a file).
     ///
     /// `smtptui run NAME HOST` runs a built-in scenario by its name, or by any prefix that
@@ -478,6 +485,36 @@ pub struct RunArgs {
     #[arg(long)]
     pub literal: bool,
 }
+
+/// `smtptui completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Install (each shell reads the file at its next start):
+  smtptui completions bash > ~/.local/share/bash-completion/completions/smtptui
+  smtptui completions zsh > ~/.zfunc/_smtptui      # with fpath+=(~/.zfunc) before compinit
+  smtptui completions fish > ~/.config/fish/completions/smtptui.fish
+";
+
+/// `smtptui man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write smtptui.1 and one page per command (smtptui-run.1, ...) into this directory
+    /// (made if missing) instead of printing smtptui.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  smtptui man | man -l -
+  smtptui man --dir ~/.local/share/man/man1 && man smtptui-run
+";
 
 /// `smtptui diff`.
 #[derive(Debug, Args)]

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, DiffArgs, LabArgs,
-    LabStatusArgs, RunArgs, ScenariosArgs, TlsChoice,
+    AuditArgs, Cli, Command, CompletionsArgs, ConnectArgs, DashboardMode, DemoArgs, DiffArgs,
+    LabArgs, LabStatusArgs, ManArgs, RunArgs, ScenariosArgs, TlsChoice,
 };
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run_command(args),
         Some(Command::Scenarios(args)) => scenarios_command(args),
         Some(Command::Diff(args)) => diff_command(args),
+        Some(Command::Completions(args)) => completions_command(args),
+        Some(Command::Man(args)) => man_command(args),
         Some(Command::Lab(args)) => lab_command(args),
         Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
@@ -748,6 +750,57 @@ fn load_source(source: &Source) -> Result<Loaded, smtptui::scenario::ScenarioErr
             })
         }
     }
+}
+
+fn completions_command(args: CompletionsArgs) -> i32 {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    // Into memory first: the generator panics on a write error, and a closed stdout (piped
+    // into `head`) is no reason to.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "smtptui", &mut script);
+    let _ = std::io::stdout().lock().write_all(&script);
+    exit::PASSED
+}
+
+fn man_command(args: ManArgs) -> i32 {
+    use clap::CommandFactory as _;
+    // The page's NAME line reads "smtptui - a safer telnet for SMTP".
+    let command = Cli::command()
+        .name("smtptui")
+        .about("a safer telnet for SMTP");
+    let Some(dir) = args.dir else {
+        let mut page = Vec::new();
+        if let Err(error) = clap_mangen::Man::new(command).render(&mut page) {
+            say!("smtptui: cannot render the manual page: {error}");
+            return exit::FAILURE;
+        }
+        let _ = std::io::stdout().lock().write_all(&page);
+        return exit::PASSED;
+    };
+    if let Err(error) = std::fs::create_dir_all(&dir) {
+        return usage_error(format!("cannot make {}: {error}", dir.display()));
+    }
+    // smtptui.1, then smtptui-run.1 and the rest, named as `man smtptui-run` finds them.
+    let mut pages = vec![("smtptui".to_owned(), command.clone())];
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("smtptui-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    let mut stdout = std::io::stdout().lock();
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut rendered = Vec::new();
+        let written = clap_mangen::Man::new(page)
+            .render(&mut rendered)
+            .and_then(|()| std::fs::write(&path, &rendered));
+        if let Err(error) = written {
+            say!("smtptui: cannot write {}: {error}", path.display());
+            return exit::FAILURE;
+        }
+        let _ = writeln!(stdout, "{}", path.display());
+    }
+    exit::PASSED
 }
 
 fn diff_command(args: DiffArgs) -> i32 {
