@@ -88,12 +88,14 @@ impl TestLab {
             trust: TrustSettings {
                 extra_roots: vec![self.lab.ca_der().clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(20),
             limits: ReplyLimits::default(),
             unasked: smtptui::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         }
     }
 }

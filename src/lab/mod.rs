@@ -575,12 +575,14 @@ impl Lab {
             trust: crate::tls::TrustSettings {
                 extra_roots: vec![self.ca_der.clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: crate::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(30),
             limits: crate::proto::reply::ReplyLimits::default(),
             unasked: crate::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         })
     }
 
