@@ -1,6 +1,8 @@
 //! SASL mechanisms and client certificates against real servers, through the binary: CRAM-MD5
 //! through Cyrus SASL's sasldb and a client certificate checked by fingerprint
-//! (`permit_tls_clientcerts`) on the Postfix of `scripts/postfix-env.sh`.
+//! (`permit_tls_clientcerts`) on the Postfix of `scripts/postfix-env.sh`; OAUTHBEARER and
+//! XOAUTH2 against Dovecot's submission service, whose oauth2 passdb asks a token-introspection
+//! endpoint (`scripts/dovecot-env.sh`) whether each token is active.
 //!
 //! Every session goes through a recording TCP proxy, so each test checks the bytes that reached
 //! the server: after STARTTLS they are TLS records, and no form of the secret and no `AUTH` may
@@ -19,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 mod support;
-use support::mta::Mta;
+use support::mta::{Mta, dovecot};
 use support::postfix::postfix;
 
 /// A TCP proxy in front of one server port that records what the client sent.
@@ -31,6 +33,11 @@ struct RecordingProxy {
 
 impl RecordingProxy {
     fn start(upstream_port: u16) -> Self {
+        Self::start_to("127.0.0.1", upstream_port)
+    }
+
+    fn start_to(upstream_host: &str, upstream_port: u16) -> Self {
+        let upstream_host = upstream_host.to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -39,7 +46,7 @@ impl RecordingProxy {
             let Ok((mut client, _)) = listener.accept() else {
                 return;
             };
-            let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+            let Ok(mut server) = TcpStream::connect((upstream_host.as_str(), upstream_port)) else {
                 return;
             };
             let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
@@ -367,4 +374,155 @@ fn a_world_readable_client_key_is_warned_about() {
         "{}",
         run.all()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAUTHBEARER and XOAUTH2 against Dovecot's submission service, whose oauth2 passdb checks
+// each token with the introspection endpoint of scripts/dovecot-env.sh
+// ---------------------------------------------------------------------------------------------
+
+fn oauth_scenario(mechanism: &str) -> String {
+    format!(
+        "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\nC: EHLO client.example\n\
+         S: 250 {mechanism}\nC: AUTH {mechanism}\nS: 235\nC: QUIT\nS: 221\n"
+    )
+}
+
+/// Runs `mechanism` against Dovecot's submission listener with the token in `token_file`.
+fn oauth_run(dv: &Mta, mechanism: &str, token_file: &str, extra: &[&str]) -> (Run, Vec<u8>) {
+    let proxy_port = dv.port("SUBMISSION_PORT");
+    let proxy = RecordingProxy::start_to(dv.get("SUBMISSION_HOST"), proxy_port);
+    let (_dir, path) = scenario(&oauth_scenario(mechanism));
+    let target = proxy.target();
+    let mut args = vec![
+        "run",
+        &path,
+        &target,
+        "--user",
+        dv.get("SMTP_USER"),
+        "--password-file",
+        token_file,
+        "--ca-file",
+        dv.get("CA_FILE"),
+        "--servername",
+        dv.get("TLS_SERVER_NAME"),
+    ];
+    args.extend(extra);
+    let run = smtptui(&args, None);
+    (run, proxy.received())
+}
+
+fn token(dv: &Mta) -> String {
+    std::fs::read_to_string(dv.get("TOKEN_FILE")).expect("token file")
+}
+
+/// Neither the token nor a base64 form of a message carrying it is readable anywhere.
+fn assert_no_token(wire: &[u8], output: &str, user: &str, token: &str) {
+    for form in [
+        token.to_owned(),
+        BASE64.encode(token),
+        BASE64.encode(format!("n,a={user},\x01auth=Bearer {token}\x01\x01")),
+        BASE64.encode(format!("user={user}\x01auth=Bearer {token}\x01\x01")),
+    ] {
+        assert!(
+            !contains(wire, form.as_bytes()),
+            "a token form reached the wire"
+        );
+        assert!(!output.contains(&form), "a token form was printed");
+    }
+}
+
+#[test]
+fn oauthbearer_and_xoauth2_log_in_to_dovecot_with_a_valid_token() {
+    let Some(dv) = dovecot() else { return };
+    for (mechanism, extra) in [
+        ("OAUTHBEARER", &[][..]),
+        ("XOAUTH2", &[][..]),
+        ("OAUTHBEARER", &["--no-sasl-ir"][..]),
+    ] {
+        let (run, wire) = oauth_run(dv, mechanism, dv.get("TOKEN_FILE"), extra);
+        assert_eq!(run.code, 0, "{mechanism} {extra:?}: {}", run.all());
+        assert!(
+            run.stdout.contains("235 2.7.0 Logged in."),
+            "{}",
+            run.stdout
+        );
+        assert!(!contains(&wire, b"AUTH"), "AUTH readable on the wire");
+        assert_no_token(&wire, &run.all(), dv.get("SMTP_USER"), &token(dv));
+    }
+    let log = std::fs::read_to_string(dv.get("LOG")).unwrap_or_default();
+    assert!(
+        log.contains("user=<alice@lab.test>, method=OAUTHBEARER")
+            && log.contains("user=<alice@lab.test>, method=XOAUTH2"),
+        "Dovecot did not log the logins: {log}"
+    );
+}
+
+/// A token the endpoint does not know: Dovecot answers OAUTHBEARER with its JSON error
+/// challenge, which smtptui shows decoded and answers with %x01 (RFC 7628 §3.2.3) before
+/// the final 535; XOAUTH2's error is answered with an empty line.
+#[test]
+fn a_refused_token_gets_dovecots_error_challenge_shown_and_answered() {
+    let Some(dv) = dovecot() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("token");
+    std::fs::write(&bad, "not-the-token-0123456789\n").expect("write token");
+    let bad = bad.display().to_string();
+    let (run, wire) = oauth_run(dv, "OAUTHBEARER", &bad, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    for text in [
+        "tls   S: 334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=",
+        r#"its error challenge, decoded: {"status":"invalid_token"}"#,
+        "tls   C: AQ== (%x01",
+        "535 5.7.8",
+    ] {
+        assert!(run.stdout.contains(text), "{text}: {}", run.stdout);
+    }
+    assert_no_token(
+        &wire,
+        &run.all(),
+        dv.get("SMTP_USER"),
+        "not-the-token-0123456789",
+    );
+    let (run, _) = oauth_run(dv, "XOAUTH2", &bad, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("answered with an empty line"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("535 5.7.8"), "{}", run.stdout);
+}
+
+/// Dovecot's listener with disable_plaintext_auth = no offers OAUTHBEARER in cleartext; the
+/// guard refuses it there with nothing of it sent.
+#[test]
+fn oauthbearer_offered_in_cleartext_by_dovecot_is_refused() {
+    let Some(dv) = dovecot() else { return };
+    let proxy = RecordingProxy::start_to(dv.get("PLAINTEXT_HOST"), dv.port("PLAINTEXT_PORT"));
+    let (_dir, path) = scenario(
+        "S: 220\nC: EHLO client.example\nS: 250 OAUTHBEARER\nC: AUTH OAUTHBEARER\nS: 235\n\
+         C: QUIT\nS: 221\n",
+    );
+    let target = proxy.target();
+    let run = smtptui(
+        &[
+            "run",
+            &path,
+            &target,
+            "--user",
+            dv.get("SMTP_USER"),
+            "--password-file",
+            dv.get("TOKEN_FILE"),
+        ],
+        None,
+    );
+    let wire = proxy.received();
+    assert_eq!(run.code, 4, "{}", run.all());
+    assert!(run.all().contains("credential guard"), "{}", run.all());
+    assert_eq!(
+        String::from_utf8_lossy(&wire),
+        "EHLO client.example\r\nQUIT\r\n"
+    );
+    assert_no_token(&wire, &run.all(), dv.get("SMTP_USER"), &token(dv));
 }
