@@ -410,6 +410,8 @@ pub struct Lab {
     class_sheet: Option<PathBuf>,
     board: Arc<ClassBoard>,
     accounts: Vec<String>,
+    /// The workshop account's access token for OAUTHBEARER, printed at start.
+    workshop_token: Option<crate::secret::Secret>,
     names: Vec<String>,
     ca_file: PathBuf,
     ca_home: CaHome,
@@ -525,6 +527,7 @@ impl Lab {
             class_sheet: config.class_sheet.clone(),
             board,
             accounts: config.accounts.users().map(str::to_owned).collect(),
+            workshop_token: config.accounts.token(accounts::DEFAULT_USER).cloned(),
             names: config.names.clone(),
             ca_file,
             ca_home,
@@ -717,6 +720,12 @@ impl Lab {
                     "Account: {account}  password: {}  (a practice password, printed on purpose; swaks asks for it)\n",
                     accounts::DEFAULT_PASSWORD
                 ));
+                if let Some(token) = &self.workshop_token {
+                    out.push_str(&format!(
+                        "  OAUTHBEARER token: {}  (fresh at this start; submission and legacy also take CRAM-MD5 and OAUTHBEARER: SMTPTUI_PASSWORD=<token> smtptui ... then AUTH OAUTHBEARER)\n",
+                        token.expose()
+                    ));
+                }
             } else {
                 out.push_str(&format!(
                     "Account: {}  (password from its file)\n",
