@@ -1062,3 +1062,69 @@ async fn oauthbearer_in_cleartext_on_legacy_is_a_leak_the_lab_shows() {
     );
     assert!(!log.contains(LAB_TOKEN), "{log}");
 }
+
+/// The submission profile asks for a client certificate in the handshake: with the workshop
+/// certificate the lab writes next to its CA, EHLO offers EXTERNAL and `C: AUTH EXTERNAL`
+/// logs in as the certificate's account with no secret sent; without one, EXTERNAL is not
+/// offered, and smtptui does not send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_takes_external_with_the_workshop_client_certificate() {
+    let lab = TestLab::start(&[Profile::Submission]).await;
+    let (cert, key) = lab.lab.client_certificate().expect("a client certificate");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("external.smtp");
+    std::fs::write(
+        &path,
+        "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n\
+         C: EHLO client.example\nS: 250 EXTERNAL\nC: AUTH EXTERNAL\nS: 235\n\
+         C: MAIL FROM:<student@lab.test>\nS: 250\nC: RCPT TO:<bob@example.net>\nS: 250\n\
+         C: QUIT\nS: 221\n",
+    )
+    .expect("scenario");
+    let path = path.display().to_string();
+    let (target, ca) = (lab.target(Profile::Submission), lab.ca());
+    let base = [
+        "run",
+        path.as_str(),
+        target.as_str(),
+        "--ca-file",
+        ca.as_str(),
+        "--servername",
+        "localhost",
+    ];
+    let mut with_cert = base.to_vec();
+    with_cert.extend(["--cert", cert.as_str(), "--key", key.as_str()]);
+    let ran = run_process(smtptui(&with_cert)).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    for text in [
+        "the server asked for a client certificate: presented CN=student@lab.test",
+        "tls   C: AUTH EXTERNAL =",
+        "235 2.7.0 Authentication successful",
+        "EXTERNAL sends no secret",
+    ] {
+        assert!(ran.stdout.contains(text), "{text}: {}", ran.stdout);
+    }
+    assert!(
+        !ran.stdout.contains("readable by every user"),
+        "{}",
+        ran.stdout
+    );
+    let without = run_process(smtptui(&base)).await;
+    assert_eq!(
+        without.code,
+        Some(1),
+        "{}\n{}",
+        without.stdout,
+        without.stderr
+    );
+    let log = verdicts(&lab, 2).await;
+    assert!(
+        log.contains("client certificate CN=student@lab.test (verified against the lab CA)")
+            && log.contains("tls   C: AUTH EXTERNAL")
+            && log.contains(".. authenticated as student@lab.test"),
+        "{log}"
+    );
+    // The second session presented no certificate: EXTERNAL was never offered to it.
+    assert_eq!(log.matches("EXTERNAL |").count(), 1, "{log}");
+}

@@ -236,6 +236,8 @@ enum SaslState {
     OAuthBearer,
     /// OAUTHBEARER after the error challenge: only `%x01` may come, then 535.
     OAuthBearerRefused,
+    /// EXTERNAL without an initial response: the authorization identity comes now.
+    External,
 }
 
 struct Transaction {
@@ -333,6 +335,9 @@ pub struct ServerSession {
     /// Extensions the client's EHLO name turned off.
     off: Extensions,
     authenticated_as: Option<String>,
+    /// The common name of the client certificate presented in this TLS session (verified
+    /// against the lab CA by the handshake): the identity AUTH EXTERNAL takes.
+    client_identity: Option<String>,
     transaction: Option<Transaction>,
     bdat: Option<Bdat>,
     errors: u32,
@@ -378,6 +383,7 @@ impl ServerSession {
             esmtp: false,
             off: Extensions::default(),
             authenticated_as: None,
+            client_identity: None,
             transaction: None,
             bdat: None,
             errors: 0,
@@ -474,9 +480,29 @@ impl ServerSession {
         }
     }
 
+    /// The client certificate the TLS handshake received (its common name), on a profile
+    /// that asks for one; `None` when the client presented none.
+    #[must_use = "the log line is among the outputs"]
+    pub fn client_certificate(&mut self, identity: Option<String>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(name) = &identity {
+            self.log(
+                &mut out,
+                Direction::Note,
+                format!(
+                    "client certificate CN={} (verified against the lab CA): AUTH EXTERNAL is offered",
+                    escape_str(name)
+                ),
+            );
+        }
+        self.client_identity = identity;
+        out
+    }
+
     /// The TLS handshake after STARTTLS succeeded. Everything learned before it is forgotten
     /// (RFC 3207 §4.2): the client must say EHLO again and authenticate again.
     pub fn tls_started(&mut self) {
+        self.client_identity = None;
         self.tls = true;
         self.conduct.tls = true;
         self.activity.tls_started(true);
@@ -1100,10 +1126,30 @@ impl ServerSession {
     /// Cyrus has them; submission and legacy add CRAM-MD5 and OAUTHBEARER, so each can be
     /// taught (and on legacy, its leak in cleartext shown).
     fn mechanisms(&self) -> &'static str {
-        if self.teaches_more_mechanisms() {
+        if self.external_offered() {
+            "PLAIN LOGIN CRAM-MD5 OAUTHBEARER EXTERNAL"
+        } else if self.teaches_more_mechanisms() {
             "PLAIN LOGIN CRAM-MD5 OAUTHBEARER"
         } else {
             "PLAIN LOGIN"
+        }
+    }
+
+    /// EXTERNAL only where the handshake proved an identity (RFC 4422 appendix A).
+    fn external_offered(&self) -> bool {
+        self.tls && self.policy.asks_client_certificate && self.client_identity.is_some()
+    }
+
+    /// EXTERNAL: the certificate's identity, if it is an account and the authorization
+    /// identity asked for (empty: the certificate's own) is the same.
+    fn external(&mut self, authzid: &[u8], out: &mut Vec<Output>) {
+        let identity = self.client_identity.clone().unwrap_or_default();
+        if !authzid.is_empty() && authzid != identity.as_bytes() {
+            self.auth_failed(out, "authorization failure");
+        } else if self.settings.accounts.users().any(|user| user == identity) {
+            self.authenticated(identity, out);
+        } else {
+            self.auth_failed(out, "no account for this client certificate");
         }
     }
 
@@ -1307,6 +1353,14 @@ impl ServerSession {
                 self.reply(out, 334, "");
                 self.phase = Phase::Sasl(SaslState::OAuthBearer);
             }
+            ("EXTERNAL", Some(&"=")) if self.external_offered() => self.external(b"", out),
+            ("EXTERNAL", Some(response)) if self.external_offered() => {
+                self.sasl_answer(SaslState::External, response.as_bytes(), out);
+            }
+            ("EXTERNAL", None) if self.external_offered() => {
+                self.reply(out, 334, "");
+                self.phase = Phase::Sasl(SaslState::External);
+            }
             _ => self.auth_failed(out, "no mechanism available"),
         }
     }
@@ -1459,6 +1513,7 @@ impl ServerSession {
                     }
                 }
             }
+            SaslState::External => self.external(&decoded, out),
             SaslState::OAuthBearerRefused => {
                 let why = if decoded.as_slice() == [1] {
                     "invalid token"
@@ -2876,6 +2931,56 @@ mod tests {
             say(&mut s, "AUTH CRAM-MD5"),
             failed("no mechanism available")
         );
+    }
+
+    #[test]
+    fn external_takes_the_client_certificates_account_only() {
+        let failed = |why: &str| format!("535 5.7.8 Error: authentication failed: {why}\r\n");
+        let start = |identity: Option<&str>| {
+            let mut s = session(Profile::Submission);
+            say(&mut s, "EHLO client");
+            say(&mut s, "STARTTLS");
+            s.tls_started();
+            let _ = s.client_certificate(identity.map(str::to_owned));
+            let ehlo = say(&mut s, "EHLO client");
+            (s, ehlo)
+        };
+        // No certificate: not offered, and refused as an unknown mechanism.
+        let (mut s, ehlo) = start(None);
+        assert!(!ehlo.contains("EXTERNAL"), "{ehlo}");
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            failed("no mechanism available")
+        );
+        // The workshop certificate: with an empty authorization identity, or its own.
+        let (mut s, ehlo) = start(Some(DEFAULT_USER));
+        assert!(
+            ehlo.contains("AUTH PLAIN LOGIN CRAM-MD5 OAUTHBEARER EXTERNAL"),
+            "{ehlo}"
+        );
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            "235 2.7.0 Authentication successful\r\n"
+        );
+        let (mut s, _) = start(Some(DEFAULT_USER));
+        assert_eq!(say(&mut s, "AUTH EXTERNAL"), "334 \r\n");
+        assert_eq!(say(&mut s, ""), "235 2.7.0 Authentication successful\r\n");
+        // Asking to be someone else, or a certificate for no account: refused.
+        let (mut s, _) = start(Some(DEFAULT_USER));
+        assert_eq!(
+            say(
+                &mut s,
+                &format!("AUTH EXTERNAL {}", BASE64.encode("root@lab.test"))
+            ),
+            failed("authorization failure")
+        );
+        let (mut s, _) = start(Some("stranger"));
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            failed("no account for this client certificate")
+        );
+        // Other profiles never ask.
+        assert!(!Profile::Implicit.policy().asks_client_certificate);
     }
 
     #[test]
