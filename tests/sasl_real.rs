@@ -526,3 +526,32 @@ fn oauthbearer_offered_in_cleartext_by_dovecot_is_refused() {
     );
     assert_no_token(&wire, &run.all(), dv.get("SMTP_USER"), &token(dv));
 }
+
+/// The audit names CRAM-MD5 obsolete where Postfix offers it inside TLS.
+#[test]
+fn the_audit_names_cram_md5_obsolete() {
+    let Some(pf) = postfix() else { return };
+    let target = format!("127.0.0.1:{}", pf.port("CRAM_PORT"));
+    let mut args = vec![
+        "audit",
+        &target,
+        "--role",
+        "submission",
+        "--no-implicit",
+        "--timeout",
+        "10",
+    ];
+    args.extend(verified(pf));
+    let run = smtptui(&args, None);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("auth-after-tls"))
+        .unwrap_or_else(|| panic!("no auth-after-tls finding: {}", run.all()));
+    assert!(
+        line.starts_with("PASS")
+            && line.contains("AUTH PLAIN LOGIN CRAM-MD5 is offered inside TLS")
+            && line.contains("CRAM-MD5 among them is obsolete"),
+        "{line}"
+    );
+}

@@ -14,6 +14,7 @@ use ratatui::style::Color;
 
 use smtptui::guard::{OneTimeOverride, Protection, Refusal};
 use smtptui::proto::reply::{Reply, ReplyLimits, ReplyParser};
+use smtptui::proto::sasl::Mechanism;
 use smtptui::session::Phase;
 use smtptui::tls::{CertSummary, TlsInfo, Verification};
 use smtptui::transcript::{ErrorKind, Event, EventKind, GuardOutcome, Security, SentKind};
@@ -464,6 +465,37 @@ fn password_is_hidden_and_never_stored() {
     assert_eq!(app.input.text(), "AUTH PLAIN");
     app.on_key(key(KeyCode::Up));
     assert_eq!(app.input.text(), "STARTTLS");
+}
+
+/// OAUTHBEARER asks for a token (hidden, and called one); EXTERNAL asks nothing: its
+/// identity is the client certificate.
+#[test]
+fn oauthbearer_asks_for_a_token_and_external_for_nothing() {
+    let mut app = after_tls();
+    type_line(&mut app, "AUTH OAUTHBEARER");
+    type_line(&mut app, "alice");
+    assert!(matches!(app.mode, Mode::Line(Prompt::Password { .. })));
+    assert!(screen(&app).contains("token (hidden)>"), "{}", screen(&app));
+    for c in "ya29.secret-token".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert!(!screen(&app).contains("ya29"));
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(
+        &actions[..],
+        [Action::Authenticate { mechanism: Mechanism::OAuthBearer, credentials, .. }]
+            if credentials.secret.expose() == "ya29.secret-token"
+    ));
+    let mut app = after_tls();
+    let actions = type_line(&mut app, "AUTH EXTERNAL");
+    assert!(
+        matches!(
+            &actions[..],
+            [Action::Authenticate { mechanism: Mechanism::External, credentials, .. }]
+                if credentials.secret.is_empty()
+        ),
+        "{actions:?}"
+    );
 }
 
 fn retype(app: &mut App, text: &str) {
