@@ -17,6 +17,10 @@
 #   DIR/dovecot.conf           the configuration (rewritten on every start)
 #   DIR/tls/                   a test CA and a leaf for localhost, 127.0.0.1-3
 #   DIR/users, DIR/password    the accounts (passwd-file) and alice's password (mode 600)
+#   DIR/token                  alice's OAuth 2.0 access token (mode 600)
+#   DIR/introspect.py          the token-introspection endpoint Dovecot's oauth2 passdb asks
+#                              (RFC 7662 style, Authorization: Bearer), on loopback; its log is
+#                              DIR/introspect.log (no token in it)
 #   DIR/run/, DIR/state/       base_dir and state_dir
 #   DIR/state/home/USER/       each LMTP recipient's home, mail in Maildir/
 #   DIR/dovecot.log            every log line
@@ -39,9 +43,15 @@
 #   LMTP_FULL_USER                     a recipient whose mailbox is over quota: accepted
 #                                      at RCPT, refused after the message (552 5.2.2)
 #   MAIL_HOME                          the directory of the recipients' homes
+#   TOKEN_FILE                         alice's access token: OAUTHBEARER and XOAUTH2 are
+#                                      offered on every submission listener (with PLAIN and
+#                                      LOGIN) and checked by the oauth2 passdb against
+#                                      INTROSPECTION_URL, which answers active only for it
+#   INTROSPECTION_URL                  http://127.0.0.1:(base + 590)/introspect
 #   LOG                  the log file
 #
-# Ports are DOVECOT_BASE_PORT (default 22000) + 587, 588, 589, and + 24 for LMTP.
+# Ports are DOVECOT_BASE_PORT (default 22000) + 587, 588, 589, + 24 for LMTP and + 590 for
+# the introspection endpoint.
 
 set -euo pipefail
 
@@ -56,7 +66,7 @@ readonly LOCAL_HOST=127.0.0.1
 readonly BANNER_TIMEOUT=20
 readonly LMTP_USER=alice@lab.test
 readonly LMTP_FULL_USER=full@lab.test
-readonly PACKAGES=(dovecot-core dovecot-submissiond dovecot-lmtpd openssl)
+readonly PACKAGES=(dovecot-core dovecot-submissiond dovecot-lmtpd openssl python3)
 
 
 
@@ -70,14 +80,16 @@ parse_args() {
     [[ $DIR != / && $DIR != /etc/dovecot ]] || die "refusing to use $DIR as DIR"
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
     local base=${DOVECOT_BASE_PORT:-22000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 589 > 65535)); then
-        die "DOVECOT_BASE_PORT must be a number in 1024..64946 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 590 > 65535)); then
+        die "DOVECOT_BASE_PORT must be a number in 1024..64945 (got '$base')"
     fi
     base=$((10#$base))
     SUBMISSION_PORT=$((base + 587))
     PLAINTEXT_PORT=$((base + 588))
     LOCAL_PORT=$((base + 589))
     LMTP_PORT=$((base + 24))
+    INTROSPECTION_PORT=$((base + 590))
+    INTROSPECTION_URL=http://$LOCAL_HOST:$INTROSPECTION_PORT/introspect
     # Where submission relays (the MX listener of postfix-env.sh by default); only used if
     # a test ever sends a message.
     RELAY_PORT=${DOVECOT_RELAY_PORT:-20025}
@@ -86,7 +98,10 @@ parse_args() {
     TLS_DIR=$DIR/tls
     CA_FILE=$TLS_DIR/ca.pem
     PASSWORD_FILE=$DIR/password
+    TOKEN_FILE=$DIR/token
     USERS_FILE=$DIR/users
+    OAUTH2_CONF=$DIR/oauth2.conf.ext
+    INTROSPECT=$DIR/introspect.py
     RUN_DIR=$DIR/run
     STATE_DIR=$DIR/state
     MAIL_HOME=$STATE_DIR/home
@@ -176,6 +191,91 @@ setup_account() {
         mv -f "$USERS_FILE.new" "$USERS_FILE"
     fi
     chgrp dovecot "$USERS_FILE"
+    local token=
+    [[ -s $TOKEN_FILE ]] && token=$(<"$TOKEN_FILE")
+    [[ -n $token ]] || token=$(openssl rand -hex 24)
+    (umask 077 && printf '%s' "$token" >"$TOKEN_FILE")
+}
+
+# ---------------------------------------------------------------- OAuth 2.0 introspection
+
+# A token-introspection endpoint for the oauth2 passdb: Dovecot asks it with the client's
+# token as "Authorization: Bearer"; it answers active, with the account's name, only for
+# the token in TOKEN_FILE. Python's standard library only, loopback only.
+write_introspect() {
+    cat >"$INTROSPECT.new" <<'EOF'
+"""Token introspection for the test Dovecot's oauth2 passdb (written by dovecot-env.sh)."""
+import hmac
+import http.server
+import json
+import sys
+
+host, port, token_file, user, log_file = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+with open(token_file, encoding="ascii") as f:
+    TOKEN = f.read().strip()
+
+
+class Introspect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        header = self.headers.get("Authorization", "")
+        given = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        active = bool(given) and hmac.compare_digest(given.encode(), TOKEN.encode())
+        body = {"active": True, "username": user} if active else {"active": False}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        with open(log_file, "a", encoding="ascii") as log:
+            log.write(f"introspection: token {'active' if active else 'refused'}\n")
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer((host, port), Introspect).serve_forever()
+EOF
+    chmod 644 "$INTROSPECT.new"
+    mv -f "$INTROSPECT.new" "$INTROSPECT"
+    cat >"$OAUTH2_CONF" <<EOF
+introspection_mode = auth
+introspection_url = $INTROSPECTION_URL
+username_attribute = username
+active_attribute = active
+active_value = true
+EOF
+    chmod 644 "$OAUTH2_CONF"
+}
+
+introspect_pid() {
+    local pid
+    [[ -r $DIR/introspect.pid ]] || return 1
+    pid=$(tr -dc 0-9 <"$DIR/introspect.pid")
+    [[ -n $pid ]] && grep -q introspect.py "/proc/$pid/cmdline" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+stop_introspect() {
+    local pid
+    pid=$(introspect_pid) || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    rm -f "$DIR/introspect.pid"
+}
+
+start_introspect() {
+    stop_introspect
+    port_open "$LOCAL_HOST" "$INTROSPECTION_PORT" &&
+        die "$LOCAL_HOST $INTROSPECTION_PORT is already in use; choose another DOVECOT_BASE_PORT"
+    # 9>&-: the server must not keep our lock.
+    nohup /usr/bin/python3 "$INTROSPECT" "$LOCAL_HOST" "$INTROSPECTION_PORT" "$TOKEN_FILE" \
+        "$SMTP_USER" "$DIR/introspect.log" 9>&- >>"$DIR/introspect.log" 2>&1 &
+    echo $! >"$DIR/introspect.pid"
+    local deadline=$((SECONDS + BANNER_TIMEOUT))
+    until port_open "$LOCAL_HOST" "$INTROSPECTION_PORT"; do
+        ((SECONDS < deadline)) || die "the introspection endpoint did not start" "$DIR/introspect.log"
+        sleep 0.1
+    done
 }
 
 # ---------------------------------------------------------------- configuration
@@ -202,11 +302,18 @@ ssl_min_protocol = TLSv1.2
 # The submission listener's settings; the plaintext one overrides them below.
 ssl = required
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login oauthbearer xoauth2
 
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $USERS_FILE
+}
+# OAUTHBEARER and XOAUTH2: the token is checked by the introspection endpoint.
+passdb {
+  driver = oauth2
+  mechanisms = oauthbearer xoauth2
+  args = $OAUTH2_CONF
 }
 userdb {
   driver = passwd-file
@@ -386,6 +493,8 @@ write_env() {
         LMTP_USER "$LMTP_USER" \
         LMTP_FULL_USER "$LMTP_FULL_USER" \
         MAIL_HOME "$MAIL_HOME" \
+        TOKEN_FILE "$TOKEN_FILE" \
+        INTROSPECTION_URL "$INTROSPECTION_URL" \
         LOG "$LOG" >"$tmp"
     chmod 644 "$tmp"
     mv -f "$tmp" "$DIR/env"
@@ -406,6 +515,8 @@ cmd_start() {
     prepare_dirs
     generate_certs
     setup_account
+    write_introspect
+    introspect_pid >/dev/null || start_introspect
     write_config
     # A running instance with the same configuration is kept: test runs that start it
     # concurrently must not cut each other's connections.
@@ -425,6 +536,7 @@ cmd_start() {
 
 cmd_stop() {
     [[ -d $DIR ]] && stop_instance
+    [[ -d $DIR ]] && stop_introspect
     rm -f "$DIR/env"
 }
 

@@ -58,11 +58,21 @@
 #                       message is put on hold instead of discarded, so a test can read it
 #                       back (postcat -c POSTFIX_CONFIG_DIR -q ID) and delete it (postsuper -d)
 #   EXTENSIONS_SIZE_LIMIT   that listener's message_size_limit
+#   CCERT_PORT          asks for a client certificate (smtpd_tls_ask_ccert=yes, checked against
+#                       CA_FILE) and relays for the one whose SHA-256 fingerprint is listed in
+#                       relay_clientcerts (permit_tls_clientcerts); no AUTH; the certificate's
+#                       subject and fingerprint are logged to MAILLOG
+#   CLIENT_CERT, CLIENT_KEY   that client certificate (CN client.lab.test, same CA) and its key
+#                       (mode 600)
+#   CLIENT_FINGERPRINT  its SHA-256 fingerprint as Postfix writes it (AB:CD:...)
+#   CRAM_PORT           like SUBMISSION_PORT (STARTTLS required, AUTH only inside TLS), with
+#                       CRAM-MD5 enabled too (its own Cyrus configuration, smtpd-cram.conf:
+#                       PLAIN LOGIN CRAM-MD5), against the same sasldb account
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
 #   MX 25, EXPIRED 26, WRONGNAME 27, SMUGGLE_OPEN 28, SMUGGLE_STRICT 29, SMUGGLE_REJECT 30,
 #   IMPLICIT 465, SUBMISSION 587, LEGACY 588, NOTLS 589, BROKENTLS 590, OPTIONAL 591,
-#   EXTENSIONS 592.
+#   EXTENSIONS 592, CCERT 600, CRAM 601.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -104,8 +114,8 @@ parse_args() {
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
 
     local base=${POSTFIX_BASE_PORT:-20000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 592 > 65535)); then
-        die "POSTFIX_BASE_PORT must be a number in 1024..64943 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 609 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64926 (got '$base')"
     fi
     base=$((10#$base))
     MX_PORT=$((base + 25))
@@ -121,9 +131,11 @@ parse_args() {
     BROKENTLS_PORT=$((base + 590))
     OPTIONAL_PORT=$((base + 591))
     EXTENSIONS_PORT=$((base + 592))
+    CCERT_PORT=$((base + 600))
+    CRAM_PORT=$((base + 601))
     ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
         "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$EXTENSIONS_PORT" "$SMUGGLE_OPEN_PORT"
-        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT")
+        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT" "$CCERT_PORT" "$CRAM_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -137,6 +149,8 @@ parse_args() {
     QUEUE_DIR=$DIR/queue
     DATA_DIR=$DIR/data
     CA_FILE=$TLS_DIR/ca.pem
+    CLIENT_CERT=$TLS_DIR/client.pem
+    CLIENT_KEY=$TLS_DIR/client.key
 }
 
 
@@ -238,16 +252,17 @@ subjectKeyIdentifier   = hash
 EOF
 }
 
-# issue_leaf NAME CN SAN [openssl-ca date options...]
+# issue_leaf NAME CN SAN [openssl-ca date options...]; the extended key usage is
+# $EKU (default serverAuth).
 issue_leaf() {
-    local name=$1 cn=$2 san=$3
+    local name=$1 cn=$2 san=$3 eku=${EKU:-serverAuth}
     shift 3
     local ext=$TLS_DIR/ca/$name.ext
     cat >"$ext" <<EOF
 [ leaf_ext ]
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature
-extendedKeyUsage       = serverAuth
+extendedKeyUsage       = $eku
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid, issuer
 subjectAltName         = $san
@@ -262,7 +277,7 @@ EOF
 
 certs_usable() {
     local f
-    for f in ca good expired wrongname; do
+    for f in ca good expired wrongname client; do
         [[ -s $TLS_DIR/$f.pem && -s $TLS_DIR/$f.key ]] || return 1
     done
     # Regenerate if the CA or the good leaf is about to expire (7 days).
@@ -291,8 +306,14 @@ generate_certs() {
         issue_leaf expired "$GOOD_NAME" "DNS:$GOOD_NAME, IP:$HOST" \
             -startdate 20200101000000Z -enddate 20200201000000Z
         issue_leaf wrongname "$WRONG_NAME" "DNS:$WRONG_NAME" -days 3650
+        EKU=clientAuth issue_leaf client client.lab.test "DNS:client.lab.test" -days 3650
     ) || die "certificate generation failed (see $TLS_DIR/ca/openssl.log)" "$TLS_DIR/ca/openssl.log"
     chmod 644 "$TLS_DIR"/*.pem
+}
+
+# The client certificate's SHA-256 fingerprint, as Postfix logs and matches it.
+client_fingerprint() {
+    openssl x509 -noout -fingerprint -sha256 -in "$CLIENT_CERT" | sed 's/^.*=//'
 }
 
 # ---------------------------------------------------------------- SASL
@@ -313,6 +334,14 @@ setup_sasl() {
 pwcheck_method: auxprop
 auxprop_plugin: sasldb
 mech_list: PLAIN LOGIN
+sasldb_path: $SASLDB
+EOF
+    # The CRAM listener names this one (smtpd_sasl_path=smtpd-cram). CRAM-MD5 needs the
+    # password itself on the server, which sasldb keeps.
+    install_file "$SASL_DIR/smtpd-cram.conf" 644 <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN CRAM-MD5
 sasldb_path: $SASLDB
 EOF
 
@@ -545,6 +574,29 @@ $HOST:$SMUGGLE_REJECT_PORT inet n - n - - smtpd
   -o smtpd_forbid_bare_newline=reject
   -o smtpd_forbid_bare_newline_exclusions=
 
+# CCERT: asks for a client certificate and relays for the one listed by fingerprint.
+$HOST:$CCERT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/ccert
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_ask_ccert=yes
+  -o smtpd_tls_CAfile=$CA_FILE
+  -o smtpd_tls_fingerprint_digest=sha256
+  -o smtpd_tls_loglevel=2
+  -o relay_clientcerts=texthash:$CONF_DIR/relay_clientcerts
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=permit_tls_clientcerts,reject_unauth_destination
+
+# CRAM: like SUBMISSION, with CRAM-MD5 offered as well (its own Cyrus configuration).
+$HOST:$CRAM_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/cram
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_path=smtpd-cram
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+
 pickup     unix  n       -       n       60      1       pickup
 cleanup    unix  n       -       n       -       0       cleanup
 qmgr       unix  n       -       n       300     1       qmgr
@@ -600,6 +652,7 @@ configure_instance() {
     write_main_cf
     MAIN_CF_CHANGED=$CONFIG_CHANGED
     write_master_cf
+    printf '%s client.lab.test\n' "$(client_fingerprint)" | install_file "$CONF_DIR/relay_clientcerts" 644
     if ((changed_before)); then
         CONFIG_CHANGED=1
     fi
@@ -803,7 +856,12 @@ write_env() {
             MAILLOG "$MAILLOG" \
             QUEUE_DIR "$QUEUE_DIR" \
             EXTENSIONS_PORT "$EXTENSIONS_PORT" \
-            EXTENSIONS_SIZE_LIMIT "$EXTENSIONS_SIZE_LIMIT"
+            EXTENSIONS_SIZE_LIMIT "$EXTENSIONS_SIZE_LIMIT" \
+            CCERT_PORT "$CCERT_PORT" \
+            CRAM_PORT "$CRAM_PORT" \
+            CLIENT_CERT "$CLIENT_CERT" \
+            CLIENT_KEY "$CLIENT_KEY" \
+            CLIENT_FINGERPRINT "$(client_fingerprint)"
     } >"$tmp"
     chmod 644 "$tmp"
     mv -f "$tmp" "$DIR/env"
@@ -835,7 +893,7 @@ cmd_start() {
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT, ccert $CCERT_PORT, cram $CRAM_PORT); env: $DIR/env"
 }
 
 cmd_stop() {

@@ -476,8 +476,8 @@ pub struct RunArgs {
     /// Without it, a session is LMTP once the server accepts the scenario's LHLO.
     #[arg(long, value_enum)]
     pub protocol: Option<ProtocolChoice>,
-    /// Send pipelined groups and BDAT even when the server did not advertise PIPELINING or
-    /// CHUNKING, to see what it does with them.
+    /// Send pipelined groups, BDAT and a bare AUTH even when the server did not advertise
+    /// PIPELINING, CHUNKING or the mechanism, to see what it does with them.
     #[arg(long)]
     pub force: bool,
     /// Send MAIL FROM and RCPT TO exactly as written: no SIZE, BODY or SMTPUTF8 added, and
@@ -585,9 +585,22 @@ pub struct ConnectArgs {
     /// to other users and kept in shell history).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
-    /// File whose first line is the password (or XOAUTH2 token).
+    /// File whose first line is the password (or, for XOAUTH2 and OAUTHBEARER, the OAuth
+    /// 2.0 access token).
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
+    /// Send AUTH without an initial response (RFC 4954 §4): `AUTH PLAIN`, then the
+    /// credentials only after the server's empty 334, for servers or tests that need it.
+    #[arg(long)]
+    pub no_sasl_ir: bool,
+    /// TLS client certificate (PEM, leaf first, chain after it), presented when the server
+    /// asks for one in the handshake; AUTH EXTERNAL then uses its identity.
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert (PEM; default: read from the --cert file). A key file other
+    /// users can read is warned about.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Deadline for each reply, the connection and the TLS handshake: seconds, or with a
     /// unit (500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_timeout)]

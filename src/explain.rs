@@ -638,11 +638,31 @@ fn situation_in(reply: &Reply, command: Option<&str>, context: &Context) -> Vec<
 }
 
 /// A 334 challenge decoded: what the server asks for (`Username:`, `Password:`, a CRAM-MD5
-/// nonce), shown escaped.
+/// nonce, an OAuth 2.0 error), shown escaped.
 fn challenge(reply: &Reply) -> Vec<String> {
     use base64::Engine as _;
     let encoded: Vec<u8> = reply.texts().next().unwrap_or_default().to_vec();
     let encoded = String::from_utf8_lossy(&encoded).trim().to_owned();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&encoded)
+        .unwrap_or_default();
+    let what = if raw.starts_with(b"{") && raw.windows(8).any(|w| w == b"\"status\"") {
+        Some(
+            "This is an OAuth 2.0 error (RFC 7628 §3.2.2, the JSON also used for XOAUTH2): the \
+             server refused the token (invalid_token: expired, revoked or for another account; \
+             insufficient_scope: the token lacks the mail scope). OAUTHBEARER must answer it with \
+             a single %x01 (AQ==), XOAUTH2 with an empty line; the server then sends its final \
+             refusal. Get a fresh token from the identity provider.",
+        )
+    } else if raw.starts_with(b"<") && raw.ends_with(b">") && raw.contains(&b'@') {
+        Some(
+            "This is a CRAM-MD5 nonce (RFC 2195): the answer is the user name and the HMAC-MD5 \
+             of this nonce keyed with the password, which smtptui computes. CRAM-MD5 is \
+             obsolete: the server must store the password itself to check the answer.",
+        )
+    } else {
+        None
+    };
     let decoded = if encoded.is_empty() {
         "nothing: it waits for the initial response (an empty challenge)".to_owned()
     } else {
@@ -654,12 +674,63 @@ fn challenge(reply: &Reply) -> Vec<String> {
             Err(_) => "not valid base64: the server is not following RFC 4954".to_owned(),
         }
     };
-    vec![
-        format!("The server's challenge, decoded from base64: {decoded}."),
+    let mut lines = vec![format!(
+        "The server's challenge, decoded from base64: {decoded}."
+    )];
+    lines.extend(what.map(str::to_owned));
+    lines.push(
         "The answer is a base64 line typed into the hidden prompt (it is a credential: never \
          shown, never stored); * cancels the exchange."
             .to_owned(),
-    ]
+    );
+    lines
+}
+
+/// What a SASL mechanism (RFC 4422) sends, what it protects and what it costs, for the AUTH
+/// line of an EHLO reply and for a reply to AUTH.
+pub fn mechanism(name: &str) -> &'static str {
+    match name.to_ascii_uppercase().as_str() {
+        "PLAIN" => {
+            "user and password in one base64 message (RFC 4616): readable by anyone on the path, \
+             so only inside TLS with a verified certificate; smtptui sends it on the AUTH line \
+             (initial response) unless --no-sasl-ir"
+        }
+        "LOGIN" => {
+            "user, then password, each base64 in answer to a prompt (not standardized): the same \
+             exposure as PLAIN, in two steps"
+        }
+        "CRAM-MD5" => {
+            "obsolete (RFC 2195): the answer is an HMAC-MD5 of the server's nonce keyed with the \
+             password; no password crosses, but the user name does, a captured answer can be \
+             cracked offline, a fake server cannot be told apart, and the server must store the \
+             password itself (or an equivalent key) to check it; smtptui guards it like PLAIN"
+        }
+        "DIGEST-MD5" => "obsolete (RFC 6331 moved it to Historic); smtptui does not run it",
+        "SCRAM-SHA-1" | "SCRAM-SHA-256" | "SCRAM-SHA-1-PLUS" | "SCRAM-SHA-256-PLUS" => {
+            "salted challenge-response (RFC 5802, 7677): neither the password nor an equivalent \
+             crosses or is stored; -PLUS binds it to the TLS channel. smtptui does not run it"
+        }
+        "XOAUTH2" => {
+            "an OAuth 2.0 access token for the user (Google, Microsoft): a bearer token, which \
+             anyone who sees it can use until it expires, so only inside verified TLS; a refused \
+             token comes back as a JSON error in a 334, answered with an empty line"
+        }
+        "OAUTHBEARER" => {
+            "the standard form of an OAuth 2.0 bearer token (RFC 7628): as sensitive as a \
+             password until it expires; a refused token comes back as a JSON error in a 334 \
+             (shown decoded), answered with %x01 before the final refusal. The token comes from \
+             --password-file or $SMTPTUI_PASSWORD, never the command line"
+        }
+        "EXTERNAL" => {
+            "the identity proved outside SASL, here the TLS client certificate (--cert, --key; \
+             RFC 4422 appendix A): nothing secret crosses in the exchange, and the server must \
+             have asked for the certificate in the handshake (Postfix: smtpd_tls_ask_ccert)"
+        }
+        "GSSAPI" => "Kerberos (RFC 4752); smtptui does not run it",
+        "NTLM" => "Microsoft's NTLM: weak hashes, relayable; smtptui does not run it",
+        "ANONYMOUS" => "no identity at all (RFC 4505): nothing to authenticate",
+        _ => "a mechanism smtptui does not know",
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1008,6 +1079,11 @@ pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context)
                 ext.keyword,
                 extension(&ext.keyword)
             ));
+            if ext.keyword.eq_ignore_ascii_case("AUTH") {
+                for name in &ext.params {
+                    lines.push(format!("    {name}: {}", mechanism(name)));
+                }
+            }
         }
         if !capabilities.has("STARTTLS") && !capabilities.has("AUTH") {
             lines.push(
@@ -1031,6 +1107,12 @@ pub fn explain_reply_in(reply: &Reply, command: Option<&str>, context: &Context)
 pub fn explain_reply_to(reply: &Reply, line: Option<&str>, context: &Context) -> Vec<String> {
     let verb = line.map(|line| crate::proto::command::split_verb(line).0);
     let mut lines = explain_reply_in(reply, verb.as_deref(), context);
+    if let Some(line) = line
+        && verb.as_deref() == Some("AUTH")
+        && let Some(name) = line.split_whitespace().nth(1)
+    {
+        lines.push(format!("AUTH {name}: {}", mechanism(name)));
+    }
     if let Some(line) = line {
         let advice = extension_situation(reply, line);
         let at = 1.min(lines.len());
@@ -1260,6 +1342,37 @@ mod tests {
         // 334 challenges decoded.
         let challenge = all(explain_reply(&reply("334 VXNlcm5hbWU6\r\n"), Some("AUTH")));
         assert!(challenge.contains("'Username:'"), "{challenge}");
+        let oauth = all(explain_reply(
+            &reply("334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n"),
+            Some("AUTH"),
+        ));
+        assert!(
+            oauth.contains("invalid_token") && oauth.contains("%x01"),
+            "{oauth}"
+        );
+        let cram = all(explain_reply(
+            &reply("334 PDEyMzQ1QGxhYi50ZXN0Pg==\r\n"),
+            Some("AUTH"),
+        ));
+        assert!(cram.contains("CRAM-MD5 nonce"), "{cram}");
+        // Each mechanism of an EHLO's AUTH line, and the one an AUTH line used.
+        let ehlo = all(explain_reply_in(
+            &reply("250-lab.test\r\n250 AUTH PLAIN CRAM-MD5 OAUTHBEARER EXTERNAL\r\n"),
+            Some("EHLO"),
+            &Context {
+                tls: true,
+                ..submission
+            },
+        ));
+        for says in ["obsolete", "RFC 7628", "client certificate", "RFC 4616"] {
+            assert!(ehlo.contains(says), "{says}: {ehlo}");
+        }
+        let answered = all(explain_reply_to(
+            &reply("235 2.7.0 ok\r\n"),
+            Some("AUTH CRAM-MD5"),
+            &Context::default(),
+        ));
+        assert!(answered.contains("AUTH CRAM-MD5: obsolete"), "{answered}");
         // 4.7.1 on a 450 is greylisting, not relaying denied.
         let grey = all(explain_reply(
             &reply("450 4.7.1 <a@b>: Recipient address rejected: Greylisted\r\n"),

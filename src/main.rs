@@ -908,6 +908,7 @@ fn run_command(args: RunArgs) -> i32 {
         Err(message) => return usage_error(message),
     };
     let mut config = config;
+    config.sasl.force = args.force;
     // LMTP has no port of its own in RFC 2033; 24 is where servers (Dovecot's example among
     // them) put it, and it must never be 25.
     if lmtp
@@ -1158,6 +1159,12 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
         args.timeout,
     )?;
     config.trust.continue_unverified = args.insecure;
+    if let Some(cert) = &args.cert {
+        let key = args.key.as_deref().unwrap_or(cert);
+        config.trust.client_identity =
+            Some(smtptui::tls::ClientIdentity::load(cert, key).map_err(|e| e.to_string())?);
+    }
+    config.sasl.initial_response = !args.no_sasl_ir;
     config.policy = GuardPolicy {
         allow_cleartext_auth: args.allow_cleartext_auth,
         allow_unverified_auth: args.insecure,
@@ -1204,12 +1211,14 @@ fn server_config(
         trust: TrustSettings {
             extra_roots,
             continue_unverified: false,
+            client_identity: None,
         },
         policy: GuardPolicy::default(),
         timeout,
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
+        sasl: Default::default(),
     })
 }
 
@@ -1495,7 +1504,11 @@ fn known_secrets(
 /// Collects credentials before connecting when the scenario has bare AUTH steps, so that a
 /// missing password is a usage error up front rather than a failure mid-session.
 fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Credentials>, String> {
-    let steps: Vec<_> = scenario.auth_steps().collect();
+    // EXTERNAL takes its identity from --cert, not from a password.
+    let steps: Vec<_> = scenario
+        .auth_steps()
+        .filter(|(_, mechanism)| mechanism.needs_secret())
+        .collect();
     let Some((first, _)) = steps.first() else {
         return Ok(None);
     };
@@ -1513,7 +1526,11 @@ fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Cre
             smtptui::secret::PASSWORD_ENV
         )
     })?;
-    let prompt = format!("Password for {user}: ");
+    let prompt = if steps.iter().all(|(_, mechanism)| mechanism.takes_token()) {
+        format!("OAuth 2.0 access token for {user}: ")
+    } else {
+        format!("Password for {user}: ")
+    };
     let (secret, _) = obtain_secret(
         args.password_file.as_deref(),
         &prompt,

@@ -395,6 +395,19 @@ impl Replay<'_> {
             _ => None,
         };
         let result = match (mechanism, self.credentials) {
+            (Some(Mechanism::External), _) => {
+                let label = match &self.session.config().trust.client_identity {
+                    Some(identity) => identity.subject.clone(),
+                    None => "no client certificate".to_owned(),
+                };
+                self.session
+                    .authenticate(
+                        Mechanism::External,
+                        crate::proto::sasl::external_credentials(label),
+                        OneTimeOverride::None,
+                    )
+                    .await
+            }
             (Some(mechanism), Some(credentials)) => {
                 self.session
                     .authenticate(mechanism, credentials.clone(), OneTimeOverride::None)

@@ -12,10 +12,11 @@
 //! `C:` sends a line; `S:` checks the reply to the line before it (the first `S:` checks the
 //! greeting) against a code (`250`), a class pattern (`2xx`, `25x`) and optional text that must
 //! appear, ignoring case, in some line of the reply. After `C: DATA`, the `C:` lines up to a
-//! lone `.` are the message. A bare `C: AUTH PLAIN` (or LOGIN, XOAUTH2) is an exchange the
-//! tool runs itself with the user's credentials; after an AUTH it does not run (CRAM-MD5, an
-//! initial response, no mechanism), the `C:` lines that answer its challenges are SASL answers,
-//! sent only while the server waits for one and hidden in the transcript.
+//! lone `.` are the message. A bare `C: AUTH PLAIN` (or LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER,
+//! EXTERNAL) is an exchange the tool runs itself with the user's credentials (EXTERNAL with the
+//! client certificate); after an AUTH it does not run (DIGEST-MD5, an initial response, no
+//! mechanism), the `C:` lines that answer its challenges are SASL answers, sent only while the
+//! server waits for one and hidden in the transcript.
 //!
 //! The extensions have their own lines, each one no earlier scenario could contain:
 //!
@@ -225,7 +226,7 @@ pub struct Step {
     /// later recipients of an LMTP transaction (RFC 2033 §4.2).
     pub further: Vec<Expectation>,
     /// Whether this `C:` line answers a SASL challenge of an exchange the scenario writes out
-    /// (a mechanism the tool does not run itself, such as CRAM-MD5): it carries credentials,
+    /// (a mechanism the tool does not run itself, such as DIGEST-MD5): it carries credentials,
     /// is sent only while the server waits for an answer, and is hidden in the transcript.
     pub sasl_answer: bool,
 }
@@ -475,8 +476,9 @@ impl Scenario {
     }
 
     /// The bare `AUTH <MECH>` steps for the mechanisms the tool runs itself (PLAIN, LOGIN,
-    /// XOAUTH2), which need credentials from the command line. AUTH lines for other
-    /// mechanisms, or with their answers written out, need none.
+    /// CRAM-MD5, XOAUTH2, OAUTHBEARER, EXTERNAL), which need credentials from the command line
+    /// (EXTERNAL: a client certificate). AUTH lines for other mechanisms, or with their answers
+    /// written out, need none.
     pub fn auth_steps(&self) -> impl Iterator<Item = (&Step, Mechanism)> {
         self.steps
             .iter()
@@ -1453,7 +1455,7 @@ S: 221
         // A command after a bare AUTH is fine, and so is an exchange scripted for a mechanism
         // the tool does not run itself.
         assert!(Scenario::parse("t", "C: AUTH PLAIN\nC: MAIL FROM:<a@b>\n").is_ok());
-        assert!(Scenario::parse("t", "C: AUTH CRAM-MD5\nS: 334\nC: abc\n").is_ok());
+        assert!(Scenario::parse("t", "C: AUTH DIGEST-MD5\nS: 334\nC: abc\n").is_ok());
         let e = err("C: EHLO x\nS: 250\nS: 250\n");
         assert_eq!(e.line, 3);
         assert!(e.message.contains("line 2"), "{}", e.message);
@@ -1609,11 +1611,11 @@ S: 221
         };
         // After an expected 3xx, the next line answers whatever it says.
         assert_eq!(
-            answers("C: AUTH CRAM-MD5\nS: 334\nC: abc\nS: 235\nC: QUIT\n"),
+            answers("C: AUTH DIGEST-MD5\nS: 334\nC: abc\nS: 235\nC: QUIT\n"),
             [false, true, false]
         );
         assert_eq!(
-            answers("C: AUTH CRAM-MD5\nS: 334\nC: QUIT\n"),
+            answers("C: AUTH DIGEST-MD5\nS: 334\nC: QUIT\n"),
             [false, true]
         );
         // Unchecked: an answer unless it is an SMTP command; `*` cancels and is an answer.
@@ -1639,11 +1641,27 @@ S: 221
     fn only_mechanisms_the_tool_runs_need_credentials() {
         let s = Scenario::parse(
             "t",
-            "C: AUTH CRAM-MD5\nS: 504\nC: AUTH\nS: 501\nC: AUTH PLAIN AGFsaWNl\nS: 535\nC: AUTH login\nS: 235\n",
+            "C: AUTH DIGEST-MD5\nS: 504\nC: AUTH\nS: 501\nC: AUTH PLAIN AGFsaWNl\nS: 535\nC: AUTH login\nS: 235\n",
         )
         .expect("parses");
         let steps: Vec<(usize, Mechanism)> = s.auth_steps().map(|(s, m)| (s.line, m)).collect();
         assert_eq!(steps, [(7, Mechanism::Login)]);
+        let s = Scenario::parse(
+            "t",
+            "C: AUTH CRAM-MD5\nS: 235\nC: AUTH OAUTHBEARER\nS: 235\nC: AUTH EXTERNAL\nS: 235\n",
+        )
+        .expect("parses");
+        let steps: Vec<(usize, Mechanism)> = s.auth_steps().map(|(s, m)| (s.line, m)).collect();
+        assert_eq!(
+            steps,
+            [
+                (1, Mechanism::CramMd5),
+                (3, Mechanism::OAuthBearer),
+                (5, Mechanism::External)
+            ]
+        );
+        // The tool answers CRAM-MD5's challenge itself: a written-out one is an error.
+        assert!(Scenario::parse("t", "C: AUTH CRAM-MD5\nS: 334\nC: abc\n").is_err());
     }
 
     #[test]
@@ -1725,7 +1743,7 @@ S: 221
                 "last command",
             ),
             (
-                "PIPELINE\nC: RSET\nC: AUTH CRAM-MD5\nC: NOOP\n",
+                "PIPELINE\nC: RSET\nC: AUTH DIGEST-MD5\nC: NOOP\n",
                 4,
                 "AUTH on line 3",
             ),

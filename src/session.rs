@@ -20,7 +20,7 @@ use crate::guard::{GuardPolicy, OneTimeOverride, Protection};
 use crate::proto::client::{
     ClientSession, ClientSettings, FLUSH_THRESHOLD, Sent, StepId, UNASKED_STEP,
 };
-pub use crate::proto::client::{Phase, SessionError, TlsMode, UnaskedReplies};
+pub use crate::proto::client::{Phase, SaslOptions, SessionError, TlsMode, UnaskedReplies};
 use crate::proto::ehlo::Capabilities;
 use crate::proto::reply::{Reply, ReplyLimits};
 use crate::proto::sasl::Mechanism;
@@ -54,6 +54,9 @@ pub struct SessionConfig {
     /// environment; see [`crate::proto::sasl::credential_forms`]): a line that holds one is a
     /// credential from the start, guarded and hidden.
     pub known_secrets: Vec<Secret>,
+    /// How SASL exchanges run: initial response or not, and whether a mechanism the server did
+    /// not advertise may be forced.
+    pub sasl: SaslOptions,
 }
 
 /// Receives every event as it happens.
@@ -171,6 +174,8 @@ impl Session {
             limits: config.limits,
             unasked: config.unasked,
             known_secrets: config.known_secrets.clone(),
+            sasl: config.sasl,
+            client_identity: config.trust.client_identity.clone(),
         };
         let core = ClientSession::new(settings, Instant::now(), SystemTime::now())?;
         let mut session = Self {

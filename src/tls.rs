@@ -18,6 +18,9 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 
 use crate::proto::escape::escape_str;
 
+mod client_cert;
+pub use client_cert::{ClientIdentity, fingerprint};
+
 /// The crypto provider used everywhere, chosen explicitly (ring builds quickly with gcc).
 pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -41,6 +44,14 @@ pub enum TlsSetupError {
     ServerName {
         /// The rejected name.
         name: String,
+    },
+    /// `--cert` or `--key` could not be used.
+    #[error("cannot use the client certificate file {path}: {reason}")]
+    ClientCertificate {
+        /// The file given with `--cert` or `--key`.
+        path: String,
+        /// What went wrong.
+        reason: String,
     },
     /// rustls refused the configuration.
     #[error("TLS configuration error: {0}")]
@@ -665,6 +676,8 @@ pub struct TrustSettings {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Continue the handshake when verification fails (`--insecure`); the verdict is kept.
     pub continue_unverified: bool,
+    /// The client certificate to present when the server asks (`--cert`, `--key`).
+    pub client_identity: Option<ClientIdentity>,
 }
 
 impl TrustSettings {
@@ -713,11 +726,14 @@ pub fn client_config(
         verdict: verdict.clone(),
         continue_unverified: trust.continue_unverified,
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous() // the custom verifier above never skips verification silently
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
+    if let Some(identity) = &trust.client_identity {
+        config.client_auth_cert_resolver = identity.resolver();
+    }
     Ok((Arc::new(config), verdict))
 }
 

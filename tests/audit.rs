@@ -50,12 +50,14 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
                 .map(|der| vec![CertificateDer::from(der.to_vec())])
                 .unwrap_or_default(),
             continue_unverified: false,
+            client_identity: None,
         },
         policy: GuardPolicy::default(),
         timeout: Duration::from_secs(10),
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
+        sasl: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod support;
 
+use support::Check::*;
 use support::Creds::*;
 use support::Serve::*;
 use support::Verify::*;
@@ -47,6 +48,36 @@ S: 235
 C: QUIT
 S: 221
 ";
+
+/// EHLO in cleartext, then a bare AUTH of the mechanism named by each row, which the guard
+/// must stop before a byte of it leaves.
+macro_rules! cleartext_auth {
+    ($mechanism:literal) => {
+        concat!(
+            "S: 220\nC: EHLO client.example\nS: 250\nC: AUTH ",
+            $mechanism,
+            "\nS: 235\nC: QUIT\n"
+        )
+    };
+}
+
+/// STARTTLS, EHLO inside TLS, then a bare AUTH of the mechanism named by each row.
+macro_rules! starttls_auth {
+    ($mechanism:literal) => {
+        concat!(
+            "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n",
+            "C: EHLO client.example\nS: 250\nC: AUTH ",
+            $mechanism,
+            "\nS: 235\nC: QUIT\nS: 221\n"
+        )
+    };
+}
+
+/// A server that offers every mechanism smtptui runs, in cleartext too.
+const EVERY_MECHANISM: Serve = Serve::Script(|pki| Smtp {
+    mechanisms: "PLAIN LOGIN CRAM-MD5 XOAUTH2 OAUTHBEARER EXTERNAL",
+    ..tls(pki)
+});
 
 /// The run trusts the test CA, for `localhost`, and has the test credentials.
 const ROW: Case = Case {
@@ -146,6 +177,135 @@ cases! {
         says: &["AUTH XOAUTH2 not sent", "advertised only AUTH PLAIN LOGIN"],
         never_says: &["PASS"],
         never_sent: &["AUTH"],
+        ..ROW
+    };
+    // Every mechanism smtptui runs passes the guard: in cleartext nothing of it leaves (the
+    // AUTH line included), whatever the mechanism sends or however it is configured.
+    cram_md5_in_cleartext_is_refused: Case {
+        server: EVERY_MECHANISM,
+        scenario: cleartext_auth!("CRAM-MD5"),
+        exit: 4,
+        says: &["credential guard", "Nothing was sent"],
+        never_sent: &["AUTH", "dGVzdA"],
+        checks: &[NoAuth, NoTls],
+        ..ROW
+    };
+    oauthbearer_in_cleartext_is_refused: Case {
+        server: EVERY_MECHANISM,
+        scenario: cleartext_auth!("OAUTHBEARER"),
+        exit: 4,
+        says: &["credential guard", "Nothing was sent"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NoTls],
+        ..ROW
+    };
+    plain_without_initial_response_in_cleartext_is_refused: Case {
+        server: EVERY_MECHANISM,
+        scenario: cleartext_auth!("PLAIN"),
+        args: &["--no-sasl-ir"],
+        exit: 4,
+        says: &["credential guard", "Nothing was sent"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NoTls],
+        ..ROW
+    };
+    external_in_cleartext_is_refused: Case {
+        server: EVERY_MECHANISM,
+        scenario: cleartext_auth!("EXTERNAL"),
+        creds: ClientCert,
+        exit: 4,
+        says: &["credential guard", "Nothing was sent", "client.example"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NoTls],
+        ..ROW
+    };
+    // To a peer whose certificate does not verify, the handshake ends the run before any
+    // AUTH (and before a client certificate would be presented).
+    cram_md5_to_an_unverified_peer_is_never_sent: Case {
+        server: EVERY_MECHANISM,
+        scenario: starttls_auth!("CRAM-MD5"),
+        verify: UnknownCa,
+        exit: 3,
+        says: &["unknown issuer"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NothingAfterStarttls],
+        ..ROW
+    };
+    oauthbearer_to_an_unverified_peer_is_never_sent: Case {
+        server: EVERY_MECHANISM,
+        scenario: starttls_auth!("OAUTHBEARER"),
+        verify: UnknownCa,
+        exit: 3,
+        says: &["unknown issuer"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NothingAfterStarttls],
+        ..ROW
+    };
+    external_to_an_unverified_peer_is_never_sent: Case {
+        server: EVERY_MECHANISM,
+        scenario: starttls_auth!("EXTERNAL"),
+        verify: UnknownCa,
+        creds: ClientCert,
+        exit: 3,
+        says: &["unknown issuer"],
+        never_sent: &["AUTH"],
+        checks: &[NoAuth, NothingAfterStarttls],
+        ..ROW
+    };
+    // Inside verified TLS: PLAIN without an initial response sends the bare AUTH line, then
+    // the credentials once, answering the server's empty 334.
+    plain_without_initial_response_answers_the_empty_challenge: Case {
+        server: Serve::TLS,
+        scenario: STARTTLS_AUTH,
+        args: &["--no-sasl-ir"],
+        exit: 0,
+        says: &["AUTH PLAIN", "hidden"],
+        checks: &[AuthInsideTls, PlainResponseOnceInsideTls, LineInsideTls("AUTH PLAIN")],
+        ..ROW
+    };
+    // EXTERNAL without a client certificate has no identity to offer: refused, not sent.
+    external_without_a_client_certificate_is_not_sent: Case {
+        server: EVERY_MECHANISM,
+        scenario: starttls_auth!("EXTERNAL"),
+        exit: 3,
+        says: &["AUTH EXTERNAL not sent", "--cert"],
+        never_says: &["PASS"],
+        never_sent: &["AUTH"],
+        ..ROW
+    };
+    // A mechanism the server did not advertise is refused, and sent only when forced.
+    cram_md5_not_advertised_is_not_sent: Case {
+        server: Serve::TLS,
+        scenario: starttls_auth!("CRAM-MD5"),
+        exit: 3,
+        says: &["AUTH CRAM-MD5 not sent", "advertised only AUTH PLAIN LOGIN", "--force"],
+        never_sent: &["AUTH"],
+        ..ROW
+    };
+    cram_md5_not_advertised_is_sent_when_forced: Case {
+        server: Script(|pki| tls(pki)
+            .on("AUTH CRAM-MD5", b"334 PDEyMzQ1QGZha2UuZXhhbXBsZT4=\r\n")
+            .on("YWxpY2", b"535 5.7.8 no CRAM-MD5 here\r\n")),
+        scenario: starttls_auth!("CRAM-MD5"),
+        args: &["--force"],
+        exit: 1,
+        says: &["forced", "obsolete", "535 5.7.8"],
+        checks: &[NotInCleartext("AUTH"), LineInsideTls("AUTH CRAM-MD5")],
+        ..ROW
+    };
+    // OAUTHBEARER's error challenge is decoded and shown, and answered with %x01 (AQ==),
+    // inside TLS; the final reply is the verdict.
+    oauthbearer_error_challenge_is_shown_and_answered_with_x01: Case {
+        server: Script(|pki| Smtp {
+            mechanisms: "OAUTHBEARER",
+            ..tls(pki)
+                .on("AUTH OAUTHBEARER", b"334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJtYWlsIn0=\r\n")
+                .on("AQ==", b"535 5.7.8 token refused\r\n")
+        }),
+        scenario: starttls_auth!("OAUTHBEARER"),
+        exit: 1,
+        says: &[r#"{"status":"invalid_token","scope":"mail"}"#, "%x01", "535 5.7.8"],
+        checks: &[NotInCleartext("AUTH"), LineInsideTls("AQ==")],
         ..ROW
     };
     // A server that says 235 to an AUTH that carried no credential is flagged.

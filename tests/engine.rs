@@ -73,6 +73,7 @@ fn config(port: u16) -> SessionConfig {
         trust: TrustSettings {
             extra_roots: Vec::new(),
             continue_unverified: false,
+            client_identity: None,
         },
         // The test is about the phase check, so cleartext AUTH is allowed here explicitly.
         policy: GuardPolicy {
@@ -83,6 +84,7 @@ fn config(port: u16) -> SessionConfig {
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Show,
         known_secrets: Vec::new(),
+        sasl: Default::default(),
     }
 }
 
@@ -246,7 +248,7 @@ async fn a_334_after_the_exchange_ended_does_not_reopen_it() {
         .await
         .expect("connects");
     let step = session
-        .send_line("AUTH CRAM-MD5", OneTimeOverride::None)
+        .send_line("AUTH DIGEST-MD5", OneTimeOverride::None)
         .await
         .expect("sent");
     assert!(matches!(step, Step::Reply(ref r) if r.code.value() == 535));

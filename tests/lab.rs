@@ -88,12 +88,14 @@ impl TestLab {
             trust: TrustSettings {
                 extra_roots: vec![self.lab.ca_der().clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(20),
             limits: ReplyLimits::default(),
             unasked: smtptui::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         }
     }
 }
@@ -796,6 +798,13 @@ async fn lab_binary_prints_its_table_serves_and_stops_on_sigint() {
         )),
         "{table}"
     );
+    // The workshop account's OAUTHBEARER token, fresh at every start, is printed with it.
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("OAUTHBEARER token: lab-token-")),
+        "{table}"
+    );
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
@@ -904,4 +913,218 @@ fn lab_stops_cleanly_on_hangup_and_terminate() {
         assert!(status.success(), "{signal}: {status:?}");
         assert!(!dir.exists(), "{signal} left {} behind", dir.display());
     }
+}
+
+/// The token the lab of [`mechanisms_lab`] gives the workshop account.
+const LAB_TOKEN: &str = "lab-token-for-this-test-0123456789";
+
+/// A lab whose workshop account has [`LAB_TOKEN`] for OAUTHBEARER.
+async fn mechanisms_lab() -> TestLab {
+    TestLab::start_with(&[Profile::Submission, Profile::Legacy], |config| {
+        config
+            .accounts
+            .insert_token(DEFAULT_USER, Secret::new(LAB_TOKEN.to_owned()));
+    })
+    .await
+}
+
+/// Waits (bounded) until the lab's log holds `count` verdicts.
+async fn verdicts(lab: &TestLab, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lab.log_text().matches(" VERDICT ").count() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lab.log_text()
+}
+
+/// CRAM-MD5 and OAUTHBEARER on the submission profile, through the binary: each logs in
+/// with the workshop account inside verified TLS, and a wrong token gets the lab's JSON error
+/// challenge, shown decoded and answered with %x01.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_teaches_cram_md5_and_oauthbearer_on_submission() {
+    let lab = mechanisms_lab().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{LAB_TOKEN}\n")).expect("token file");
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "lab-token-wrong\n").expect("wrong token file");
+    let password = lab.password_file();
+    let scenario = |mechanism: &str, expect: &str| {
+        let path = dir.path().join(format!("{mechanism}-{expect}.smtp"));
+        std::fs::write(
+            &path,
+            format!(
+                "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n\
+                 C: EHLO client.example\nS: 250 {mechanism}\nC: AUTH {mechanism}\nS: {expect}\n\
+                 C: QUIT\nS: 221\n"
+            ),
+        )
+        .expect("scenario");
+        path.display().to_string()
+    };
+    let target = lab.target(Profile::Submission);
+    let ca = lab.ca();
+    let run = |path: String, secret: PathBuf| {
+        let secret = secret.display().to_string();
+        smtptui(&[
+            "run",
+            &path,
+            &target,
+            "--ca-file",
+            &ca,
+            "--servername",
+            "localhost",
+            "--user",
+            DEFAULT_USER,
+            "--password-file",
+            &secret,
+        ])
+    };
+    let cram = run_process(run(scenario("CRAM-MD5", "235"), password)).await;
+    assert_eq!(cram.code, Some(0), "{}\n{}", cram.stdout, cram.stderr);
+    assert!(
+        cram.stdout.contains("CRAM-MD5 is obsolete"),
+        "{}",
+        cram.stdout
+    );
+    let oauth = run_process(run(scenario("OAUTHBEARER", "235"), token_file)).await;
+    assert_eq!(oauth.code, Some(0), "{}\n{}", oauth.stdout, oauth.stderr);
+    assert!(!oauth.stdout.contains(LAB_TOKEN), "{}", oauth.stdout);
+    let refused = run_process(run(scenario("OAUTHBEARER", "535"), wrong)).await;
+    assert_eq!(
+        refused.code,
+        Some(0),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+    for text in [
+        r#"decoded: {"status":"invalid_token","scope":"mail"}"#,
+        "tls   C: AQ== (%x01",
+        "535 5.7.8 Error: authentication failed: invalid token",
+    ] {
+        assert!(refused.stdout.contains(text), "{text}: {}", refused.stdout);
+    }
+    let log = verdicts(&lab, 3).await;
+    assert_eq!(
+        log.matches(".. authenticated as student@lab.test").count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        !log.contains(LAB_TOKEN),
+        "the token in the lab's log: {log}"
+    );
+}
+
+/// The legacy profile takes OAUTHBEARER in cleartext: a client that overrides the guard
+/// gets the verdict that its bearer token crossed the wire readable; without the override
+/// nothing of it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_in_cleartext_on_legacy_is_a_leak_the_lab_shows() {
+    let lab = mechanisms_lab().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{LAB_TOKEN}\n")).expect("token file");
+    let path = dir.path().join("legacy.smtp");
+    std::fs::write(
+        &path,
+        "S: 220\nC: EHLO client.example\nS: 250 OAUTHBEARER\nC: AUTH OAUTHBEARER\nS: 235\n\
+         C: QUIT\nS: 221\n",
+    )
+    .expect("scenario");
+    let (path, token_file) = (path.display().to_string(), token_file.display().to_string());
+    let target = lab.target(Profile::Legacy);
+    let args = [
+        "run",
+        path.as_str(),
+        target.as_str(),
+        "--user",
+        DEFAULT_USER,
+        "--password-file",
+        token_file.as_str(),
+    ];
+    let guarded = run_process(smtptui(&args)).await;
+    assert_eq!(guarded.code, Some(4), "{}", guarded.stdout);
+    let mut with_override = args.to_vec();
+    with_override.push("--allow-cleartext-auth");
+    let leaked = run_process(smtptui(&with_override)).await;
+    assert_eq!(leaked.code, Some(0), "{}\n{}", leaked.stdout, leaked.stderr);
+    let log = verdicts(&lab, 2).await;
+    assert!(
+        log.contains("sent no credentials")
+            && log.contains(
+                "DANGER: sent valid credentials for student@lab.test in cleartext \
+                 (AUTH OAUTHBEARER) to the legacy profile"
+            )
+            && log.contains("bearer token read off the wire"),
+        "{log}"
+    );
+    assert!(!log.contains(LAB_TOKEN), "{log}");
+}
+
+/// The submission profile asks for a client certificate in the handshake: with the workshop
+/// certificate the lab writes next to its CA, EHLO offers EXTERNAL and `C: AUTH EXTERNAL`
+/// logs in as the certificate's account with no secret sent; without one, EXTERNAL is not
+/// offered, and smtptui does not send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_takes_external_with_the_workshop_client_certificate() {
+    let lab = TestLab::start(&[Profile::Submission]).await;
+    let (cert, key) = lab.lab.client_certificate().expect("a client certificate");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("external.smtp");
+    std::fs::write(
+        &path,
+        "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\n\
+         C: EHLO client.example\nS: 250 EXTERNAL\nC: AUTH EXTERNAL\nS: 235\n\
+         C: MAIL FROM:<student@lab.test>\nS: 250\nC: RCPT TO:<bob@example.net>\nS: 250\n\
+         C: QUIT\nS: 221\n",
+    )
+    .expect("scenario");
+    let path = path.display().to_string();
+    let (target, ca) = (lab.target(Profile::Submission), lab.ca());
+    let base = [
+        "run",
+        path.as_str(),
+        target.as_str(),
+        "--ca-file",
+        ca.as_str(),
+        "--servername",
+        "localhost",
+    ];
+    let mut with_cert = base.to_vec();
+    with_cert.extend(["--cert", cert.as_str(), "--key", key.as_str()]);
+    let ran = run_process(smtptui(&with_cert)).await;
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    for text in [
+        "the server asked for a client certificate: presented CN=student@lab.test",
+        "tls   C: AUTH EXTERNAL =",
+        "235 2.7.0 Authentication successful",
+        "EXTERNAL sends no secret",
+    ] {
+        assert!(ran.stdout.contains(text), "{text}: {}", ran.stdout);
+    }
+    assert!(
+        !ran.stdout.contains("readable by every user"),
+        "{}",
+        ran.stdout
+    );
+    let without = run_process(smtptui(&base)).await;
+    assert_eq!(
+        without.code,
+        Some(1),
+        "{}\n{}",
+        without.stdout,
+        without.stderr
+    );
+    let log = verdicts(&lab, 2).await;
+    assert!(
+        log.contains("client certificate CN=student@lab.test (verified against the lab CA)")
+            && log.contains("tls   C: AUTH EXTERNAL")
+            && log.contains(".. authenticated as student@lab.test"),
+        "{log}"
+    );
+    // The second session presented no certificate: EXTERNAL was never offered to it.
+    assert_eq!(log.matches("EXTERNAL |").count(), 1, "{log}");
 }

@@ -102,12 +102,14 @@ impl LabProcess {
             trust: TrustSettings {
                 extra_roots: vec![self.ca.clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(60),
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         }
     }
 
@@ -361,12 +363,14 @@ impl ClassLab {
             trust: TrustSettings {
                 extra_roots: vec![self.ca.clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(60),
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         }
     }
 

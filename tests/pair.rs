@@ -430,3 +430,60 @@ fn lmtp_replies_per_recipient_and_pipelined_groups_pair_up_however_cut() {
         );
     }
 }
+
+/// TLS whose certificate did not verify, continued (as the UI does under `--insecure` for
+/// the handshake) without the override that lets credentials through: every mechanism, with
+/// and without an initial response, is refused with nothing of it reaching the server, and
+/// the client certificate EXTERNAL would use changes nothing.
+#[test]
+fn every_mechanism_is_refused_to_an_unverified_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = pki().write_client_certificate(dir.path()).unwrap();
+    let identity = smtptui::tls::ClientIdentity::load(&cert, &key).unwrap();
+    for mechanism in [
+        Mechanism::Plain,
+        Mechanism::Login,
+        Mechanism::CramMd5,
+        Mechanism::XOAuth2,
+        Mechanism::OAuthBearer,
+        Mechanism::External,
+    ] {
+        for initial_response in [true, false] {
+            let identity = identity.clone();
+            let mut pair = Pair::new(pki(), Profile::Submission, move |settings| {
+                // Trusting nothing: the lab's certificate cannot verify.
+                let (tls, verdict) = smtptui::tls::client_config(&smtptui::tls::TrustSettings {
+                    extra_roots: Vec::new(),
+                    continue_unverified: true,
+                    client_identity: Some(identity.clone()),
+                })
+                .unwrap();
+                settings.tls = tls;
+                settings.verdict = verdict;
+                settings.client_identity = Some(identity);
+                settings.sasl.initial_response = initial_response;
+                settings.sasl.force = true;
+            })
+            .unwrap();
+            inside_tls(&mut pair);
+            let refused = pair.step(auth(mechanism));
+            assert!(
+                matches!(
+                    refused,
+                    Err(SessionError::Guard(smtptui::guard::Refusal::Unverified(_)))
+                ),
+                "{mechanism:?} {initial_response}: {refused:?}"
+            );
+            pair.drive();
+            assert!(
+                !pair
+                    .log
+                    .iter()
+                    .any(|(direction, text)| *direction == Direction::Client
+                        && text.to_ascii_uppercase().contains("AUTH")),
+                "{mechanism:?}: {:?}",
+                pair.log
+            );
+        }
+    }
+}

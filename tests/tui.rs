@@ -14,6 +14,7 @@ use ratatui::style::Color;
 
 use smtptui::guard::{OneTimeOverride, Protection, Refusal};
 use smtptui::proto::reply::{Reply, ReplyLimits, ReplyParser};
+use smtptui::proto::sasl::Mechanism;
 use smtptui::session::Phase;
 use smtptui::tls::{CertSummary, TlsInfo, Verification};
 use smtptui::transcript::{ErrorKind, Event, EventKind, GuardOutcome, Security, SentKind};
@@ -464,6 +465,37 @@ fn password_is_hidden_and_never_stored() {
     assert_eq!(app.input.text(), "AUTH PLAIN");
     app.on_key(key(KeyCode::Up));
     assert_eq!(app.input.text(), "STARTTLS");
+}
+
+/// OAUTHBEARER asks for a token (hidden, and called one); EXTERNAL asks nothing: its
+/// identity is the client certificate.
+#[test]
+fn oauthbearer_asks_for_a_token_and_external_for_nothing() {
+    let mut app = after_tls();
+    type_line(&mut app, "AUTH OAUTHBEARER");
+    type_line(&mut app, "alice");
+    assert!(matches!(app.mode, Mode::Line(Prompt::Password { .. })));
+    assert!(screen(&app).contains("token (hidden)>"), "{}", screen(&app));
+    for c in "ya29.secret-token".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert!(!screen(&app).contains("ya29"));
+    let actions = app.on_key(key(KeyCode::Enter));
+    assert!(matches!(
+        &actions[..],
+        [Action::Authenticate { mechanism: Mechanism::OAuthBearer, credentials, .. }]
+            if credentials.secret.expose() == "ya29.secret-token"
+    ));
+    let mut app = after_tls();
+    let actions = type_line(&mut app, "AUTH EXTERNAL");
+    assert!(
+        matches!(
+            &actions[..],
+            [Action::Authenticate { mechanism: Mechanism::External, credentials, .. }]
+                if credentials.secret.is_empty()
+        ),
+        "{actions:?}"
+    );
 }
 
 fn retype(app: &mut App, text: &str) {
@@ -920,7 +952,7 @@ fn esc_inside_data_or_sasl_never_sends_quit_as_content() {
 
     // A 334 to an AUTH run by hand: Esc cancels with '*' (RFC 4954).
     let mut app = after_tls();
-    type_line(&mut app, "AUTH CRAM-MD5");
+    type_line(&mut app, "AUTH DIGEST-MD5");
     let mut challenge = app.status.clone();
     challenge.phase = Phase::SaslChallenge;
     app.on_engine(EngineMsg::Status(Box::new(challenge)));
@@ -1445,12 +1477,14 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
         trust: TrustSettings {
             extra_roots: Vec::new(),
             continue_unverified: true,
+            client_identity: None,
         },
         policy: smtptui::guard::GuardPolicy::default(),
         timeout: Duration::from_secs(5),
         limits: ReplyLimits::default(),
         unasked: UnaskedReplies::Show,
         known_secrets: Vec::new(),
+        sasl: Default::default(),
     };
     let mut app = App::new("flood".to_owned(), History::in_memory());
     app.explain = true;
@@ -1513,7 +1547,7 @@ fn step_mode_sends_a_written_out_sasl_answer_as_an_answer() {
     let secret = "dXNlciBzZWNyZXQ=";
     let scenario = smtptui::scenario::Scenario::parse(
         "t.smtp",
-        &format!("S: 220\nC: AUTH CRAM-MD5\nS: 334\nC: {secret}\nS: 235\n"),
+        &format!("S: 220\nC: AUTH DIGEST-MD5\nS: 334\nC: {secret}\nS: 235\n"),
     )
     .expect("parses");
     assert!(scenario.steps[1].sasl_answer);
@@ -1521,7 +1555,7 @@ fn step_mode_sends_a_written_out_sasl_answer_as_an_answer() {
     app.load_script(scenario);
     let actions = app.on_key(key(KeyCode::Enter));
     assert!(
-        matches!(&actions[..], [Action::Send { line, .. }] if line == "AUTH CRAM-MD5"),
+        matches!(&actions[..], [Action::Send { line, .. }] if line == "AUTH DIGEST-MD5"),
         "{actions:?}"
     );
     let mut challenge = app.status.clone();
@@ -1553,7 +1587,7 @@ fn step_mode_never_sends_a_written_out_sasl_answer_as_a_command() {
     let secret = "dXNlciBzZWNyZXQ=";
     let scenario = smtptui::scenario::Scenario::parse(
         "t.smtp",
-        &format!("S: 220\nC: AUTH CRAM-MD5\nC: {secret}\nS: 235\n"),
+        &format!("S: 220\nC: AUTH DIGEST-MD5\nC: {secret}\nS: 235\n"),
     )
     .expect("parses");
     assert!(scenario.steps[1].sasl_answer);

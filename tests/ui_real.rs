@@ -69,12 +69,14 @@ impl Driven {
             trust: smtptui::tls::TrustSettings {
                 extra_roots: Vec::new(),
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: smtptui::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(20),
             limits: smtptui::proto::reply::ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         };
         let (actions, action_rx) = mpsc::unbounded_channel();
         let (engine_tx, messages) = mpsc::unbounded_channel();

@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let (tls, verdict) = smtptui::tls::client_config(&TrustSettings {
         extra_roots: Vec::new(),
         continue_unverified: flags & 8 != 0,
+        client_identity: None,
     })
     .expect("client config");
     let secret = Secret::new(PASSWORD.to_owned());
@@ -99,6 +100,11 @@ fuzz_target!(|data: &[u8]| {
             UnaskedReplies::Fatal
         },
         known_secrets: forms.clone(),
+        sasl: smtptui::proto::client::SaslOptions {
+            initial_response: flags & 16 == 0,
+            force: flags & 32 != 0,
+        },
+        client_identity: None,
     };
     let start = Instant::now();
     let mut now = start;
@@ -144,9 +150,12 @@ fuzz_target!(|data: &[u8]| {
                 let _ = core.send_line(LINES[pick], consent(one_time), now);
             }
             3 => {
-                let mechanism = match input.byte().unwrap_or(0) % 3 {
+                let mechanism = match input.byte().unwrap_or(0) % 6 {
                     0 => Mechanism::Plain,
                     1 => Mechanism::Login,
+                    2 => Mechanism::CramMd5,
+                    3 => Mechanism::OAuthBearer,
+                    4 => Mechanism::External,
                     _ => Mechanism::XOAuth2,
                 };
                 let _ = core.authenticate(mechanism, credentials(), consent(one_time), now);

@@ -1342,11 +1342,26 @@ fn after_tls_findings(cx: &Context<'_>, out: &mut Vec<Finding>) {
         ));
     }
     let mechanisms = list(&after.auth_mechanisms);
+    // A mechanism that makes the server keep every password (or an equivalent key) is worth
+    // saying, though inside TLS nothing crosses readable.
+    let obsolete = after
+        .auth_mechanisms
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case("CRAM-MD5") || m.eq_ignore_ascii_case("DIGEST-MD5"))
+        .map(|m| {
+            format!(
+                "; {} among them is obsolete: to check it the server must store every password \
+                 itself (or an equivalent key), so a stolen password database is a list of \
+                 passwords",
+                m.to_ascii_uppercase()
+            )
+        })
+        .unwrap_or_default();
     out.push(match (cx.role, after.auth_mechanisms.is_empty()) {
         (Role::Submission, false) => Finding::new(
             FindingId::AuthAfterTls,
             Verdict::Pass,
-            format!("AUTH {mechanisms} is offered inside TLS"),
+            format!("AUTH {mechanisms} is offered inside TLS{obsolete}"),
         ),
         (Role::Submission, true) => Finding::new(
             FindingId::AuthAfterTls,
@@ -1777,6 +1792,29 @@ mod tests {
         assert_eq!(
             verdict_of(&findings, FindingId::TlsOldVersions),
             Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn cram_md5_inside_tls_is_named_obsolete() {
+        let mut seen = submission_ok();
+        seen.ehlo_after = Some(ehlo(false, &["PLAIN", "LOGIN", "CRAM-MD5"]));
+        let findings = judge(&role(Role::Submission), &seen);
+        let text = &findings
+            .iter()
+            .find(|f| f.id == FindingId::AuthAfterTls)
+            .expect("auth-after-tls")
+            .why;
+        assert!(
+            text.contains("CRAM-MD5 among them is obsolete")
+                && text.contains("store every password"),
+            "{text}"
+        );
+        let plain = judge(&role(Role::Submission), &submission_ok());
+        assert!(
+            !plain
+                .iter()
+                .any(|f| f.id == FindingId::AuthAfterTls && f.why.contains("obsolete"))
         );
     }
 

@@ -11,10 +11,11 @@ pub const DEFAULT_USER: &str = "student@lab.test";
 /// and a password everyone in the room can read off the projector is what a workshop needs.
 pub const DEFAULT_PASSWORD: &str = "practice-only";
 
-/// User names and their passwords.
+/// User names, their passwords, and OAuth 2.0 access tokens (for OAUTHBEARER).
 #[derive(Clone, Default)]
 pub struct Accounts {
     users: BTreeMap<String, Secret>,
+    tokens: BTreeMap<String, Secret>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -58,11 +59,36 @@ impl Accounts {
         Self::default()
     }
 
-    /// Only the default workshop account.
+    /// Only the default workshop account, with a fresh access token for OAUTHBEARER (printed
+    /// at start, like the practice password).
     pub fn with_default() -> Self {
         let mut accounts = Self::empty();
         accounts.insert(DEFAULT_USER, Secret::new(DEFAULT_PASSWORD.to_owned()));
+        accounts.insert_token(DEFAULT_USER, fresh_token());
         accounts
+    }
+
+    /// Gives `user` an OAuth 2.0 access token the lab accepts with OAUTHBEARER.
+    pub fn insert_token(&mut self, user: &str, token: Secret) {
+        self.tokens.insert(user.to_owned(), token);
+    }
+
+    /// The access token of `user`, if it has one (to print at start).
+    pub fn token(&self, user: &str) -> Option<&Secret> {
+        self.tokens.get(user)
+    }
+
+    /// The password of `user`: CRAM-MD5 needs the password itself on the server, which is
+    /// one of the lessons of that mechanism.
+    pub fn password(&self, user: &str) -> Option<&Secret> {
+        self.users.get(user)
+    }
+
+    /// Whether `token` is the access token of `user`, compared in constant time.
+    pub fn check_token(&self, user: &str, token: &[u8]) -> bool {
+        self.tokens
+            .get(user)
+            .is_some_and(|expected| same_bytes(expected.expose().as_bytes(), token))
     }
 
     /// Adds or replaces an account.
@@ -109,13 +135,33 @@ impl Accounts {
         let Some(expected) = self.users.get(user) else {
             return false;
         };
-        let expected = expected.expose().as_bytes();
-        let mut difference = expected.len() ^ password.len();
-        for (index, byte) in expected.iter().enumerate() {
-            difference |= usize::from(byte ^ password.get(index).copied().unwrap_or(!byte));
-        }
-        difference == 0
+        same_bytes(expected.expose().as_bytes(), password)
     }
+}
+
+/// Whether `given` equals `expected`, looking at every byte of `expected` so the duration does
+/// not tell how much of a guess was right.
+pub fn same_bytes(expected: &[u8], given: &[u8]) -> bool {
+    let mut difference = expected.len() ^ given.len();
+    for (index, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(index).copied().unwrap_or(!byte));
+    }
+    difference == 0
+}
+
+/// A random access token: `lab-token-` and 32 hex digits.
+fn fresh_token() -> Secret {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 16]);
+    // The system's random source; should it fail, a fixed token still lets the lab run.
+    if ring::rand::SystemRandom::new().fill(&mut *bytes).is_err() {
+        return Secret::new("lab-token-practice-only".to_owned());
+    }
+    let mut token = String::from("lab-token-");
+    for byte in bytes.iter() {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    Secret::new(token)
 }
 
 #[cfg(test)]
@@ -131,6 +177,12 @@ mod tests {
         assert!(!accounts.check(DEFAULT_USER, b""));
         assert!(!accounts.check("nobody", DEFAULT_PASSWORD.as_bytes()));
         assert!(!format!("{accounts:?}").contains(DEFAULT_PASSWORD));
+        let token = accounts.token(DEFAULT_USER).expect("a token").clone();
+        assert!(token.expose().starts_with("lab-token-") && token.len() == 42);
+        assert!(accounts.check_token(DEFAULT_USER, token.expose().as_bytes()));
+        assert!(!accounts.check_token(DEFAULT_USER, b"lab-token-"));
+        assert!(!accounts.check_token("nobody", token.expose().as_bytes()));
+        assert!(!format!("{accounts:?}").contains(token.expose()));
     }
 
     #[test]

@@ -180,7 +180,19 @@ pub struct LabPki {
     pub ca_der: CertificateDer<'static>,
     /// A rustls server configuration presenting the leaf.
     pub server_config: Arc<rustls::ServerConfig>,
+    /// The same, asking every client for a certificate signed by the lab CA (a client
+    /// without one still gets in): what a listener that takes SASL EXTERNAL does.
+    pub client_cert_config: Arc<rustls::ServerConfig>,
+    /// A client certificate for the workshop account (its common name), PEM.
+    pub client_cert_pem: String,
+    /// Its private key, PEM.
+    pub client_key_pem: Zeroizing<String>,
 }
+
+/// The workshop client certificate's file next to the CA (for `--cert`).
+pub const CLIENT_CERT_FILE: &str = "client.pem";
+/// Its key (mode 600, for `--key`).
+pub const CLIENT_KEY_FILE: &str = "client.key";
 
 impl std::fmt::Debug for LabPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,12 +238,65 @@ impl LabPki {
             rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
+                .with_single_cert(vec![leaf_cert.der().clone()], key.clone_key())?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der.clone())?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            crate::tls::crypto_provider(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let client_cert_config =
+            rustls::ServerConfig::builder_with_provider(crate::tls::crypto_provider())
+                .with_safe_default_protocol_versions()?
+                .with_client_cert_verifier(verifier)
                 .with_single_cert(vec![leaf_cert.der().clone()], key)?;
+        let client_key = KeyPair::generate()?;
+        let mut client = CertificateParams::new(Vec::<String>::new())?;
+        client.distinguished_name = DistinguishedName::new();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, super::accounts::DEFAULT_USER);
+        client.is_ca = IsCa::ExplicitNoCa;
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client.use_authority_key_identifier_extension = true;
+        client.not_before = now - time::Duration::hours(1);
+        client.not_after = now + time::Duration::days(7);
+        let client_cert = client.signed_by(&client_key, &ca.issuer)?;
         Ok(Self {
             ca_pem: ca.pem.clone(),
             ca_der: ca.der.clone(),
             server_config: Arc::new(server_config),
+            client_cert_config: Arc::new(client_cert_config),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: Zeroizing::new(client_key.serialize_pem()),
         })
+    }
+
+    /// Writes the workshop client certificate and its key (mode 600) into `dir`, next to the
+    /// CA, and returns their paths.
+    ///
+    /// # Errors
+    /// [`CertError::Write`] when a file cannot be written.
+    pub fn write_client_certificate(&self, dir: &Path) -> Result<(PathBuf, PathBuf), CertError> {
+        let cert = dir.join(CLIENT_CERT_FILE);
+        let key = dir.join(CLIENT_KEY_FILE);
+        let fail = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| CertError::Write { path, source }
+        };
+        std::fs::write(&cert, &self.client_cert_pem).map_err(fail(&cert))?;
+        let _ = std::fs::remove_file(&key);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&key).map_err(fail(&key))?;
+        std::io::Write::write_all(&mut file, self.client_key_pem.as_bytes()).map_err(fail(&key))?;
+        Ok((cert, key))
     }
 
     /// Writes the CA certificate as `ca.pem` into a fresh `smtptui-lab-*` directory under the

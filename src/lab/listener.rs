@@ -206,11 +206,16 @@ impl Served<'_> {
                 }
                 Output::StartTls => {
                     self.flush(&mut pending).await?;
-                    self.upgrade().await.map_err(|reason| {
+                    let identity = self.upgrade().await.map_err(|reason| {
                         Stop::Failed(format!("TLS handshake after STARTTLS failed: {reason}"))
                     })?;
                     self.log(Direction::Note, "TLS established");
                     self.session.tls_started();
+                    for output in self.session.client_certificate(identity) {
+                        if let Output::Log(direction, text) = output {
+                            self.log(direction, &text);
+                        }
+                    }
                 }
                 Output::Close => {
                     self.flush(&mut pending).await?;
@@ -258,7 +263,9 @@ impl Served<'_> {
     /// Moves the connection into TLS. What the client sends first is looked at before the
     /// handshake: cleartext there (a client that believed it could go on without TLS) is
     /// given to the session to judge, and the way a handshake fails is reported to it.
-    async fn upgrade(&mut self) -> Result<(), String> {
+    /// Returns the common name of the client certificate the client presented (verified
+    /// against the lab CA), on a profile that asks for one.
+    async fn upgrade(&mut self) -> Result<Option<String>, String> {
         let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
             return Err("the connection is not in cleartext".to_owned());
         };
@@ -305,16 +312,26 @@ impl Served<'_> {
             self.session.tls_failed(failure);
             return Err(reason);
         }
-        // The grade profile presents the certificate of the session's trial.
+        // The grade profile presents the certificate of the session's trial; a profile that asks
+        // for a client certificate has a configuration of its own.
         let config = match (&self.settings.grade, self.session.grade_ticket()) {
             (Some(board), Some(ticket)) => board.tls_for(ticket),
+            _ if self.settings.profile.policy().asks_client_certificate => {
+                self.shared.client_cert_tls.clone()
+            }
             _ => self.shared.tls.clone(),
         };
         let acceptor = TlsAcceptor::from(config);
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
+                let identity = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| common_name(leaf.as_ref()));
                 self.conn = Conn::Tls(Box::new(tls));
-                Ok(())
+                Ok(identity)
             }
             Ok(Err(error)) => {
                 let reason = escape_str(&error.to_string());
@@ -388,6 +405,14 @@ impl Served<'_> {
         .await;
         "the lab is shutting down".to_owned()
     }
+}
+
+/// The common name of a certificate's subject (what the lab's client certificate carries
+/// the account in).
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(name.to_owned())
 }
 
 /// The TLS alert a failed handshake received from the client, by its name (`UnknownCA`).

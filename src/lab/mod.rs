@@ -277,6 +277,8 @@ impl MailStore {
 /// What the listeners share.
 struct LabShared {
     tls: Arc<rustls::ServerConfig>,
+    /// The same, asking for a client certificate (profiles whose policy says so).
+    client_cert_tls: Arc<rustls::ServerConfig>,
     mail: MailStore,
     maildir: Option<PathBuf>,
     command_timeout: Duration,
@@ -460,6 +462,10 @@ pub struct Lab {
     class_sheet: Option<PathBuf>,
     board: Arc<ClassBoard>,
     accounts: Vec<String>,
+    /// The workshop account's access token for OAUTHBEARER, printed at start.
+    workshop_token: Option<crate::secret::Secret>,
+    /// The workshop account's client certificate and key files, for EXTERNAL.
+    client_certificate: Option<(PathBuf, PathBuf)>,
     names: Vec<String>,
     ca_file: PathBuf,
     ca_home: CaHome,
@@ -531,6 +537,10 @@ impl Lab {
         } else {
             None
         };
+        let client_certificate = match ca_file.parent() {
+            Some(dir) => Some(pki.write_client_certificate(dir)?),
+            None => None,
+        };
         let mail = MailStore::default();
         let board = Arc::new(ClassBoard::new(Classroom::new(
             config.roster.clone(),
@@ -542,6 +552,7 @@ impl Lab {
         )));
         let shared = Arc::new(LabShared {
             tls: pki.server_config.clone(),
+            client_cert_tls: pki.client_cert_config.clone(),
             mail: mail.clone(),
             maildir: config.maildir.clone(),
             command_timeout: config.command_timeout,
@@ -590,6 +601,8 @@ impl Lab {
             class_sheet: config.class_sheet.clone(),
             board,
             accounts: config.accounts.users().map(str::to_owned).collect(),
+            workshop_token: config.accounts.token(accounts::DEFAULT_USER).cloned(),
+            client_certificate,
             names: config.names.clone(),
             ca_file,
             ca_home,
@@ -600,6 +613,13 @@ impl Lab {
             shutdown,
             tasks,
         })
+    }
+
+    /// The workshop account's client certificate and key files (for `--cert` and `--key`).
+    pub fn client_certificate(&self) -> Option<(&Path, &Path)> {
+        self.client_certificate
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()))
     }
 
     /// Where each profile listens.
@@ -642,12 +662,14 @@ impl Lab {
             trust: crate::tls::TrustSettings {
                 extra_roots: vec![self.ca_der.clone()],
                 continue_unverified: false,
+                client_identity: None,
             },
             policy: crate::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(30),
             limits: crate::proto::reply::ReplyLimits::default(),
             unasked: crate::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
         })
     }
 
@@ -795,6 +817,23 @@ impl Lab {
                     "Account: {account}  password: {}  (a practice password, printed on purpose; swaks asks for it)\n",
                     accounts::DEFAULT_PASSWORD
                 ));
+                if let (Some((cert, key)), Some(addr)) =
+                    (&self.client_certificate, self.addr(Profile::Submission))
+                {
+                    let (host, name) = self.connect_host(addr);
+                    out.push_str(&format!(
+                        "  client certificate (CN={account}) for AUTH EXTERNAL on submission: smtptui {host}:{} --tls starttls --ca-file {ca} --servername {name} --cert {} --key {}\n",
+                        addr.port(),
+                        cert.display(),
+                        key.display()
+                    ));
+                }
+                if let Some(token) = &self.workshop_token {
+                    out.push_str(&format!(
+                        "  OAUTHBEARER token: {}  (fresh at this start; submission and legacy also take CRAM-MD5 and OAUTHBEARER: SMTPTUI_PASSWORD=<token> smtptui ... then AUTH OAUTHBEARER)\n",
+                        token.expose()
+                    ));
+                }
             } else {
                 out.push_str(&format!(
                     "Account: {}  (password from its file)\n",

@@ -79,6 +79,7 @@ impl Pair {
         let (tls, verdict) = crate::tls::client_config(&TrustSettings {
             extra_roots: vec![pki.ca_der.clone()],
             continue_unverified: false,
+            client_identity: None,
         })?;
         let implicit = profile == Profile::Implicit;
         let mut settings = ClientSettings {
@@ -96,6 +97,8 @@ impl Pair {
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            sasl: Default::default(),
+            client_identity: None,
         };
         adjust(&mut settings);
         let now = Instant::now();

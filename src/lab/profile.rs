@@ -82,6 +82,10 @@ pub struct Policy {
     /// LMTP instead of SMTP: LHLO is the greeting command (EHLO and HELO are not
     /// recognized), and the end of a message is answered once per accepted recipient.
     pub lmtp: bool,
+    /// The TLS handshake asks for a client certificate signed by the lab CA (one without
+    /// still gets in), and AUTH EXTERNAL is offered to a client that presented one
+    /// (Postfix's `smtpd_tls_ask_ccert = yes`).
+    pub asks_client_certificate: bool,
 }
 
 impl Profile {
@@ -149,11 +153,11 @@ impl Profile {
     pub fn teaches(self) -> &'static str {
         match self {
             Self::Submission => {
-                "port 587 done right: STARTTLS first; before it MAIL/RCPT/AUTH get 530 and AUTH is not offered"
+                "port 587 done right: STARTTLS first; before it MAIL/RCPT/AUTH get 530 and AUTH is not offered; inside TLS also CRAM-MD5, OAUTHBEARER, and EXTERNAL for a client certificate"
             }
             Self::Mx => "an MX: STARTTLS optional, no AUTH, mail for lab.test only, relay denied",
             Self::Legacy => {
-                "the unsafe setting: AUTH offered and accepted in cleartext (smtpd_tls_auth_only=no)"
+                "the unsafe setting: AUTH offered and accepted in cleartext (smtpd_tls_auth_only=no), CRAM-MD5 and OAUTHBEARER too"
             }
             Self::Implicit => "port 465 style: TLS from the first byte, then AUTH",
             Self::Inject => {
@@ -198,6 +202,7 @@ impl Profile {
             auth_required_for_mail: true,
             slow: false,
             lmtp: false,
+            asks_client_certificate: false,
         };
         let mx = Policy {
             auth_under_tls: false,
@@ -207,6 +212,7 @@ impl Profile {
         match self {
             Self::Submission => Policy {
                 require_tls: true,
+                asks_client_certificate: true,
                 ..submission
             },
             Self::Mx => mx,

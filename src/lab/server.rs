@@ -232,7 +232,19 @@ struct DataState {
 enum SaslState {
     Plain,
     LoginUser,
-    LoginPassword { user: String },
+    LoginPassword {
+        user: String,
+    },
+    /// CRAM-MD5: the nonce sent, which the answer's HMAC covers.
+    CramMd5 {
+        nonce: String,
+    },
+    /// OAUTHBEARER: the client's message with the token.
+    OAuthBearer,
+    /// OAUTHBEARER after the error challenge: only `%x01` may come, then 535.
+    OAuthBearerRefused,
+    /// EXTERNAL without an initial response: the authorization identity comes now.
+    External,
 }
 
 struct Transaction {
@@ -330,6 +342,9 @@ pub struct ServerSession {
     /// Extensions the client's EHLO name turned off.
     off: Extensions,
     authenticated_as: Option<String>,
+    /// The common name of the client certificate presented in this TLS session (verified
+    /// against the lab CA by the handshake): the identity AUTH EXTERNAL takes.
+    client_identity: Option<String>,
     transaction: Option<Transaction>,
     bdat: Option<Bdat>,
     errors: u32,
@@ -379,6 +394,7 @@ impl ServerSession {
             esmtp: false,
             off: Extensions::default(),
             authenticated_as: None,
+            client_identity: None,
             transaction: None,
             bdat: None,
             errors: 0,
@@ -529,9 +545,29 @@ impl ServerSession {
         }
     }
 
+    /// The client certificate the TLS handshake received (its common name), on a profile
+    /// that asks for one; `None` when the client presented none.
+    #[must_use = "the log line is among the outputs"]
+    pub fn client_certificate(&mut self, identity: Option<String>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(name) = &identity {
+            self.log(
+                &mut out,
+                Direction::Note,
+                format!(
+                    "client certificate CN={} (verified against the lab CA): AUTH EXTERNAL is offered",
+                    escape_str(name)
+                ),
+            );
+        }
+        self.client_identity = identity;
+        out
+    }
+
     /// The TLS handshake after STARTTLS succeeded. Everything learned before it is forgotten
     /// (RFC 3207 §4.2): the client must say EHLO again and authenticate again.
     pub fn tls_started(&mut self) {
+        self.client_identity = None;
         self.tls = true;
         self.conduct.tls = true;
         self.activity.tls_started(true);
@@ -1121,7 +1157,7 @@ impl ServerSession {
                 }
                 Extension::Auth => {
                     if self.auth_enabled() {
-                        lines.push("AUTH PLAIN LOGIN".to_owned());
+                        lines.push(format!("AUTH {}", self.mechanisms()));
                     }
                 }
                 Extension::SmtpUtf8 => {
@@ -1162,6 +1198,41 @@ impl ServerSession {
         }
         let host = self.settings.host.clone();
         self.reply(out, 250, &host);
+    }
+
+    /// The SASL mechanisms advertised: PLAIN and LOGIN everywhere AUTH is, as Postfix with
+    /// Cyrus has them; submission and legacy add CRAM-MD5 and OAUTHBEARER, so each can be
+    /// taught (and on legacy, its leak in cleartext shown).
+    fn mechanisms(&self) -> &'static str {
+        if self.external_offered() {
+            "PLAIN LOGIN CRAM-MD5 OAUTHBEARER EXTERNAL"
+        } else if self.teaches_more_mechanisms() {
+            "PLAIN LOGIN CRAM-MD5 OAUTHBEARER"
+        } else {
+            "PLAIN LOGIN"
+        }
+    }
+
+    /// EXTERNAL only where the handshake proved an identity (RFC 4422 appendix A).
+    fn external_offered(&self) -> bool {
+        self.tls && self.policy.asks_client_certificate && self.client_identity.is_some()
+    }
+
+    /// EXTERNAL: the certificate's identity, if it is an account and the authorization
+    /// identity asked for (empty: the certificate's own) is the same.
+    fn external(&mut self, authzid: &[u8], out: &mut Vec<Output>) {
+        let identity = self.client_identity.clone().unwrap_or_default();
+        if !authzid.is_empty() && authzid != identity.as_bytes() {
+            self.auth_failed(out, "authorization failure");
+        } else if self.settings.accounts.users().any(|user| user == identity) {
+            self.authenticated(identity, out);
+        } else {
+            self.auth_failed(out, "no account for this client certificate");
+        }
+    }
+
+    fn teaches_more_mechanisms(&self) -> bool {
+        matches!(self.settings.profile, Profile::Submission | Profile::Legacy)
     }
 
     fn auth_enabled(&self) -> bool {
@@ -1292,6 +1363,13 @@ impl ServerSession {
                 _ => CredentialCheck::Invalid,
             },
             "LOGIN" => CredentialCheck::AccountNameOnly,
+            "OAUTHBEARER" => match sasl_decode(response.as_bytes()) {
+                SaslDecoded::Bytes(decoded) => match self.oauthbearer_account(&decoded) {
+                    (Some(account), true) => CredentialCheck::Valid(account),
+                    _ => CredentialCheck::Invalid,
+                },
+                _ => CredentialCheck::Invalid,
+            },
             _ => CredentialCheck::Invalid,
         };
         self.conduct.credentials(mechanism, check, refused);
@@ -1337,8 +1415,75 @@ impl ServerSession {
                 self.reply(out, 334, "VXNlcm5hbWU6");
                 self.phase = Phase::Sasl(SaslState::LoginUser);
             }
+            ("CRAM-MD5", None) if self.teaches_more_mechanisms() => {
+                let nonce = format!("<{}.{}@{}>", random_hex(8), self.number, self.settings.host);
+                self.reply(out, 334, &BASE64.encode(&nonce));
+                self.phase = Phase::Sasl(SaslState::CramMd5 { nonce });
+            }
+            // CRAM-MD5 has no initial response: the client speaks second.
+            ("CRAM-MD5", Some(_)) if self.teaches_more_mechanisms() => {
+                self.auth_failed(out, "bad protocol / cancel");
+            }
+            ("OAUTHBEARER", Some(response)) if self.teaches_more_mechanisms() => {
+                self.sasl_answer(SaslState::OAuthBearer, response.as_bytes(), out);
+            }
+            ("OAUTHBEARER", None) if self.teaches_more_mechanisms() => {
+                self.reply(out, 334, "");
+                self.phase = Phase::Sasl(SaslState::OAuthBearer);
+            }
+            ("EXTERNAL", Some(&"=")) if self.external_offered() => self.external(b"", out),
+            ("EXTERNAL", Some(response)) if self.external_offered() => {
+                self.sasl_answer(SaslState::External, response.as_bytes(), out);
+            }
+            ("EXTERNAL", None) if self.external_offered() => {
+                self.reply(out, 334, "");
+                self.phase = Phase::Sasl(SaslState::External);
+            }
             _ => self.auth_failed(out, "no mechanism available"),
         }
+    }
+
+    /// CRAM-MD5 (RFC 2195): `user hex(HMAC-MD5(password, nonce))`. The server needs the
+    /// password itself to check it.
+    fn cram_md5_account(&self, nonce: &str, decoded: &[u8]) -> Option<String> {
+        use hmac::{Hmac, Mac as _};
+        let space = decoded.iter().rposition(|&b| b == b' ')?;
+        let (user, digest) = (&decoded[..space], &decoded[space + 1..]);
+        let user = std::str::from_utf8(user).ok()?;
+        let password = self.settings.accounts.password(user)?;
+        let mut mac = Hmac::<md5::Md5>::new_from_slice(password.expose().as_bytes()).ok()?;
+        mac.update(nonce.as_bytes());
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        super::accounts::same_bytes(expected.as_bytes(), &digest.to_ascii_lowercase())
+            .then(|| user.to_owned())
+    }
+
+    /// OAUTHBEARER (RFC 7628 §3.1): the account from the GS2 header's `a=` and the token
+    /// from `auth=Bearer`; `None` for the account when the message does not parse.
+    fn oauthbearer_account(&self, decoded: &[u8]) -> (Option<String>, bool) {
+        let text = String::from_utf8_lossy(decoded);
+        let mut fields = text.split('\x01');
+        let header = fields.next().unwrap_or_default();
+        let user = header
+            .split(',')
+            .find_map(|part| part.strip_prefix("a="))
+            .map(|name| name.replace("=2C", ",").replace("=3D", "="));
+        let token = fields.find_map(|field| {
+            field.strip_prefix("auth=").and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        });
+        let valid = match (&user, token) {
+            (Some(user), Some(token)) => self.settings.accounts.check_token(user, token.as_bytes()),
+            _ => false,
+        };
+        (user, valid)
     }
 
     fn auth_failed(&mut self, out: &mut Vec<Output>, why: &str) {
@@ -1408,6 +1553,52 @@ impl ServerSession {
                 }
                 self.reply(out, 334, "UGFzc3dvcmQ6");
                 self.phase = Phase::Sasl(SaslState::LoginPassword { user });
+            }
+            SaslState::CramMd5 { nonce } => {
+                let account = self.cram_md5_account(&nonce, &decoded);
+                if !self.tls {
+                    // No password crossed, but the user name did, and the answer can be
+                    // attacked offline: a credential seen on the wire all the same.
+                    let check = match &account {
+                        Some(account) => CredentialCheck::Valid(account.clone()),
+                        None => CredentialCheck::Invalid,
+                    };
+                    self.conduct.credentials("CRAM-MD5", check, false);
+                }
+                match account {
+                    Some(account) => self.authenticated(account, out),
+                    None => self.auth_failed(out, "authentication failure"),
+                }
+            }
+            SaslState::OAuthBearer => {
+                let (user, valid) = self.oauthbearer_account(&decoded);
+                if !self.tls {
+                    // A bearer token read off the wire works for anyone until it expires.
+                    let check = match (&user, valid) {
+                        (Some(user), true) => CredentialCheck::Valid(user.clone()),
+                        _ => CredentialCheck::Invalid,
+                    };
+                    self.conduct.credentials("OAUTHBEARER", check, false);
+                }
+                match user {
+                    Some(user) if valid => self.authenticated(user, out),
+                    // RFC 7628 §3.2.2: the error as a JSON challenge; the client must answer
+                    // %x01 before the final refusal.
+                    _ => {
+                        let error = r#"{"status":"invalid_token","scope":"mail"}"#;
+                        self.reply(out, 334, &BASE64.encode(error));
+                        self.phase = Phase::Sasl(SaslState::OAuthBearerRefused);
+                    }
+                }
+            }
+            SaslState::External => self.external(&decoded, out),
+            SaslState::OAuthBearerRefused => {
+                let why = if decoded.as_slice() == [1] {
+                    "invalid token"
+                } else {
+                    "bad protocol / cancel"
+                };
+                self.auth_failed(out, why);
             }
             SaslState::LoginPassword { user } => {
                 let valid = !user.is_empty() && self.settings.accounts.check(&user, &decoded);
@@ -2173,6 +2364,14 @@ fn smtp_words(line: &str) -> Vec<&str> {
     words
 }
 
+/// `bytes` random bytes in hex (a CRAM-MD5 nonce's unpredictable part).
+fn random_hex(bytes: usize) -> String {
+    use ring::rand::SecureRandom as _;
+    let mut buffer = vec![0u8; bytes];
+    let _ = ring::rand::SystemRandom::new().fill(&mut buffer);
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Decodes a SASL response as Cyrus SASL's `sasl_decode64` does: a length that is not a
 /// multiple of four asks for more, characters outside base64 are a protocol error.
 fn sasl_decode(text: &[u8]) -> SaslDecoded {
@@ -2518,7 +2717,8 @@ mod tests {
         assert_eq!(
             say(&mut s, "EHLO client"),
             "250-lab.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n\
-             250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
+             250-STARTTLS\r\n250-AUTH PLAIN LOGIN CRAM-MD5 OAUTHBEARER\r\n\
+             250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n\
              250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
         );
         // A long EHLO argument is fine: Postfix reads 2048 bytes.
@@ -2569,7 +2769,10 @@ mod tests {
         say(&mut s, "STARTTLS");
         s.tls_started();
         let ehlo = say(&mut s, "EHLO client");
-        assert!(ehlo.contains("250-AUTH PLAIN LOGIN\r\n") && !ehlo.contains("STARTTLS"));
+        assert!(
+            ehlo.contains("250-AUTH PLAIN LOGIN CRAM-MD5 OAUTHBEARER\r\n")
+                && !ehlo.contains("STARTTLS")
+        );
         assert_eq!(
             say(&mut s, "STARTTLS"),
             "554 5.5.1 Error: TLS already active\r\n"
@@ -2711,6 +2914,168 @@ mod tests {
         assert_eq!(say(&mut s, "AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
         assert_eq!(say(&mut s, ""), "334 UGFzc3dvcmQ6\r\n");
         assert_eq!(say(&mut s, "eA=="), failed("authentication failure"));
+    }
+
+    #[test]
+    fn cram_md5_and_oauthbearer_are_taught_on_submission_and_legacy() {
+        use hmac::{Hmac, Mac as _};
+        let failed = |why: &str| format!("535 5.7.8 Error: authentication failed: {why}\r\n");
+        for profile in [Profile::Submission, Profile::Legacy] {
+            let mut s = session(profile);
+            say(&mut s, "EHLO client");
+            if profile == Profile::Submission {
+                say(&mut s, "STARTTLS");
+                s.tls_started();
+            }
+            let ehlo = say(&mut s, "EHLO client");
+            assert!(
+                ehlo.contains("250-AUTH PLAIN LOGIN CRAM-MD5 OAUTHBEARER\r\n"),
+                "{ehlo}"
+            );
+            // CRAM-MD5: the HMAC-MD5 of the nonce keyed with the password.
+            let challenge = say(&mut s, "AUTH CRAM-MD5");
+            let nonce = BASE64
+                .decode(challenge.trim_end().trim_start_matches("334 "))
+                .expect("base64 nonce");
+            assert!(nonce.starts_with(b"<") && nonce.ends_with(b"@lab.test>"));
+            let answer = |password: &str| {
+                let mut mac =
+                    Hmac::<md5::Md5>::new_from_slice(password.as_bytes()).expect("any key");
+                mac.update(&nonce);
+                let hex: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                BASE64.encode(format!("{DEFAULT_USER} {hex}"))
+            };
+            assert_eq!(
+                say(&mut s, &answer("wrong")),
+                failed("authentication failure")
+            );
+            say(&mut s, "AUTH CRAM-MD5");
+            let mut s2 = session(profile);
+            say(&mut s2, "EHLO client");
+            if profile == Profile::Submission {
+                say(&mut s2, "STARTTLS");
+                s2.tls_started();
+                say(&mut s2, "EHLO client");
+            }
+            // OAUTHBEARER: a wrong token gets the JSON error challenge, %x01, then 535.
+            let token = s2
+                .settings
+                .accounts
+                .token(DEFAULT_USER)
+                .expect("token")
+                .expose()
+                .to_owned();
+            let bearer = |token: &str| {
+                BASE64.encode(format!(
+                    "n,a={DEFAULT_USER},\x01auth=Bearer {token}\x01\x01"
+                ))
+            };
+            assert_eq!(
+                say(&mut s2, &format!("AUTH OAUTHBEARER {}", bearer("nope"))),
+                "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJtYWlsIn0=\r\n"
+            );
+            assert_eq!(say(&mut s2, "AQ=="), failed("invalid token"));
+            let out = s2.receive(format!("AUTH OAUTHBEARER {}\r\n", bearer(&token)).as_bytes());
+            assert_eq!(sent(&out), "235 2.7.0 Authentication successful\r\n");
+            assert!(!log(&out).contains(&token));
+            let verdict = s2.verdict().to_string();
+            if profile == Profile::Legacy {
+                assert!(
+                    verdict.contains("sent valid credentials for student@lab.test in cleartext (AUTH OAUTHBEARER)")
+                        && verdict.contains("bearer token read off the wire"),
+                    "{verdict}"
+                );
+            } else {
+                assert!(!verdict.contains("cleartext"), "{verdict}");
+            }
+        }
+        // The CRAM-MD5 answer with the right password, in cleartext on legacy: accepted, and
+        // the verdict says what the answer still gives away.
+        let mut s = session(Profile::Legacy);
+        say(&mut s, "EHLO client");
+        let challenge = say(&mut s, "AUTH CRAM-MD5");
+        let nonce = BASE64
+            .decode(challenge.trim_end().trim_start_matches("334 "))
+            .expect("base64 nonce");
+        let mut mac = Hmac::<md5::Md5>::new_from_slice(DEFAULT_PASSWORD.as_bytes()).expect("key");
+        mac.update(&nonce);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            say(&mut s, &BASE64.encode(format!("{DEFAULT_USER} {hex}"))),
+            "235 2.7.0 Authentication successful\r\n"
+        );
+        let verdict = s.verdict().to_string();
+        assert!(
+            verdict.contains("(AUTH CRAM-MD5)") && verdict.contains("cracked offline"),
+            "{verdict}"
+        );
+        // Other profiles keep Postfix's PLAIN LOGIN only.
+        let mut s = session(Profile::Implicit);
+        assert!(say(&mut s, "EHLO client").contains("250-AUTH PLAIN LOGIN\r\n"));
+        assert_eq!(
+            say(&mut s, "AUTH CRAM-MD5"),
+            failed("no mechanism available")
+        );
+    }
+
+    #[test]
+    fn external_takes_the_client_certificates_account_only() {
+        let failed = |why: &str| format!("535 5.7.8 Error: authentication failed: {why}\r\n");
+        let start = |identity: Option<&str>| {
+            let mut s = session(Profile::Submission);
+            say(&mut s, "EHLO client");
+            say(&mut s, "STARTTLS");
+            s.tls_started();
+            let _ = s.client_certificate(identity.map(str::to_owned));
+            let ehlo = say(&mut s, "EHLO client");
+            (s, ehlo)
+        };
+        // No certificate: not offered, and refused as an unknown mechanism.
+        let (mut s, ehlo) = start(None);
+        assert!(!ehlo.contains("EXTERNAL"), "{ehlo}");
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            failed("no mechanism available")
+        );
+        // The workshop certificate: with an empty authorization identity, or its own.
+        let (mut s, ehlo) = start(Some(DEFAULT_USER));
+        assert!(
+            ehlo.contains("AUTH PLAIN LOGIN CRAM-MD5 OAUTHBEARER EXTERNAL"),
+            "{ehlo}"
+        );
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            "235 2.7.0 Authentication successful\r\n"
+        );
+        let (mut s, _) = start(Some(DEFAULT_USER));
+        assert_eq!(say(&mut s, "AUTH EXTERNAL"), "334 \r\n");
+        assert_eq!(say(&mut s, ""), "235 2.7.0 Authentication successful\r\n");
+        // Asking to be someone else, or a certificate for no account: refused.
+        let (mut s, _) = start(Some(DEFAULT_USER));
+        assert_eq!(
+            say(
+                &mut s,
+                &format!("AUTH EXTERNAL {}", BASE64.encode("root@lab.test"))
+            ),
+            failed("authorization failure")
+        );
+        let (mut s, _) = start(Some("stranger"));
+        assert_eq!(
+            say(&mut s, "AUTH EXTERNAL ="),
+            failed("no account for this client certificate")
+        );
+        // Other profiles never ask.
+        assert!(!Profile::Implicit.policy().asks_client_certificate);
     }
 
     #[test]

@@ -213,6 +213,17 @@ pub fn judge(profile: Profile, conduct: &Conduct) -> Verdict {
         if credentials.refused {
             text.push_str(" (the server did not take them, but they had crossed the wire already)");
         }
+        // What each mechanism's leak gives whoever was on the path.
+        match mechanism.as_str() {
+            "CRAM-MD5" => text.push_str(
+                "; CRAM-MD5 hides the password but not the user name, and the captured answer \
+                 can be cracked offline",
+            ),
+            "OAUTHBEARER" | "XOAUTH2" => text.push_str(
+                "; a bearer token read off the wire works for whoever has it until it expires",
+            ),
+            _ => {}
+        }
         push(&mut findings, Level::Alarm, text);
     }
     if conduct.starttls_refused {

@@ -1370,6 +1370,15 @@ impl App {
                 refusal,
             )))];
         }
+        if mechanism == Mechanism::External {
+            // The identity is the client certificate's: nothing to ask.
+            return self.authenticate(
+                mechanism,
+                "the client certificate".to_owned(),
+                Secret::new(String::new()),
+                one_time,
+            );
+        }
         match (&self.preset_user, &self.preset_secret) {
             (Some(user), Some(secret)) => {
                 let (user, secret) = (user.clone(), secret.clone());
@@ -1571,8 +1580,8 @@ impl App {
                         .to_owned()
                 }
                 _ => {
-                    let prompted =
-                        !has_initial_response && Mechanism::from_name(&mechanism).is_some();
+                    let prompted = !has_initial_response
+                        && Mechanism::from_name(&mechanism).is_some_and(Mechanism::needs_secret);
                     match (self.auth_override(OneTimeOverride::None), prompted) {
                         (Some(how), true) => {
                             format!("AUTH {mechanism}: user and password go {how}")

@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_written_out_answer_is_never_described() {
-        let mut player = player("C: AUTH CRAM-MD5\nS: 334\nC: c2VjcmV0\nS: 235\n");
+        let mut player = player("C: AUTH DIGEST-MD5\nS: 334\nC: c2VjcmV0\nS: 235\n");
         player.take_step(false).expect("AUTH");
         player.settle();
         player.check(&reply("334 PDE+\r\n"));

@@ -846,6 +846,9 @@ fn render_input(app: &App, frame: &mut Frame, area: Rect, title: Option<String>,
     let hidden = app.mode.hides_input();
     let prompt = match &app.mode {
         Mode::Line(Prompt::User { .. }) => "user> ",
+        Mode::Line(Prompt::Password { mechanism, .. }) if mechanism.takes_token() => {
+            "token (hidden)> "
+        }
         Mode::Line(Prompt::Password { .. }) => "password (hidden)> ",
         Mode::Line(Prompt::SaslAnswer) => "answer (hidden)> ",
         Mode::Message(_) => "msg> ",

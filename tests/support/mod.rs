@@ -177,6 +177,8 @@ pub fn credential_forms(user: &str, password: &str) -> Vec<String> {
         B64.encode(format!("{user}\0{user}\0{password}")),
         B64.encode(password),
         B64.encode(user),
+        B64.encode(format!("user={user}\x01auth=Bearer {password}\x01\x01")),
+        B64.encode(format!("n,a={user},\x01auth=Bearer {password}\x01\x01")),
     ];
     let unpadded: Vec<String> = forms
         .iter()
@@ -645,8 +647,10 @@ pub struct Smtp {
     pub hostname: String,
     /// Advertise STARTTLS in the EHLO reply (only while not in TLS).
     pub advertise_starttls: bool,
-    /// Advertise `AUTH PLAIN LOGIN` even in cleartext.
+    /// Advertise AUTH even in cleartext.
     pub advertise_auth: bool,
+    /// The mechanisms AUTH advertises.
+    pub mechanisms: &'static str,
     /// STARTTLS behaviour.
     pub starttls: StartTls,
     /// TLS server config (needed for STARTTLS handshakes and implicit TLS).
@@ -684,6 +688,7 @@ impl Default for Smtp {
             hostname: "fake.example".into(),
             advertise_starttls: true,
             advertise_auth: true,
+            mechanisms: "PLAIN LOGIN",
             starttls: StartTls::Handshake,
             tls: None,
             implicit_tls: false,
@@ -805,7 +810,7 @@ impl SmtpSession {
                     r.push_str("250-STARTTLS\r\n");
                 }
                 if self.cfg.advertise_auth || conn.is_tls() {
-                    r.push_str("250-AUTH PLAIN LOGIN\r\n");
+                    r.push_str(&format!("250-AUTH {}\r\n", self.cfg.mechanisms));
                 }
                 r.push_str("250 8BITMIME\r\n");
                 conn.send(r.as_bytes())?;
@@ -915,6 +920,10 @@ pub struct Pki {
     expired: LeafMaterial,
     wrong_name: LeafMaterial,
     hostile: LeafMaterial,
+    /// A client certificate (CN client.example, issued by the CA) for `--cert`.
+    pub client_cert: PathBuf,
+    /// Its key (mode 0600) for `--key`.
+    pub client_key: PathBuf,
 }
 
 impl Pki {
@@ -1006,6 +1015,28 @@ impl Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_cert.pem()).expect("write CA PEM");
+        let client_key_pair = KeyPair::generate().expect("client key");
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        client_params.distinguished_name = rcgen::DistinguishedName::new();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "client.example");
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client_params.not_before = now - day;
+        client_params.not_after = now + day * 365;
+        let client = client_params
+            .signed_by(&client_key_pair, &issuer)
+            .expect("client sign");
+        let client_cert = dir.path().join("client.pem");
+        std::fs::write(&client_cert, client.pem()).expect("write client cert");
+        let client_key = dir.path().join("client.key");
+        std::fs::write(&client_key, client_key_pair.serialize_pem()).expect("write client key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&client_key, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod client key");
+        }
         Pki {
             dir,
             ca_file,
@@ -1014,6 +1045,8 @@ impl Pki {
             expired,
             wrong_name,
             hostile,
+            client_cert,
+            client_key,
         }
     }
 
@@ -1444,6 +1477,8 @@ pub enum Creds {
     EnvPassword,
     /// `--user USER` and `--password-file` naming a file that holds the password.
     PasswordFile,
+    /// `--cert` and `--key` with the row's client certificate, and no password.
+    ClientCert,
 }
 
 /// A fact a row checks besides its exit status, its texts and the invariants of every row.
@@ -1485,6 +1520,8 @@ pub enum Check {
     NotReceived(&'static str),
     /// This text (any case) is in no byte the server received in cleartext.
     NotInCleartext(&'static str),
+    /// The server received exactly this line inside TLS.
+    LineInsideTls(&'static str),
     /// The output holds this text, in this case.
     SaysExactly(&'static str),
     /// The output holds one of these texts (any case).
@@ -1590,6 +1627,12 @@ impl Case {
                 std::fs::write(&file, format!("{PASSWORD}\n")).expect("write password file");
                 run.args(["--user", USER, "--password-file", &file.to_string_lossy()])
             }
+            Creds::ClientCert => run.args([
+                "--cert",
+                &pki.client_cert.to_string_lossy(),
+                "--key",
+                &pki.client_key.to_string_lossy(),
+            ]),
         };
         run = run.args(self.args);
         let (run, transcript) = if self.transcript {
@@ -1746,6 +1789,11 @@ impl Check {
             Check::NotReceived(text) => assert!(
                 find_ci(&rec.all_bytes(), text.as_bytes()).is_none(),
                 "{text} reached the server: {}",
+                rec.dump()
+            ),
+            Check::LineInsideTls(line) => assert!(
+                rec.lines.contains(&(true, line.to_owned())),
+                "{line:?} was not received inside TLS: {}",
                 rec.dump()
             ),
             Check::NotInCleartext(text) => assert!(

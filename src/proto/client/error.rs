@@ -109,7 +109,8 @@ pub enum SessionError {
     CredentialsAfterOutOfStep,
     /// The mechanism was not advertised by the server; nothing was sent.
     #[error(
-        "AUTH {mechanism} not sent: {advertised}; type the AUTH line yourself to send it anyway"
+        "AUTH {mechanism} not sent: {advertised}; to send it anyway, use smtptui run --force, \
+         or type the AUTH line with its initial response yourself"
     )]
     NotAdvertised {
         /// The mechanism asked for.
@@ -117,6 +118,14 @@ pub enum SessionError {
         /// What the server offered, in words.
         advertised: String,
     },
+    /// AUTH EXTERNAL asked for without a client certificate: there is no identity for the
+    /// server to take; nothing was sent.
+    #[error(
+        "AUTH EXTERNAL not sent: no client certificate is configured, so the server has no \
+         identity to take; give --cert PEM and --key PEM (the TLS handshake presents it when \
+         the server asks)"
+    )]
+    NoClientCertificate,
     /// A pipelined group was not sent: it breaks a rule of RFC 2920 (or the server did not
     /// offer PIPELINING); nothing was sent.
     #[error("pipelined group not sent: {reason}")]
@@ -187,6 +196,7 @@ impl SessionError {
                 | Self::Busy
                 | Self::CredentialsAfterOutOfStep
                 | Self::NotAdvertised { .. }
+                | Self::NoClientCertificate
                 | Self::GroupRefused { .. }
                 | Self::ExtensionNotOffered { .. }
                 | Self::RequireTls { .. }
@@ -214,6 +224,7 @@ impl SessionError {
             Self::Guard(_)
             | Self::CredentialsAfterOutOfStep
             | Self::NotAdvertised { .. }
+            | Self::NoClientCertificate
             | Self::GroupRefused { .. }
             | Self::ExtensionNotOffered { .. }
             | Self::RequireTls { .. }
@@ -328,6 +339,7 @@ mod tests {
                 mechanism: "PLAIN".to_owned(),
                 advertised: "none".to_owned(),
             },
+            SessionError::NoClientCertificate,
             SessionError::Sasl(SaslError::TooManyChallenges),
             SessionError::Line(LineError::LineBreak),
             SessionError::NoMessage,

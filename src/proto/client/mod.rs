@@ -125,6 +125,31 @@ pub struct ClientSettings {
     /// environment; see [`crate::proto::sasl::credential_forms`]), known before they are used:
     /// a line holding one is a credential from the first byte.
     pub known_secrets: Vec<Secret>,
+    /// How SASL exchanges run.
+    pub sasl: SaslOptions,
+    /// The client certificate presented when the server asks (`--cert`, `--key`); the
+    /// identity EXTERNAL uses.
+    pub client_identity: Option<tls::ClientIdentity>,
+}
+
+/// How the SASL exchanges of [`ClientSession::authenticate`] run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaslOptions {
+    /// Send the first message on the AUTH line (RFC 4954 §4 initial response, SASL-IR);
+    /// without it the mechanism waits for the server's empty 334 challenge. On by default.
+    pub initial_response: bool,
+    /// Run a mechanism the server's EHLO did not advertise (`smtptui run --force`), with a
+    /// warning, to see what the server does with it.
+    pub force: bool,
+}
+
+impl Default for SaslOptions {
+    fn default() -> Self {
+        Self {
+            initial_response: true,
+            force: false,
+        }
+    }
 }
 
 /// What a line handed to [`ClientSession::send_line`] became.
@@ -159,10 +184,7 @@ enum Pending {
     /// A typed answer to a 334.
     TypedAnswer,
     /// An exchange run with stored credentials: a 334 is answered here.
-    Exchange {
-        client: Box<SaslClient>,
-        credential_sent: bool,
-    },
+    Exchange { client: Box<SaslClient> },
     /// `*` sent because the exchange could not go on; the session fails with this error.
     AbortedExchange(SaslError),
     /// `AUTH <MECH>` sent only to learn whether the server would run an exchange.
@@ -321,6 +343,12 @@ impl ClientSession {
                 (TlsMode::Implicit, _) => "implicit TLS from the first byte".to_owned(),
             },
         });
+        if let Some(identity) = session.settings.client_identity.clone() {
+            session.emit(EventKind::Note(identity.describe()));
+            if let Some(warning) = &identity.key_warning {
+                session.emit(EventKind::Warning(warning.clone()));
+            }
+        }
         Ok(session)
     }
 
@@ -600,11 +628,24 @@ impl ClientSession {
         // must hear, whatever the server advertised.
         let consent = self.consult_guard(one_time)?;
         self.check_advertised(mechanism)?;
+        if mechanism == Mechanism::External {
+            self.check_client_identity()?;
+        }
         self.record_consent(consent);
-        self.remember_credential_forms(&credentials);
-        let client = SaslClient::new(mechanism, credentials);
+        if let Some(caveat) = mechanism.caveat() {
+            self.emit(EventKind::Note(caveat.to_owned()));
+        }
+        if mechanism.needs_secret() {
+            self.remember_credential_forms(&credentials);
+        }
+        let mut client = SaslClient::new(mechanism, credentials);
         let hidden = format!("<credentials for {} hidden>", escape_str(client.user()));
-        let credential_sent = match client.initial_response() {
+        match client.initial_response(self.settings.sasl.initial_response) {
+            // EXTERNAL's message is only the authorization identity asked for: no secret.
+            Some(response) if !mechanism.needs_secret() => {
+                let line = format!("AUTH {} {}", mechanism.name(), response.expose());
+                self.send(line.as_bytes(), escape_str(&line), SentKind::Command);
+            }
             Some(response) => {
                 self.remember_secret(response.expose(), true);
                 let wire =
@@ -614,19 +655,16 @@ impl ClientSession {
                     format!("AUTH {} {hidden}", mechanism.name()),
                     SentKind::Credentials,
                 );
-                true
             }
             None => {
                 let line = format!("AUTH {}", mechanism.name());
                 self.send(line.as_bytes(), line.clone(), SentKind::Command);
-                false
             }
-        };
+        }
         Ok(self.await_reply(
             format!("the reply to AUTH {}", mechanism.name()),
             Pending::Exchange {
                 client: Box::new(client),
-                credential_sent,
             },
         ))
     }
@@ -945,7 +983,9 @@ impl ClientSession {
                 Ok(self.await_reply(
                     format!("the reply to {verb}"),
                     Pending::TypedAuth {
-                        credential_sent: has_initial_response,
+                        // EXTERNAL sends no secret by design: a 235 to it is no warning.
+                        credential_sent: has_initial_response
+                            || mechanism.eq_ignore_ascii_case("EXTERNAL"),
                     },
                 ))
             }
@@ -1337,6 +1377,25 @@ impl ClientSession {
         }
     }
 
+    /// EXTERNAL takes its identity from the client certificate: without one configured there
+    /// is nothing for the server to take, and a server that did not ask for it has none.
+    fn check_client_identity(&mut self) -> Result<(), SessionError> {
+        let Some(identity) = &self.settings.client_identity else {
+            let error = SessionError::NoClientCertificate;
+            self.emit(EventKind::Warning(error.to_string()));
+            return Err(error);
+        };
+        if self.tls.is_some() && !identity.was_asked() {
+            self.emit(EventKind::Warning(
+                "the server did not ask for a client certificate in the TLS handshake, so it \
+                 has no identity for EXTERNAL: expect a refusal (Postfix: \
+                 smtpd_tls_ask_ccert = yes)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     fn check_advertised(&mut self, mechanism: Mechanism) -> Result<(), SessionError> {
         let advertised = match &self.capabilities {
             None => "no EHLO on this connection has said which AUTH mechanisms the server \
@@ -1360,6 +1419,13 @@ impl ClientSession {
                 }
             }
         };
+        if self.settings.sasl.force {
+            self.emit(EventKind::Warning(format!(
+                "AUTH {} forced: {advertised}",
+                mechanism.name()
+            )));
+            return Ok(());
+        }
         let error = SessionError::NotAdvertised {
             mechanism: mechanism.name().to_owned(),
             advertised,
@@ -1728,14 +1794,12 @@ impl ClientSession {
                 }
                 self.complete(step, reply);
             }
-            Pending::Exchange {
-                mut client,
-                credential_sent,
-            } => {
+            Pending::Exchange { mut client } => {
+                let mechanism = client.mechanism();
                 if code != 334 {
                     if code == 235 {
                         self.authenticated_as = Some(client.user().to_owned());
-                        if !credential_sent {
+                        if !client.secret_sent() && mechanism.needs_secret() {
                             self.warn_no_credential_used();
                         }
                     }
@@ -1743,16 +1807,44 @@ impl ClientSession {
                     return;
                 }
                 let challenge = reply.texts().next().unwrap_or_default().to_vec();
+                if let Some(error) = client.error_challenge(&challenge) {
+                    let answer = if mechanism == Mechanism::OAuthBearer {
+                        "answered with a single %x01 as RFC 7628 §3.2.3 requires"
+                    } else {
+                        "answered with an empty line"
+                    };
+                    let error = self.redact_text(error);
+                    self.emit(EventKind::Note(format!(
+                        "the server refused the token; its error challenge, decoded: {error} \
+                         ({answer}; the final reply follows)"
+                    )));
+                }
                 let pending = match client.respond(&challenge) {
+                    Ok(answer) if !mechanism.needs_secret() => {
+                        let shown = if answer.is_empty() {
+                            "<empty response>".to_owned()
+                        } else {
+                            escape_str(answer.expose())
+                        };
+                        self.send(answer.expose().as_bytes(), shown, SentKind::Command);
+                        Pending::Exchange { client }
+                    }
+                    Ok(answer)
+                        if mechanism == Mechanism::OAuthBearer && answer.expose() == "AQ==" =>
+                    {
+                        self.send(
+                            b"AQ==",
+                            "AQ== (%x01: ends the failed OAUTHBEARER exchange)".to_owned(),
+                            SentKind::Command,
+                        );
+                        Pending::Exchange { client }
+                    }
                     Ok(answer) => {
                         let hidden =
                             format!("<credentials for {} hidden>", escape_str(client.user()));
                         self.remember_secret(answer.expose(), true);
                         self.send(answer.expose().as_bytes(), hidden, SentKind::Credentials);
-                        Pending::Exchange {
-                            client,
-                            credential_sent: true,
-                        }
+                        Pending::Exchange { client }
                     }
                     Err(error) => {
                         // RFC 4954 §4: "*" cancels the exchange.
@@ -1821,6 +1913,9 @@ impl ClientSession {
         self.parser.clear();
         self.unasked_begun = false;
         self.authenticated_as = None;
+        if let Some(identity) = &self.settings.client_identity {
+            identity.forget_asked();
+        }
         *self
             .settings
             .verdict
@@ -1882,6 +1977,16 @@ impl ClientSession {
         };
         self.tls_info = Some(info.clone());
         self.emit(EventKind::TlsEstablished(Box::new(info)));
+        if let Some(identity) = self.settings.client_identity.clone() {
+            self.emit(EventKind::Note(if identity.was_asked() {
+                format!(
+                    "the server asked for a client certificate: presented {} (SHA-256 {})",
+                    identity.subject, identity.fingerprint
+                )
+            } else {
+                "the server did not ask for a client certificate; none was presented".to_owned()
+            }));
+        }
         if self.capabilities.take().is_some() {
             // RFC 3207 §4.2: what the server said before TLS cannot be trusted now.
             self.emit(EventKind::Note(

@@ -15,6 +15,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
     let (tls, verdict) = crate::tls::client_config(&TrustSettings {
         extra_roots: Vec::new(),
         continue_unverified: false,
+        client_identity: None,
     })
     .unwrap();
     ClientSettings {
@@ -28,6 +29,8 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         limits: ReplyLimits::default(),
         unasked,
         known_secrets: credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned())),
+        sasl: Default::default(),
+        client_identity: None,
     }
 }
 
@@ -328,7 +331,7 @@ fn auth_in_cleartext_is_refused_and_nothing_crosses() {
 #[test]
 fn a_line_holding_the_configured_password_in_any_form_is_a_credential_from_the_start() {
     let forms = credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned()));
-    assert_eq!(forms.len(), 5);
+    assert_eq!(forms.len(), 6);
     for form in &forms {
         for line in [
             form.expose().to_owned(),
