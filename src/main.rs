@@ -786,7 +786,100 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
         allow_cleartext_auth: args.allow_cleartext_auth,
         allow_unverified_auth: args.insecure,
     };
+    config.transport = transport(&config.host, &args.wire, &args.tls_offer)?;
     Ok(config)
+}
+
+/// The transport options as the session takes them, checked: each bad combination is named
+/// with its fix before anything connects.
+fn transport(
+    host: &str,
+    wire: &cli::WireArgs,
+    offer: &cli::TlsOfferArgs,
+) -> Result<smtptui::session::Transport, String> {
+    use smtptui::session::{AddressFamily, ProxyRequest, Transport};
+    let unix = host.starts_with(cli::UNIX_PREFIX);
+    let family = match (wire.ipv4, wire.ipv6) {
+        (true, _) => Some(AddressFamily::V4),
+        (_, true) => Some(AddressFamily::V6),
+        _ => None,
+    };
+    if unix && (family.is_some() || wire.local_addr.is_some()) {
+        return Err(format!(
+            "{host} is a UNIX domain socket: -4, -6 and --local-addr apply only to TCP; drop them"
+        ));
+    }
+    if let (Some(family), Some(local)) = (family, wire.local_addr)
+        && (family == AddressFamily::V4) != local.is_ipv4()
+    {
+        return Err(format!(
+            "--local-addr {local} is not of the family -4/-6 asks for; give an address of that \
+             family"
+        ));
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let other = match family {
+            Some(AddressFamily::V4) => ip.is_ipv6(),
+            Some(AddressFamily::V6) => ip.is_ipv4(),
+            None => wire.local_addr.is_some_and(|l| l.is_ipv4() != ip.is_ipv4()),
+        };
+        if other {
+            return Err(format!(
+                "{ip} cannot be reached over the family asked for (-4, -6 or that of \
+                 --local-addr); connect to an address of that family"
+            ));
+        }
+    }
+    let proxy = match (wire.proxy_protocol, wire.proxy_source) {
+        (Some(version), Some(source)) => {
+            let version = match version {
+                cli::ProxyArg::V1 => smtptui::proto::proxy::ProxyVersion::V1,
+                cli::ProxyArg::V2 => smtptui::proto::proxy::ProxyVersion::V2,
+            };
+            if let Some(destination) = wire.proxy_dest {
+                smtptui::proto::proxy::ProxyHeader::new(version, source, destination)
+                    .map_err(|e| e.to_string())?;
+            } else if unix {
+                return Err(
+                    "a PROXY header over a UNIX domain socket needs --proxy-dest ADDR:PORT"
+                        .to_owned(),
+                );
+            }
+            Some(ProxyRequest {
+                version,
+                source,
+                destination: wire.proxy_dest,
+            })
+        }
+        _ => None,
+    };
+    let key_log = if wire.keylog_from_env {
+        match std::env::var_os("SSLKEYLOGFILE") {
+            Some(path) if !path.is_empty() => Some(std::path::PathBuf::from(path)),
+            _ => {
+                return Err(
+                    "--keylog-from-env: $SSLKEYLOGFILE is not set; set it to the key log file, \
+                     or give --keylog FILE"
+                        .to_owned(),
+                );
+            }
+        }
+    } else {
+        wire.keylog.clone()
+    };
+    let tls = tls::TlsChoices {
+        min: offer.tls_min,
+        max: offer.tls_max,
+        suites: offer.ciphers.clone(),
+        key_log,
+    };
+    tls.resolve().map_err(|e| e.to_string())?;
+    Ok(Transport {
+        family,
+        local: wire.local_addr,
+        proxy,
+        tls,
+    })
 }
 
 /// The configuration every command that connects shares: target and port, how TLS starts,
@@ -834,6 +927,7 @@ fn server_config(
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
+        transport: smtptui::session::Transport::default(),
     })
 }
 

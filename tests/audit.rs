@@ -56,6 +56,7 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
+        transport: Default::default(),
     }
 }
 

@@ -83,6 +83,7 @@ fn config(port: u16) -> SessionConfig {
         limits: ReplyLimits::default(),
         unasked: smtptui::session::UnaskedReplies::Show,
         known_secrets: Vec::new(),
+        transport: Default::default(),
     }
 }
 

@@ -94,6 +94,7 @@ impl TestLab {
             limits: ReplyLimits::default(),
             unasked: smtptui::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            transport: Default::default(),
         }
     }
 }

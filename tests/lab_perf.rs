@@ -108,6 +108,7 @@ impl LabProcess {
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            transport: Default::default(),
         }
     }
 
@@ -367,6 +368,7 @@ impl ClassLab {
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            transport: Default::default(),
         }
     }
 

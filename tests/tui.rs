@@ -1451,6 +1451,7 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
         limits: ReplyLimits::default(),
         unasked: UnaskedReplies::Show,
         known_secrets: Vec::new(),
+        transport: Default::default(),
     };
     let mut app = App::new("flood".to_owned(), History::in_memory());
     app.explain = true;

@@ -99,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
             UnaskedReplies::Fatal
         },
         known_secrets: forms.clone(),
+        key_log: None,
     };
     let start = Instant::now();
     let mut now = start;

@@ -581,6 +581,7 @@ impl Lab {
             limits: crate::proto::reply::ReplyLimits::default(),
             unasked: crate::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            transport: crate::session::Transport::default(),
         })
     }
 

@@ -96,6 +96,7 @@ impl Pair {
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            key_log: None,
         };
         adjust(&mut settings);
         let now = Instant::now();

@@ -28,6 +28,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         limits: ReplyLimits::default(),
         unasked,
         known_secrets: credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned())),
+        key_log: None,
     }
 }
 
