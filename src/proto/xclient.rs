@@ -206,6 +206,7 @@ mod tests {
         let warnings = warnings(forwarding, &attributes, caps.as_ref());
         assert!(warnings.iter().any(|w| w.contains("does not list LOGIN")), "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("BOGUS is not an attribute")), "{warnings:?}");
-        assert!(!warnings.iter().any(|w| w.contains("ADDR")), "{warnings:?}");
+        assert!(!warnings.iter().any(|w| w.contains("list ADDR")), "{warnings:?}");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }
