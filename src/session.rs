@@ -254,18 +254,20 @@ impl Session {
         // A PROXY header goes before any SMTP byte, and before the TLS of implicit TLS: it is
         // what a load balancer in front of the server would have written.
         let proxy = match session.config.transport.proxy {
-            Some(request) => match send_proxy_header(&mut socket, request, session.config.timeout)
-                .await
-            {
-                Ok(header) => Some(header),
-                Err(error) => return Err(session.transport_failed(error)),
-            },
+            Some(request) => {
+                match send_proxy_header(&mut socket, request, session.config.timeout).await {
+                    Ok(header) => Some(header),
+                    Err(error) => return Err(session.transport_failed(error)),
+                }
+            }
             None => None,
         };
         session.tcp = Some(socket);
         let greeting = session.core.connected(peer, local, Instant::now());
         if let Some(header) = proxy {
-            session.core.record(EventKind::Note(header.describe()), Instant::now());
+            session
+                .core
+                .record(EventKind::Note(header.describe()), Instant::now());
         }
         let greeting = session.finish(greeting).await?;
         Ok((session, greeting))
@@ -830,12 +832,15 @@ async fn send_proxy_header(
     request: ProxyRequest,
     timeout: Duration,
 ) -> Result<ProxyHeader, SessionError> {
-    let destination = request.destination.or_else(|| socket.peer()).ok_or_else(|| {
-        SessionError::Io(Arc::new(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a PROXY header over a UNIX socket needs --proxy-dest ADDR:PORT",
-        )))
-    })?;
+    let destination = request
+        .destination
+        .or_else(|| socket.peer())
+        .ok_or_else(|| {
+            SessionError::Io(Arc::new(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a PROXY header over a UNIX socket needs --proxy-dest ADDR:PORT",
+            )))
+        })?;
     let header = ProxyHeader::new(request.version, request.source, destination).map_err(|e| {
         SessionError::Io(Arc::new(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -989,17 +989,9 @@ impl std::fmt::Debug for KeyLogWriter {
 impl rustls::KeyLog for KeyLogWriter {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
         use std::io::Write as _;
-        let hex = |bytes: &[u8]| {
-            bytes
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        let line = zeroize::Zeroizing::new(format!(
-            "{label} {} {}\n",
-            hex(client_random),
-            hex(secret)
-        ));
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let line =
+            zeroize::Zeroizing::new(format!("{label} {} {}\n", hex(client_random), hex(secret)));
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         // One write per line, so that sessions appending at once never interleave a line.
         // A failed write loses only the ability to decrypt this capture later.

@@ -130,7 +130,11 @@ impl ProxyHeader {
     fn v1_line(&self) -> String {
         format!(
             "PROXY {} {} {} {} {}\r\n",
-            if self.source.is_ipv4() { "TCP4" } else { "TCP6" },
+            if self.source.is_ipv4() {
+                "TCP4"
+            } else {
+                "TCP6"
+            },
             self.source.ip(),
             self.destination.ip(),
             self.source.port(),
@@ -204,9 +208,7 @@ mod tests {
 
     #[test]
     fn families_must_agree() {
-        assert!(
-            ProxyHeader::new(ProxyVersion::V1, addr("192.0.2.7:1"), addr("[::1]:25")).is_err()
-        );
+        assert!(ProxyHeader::new(ProxyVersion::V1, addr("192.0.2.7:1"), addr("[::1]:25")).is_err());
         // An IPv4-mapped IPv6 address is the IPv4 address.
         let header = ProxyHeader::new(
             ProxyVersion::V1,
@@ -214,6 +216,9 @@ mod tests {
             addr("127.0.0.1:25"),
         )
         .unwrap();
-        assert_eq!(header.to_bytes(), b"PROXY TCP4 192.0.2.7 127.0.0.1 1 25\r\n");
+        assert_eq!(
+            header.to_bytes(),
+            b"PROXY TCP4 192.0.2.7 127.0.0.1 1 25\r\n"
+        );
     }
 }

@@ -173,9 +173,8 @@ mod tests {
     #[test]
     fn lines_are_parsed_into_decoded_attributes() {
         let (forwarding, attributes) =
-            parse("xclient NAME=spike.example ADDR=192.0.2.7 LOGIN=al+2Bice").unwrap_or_else(
-                || (Forwarding::Xforward, Vec::new()),
-            );
+            parse("xclient NAME=spike.example ADDR=192.0.2.7 LOGIN=al+2Bice")
+                .unwrap_or_else(|| (Forwarding::Xforward, Vec::new()));
         assert_eq!(forwarding, Forwarding::Xclient);
         let names: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["NAME", "ADDR", "LOGIN"]);
@@ -187,7 +186,10 @@ mod tests {
     #[test]
     fn xtext() {
         assert_eq!(xtext_decode("a+3Db").as_deref(), Some("a=b"));
-        assert_eq!(xtext_decode("[UNAVAILABLE]").as_deref(), Some("[UNAVAILABLE]"));
+        assert_eq!(
+            xtext_decode("[UNAVAILABLE]").as_deref(),
+            Some("[UNAVAILABLE]")
+        );
         assert_eq!(xtext_decode("a+3"), None);
         assert_eq!(xtext_decode("a+zz"), None);
         assert_eq!(xtext_decode("+FF"), None);
@@ -201,12 +203,23 @@ mod tests {
         let reply = parser.next_reply().ok().flatten();
         let caps = reply.as_ref().and_then(Capabilities::from_ehlo_reply);
         assert!(caps.is_some());
-        let (forwarding, attributes) =
-            parse("XCLIENT ADDR=192.0.2.7 LOGIN=alice BOGUS=1").unwrap_or((Forwarding::Xclient, Vec::new()));
+        let (forwarding, attributes) = parse("XCLIENT ADDR=192.0.2.7 LOGIN=alice BOGUS=1")
+            .unwrap_or((Forwarding::Xclient, Vec::new()));
         let warnings = warnings(forwarding, &attributes, caps.as_ref());
-        assert!(warnings.iter().any(|w| w.contains("does not list LOGIN")), "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("BOGUS is not an attribute")), "{warnings:?}");
-        assert!(!warnings.iter().any(|w| w.contains("list ADDR")), "{warnings:?}");
+        assert!(
+            warnings.iter().any(|w| w.contains("does not list LOGIN")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("BOGUS is not an attribute")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("list ADDR")),
+            "{warnings:?}"
+        );
         assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }

@@ -2125,9 +2125,10 @@ impl ClientSession {
         };
         let mut shown = forwarding.verb().to_owned();
         for attribute in attributes {
-            let secret = attribute.decoded.as_deref().is_some_and(|value| {
-                self.secrets.iter().any(|s| holds(value, s.value.expose()))
-            });
+            let secret = attribute
+                .decoded
+                .as_deref()
+                .is_some_and(|value| self.secrets.iter().any(|s| holds(value, s.value.expose())));
             shown.push(' ');
             shown.push_str(&attribute.name);
             shown.push('=');

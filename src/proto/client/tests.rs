@@ -1091,7 +1091,10 @@ fn xclient_is_checked_against_what_the_server_offers() {
     client.line("XCLIENT ADDR=192.0.2.66").unwrap();
     assert!(client.wire_text().ends_with("XCLIENT ADDR=192.0.2.66\r\n"));
     let transcript = client.transcript();
-    assert!(transcript.contains("did not advertise XCLIENT"), "{transcript}");
+    assert!(
+        transcript.contains("did not advertise XCLIENT"),
+        "{transcript}"
+    );
     // An attribute the server did not list.
     let mut client = Client::strict().after_ehlo(XCLIENT_EHLO);
     client.line("XCLIENT PROTO=SMTP").unwrap();
@@ -1108,7 +1111,10 @@ fn xclient_is_checked_against_what_the_server_offers() {
             client.now,
         )
         .unwrap_err();
-    assert!(matches!(error, SessionError::GroupRefused { .. }), "{error}");
+    assert!(
+        matches!(error, SessionError::GroupRefused { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -1138,8 +1144,8 @@ fn a_password_hidden_in_xtext_is_a_credential_in_xclient_and_xforward() {
         );
         assert_eq!(client.wire.len(), before, "{line} crossed");
         // Sent by override, it is hidden in the transcript.
-        let mut client =
-            Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED)).after_ehlo(XCLIENT_EHLO);
+        let mut client = Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED))
+            .after_ehlo(XCLIENT_EHLO);
         client.line(&line).unwrap();
         assert!(client.wire_text().contains(&xtext_of(PASSWORD)));
         let transcript = client.transcript();
