@@ -159,6 +159,10 @@ pub struct AuditArgs {
     /// Also write the (redacted) transcript of every probe session to this file.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
+    /// Server audit: offer only these TLS versions and suites, to learn whether the server
+    /// takes them (a handshake it refuses is a finding).
+    #[command(flatten)]
+    pub tls_offer: TlsOfferArgs,
 }
 
 /// Parses `--resolver`: `ADDR:PORT`, `[V6]:PORT`, or a bare address for port 53.

@@ -943,6 +943,9 @@ fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
         (args.servername.is_some(), "--servername"),
         (args.implicit_port.is_some(), "--implicit-port"),
         (args.no_implicit, "--no-implicit"),
+        (args.tls_offer.tls_min.is_some(), "--tls-min"),
+        (args.tls_offer.tls_max.is_some(), "--tls-max"),
+        (!args.tls_offer.ciphers.is_empty(), "--cipher"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -1009,6 +1012,17 @@ fn audit_command(args: AuditArgs) -> i32 {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    let mut session = session;
+    session.transport.tls = tls::TlsChoices {
+        min: args.tls_offer.tls_min,
+        max: args.tls_offer.tls_max,
+        suites: args.tls_offer.ciphers.clone(),
+        key_log: None,
+    };
+    if let Err(error) = session.transport.tls.resolve() {
+        return usage_error(error.to_string());
+    }
+    let offered = session.transport.tls.describe();
     if args.implicit_port == Some(0) {
         return usage_error("--implicit-port 0 is not a port number (1-65535)");
     }
@@ -1059,12 +1073,16 @@ fn audit_command(args: AuditArgs) -> i32 {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (piped into `head`) must not change the verdict.
     if args.json {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            report::render_json(target, &audit.role, &findings)
-        );
+        let mut json = report::render_json(target, &audit.role, &findings);
+        if let (Some(offered), Some(object)) = (&offered, json.as_object_mut()) {
+            object.insert("tls_offered".to_owned(), offered.clone().into());
+        }
+        let _ = writeln!(stdout, "{json}");
     } else {
+        // The findings about TLS hold for what this audit offered, when that was limited.
+        if let Some(offered) = &offered {
+            let _ = writeln!(stdout, "{offered} (--tls-min, --tls-max, --cipher)");
+        }
         let _ = write!(
             stdout,
             "{}",

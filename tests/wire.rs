@@ -605,3 +605,46 @@ fn tshark_decrypts_a_captured_starttls_session_with_the_key_log() {
     assert!(find_bytes(&raw, b"EHLO outside.example").is_some());
     assert!(find_bytes(&raw, inside.as_bytes()).is_none());
 }
+
+/// The audit probes with what it is told to offer, and says so above its findings (and in
+/// its JSON).
+#[test]
+fn the_audit_offers_only_the_chosen_versions_and_says_so() {
+    let Some(pf) = postfix() else {
+        return;
+    };
+    let audit = |extra: &[&str]| {
+        Command::new(support::bin())
+            .args([
+                "audit",
+                &target(pf, "MX_PORT"),
+                "--role",
+                "mx",
+                "--no-implicit",
+            ])
+            .args(tls_args(pf))
+            .args(["--tls-max", "1.2"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = audit(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("TLS offered: TLSv1.2 only;"), "{text}");
+    assert!(
+        text.contains("tls-handshake: TLSv1.2 with TLS_ECDHE_"),
+        "{text}"
+    );
+    let out = audit(&["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["tls_offered"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS offered: TLSv1.2 only;"),
+        "{json}"
+    );
+}
