@@ -2114,6 +2114,22 @@ impl ClientSession {
                 secret.sent = true;
             }
         }
+        // An xtext value that spells a secret is that secret as it crossed: a server that
+        // echoes it (a 501 quoting the value) must find it hidden too.
+        if let Some((_, attributes)) = xclient::parse(line) {
+            let spelled: Vec<String> = attributes
+                .iter()
+                .filter(|a| {
+                    a.decoded.as_deref().is_some_and(|value| {
+                        self.secrets.iter().any(|s| holds(value, s.value.expose()))
+                    })
+                })
+                .map(|a| a.raw.to_owned())
+                .collect();
+            for raw in spelled {
+                self.remember_secret(&raw, true);
+            }
+        }
     }
 
     /// An XCLIENT or XFORWARD line with every attribute value whose xtext decoding holds a

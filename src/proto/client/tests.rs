@@ -1155,6 +1155,38 @@ fn a_password_hidden_in_xtext_is_a_credential_in_xclient_and_xforward() {
 }
 
 #[test]
+fn a_server_echoing_a_password_spelled_in_xtext_has_it_hidden() {
+    let mut client =
+        Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED)).after_ehlo(XCLIENT_EHLO);
+    let step = client
+        .line(&format!("XCLIENT LOGIN={}", xtext_of(PASSWORD)))
+        .unwrap();
+    client.feed(
+        format!(
+            "501 5.5.4 Bad XCLIENT LOGIN syntax: {}\r\n",
+            xtext_of(PASSWORD)
+        )
+        .as_bytes(),
+    );
+    let reply = client.core.take_completion(step).unwrap();
+    assert!(
+        !reply.summary().contains(&xtext_of(PASSWORD)),
+        "{}",
+        reply.summary()
+    );
+    let transcript = client.transcript();
+    assert!(!transcript.contains(&xtext_of(PASSWORD)), "{transcript}");
+    // Sent once, it is not sent again as a line of its own.
+    let error = client
+        .line(&format!("XFORWARD IDENT={}", xtext_of(PASSWORD)))
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::Line(LineError::RepeatsCredentials)),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_key_log_is_announced_before_anything_happens() {
     let mut settings = settings(UnaskedReplies::Fatal, GuardPolicy::default());
     settings.key_log = Some("/tmp/keys.log".to_owned());
