@@ -557,8 +557,10 @@ fn tshark_decrypts_a_captured_starttls_session_with_the_key_log() {
     while !said.contains("listening on") {
         let mut line = String::new();
         if stderr.read_line(&mut line).unwrap() == 0 {
-            let _ = tcpdump.kill();
-            panic!("tcpdump did not start: {said}");
+            // Capturing needs root or CAP_NET_RAW.
+            let _ = tcpdump.wait();
+            skip(&format!("tcpdump cannot capture on lo here: {said}"));
+            return;
         }
         said.push_str(&line);
     }
