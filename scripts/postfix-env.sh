@@ -68,11 +68,18 @@
 #   CRAM_PORT           like SUBMISSION_PORT (STARTTLS required, AUTH only inside TLS), with
 #                       CRAM-MD5 enabled too (its own Cyrus configuration, smtpd-cram.conf:
 #                       PLAIN LOGIN CRAM-MD5), against the same sasldb account
+#   PROXY_PORT          MX-style behind a load balancer: every connection must begin with a
+#                       HAProxy PROXY header (v1 or v2), whose source address Postfix takes as
+#                       the client's (smtpd_upstream_proxy_protocol=haproxy)
+#   XCLIENT_PORT        MX-style, with XCLIENT and XFORWARD authorized for 127.0.0.0/8, and
+#                       the client address XCLIENT_REJECTED_ADDR refused at RCPT (so a test
+#                       sees XCLIENT change the server's idea of the client)
+#   XCLIENT_REJECTED_ADDR   192.0.2.66
 #
 # Ports are POSTFIX_BASE_PORT (default 20000) + the conventional port number:
 #   MX 25, EXPIRED 26, WRONGNAME 27, SMUGGLE_OPEN 28, SMUGGLE_STRICT 29, SMUGGLE_REJECT 30,
 #   IMPLICIT 465, SUBMISSION 587, LEGACY 588, NOTLS 589, BROKENTLS 590, OPTIONAL 591,
-#   EXTENSIONS 592, CCERT 600, CRAM 601.
+#   EXTENSIONS 592, CCERT 600, CRAM 601, PROXY 610, XCLIENT 611.
 #
 # Accepted mail is handed to Postfix's discard transport: nothing is delivered,
 # no DNS is consulted, nothing leaves 127.0.0.1.
@@ -91,6 +98,7 @@ readonly HOST=127.0.0.1
 readonly BANNER_TIMEOUT=20 # seconds to wait for all listeners
 readonly DEFAULT_CONFIG_DIR=/etc/postfix
 readonly EXTENSIONS_SIZE_LIMIT=1000000
+readonly XCLIENT_REJECTED_ADDR=192.0.2.66
 # swaks needs Net::SSLeay (only a Recommends) for --tls; the other recommends
 # (python3, ...) are skipped to keep the one-time install small.
 readonly PACKAGES=(postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl openssl)
@@ -114,8 +122,8 @@ parse_args() {
     [[ $DIR =~ ^[A-Za-z0-9._/+-]+$ ]] || die "DIR may only contain A-Z a-z 0-9 . _ / + - (got '$DIR')"
 
     local base=${POSTFIX_BASE_PORT:-20000}
-    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 609 > 65535)); then
-        die "POSTFIX_BASE_PORT must be a number in 1024..64926 (got '$base')"
+    if ! [[ $base =~ ^[0-9]{4,5}$ ]] || ((10#$base < 1024 || 10#$base + 611 > 65535)); then
+        die "POSTFIX_BASE_PORT must be a number in 1024..64924 (got '$base')"
     fi
     base=$((10#$base))
     MX_PORT=$((base + 25))
@@ -133,9 +141,12 @@ parse_args() {
     EXTENSIONS_PORT=$((base + 592))
     CCERT_PORT=$((base + 600))
     CRAM_PORT=$((base + 601))
+    PROXY_PORT=$((base + 610))
+    XCLIENT_PORT=$((base + 611))
     ALL_PORTS=("$SUBMISSION_PORT" "$IMPLICIT_PORT" "$MX_PORT" "$LEGACY_PORT" "$EXPIRED_PORT" "$WRONGNAME_PORT"
         "$NOTLS_PORT" "$BROKENTLS_PORT" "$OPTIONAL_PORT" "$EXTENSIONS_PORT" "$SMUGGLE_OPEN_PORT"
-        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT" "$CCERT_PORT" "$CRAM_PORT")
+        "$SMUGGLE_STRICT_PORT" "$SMUGGLE_REJECT_PORT" "$CCERT_PORT" "$CRAM_PORT"
+        "$PROXY_PORT" "$XCLIENT_PORT")
 
     CONF_DIR=$DIR/conf
     TLS_DIR=$DIR/tls
@@ -597,6 +608,28 @@ $HOST:$CRAM_PORT inet n - n - - smtpd
   -o smtpd_sasl_path=smtpd-cram
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 
+# PROXY: MX-style behind a load balancer: each connection begins with a PROXY
+# header (v1 or v2), and the address it claims is the client's.
+$HOST:$PROXY_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/proxy
+  -o smtpd_upstream_proxy_protocol=haproxy
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=reject_unauth_destination
+
+# XCLIENT: MX-style, XCLIENT and XFORWARD allowed from loopback; the client
+# address $XCLIENT_REJECTED_ADDR (only reachable by XCLIENT) is refused at RCPT.
+$HOST:$XCLIENT_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-smtptui/xclient
+  -o smtpd_tls_chain_files=$good
+  -o smtpd_tls_security_level=may
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_authorized_xclient_hosts=127.0.0.0/8
+  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
+  -o smtpd_client_restrictions=check_client_access,inline:{$XCLIENT_REJECTED_ADDR=REJECT}
+  -o smtpd_relay_restrictions=reject_unauth_destination
+
 pickup     unix  n       -       n       60      1       pickup
 cleanup    unix  n       -       n       -       0       cleanup
 qmgr       unix  n       -       n       300     1       qmgr
@@ -720,7 +753,16 @@ check_ports_free() {
 # banner_ok PORT [implicit]: true when the listener sends a 220 greeting.
 banner_ok() {
     local port=$1 mode=${2:-plain} line
-    if [[ $mode == implicit ]]; then
+    if [[ $mode == proxy ]]; then
+        # A load balancer's PROXY header first: without it the server says nothing.
+        line=$(
+            exec 3<>"/dev/tcp/$HOST/$port" || exit 1
+            printf 'PROXY TCP4 127.0.0.1 127.0.0.1 1024 %s\r\n' "$port" >&3
+            IFS= read -r -t 5 reply <&3 || exit 1
+            printf 'QUIT\r\n' >&3
+            printf '%s' "$reply"
+        ) 2>/dev/null || return 1
+    elif [[ $mode == implicit ]]; then
         # TLS handshake first; send QUIT so the server closes the connection.
         # (-quiet implies -ign_eof: keep reading until the server closes after 221.)
         line=$(printf 'QUIT\r\n' | timeout 5 openssl s_client -quiet \
@@ -750,6 +792,8 @@ all_banners_ok() {
     for p in "${ALL_PORTS[@]}"; do
         if [[ $p == "$IMPLICIT_PORT" ]]; then
             banner_ok "$p" implicit || return 1
+        elif [[ $p == "$PROXY_PORT" ]]; then
+            banner_ok "$p" proxy || return 1
         else
             banner_ok "$p" || return 1
         fi
@@ -758,13 +802,13 @@ all_banners_ok() {
 
 wait_for_listeners() {
     local deadline=$((SECONDS + BANNER_TIMEOUT)) pending p
-    local -A implicit=(["$IMPLICIT_PORT"]=1)
+    local -A implicit=(["$IMPLICIT_PORT"]=implicit ["$PROXY_PORT"]=proxy)
     pending=("${ALL_PORTS[@]}")
     while ((${#pending[@]})); do
         local still=()
         for p in "${pending[@]}"; do
             if [[ -n ${implicit[$p]:-} ]]; then
-                banner_ok "$p" implicit || still+=("$p")
+                banner_ok "$p" "${implicit[$p]}" || still+=("$p")
             else
                 banner_ok "$p" || still+=("$p")
             fi
@@ -857,6 +901,9 @@ write_env() {
             QUEUE_DIR "$QUEUE_DIR" \
             EXTENSIONS_PORT "$EXTENSIONS_PORT" \
             EXTENSIONS_SIZE_LIMIT "$EXTENSIONS_SIZE_LIMIT" \
+            PROXY_PORT "$PROXY_PORT" \
+            XCLIENT_PORT "$XCLIENT_PORT" \
+            XCLIENT_REJECTED_ADDR "$XCLIENT_REJECTED_ADDR" \
             CCERT_PORT "$CCERT_PORT" \
             CRAM_PORT "$CRAM_PORT" \
             CLIENT_CERT "$CLIENT_CERT" \
@@ -893,7 +940,7 @@ cmd_start() {
     start_instance
     wait_for_listeners
     write_env
-    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT, ccert $CCERT_PORT, cram $CRAM_PORT); env: $DIR/env"
+    log "Postfix instance $DIR is up (submission $SUBMISSION_PORT, implicit $IMPLICIT_PORT, mx $MX_PORT, legacy $LEGACY_PORT, expired $EXPIRED_PORT, wrongname $WRONGNAME_PORT, notls $NOTLS_PORT, brokentls $BROKENTLS_PORT, optional $OPTIONAL_PORT, extensions $EXTENSIONS_PORT, smuggle-open $SMUGGLE_OPEN_PORT, smuggle-strict $SMUGGLE_STRICT_PORT, smuggle-reject $SMUGGLE_REJECT_PORT, ccert $CCERT_PORT, cram $CRAM_PORT, proxy $PROXY_PORT, xclient $XCLIENT_PORT); env: $DIR/env"
 }
 
 cmd_stop() {

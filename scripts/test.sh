@@ -3,7 +3,8 @@
 # every test. It is what CI runs (.ci/run) and what the README tells a new contributor to run.
 #
 # What it installs: the rustfmt and clippy components, and (as root, from Debian's packages)
-# Postfix with Cyrus SASL and swaks for the real-server tests (scripts/postfix-env.sh), and two
+# Postfix with Cyrus SASL and swaks for the real-server tests (scripts/postfix-env.sh), tshark and
+# tcpdump to decrypt a captured session with a key log, and two
 # other MTAs for the audit's tests: Exim 4 unpacked next to Postfix (scripts/exim-env.sh) and
 # Dovecot's submission service (scripts/dovecot-env.sh), and for the domain audit Knot serving
 # signed test zones with MX hosts as a second Postfix instance and the MTA-STS policy hosts
@@ -23,6 +24,19 @@ elif [[ ${CI:-} == true ]]; then
     exit 1
 else
     echo "test.sh: Postfix is not available here (needs root and Debian packages); those tests will skip" >&2
+fi
+
+# The key log test captures a STARTTLS session on loopback with tcpdump and decrypts it with
+# tshark (Debian's packages). wireshark-common asks whether users outside the wireshark group
+# may capture: answered no beforehand, so the install never stops to ask.
+if [[ $(id -u) -eq 0 ]] && ! { command -v tshark && command -v tcpdump; } >/dev/null 2>&1; then
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    capture_tools=(apt-get -y -q -o DPkg::Lock::Timeout=120 install --no-install-recommends tshark tcpdump)
+    if ! DEBIAN_FRONTEND=noninteractive "${capture_tools[@]}" >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive "${capture_tools[@]}" >/dev/null ||
+            echo "test.sh: tshark and tcpdump could not be installed; the capture test will skip (or fail under CI)" >&2
+    fi
 fi
 
 # start_mta NAME SCRIPT DIR VARIABLE: starts another real MTA and passes its env file on.

@@ -195,6 +195,10 @@ pub struct AuditArgs {
     /// Also write the (redacted) transcript of every probe session to this file.
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
+    /// Server audit: offer only these TLS versions and suites, to learn whether the server
+    /// takes them (a handshake it refuses is a finding).
+    #[command(flatten)]
+    pub tls_offer: TlsOfferArgs,
 }
 
 /// Parses `--smuggling-to`: a mail address, checked before anything is sent.
@@ -608,6 +612,106 @@ pub struct ConnectArgs {
     /// Not an option: present only to explain, when someone tries it, why it does not exist.
     #[arg(long, hide = true, value_name = "PASSWORD")]
     pub password: Option<String>,
+    /// How the connection is made: address family, local address, PROXY header, key log.
+    #[command(flatten)]
+    pub wire: WireArgs,
+    /// The TLS versions and cipher suites offered.
+    #[command(flatten)]
+    pub tls_offer: TlsOfferArgs,
+}
+
+/// How the connection is made under SMTP.
+#[derive(Debug, Args)]
+pub struct WireArgs {
+    /// Connect over IPv4 only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Connect over IPv6 only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Connect from this local address (ADDR, or ADDR:PORT; IPv6 as [ADDR]:PORT), to test
+    /// rules that depend on the client's address.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_local_addr)]
+    pub local_addr: Option<std::net::SocketAddr>,
+    /// Send a HAProxy PROXY protocol header (v1 text, v2 binary) before the first SMTP byte,
+    /// as a load balancer in front of the server would; needs --proxy-source.
+    #[arg(long, value_enum, value_name = "VERSION", requires = "proxy_source")]
+    pub proxy_protocol: Option<ProxyArg>,
+    /// The client address the PROXY header claims (ADDR:PORT).
+    #[arg(long, value_name = "ADDR:PORT", requires = "proxy_protocol", value_parser = parse_socket_addr)]
+    pub proxy_source: Option<std::net::SocketAddr>,
+    /// The destination the PROXY header names (ADDR:PORT); the server's address by default.
+    #[arg(long, value_name = "ADDR:PORT", requires = "proxy_protocol", value_parser = parse_socket_addr)]
+    pub proxy_dest: Option<std::net::SocketAddr>,
+    /// Write the TLS secrets of the session to FILE in the NSS key log format, so that a
+    /// capture of it can be decrypted in Wireshark (the transcript warns loudly: with the
+    /// file, a capture reveals everything, credentials included).
+    #[arg(long, value_name = "FILE", conflicts_with = "keylog_from_env")]
+    pub keylog: Option<PathBuf>,
+    /// Write the key log to the file named by $SSLKEYLOGFILE. That variable alone is ignored,
+    /// on purpose: a stray one would silently weaken every session.
+    #[arg(long)]
+    pub keylog_from_env: bool,
+}
+
+/// `--proxy-protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyArg {
+    /// Version 1: one text line, `PROXY TCP4 SRC DST SPORT DPORT`.
+    V1,
+    /// Version 2: the binary header.
+    V2,
+}
+
+/// The TLS versions and cipher suites offered, to test what a server accepts.
+#[derive(Debug, Args)]
+pub struct TlsOfferArgs {
+    /// The lowest TLS version offered: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    pub tls_min: Option<smtptui::tls::TlsVersion>,
+    /// The highest TLS version offered: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    pub tls_max: Option<smtptui::tls::TlsVersion>,
+    /// Offer only these cipher suites (repeatable, or comma-separated), by the names the
+    /// transcript shows: TLS13_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384...
+    /// (an unknown name gets the list).
+    #[arg(long = "cipher", value_name = "SUITE", value_delimiter = ',')]
+    pub ciphers: Vec<String>,
+}
+
+fn parse_tls_version(text: &str) -> Result<smtptui::tls::TlsVersion, String> {
+    smtptui::tls::TlsVersion::parse(text)
+}
+
+/// Parses `ADDR:PORT` (`[V6]:PORT` for IPv6).
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not an address with a port; give ADDR:PORT, e.g. 192.0.2.7:40000 or \
+             [2001:db8::7]:40000"
+        )
+    })
+}
+
+/// Parses `--local-addr`: `ADDR`, `ADDR:PORT` or `[V6]:PORT` (a bare address: any port).
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_local_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    match text.trim_start_matches('[').trim_end_matches(']').parse() {
+        Ok(ip) => Ok(std::net::SocketAddr::new(ip, 0)),
+        Err(_) => Err(format!(
+            "{text:?} is not a local address; give an IP address of this machine, optionally \
+             with a port: 127.0.0.2, 127.0.0.2:40000, [::1]:40000"
+        )),
+    }
 }
 
 /// Parses `30`, `2.5`, `500ms`, `2s`, `1m`.

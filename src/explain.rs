@@ -780,7 +780,19 @@ pub fn extension(keyword: &str) -> &'static str {
         "DELIVERBY" => "MAIL FROM:<...> BY=seconds;R|N asks for delivery in time (RFC 2852)",
         "MT-PRIORITY" => "MAIL FROM:<...> MT-PRIORITY=-9..9 asks for a priority (RFC 6710)",
         "HELP" => "HELP returns text for humans",
-        "XCLIENT" | "XFORWARD" => "Postfix proxy extensions, for trusted clients only",
+        "XCLIENT" => {
+            "Postfix's XCLIENT (XCLIENT_README), offered only to clients in \
+             smtpd_authorized_xclient_hosts: XCLIENT NAME=... ADDR=... LOGIN=... makes the \
+             server start over as if that client had connected, to test its access rules; it \
+             greets again with 220, so send EHLO again (TLS stays up). The words after it are \
+             the attributes it takes"
+        }
+        "XFORWARD" => {
+            "Postfix's XFORWARD (XFORWARD_README), offered only to clients in \
+             smtpd_authorized_xforward_hosts: XFORWARD NAME=... ADDR=... tells the server whom \
+             a content filter got the next message from, for its logs; answered 250, nothing \
+             else changes. The words after it are the attributes it takes"
+        }
         _ => "an extension smtptui does not know (shown as advertised)",
     }
 }
@@ -1009,6 +1021,34 @@ fn extension_situation(reply: &Reply, line: &str) -> Vec<String> {
             "A DSN parameter is malformed, or given twice (RFC 3461): RET=FULL or HDRS, \
              ENVID= and ORCPT=type;address in xtext, NOTIFY=NEVER or a list of SUCCESS, \
              FAILURE and DELAY.",
+        ),
+        ("XCLIENT", 220) => say(
+            "XCLIENT was accepted: the server has started over as if the client it names had \
+             just connected, and this 220 is its new greeting (Postfix's XCLIENT_README). It \
+             forgot the EHLO, any AUTH and any transaction, and now applies its rules to the \
+             named client: send EHLO again. A TLS layer under the session stays up. With \
+             LOGIN= the server takes the session as authenticated as that name, though no \
+             password was checked: that is why only trusted hosts may send XCLIENT.",
+        ),
+        ("XCLIENT" | "XFORWARD", 550) => say(
+            "The server does not trust this client with the command: Postfix allows XCLIENT \
+             only from smtpd_authorized_xclient_hosts and XFORWARD only from \
+             smtpd_authorized_xforward_hosts (and then lists it in its EHLO reply).",
+        ),
+        ("XCLIENT" | "XFORWARD", 501) => say(
+            "An attribute was not understood: each is NAME=value with the value in xtext (+2B \
+             for '+', +3D for '='), [UNAVAILABLE] when unknown, and only attributes the \
+             server's EHLO line lists (XCLIENT: NAME ADDR PORT PROTO HELO LOGIN DESTADDR \
+             DESTPORT; XFORWARD: NAME ADDR PORT PROTO HELO IDENT SOURCE).",
+        ),
+        ("XCLIENT" | "XFORWARD", 503) => say(
+            "Not inside a mail transaction: send it before MAIL FROM, or after the message (or \
+             RSET).",
+        ),
+        ("XFORWARD", 250) => say(
+            "The server will log the next message as coming from the client XFORWARD named \
+             (Postfix's XFORWARD_README); its access rules still judge this connection. The \
+             attributes last until the end of that message.",
         ),
         ("MAIL", 250) if upper.contains("REQUIRETLS") => say(
             "The server takes the REQUIRETLS obligation: it will pass the message on only over \
@@ -1424,6 +1464,43 @@ mod tests {
             let text = extension(keyword);
             assert!(text.contains(says), "{keyword}: {text}");
             assert!(text.contains("RFC"), "{keyword}: {text}");
+        }
+    }
+
+    #[test]
+    fn xclient_and_xforward_are_explained_with_what_their_replies_mean() {
+        assert!(extension("XCLIENT").contains("send EHLO again"));
+        assert!(extension("xforward").contains("smtpd_authorized_xforward_hosts"));
+        let context = Context::default();
+        for (line, wire, says) in [
+            (
+                "XCLIENT ADDR=192.0.2.66",
+                "220 mail.example ESMTP\r\n",
+                "send EHLO again",
+            ),
+            (
+                "XCLIENT LOGIN=bob",
+                "220 mail.example ESMTP\r\n",
+                "no password was checked",
+            ),
+            (
+                "XCLIENT ADDR=192.0.2.66",
+                "550 5.7.0 Error: insufficient authorization\r\n",
+                "smtpd_authorized_xclient_hosts",
+            ),
+            (
+                "XFORWARD ADDR=192.0.2.77",
+                "250 2.0.0 Ok\r\n",
+                "log the next message",
+            ),
+            (
+                "XFORWARD BOGUS=1",
+                "501 5.5.4 Bad XFORWARD attribute name: BOGUS\r\n",
+                "NAME=value",
+            ),
+        ] {
+            let text = explain_reply_to(&reply(wire), Some(line), &context).join("\n");
+            assert!(text.contains(says), "{line} / {wire}: {text}");
         }
     }
 

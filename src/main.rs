@@ -1169,7 +1169,100 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
         allow_cleartext_auth: args.allow_cleartext_auth,
         allow_unverified_auth: args.insecure,
     };
+    config.transport = transport(&config.host, &args.wire, &args.tls_offer)?;
     Ok(config)
+}
+
+/// The transport options as the session takes them, checked: each bad combination is named
+/// with its fix before anything connects.
+fn transport(
+    host: &str,
+    wire: &cli::WireArgs,
+    offer: &cli::TlsOfferArgs,
+) -> Result<smtptui::session::Transport, String> {
+    use smtptui::session::{AddressFamily, ProxyRequest, Transport};
+    let unix = host.starts_with(cli::UNIX_PREFIX);
+    let family = match (wire.ipv4, wire.ipv6) {
+        (true, _) => Some(AddressFamily::V4),
+        (_, true) => Some(AddressFamily::V6),
+        _ => None,
+    };
+    if unix && (family.is_some() || wire.local_addr.is_some()) {
+        return Err(format!(
+            "{host} is a UNIX domain socket: -4, -6 and --local-addr apply only to TCP; drop them"
+        ));
+    }
+    if let (Some(family), Some(local)) = (family, wire.local_addr)
+        && (family == AddressFamily::V4) != local.is_ipv4()
+    {
+        return Err(format!(
+            "--local-addr {local} is not of the family -4/-6 asks for; give an address of that \
+             family"
+        ));
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let other = match family {
+            Some(AddressFamily::V4) => ip.is_ipv6(),
+            Some(AddressFamily::V6) => ip.is_ipv4(),
+            None => wire.local_addr.is_some_and(|l| l.is_ipv4() != ip.is_ipv4()),
+        };
+        if other {
+            return Err(format!(
+                "{ip} cannot be reached over the family asked for (-4, -6 or that of \
+                 --local-addr); connect to an address of that family"
+            ));
+        }
+    }
+    let proxy = match (wire.proxy_protocol, wire.proxy_source) {
+        (Some(version), Some(source)) => {
+            let version = match version {
+                cli::ProxyArg::V1 => smtptui::proto::proxy::ProxyVersion::V1,
+                cli::ProxyArg::V2 => smtptui::proto::proxy::ProxyVersion::V2,
+            };
+            if let Some(destination) = wire.proxy_dest {
+                smtptui::proto::proxy::ProxyHeader::new(version, source, destination)
+                    .map_err(|e| e.to_string())?;
+            } else if unix {
+                return Err(
+                    "a PROXY header over a UNIX domain socket needs --proxy-dest ADDR:PORT"
+                        .to_owned(),
+                );
+            }
+            Some(ProxyRequest {
+                version,
+                source,
+                destination: wire.proxy_dest,
+            })
+        }
+        _ => None,
+    };
+    let key_log = if wire.keylog_from_env {
+        match std::env::var_os("SSLKEYLOGFILE") {
+            Some(path) if !path.is_empty() => Some(std::path::PathBuf::from(path)),
+            _ => {
+                return Err(
+                    "--keylog-from-env: $SSLKEYLOGFILE is not set; set it to the key log file, \
+                     or give --keylog FILE"
+                        .to_owned(),
+                );
+            }
+        }
+    } else {
+        wire.keylog.clone()
+    };
+    let tls = tls::TlsChoices {
+        min: offer.tls_min,
+        max: offer.tls_max,
+        suites: offer.ciphers.clone(),
+        key_log,
+    };
+    tls.resolve().map_err(|e| e.to_string())?;
+    Ok(Transport {
+        family,
+        local: wire.local_addr,
+        proxy,
+        tls,
+    })
 }
 
 /// The configuration every command that connects shares: target and port, how TLS starts,
@@ -1219,6 +1312,7 @@ fn server_config(
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
         sasl: Default::default(),
+        transport: smtptui::session::Transport::default(),
     })
 }
 
@@ -1235,6 +1329,9 @@ fn audit_is_domain(args: &AuditArgs) -> Result<bool, String> {
         (args.implicit_port.is_some(), "--implicit-port"),
         (args.no_implicit, "--no-implicit"),
         (args.smuggling_to.is_some(), "--smuggling-to"),
+        (args.tls_offer.tls_min.is_some(), "--tls-min"),
+        (args.tls_offer.tls_max.is_some(), "--tls-max"),
+        (!args.tls_offer.ciphers.is_empty(), "--cipher"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
@@ -1302,6 +1399,17 @@ fn audit_command(args: AuditArgs) -> i32 {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
+    let mut session = session;
+    session.transport.tls = tls::TlsChoices {
+        min: args.tls_offer.tls_min,
+        max: args.tls_offer.tls_max,
+        suites: args.tls_offer.ciphers.clone(),
+        key_log: None,
+    };
+    if let Err(error) = session.transport.tls.resolve() {
+        return usage_error(error.to_string());
+    }
+    let offered = session.transport.tls.describe();
     if args.implicit_port == Some(0) {
         return usage_error("--implicit-port 0 is not a port number (1-65535)");
     }
@@ -1359,8 +1467,15 @@ fn audit_command(args: AuditArgs) -> i32 {
         if let Some(smuggling) = report::smuggling_json(&audit.observations.smuggling) {
             value["smuggling"] = smuggling;
         }
+        if let (Some(offered), Some(object)) = (&offered, value.as_object_mut()) {
+            object.insert("tls_offered".to_owned(), offered.clone().into());
+        }
         let _ = writeln!(stdout, "{value}");
     } else {
+        // The findings about TLS hold for what this audit offered, when that was limited.
+        if let Some(offered) = &offered {
+            let _ = writeln!(stdout, "{offered} (--tls-min, --tls-max, --cipher)");
+        }
         let _ = write!(
             stdout,
             "{}",

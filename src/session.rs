@@ -22,10 +22,11 @@ use crate::proto::client::{
 };
 pub use crate::proto::client::{Phase, SaslOptions, SessionError, TlsMode, UnaskedReplies};
 use crate::proto::ehlo::Capabilities;
+use crate::proto::proxy::{ProxyHeader, ProxyVersion};
 use crate::proto::reply::{Reply, ReplyLimits};
 use crate::proto::sasl::Mechanism;
 use crate::secret::{Credentials, Secret};
-use crate::tls::{self, TlsInfo, TrustSettings};
+use crate::tls::{self, TlsChoices, TlsInfo, TrustSettings};
 use crate::transcript::{Event, EventKind, Security};
 
 /// Everything needed to open a session.
@@ -57,6 +58,43 @@ pub struct SessionConfig {
     /// How SASL exchanges run: initial response or not, and whether a mechanism the server did
     /// not advertise may be forced.
     pub sasl: SaslOptions,
+    /// How the connection is made under SMTP: address family, local address, a PROXY header,
+    /// the TLS versions and suites offered, a key log. The default is the plain way.
+    pub transport: Transport,
+}
+
+/// How the connection is made under SMTP (`-4`/`-6`, `--local-addr`, `--proxy-protocol`,
+/// `--tls-min`/`--tls-max`/`--cipher`, `--keylog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// Connect only over this address family.
+    pub family: Option<AddressFamily>,
+    /// Bind the connection to this local address first (port 0: any port).
+    pub local: Option<SocketAddr>,
+    /// Send a PROXY protocol header before the first SMTP byte.
+    pub proxy: Option<ProxyRequest>,
+    /// TLS versions and suites offered, and the key log.
+    pub tls: TlsChoices,
+}
+
+/// An IP address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// IPv4 only (`-4`).
+    V4,
+    /// IPv6 only (`-6`).
+    V6,
+}
+
+/// The PROXY header a session sends first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyRequest {
+    /// Version 1 (text) or 2 (binary).
+    pub version: ProxyVersion,
+    /// The client address the header claims.
+    pub source: SocketAddr,
+    /// The destination it names; the server's address as connected when `None`.
+    pub destination: Option<SocketAddr>,
 }
 
 /// Receives every event as it happens.
@@ -132,6 +170,15 @@ impl Socket {
         }
     }
 
+    /// The server's address, for a PROXY header's destination (none for a UNIX socket).
+    fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(tcp) => tcp.peer_addr().ok(),
+            #[cfg(unix)]
+            Self::Unix(_) => None,
+        }
+    }
+
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Self::Tcp(tcp) => tcp.shutdown().await,
@@ -161,7 +208,7 @@ impl Session {
         config: SessionConfig,
         sink: EventSink,
     ) -> Result<(Self, Reply), SessionError> {
-        let (tls_client, verdict) = tls::client_config(&config.trust)?;
+        let (tls_client, verdict) = tls::client_config_with(&config.trust, &config.transport.tls)?;
         let target = format_target(&config.host, config.port);
         let settings = ClientSettings {
             target: target.clone(),
@@ -176,6 +223,12 @@ impl Session {
             known_secrets: config.known_secrets.clone(),
             sasl: config.sasl,
             client_identity: config.trust.client_identity.clone(),
+            key_log: config
+                .transport
+                .tls
+                .key_log
+                .as_ref()
+                .map(|path| path.display().to_string()),
         };
         let core = ClientSession::new(settings, Instant::now(), SystemTime::now())?;
         let mut session = Self {
@@ -185,6 +238,9 @@ impl Session {
             sink,
             read_buffer: vec![0; 16 * 1024],
         };
+        if let Some(offer) = session.config.transport.tls.describe() {
+            session.core.record(EventKind::Note(offer), Instant::now());
+        }
         session.flush_events();
         let socket = match tokio::time::timeout(session.config.timeout, open(&session.config)).await
         {
@@ -196,12 +252,28 @@ impl Session {
             }),
             Ok(result) => result,
         };
-        let (socket, peer, local) = match socket {
+        let (mut socket, peer, local) = match socket {
             Ok(opened) => opened,
             Err(error) => return Err(session.transport_failed(error)),
         };
+        // A PROXY header goes before any SMTP byte, and before the TLS of implicit TLS: it is
+        // what a load balancer in front of the server would have written.
+        let proxy = match session.config.transport.proxy {
+            Some(request) => {
+                match send_proxy_header(&mut socket, request, session.config.timeout).await {
+                    Ok(header) => Some(header),
+                    Err(error) => return Err(session.transport_failed(error)),
+                }
+            }
+            None => None,
+        };
         session.tcp = Some(socket);
         let greeting = session.core.connected(peer, local, Instant::now());
+        if let Some(header) = proxy {
+            session
+                .core
+                .record(EventKind::Note(header.describe()), Instant::now());
+        }
         let greeting = session.finish(greeting).await?;
         Ok((session, greeting))
     }
@@ -691,13 +763,105 @@ async fn open(config: &SessionConfig) -> Result<(Socket, String, String), Sessio
         ));
     }
     let host = config.host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = TcpStream::connect((host, config.port))
+    let tcp = connect_tcp(host, config.port, &config.transport)
         .await
         .map_err(failed)?;
     // Interactive SMTP is many small lines; Nagle would only add latency.
     tcp.set_nodelay(true)?;
     let (peer, local) = (addr(tcp.peer_addr()), addr(tcp.local_addr()));
     Ok((Socket::Tcp(tcp), peer, local))
+}
+
+/// Connects to the first address of `host` that works, of the family asked for, from the
+/// local address asked for.
+async fn connect_tcp(host: &str, port: u16, transport: &Transport) -> io::Result<TcpStream> {
+    if transport.family.is_none() && transport.local.is_none() {
+        return TcpStream::connect((host, port)).await;
+    }
+    let family = transport.family.or(match transport.local {
+        Some(SocketAddr::V4(_)) => Some(AddressFamily::V4),
+        Some(SocketAddr::V6(_)) => Some(AddressFamily::V6),
+        None => None,
+    });
+    let wanted = |address: &SocketAddr| match family {
+        Some(AddressFamily::V4) => address.is_ipv4(),
+        Some(AddressFamily::V6) => address.is_ipv6(),
+        None => true,
+    };
+    let candidates: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await?
+        .filter(wanted)
+        .collect();
+    if candidates.is_empty() {
+        let family = match family {
+            Some(AddressFamily::V6) => "IPv6",
+            _ => "IPv4",
+        };
+        let why = if transport.family.is_some() {
+            format!("{host} has no {family} address (asked for with -4 or -6)")
+        } else {
+            format!("{host} has no {family} address, the family of --local-addr")
+        };
+        return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, why));
+    }
+    let mut last = None;
+    for address in candidates {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(local) = transport.local {
+            socket.bind(local).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!(
+                        "cannot use the local address {local} (--local-addr): {error}; give an \
+                         address of this machine, and a port no other socket uses"
+                    ),
+                )
+            })?;
+        }
+        match socket.connect(address).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotConnected)))
+}
+
+/// Writes the PROXY header `request` asks for (its destination defaulting to the server's
+/// address) and returns it, for the transcript.
+async fn send_proxy_header(
+    socket: &mut Socket,
+    request: ProxyRequest,
+    timeout: Duration,
+) -> Result<ProxyHeader, SessionError> {
+    let destination = request
+        .destination
+        .or_else(|| socket.peer())
+        .ok_or_else(|| {
+            SessionError::Io(Arc::new(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a PROXY header over a UNIX socket needs --proxy-dest ADDR:PORT",
+            )))
+        })?;
+    let header = ProxyHeader::new(request.version, request.source, destination).map_err(|e| {
+        SessionError::Io(Arc::new(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            e.to_string(),
+        )))
+    })?;
+    match tokio::time::timeout(timeout, socket.write_all(&header.to_bytes())).await {
+        Ok(Ok(())) => Ok(header),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(SessionError::Timeout {
+            waiting_for: "the server to accept the PROXY header".to_owned(),
+            after: timeout,
+            partial: String::new(),
+            hint: "raise --timeout if the server is just slow".to_owned(),
+        }),
+    }
 }
 
 fn addr(result: io::Result<SocketAddr>) -> String {

@@ -56,6 +56,17 @@ pub enum TlsSetupError {
     /// rustls refused the configuration.
     #[error("TLS configuration error: {0}")]
     Config(#[from] rustls::Error),
+    /// The TLS versions or cipher suites chosen cannot make a handshake.
+    #[error("{0}")]
+    Choice(String),
+    /// The key log file could not be opened for writing.
+    #[error("cannot write the TLS key log {path}: {reason}")]
+    KeyLog {
+        /// The file given with `--keylog` (or `$SSLKEYLOGFILE`).
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The outcome of certificate verification for one handshake.
@@ -708,7 +719,20 @@ impl TrustSettings {
 pub fn client_config(
     trust: &TrustSettings,
 ) -> Result<(Arc<rustls::ClientConfig>, VerdictSlot), TlsSetupError> {
-    let provider = crypto_provider();
+    client_config_with(trust, &TlsChoices::default())
+}
+
+/// [`client_config`] limited to the TLS versions and cipher suites of `choices`, writing the
+/// session's secrets to its key log if it names one.
+///
+/// # Errors
+/// As [`client_config`]; [`TlsSetupError::Choice`] when the choices leave no suite to offer,
+/// [`TlsSetupError::KeyLog`] when the key log cannot be opened.
+pub fn client_config_with(
+    trust: &TrustSettings,
+    choices: &TlsChoices,
+) -> Result<(Arc<rustls::ClientConfig>, VerdictSlot), TlsSetupError> {
+    let (versions, provider) = choices.resolve()?;
     let mut roots = RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for cert in &trust.extra_roots {
@@ -727,14 +751,268 @@ pub fn client_config(
         continue_unverified: trust.continue_unverified,
     };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_protocol_versions(&versions)?
         .dangerous() // the custom verifier above never skips verification silently
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
+    if let Some(path) = &choices.key_log {
+        config.key_log = Arc::new(KeyLogWriter::open(path)?);
+    }
     if let Some(identity) = &trust.client_identity {
         config.client_auth_cert_resolver = identity.resolver();
     }
     Ok((Arc::new(config), verdict))
+}
+
+/// A TLS protocol version the client can be limited to (the versions rustls speaks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2 (RFC 5246).
+    V1_2,
+    /// TLS 1.3 (RFC 8446).
+    V1_3,
+}
+
+impl TlsVersion {
+    /// Parses `1.2` or `1.3` (also `tls1.2`, `TLSv1.3`).
+    ///
+    /// # Errors
+    /// A message naming the two versions there are; older ones are refused with the reason.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        let bare = lower
+            .trim_start_matches("tlsv")
+            .trim_start_matches("tls")
+            .trim_start_matches('v');
+        match bare {
+            "1.2" | "12" => Ok(Self::V1_2),
+            "1.3" | "13" => Ok(Self::V1_3),
+            "1.0" | "1" | "1.1" | "10" | "11" => Err(format!(
+                "{text:?}: TLS 1.0 and 1.1 are not spoken here (they are deprecated by RFC 8996 \
+                 and the TLS library has neither); give 1.2 or 1.3"
+            )),
+            _ => Err(format!("{text:?} is not a TLS version; give 1.2 or 1.3")),
+        }
+    }
+
+    /// `TLSv1.2` or `TLSv1.3`, as [`TlsInfo::version`] shows the negotiated one.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::V1_2 => "TLSv1.2",
+            Self::V1_3 => "TLSv1.3",
+        }
+    }
+
+    fn rustls(self) -> &'static rustls::SupportedProtocolVersion {
+        match self {
+            Self::V1_2 => &rustls::version::TLS12,
+            Self::V1_3 => &rustls::version::TLS13,
+        }
+    }
+}
+
+/// What the user chose about TLS for testing a server: the versions and cipher suites the
+/// client offers, and a key log. The default offers everything rustls speaks and logs nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsChoices {
+    /// The lowest version offered (`--tls-min`); 1.2 when unset.
+    pub min: Option<TlsVersion>,
+    /// The highest version offered (`--tls-max`); 1.3 when unset.
+    pub max: Option<TlsVersion>,
+    /// Only these cipher suites are offered (`--cipher`), by the names
+    /// [`cipher_suite_names`] lists; every suite when empty.
+    pub suites: Vec<String>,
+    /// Write the session's TLS secrets here, in the NSS key log format (`--keylog`).
+    pub key_log: Option<std::path::PathBuf>,
+}
+
+/// The cipher suites that can be chosen with `--cipher`, by the names the transcript shows
+/// for a negotiated one, TLS 1.3 first.
+pub fn cipher_suite_names() -> Vec<String> {
+    crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(|suite| format!("{:?}", suite.suite()))
+        .collect()
+}
+
+impl TlsChoices {
+    /// Whether anything differs from the defaults in what is offered (the key log aside).
+    pub fn limits_offer(&self) -> bool {
+        self.min.is_some() || self.max.is_some() || !self.suites.is_empty()
+    }
+
+    /// One line for the transcript: what the client offers, when the user limited it.
+    pub fn describe(&self) -> Option<String> {
+        if !self.limits_offer() {
+            return None;
+        }
+        let (versions, provider) = self.resolve().ok()?;
+        let versions: Vec<&str> = versions
+            .iter()
+            .map(|v| match v.version {
+                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+                _ => "TLSv1.3",
+            })
+            .collect();
+        let suites: Vec<String> = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| versions.contains(&version_label(s.version())))
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        Some(format!(
+            "TLS offered: {} only; cipher suites: {}",
+            versions.join(" and "),
+            suites.join(", ")
+        ))
+    }
+
+    /// The versions and the crypto provider (with only the chosen suites) these choices give.
+    ///
+    /// # Errors
+    /// [`TlsSetupError::Choice`] for an unknown suite name, a minimum above the maximum, or
+    /// suites none of which belongs to a chosen version.
+    pub fn resolve(
+        &self,
+    ) -> Result<
+        (
+            Vec<&'static rustls::SupportedProtocolVersion>,
+            Arc<rustls::crypto::CryptoProvider>,
+        ),
+        TlsSetupError,
+    > {
+        let min = self.min.unwrap_or(TlsVersion::V1_2);
+        let max = self.max.unwrap_or(TlsVersion::V1_3);
+        if min > max {
+            return Err(TlsSetupError::Choice(format!(
+                "--tls-min {} is above --tls-max {}: no version is left to offer",
+                min.label(),
+                max.label()
+            )));
+        }
+        let versions: Vec<TlsVersion> = [TlsVersion::V1_2, TlsVersion::V1_3]
+            .into_iter()
+            .filter(|v| (min..=max).contains(v))
+            .collect();
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !self.suites.is_empty() {
+            let mut chosen = Vec::new();
+            for name in &self.suites {
+                let wanted = suite_key(name);
+                let suite = provider
+                    .cipher_suites
+                    .iter()
+                    .find(|s| suite_key(&format!("{:?}", s.suite())) == wanted)
+                    .ok_or_else(|| {
+                        TlsSetupError::Choice(format!(
+                            "--cipher {name:?} is not a cipher suite spoken here; choose from {}",
+                            cipher_suite_names().join(", ")
+                        ))
+                    })?;
+                if !chosen.contains(suite) {
+                    chosen.push(*suite);
+                }
+            }
+            provider.cipher_suites = chosen;
+        }
+        let offered = |v: TlsVersion| {
+            provider
+                .cipher_suites
+                .iter()
+                .any(|s| version_label(s.version()) == v.label())
+        };
+        let versions: Vec<TlsVersion> = versions.into_iter().filter(|v| offered(*v)).collect();
+        if versions.is_empty() {
+            return Err(TlsSetupError::Choice(format!(
+                "no chosen cipher suite belongs to {}: TLS 1.3 suites start with TLS13_, \
+                 TLS 1.2 suites with TLS_ECDHE_",
+                if min == max {
+                    min.label().to_owned()
+                } else {
+                    format!("{} to {}", min.label(), max.label())
+                }
+            )));
+        }
+        Ok((
+            versions.into_iter().map(TlsVersion::rustls).collect(),
+            Arc::new(provider),
+        ))
+    }
+}
+
+fn version_label(version: &rustls::SupportedProtocolVersion) -> &'static str {
+    match version.version {
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "TLSv1.3",
+    }
+}
+
+/// A suite name compared without case, and with the IANA spelling of the TLS 1.3 suites
+/// (`TLS_AES_128_GCM_SHA256`) taken as the one shown (`TLS13_AES_128_GCM_SHA256`).
+fn suite_key(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase().replace('-', "_");
+    match upper.strip_prefix("TLS_") {
+        Some(rest) if rest.starts_with("AES_") || rest.starts_with("CHACHA20_") => {
+            format!("TLS13_{rest}")
+        }
+        _ => upper,
+    }
+}
+
+/// Writes TLS secrets as they are derived, one line each in the NSS key log format
+/// (`LABEL <client random> <secret>`, hex), which Wireshark and tshark read to decrypt a
+/// capture. The file is created readable by its owner only and appended to, so the sessions of
+/// one workshop can share it.
+pub struct KeyLogWriter {
+    path: std::path::PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl KeyLogWriter {
+    /// Opens (creating it with mode 600 where it is new) the key log at `path` for appending.
+    ///
+    /// # Errors
+    /// [`TlsSetupError::KeyLog`] when the file cannot be opened for writing.
+    pub fn open(path: &Path) -> Result<Self, TlsSetupError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(|e| TlsSetupError::KeyLog {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+}
+
+impl std::fmt::Debug for KeyLogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only where the secrets go, never a secret.
+        f.debug_struct("KeyLogWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl rustls::KeyLog for KeyLogWriter {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::io::Write as _;
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let line =
+            zeroize::Zeroizing::new(format!("{label} {} {}\n", hex(client_random), hex(secret)));
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        // One write per line, so that sessions appending at once never interleave a line.
+        // A failed write loses only the ability to decrypt this capture later.
+        let _ = file.write_all(line.as_bytes());
+    }
 }
 
 /// Parses a server name for SNI and verification.

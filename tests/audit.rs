@@ -58,6 +58,7 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
         unasked: smtptui::session::UnaskedReplies::Fatal,
         known_secrets: Vec::new(),
         sasl: Default::default(),
+        transport: Default::default(),
     }
 }
 

@@ -85,6 +85,7 @@ fn config(port: u16) -> SessionConfig {
         unasked: smtptui::session::UnaskedReplies::Show,
         known_secrets: Vec::new(),
         sasl: Default::default(),
+        transport: Default::default(),
     }
 }
 

@@ -96,6 +96,7 @@ impl TestLab {
             unasked: smtptui::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
             sasl: Default::default(),
+            transport: Default::default(),
         }
     }
 }

@@ -110,6 +110,7 @@ impl LabProcess {
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
             sasl: Default::default(),
+            transport: Default::default(),
         }
     }
 
@@ -371,6 +372,7 @@ impl ClassLab {
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
             sasl: Default::default(),
+            transport: Default::default(),
         }
     }
 

@@ -1485,6 +1485,7 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
         unasked: UnaskedReplies::Show,
         known_secrets: Vec::new(),
         sasl: Default::default(),
+        transport: Default::default(),
     };
     let mut app = App::new("flood".to_owned(), History::in_memory());
     app.explain = true;

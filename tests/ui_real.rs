@@ -77,6 +77,7 @@ impl Driven {
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
             sasl: Default::default(),
+            transport: Default::default(),
         };
         let (actions, action_rx) = mpsc::unbounded_channel();
         let (engine_tx, messages) = mpsc::unbounded_channel();

@@ -1,7 +1,8 @@
 //! The client core fed arbitrary server bytes and arbitrary requests, in any order (lines,
 //! pipelined groups, BDAT chunks, message blocks from files): it never panics, no credential
-//! byte ever leaves it without the override that allows it, REQUIRETLS never leaves without
-//! verified TLS, and no event ever shows a secret.
+//! byte ever leaves it without the override that allows it (nor the password spelled in the
+//! xtext of an XCLIENT or XFORWARD value), REQUIRETLS never leaves without verified TLS, and
+//! no event ever shows a secret.
 #![no_main]
 
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +17,8 @@ use smtptui::tls::TrustSettings;
 
 const USER: &str = "alice@example.com";
 const PASSWORD: &str = "Fuzz-Secret-Passw0rd";
+/// The password in xtext, as an XCLIENT or XFORWARD value can spell it.
+const XTEXT_PASSWORD: &str = "+46+75+7A+7A+2D+53+65+63+72+65+74+2D+50+61+73+73+77+30+72+64";
 
 /// Lines a user or scenario might send, secrets among them.
 const LINES: &[&str] = &[
@@ -44,6 +47,9 @@ const LINES: &[&str] = &[
     "NOOP",
     "RSET",
     "QUIT",
+    "XCLIENT NAME=spike.example ADDR=192.0.2.66 LOGIN=bob",
+    "XCLIENT LOGIN=+46+75+7A+7A+2D+53+65+63+72+65+74+2D+50+61+73+73+77+30+72+64",
+    "XFORWARD IDENT=+46+75+7A+7A+2D+53+65+63+72+65+74+2D+50+61+73+73+77+30+72+64",
     "",
 ];
 
@@ -105,6 +111,7 @@ fuzz_target!(|data: &[u8]| {
             force: flags & 32 != 0,
         },
         client_identity: None,
+        key_log: None,
     };
     let start = Instant::now();
     let mut now = start;
@@ -215,8 +222,13 @@ fuzz_target!(|data: &[u8]| {
         while let Some(event) = core.poll_event() {
             let text = event.to_text_lines(smtptui::transcript::Palette::new(false)).join("\n");
             let json = event.to_json().to_string();
-            for form in &forms {
-                let form = form.expose();
+            // The xtext spelling is a secret once it has crossed; before, it is only text
+            // the server happened to send.
+            let xtext_sent = sent
+                .windows(XTEXT_PASSWORD.len())
+                .any(|w| w == XTEXT_PASSWORD.as_bytes());
+            let xtext = xtext_sent.then_some(XTEXT_PASSWORD);
+            for form in forms.iter().map(Secret::expose).chain(xtext) {
                 assert!(!text.contains(form), "a secret in the transcript: {text}");
                 assert!(!json.contains(form), "a secret in the JSON: {json}");
             }
@@ -238,8 +250,8 @@ fuzz_target!(|data: &[u8]| {
     // holds a credential may have left at all.
     let overridden = allow_cleartext || used_override || flags & 8 != 0;
     if !overridden {
-        for form in &forms {
-            let form = form.expose().as_bytes();
+        for form in forms.iter().map(Secret::expose).chain([XTEXT_PASSWORD]) {
+            let form = form.as_bytes();
             assert!(
                 !sent.windows(form.len()).any(|w| w == form),
                 "a credential crossed without TLS: {:?}",

@@ -79,7 +79,8 @@ async fn run(
     }
 
     // The certificate was judged on the main session; here only the NOOP matters.
-    let (client, _verdict) = tls::client_config(&config.trust).map_err(|e| e.to_string())?;
+    let (client, _verdict) =
+        tls::client_config_with(&config.trust, &config.transport.tls).map_err(|e| e.to_string())?;
     let name = tls::server_name(&config.server_name).map_err(|e| e.to_string())?;
     let connector = TlsConnector::from(client);
     let mut stream =

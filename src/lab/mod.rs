@@ -670,6 +670,7 @@ impl Lab {
             unasked: crate::session::UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
             sasl: Default::default(),
+            transport: crate::session::Transport::default(),
         })
     }
 

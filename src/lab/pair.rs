@@ -99,6 +99,7 @@ impl Pair {
             known_secrets: Vec::new(),
             sasl: Default::default(),
             client_identity: None,
+            key_log: None,
         };
         adjust(&mut settings);
         let now = Instant::now();

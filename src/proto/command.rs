@@ -32,6 +32,10 @@ pub enum CommandKind {
     Mail,
     /// `RCPT TO:`.
     Rcpt,
+    /// Postfix's `XCLIENT`: a 220 reply means the session starts over as the client named.
+    Xclient,
+    /// Postfix's `XFORWARD`: what the server logs for the next message.
+    Xforward,
     /// Anything else; sent as typed.
     Other,
 }
@@ -136,6 +140,8 @@ pub fn classify(line: &str) -> CommandKind {
         "QUIT" => CommandKind::Quit,
         "MAIL" => CommandKind::Mail,
         "RCPT" => CommandKind::Rcpt,
+        "XCLIENT" => CommandKind::Xclient,
+        "XFORWARD" => CommandKind::Xforward,
         // Some clients and servers accept the draft form `AUTH=LOGIN`; treat it as AUTH too.
         v if v == "AUTH" || v.starts_with("AUTH=") => {
             let mut words = words(rest);

@@ -10,5 +10,7 @@ pub mod ehlo;
 pub mod escape;
 pub mod message;
 pub mod params;
+pub mod proxy;
 pub mod reply;
 pub mod sasl;
+pub mod xclient;

@@ -44,6 +44,7 @@ use crate::proto::reply::{Reply, ReplyClass, ReplyLimits, ReplyParser};
 use crate::proto::sasl::{
     Mechanism, SaslClient, SaslError, credential_forms, plain_password, plain_user,
 };
+use crate::proto::xclient;
 use crate::secret::{Credentials, Secret};
 use crate::tls::{
     self, CertificateProblem, TlsInfo, VerdictSlot, Verification, describe_tls_error,
@@ -130,6 +131,9 @@ pub struct ClientSettings {
     /// The client certificate presented when the server asks (`--cert`, `--key`); the
     /// identity EXTERNAL uses.
     pub client_identity: Option<tls::ClientIdentity>,
+    /// Where the TLS layer writes the session's secrets (`--keylog`), shown in the warnings
+    /// that say so; `None` when nothing is logged.
+    pub key_log: Option<String>,
 }
 
 /// How the SASL exchanges of [`ClientSession::authenticate`] run.
@@ -349,6 +353,14 @@ impl ClientSession {
                 session.emit(EventKind::Warning(warning.clone()));
             }
         }
+        if let Some(path) = session.settings.key_log.clone() {
+            session.emit(EventKind::Warning(format!(
+                "TLS KEY LOG ON: the secrets of every TLS session on this connection are written \
+                 to {}; with that file, anyone holding a capture of this session reads it all, \
+                 credentials included. Delete the file when the capture has been studied",
+                escape_str(&path)
+            )));
+        }
         Ok(session)
     }
 
@@ -547,6 +559,7 @@ impl ClientSession {
                     | CommandKind::Quit
                     | CommandKind::Auth { .. }
                     | CommandKind::StartTls
+                    | CommandKind::Xclient
             ) || verb == "NOOP";
             if ends_a_group && !last {
                 return refuse(
@@ -947,6 +960,9 @@ impl ClientSession {
             self.check_requiretls(line)?;
             self.inspect_envelope(line);
         }
+        if matches!(kind, CommandKind::Xclient | CommandKind::Xforward) {
+            self.inspect_forwarding(line);
+        }
         match kind {
             CommandKind::StartTls => self.send_starttls(),
             CommandKind::Auth {
@@ -1009,7 +1025,7 @@ impl ClientSession {
         one_time: OneTimeOverride,
     ) -> Result<StepId, SessionError> {
         self.check_guard(one_time)?;
-        let display = self.redact_text(escape_str(line));
+        let display = self.redact_text(escape_str(&self.hide_forwarded_secrets(line)));
         self.mark_contained_secrets_sent(line);
         self.send(line.as_bytes(), display, SentKind::Credentials);
         let verb = self.redact_text(escape_str(&split_verb(line).0));
@@ -1396,6 +1412,61 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Warnings about an XCLIENT or XFORWARD line before it is sent (see
+    /// [`xclient::warnings`]), and what an XCLIENT LOGIN claims. The line is sent as typed.
+    fn inspect_forwarding(&mut self, line: &str) {
+        let Some((forwarding, attributes)) = xclient::parse(line) else {
+            return;
+        };
+        let mut warnings = xclient::warnings(forwarding, &attributes, self.capabilities.as_ref());
+        let login = attributes
+            .iter()
+            .find(|a| a.name == "LOGIN")
+            .and_then(|a| a.decoded.clone())
+            .filter(|login| !login.starts_with('['));
+        if forwarding == xclient::Forwarding::Xclient
+            && let Some(login) = login
+        {
+            let login = self.redact_text(escape_str(&login));
+            warnings.push(format!(
+                "XCLIENT LOGIN={login} carries a login name, no password: a server that \
+                 authorizes this client takes the session as authenticated as {login} without \
+                 any credential checked"
+            ));
+        }
+        for warning in warnings {
+            self.emit(EventKind::Warning(warning));
+        }
+    }
+
+    /// XCLIENT was accepted: the server starts over as if the client it names had just
+    /// connected (Postfix's XCLIENT_README), so what this connection learned about the session
+    /// is forgotten: the EHLO capabilities, a login, a transaction. The TLS layer stays.
+    fn start_over(&mut self, code: u16) {
+        self.capabilities = None;
+        self.authenticated_as = None;
+        self.lmtp = false;
+        self.recipients = 0;
+        self.mail_smtputf8 = false;
+        let how = if code == 220 {
+            "the server greets again (220) as if the client XCLIENT named had just connected"
+                .to_owned()
+        } else {
+            format!(
+                "the server accepted XCLIENT with {code} instead of the new 220 greeting \
+                 XCLIENT_README describes (an old Postfix); the session still starts over"
+            )
+        };
+        self.emit(EventKind::Note(format!(
+            "{how}: its capabilities and any login are forgotten, send EHLO again{}",
+            if self.tls.is_some() {
+                "; TLS stays up"
+            } else {
+                ""
+            }
+        )));
+    }
+
     fn check_advertised(&mut self, mechanism: Mechanism) -> Result<(), SessionError> {
         let advertised = match &self.capabilities {
             None => "no EHLO on this connection has said which AUTH mechanisms the server \
@@ -1737,6 +1808,7 @@ impl ClientSession {
                     CommandKind::Rcpt if accepted => self.recipients += 1,
                     CommandKind::Data if code == 354 => self.state = State::Message,
                     CommandKind::Quit => self.state = State::Closed,
+                    CommandKind::Xclient if accepted || code == 220 => self.start_over(code),
                     _ => {}
                 }
                 if code == 334 {
@@ -2036,6 +2108,17 @@ impl ClientSession {
     /// Queues one line (CRLF added) and records it as sent.
     fn send(&mut self, wire: &[u8], display: String, kind: SentKind) {
         let security = self.security();
+        if kind == SentKind::Credentials
+            && security == Security::Tls
+            && let Some(path) = &self.settings.key_log
+        {
+            let warning = format!(
+                "KEY LOG: the credentials below cross inside TLS, but the session's TLS secrets \
+                 are in {}: a capture of this session plus that file reveals them",
+                escape_str(path)
+            );
+            self.emit(EventKind::Warning(warning));
+        }
         match self.tls.as_mut() {
             // Sealed into records only when the driver takes the bytes: one record per line
             // would cost a record header and a seal for every line of a long message.
@@ -2114,10 +2197,10 @@ impl ClientSession {
     }
 
     fn secret_use(&self, line: &str) -> Option<SecretUse> {
-        let contained = self
-            .secrets
-            .iter()
-            .filter(|s| holds(line, s.value.expose()));
+        let decoded = forwarded_values(line);
+        let contained = self.secrets.iter().filter(|s| {
+            holds(line, s.value.expose()) || decoded.iter().any(|d| holds(d, s.value.expose()))
+        });
         let mut found = None;
         for secret in contained {
             if secret.sent {
@@ -2129,11 +2212,50 @@ impl ClientSession {
     }
 
     fn mark_contained_secrets_sent(&mut self, line: &str) {
+        let decoded = forwarded_values(line);
         for secret in &mut self.secrets {
-            if holds(line, secret.value.expose()) {
+            let value = secret.value.expose();
+            if holds(line, value) || decoded.iter().any(|d| holds(d, value)) {
                 secret.sent = true;
             }
         }
+        // An xtext value that spells a secret is that secret as it crossed: a server that
+        // echoes it (a 501 quoting the value) must find it hidden too.
+        if let Some((_, attributes)) = xclient::parse(line) {
+            let spelled: Vec<String> = attributes
+                .iter()
+                .filter(|a| {
+                    a.decoded.as_deref().is_some_and(|value| {
+                        self.secrets.iter().any(|s| holds(value, s.value.expose()))
+                    })
+                })
+                .map(|a| a.raw.to_owned())
+                .collect();
+            for raw in spelled {
+                self.remember_secret(&raw, true);
+            }
+        }
+    }
+
+    /// An XCLIENT or XFORWARD line with every attribute value whose xtext decoding holds a
+    /// known secret replaced by `<hidden>` (the plain form is hidden by
+    /// [`Self::redact_text`]); any other line as it is.
+    fn hide_forwarded_secrets(&self, line: &str) -> String {
+        let Some((forwarding, attributes)) = xclient::parse(line) else {
+            return line.to_owned();
+        };
+        let mut shown = forwarding.verb().to_owned();
+        for attribute in attributes {
+            let secret = attribute
+                .decoded
+                .as_deref()
+                .is_some_and(|value| self.secrets.iter().any(|s| holds(value, s.value.expose())));
+            shown.push(' ');
+            shown.push_str(&attribute.name);
+            shown.push('=');
+            shown.push_str(if secret { "<hidden>" } else { attribute.raw });
+        }
+        shown
     }
 
     fn redact_reply(&self, mut reply: Reply) -> Reply {
@@ -2256,6 +2378,14 @@ fn holds_bytes(text: &[u8], secret: &[u8]) -> bool {
         return false;
     };
     memchr::memchr_iter(first, text).any(|at| text[at..].starts_with(secret))
+}
+
+/// The decoded attribute values of an XCLIENT or XFORWARD line (xtext can spell any byte as
+/// `+XX`, so a secret can hide there from a plain search); nothing for any other line.
+fn forwarded_values(line: &str) -> Vec<String> {
+    xclient::parse(line)
+        .map(|(_, attributes)| attributes.into_iter().filter_map(|a| a.decoded).collect())
+        .unwrap_or_default()
 }
 
 /// How a line relates to the secrets the session knows.

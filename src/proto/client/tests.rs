@@ -31,6 +31,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         known_secrets: credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned())),
         sasl: Default::default(),
         client_identity: None,
+        key_log: None,
     }
 }
 
@@ -1034,4 +1035,170 @@ fn envelope_lines_are_warned_about_before_they_go() {
     }
     // Sent as typed all the same.
     assert!(client.wire_text().contains("NOTIFY=SUCESS\r\n"));
+}
+
+// -------------------------------------------------------------------------------------------
+// XCLIENT and XFORWARD
+// -------------------------------------------------------------------------------------------
+
+const XCLIENT_EHLO: &[u8] =
+    b"250-x\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250-XCLIENT NAME ADDR LOGIN\r\n250 XFORWARD ADDR\r\n";
+
+/// The password as xtext, every byte spelled `+XX`: no plain search finds it.
+fn xtext_of(text: &str) -> String {
+    text.bytes().map(|b| format!("+{b:02X}")).collect()
+}
+
+#[test]
+fn xclient_answered_220_starts_the_session_over() {
+    let mut client =
+        Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED)).after_ehlo(XCLIENT_EHLO);
+    assert!(client.core.capabilities().is_some());
+    let step = client
+        .line("XCLIENT NAME=spike.example ADDR=192.0.2.66")
+        .unwrap();
+    // The new greeting is the reply to XCLIENT, never an unasked reply.
+    client.feed(b"220 mail.example ESMTP\r\n");
+    assert_eq!(client.core.take_completion(step).unwrap().code.value(), 220);
+    assert!(client.core.failure().is_none());
+    assert!(
+        client.core.capabilities().is_none(),
+        "capabilities from before XCLIENT are forgotten"
+    );
+    assert_eq!(client.core.phase(), Phase::Command);
+    // What the server now offers is learned again: AUTH needs a new EHLO.
+    let error = client
+        .core
+        .authenticate(
+            Mechanism::Plain,
+            credentials(),
+            OneTimeOverride::None,
+            client.now,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::NotAdvertised { .. }),
+        "{error}"
+    );
+    let transcript = client.transcript();
+    assert!(transcript.contains("send EHLO again"), "{transcript}");
+    let client = client.after_ehlo(b"250-x\r\n250 8BITMIME\r\n");
+    assert!(!client.core.capabilities().unwrap().has("XCLIENT"));
+}
+
+#[test]
+fn xclient_is_checked_against_what_the_server_offers() {
+    // Not advertised: sent as typed (the server's refusal is what is being tested), with the
+    // refusal to expect said first.
+    let mut client = Client::strict().after_ehlo(b"250-x\r\n250 PIPELINING\r\n");
+    client.line("XCLIENT ADDR=192.0.2.66").unwrap();
+    assert!(client.wire_text().ends_with("XCLIENT ADDR=192.0.2.66\r\n"));
+    let transcript = client.transcript();
+    assert!(
+        transcript.contains("did not advertise XCLIENT"),
+        "{transcript}"
+    );
+    // An attribute the server did not list.
+    let mut client = Client::strict().after_ehlo(XCLIENT_EHLO);
+    client.line("XCLIENT PROTO=SMTP").unwrap();
+    let transcript = client.transcript();
+    assert!(transcript.contains("does not list PROTO"), "{transcript}");
+    // XCLIENT changes what follows, so only the last line of a group may be one.
+    let mut client = Client::strict().after_ehlo(XCLIENT_EHLO);
+    let error = client
+        .core
+        .pipeline(
+            &["XCLIENT ADDR=192.0.2.66", "MAIL FROM:<a@b>"],
+            OneTimeOverride::None,
+            false,
+            client.now,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::GroupRefused { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_login_name_in_xclient_is_no_credential_but_is_said() {
+    let mut client = Client::strict().after_ehlo(XCLIENT_EHLO);
+    let before = client.wire.len();
+    client.line("XCLIENT LOGIN=bob").unwrap();
+    assert_eq!(&client.wire[before..], b"XCLIENT LOGIN=bob\r\n");
+    let transcript = client.transcript();
+    assert!(
+        transcript.contains("authenticated as bob without any credential"),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn a_password_hidden_in_xtext_is_a_credential_in_xclient_and_xforward() {
+    for verb in ["XCLIENT LOGIN", "XFORWARD IDENT", "XCLIENT NAME"] {
+        let line = format!("{verb}={}", xtext_of(PASSWORD));
+        // In cleartext the guard refuses it, and nothing crosses.
+        let mut client = Client::strict().after_ehlo(XCLIENT_EHLO);
+        let before = client.wire.len();
+        let error = client.line(&line).unwrap_err();
+        assert!(
+            matches!(error, SessionError::Guard(Refusal::Cleartext)),
+            "{line}: {error}"
+        );
+        assert_eq!(client.wire.len(), before, "{line} crossed");
+        // Sent by override, it is hidden in the transcript.
+        let mut client = Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED))
+            .after_ehlo(XCLIENT_EHLO);
+        client.line(&line).unwrap();
+        assert!(client.wire_text().contains(&xtext_of(PASSWORD)));
+        let transcript = client.transcript();
+        assert!(!transcript.contains(&xtext_of(PASSWORD)), "{transcript}");
+        assert!(transcript.contains("=<hidden>"), "{transcript}");
+    }
+}
+
+#[test]
+fn a_server_echoing_a_password_spelled_in_xtext_has_it_hidden() {
+    let mut client =
+        Client::new(settings(UnaskedReplies::Fatal, CLEARTEXT_ALLOWED)).after_ehlo(XCLIENT_EHLO);
+    let step = client
+        .line(&format!("XCLIENT LOGIN={}", xtext_of(PASSWORD)))
+        .unwrap();
+    client.feed(
+        format!(
+            "501 5.5.4 Bad XCLIENT LOGIN syntax: {}\r\n",
+            xtext_of(PASSWORD)
+        )
+        .as_bytes(),
+    );
+    let reply = client.core.take_completion(step).unwrap();
+    assert!(
+        !reply.summary().contains(&xtext_of(PASSWORD)),
+        "{}",
+        reply.summary()
+    );
+    let transcript = client.transcript();
+    assert!(!transcript.contains(&xtext_of(PASSWORD)), "{transcript}");
+    // Sent once, it is not sent again as a line of its own.
+    let error = client
+        .line(&format!("XFORWARD IDENT={}", xtext_of(PASSWORD)))
+        .unwrap_err();
+    assert!(
+        matches!(error, SessionError::Line(LineError::RepeatsCredentials)),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_key_log_is_announced_before_anything_happens() {
+    let mut settings = settings(UnaskedReplies::Fatal, GuardPolicy::default());
+    settings.key_log = Some("/tmp/keys.log".to_owned());
+    let client = Client::new(settings);
+    let transcript = client.transcript();
+    assert!(transcript.contains("TLS KEY LOG ON"), "{transcript}");
+    assert!(transcript.contains("/tmp/keys.log"), "{transcript}");
+    assert!(
+        !Client::strict().transcript().contains("KEY LOG"),
+        "silent without a key log"
+    );
 }
