@@ -450,12 +450,14 @@ pub struct LabStatusArgs {
 /// Arguments of `smtptui run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenarios: .smtp files, directories (every .smtp file in them, in name order),
-    /// `-` for standard input, or the names of built-in scenarios (`smtptui scenarios`).
-    #[arg(required = true, num_args = 1.., value_name = "SCENARIO")]
-    pub scenarios: Vec<String>,
-    /// The server, HOST[:PORT]; port 25 by default (465 with --tls implicit).
-    pub target: String,
+    /// The scenarios, then the server. A scenario is a .smtp file, a directory (every .smtp
+    /// file in it, in name order), `-` for standard input, or the name of a built-in scenario
+    /// (`smtptui scenarios`). The server, last, is HOST[:PORT]: port 25 by default (465 with
+    /// --tls implicit). Options may come anywhere among them.
+    // One list, split in code: clap cannot give a list of scenarios a positional after it
+    // when options stand between them (`run a.smtp --user u host`).
+    #[arg(required = true, num_args = 1.., value_name = "SCENARIO... TARGET")]
+    pub operands: Vec<String>,
     /// Connection options.
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -542,6 +544,20 @@ Examples:
 pub struct ScenariosArgs {
     /// A built-in scenario to print (its name or a prefix of it); without one, the list.
     pub name: Option<String>,
+}
+
+impl RunArgs {
+    /// The scenarios: every operand but the last.
+    pub fn scenarios(&self) -> &[String] {
+        self.operands
+            .split_last()
+            .map_or(&[][..], |(_, scenarios)| scenarios)
+    }
+
+    /// The server: the last operand.
+    pub fn target(&self) -> &str {
+        self.operands.last().map_or("", String::as_str)
+    }
 }
 
 /// `--protocol`.

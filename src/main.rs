@@ -873,7 +873,14 @@ fn scenarios_command(args: ScenariosArgs) -> i32 {
 }
 
 fn run_command(args: RunArgs) -> i32 {
-    let sources = match resolve_sources(&args.scenarios) {
+    if args.operands.len() < 2 {
+        return usage_error(format!(
+            "give the scenario and then the server: smtptui run SCENARIO... HOST[:PORT] (got \
+             only {:?}; smtptui scenarios lists the built-in ones)",
+            args.target()
+        ));
+    }
+    let sources = match resolve_sources(args.scenarios()) {
         Ok(sources) => sources,
         Err(message) => return usage_error(message),
     };
@@ -903,7 +910,7 @@ fn run_command(args: RunArgs) -> i32 {
             return usage_error(error);
         }
     }
-    let config = match session_config(&args.target, &args.connect) {
+    let config = match session_config(args.target(), &args.connect) {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
@@ -913,7 +920,7 @@ fn run_command(args: RunArgs) -> i32 {
     // them) put it, and it must never be 25.
     if lmtp
         && args.connect.tls != TlsChoice::Implicit
-        && matches!(cli::parse_target(&args.target), Ok((_, None)))
+        && matches!(cli::parse_target(args.target()), Ok((_, None)))
     {
         config.port = 24;
     }
@@ -1034,7 +1041,7 @@ fn run_command(args: RunArgs) -> i32 {
         )
     };
     if let Some((path, mut file)) = junit_file {
-        let report = runner::junit::report(&args.target, started, &results);
+        let report = runner::junit::report(args.target(), started, &results);
         if let Err(error) = file.write_all(report.as_bytes()) {
             say!(
                 "smtptui: cannot write the JUnit report to {}: {error}",

@@ -286,6 +286,28 @@ async fn builtin_scenarios_run_by_name_and_standard_input_is_a_scenario() {
         ran.dump()
     );
 
+    // Options may stand between the scenarios and the server, as they always could.
+    let mut interleaved = args(&lab, &["mx"], &[]);
+    let target = interleaved.remove(2);
+    interleaved.insert(2, "--protocol".to_owned());
+    interleaved.insert(3, "smtp".to_owned());
+    interleaved.insert(4, "data".to_owned());
+    interleaved.insert(5, target);
+    let ran = smtptui(interleaved, "").await;
+    assert_eq!(ran.code, Some(0), "{}", ran.dump());
+    assert!(
+        ran.stderr.contains("2 scenarios: 2 passed"),
+        "{}",
+        ran.dump()
+    );
+    let ran = smtptui(vec!["run".into(), "mx".into()], "").await;
+    assert_eq!(ran.code, Some(2), "{}", ran.dump());
+    assert!(
+        ran.stderr.contains("give the scenario and then the server"),
+        "{}",
+        ran.dump()
+    );
+
     let ran = smtptui(args(&lab, &["d"], &[]), "").await;
     assert_eq!(ran.code, Some(2), "{}", ran.dump());
     assert!(

@@ -43,9 +43,23 @@ impl RecordingProxy {
         let received = Arc::new(Mutex::new(Vec::new()));
         let record = received.clone();
         let done = thread::spawn(move || {
-            let Ok((mut client, _)) = listener.accept() else {
-                return;
+            // Bounded: a client that never comes (it failed before connecting) must fail the
+            // test, not hang it.
+            let _ = listener.set_nonblocking(true);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut client = loop {
+                match listener.accept() {
+                    Ok((client, _)) => break client,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if std::time::Instant::now() > deadline {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
             };
+            let _ = client.set_nonblocking(false);
             let Ok(mut server) = TcpStream::connect((upstream_host.as_str(), upstream_port)) else {
                 return;
             };
