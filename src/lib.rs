@@ -8,6 +8,7 @@
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
+//! - [`send`]: `smtptui send`, a one-line message built as a scenario for the runner;
 //! - [`explain`]: plain-language explanations of replies, extensions and TLS;
 //! - [`tui`]: the interactive terminal UI (engine task, state, drawing);
 //! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`;
@@ -21,6 +22,7 @@ pub mod proto;
 pub mod runner;
 pub mod scenario;
 pub mod secret;
+pub mod send;
 pub mod session;
 pub mod tls;
 pub mod transcript;
