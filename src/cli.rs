@@ -32,6 +32,11 @@ pub struct Cli {
     /// Leave right after the first frame is drawn (for measuring start-up time).
     #[arg(long, hide = true)]
     pub exit_after_first_frame: bool,
+
+    /// The config file with defaults and named servers (`@NAME`); default
+    /// $SMTPTUI_CONFIG, else $XDG_CONFIG_HOME/smtptui/config.toml (~/.config/smtptui/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `smtptui demo`.
@@ -83,6 +88,12 @@ pub enum Command {
     /// failure, 1 with at least one, 2 on a usage error, 3 when the server cannot be reached.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
+    /// Send one message from the command line, as swaks does: the message (headers, body,
+    /// attachments as MIME) and the session (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT) are
+    /// built as a scenario and run as `smtptui run` runs one, with the same guard, transcript
+    /// and exit codes. --print-scenario prints that scenario instead, to keep and replay.
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(SendArgs),
 }
 
 const AUDIT_EXAMPLES: &str = "\
@@ -399,6 +410,101 @@ pub struct RunArgs {
     /// their parameters not checked before the run (to test a server's answer to them).
     #[arg(long)]
     pub literal: bool,
+}
+
+const SEND_EXAMPLES: &str = "\
+Examples:
+  smtptui send mx.example.com --from alice@example.com --to bob@example.com
+  smtptui send mail.example.com:587 --auth --user alice --password-file ~/.smtp-pass --to bob@example.com
+  smtptui send mail.example.com --tls-on-connect --auth PLAIN --user alice --to bob@example.com
+  smtptui send mx.example.com --to bob@example.com --attach report.pdf --body 'See attached.'
+  smtptui send mx.example.com --to bob@example.com --header 'Subject: hello' --header 'X-Test: 1'
+  smtptui send @staging --to bob@example.com       # a server from the config file
+  smtptui send mx.example.com --to bob@example.com --print-scenario > check.smtp
+
+STARTTLS: --tls starttls always sends it (a refusal stops the run, exit 3); with the default
+--tls auto it is sent on port 587 and whenever AUTH is (and TLS is implicit on 465);
+--no-starttls never sends it. AUTH runs when --auth or --user is given (PLAIN unless named);
+the password comes from --password-file or $SMTPTUI_PASSWORD, never the command line.
+--body TEXT, @FILE or - (standard input); --data FILE sends a whole message file as it is.";
+
+/// Arguments of `smtptui send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The server, HOST[:PORT] or @NAME from the config file; port 25 by default (465 with
+    /// --tls implicit).
+    pub target: Option<String>,
+    /// The server (swaks's spelling), instead of the positional HOST[:PORT].
+    #[arg(
+        long,
+        short = 's',
+        value_name = "HOST[:PORT]",
+        conflicts_with = "target"
+    )]
+    pub server: Option<String>,
+    /// The port, when not given with the server.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// The envelope sender and From: header; '<>' (or '') is the null sender. Default:
+    /// $USER@ the host's name.
+    #[arg(long, short = 'f', value_name = "ADDRESS")]
+    pub from: Option<String>,
+    /// A recipient (repeatable, or several separated by commas); also the To: header.
+    #[arg(long, short = 't', value_name = "ADDRESS", required = true)]
+    pub to: Vec<String>,
+    /// A recipient also named in a Cc: header (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub cc: Vec<String>,
+    /// A recipient named in no header (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bcc: Vec<String>,
+    /// The EHLO name (default: the host's name).
+    #[arg(long, visible_alias = "helo", value_name = "NAME")]
+    pub ehlo: Option<String>,
+    /// A header, 'Name: value' (repeatable): replaces the one of that name smtptui would
+    /// write (Subject, From, To, Date, Message-ID), or is added.
+    #[arg(long, value_name = "HEADER")]
+    pub header: Vec<String>,
+    /// A header added as it is, even when one of that name exists (repeatable).
+    #[arg(long, visible_alias = "ah", value_name = "HEADER")]
+    pub add_header: Vec<String>,
+    /// The body: text, @FILE for a file's content, or - for standard input (default: 'This
+    /// is a test mailing').
+    #[arg(long, value_name = "TEXT|@FILE|-")]
+    pub body: Option<String>,
+    /// Attach a file (repeatable), base64 encoded, its type from its extension (or
+    /// application/octet-stream); the message becomes multipart/mixed. An '@' before the
+    /// path, as swaks writes it, is allowed.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<String>,
+    /// Send this file as the whole message (headers and body, as written; streamed, any
+    /// size) instead of building one.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["header", "add_header", "body", "attach", "cc"])]
+    pub data: Option<PathBuf>,
+    /// Authenticate with this mechanism (PLAIN when none is named); needs --user.
+    #[arg(long, short = 'a', value_name = "MECH", num_args = 0..=1, default_missing_value = "PLAIN")]
+    pub auth: Option<String>,
+    /// TLS from the first byte (swaks --tls-on-connect); the same as --tls implicit.
+    #[arg(long, visible_alias = "tlsc")]
+    pub tls_on_connect: bool,
+    /// Never send STARTTLS (the credential guard still refuses AUTH in cleartext).
+    #[arg(long, conflicts_with = "tls_on_connect")]
+    pub no_starttls: bool,
+    /// Send MAIL, RCPT and DATA as one pipelined group (RFC 2920).
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Print the scenario instead of running it (to keep it, and replay it with smtptui run).
+    #[arg(long)]
+    pub print_scenario: bool,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Also write the (redacted) plain-text transcript to this file.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print one JSON object per event instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--protocol`.

@@ -27,6 +27,12 @@ const MAX_TEXT_LINE: usize = 998;
 #[error("{0}")]
 pub struct SendError(pub String);
 
+impl From<SendError> for String {
+    fn from(error: SendError) -> Self {
+        error.0
+    }
+}
+
 fn error(message: impl Into<String>) -> SendError {
     SendError(message.into())
 }
@@ -77,7 +83,10 @@ impl Plan {
         let ehlo = &self.ehlo;
         out.push_str("S: 220\n");
         if self.starttls {
-            let _ = write!(out, "C: EHLO {ehlo}\nS: 250 STARTTLS\nC: STARTTLS\nS: 220\n");
+            let _ = write!(
+                out,
+                "C: EHLO {ehlo}\nS: 250 STARTTLS\nC: STARTTLS\nS: 220\n"
+            );
         }
         let _ = writeln!(out, "C: EHLO {ehlo}");
         match &self.auth {
@@ -518,7 +527,9 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
     });
     lines.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
     lines.push("MIME-Version: 1.0".into());
-    lines.push(format!("Content-Type: multipart/mixed; boundary=\"{boundary}\""));
+    lines.push(format!(
+        "Content-Type: multipart/mixed; boundary=\"{boundary}\""
+    ));
     lines.push(String::new());
     lines.push("This is a multi-part message in MIME format.".into());
     lines.push(format!("--{boundary}"));
@@ -531,7 +542,11 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
         lines.push(format!("--{boundary}"));
         let mut content_type = attachment.content_type.clone();
         if !attachment.name.is_empty() {
-            let _ = write!(content_type, "; {}", mime_parameter("name", &attachment.name));
+            let _ = write!(
+                content_type,
+                "; {}",
+                mime_parameter("name", &attachment.name)
+            );
         }
         lines.push(format!("Content-Type: {content_type}"));
         let disposition = if attachment.name.is_empty() {
@@ -652,7 +667,11 @@ mod tests {
         spec.added = vec![("Subject".into(), "second".into())];
         let lines = build_message(spec).unwrap();
         assert!(lines.contains(&"subject: Custom".to_owned()), "{lines:?}");
-        assert!(!lines.iter().any(|l| l.contains("test message from smtptui")));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("test message from smtptui"))
+        );
         let x = lines.iter().position(|l| l == "X-Test: yes").unwrap();
         let added = lines.iter().position(|l| l == "Subject: second").unwrap();
         assert!(x < added);
@@ -713,15 +732,18 @@ mod tests {
         assert_eq!(lines.last().unwrap(), &format!("--{boundary}--"));
         assert!(lines.contains(&"Content-Type: application/pdf; name=\"report.pdf\"".to_owned()));
         assert!(lines.contains(
-            &"Content-Disposition: attachment; filename*=utf-8''caf%C3%A9%20%22x%22.bin"
-                .to_owned()
+            &"Content-Disposition: attachment; filename*=utf-8''caf%C3%A9%20%22x%22.bin".to_owned()
         ));
         let start = lines
             .iter()
             .position(|l| l == "Content-Transfer-Encoding: base64")
             .unwrap()
             + 2;
-        let end = start + lines[start..].iter().position(|l| l.starts_with("--")).unwrap();
+        let end = start
+            + lines[start..]
+                .iter()
+                .position(|l| l.starts_with("--"))
+                .unwrap();
         let encoded = &lines[start..end];
         assert!(encoded[..encoded.len() - 1].iter().all(|l| l.len() == 76));
         assert_eq!(B64.decode(encoded.concat()).unwrap(), data);
@@ -801,7 +823,14 @@ mod tests {
             .unwrap();
         assert_eq!(group.commands().len(), 4);
         assert_eq!(group.further.len(), 3);
-        assert_eq!(scenario.steps.iter().map(|s| s.files().len()).sum::<usize>(), 1);
+        assert_eq!(
+            scenario
+                .steps
+                .iter()
+                .map(|s| s.files().len())
+                .sum::<usize>(),
+            1
+        );
     }
 
     #[test]
