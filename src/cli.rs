@@ -569,26 +569,7 @@ pub struct ConnectArgs {
 /// # Errors
 /// A message naming the accepted forms.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number.trim().parse().map_err(|_| {
-        format!("{text:?} is not a duration; use seconds (30, 2.5) or a unit (500ms, 2s, 1m)")
-    })?;
-    let seconds = value * scale;
-    if !(seconds > 0.0 && seconds <= 86_400.0) {
-        return Err(format!(
-            "{text:?} is out of range; the timeout must be above 0 and at most a day"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    smtptui::config::parse_timeout(text)
 }
 
 /// A duration as for [`parse_timeout`], or zero (`0`, `0s`) to turn something off.
@@ -711,7 +692,7 @@ fn ambiguous_ipv6(target: &str) -> Option<String> {
 /// how to reach a host that really has such a name (with its port).
 pub fn mistyped_subcommand(word: &str) -> Option<String> {
     use clap::CommandFactory;
-    if word.contains(['.', ':']) || word.starts_with('-') {
+    if word.contains(['.', ':']) || word.starts_with(['-', '@']) {
         return None;
     }
     let typed = word.to_ascii_lowercase();

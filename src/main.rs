@@ -5,8 +5,6 @@ mod cli;
 use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{
     AuditArgs, Cli, Command, ConnectArgs, DashboardMode, DemoArgs, LabArgs, LabStatusArgs, RunArgs,
     SendArgs, TlsChoice,
@@ -31,14 +29,22 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    // The matches are kept to tell an option given from its default, for the config file.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => return ExitCode::from(parse_error(error)),
     };
     if cli.command.is_none()
         && let Some(hint) = cli.target.as_deref().and_then(cli::mistyped_subcommand)
     {
         return ExitCode::from(exit_status(usage_error(hint)));
+    }
+    if let Err(message) = configure(&mut cli, &matches) {
+        return ExitCode::from(exit_status(usage_error(message)));
     }
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
@@ -1455,4 +1461,70 @@ fn local_host_name() -> String {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
         })
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Applies the config file to the commands that connect (the UI, `run`, `send`): `@NAME`
+/// becomes the server entry's host and port, and each setting of the entry (or of
+/// `[defaults]`) fills an option the command line did not give.
+fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
+    use smtptui::config::{self, Config, TlsSetting};
+    let flag = cli.config.clone();
+    let (target, connect, given, send) = match &mut cli.command {
+        None => match cli.target.as_mut() {
+            Some(target) => (target, &mut cli.connect, matches, None),
+            None => return Ok(()),
+        },
+        Some(Command::Run(args)) => match matches.subcommand_matches("run") {
+            Some(sub) => (&mut args.target, &mut args.connect, sub, None),
+            None => return Ok(()),
+        },
+        Some(Command::Send(args)) => {
+            let Some(sub) = matches.subcommand_matches("send") else {
+                return Ok(());
+            };
+            let target = match (&mut args.target, &mut args.server) {
+                (Some(target), _) | (None, Some(target)) => target,
+                (None, None) => return Ok(()),
+            };
+            (
+                target,
+                &mut args.connect,
+                sub,
+                Some((&mut args.ehlo, &mut args.from)),
+            )
+        }
+        Some(_) => return Ok(()),
+    };
+    let config = match config::locate(flag.as_deref(), |name| std::env::var_os(name)) {
+        Some((path, required)) => Config::load(&path, required).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let resolved = config.resolve(target).map_err(|e| e.to_string())?;
+    *target = resolved.target;
+    let settings = resolved.settings;
+    let on_command_line =
+        |id: &str| given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if !on_command_line("tls")
+        && let Some(tls) = settings.tls
+    {
+        connect.tls = match tls {
+            TlsSetting::Auto => TlsChoice::Auto,
+            TlsSetting::Starttls => TlsChoice::Starttls,
+            TlsSetting::Implicit => TlsChoice::Implicit,
+        };
+    }
+    if !on_command_line("timeout")
+        && let Some(timeout) = settings.timeout
+    {
+        connect.timeout = timeout;
+    }
+    connect.ca_file = connect.ca_file.take().or(settings.ca_file);
+    connect.servername = connect.servername.take().or(settings.servername);
+    connect.user = connect.user.take().or(settings.user);
+    connect.password_file = connect.password_file.take().or(settings.password_file);
+    if let Some((ehlo, from)) = send {
+        *ehlo = ehlo.take().or(settings.ehlo);
+        *from = from.take().or(settings.from);
+    }
+    Ok(())
 }
