@@ -17,7 +17,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default).
+    /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default), or on @NAME, a
+    /// server of the config file.
     pub target: Option<String>,
 
     /// Connection options for the interactive UI (the same as for `smtptui run`).
@@ -386,7 +387,8 @@ pub struct LabStatusArgs {
 pub struct RunArgs {
     /// The scenario file (.smtp).
     pub scenario: PathBuf,
-    /// The server, HOST[:PORT]; port 25 by default (465 with --tls implicit).
+    /// The server, HOST[:PORT] (port 25 by default, 465 with --tls implicit), or @NAME, a
+    /// server of the config file.
     pub target: String,
     /// Connection options.
     #[command(flatten)]
