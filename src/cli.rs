@@ -529,15 +529,31 @@ pub enum TlsChoice {
     Implicit,
 }
 
+/// `--trust`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustChoice {
+    /// The Mozilla roots built into smtptui.
+    Webpki,
+    /// The operating system's trust store.
+    System,
+    /// Both.
+    Both,
+}
+
 /// Options shared by everything that connects to a server.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// How TLS starts.
     #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
     pub tls: TlsChoice,
-    /// PEM file with extra trusted CA certificates (added to the built-in web roots).
+    /// PEM file with extra trusted CA certificates (added to the roots --trust chooses).
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Which roots verify the server's certificate: webpki (the Mozilla roots built in, the
+    /// same on every machine), system (this machine's trust store, where a company CA is
+    /// installed; SSL_CERT_FILE and SSL_CERT_DIR honoured), or both.
+    #[arg(long, value_enum, default_value_t = TrustChoice::Webpki)]
+    pub trust: TrustChoice,
     /// Name for SNI and certificate verification (default: the host you typed).
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,

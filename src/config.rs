@@ -9,6 +9,7 @@
 //! host = "mail.staging.example.com"
 //! port = 587
 //! tls = "starttls"                  # auto, starttls or implicit
+//! trust = "system"                  # webpki, system or both
 //! ca_file = "staging-ca.pem"        # relative to this file's directory; ~/ is the home
 //! servername = "mail.staging.example.com"
 //! user = "alice@example.com"
@@ -64,6 +65,18 @@ pub enum TlsSetting {
     Implicit,
 }
 
+/// Which roots verify a certificate, as the config file spells it (the values of `--trust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustSetting {
+    /// The Mozilla roots built in.
+    Webpki,
+    /// The operating system's trust store.
+    System,
+    /// Both.
+    Both,
+}
+
 /// A timeout as written: seconds, or text with a unit (`"500ms"`, `"2s"`, `"1m"`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -79,6 +92,7 @@ struct Table {
     host: Option<Spanned<String>>,
     port: Option<Spanned<u16>>,
     tls: Option<TlsSetting>,
+    trust: Option<TrustSetting>,
     ca_file: Option<String>,
     servername: Option<String>,
     user: Option<String>,
@@ -93,7 +107,7 @@ const SECRET_KEYS: [&str; 5] = ["password", "pass", "passwd", "secret", "token"]
 
 /// The keys a table takes, for messages.
 const TABLE_KEYS: &str =
-    "host, port, tls, ca_file, servername, user, password_file, timeout, ehlo and from";
+    "host, port, tls, trust, ca_file, servername, user, password_file, timeout, ehlo and from";
 
 /// The message for a refused secret.
 const SECRET_REFUSED: &str = "a password is never kept in the config file (whoever reads \
@@ -115,6 +129,8 @@ struct FileLayout {
 pub struct Settings {
     /// `tls`.
     pub tls: Option<TlsSetting>,
+    /// `trust`.
+    pub trust: Option<TrustSetting>,
     /// `ca_file`.
     pub ca_file: Option<PathBuf>,
     /// `servername`.
@@ -137,6 +153,7 @@ impl Settings {
         let fallback = fallback.clone();
         Settings {
             tls: self.tls.or(fallback.tls),
+            trust: self.trust.or(fallback.trust),
             ca_file: self.ca_file.or(fallback.ca_file),
             servername: self.servername.or(fallback.servername),
             user: self.user.or(fallback.user),
@@ -373,6 +390,7 @@ impl Config {
             };
             Ok(Settings {
                 tls: table.tls,
+                trust: table.trust,
                 ca_file: table.ca_file.as_deref().map(path),
                 servername: table.servername.clone(),
                 user: table.user.clone(),

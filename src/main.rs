@@ -789,6 +789,15 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
         args.timeout,
     )?;
     config.trust.continue_unverified = args.insecure;
+    config.trust.roots = match args.trust {
+        cli::TrustChoice::Webpki => tls::TrustRoots::WebPki,
+        cli::TrustChoice::System => tls::TrustRoots::System,
+        cli::TrustChoice::Both => tls::TrustRoots::Both,
+    };
+    if config.trust.roots != tls::TrustRoots::WebPki {
+        // Read before connecting: an unusable store is a usage error, not a failed session.
+        tls::system_roots().map_err(|e| format!("--trust: {e}"))?;
+    }
     config.policy = GuardPolicy {
         allow_cleartext_auth: args.allow_cleartext_auth,
         allow_unverified_auth: args.insecure,
@@ -835,6 +844,7 @@ fn server_config(
         trust: TrustSettings {
             extra_roots,
             continue_unverified: false,
+            roots: Default::default(),
         },
         policy: GuardPolicy::default(),
         timeout,
@@ -1511,6 +1521,15 @@ fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
             TlsSetting::Auto => TlsChoice::Auto,
             TlsSetting::Starttls => TlsChoice::Starttls,
             TlsSetting::Implicit => TlsChoice::Implicit,
+        };
+    }
+    if !on_command_line("trust")
+        && let Some(trust) = settings.trust
+    {
+        connect.trust = match trust {
+            config::TrustSetting::Webpki => cli::TrustChoice::Webpki,
+            config::TrustSetting::System => cli::TrustChoice::System,
+            config::TrustSetting::Both => cli::TrustChoice::Both,
         };
     }
     if !on_command_line("timeout")

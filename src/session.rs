@@ -171,6 +171,7 @@ impl Session {
             limits: config.limits,
             unasked: config.unasked,
             known_secrets: config.known_secrets.clone(),
+            anchors: config.trust.anchors(),
         };
         let core = ClientSession::new(settings, Instant::now(), SystemTime::now())?;
         let mut session = Self {

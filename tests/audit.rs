@@ -50,6 +50,7 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
                 .map(|der| vec![CertificateDer::from(der.to_vec())])
                 .unwrap_or_default(),
             continue_unverified: false,
+            roots: Default::default(),
         },
         policy: GuardPolicy::default(),
         timeout: Duration::from_secs(10),

@@ -73,6 +73,7 @@ fn config(port: u16) -> SessionConfig {
         trust: TrustSettings {
             extra_roots: Vec::new(),
             continue_unverified: false,
+            roots: Default::default(),
         },
         // The test is about the phase check, so cleartext AUTH is allowed here explicitly.
         policy: GuardPolicy {

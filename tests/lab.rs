@@ -88,6 +88,7 @@ impl TestLab {
             trust: TrustSettings {
                 extra_roots: vec![self.lab.ca_der().clone()],
                 continue_unverified: false,
+                roots: Default::default(),
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(20),

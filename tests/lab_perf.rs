@@ -102,6 +102,7 @@ impl LabProcess {
             trust: TrustSettings {
                 extra_roots: vec![self.ca.clone()],
                 continue_unverified: false,
+                roots: Default::default(),
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(60),
@@ -361,6 +362,7 @@ impl ClassLab {
             trust: TrustSettings {
                 extra_roots: vec![self.ca.clone()],
                 continue_unverified: false,
+                roots: Default::default(),
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(60),

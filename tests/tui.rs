@@ -178,6 +178,7 @@ fn tls_info(verification: Verification) -> TlsInfo {
             parse_error: None,
             der: smtptui::tls::CertDer::default(),
         }],
+        anchors: String::new(),
     }
 }
 
@@ -1445,6 +1446,7 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
         trust: TrustSettings {
             extra_roots: Vec::new(),
             continue_unverified: true,
+            roots: Default::default(),
         },
         policy: smtptui::guard::GuardPolicy::default(),
         timeout: Duration::from_secs(5),
@@ -2846,4 +2848,68 @@ fn the_explain_pane_explains_the_parameters_of_the_line_answered() {
         "{all}"
     );
     assert!(all.contains("BODY=8BITMIME: the body may hold"), "{all}");
+}
+
+/// After TLS verified against the system store: the status bar says so, the certificate view
+/// shows each certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` does,
+/// and `:cert FILE` saves the peer chain as PEM that openssl reads back to the same
+/// fingerprint, never over an existing file without `!`.
+#[test]
+fn the_certificate_view_shows_fingerprints_and_cert_file_saves_the_chain_as_pem() {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["mail.example.com".to_owned()]).expect("cert");
+    let leaf = CertSummary::parse(generated.cert.der(), SystemTime::now());
+    let mut app = after_tls();
+    let mut info = tls_info(Verification::Verified);
+    info.chain = vec![leaf];
+    info.anchors = "the system trust store".to_owned();
+    let mut status = Status::disconnected("mail.example.com:587".to_owned());
+    status.connected = true;
+    status.security = Security::Tls;
+    status.protection = Protection::VerifiedTls;
+    status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(status)));
+    assert!(screen(&app).contains("(system store)"), "{}", screen(&app));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.pem");
+    type_line(&mut app, &format!(":cert {}", path.display()));
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("written") && f.contains("PEM")),
+        "{:?}",
+        app.flash
+    );
+    let pem = std::fs::read_to_string(&path).expect("written");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    let openssl = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl runs");
+    assert!(openssl.status.success(), "openssl read the PEM back");
+    let printed = String::from_utf8_lossy(&openssl.stdout);
+    let fingerprint = printed.trim().rsplit('=').next().expect("a fingerprint");
+    assert_eq!(fingerprint.len(), 95, "{printed}");
+
+    type_line(&mut app, ":cert");
+    assert_eq!(app.overlay, Some(Overlay::Certificate));
+    let view = screen_at(&app, 120, 40);
+    // Shown in two halves of 16 bytes, each whole on its line.
+    assert!(
+        view.contains(&fingerprint[..47]) && view.contains(&fingerprint[48..]),
+        "{view}"
+    );
+    assert!(view.contains("against the system trust store"), "{view}");
+    app.on_key(key(KeyCode::Esc));
+
+    std::fs::write(&path, "kept").expect("write");
+    type_line(&mut app, &format!(":cert {}", path.display()));
+    assert!(
+        app.flash.as_deref().is_some_and(|f| f.contains(":cert! ")),
+        "{:?}",
+        app.flash
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "kept");
 }

@@ -69,6 +69,7 @@ impl Driven {
             trust: smtptui::tls::TrustSettings {
                 extra_roots: Vec::new(),
                 continue_unverified: false,
+                roots: Default::default(),
             },
             policy: smtptui::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(20),

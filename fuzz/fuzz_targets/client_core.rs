@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let (tls, verdict) = smtptui::tls::client_config(&TrustSettings {
         extra_roots: Vec::new(),
         continue_unverified: flags & 8 != 0,
+        roots: Default::default(),
     })
     .expect("client config");
     let secret = Secret::new(PASSWORD.to_owned());
@@ -99,6 +100,7 @@ fuzz_target!(|data: &[u8]| {
             UnaskedReplies::Fatal
         },
         known_secrets: forms.clone(),
+        anchors: String::new(),
     };
     let start = Instant::now();
     let mut now = start;

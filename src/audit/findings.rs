@@ -1524,6 +1524,7 @@ mod tests {
             server_name: "mail.example".into(),
             verification,
             chain: vec![leaf],
+            anchors: String::new(),
         })
     }
 

@@ -575,6 +575,7 @@ impl Lab {
             trust: crate::tls::TrustSettings {
                 extra_roots: vec![self.ca_der.clone()],
                 continue_unverified: false,
+                roots: Default::default(),
             },
             policy: crate::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(30),

@@ -79,6 +79,7 @@ impl Pair {
         let (tls, verdict) = crate::tls::client_config(&TrustSettings {
             extra_roots: vec![pki.ca_der.clone()],
             continue_unverified: false,
+            roots: Default::default(),
         })?;
         let implicit = profile == Profile::Implicit;
         let mut settings = ClientSettings {
@@ -96,6 +97,7 @@ impl Pair {
             limits: ReplyLimits::default(),
             unasked: UnaskedReplies::Fatal,
             known_secrets: Vec::new(),
+            anchors: "the lab CA".to_owned(),
         };
         adjust(&mut settings);
         let now = Instant::now();

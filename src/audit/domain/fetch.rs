@@ -84,6 +84,7 @@ async fn fetch_within(dns: &Dns, domain: &str, config: &FetchConfig) -> PolicyFe
     let trust = TrustSettings {
         extra_roots: config.extra_roots.clone(),
         continue_unverified: false,
+        roots: Default::default(),
     };
     let (client, verdict) = match client_config(&trust) {
         Ok(pair) => pair,

@@ -125,6 +125,9 @@ pub struct ClientSettings {
     /// environment; see [`crate::proto::sasl::credential_forms`]), known before they are used:
     /// a line holding one is a credential from the first byte.
     pub known_secrets: Vec<Secret>,
+    /// The trust anchors the verifier of `tls` uses, in words, for the transcript
+    /// ([`crate::tls::TrustSettings::anchors`]).
+    pub anchors: String,
 }
 
 /// What a line handed to [`ClientSession::send_line`] became.
@@ -1875,7 +1878,12 @@ impl ClientSession {
         let Some(conn) = self.tls.as_ref() else {
             return;
         };
-        let info = TlsInfo::from_connection(conn, &self.settings.server_name, verification.clone());
+        let info = TlsInfo::from_connection(
+            conn,
+            &self.settings.server_name,
+            verification.clone(),
+            &self.settings.anchors,
+        );
         self.protection = match verification {
             Verification::Verified => Protection::VerifiedTls,
             Verification::Failed(problem) => Protection::UnverifiedTls(problem),

@@ -15,6 +15,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
     let (tls, verdict) = crate::tls::client_config(&TrustSettings {
         extra_roots: Vec::new(),
         continue_unverified: false,
+        roots: Default::default(),
     })
     .unwrap();
     ClientSettings {
@@ -28,6 +29,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         limits: ReplyLimits::default(),
         unasked,
         known_secrets: credential_forms(Some(USER), &Secret::new(PASSWORD.to_owned())),
+        anchors: String::new(),
     }
 }
 
