@@ -1162,16 +1162,17 @@ fn send_command(mut args: SendArgs) -> i32 {
         Ok(scenario) => scenario,
         Err(error) => return usage_error(error),
     };
-    if args.print_scenario {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        return exit::PASSED;
-    }
+    // A --data file is checked before the scenario is printed too: it must replay.
     let cwd = std::path::PathBuf::from(".");
     if let Err(error) = scenario
         .check_files(&cwd)
         .and_then(|()| scenario.check_envelopes())
     {
         return usage_error(error);
+    }
+    if args.print_scenario {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return exit::PASSED;
     }
     let connect = &args.connect;
     let mut config = match session_config(&target, connect) {

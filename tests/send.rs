@@ -359,6 +359,16 @@ fn bad_input_is_a_usage_error_naming_the_option() {
             vec!["--to", "bob@lab.test", "--port", "26"],
             "port 9 and --port says 26",
         ),
+        (
+            vec![
+                "--to",
+                "bob@lab.test",
+                "--data",
+                "missing.eml",
+                "--print-scenario",
+            ],
+            "missing.eml",
+        ),
     ] {
         let mut argv = vec!["send", target];
         argv.extend(args);
