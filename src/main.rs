@@ -1367,6 +1367,11 @@ fn send_plan(args: &mut SendArgs) -> Result<(smtptui::send::Plan, String), Strin
     if let Some(name) = &connect.servername {
         replay.push_str(&format!(" --servername {name}"));
     }
+    match connect.trust {
+        cli::TrustChoice::Webpki => {}
+        cli::TrustChoice::System => replay.push_str(" --trust system"),
+        cli::TrustChoice::Both => replay.push_str(" --trust both"),
+    }
     if let Some(user) = connect.user.as_ref().filter(|_| auth.is_some()) {
         replay.push_str(&format!(" --user {user}"));
     }

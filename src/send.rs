@@ -503,16 +503,36 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
     let has_header = |name: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name));
     if attachments.is_empty() {
         let needs_mime = transfer != "7bit";
-        let mime_given = has_header("Content-Type") || has_header("MIME-Version");
+        if needs_mime && has_header("Content-Transfer-Encoding") {
+            return Err(error(format!(
+                "--header Content-Transfer-Encoding: the body goes {transfer} (it is not plain \
+                 ASCII in lines of at most {MAX_TEXT_LINE} octets), and smtptui writes that \
+                 header itself; leave it out"
+            )));
+        }
         lines.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
-        if needs_mime && !mime_given {
+        if !has_header("MIME-Version") && (needs_mime || has_header("Content-Type")) {
             lines.push("MIME-Version: 1.0".into());
-            lines.push(format!("Content-Type: {text_type}"));
+        }
+        if needs_mime {
+            if !has_header("Content-Type") {
+                lines.push(format!("Content-Type: {text_type}"));
+            }
             lines.push(format!("Content-Transfer-Encoding: {transfer}"));
         }
         lines.push(String::new());
         lines.extend(body_lines_out);
         return Ok(lines);
+    }
+    if let Some((name, _)) = headers.iter().find(|(name, _)| {
+        ["MIME-Version", "Content-Type", "Content-Transfer-Encoding"]
+            .iter()
+            .any(|mime| name.eq_ignore_ascii_case(mime))
+    }) {
+        return Err(error(format!(
+            "--header {name}: with --attach the message is multipart/mixed and smtptui writes \
+             its MIME headers itself; leave {name} out"
+        )));
     }
 
     let mut boundary = format!("=_smtptui_{}", hex(&random));
@@ -522,9 +542,6 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
         attempt += 1;
         boundary = format!("=_smtptui_{}_{attempt}", hex(&random));
     }
-    headers.retain(|(name, _)| {
-        !name.eq_ignore_ascii_case("MIME-Version") && !name.eq_ignore_ascii_case("Content-Type")
-    });
     lines.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
     lines.push("MIME-Version: 1.0".into());
     lines.push(format!(
@@ -854,6 +871,38 @@ mod tests {
             parse_header("--header", "X-A:  b ").unwrap(),
             ("X-A".into(), "b".into())
         );
+    }
+
+    #[test]
+    fn mime_headers_given_by_hand_are_completed_or_refused() {
+        // A Content-Type of one's own gets its MIME-Version, and the encoding the body needs.
+        let mut given = spec("caf\u{e9}".as_bytes());
+        given.headers = vec![("Content-Type".into(), "text/plain; charset=utf-8".into())];
+        let lines = build_message(given).unwrap();
+        assert!(lines.contains(&"MIME-Version: 1.0".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"Content-Transfer-Encoding: 8bit".to_owned()));
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("Content-Type"))
+                .count(),
+            1
+        );
+        // An encoding of one's own that the body cannot go in is refused.
+        let mut wrong = spec(b"latin1 caf\xe9");
+        wrong.headers = vec![("Content-Transfer-Encoding".into(), "7bit".into())];
+        assert!(build_message(wrong).is_err());
+        // With attachments smtptui writes the MIME headers.
+        let mut multipart = spec(b"x");
+        multipart.headers = vec![("content-type".into(), "text/html".into())];
+        multipart.attachments.push(Attachment {
+            name: "a.txt".into(),
+            content_type: "text/plain".into(),
+            reader: Box::new(std::io::Cursor::new(b"x".to_vec())),
+            size: Some(1),
+        });
+        let error = build_message(multipart).unwrap_err();
+        assert!(error.0.contains("content-type"), "{error}");
     }
 
     #[test]
