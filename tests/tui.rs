@@ -2883,15 +2883,27 @@ fn the_certificate_view_shows_fingerprints_and_cert_file_saves_the_chain_as_pem(
     );
     let pem = std::fs::read_to_string(&path).expect("written");
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
-    let openssl = std::process::Command::new("openssl")
+    // The fingerprint as openssl writes it, computed here from the certificate's bytes ...
+    let digest = ring::digest::digest(&ring::digest::SHA256, generated.cert.der());
+    let expected: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let fingerprint = expected.join(":");
+    // ... and read back by openssl from the PEM saved, where openssl is installed (CI has it).
+    match std::process::Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(&path)
         .output()
-        .expect("openssl runs");
-    assert!(openssl.status.success(), "openssl read the PEM back");
-    let printed = String::from_utf8_lossy(&openssl.stdout);
-    let fingerprint = printed.trim().rsplit('=').next().expect("a fingerprint");
-    assert_eq!(fingerprint.len(), 95, "{printed}");
+    {
+        Ok(openssl) => {
+            assert!(openssl.status.success(), "openssl read the PEM back");
+            let printed = String::from_utf8_lossy(&openssl.stdout);
+            assert_eq!(printed.trim().rsplit('=').next(), Some(fingerprint.as_str()));
+        }
+        Err(error) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("openssl is not installed: {error}")
+        }
+        Err(_) => eprintln!("skipping the openssl half: openssl is not installed"),
+    }
+    let fingerprint = fingerprint.as_str();
 
     type_line(&mut app, ":cert");
     assert_eq!(app.overlay, Some(Overlay::Certificate));
