@@ -498,6 +498,12 @@ pub struct SendArgs {
     /// Print the scenario instead of running it (to keep it, and replay it with smtptui run).
     #[arg(long)]
     pub print_scenario: bool,
+    /// Write the message built into FILE (mode 600) and send it from there, streamed, by a
+    /// FILE line of the scenario: to keep it beside --print-scenario, or for a message larger
+    /// than a scenario holds (16 MiB; without this option such a message waits in a temporary
+    /// file during the run).
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub save_message: Option<PathBuf>,
     /// Connection options.
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -1152,7 +1152,9 @@ fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Cre
 /// `smtptui send`: the command line becomes a scenario ([`smtptui::send::Plan`]), printed with
 /// --print-scenario or run exactly as `smtptui run` runs a file.
 fn send_command(mut args: SendArgs) -> i32 {
-    let (plan, target) = match send_plan(&mut args) {
+    // A message too large for the scenario waits in a file until the run is over.
+    let mut temporary = None;
+    let (plan, target) = match send_plan(&mut args, &mut temporary) {
         Ok(parts) => parts,
         Err(message) => return usage_error(message),
     };
@@ -1225,7 +1227,10 @@ fn send_command(mut args: SendArgs) -> i32 {
 }
 
 /// The plan of `smtptui send`, the target and the connection options it runs with.
-fn send_plan(args: &mut SendArgs) -> Result<(smtptui::send::Plan, String), String> {
+fn send_plan(
+    args: &mut SendArgs,
+    kept: &mut Option<TemporaryMessage>,
+) -> Result<(smtptui::send::Plan, String), String> {
     use smtptui::send::{self, Content, MessageSpec, Plan};
     let target = match (&args.target, &args.server) {
         (Some(target), _) | (None, Some(target)) => target.clone(),
@@ -1354,7 +1359,30 @@ fn send_plan(args: &mut SendArgs) -> Result<(smtptui::send::Plan, String), Strin
                     .map_or(host_name.clone(), |(_, domain)| domain.to_owned()),
                 random: random_bytes(),
             };
-            Content::Lines(send::build_message(spec).map_err(|e| e.to_string())?)
+            let large = spec.estimated_size() > send::INLINE_LIMIT;
+            match &args.save_message {
+                Some(path) => {
+                    let file = smtptui::transcript::create_private_file(path)
+                        .map_err(|e| format!("--save-message {}: {e}", path.display()))?;
+                    write_message_file(spec, file, path)?;
+                    let absolute = std::path::absolute(path)
+                        .map_err(|e| format!("--save-message {}: {e}", path.display()))?;
+                    Content::File(absolute.display().to_string())
+                }
+                None if large && args.print_scenario => {
+                    return Err(send::build_message(spec)
+                        .err()
+                        .map_or_else(String::new, String::from));
+                }
+                None if large => {
+                    let (file, temporary) = TemporaryMessage::create()?;
+                    write_message_file(spec, file, &temporary.0)?;
+                    let shown = temporary.0.display().to_string();
+                    *kept = Some(temporary);
+                    Content::File(shown)
+                }
+                None => Content::Lines(send::build_message(spec).map_err(|e| e.to_string())?),
+            }
         }
     };
     let mut replay = format!("smtptui run THIS-FILE {target}");
@@ -1389,6 +1417,54 @@ fn send_plan(args: &mut SendArgs) -> Result<(smtptui::send::Plan, String), Strin
         ],
     };
     Ok((plan, target))
+}
+
+/// Writes the message of `smtptui send` into `file`, one line per line, LF-ended (the
+/// runner sends every line ending as CRLF), streamed.
+fn write_message_file(
+    spec: smtptui::send::MessageSpec,
+    file: std::fs::File,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let mut writer = BufWriter::new(file);
+    let failed = |e: std::io::Error| {
+        smtptui::send::SendError(format!("cannot write {}: {e}", path.display()))
+    };
+    smtptui::send::write_message(spec, &mut |line: &str| {
+        writer.write_all(line.as_bytes()).map_err(failed)?;
+        writer.write_all(b"\n").map_err(failed)
+    })?;
+    writer.flush().map_err(|e| failed(e).to_string())
+}
+
+/// A message file of `smtptui send` in the temporary directory (a new file, mode 600),
+/// removed when the run is over.
+struct TemporaryMessage(std::path::PathBuf);
+
+impl TemporaryMessage {
+    fn create() -> Result<(std::fs::File, Self), String> {
+        let random = random_bytes();
+        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("smtptui-send-{name}.eml"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(|e| {
+            format!(
+                "cannot write the message into {} (it is too large for the scenario; give \
+                 --save-message FILE to put it elsewhere): {e}",
+                path.display()
+            )
+        })?;
+        Ok((file, Self(path)))
+    }
+}
+
+impl Drop for TemporaryMessage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The body of `smtptui send`: text, `@FILE`, or `-` for standard input.

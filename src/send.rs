@@ -426,14 +426,61 @@ fn mime_parameter(name: &str, value: &str) -> String {
 /// Room the scenario keeps for everything other than the attachments' base64 lines.
 const SCENARIO_RESERVE: u64 = 256 * 1024;
 
-/// The message as lines (no line endings): headers, blank line, body, and for attachments a
-/// `multipart/mixed` with the body as its first part and each attachment base64-encoded at 76
-/// columns. The boundary appears in no part.
+/// The largest message written into a scenario as `C:` lines: beyond it the message goes into
+/// a file the scenario names with a `FILE` line, and is streamed from there.
+pub const INLINE_LIMIT: u64 = MAX_SCENARIO_BYTES - SCENARIO_RESERVE;
+
+impl MessageSpec {
+    /// About how many bytes the message takes in a scenario (base64 of the attachments whose
+    /// size is known, each line with its `C: ` and line ending; the body at worst
+    /// quoted-printable), to choose between [`build_message`] and [`write_message`] before
+    /// reading anything.
+    pub fn estimated_size(&self) -> u64 {
+        let attachments: u64 = self
+            .attachments
+            .iter()
+            .filter_map(|a| a.size)
+            .map(|size| size.div_ceil(3) * 4 * 80 / 76)
+            .sum();
+        attachments + self.body.len() as u64 * 3
+    }
+}
+
+/// The message as lines (no line endings), for a scenario: what [`write_message`] writes.
 ///
 /// # Errors
-/// [`SendError`] when an attachment cannot be read, or the attachments would make the
-/// scenario larger than `smtptui run` reads.
+/// [`SendError`] when an attachment cannot be read or a header cannot be written as given,
+/// or when the message would make the scenario larger than `smtptui run` reads
+/// ([`INLINE_LIMIT`]; [`write_message`] into a file has no such bound).
 pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
+    if spec.estimated_size() > INLINE_LIMIT {
+        return Err(too_large());
+    }
+    let mut lines = Vec::new();
+    let mut total = 0u64;
+    write_message(spec, &mut |line: &str| {
+        total += line.len() as u64 + 4;
+        if total > INLINE_LIMIT {
+            return Err(too_large());
+        }
+        lines.push(line.to_owned());
+        Ok(())
+    })?;
+    Ok(lines)
+}
+
+/// Writes the message line by line (without line endings) to `out`: headers, blank line,
+/// body, and for attachments a `multipart/mixed` with the body as its first part and each
+/// attachment base64-encoded at 76 columns, read in pieces, so memory stays flat whatever
+/// their size. The boundary appears in no part.
+///
+/// # Errors
+/// [`SendError`] when an attachment cannot be read, a header cannot be written as given, or
+/// `out` fails.
+pub fn write_message(
+    spec: MessageSpec,
+    out: &mut dyn FnMut(&str) -> Result<(), SendError>,
+) -> Result<(), SendError> {
     let MessageSpec {
         from,
         to,
@@ -446,15 +493,6 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
         id_domain,
         random,
     } = spec;
-    let encoded_size: u64 = attachments
-        .iter()
-        .filter_map(|a| a.size)
-        .map(|size| size.div_ceil(3) * 4 * 80 / 76)
-        .sum();
-    let limit = MAX_SCENARIO_BYTES - SCENARIO_RESERVE;
-    if encoded_size + body.len() as u64 * 3 > limit {
-        return Err(too_large());
-    }
     let mut headers: Vec<(String, String)> = vec![("Date".into(), date)];
     if let Some(from) = from {
         headers.push(("From".into(), from));
@@ -499,7 +537,6 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
     } else {
         "text/plain"
     };
-    let mut lines: Vec<String> = Vec::new();
     let has_header = |name: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name));
     if attachments.is_empty() {
         let needs_mime = transfer != "7bit";
@@ -510,19 +547,23 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
                  header itself; leave it out"
             )));
         }
-        lines.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
+        for (name, value) in &headers {
+            out(&format!("{name}: {value}"))?;
+        }
         if !has_header("MIME-Version") && (needs_mime || has_header("Content-Type")) {
-            lines.push("MIME-Version: 1.0".into());
+            out("MIME-Version: 1.0")?;
         }
         if needs_mime {
             if !has_header("Content-Type") {
-                lines.push(format!("Content-Type: {text_type}"));
+                out(&format!("Content-Type: {text_type}"))?;
             }
-            lines.push(format!("Content-Transfer-Encoding: {transfer}"));
+            out(&format!("Content-Transfer-Encoding: {transfer}"))?;
         }
-        lines.push(String::new());
-        lines.extend(body_lines_out);
-        return Ok(lines);
+        out("")?;
+        for line in &body_lines_out {
+            out(line)?;
+        }
+        return Ok(());
     }
     if let Some((name, _)) = headers.iter().find(|(name, _)| {
         ["MIME-Version", "Content-Type", "Content-Transfer-Encoding"]
@@ -542,21 +583,24 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
         attempt += 1;
         boundary = format!("=_smtptui_{}_{attempt}", hex(&random));
     }
-    lines.extend(headers.iter().map(|(n, v)| format!("{n}: {v}")));
-    lines.push("MIME-Version: 1.0".into());
-    lines.push(format!(
+    for (name, value) in &headers {
+        out(&format!("{name}: {value}"))?;
+    }
+    out("MIME-Version: 1.0")?;
+    out(&format!(
         "Content-Type: multipart/mixed; boundary=\"{boundary}\""
-    ));
-    lines.push(String::new());
-    lines.push("This is a multi-part message in MIME format.".into());
-    lines.push(format!("--{boundary}"));
-    lines.push(format!("Content-Type: {text_type}"));
-    lines.push(format!("Content-Transfer-Encoding: {transfer}"));
-    lines.push(String::new());
-    lines.extend(body_lines_out);
-    let mut total: u64 = lines.iter().map(|l| l.len() as u64 + 4).sum();
+    ))?;
+    out("")?;
+    out("This is a multi-part message in MIME format.")?;
+    out(&format!("--{boundary}"))?;
+    out(&format!("Content-Type: {text_type}"))?;
+    out(&format!("Content-Transfer-Encoding: {transfer}"))?;
+    out("")?;
+    for line in &body_lines_out {
+        out(line)?;
+    }
     for mut attachment in attachments {
-        lines.push(format!("--{boundary}"));
+        out(&format!("--{boundary}"))?;
         let mut content_type = attachment.content_type.clone();
         if !attachment.name.is_empty() {
             let _ = write!(
@@ -565,7 +609,7 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
                 mime_parameter("name", &attachment.name)
             );
         }
-        lines.push(format!("Content-Type: {content_type}"));
+        out(&format!("Content-Type: {content_type}"))?;
         let disposition = if attachment.name.is_empty() {
             "attachment".to_owned()
         } else {
@@ -574,9 +618,9 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
                 mime_parameter("filename", &attachment.name)
             )
         };
-        lines.push(format!("Content-Disposition: {disposition}"));
-        lines.push("Content-Transfer-Encoding: base64".into());
-        lines.push(String::new());
+        out(&format!("Content-Disposition: {disposition}"))?;
+        out("Content-Transfer-Encoding: base64")?;
+        out("")?;
         // 57 bytes make one line of 76 base64 characters: read whole lines' worth at a time.
         let mut buffer = vec![0u8; 57 * 1024];
         let mut filled = 0;
@@ -596,11 +640,7 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
             if filled == buffer.len() || (at_end && filled > 0) {
                 let encoded = B64.encode(&buffer[..filled]);
                 for piece in encoded.as_bytes().chunks(76) {
-                    lines.push(String::from_utf8_lossy(piece).into_owned());
-                }
-                total += encoded.len() as u64 + encoded.len() as u64 / 76 * 4 + 4;
-                if total > limit {
-                    return Err(too_large());
+                    out(&String::from_utf8_lossy(piece))?;
                 }
                 filled = 0;
             }
@@ -609,15 +649,13 @@ pub fn build_message(spec: MessageSpec) -> Result<Vec<String>, SendError> {
             }
         }
     }
-    lines.push(format!("--{boundary}--"));
-    Ok(lines)
+    out(&format!("--{boundary}--"))
 }
 
 fn too_large() -> SendError {
     error(format!(
-        "the attachments make a message larger than a scenario holds ({} MiB, the limit of \
-         smtptui run); build the message as a file and send it with --data FILE, which is \
-         streamed whatever its size",
+        "the message is larger than a scenario holds ({} MiB, the limit of smtptui run): give \
+         --save-message FILE to write it into a file the scenario sends from, streamed",
         MAX_SCENARIO_BYTES / (1024 * 1024)
     ))
 }
@@ -791,7 +829,7 @@ mod tests {
             size: Some(MAX_SCENARIO_BYTES),
         });
         let error = build_message(spec).unwrap_err();
-        assert!(error.0.contains("--data FILE"), "{error}");
+        assert!(error.0.contains("--save-message FILE"), "{error}");
     }
 
     #[test]

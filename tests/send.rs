@@ -585,3 +585,85 @@ fn starttls_with_auth_and_implicit_tls_against_postfix() {
         assert!(!ran.stdout.contains(&postfix.password()));
     }
 }
+
+/// A message larger than a scenario holds (16 MiB) goes from a file: without --save-message a
+/// temporary one, removed after the run; the server gets the attachment whole. With
+/// --print-scenario it must be kept: --save-message writes it (mode 600) and the scenario
+/// names it.
+#[test]
+fn a_message_larger_than_a_scenario_streams_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("tmp");
+    std::fs::create_dir(&temp).unwrap();
+    let bytes: Vec<u8> = (0..17 * 1024 * 1024u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("big.iso"), &bytes).unwrap();
+    let server = Server::smtp(Smtp::default());
+    let target = server.target();
+    let mut command = Command::new(support::bin());
+    command
+        .args([
+            "send",
+            &target,
+            "--to",
+            "bob@lab.test",
+            "--attach",
+            "big.iso",
+        ])
+        .args(["--timeout", "20"])
+        .current_dir(dir.path())
+        .env("TMPDIR", &temp)
+        .env("XDG_CONFIG_HOME", dir.path().join("no-config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let output = command.output().unwrap();
+    let rec = server.finish();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let message: String = rec.messages[0]
+        .iter()
+        .map(|line| String::from_utf8_lossy(line).into_owned() + "\n")
+        .collect();
+    let (_, decoded) = attachment(&message, "big.iso");
+    assert!(decoded == bytes, "the attachment arrived whole");
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "the temporary message file is removed"
+    );
+
+    let print = [
+        "send",
+        "127.0.0.1:9",
+        "--to",
+        "b@x",
+        "--attach",
+        "big.iso",
+        "--print-scenario",
+    ];
+    smtptui(dir.path(), &print, None)
+        .assert_code(2)
+        .assert_contains("--save-message FILE");
+    let mut keep = print.to_vec();
+    keep.extend(["--save-message", "kept.eml"]);
+    let ran = smtptui(dir.path(), &keep, None);
+    ran.assert_code(0);
+    let kept = dir.path().canonicalize().unwrap().join("kept.eml");
+    assert!(
+        ran.stdout.contains(&format!("FILE {}\n", kept.display())),
+        "{}",
+        ran.dump()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -2896,7 +2896,10 @@ fn the_certificate_view_shows_fingerprints_and_cert_file_saves_the_chain_as_pem(
         Ok(openssl) => {
             assert!(openssl.status.success(), "openssl read the PEM back");
             let printed = String::from_utf8_lossy(&openssl.stdout);
-            assert_eq!(printed.trim().rsplit('=').next(), Some(fingerprint.as_str()));
+            assert_eq!(
+                printed.trim().rsplit('=').next(),
+                Some(fingerprint.as_str())
+            );
         }
         Err(error) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("openssl is not installed: {error}")
