@@ -94,7 +94,7 @@ pub enum Command {
     /// built as a scenario and run as `smtptui run` runs one, with the same guard, transcript
     /// and exit codes. --print-scenario prints that scenario instead, to keep and replay.
     #[command(after_help = SEND_EXAMPLES)]
-    Send(SendArgs),
+    Send(Box<SendArgs>),
 }
 
 const AUDIT_EXAMPLES: &str = "\

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
         Some(Command::Audit(args)) => audit_command(args),
-        Some(Command::Send(args)) => send_command(args),
+        Some(Command::Send(args)) => send_command(*args),
         None => match &cli.target {
             Some(target) => tui_command(target, &cli),
             None => {
