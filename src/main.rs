@@ -31,8 +31,15 @@ macro_rules! say {
 fn main() -> ExitCode {
     use clap::{CommandFactory as _, FromArgMatches as _};
     // The matches are kept to tell an option given from its default, for the config file.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|word| word == "send") {
+        match smtptui::send::swaks_spellings(args.split_off(2)) {
+            Ok(rest) => args.extend(rest),
+            Err(message) => return ExitCode::from(exit_status(usage_error(message))),
+        }
+    }
     let parsed = Cli::command()
-        .try_get_matches()
+        .try_get_matches_from(args)
         .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
     let (mut cli, matches) = match parsed {
         Ok(parsed) => parsed,

@@ -172,6 +172,98 @@ pub fn envelope_address(option: &str, address: &str, null_ok: bool) -> Result<St
     Ok(inner.to_owned())
 }
 
+/// swaks's spellings of `smtptui send` options, rewritten into smtptui's before the command
+/// line is parsed (`args` are the words after `send`): `--h-NAME VALUE` (or `--h-NAME=VALUE`)
+/// is `--header 'NAME: VALUE'`; `-tls` and a bare `--tls` are `--tls starttls`; `-tlsc` is
+/// `--tls-on-connect`; `-au`, `--auth-user` are `--user`; `-ah` is `--add-header`;
+/// `--tls-ca-path` is `--ca-file`; `--tls-sni` is `--servername`. A password option (`-ap`,
+/// `--auth-password`) is refused with the way smtptui takes one. Everything after `--` is left
+/// alone.
+///
+/// # Errors
+/// A message for a password on the command line, or a `--h-NAME` without its value.
+pub fn swaks_spellings(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
+    use std::ffi::OsString;
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len());
+    let mut words = args.into_iter().peekable();
+    while let Some(word) = words.next() {
+        let Some(text) = word.to_str().map(str::to_owned) else {
+            out.push(word);
+            continue;
+        };
+        let renamed = match text.as_str() {
+            "--" => {
+                out.push(word);
+                out.extend(words.by_ref());
+                break;
+            }
+            "-ap" | "--auth-password" | "--ap" => {
+                return Err(format!(
+                    "{text}: smtptui takes no password on the command line (other users of this \
+                     machine see it, and it stays in your shell history): give --password-file \
+                     PATH or ${}",
+                    crate::secret::PASSWORD_ENV
+                ));
+            }
+            "-tls" => Some("--tls"),
+            "-tlsc" => Some("--tls-on-connect"),
+            "-au" | "--auth-user" => Some("--user"),
+            "-ah" => Some("--add-header"),
+            "--tls-ca-path" => Some("--ca-file"),
+            "--tls-sni" => Some("--servername"),
+            _ => None,
+        };
+        if let Some(name) = renamed {
+            out.push(name.into());
+            if name == "--tls" {
+                let has_value = words.peek().and_then(|w| w.to_str()).is_some_and(|w| {
+                    matches!(
+                        w.to_ascii_lowercase().as_str(),
+                        "auto" | "starttls" | "implicit"
+                    )
+                });
+                if !has_value {
+                    out.push("starttls".into());
+                }
+            }
+            continue;
+        }
+        if text == "--tls" {
+            out.push(word);
+            // A value of --tls is a word; a host, an address or another option is not one
+            // (swaks's --tls takes none).
+            let has_value = words
+                .peek()
+                .and_then(|w| w.to_str())
+                .is_some_and(|w| !w.starts_with('-') && !w.contains(['.', ':', '@', '/']));
+            if !has_value {
+                out.push("starttls".into());
+            }
+            continue;
+        }
+        if let Some(rest) = text.strip_prefix("--h-") {
+            let (name, value) = match rest.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => {
+                    let value =
+                        words
+                            .next()
+                            .and_then(|w| w.into_string().ok())
+                            .ok_or_else(|| {
+                                format!("{text}: give the header's value after it ({text} VALUE)")
+                            })?;
+                    (rest.to_owned(), value)
+                }
+            };
+            out.push("--header".into());
+            out.push(format!("{name}: {value}").into());
+            continue;
+        }
+        out.push(word);
+    }
+    Ok(out)
+}
+
 /// Splits a `--to` value on commas, as swaks does (`--to a@x,b@y`).
 pub fn split_addresses(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|a| !a.is_empty())
@@ -941,6 +1033,65 @@ mod tests {
         });
         let error = build_message(multipart).unwrap_err();
         assert!(error.0.contains("content-type"), "{error}");
+    }
+
+    #[test]
+    fn swaks_spellings_become_smtptui_options() {
+        let words =
+            |list: &[&str]| -> Vec<std::ffi::OsString> { list.iter().map(Into::into).collect() };
+        let rewritten = swaks_spellings(words(&[
+            "mx.example.com",
+            "--h-Subject",
+            "hello there",
+            "--h-X-Test=1",
+            "-tls",
+            "-au",
+            "alice",
+            "--tls-sni",
+            "mail.example.com",
+            "-ah",
+            "X-A: b",
+            "--",
+            "--h-Kept",
+        ]))
+        .unwrap();
+        assert_eq!(
+            rewritten,
+            words(&[
+                "mx.example.com",
+                "--header",
+                "Subject: hello there",
+                "--header",
+                "X-Test: 1",
+                "--tls",
+                "starttls",
+                "--user",
+                "alice",
+                "--servername",
+                "mail.example.com",
+                "--add-header",
+                "X-A: b",
+                "--",
+                "--h-Kept",
+            ])
+        );
+        // --tls keeps a value of its own, and takes starttls before another option.
+        assert_eq!(
+            swaks_spellings(words(&["--tls", "implicit", "--tls", "--auth"])).unwrap(),
+            words(&["--tls", "implicit", "--tls", "starttls", "--auth"])
+        );
+        assert_eq!(
+            swaks_spellings(words(&["--tls"])).unwrap(),
+            words(&["--tls", "starttls"])
+        );
+        assert_eq!(
+            swaks_spellings(words(&["--tls", "mx.example.com:587"])).unwrap(),
+            words(&["--tls", "starttls", "mx.example.com:587"])
+        );
+        let refused = swaks_spellings(words(&["-ap", "hunter2"])).unwrap_err();
+        assert!(refused.contains("--password-file"), "{refused}");
+        assert!(!refused.contains("hunter2"));
+        assert!(swaks_spellings(words(&["--h-Subject"])).is_err());
     }
 
     #[test]

@@ -667,3 +667,56 @@ fn a_message_larger_than_a_scenario_streams_from_a_file() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// swaks's own spellings work as they are: `-s`, `-t`, `--h-Subject VALUE`, `-tls`,
+/// `--tls-ca-path`, `--tls-sni`, `-au`; a password option is refused without repeating it.
+#[test]
+fn swaks_spellings_are_accepted() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::smtp(Smtp::with_cert(&pki, Leaf::Good));
+    let target = server.target();
+    let ca = pki.ca_arg();
+    let ran = smtptui(
+        dir.path(),
+        &[
+            "send",
+            "-s",
+            &target,
+            "-t",
+            "bob@lab.test",
+            "--h-Subject",
+            "as swaks says it",
+            "-tls",
+            "--tls-ca-path",
+            &ca,
+            "--tls-sni",
+            "localhost",
+            "-au",
+            USER,
+            "--timeout",
+            "10",
+        ],
+        Some(PASSWORD),
+    );
+    let rec = server.finish();
+    ran.assert_code(0);
+    assert_eq!(rec.auth.len(), 1);
+    assert!(rec.auth[0].2, "inside TLS");
+    let message: Vec<String> = rec.messages[0]
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert!(
+        message.contains(&"Subject: as swaks says it".to_owned()),
+        "{message:?}"
+    );
+
+    let refused = smtptui(
+        dir.path(),
+        &["send", "127.0.0.1:9", "-t", "b@x", "-ap", "s3cret-Value"],
+        None,
+    );
+    refused.assert_code(2).assert_contains("--password-file");
+    assert!(!refused.stderr.contains("s3cret-Value"));
+}
