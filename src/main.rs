@@ -1393,7 +1393,8 @@ fn send_plan(
         }
     };
     let mut replay = format!("smtptui run THIS-FILE {target}");
-    if config.tls_mode == TlsMode::Implicit && config.port != 465 {
+    if config.tls_mode == TlsMode::Implicit {
+        // Said even on port 465: a target without a port would otherwise replay on 25.
         replay.push_str(" --tls implicit");
     }
     if let Some(path) = &connect.ca_file {

@@ -712,6 +712,24 @@ fn swaks_spellings_are_accepted() {
         "{message:?}"
     );
 
+    // The scenario of an implicit-TLS one-liner says how to replay it on the same port.
+    let printed = smtptui(
+        dir.path(),
+        &[
+            "send",
+            "-s",
+            "mail.example.com",
+            "-tlsc",
+            "-t",
+            "b@x",
+            "--print-scenario",
+        ],
+        None,
+    );
+    printed
+        .assert_code(0)
+        .assert_contains("# Replay: smtptui run THIS-FILE mail.example.com --tls implicit");
+
     let refused = smtptui(
         dir.path(),
         &["send", "127.0.0.1:9", "-t", "b@x", "-ap", "s3cret-Value"],
