@@ -33,11 +33,6 @@ pub struct Cli {
     /// Leave right after the first frame is drawn (for measuring start-up time).
     #[arg(long, hide = true)]
     pub exit_after_first_frame: bool,
-
-    /// The config file with defaults and named servers (`@NAME`); default
-    /// $SMTPTUI_CONFIG, else $XDG_CONFIG_HOME/smtptui/config.toml (~/.config/smtptui/config.toml).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 /// Arguments of `smtptui demo`.
@@ -586,6 +581,10 @@ pub struct ConnectArgs {
     /// Not an option: present only to explain, when someone tries it, why it does not exist.
     #[arg(long, hide = true, value_name = "PASSWORD")]
     pub password: Option<String>,
+    /// The config file with defaults and named servers (@NAME); default $SMTPTUI_CONFIG,
+    /// else $XDG_CONFIG_HOME/smtptui/config.toml (~/.config/smtptui/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Parses `30`, `2.5`, `500ms`, `2s`, `1m`.

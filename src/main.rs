@@ -1568,7 +1568,6 @@ fn local_host_name() -> String {
 /// `[defaults]`) fills an option the command line did not give.
 fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
     use smtptui::config::{self, Config, TlsSetting};
-    let flag = cli.config.clone();
     let (target, connect, given, send) = match &mut cli.command {
         None => match cli.target.as_mut() {
             Some(target) => (target, &mut cli.connect, matches, None),
@@ -1595,7 +1594,7 @@ fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
         }
         Some(_) => return Ok(()),
     };
-    let config = match config::locate(flag.as_deref(), |name| std::env::var_os(name)) {
+    let config = match config::locate(connect.config.as_deref(), |name| std::env::var_os(name)) {
         Some((path, required)) => Config::load(&path, required).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
