@@ -17,7 +17,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default).
+    /// Open the interactive terminal UI on HOST[:PORT] (port 25 by default), or on @NAME, a
+    /// server of the config file.
     pub target: Option<String>,
 
     /// Connection options for the interactive UI (the same as for `smtptui run`).
@@ -105,6 +106,12 @@ pub enum Command {
     /// when the server cannot be reached.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(AuditArgs),
+    /// Send one message from the command line, as swaks does: the message (headers, body,
+    /// attachments as MIME) and the session (EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT) are
+    /// built as a scenario and run as `smtptui run` runs one, with the same guard, transcript
+    /// and exit codes. --print-scenario prints that scenario instead, to keep and replay.
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(Box<SendArgs>),
 }
 
 const AUDIT_EXAMPLES: &str = "\
@@ -452,8 +459,9 @@ pub struct LabStatusArgs {
 pub struct RunArgs {
     /// The scenarios, then the server. A scenario is a .smtp file, a directory (every .smtp
     /// file in it, in name order), `-` for standard input, or the name of a built-in scenario
-    /// (`smtptui scenarios`). The server, last, is HOST[:PORT]: port 25 by default (465 with
-    /// --tls implicit). Options may come anywhere among them.
+    /// (`smtptui scenarios`). The server, last, is HOST[:PORT] (port 25 by default, 465 with
+    /// --tls implicit) or @NAME, a server of the config file. Options may come anywhere
+    /// among them.
     // One list, split in code: clap cannot give a list of scenarios a positional after it
     // when options stand between them (`run a.smtp --user u host`).
     #[arg(required = true, num_args = 1.., value_name = "SCENARIO... TARGET")]
@@ -560,6 +568,107 @@ impl RunArgs {
     }
 }
 
+const SEND_EXAMPLES: &str = "\
+Examples:
+  smtptui send mx.example.com --from alice@example.com --to bob@example.com
+  smtptui send mail.example.com:587 --auth --user alice --password-file ~/.smtp-pass --to bob@example.com
+  smtptui send mail.example.com --tls-on-connect --auth PLAIN --user alice --to bob@example.com
+  smtptui send mx.example.com --to bob@example.com --attach report.pdf --body 'See attached.'
+  smtptui send mx.example.com --to bob@example.com --header 'Subject: hello' --header 'X-Test: 1'
+  smtptui send @staging --to bob@example.com       # a server from the config file
+  smtptui send mx.example.com --to bob@example.com --print-scenario > check.smtp
+
+STARTTLS: --tls starttls always sends it (a refusal stops the run, exit 3); with the default
+--tls auto it is sent on port 587 and whenever AUTH is (and TLS is implicit on 465);
+--no-starttls never sends it. AUTH runs when --auth or --user is given (PLAIN unless named);
+the password comes from --password-file or $SMTPTUI_PASSWORD, never the command line.
+--body TEXT, @FILE or - (standard input); --data FILE sends a whole message file as it is.";
+
+/// Arguments of `smtptui send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The server, HOST[:PORT] or @NAME from the config file; port 25 by default (465 with
+    /// --tls implicit).
+    pub target: Option<String>,
+    /// The server (swaks's spelling), instead of the positional HOST[:PORT].
+    #[arg(
+        long,
+        short = 's',
+        value_name = "HOST[:PORT]",
+        conflicts_with = "target"
+    )]
+    pub server: Option<String>,
+    /// The port, when not given with the server.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// The envelope sender and From: header; '<>' (or '') is the null sender. Default:
+    /// $USER@ the host's name.
+    #[arg(long, short = 'f', value_name = "ADDRESS")]
+    pub from: Option<String>,
+    /// A recipient (repeatable, or several separated by commas); also the To: header.
+    #[arg(long, short = 't', value_name = "ADDRESS", required = true)]
+    pub to: Vec<String>,
+    /// A recipient also named in a Cc: header (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub cc: Vec<String>,
+    /// A recipient named in no header (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bcc: Vec<String>,
+    /// The EHLO name (default: the host's name).
+    #[arg(long, visible_alias = "helo", value_name = "NAME")]
+    pub ehlo: Option<String>,
+    /// A header, 'Name: value' (repeatable): replaces the one of that name smtptui would
+    /// write (Subject, From, To, Date, Message-ID), or is added.
+    #[arg(long, value_name = "HEADER")]
+    pub header: Vec<String>,
+    /// A header added as it is, even when one of that name exists (repeatable).
+    #[arg(long, visible_alias = "ah", value_name = "HEADER")]
+    pub add_header: Vec<String>,
+    /// The body: text, @FILE for a file's content, or - for standard input (default: 'This
+    /// is a test mailing').
+    #[arg(long, value_name = "TEXT|@FILE|-")]
+    pub body: Option<String>,
+    /// Attach a file (repeatable), base64 encoded, its type from its extension (or
+    /// application/octet-stream); the message becomes multipart/mixed. An '@' before the
+    /// path, as swaks writes it, is allowed.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<String>,
+    /// Send this file as the whole message (headers and body, as written; streamed, any
+    /// size) instead of building one.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["header", "add_header", "body", "attach", "cc"])]
+    pub data: Option<PathBuf>,
+    /// Authenticate with this mechanism (PLAIN when none is named); needs --user.
+    #[arg(long, short = 'a', value_name = "MECH", num_args = 0..=1, default_missing_value = "PLAIN")]
+    pub auth: Option<String>,
+    /// TLS from the first byte (swaks --tls-on-connect); the same as --tls implicit.
+    #[arg(long, visible_alias = "tlsc")]
+    pub tls_on_connect: bool,
+    /// Never send STARTTLS (the credential guard still refuses AUTH in cleartext).
+    #[arg(long, conflicts_with = "tls_on_connect")]
+    pub no_starttls: bool,
+    /// Send MAIL, RCPT and DATA as one pipelined group (RFC 2920).
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Print the scenario instead of running it (to keep it, and replay it with smtptui run).
+    #[arg(long)]
+    pub print_scenario: bool,
+    /// Write the message built into FILE (mode 600) and send it from there, streamed, by a
+    /// FILE line of the scenario: to keep it beside --print-scenario, or for a message larger
+    /// than a scenario holds (16 MiB; without this option such a message waits in a temporary
+    /// file during the run).
+    #[arg(long, value_name = "FILE", conflicts_with = "data")]
+    pub save_message: Option<PathBuf>,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Also write the (redacted) plain-text transcript to this file.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print one JSON object per event instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `--protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolChoice {
@@ -580,15 +689,31 @@ pub enum TlsChoice {
     Implicit,
 }
 
+/// `--trust`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustChoice {
+    /// The Mozilla roots built into smtptui.
+    Webpki,
+    /// The operating system's trust store.
+    System,
+    /// Both.
+    Both,
+}
+
 /// Options shared by everything that connects to a server.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// How TLS starts.
     #[arg(long, value_enum, default_value_t = TlsChoice::Auto)]
     pub tls: TlsChoice,
-    /// PEM file with extra trusted CA certificates (added to the built-in web roots).
+    /// PEM file with extra trusted CA certificates (added to the roots --trust chooses).
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Which roots verify the server's certificate: webpki (the Mozilla roots built in, the
+    /// same on every machine), system (this machine's trust store, where a company CA is
+    /// installed; SSL_CERT_FILE and SSL_CERT_DIR honoured), or both.
+    #[arg(long, value_enum, default_value_t = TrustChoice::Webpki)]
+    pub trust: TrustChoice,
     /// Name for SNI and certificate verification (default: the host you typed).
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,
@@ -628,6 +753,10 @@ pub struct ConnectArgs {
     /// Not an option: present only to explain, when someone tries it, why it does not exist.
     #[arg(long, hide = true, value_name = "PASSWORD")]
     pub password: Option<String>,
+    /// The config file with defaults and named servers (@NAME); default $SMTPTUI_CONFIG,
+    /// else $XDG_CONFIG_HOME/smtptui/config.toml (~/.config/smtptui/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// How the connection is made: address family, local address, PROXY header, key log.
     #[command(flatten)]
     pub wire: WireArgs,
@@ -735,26 +864,7 @@ pub fn parse_local_addr(text: &str) -> Result<std::net::SocketAddr, String> {
 /// # Errors
 /// A message naming the accepted forms.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number.trim().parse().map_err(|_| {
-        format!("{text:?} is not a duration; use seconds (30, 2.5) or a unit (500ms, 2s, 1m)")
-    })?;
-    let seconds = value * scale;
-    if !(seconds > 0.0 && seconds <= 86_400.0) {
-        return Err(format!(
-            "{text:?} is out of range; the timeout must be above 0 and at most a day"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    smtptui::config::parse_timeout(text)
 }
 
 /// A duration as for [`parse_timeout`], or zero (`0`, `0s`) to turn something off.
@@ -877,7 +987,7 @@ fn ambiguous_ipv6(target: &str) -> Option<String> {
 /// how to reach a host that really has such a name (with its port).
 pub fn mistyped_subcommand(word: &str) -> Option<String> {
     use clap::CommandFactory;
-    if word.contains(['.', ':']) || word.starts_with('-') {
+    if word.contains(['.', ':']) || word.starts_with(['-', '@']) {
         return None;
     }
     let typed = word.to_ascii_lowercase();

@@ -8,12 +8,15 @@
 //! - [`session`]: the tokio engine that moves bytes, applies deadlines and emits
 //!   [`transcript`] events;
 //! - [`scenario`] and [`runner`]: `.smtp` scenario files and the headless `smtptui run`;
+//! - [`send`]: `smtptui send`, a one-line message built as a scenario for the runner;
+//! - [`config`]: the config file, its defaults and named servers (`smtptui @NAME`);
 //! - [`explain`]: plain-language explanations of replies, extensions and TLS;
 //! - [`tui`]: the interactive terminal UI (engine task, state, drawing);
 //! - [`lab`]: the embedded practice server behind `smtptui lab` and `smtptui demo`;
 //! - [`audit`]: `smtptui audit`, the TLS and AUTH posture of a server judged by its role.
 
 pub mod audit;
+pub mod config;
 pub mod diff;
 pub mod explain;
 pub mod guard;
@@ -22,6 +25,7 @@ pub mod proto;
 pub mod runner;
 pub mod scenario;
 pub mod secret;
+pub mod send;
 pub mod session;
 pub mod tls;
 pub mod transcript;

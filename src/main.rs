@@ -5,11 +5,9 @@ mod cli;
 use std::io::{BufWriter, IsTerminal, LineWriter, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{
     AuditArgs, Cli, Command, CompletionsArgs, ConnectArgs, DashboardMode, DemoArgs, DiffArgs,
-    LabArgs, LabStatusArgs, ManArgs, RunArgs, ScenariosArgs, TlsChoice,
+    LabArgs, LabStatusArgs, ManArgs, RunArgs, ScenariosArgs, SendArgs, TlsChoice,
 };
 use smtptui::guard::GuardPolicy;
 use smtptui::proto::reply::ReplyLimits;
@@ -31,14 +29,29 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    // The matches are kept to tell an option given from its default, for the config file.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|word| word == "send") {
+        match smtptui::send::swaks_spellings(args.split_off(2)) {
+            Ok(rest) => args.extend(rest),
+            Err(message) => return ExitCode::from(exit_status(usage_error(message))),
+        }
+    }
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) => return ExitCode::from(parse_error(error)),
     };
     if cli.command.is_none()
         && let Some(hint) = cli.target.as_deref().and_then(cli::mistyped_subcommand)
     {
         return ExitCode::from(exit_status(usage_error(hint)));
+    }
+    if let Err(message) = configure(&mut cli, &matches) {
+        return ExitCode::from(exit_status(usage_error(message)));
     }
     let code = match cli.command {
         Some(Command::Run(args)) => run_command(args),
@@ -50,6 +63,7 @@ fn main() -> ExitCode {
         Some(Command::LabStatus(args)) => lab_status_command(args),
         Some(Command::Demo(args)) => demo_command(args),
         Some(Command::Audit(args)) => audit_command(args),
+        Some(Command::Send(args)) => send_command(*args),
         None => match &cli.target {
             Some(target) => tui_command(target, &cli),
             None => {
@@ -1172,6 +1186,15 @@ fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, Str
             Some(smtptui::tls::ClientIdentity::load(cert, key).map_err(|e| e.to_string())?);
     }
     config.sasl.initial_response = !args.no_sasl_ir;
+    config.trust.roots = match args.trust {
+        cli::TrustChoice::Webpki => tls::TrustRoots::WebPki,
+        cli::TrustChoice::System => tls::TrustRoots::System,
+        cli::TrustChoice::Both => tls::TrustRoots::Both,
+    };
+    if config.trust.roots != tls::TrustRoots::WebPki {
+        // Read before connecting: an unusable store is a usage error, not a failed session.
+        tls::system_roots().map_err(|e| format!("--trust: {e}"))?;
+    }
     config.policy = GuardPolicy {
         allow_cleartext_auth: args.allow_cleartext_auth,
         allow_unverified_auth: args.insecure,
@@ -1312,6 +1335,7 @@ fn server_config(
             extra_roots,
             continue_unverified: false,
             client_identity: None,
+            roots: Default::default(),
         },
         policy: GuardPolicy::default(),
         timeout,
@@ -1660,4 +1684,488 @@ fn credentials_for(scenario: &Scenario, args: &ConnectArgs) -> Result<Option<Cre
     )
     .map_err(|e| e.to_string())?;
     Ok(Some(Credentials { user, secret }))
+}
+
+/// `smtptui send`: the command line becomes a scenario ([`smtptui::send::Plan`]), printed with
+/// --print-scenario or run exactly as `smtptui run` runs a file.
+fn send_command(mut args: SendArgs) -> i32 {
+    // A message too large for the scenario waits in a file until the run is over.
+    let mut temporary = None;
+    let (plan, target) = match send_plan(&mut args, &mut temporary) {
+        Ok(parts) => parts,
+        Err(message) => return usage_error(message),
+    };
+    let text = plan.scenario_text();
+    let name = "smtptui send";
+    let mut scenario = match Scenario::parse(name, &text) {
+        Ok(scenario) => scenario,
+        Err(error) => return usage_error(error),
+    };
+    // A --data file is checked before the scenario is printed too: it must replay.
+    let cwd = std::path::PathBuf::from(".");
+    if let Err(error) = scenario
+        .check_files(&cwd)
+        .and_then(|()| scenario.check_envelopes())
+    {
+        return usage_error(error);
+    }
+    if args.print_scenario {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return exit::PASSED;
+    }
+    let connect = &args.connect;
+    let mut config = match session_config(&target, connect) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    let credentials = match credentials_for(&scenario, connect) {
+        Ok(credentials) => credentials,
+        Err(message) => return usage_error(message),
+    };
+    config.known_secrets = match known_secrets(credentials.as_ref(), connect) {
+        Ok(secrets) => secrets,
+        Err(message) => return usage_error(message),
+    };
+    let transcript_file = match &args.transcript {
+        Some(path) => match smtptui::transcript::create_private_file(path) {
+            Ok(file) => Some(BufWriter::new(file)),
+            Err(error) => {
+                return usage_error(format!(
+                    "cannot write the transcript to {}: {error}",
+                    path.display()
+                ));
+            }
+        },
+        None => None,
+    };
+    let sink = output_sink(args.json, Palette::new(colour_on_stdout()), transcript_file);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            say!("smtptui: cannot start the async runtime: {error}");
+            return exit::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(runner::run_with(
+        &scenario,
+        config,
+        credentials,
+        runner::RunOptions::default(),
+        sink,
+    ));
+    say!(
+        "smtptui: {}",
+        smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
+    );
+    outcome.exit_code()
+}
+
+/// The plan of `smtptui send`, the target and the connection options it runs with.
+fn send_plan(
+    args: &mut SendArgs,
+    kept: &mut Option<TemporaryMessage>,
+) -> Result<(smtptui::send::Plan, String), String> {
+    use smtptui::send::{self, Content, MessageSpec, Plan};
+    let target = match (&args.target, &args.server) {
+        (Some(target), _) | (None, Some(target)) => target.clone(),
+        (None, None) => {
+            return Err(
+                "give the server: smtptui send HOST[:PORT] --to ADDRESS (or --server HOST)"
+                    .to_owned(),
+            );
+        }
+    };
+    let target = match args.port {
+        None => target,
+        Some(port) => match cli::parse_target(&target)? {
+            (_, Some(given)) if given != port => {
+                return Err(format!(
+                    "{target} names port {given} and --port says {port}: give one of them"
+                ));
+            }
+            (_, Some(_)) => target,
+            (host, None) if host.contains(':') => format!("[{host}]:{port}"),
+            (host, None) => format!("{host}:{port}"),
+        },
+    };
+    let connect = &mut args.connect;
+    if args.tls_on_connect {
+        if connect.tls == TlsChoice::Starttls {
+            return Err("--tls-on-connect and --tls starttls contradict each other".to_owned());
+        }
+        connect.tls = TlsChoice::Implicit;
+    }
+    if args.no_starttls && connect.tls == TlsChoice::Starttls {
+        return Err("--no-starttls and --tls starttls contradict each other".to_owned());
+    }
+    let config = session_config(&target, connect)?;
+    let connect = &args.connect;
+    let auth = match (&args.auth, &connect.user) {
+        (Some(mechanism), _) => {
+            let known = smtptui::proto::sasl::Mechanism::from_name(mechanism).ok_or_else(|| {
+                format!(
+                    "--auth {mechanism:?}: smtptui runs AUTH PLAIN, LOGIN and XOAUTH2 itself; \
+                     name one of them (or write another mechanism's exchange in a scenario for \
+                     smtptui run)"
+                )
+            })?;
+            Some(known.name().to_owned())
+        }
+        (None, Some(_)) => Some("PLAIN".to_owned()),
+        (None, None) => None,
+    };
+    let starttls = match connect.tls {
+        TlsChoice::Starttls => true,
+        TlsChoice::Implicit => false,
+        TlsChoice::Auto => {
+            config.tls_mode == TlsMode::StartTls
+                && !args.no_starttls
+                && (config.port == 587 || auth.is_some())
+        }
+    };
+    let host_name = local_host_name();
+    let from = match &args.from {
+        Some(from) => send::envelope_address("--from", from, true)?,
+        None => {
+            let user = std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "smtptui".to_owned());
+            send::envelope_address("--from", &format!("{user}@{host_name}"), true)?
+        }
+    };
+    let mut to = Vec::new();
+    let mut cc = Vec::new();
+    let mut recipients = Vec::new();
+    for (option, values, header) in [
+        ("--to", &args.to, Some(&mut to)),
+        ("--cc", &args.cc, Some(&mut cc)),
+        ("--bcc", &args.bcc, None),
+    ] {
+        let mut header = header;
+        for value in values {
+            for address in send::split_addresses(value) {
+                let address = send::envelope_address(option, address, false)?;
+                if let Some(list) = header.as_mut() {
+                    list.push(address.clone());
+                }
+                recipients.push(address);
+            }
+        }
+    }
+    if recipients.is_empty() {
+        return Err("--to: give at least one recipient address".to_owned());
+    }
+    let ehlo = match &args.ehlo {
+        Some(name) if name.trim().is_empty() || name.contains(char::is_whitespace) => {
+            return Err(format!("--ehlo {name:?}: give one name, without spaces"));
+        }
+        Some(name) => name.clone(),
+        None => host_name.clone(),
+    };
+    let content = match &args.data {
+        Some(path) => {
+            let absolute =
+                std::path::absolute(path).map_err(|e| format!("--data {}: {e}", path.display()))?;
+            Content::File(absolute.display().to_string())
+        }
+        None => {
+            let parse_all = |option: &str, values: &[String]| {
+                values
+                    .iter()
+                    .map(|h| send::parse_header(option, h).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let spec = MessageSpec {
+                from: (!from.is_empty()).then(|| from.clone()),
+                to,
+                cc,
+                headers: parse_all("--header", &args.header)?,
+                added: parse_all("--add-header", &args.add_header)?,
+                body: send_body(args.body.as_deref())?,
+                attachments: args
+                    .attach
+                    .iter()
+                    .map(|spec| send_attachment(spec))
+                    .collect::<Result<_, _>>()?,
+                date: send::date_header(time::OffsetDateTime::now_utc()),
+                id_domain: from
+                    .rsplit_once('@')
+                    .map_or(host_name.clone(), |(_, domain)| domain.to_owned()),
+                random: random_bytes(),
+            };
+            let large = spec.estimated_size() > send::INLINE_LIMIT;
+            match &args.save_message {
+                Some(path) => {
+                    let file = smtptui::transcript::create_private_file(path)
+                        .map_err(|e| format!("--save-message {}: {e}", path.display()))?;
+                    write_message_file(spec, file, path)?;
+                    let absolute = std::path::absolute(path)
+                        .map_err(|e| format!("--save-message {}: {e}", path.display()))?;
+                    Content::File(absolute.display().to_string())
+                }
+                None if large && args.print_scenario => {
+                    return Err(send::build_message(spec)
+                        .err()
+                        .map_or_else(String::new, String::from));
+                }
+                None if large => {
+                    let (file, temporary) = TemporaryMessage::create()?;
+                    write_message_file(spec, file, &temporary.0)?;
+                    let shown = temporary.0.display().to_string();
+                    *kept = Some(temporary);
+                    Content::File(shown)
+                }
+                None => Content::Lines(send::build_message(spec).map_err(|e| e.to_string())?),
+            }
+        }
+    };
+    let mut replay = format!("smtptui run THIS-FILE {target}");
+    if config.tls_mode == TlsMode::Implicit {
+        // Said even on port 465: a target without a port would otherwise replay on 25.
+        replay.push_str(" --tls implicit");
+    }
+    if let Some(path) = &connect.ca_file {
+        replay.push_str(&format!(" --ca-file {}", path.display()));
+    }
+    if let Some(name) = &connect.servername {
+        replay.push_str(&format!(" --servername {name}"));
+    }
+    match connect.trust {
+        cli::TrustChoice::Webpki => {}
+        cli::TrustChoice::System => replay.push_str(" --trust system"),
+        cli::TrustChoice::Both => replay.push_str(" --trust both"),
+    }
+    if let Some(user) = connect.user.as_ref().filter(|_| auth.is_some()) {
+        replay.push_str(&format!(" --user {user}"));
+    }
+    let plan = Plan {
+        ehlo,
+        starttls,
+        auth,
+        from,
+        recipients,
+        pipeline: args.pipeline,
+        content,
+        comments: vec![
+            "Built by smtptui send; the password is never part of it.".to_owned(),
+            format!("Replay: {replay}"),
+        ],
+    };
+    Ok((plan, target))
+}
+
+/// Writes the message of `smtptui send` into `file`, one line per line, LF-ended (the
+/// runner sends every line ending as CRLF), streamed.
+fn write_message_file(
+    spec: smtptui::send::MessageSpec,
+    file: std::fs::File,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let mut writer = BufWriter::new(file);
+    let failed = |e: std::io::Error| {
+        smtptui::send::SendError(format!("cannot write {}: {e}", path.display()))
+    };
+    smtptui::send::write_message(spec, &mut |line: &str| {
+        writer.write_all(line.as_bytes()).map_err(failed)?;
+        writer.write_all(b"\n").map_err(failed)
+    })?;
+    writer.flush().map_err(|e| failed(e).to_string())
+}
+
+/// A message file of `smtptui send` in the temporary directory (a new file, mode 600),
+/// removed when the run is over.
+struct TemporaryMessage(std::path::PathBuf);
+
+impl TemporaryMessage {
+    fn create() -> Result<(std::fs::File, Self), String> {
+        let random = random_bytes();
+        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("smtptui-send-{name}.eml"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(|e| {
+            format!(
+                "cannot write the message into {} (it is too large for the scenario; give \
+                 --save-message FILE to put it elsewhere): {e}",
+                path.display()
+            )
+        })?;
+        Ok((file, Self(path)))
+    }
+}
+
+impl Drop for TemporaryMessage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The body of `smtptui send`: text, `@FILE`, or `-` for standard input.
+fn send_body(body: Option<&str>) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    match body {
+        None => Ok(b"This is a test mailing\n".to_vec()),
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(smtptui::scenario::MAX_SCENARIO_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("--body -: cannot read standard input: {e}"))?;
+            Ok(bytes)
+        }
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => {
+                let file = regular_file("--body", path)?;
+                let mut bytes = Vec::new();
+                file.take(smtptui::scenario::MAX_SCENARIO_BYTES)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| format!("--body @{path}: cannot read it: {e}"))?;
+                Ok(bytes)
+            }
+            None => Ok(text.as_bytes().to_vec()),
+        },
+    }
+}
+
+/// Opens a file named on the command line; a device or a pipe is refused (it could be
+/// endless).
+fn regular_file(option: &str, path: &str) -> Result<std::fs::File, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("{option} {path}: cannot open it: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{option} {path}: cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{option} {path}: not a regular file"));
+    }
+    Ok(file)
+}
+
+/// An `--attach` file (an `@` before the path, as swaks writes it, is allowed).
+fn send_attachment(spec: &str) -> Result<smtptui::send::Attachment, String> {
+    let path = spec.strip_prefix('@').unwrap_or(spec);
+    let file = regular_file("--attach", path)?;
+    let size = file.metadata().ok().map(|m| m.len());
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(smtptui::send::Attachment {
+        content_type: smtptui::send::content_type_for(&name).to_owned(),
+        name,
+        reader: Box::new(std::io::BufReader::new(file)),
+        size,
+    })
+}
+
+/// Sixteen random bytes for a Message-ID and a MIME boundary.
+fn random_bytes() -> [u8; 16] {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        // Uniqueness is all that is needed: the time and the process will do.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = (nanos ^ u128::from(std::process::id())).to_be_bytes();
+    }
+    bytes
+}
+
+/// This machine's name, for EHLO and the default sender: what the kernel says, else
+/// /etc/hostname, else `localhost`.
+fn local_host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
+        .find(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Applies the config file to the commands that connect (the UI, `run`, `send`): `@NAME`
+/// becomes the server entry's host and port, and each setting of the entry (or of
+/// `[defaults]`) fills an option the command line did not give.
+fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
+    use smtptui::config::{self, Config, TlsSetting};
+    let (target, connect, given, send) = match &mut cli.command {
+        None => match cli.target.as_mut() {
+            Some(target) => (target, &mut cli.connect, matches, None),
+            None => return Ok(()),
+        },
+        // The server is the last operand of `run` (after its scenarios).
+        Some(Command::Run(args)) => {
+            match (matches.subcommand_matches("run"), args.operands.last_mut()) {
+                (Some(sub), Some(target)) => (target, &mut args.connect, sub, None),
+                _ => return Ok(()),
+            }
+        }
+        Some(Command::Send(args)) => {
+            let Some(sub) = matches.subcommand_matches("send") else {
+                return Ok(());
+            };
+            let target = match (&mut args.target, &mut args.server) {
+                (Some(target), _) | (None, Some(target)) => target,
+                (None, None) => return Ok(()),
+            };
+            (
+                target,
+                &mut args.connect,
+                sub,
+                Some((&mut args.ehlo, &mut args.from)),
+            )
+        }
+        Some(_) => return Ok(()),
+    };
+    let config = match config::locate(connect.config.as_deref(), |name| std::env::var_os(name)) {
+        Some((path, required)) => Config::load(&path, required).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    let resolved = config.resolve(target).map_err(|e| e.to_string())?;
+    *target = resolved.target;
+    let settings = resolved.settings;
+    let on_command_line =
+        |id: &str| given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if !on_command_line("tls")
+        && let Some(tls) = settings.tls
+    {
+        connect.tls = match tls {
+            TlsSetting::Auto => TlsChoice::Auto,
+            TlsSetting::Starttls => TlsChoice::Starttls,
+            TlsSetting::Implicit => TlsChoice::Implicit,
+        };
+    }
+    if !on_command_line("trust")
+        && let Some(trust) = settings.trust
+    {
+        connect.trust = match trust {
+            config::TrustSetting::Webpki => cli::TrustChoice::Webpki,
+            config::TrustSetting::System => cli::TrustChoice::System,
+            config::TrustSetting::Both => cli::TrustChoice::Both,
+        };
+    }
+    if !on_command_line("timeout")
+        && let Some(timeout) = settings.timeout
+    {
+        connect.timeout = timeout;
+    }
+    connect.ca_file = connect.ca_file.take().or(settings.ca_file);
+    connect.servername = connect.servername.take().or(settings.servername);
+    connect.user = connect.user.take().or(settings.user);
+    connect.password_file = connect.password_file.take().or(settings.password_file);
+    if let Some((ehlo, from)) = send {
+        *ehlo = ehlo.take().or(settings.ehlo);
+        *from = from.take().or(settings.from);
+    }
+    Ok(())
 }

@@ -229,6 +229,7 @@ impl Session {
                 .key_log
                 .as_ref()
                 .map(|path| path.display().to_string()),
+            anchors: config.trust.anchors(),
         };
         let core = ClientSession::new(settings, Instant::now(), SystemTime::now())?;
         let mut session = Self {

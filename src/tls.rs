@@ -7,7 +7,7 @@
 //! to the session, so the credential guard and every front end can see it.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use rustls::client::WebPkiServerVerifier;
@@ -67,6 +67,12 @@ pub enum TlsSetupError {
         /// What went wrong.
         reason: String,
     },
+    /// `--trust system` or `both`, and the system's trust store gave no certificate.
+    #[error(
+        "cannot use the system trust store: {0}; install the ca-certificates package, point \
+         SSL_CERT_FILE or SSL_CERT_DIR at your CA certificates, or give --trust webpki"
+    )]
+    SystemRoots(String),
 }
 
 /// The outcome of certificate verification for one handshake.
@@ -683,15 +689,81 @@ impl ServerCertVerifier for RecordingVerifier {
 /// Trust settings for a session: which roots, and whether to go on after a failed verification.
 #[derive(Debug, Clone)]
 pub struct TrustSettings {
-    /// Extra trust anchors (from `--ca-file`), added to the webpki roots.
+    /// Extra trust anchors (from `--ca-file`), added to the roots of [`TrustSettings::roots`].
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Continue the handshake when verification fails (`--insecure`); the verdict is kept.
     pub continue_unverified: bool,
     /// The client certificate to present when the server asks (`--cert`, `--key`).
     pub client_identity: Option<ClientIdentity>,
+    /// The base set of trust anchors (`--trust`).
+    pub roots: TrustRoots,
+}
+
+/// The base set of trust anchors that verify a server's certificate (`--trust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// The Mozilla roots built into smtptui (webpki-roots): the same on every machine.
+    #[default]
+    WebPki,
+    /// The operating system's trust store (rustls-native-certs), with `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` honoured as OpenSSL honours them: where a company CA is installed.
+    System,
+    /// Both.
+    Both,
+}
+
+impl TrustRoots {
+    /// In words, for transcripts and the status bar.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::WebPki => "web PKI roots",
+            Self::System => "the system trust store",
+            Self::Both => "the system trust store and web PKI roots",
+        }
+    }
+}
+
+/// The system's trust anchors, read once per process (the store can be hundreds of files).
+///
+/// # Errors
+/// [`TlsSetupError::SystemRoots`] when the store gave no certificate, with what went wrong.
+pub fn system_roots() -> Result<&'static [CertificateDer<'static>], TlsSetupError> {
+    static ROOTS: OnceLock<Result<Vec<CertificateDer<'static>>, String>> = OnceLock::new();
+    let loaded = ROOTS.get_or_init(|| {
+        let result = rustls_native_certs::load_native_certs();
+        // A file or directory that cannot be read is an error even when others gave roots:
+        // a mistyped SSL_CERT_FILE must not pass unnoticed for the store behind it.
+        if result.certs.is_empty() || !result.errors.is_empty() {
+            let mut why: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+            if why.is_empty() {
+                why.push("it holds no certificate".to_owned());
+            }
+            for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+                if let Some(value) = std::env::var_os(variable) {
+                    why.push(format!("{variable}={}", value.to_string_lossy()));
+                }
+            }
+            Err(escape_str(&why.join("; ")))
+        } else {
+            Ok(result.certs)
+        }
+    });
+    match loaded {
+        Ok(certs) => Ok(certs),
+        Err(why) => Err(TlsSetupError::SystemRoots(why.clone())),
+    }
 }
 
 impl TrustSettings {
+    /// The anchors in words: `web PKI roots and --ca-file`, `the system trust store`, ...
+    pub fn anchors(&self) -> String {
+        if self.extra_roots.is_empty() {
+            self.roots.label().to_owned()
+        } else {
+            format!("{} and --ca-file", self.roots.label())
+        }
+    }
+
     /// Loads trust anchors from a PEM file.
     ///
     /// # Errors
@@ -734,7 +806,19 @@ pub fn client_config_with(
 ) -> Result<(Arc<rustls::ClientConfig>, VerdictSlot), TlsSetupError> {
     let (versions, provider) = choices.resolve()?;
     let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if matches!(trust.roots, TrustRoots::WebPki | TrustRoots::Both) {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if matches!(trust.roots, TrustRoots::System | TrustRoots::Both) {
+        // A system store holds odd certificates now and then; those rustls cannot use are
+        // left out, as OpenSSL leaves them out.
+        let (added, _ignored) = roots.add_parsable_certificates(system_roots()?.iter().cloned());
+        if added == 0 {
+            return Err(TlsSetupError::SystemRoots(
+                "none of its certificates is usable as a trust anchor".to_owned(),
+            ));
+        }
+    }
     for cert in &trust.extra_roots {
         roots.add(cert.clone()).map_err(|e| TlsSetupError::CaFile {
             path: "--ca-file".to_owned(),
@@ -1041,6 +1125,9 @@ pub struct TlsInfo {
     pub verification: Verification,
     /// The peer's chain as presented, leaf first.
     pub chain: Vec<CertSummary>,
+    /// The trust anchors the chain was verified against, in words
+    /// ([`TrustSettings::anchors`]).
+    pub anchors: String,
 }
 
 impl TlsInfo {
@@ -1049,6 +1136,7 @@ impl TlsInfo {
         conn: &rustls::ClientConnection,
         server_name: &str,
         verification: Verification,
+        anchors: &str,
     ) -> Self {
         let version = conn
             .protocol_version()
@@ -1078,13 +1166,20 @@ impl TlsInfo {
             server_name: server_name.to_owned(),
             verification,
             chain,
+            anchors: anchors.to_owned(),
         }
     }
 
     /// One line for transcripts: version, suite, group and verdict.
     pub fn summary(&self) -> String {
         let verdict = match &self.verification {
-            Verification::Verified => format!("certificate verified for {}", self.server_name),
+            Verification::Verified if self.anchors.is_empty() => {
+                format!("certificate verified for {}", self.server_name)
+            }
+            Verification::Verified => format!(
+                "certificate verified for {} against {}",
+                self.server_name, self.anchors
+            ),
             Verification::Failed(problem) => {
                 format!(
                     "certificate NOT VERIFIED ({}), continuing without verification",
@@ -1143,6 +1238,40 @@ impl std::fmt::Debug for CertDer {
 }
 
 impl CertSummary {
+    /// The SHA-256 fingerprint of the certificate's DER bytes as `openssl x509 -fingerprint
+    /// -sha256` prints it (upper-case hex pairs joined by colons); `None` without the bytes.
+    pub fn sha256_fingerprint(&self) -> Option<String> {
+        if self.der.0.is_empty() {
+            return None;
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.der.0);
+        Some(
+            digest
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        )
+    }
+
+    /// The certificate as a PEM block (base64 at 64 columns, as OpenSSL writes it); `None`
+    /// without the bytes.
+    pub fn pem(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.der.0.is_empty() {
+            return None;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&self.der.0);
+        let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+        Some(pem)
+    }
+
     /// Parses a DER certificate; never fails, records the parse error instead.
     pub fn parse(der: &CertificateDer<'_>, now: SystemTime) -> Self {
         match x509_parser::parse_x509_certificate(der.as_ref()) {

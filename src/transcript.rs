@@ -620,6 +620,7 @@ fn present_tls(info: &TlsInfo, with_fields: bool) -> Parts {
         ("key_exchange", json!(info.key_exchange)),
         ("server_name", json!(info.server_name)),
         ("verified", json!(verified)),
+        ("trust", json!(info.anchors)),
         (
             "verification_error",
             json!(match &info.verification {
@@ -634,6 +635,7 @@ fn present_tls(info: &TlsInfo, with_fields: bool) -> Parts {
                     .iter()
                     .map(|cert| {
                         json!({
+                            "sha256": cert.sha256_fingerprint(),
                             "subject": cert.subject,
                             "issuer": cert.issuer,
                             "sans": cert.sans,

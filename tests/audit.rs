@@ -51,6 +51,7 @@ fn session_config(addr: SocketAddr, ca: Option<&[u8]>, tls_mode: TlsMode) -> Ses
                 .unwrap_or_default(),
             continue_unverified: false,
             client_identity: None,
+            roots: Default::default(),
         },
         policy: GuardPolicy::default(),
         timeout: Duration::from_secs(10),

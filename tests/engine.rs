@@ -74,6 +74,7 @@ fn config(port: u16) -> SessionConfig {
             extra_roots: Vec::new(),
             continue_unverified: false,
             client_identity: None,
+            roots: Default::default(),
         },
         // The test is about the phase check, so cleartext AUTH is allowed here explicitly.
         policy: GuardPolicy {

@@ -89,6 +89,7 @@ impl TestLab {
                 extra_roots: vec![self.lab.ca_der().clone()],
                 continue_unverified: false,
                 client_identity: None,
+                roots: Default::default(),
             },
             policy: GuardPolicy::default(),
             timeout: Duration::from_secs(20),

@@ -456,6 +456,7 @@ fn every_mechanism_is_refused_to_an_unverified_peer() {
                     extra_roots: Vec::new(),
                     continue_unverified: true,
                     client_identity: Some(identity.clone()),
+                    roots: Default::default(),
                 })
                 .unwrap();
                 settings.tls = tls;

@@ -179,6 +179,7 @@ fn tls_info(verification: Verification) -> TlsInfo {
             parse_error: None,
             der: smtptui::tls::CertDer::default(),
         }],
+        anchors: String::new(),
     }
 }
 
@@ -1478,6 +1479,7 @@ async fn the_explain_pane_explains_a_session_ended_out_of_step() {
             extra_roots: Vec::new(),
             continue_unverified: true,
             client_identity: None,
+            roots: Default::default(),
         },
         policy: smtptui::guard::GuardPolicy::default(),
         timeout: Duration::from_secs(5),
@@ -2881,4 +2883,83 @@ fn the_explain_pane_explains_the_parameters_of_the_line_answered() {
         "{all}"
     );
     assert!(all.contains("BODY=8BITMIME: the body may hold"), "{all}");
+}
+
+/// After TLS verified against the system store: the status bar says so, the certificate view
+/// shows each certificate's SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` does,
+/// and `:cert FILE` saves the peer chain as PEM that openssl reads back to the same
+/// fingerprint, never over an existing file without `!`.
+#[test]
+fn the_certificate_view_shows_fingerprints_and_cert_file_saves_the_chain_as_pem() {
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["mail.example.com".to_owned()]).expect("cert");
+    let leaf = CertSummary::parse(generated.cert.der(), SystemTime::now());
+    let mut app = after_tls();
+    let mut info = tls_info(Verification::Verified);
+    info.chain = vec![leaf];
+    info.anchors = "the system trust store".to_owned();
+    let mut status = Status::disconnected("mail.example.com:587".to_owned());
+    status.connected = true;
+    status.security = Security::Tls;
+    status.protection = Protection::VerifiedTls;
+    status.tls = Some(info);
+    app.on_engine(EngineMsg::Status(Box::new(status)));
+    assert!(screen(&app).contains("(system store)"), "{}", screen(&app));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.pem");
+    type_line(&mut app, &format!(":cert {}", path.display()));
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.contains("written") && f.contains("PEM")),
+        "{:?}",
+        app.flash
+    );
+    let pem = std::fs::read_to_string(&path).expect("written");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
+    // The fingerprint as openssl writes it, computed here from the certificate's bytes ...
+    let digest = ring::digest::digest(&ring::digest::SHA256, generated.cert.der());
+    let expected: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let fingerprint = expected.join(":");
+    // ... and read back by openssl from the PEM saved, where openssl is installed (CI has it).
+    match std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&path)
+        .output()
+    {
+        Ok(openssl) => {
+            assert!(openssl.status.success(), "openssl read the PEM back");
+            let printed = String::from_utf8_lossy(&openssl.stdout);
+            assert_eq!(
+                printed.trim().rsplit('=').next(),
+                Some(fingerprint.as_str())
+            );
+        }
+        Err(error) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("openssl is not installed: {error}")
+        }
+        Err(_) => eprintln!("skipping the openssl half: openssl is not installed"),
+    }
+    let fingerprint = fingerprint.as_str();
+
+    type_line(&mut app, ":cert");
+    assert_eq!(app.overlay, Some(Overlay::Certificate));
+    let view = screen_at(&app, 120, 40);
+    // Shown in two halves of 16 bytes, each whole on its line.
+    assert!(
+        view.contains(&fingerprint[..47]) && view.contains(&fingerprint[48..]),
+        "{view}"
+    );
+    assert!(view.contains("against the system trust store"), "{view}");
+    app.on_key(key(KeyCode::Esc));
+
+    std::fs::write(&path, "kept").expect("write");
+    type_line(&mut app, &format!(":cert {}", path.display()));
+    assert!(
+        app.flash.as_deref().is_some_and(|f| f.contains(":cert! ")),
+        "{:?}",
+        app.flash
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "kept");
 }

@@ -70,6 +70,7 @@ impl Driven {
                 extra_roots: Vec::new(),
                 continue_unverified: false,
                 client_identity: None,
+                roots: Default::default(),
             },
             policy: smtptui::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(20),

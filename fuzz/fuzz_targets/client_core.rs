@@ -80,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
         extra_roots: Vec::new(),
         continue_unverified: flags & 8 != 0,
         client_identity: None,
+        roots: Default::default(),
     })
     .expect("client config");
     let secret = Secret::new(PASSWORD.to_owned());
@@ -112,6 +113,7 @@ fuzz_target!(|data: &[u8]| {
         },
         client_identity: None,
         key_log: None,
+        anchors: String::new(),
     };
     let start = Instant::now();
     let mut now = start;

@@ -1718,6 +1718,7 @@ mod tests {
             server_name: "mail.example".into(),
             verification,
             chain: vec![leaf],
+            anchors: String::new(),
         })
     }
 

@@ -619,7 +619,12 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 detail: "the certificate was not checked".to_owned(),
             })
         });
-    let info = TlsInfo::from_connection(stream.get_ref().1, &config.server_name, verification);
+    let info = TlsInfo::from_connection(
+        stream.get_ref().1,
+        &config.server_name,
+        verification,
+        &trust.anchors(),
+    );
     recorder.push(EventKind::TlsEstablished(Box::new(info.clone())));
     Ok((stream, info))
 }

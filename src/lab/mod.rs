@@ -663,6 +663,7 @@ impl Lab {
                 extra_roots: vec![self.ca_der.clone()],
                 continue_unverified: false,
                 client_identity: None,
+                roots: Default::default(),
             },
             policy: crate::guard::GuardPolicy::default(),
             timeout: Duration::from_secs(30),

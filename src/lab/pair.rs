@@ -80,6 +80,7 @@ impl Pair {
             extra_roots: vec![pki.ca_der.clone()],
             continue_unverified: false,
             client_identity: None,
+            roots: Default::default(),
         })?;
         let implicit = profile == Profile::Implicit;
         let mut settings = ClientSettings {
@@ -100,6 +101,7 @@ impl Pair {
             sasl: Default::default(),
             client_identity: None,
             key_log: None,
+            anchors: "the lab CA".to_owned(),
         };
         adjust(&mut settings);
         let now = Instant::now();

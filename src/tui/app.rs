@@ -828,9 +828,33 @@ impl App {
                 self.overlay = Some(Overlay::Help);
                 self.overlay_scroll = 0;
             }
-            Command::Certificate => {
+            Command::Certificate if argument.is_empty() => {
                 self.overlay = Some(Overlay::Certificate);
                 self.overlay_scroll = 0;
+            }
+            Command::Certificate => {
+                let pem: String = self
+                    .status
+                    .tls
+                    .iter()
+                    .flat_map(|info| &info.chain)
+                    .filter_map(crate::tls::CertSummary::pem)
+                    .collect();
+                self.flash = Some(if pem.is_empty() {
+                    "no certificate to save: the session has no TLS peer yet (STARTTLS first)"
+                        .to_owned()
+                } else {
+                    use std::io::Write as _;
+                    let path = record::expand_home(argument);
+                    match record::create(&path, argument, force, "cert")
+                        .and_then(|mut file| file.write_all(pem.as_bytes()))
+                    {
+                        Ok(()) => {
+                            format!("peer certificate chain written to {} (PEM)", path.display())
+                        }
+                        Err(error) => format!("cannot write {}: {error}", path.display()),
+                    }
+                });
             }
             Command::Explain => self.explain = !self.explain,
             Command::Escape => return self.escape(),

@@ -416,7 +416,13 @@ pub const LOCAL: &[LocalCommand] = &[
         "message from a file",
         C::SendFile,
     ),
-    local("cert", &[], None, "certificate chain", C::Certificate),
+    local(
+        "cert",
+        &[],
+        Some("[FILE]"),
+        "chain (FILE: PEM)",
+        C::Certificate,
+    ),
     local("reconnect", &[], None, "a new session", C::Reconnect),
     local(
         "clear",

@@ -130,9 +130,14 @@ pub fn render_certificate(app: &App, frame: &mut Frame, area: Rect, theme: Theme
                 info.key_exchange.as_deref().unwrap_or(""),
                 info.server_name
             )));
+            let against = if info.anchors.is_empty() {
+                String::new()
+            } else {
+                format!(" against {}", info.anchors)
+            };
             match &info.verification {
                 Verification::Verified => lines.extend(wrap_styled(
-                    "certificate verified",
+                    &format!("certificate verified{against}"),
                     theme.fg(Color::Green).add_modifier(Modifier::BOLD),
                     width,
                 )),
@@ -166,6 +171,20 @@ pub fn render_certificate(app: &App, frame: &mut Frame, area: Rect, theme: Theme
                 ] {
                     lines.extend(plain(format!("  {label:<12}{value}")));
                 }
+                if let Some(fingerprint) = cert.sha256_fingerprint() {
+                    // 95 characters: two lines of 16 bytes each fit a 60-column screen.
+                    lines.extend(plain("  SHA-256 fingerprint".to_owned()));
+                    let (first, second) = fingerprint.split_at(48.min(fingerprint.len()));
+                    for half in [first, second] {
+                        lines.extend(plain(format!("    {}", half.trim_end_matches(':'))));
+                    }
+                }
+            }
+            if info.chain.iter().any(|cert| cert.pem().is_some()) {
+                lines.push(Line::default());
+                lines.extend(plain(
+                    ":cert FILE saves the chain as PEM (openssl s_client -showcerts)".to_owned(),
+                ));
             }
         }
     }

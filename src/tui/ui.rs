@@ -224,7 +224,12 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
             ),
             Span::raw(format!(" {} ", tls.cipher_suite)),
             Span::styled("certificate verified", theme.fg(Color::Green)),
-            Span::raw(format!(" for {}", tls.server_name)),
+            // Before the name, which the title bar shows too: a narrow bar cuts the name.
+            Span::raw(format!(
+                "{} for {}",
+                trust_note(&tls.anchors),
+                tls.server_name
+            )),
         ]),
         (Protection::UnverifiedTls(problem), tls) => {
             let mut spans = vec![
@@ -252,6 +257,16 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect, now: Instant, theme: 
         (Protection::VerifiedTls, None) => Line::from(" TLS"),
     };
     frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
+}
+
+/// What the status bar adds about the trust anchors when they are not the built-in web PKI
+/// roots alone: the system store is worth seeing at a glance.
+fn trust_note(anchors: &str) -> &'static str {
+    match (anchors.contains("system"), anchors.contains("web PKI")) {
+        (true, true) => " (system+web PKI)",
+        (true, false) => " (system store)",
+        _ => "",
+    }
 }
 
 /// The command-line flag that lets credentials through despite `refusal`.

@@ -85,6 +85,7 @@ async fn fetch_within(dns: &Dns, domain: &str, config: &FetchConfig) -> PolicyFe
         extra_roots: config.extra_roots.clone(),
         continue_unverified: false,
         client_identity: None,
+        roots: Default::default(),
     };
     let (client, verdict) = match client_config(&trust) {
         Ok(pair) => pair,

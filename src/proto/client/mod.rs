@@ -134,6 +134,9 @@ pub struct ClientSettings {
     /// Where the TLS layer writes the session's secrets (`--keylog`), shown in the warnings
     /// that say so; `None` when nothing is logged.
     pub key_log: Option<String>,
+    /// The trust anchors the verifier of `tls` uses, in words, for the transcript
+    /// ([`crate::tls::TrustSettings::anchors`]).
+    pub anchors: String,
 }
 
 /// How the SASL exchanges of [`ClientSession::authenticate`] run.
@@ -2042,7 +2045,12 @@ impl ClientSession {
         let Some(conn) = self.tls.as_ref() else {
             return;
         };
-        let info = TlsInfo::from_connection(conn, &self.settings.server_name, verification.clone());
+        let info = TlsInfo::from_connection(
+            conn,
+            &self.settings.server_name,
+            verification.clone(),
+            &self.settings.anchors,
+        );
         self.protection = match verification {
             Verification::Verified => Protection::VerifiedTls,
             Verification::Failed(problem) => Protection::UnverifiedTls(problem),

@@ -16,6 +16,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         extra_roots: Vec::new(),
         continue_unverified: false,
         client_identity: None,
+        roots: Default::default(),
     })
     .unwrap();
     ClientSettings {
@@ -32,6 +33,7 @@ fn settings(unasked: UnaskedReplies, policy: GuardPolicy) -> ClientSettings {
         sasl: Default::default(),
         client_identity: None,
         key_log: None,
+        anchors: String::new(),
     }
 }
 
