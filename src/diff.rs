@@ -219,6 +219,14 @@ impl Reading {
             self.command(text);
         } else if let Some(tls) = body.strip_prefix("== TLS established: ") {
             let (parameters, verdict) = tls.split_once(", ").unwrap_or((tls, ""));
+            // The anchors the client trusted ("against web PKI roots and --ca-file") are the
+            // client's choice, not the server's behaviour.
+            let verdict = match verdict.split_once(" against ") {
+                Some((verified, _)) if verified.starts_with("certificate verified for ") => {
+                    verified
+                }
+                _ => verdict,
+            };
             self.behaviour.handshakes.push(Handshake {
                 parameters: parameters.to_owned(),
                 verdict: verdict.to_owned(),
@@ -623,7 +631,7 @@ mod tests {
    0.018 plain S: 250 STARTTLS
    0.018 plain C: STARTTLS
    0.018 plain S: 220 2.0.0 Ready to start TLS
-   0.004 tls   == TLS established: TLSv1.3 TLS13_AES_256_GCM_SHA384 X25519, certificate verified for localhost
+   0.004 tls   == TLS established: TLSv1.3 TLS13_AES_256_GCM_SHA384 X25519, certificate verified for localhost against web PKI roots and --ca-file
    0.004          leaf[0]: subject CN=localhost; issuer CN=test CA; EC P-256; DNS:localhost; valid until 2036-11-28T21:24:21Z (3649 days)
    0.011 tls   C: EHLO client.example
    0.013 tls   S: 250-localhost
@@ -659,6 +667,11 @@ mod tests {
         );
         assert_eq!(read.exchanges[6].reply, ["250 2.0.0 Ok: queued as <id>"]);
         assert_eq!(read.handshakes.len(), 1);
+        // Which anchors the client trusted is the client's choice: not compared.
+        assert_eq!(
+            read.handshakes[0].verdict,
+            "certificate verified for localhost"
+        );
         assert!(!read.handshakes[0].chain[0].contains("days"));
     }
 
