@@ -15,7 +15,7 @@ use std::io::Read as _;
 use crate::guard::OneTimeOverride;
 use crate::proto::command::{CommandKind, LineError, classify, split_verb};
 use crate::proto::escape::{escape_bytes, escape_str};
-use crate::proto::message::{MAX_TEXT_LINE, MessageStats, Normaliser};
+use crate::proto::message::{MAX_TEXT_LINE, MessageStats, Normaliser, group_digits};
 use crate::proto::params::{self, Added};
 use crate::proto::reply::{Reply, ReplyClass};
 use crate::proto::sasl::Mechanism;
@@ -955,19 +955,6 @@ fn describe_file(file: &MessageFile, stats: &MessageStats) -> String {
         escape_str(&file.written),
         group_digits(stats.lines)
     )
-}
-
-/// `1234567` as `1,234,567`.
-fn group_digits(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// What a mail transaction of the scenario will send, as far as MAIL FROM's parameters care.

@@ -49,6 +49,19 @@ pub struct MessageStats {
     pub first_lines: Vec<Vec<u8>>,
 }
 
+/// `1234567` as `1,234,567`, for the sizes and line counts a summary of a message gives.
+pub fn group_digits(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// Reads a file's bytes in pieces and counts what [`MessageStats`] says.
 #[derive(Debug, Clone, Default)]
 pub struct Scanner {
@@ -349,6 +362,13 @@ mod tests {
         let stats = scanner.finish();
         assert_eq!(stats.long_line, Some((2, 1000)));
         assert_eq!(stats.first_lines[1].len(), SUMMARY_WIDTH);
+    }
+
+    #[test]
+    fn digits_are_grouped_in_threes() {
+        assert_eq!(group_digits(1_234_567), "1,234,567");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(0), "0");
     }
 
     #[test]

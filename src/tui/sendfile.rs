@@ -15,10 +15,12 @@
 
 use std::path::Path;
 
-use memchr::memchr2_iter;
 use tokio::io::AsyncReadExt;
 
+use memchr::memchr2_iter;
+
 use crate::proto::escape::{escape_bytes, escape_str};
+use crate::proto::message::{MessageStats, Scanner, group_digits};
 use crate::proto::reply::Reply;
 use crate::session::{Phase, Session, SessionError, Step};
 use crate::transcript::{ErrorKind, EventKind};
@@ -27,140 +29,6 @@ use crate::transcript::{ErrorKind, EventKind};
 const PIECE: usize = 64 * 1024;
 /// The longest line sent; a longer one (a binary file, `/dev/zero`) refuses the file.
 pub const MAX_LINE: usize = 1024 * 1024;
-/// The longest line SMTP allows, without its CRLF (RFC 5321 §4.5.3.1.6).
-pub const MAX_TEXT_LINE: u64 = 998;
-/// How many of the first lines the summary shows, and how much of each.
-const SUMMARY_LINES: usize = 3;
-const SUMMARY_WIDTH: usize = 72;
-
-/// What a message file holds, as it would be sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileStats {
-    /// The file's size.
-    pub bytes: u64,
-    /// The size with every line ended by CRLF: what the server receives before the dot.
-    pub wire_bytes: u64,
-    /// How many lines (a last line without a line ending counts).
-    pub lines: u64,
-    /// Lines ended by LF alone.
-    pub lf_endings: u64,
-    /// Whether the last line has no line ending (one is added).
-    pub unterminated: bool,
-    /// The first line (1-based) holding a CR that no LF follows.
-    pub bare_cr: Option<u64>,
-    /// The first line holding a NUL byte.
-    pub nul: Option<u64>,
-    /// The first line longer than [`MAX_TEXT_LINE`] octets, and its length.
-    pub long_line: Option<(u64, u64)>,
-    /// The longest line, in octets without its ending.
-    pub longest: u64,
-    /// Whether any byte is beyond ASCII.
-    pub eight_bit: bool,
-    /// The first lines, each cut at a few dozen bytes.
-    pub first_lines: Vec<Vec<u8>>,
-}
-
-/// Counts what a file holds, from its bytes in pieces of any size.
-#[derive(Debug, Clone, Default)]
-pub struct Scanner {
-    stats: FileStats,
-    line_len: u64,
-    pending_cr: bool,
-    summary: Vec<u8>,
-}
-
-impl Scanner {
-    /// Counts the next piece.
-    pub fn feed(&mut self, piece: &[u8]) {
-        if piece.is_empty() {
-            return;
-        }
-        self.stats.bytes += piece.len() as u64;
-        self.stats.eight_bit |= !piece.is_ascii();
-        let mut start = 0;
-        if std::mem::take(&mut self.pending_cr) {
-            if piece[0] == b'\n' {
-                self.end_line(&[], false);
-                start = 1;
-            } else {
-                self.note_bare_cr();
-                self.text(b"\r");
-            }
-        }
-        let mut line_start = start;
-        for at in memchr2_iter(b'\r', b'\n', &piece[start..]).map(|i| i + start) {
-            if piece[at] == b'\n' {
-                let crlf = at > line_start && piece[at - 1] == b'\r';
-                let end = if crlf { at - 1 } else { at };
-                self.end_line(&piece[line_start..end], !crlf);
-                line_start = at + 1;
-            } else if at + 1 == piece.len() {
-                // Whether an LF follows is for the next piece to say.
-                self.text(&piece[line_start..at]);
-                self.pending_cr = true;
-                return;
-            } else if piece[at + 1] != b'\n' {
-                self.note_bare_cr();
-            }
-        }
-        self.text(&piece[line_start..]);
-    }
-
-    /// The counts, once the whole file was fed.
-    pub fn finish(mut self) -> FileStats {
-        if std::mem::take(&mut self.pending_cr) {
-            self.note_bare_cr();
-            self.text(b"\r");
-        }
-        if self.line_len > 0 {
-            self.stats.unterminated = true;
-            self.finish_line();
-        }
-        self.stats
-    }
-
-    /// Bytes of the current line (no line ending among them).
-    fn text(&mut self, bytes: &[u8]) {
-        if self.stats.nul.is_none() && bytes.contains(&0) {
-            self.stats.nul = Some(self.stats.lines + 1);
-        }
-        self.line_len += bytes.len() as u64;
-        if self.stats.first_lines.len() < SUMMARY_LINES && self.summary.len() < SUMMARY_WIDTH {
-            let room = SUMMARY_WIDTH - self.summary.len();
-            self.summary
-                .extend_from_slice(&bytes[..bytes.len().min(room)]);
-        }
-    }
-
-    fn note_bare_cr(&mut self) {
-        if self.stats.bare_cr.is_none() {
-            self.stats.bare_cr = Some(self.stats.lines + 1);
-        }
-    }
-
-    fn end_line(&mut self, text: &[u8], lf_alone: bool) {
-        self.text(text);
-        self.stats.lf_endings += u64::from(lf_alone);
-        self.finish_line();
-    }
-
-    fn finish_line(&mut self) {
-        self.stats.lines += 1;
-        self.stats.wire_bytes += self.line_len + 2;
-        self.stats.longest = self.stats.longest.max(self.line_len);
-        if self.line_len > MAX_TEXT_LINE && self.stats.long_line.is_none() {
-            self.stats.long_line = Some((self.stats.lines, self.line_len));
-        }
-        if self.stats.first_lines.len() < SUMMARY_LINES {
-            self.stats
-                .first_lines
-                .push(std::mem::take(&mut self.summary));
-        }
-        self.summary.clear();
-        self.line_len = 0;
-    }
-}
-
 /// Why a line could not be taken from the file while sending: it changed since it was
 /// checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,25 +130,12 @@ pub enum Outcome {
     Refused(String),
 }
 
-/// `1234567` as `1,234,567`.
-fn grouped(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
 /// The transcript's summary of the file: size, lines, endings, first lines.
-pub fn summary(shown: &str, stats: &FileStats) -> String {
+pub fn summary(shown: &str, stats: &MessageStats) -> String {
     let mut how = if stats.lf_endings > 0 {
         format!(
             "every line ending sent as CRLF; {} of them LF alone in the file",
-            grouped(stats.lf_endings)
+            group_digits(stats.lf_endings)
         )
     } else {
         "line endings CRLF".to_owned()
@@ -301,13 +156,13 @@ pub fn summary(shown: &str, stats: &FileStats) -> String {
     format!(
         "message from {}: {} bytes, {} lines ({how}); {first}",
         escape_str(shown),
-        grouped(stats.wire_bytes),
-        grouped(stats.lines)
+        group_digits(stats.wire_bytes),
+        group_digits(stats.lines)
     )
 }
 
 /// Why a file checked as `stats` is not sent, if so.
-pub fn unfit(stats: &FileStats) -> Option<String> {
+pub fn unfit(stats: &MessageStats) -> Option<String> {
     if let Some(line) = stats.bare_cr {
         return Some(format!(
             "line {line} holds a carriage return (CR) that no line feed (LF) follows: SMTP \
@@ -319,20 +174,20 @@ pub fn unfit(stats: &FileStats) -> Option<String> {
         return Some(format!(
             "a line is {} bytes long: not a mail message (SMTP allows 998 octets a line; \
              binary content needs base64 in MIME)",
-            grouped(stats.longest)
+            group_digits(stats.longest)
         ));
     }
     None
 }
 
 /// The warnings about a fit file, for what a server may refuse.
-fn warnings(session: &Session, stats: &FileStats) -> Vec<String> {
+fn warnings(session: &Session, stats: &MessageStats) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some((line, length)) = stats.long_line {
         warnings.push(format!(
             "line {line} is {} octets long; SMTP allows 998 (RFC 5321 §4.5.3.1.6): servers \
              may refuse the message or break the line",
-            grouped(length)
+            group_digits(length)
         ));
     }
     if let Some(line) = stats.nul {
@@ -359,17 +214,17 @@ fn warnings(session: &Session, stats: &FileStats) -> Vec<String> {
         warnings.push(format!(
             "the message ({} bytes) is larger than the {} bytes the server's SIZE allows: \
              expect 552",
-            grouped(stats.wire_bytes),
-            grouped(limit)
+            group_digits(stats.wire_bytes),
+            group_digits(limit)
         ));
     }
     warnings
 }
 
 /// Reads the whole file once and counts it.
-async fn scan(path: &Path) -> std::io::Result<FileStats> {
+async fn scan(path: &Path) -> std::io::Result<MessageStats> {
     let mut file = tokio::fs::File::open(path).await?;
-    let mut scanner = Scanner::default();
+    let mut scanner = Scanner::new();
     let mut buffer = vec![0u8; PIECE];
     loop {
         let n = file.read(&mut buffer).await?;
@@ -486,8 +341,8 @@ async fn stream(
     if read != checked {
         session.record(EventKind::Warning(format!(
             "the file changed while it was sent: {} bytes were read, {} when it was checked",
-            grouped(read),
-            grouped(checked)
+            group_digits(read),
+            group_digits(checked)
         )));
     }
     Ok(Ok(()))
@@ -497,13 +352,13 @@ async fn stream(
 mod tests {
     use super::*;
 
-    fn scan_cut_every_way(bytes: &[u8]) -> FileStats {
-        let mut whole = Scanner::default();
+    fn scan_cut_every_way(bytes: &[u8]) -> MessageStats {
+        let mut whole = Scanner::new();
         whole.feed(bytes);
         let expected = whole.finish();
         for a in 0..=bytes.len() {
             for b in a..=bytes.len() {
-                let mut scanner = Scanner::default();
+                let mut scanner = Scanner::new();
                 scanner.feed(&bytes[..a]);
                 scanner.feed(&bytes[a..b]);
                 scanner.feed(&bytes[b..]);
@@ -591,7 +446,7 @@ mod tests {
 
     #[test]
     fn the_summary_says_size_lines_endings_and_first_lines() {
-        let mut scanner = Scanner::default();
+        let mut scanner = Scanner::new();
         scanner.feed(b"Subject: \x1b[31mhi\nFrom: a@b\n\nbody\n");
         let stats = scanner.finish();
         assert_eq!(
@@ -599,6 +454,5 @@ mod tests {
             "message from mail.eml: 37 bytes, 4 lines (every line ending sent as CRLF; 4 of \
              them LF alone in the file); first lines: \"Subject: \\x1b[31mhi\", \"From: a@b\", \"\""
         );
-        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }
