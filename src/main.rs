@@ -951,17 +951,9 @@ fn run_command(args: RunArgs) -> i32 {
         Ok(secrets) => secrets,
         Err(message) => return usage_error(message),
     };
-    let transcript_file = match &args.transcript {
-        Some(path) => match smtptui::transcript::create_private_file(path) {
-            Ok(file) => Some(BufWriter::new(file)),
-            Err(error) => {
-                return usage_error(format!(
-                    "cannot write the transcript to {}: {error}",
-                    path.display()
-                ));
-            }
-        },
-        None => None,
+    let transcript_file = match open_transcript(args.transcript.as_deref()) {
+        Ok(file) => file.map(|(_, file)| BufWriter::new(file)),
+        Err(message) => return usage_error(message),
     };
     // Made before the run, so that a report that cannot be written is a usage error up front.
     let junit_file = match &args.junit {
@@ -1124,6 +1116,19 @@ fn run_many(
     let _ = stdout.flush();
     say!("smtptui: {}", runner::batch::tally(&results));
     results
+}
+
+/// Opens the `--transcript` file, private (mode 0600) whatever it was before, before any
+/// connection: a file that cannot be written is a usage error up front.
+fn open_transcript(
+    path: Option<&std::path::Path>,
+) -> Result<Option<(std::path::PathBuf, std::fs::File)>, String> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    smtptui::transcript::create_private_file(path)
+        .map(|file| Some((path.to_owned(), file)))
+        .map_err(|error| format!("cannot write the transcript to {}: {error}", path.display()))
 }
 
 /// Prints each event as it happens, and copies the plain text to the transcript file.
@@ -1446,17 +1451,9 @@ fn audit_command(args: AuditArgs) -> i32 {
     }
     // Created before any probe so a path that cannot be written is a usage error, not a
     // finished audit whose transcript is lost.
-    let transcript_file = match &args.transcript {
-        Some(path) => match smtptui::transcript::create_private_file(path) {
-            Ok(file) => Some((path.clone(), file)),
-            Err(error) => {
-                return usage_error(format!(
-                    "cannot write the transcript to {}: {error}",
-                    path.display()
-                ));
-            }
-        },
-        None => None,
+    let transcript_file = match open_transcript(args.transcript.as_deref()) {
+        Ok(file) => file,
+        Err(message) => return usage_error(message),
     };
     let config = AuditConfig {
         session,
@@ -1555,17 +1552,9 @@ fn domain_audit_command(args: AuditArgs) -> i32 {
         trust_anchor: args.trust_anchor.clone(),
         timeout: args.timeout.min(std::time::Duration::from_secs(5)),
     };
-    let transcript_file = match &args.transcript {
-        Some(path) => match smtptui::transcript::create_private_file(path) {
-            Ok(file) => Some((path.clone(), file)),
-            Err(error) => {
-                return usage_error(format!(
-                    "cannot write the transcript to {}: {error}",
-                    path.display()
-                ));
-            }
-        },
-        None => None,
+    let transcript_file = match open_transcript(args.transcript.as_deref()) {
+        Ok(file) => file,
+        Err(message) => return usage_error(message),
     };
     let runtime = match runtime() {
         Ok(runtime) => runtime,
@@ -1726,17 +1715,9 @@ fn send_command(mut args: SendArgs) -> i32 {
         Ok(secrets) => secrets,
         Err(message) => return usage_error(message),
     };
-    let transcript_file = match &args.transcript {
-        Some(path) => match smtptui::transcript::create_private_file(path) {
-            Ok(file) => Some(BufWriter::new(file)),
-            Err(error) => {
-                return usage_error(format!(
-                    "cannot write the transcript to {}: {error}",
-                    path.display()
-                ));
-            }
-        },
-        None => None,
+    let transcript_file = match open_transcript(args.transcript.as_deref()) {
+        Ok(file) => file.map(|(_, file)| BufWriter::new(file)),
+        Err(message) => return usage_error(message),
     };
     let sink = output_sink(args.json, Palette::new(colour_on_stdout()), transcript_file);
     let runtime = match tokio::runtime::Builder::new_current_thread()
