@@ -8,6 +8,7 @@
 //! SMTPUTF8) unless [`RunOptions::literal`] says otherwise.
 
 pub mod batch;
+pub mod bench;
 pub mod junit;
 
 use std::io::Read as _;
