@@ -115,8 +115,8 @@ pub enum Command {
     /// Put a server under load: replay one scenario in many concurrent sessions (the same
     /// engine, guard and expectations as `smtptui run`), with the rate, each step's latency
     /// percentiles (connect, greeting, TLS, AUTH, message, QUIT), a histogram and the failures
-    /// grouped by reply. A line a second on stderr while it runs, then a summary (text, or
-    /// JSON with --json). Exits 0 when every session passed, else the status `smtptui run`
+    /// grouped by reply. A live screen while it runs on a terminal (a line a second on stderr
+    /// otherwise), then a summary (text, or JSON with --json). Exits 0 when every session passed, else the status `smtptui run`
     /// gives the first session that did not, 2 on a usage error.
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(Box<BenchArgs>),
@@ -156,7 +156,11 @@ pub struct BenchArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// No progress lines on stderr while the run goes.
+    /// No live screen on a terminal: a progress line a second on stderr instead (as when
+    /// stdout is not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Neither the live screen nor progress lines: only the summary at the end.
     #[arg(long)]
     pub quiet: bool,
 }

@@ -1222,7 +1222,33 @@ fn bench_command(args: cli::BenchArgs) -> i32 {
     };
     let scenario = std::sync::Arc::new(loaded.scenario.clone());
     let run = bench::Bench::new();
+    let screen = !args.quiet && !args.no_tui && std::io::stdout().is_terminal();
     runtime.block_on(async {
+        let work = bench::run(
+            run.clone(),
+            scenario,
+            config,
+            credentials,
+            runner::RunOptions::default(),
+            plan,
+        );
+        if screen {
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let work = tokio::spawn(async move {
+                work.await;
+                let _ = done_tx.send(());
+            });
+            let shown = runner::bench_view::run(run.clone(), plan, async {
+                let _ = done_rx.await;
+            })
+            .await;
+            if let Err(error) = shown {
+                // The screen failed (the terminal went away): the run goes on, unseen.
+                say!("smtptui: the live view stopped: {error}");
+            }
+            let _ = work.await;
+            return;
+        }
         let watched = run.clone();
         let quiet = args.quiet;
         let progress = tokio::spawn(async move {
@@ -1244,11 +1270,11 @@ fn bench_command(args: cli::BenchArgs) -> i32 {
                 let stats = watched.snapshot();
                 let session = stats.step(bench::Step::Session);
                 say!(
-                    "smtptui: {:>6.1} s  {:>8} done ({:>7.1}/s now)  {:>4} open  {} failed  \
+                    "smtptui: {:>6.1} s  {:>8} done ({:>7}/s now)  {:>4} open  {} failed  \
                      session p50 {:.1} ms p99 {:.1} ms",
                     watched.elapsed().as_secs_f64(),
                     stats.finished,
-                    stats.finished.saturating_sub(last) as f64,
+                    stats.finished.saturating_sub(last),
                     watched.in_flight(),
                     stats.failed(),
                     session.percentile(0.5).as_secs_f64() * 1000.0,
@@ -1257,15 +1283,7 @@ fn bench_command(args: cli::BenchArgs) -> i32 {
                 last = stats.finished;
             }
         });
-        bench::run(
-            run.clone(),
-            scenario,
-            config,
-            credentials,
-            runner::RunOptions::default(),
-            plan,
-        )
-        .await;
+        work.await;
         progress.abort();
     });
     let elapsed = run.elapsed();

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod bench_view;
 pub mod junit;
 
 use std::io::Read as _;

@@ -235,7 +235,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn new() -> Self {
+    /// Nothing measured yet.
+    pub fn new() -> Self {
         Self {
             steps: vec![Histogram::default(); Step::ALL.len()],
             ..Self::default()
@@ -263,7 +264,10 @@ impl Stats {
         groups
     }
 
-    fn add_failure(&mut self, key: String) {
+    /// Counts one session that did not pass, in the group `key` (escaped here: it can quote
+    /// the server).
+    pub fn add_failure(&mut self, key: &str) {
+        let key = crate::proto::escape::escape_str(key);
         if self.failures.len() >= MAX_GROUPS && !self.failures.contains_key(&key) {
             *self
                 .failures
@@ -495,8 +499,7 @@ async fn one(
     } else {
         let code = outcome.exit_code();
         stats.first_failure_code.get_or_insert(code);
-        let key = crate::proto::escape::escape_str(&failure_key(&outcome, timer.failed_check));
-        stats.add_failure(key);
+        stats.add_failure(&failure_key(&outcome, timer.failed_check));
     }
 }
 
