@@ -117,7 +117,7 @@ pub enum Command {
     /// percentiles (connect, greeting, TLS, AUTH, message, QUIT), a histogram and the failures
     /// grouped by reply. A live screen while it runs on a terminal (a line a second on stderr
     /// otherwise), then a summary (text, or JSON with --json). Exits 0 when every session passed, else the status `smtptui run`
-    /// gives the first session that did not, 2 on a usage error.
+    /// gives the first session that did not, 2 on a usage error, 130 when stopped by hand.
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(Box<BenchArgs>),
 }

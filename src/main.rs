@@ -1259,7 +1259,14 @@ fn bench_command(args: cli::BenchArgs) -> i32 {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = tokio::signal::ctrl_c() => {
-                        say!("smtptui: interrupted: no new sessions; waiting for those open");
+                        if watched.stopped() {
+                            say!("smtptui: interrupted again: leaving without a summary");
+                            std::process::exit(130);
+                        }
+                        say!(
+                            "smtptui: interrupted: no new sessions; waiting for those open \
+                             (Ctrl-C again to leave now)"
+                        );
                         watched.stop();
                         continue;
                     }
@@ -1296,7 +1303,18 @@ fn bench_command(args: cli::BenchArgs) -> i32 {
     };
     let _ = stdout.flush();
     drop(loaded);
-    stats.first_failure_code.unwrap_or(exit::PASSED)
+    if let Some(code) = stats.first_failure_code {
+        return code;
+    }
+    if run.stopped() {
+        // Stopped by hand: what ran passed, but the run asked for was not done.
+        say!(
+            "smtptui: stopped by hand after {} of the sessions asked for",
+            stats.finished
+        );
+        return 130;
+    }
+    exit::PASSED
 }
 
 fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, String> {

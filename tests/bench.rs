@@ -215,3 +215,55 @@ fn caps_and_the_loopback_guard_are_usage_errors() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// Ctrl-C (SIGINT) without the screen: no new session starts, those open finish, the summary
+/// counts what ran, and the exit status is 130, since the run asked for was not done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_summarises_and_says_so() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let password = password_file(&dir);
+    let args = args(
+        &lab,
+        "submission-starttls",
+        &password,
+        &["-c", "2", "-n", "1000000", "--no-tui", "--json"],
+    );
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(support::bin())
+            .args(&args)
+            .env_remove("SMTPTUI_PASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        // The first progress line says the run is under way.
+        stderr.read_line(&mut seen).unwrap();
+        let killed = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        stderr.read_to_string(&mut seen).unwrap();
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (child.wait().unwrap().code(), stdout, seen)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted: no new sessions"), "{stderr}");
+    assert!(stderr.contains("stopped by hand after"), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let sessions = summary["sessions"].as_u64().unwrap();
+    assert!(sessions > 0 && sessions < 1_000_000, "{summary}");
+    assert_eq!(summary["passed"].as_u64().unwrap(), sessions, "{summary}");
+}
