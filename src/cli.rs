@@ -112,6 +112,68 @@ pub enum Command {
     /// and exit codes. --print-scenario prints that scenario instead, to keep and replay.
     #[command(after_help = SEND_EXAMPLES)]
     Send(Box<SendArgs>),
+    /// Put a server under load: replay one scenario in many concurrent sessions (the same
+    /// engine, guard and expectations as `smtptui run`), with the rate, each step's latency
+    /// percentiles (connect, greeting, TLS, AUTH, message, QUIT), a histogram and the failures
+    /// grouped by reply. A live screen while it runs on a terminal (a line a second on stderr
+    /// otherwise), then a summary (text, or JSON with --json). Exits 0 when every session passed, else the status `smtptui run`
+    /// gives the first session that did not, 2 on a usage error, 130 when stopped by hand.
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(Box<BenchArgs>),
+}
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  smtptui bench submission 127.0.0.1:587 --user alice --password-file pw -c 20 -n 10000
+  smtptui bench load.smtp 127.0.0.1:25 --duration 30s --json > summary.json
+  smtptui bench mx-starttls mail.example.com:25 --allow-remote -c 5 -n 50
+";
+
+/// `smtptui bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The scenario: a .smtp file, `-` for standard input, or a built-in name.
+    pub scenario: String,
+    /// The server: HOST[:PORT], or @NAME from the config file. Loopback only unless
+    /// --allow-remote is given.
+    pub target: String,
+    /// Connection options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Sessions open at once (at most 1000).
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// Sessions in all (at most 1,000,000; with --duration and no -n, that many at most).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sessions: Option<u64>,
+    /// Start sessions for this long (at most 1h: 30s, 5m), then let those open finish.
+    #[arg(long, value_name = "DURATION", value_parser = parse_bench_duration)]
+    pub duration: Option<Duration>,
+    /// Put load on a server that is not on this machine (not loopback): only on a server you
+    /// run or have permission to load.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No live screen on a terminal: a progress line a second on stderr instead (as when
+    /// stdout is not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Neither the live screen nor progress lines: only the summary at the end.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A --duration for `bench`: as [`parse_timeout`], from 1 ms up to an hour.
+fn parse_bench_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_timeout(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(3600) {
+        return Err(format!(
+            "{text}: give a duration from 1ms up to 1h (60m), e.g. 30s or 5m"
+        ));
+    }
+    Ok(duration)
 }
 
 const AUDIT_EXAMPLES: &str = "\

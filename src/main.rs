@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => demo_command(args),
         Some(Command::Audit(args)) => audit_command(args),
         Some(Command::Send(args)) => send_command(*args),
+        Some(Command::Bench(args)) => bench_command(*args),
         None => match &cli.target {
             Some(target) => tui_command(target, &cli),
             None => {
@@ -1162,6 +1163,165 @@ fn output_sink(
     })
 }
 
+/// Whether `host` is this machine: a loopback address, `localhost`, or a UNIX socket.
+fn is_local_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.starts_with(cli::UNIX_PREFIX)
+        || bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn bench_command(args: cli::BenchArgs) -> i32 {
+    use smtptui::runner::bench;
+    let sources = match resolve_sources(std::slice::from_ref(&args.scenario)) {
+        Ok(sources) => sources,
+        Err(message) => return usage_error(message),
+    };
+    let [source] = sources.as_slice() else {
+        return usage_error(format!(
+            "{}: bench replays one scenario; give a file, not a directory of them",
+            args.scenario
+        ));
+    };
+    let loaded = match load_source(source) {
+        Ok(loaded) => loaded,
+        Err(error) => return usage_error(error),
+    };
+    if let Err(error) = loaded.scenario.check_envelopes() {
+        return usage_error(error);
+    }
+    let mut config = match session_config(&args.target, &args.connect) {
+        Ok(config) => config,
+        Err(message) => return usage_error(message),
+    };
+    if !args.allow_remote && !is_local_host(&config.host) {
+        return usage_error(format!(
+            "{} is not on this machine: bench puts load on a server, and load on someone \
+             else's server can look like an attack and hurt its users. Give --allow-remote \
+             only for a server you run or have permission to load",
+            args.target
+        ));
+    }
+    let credentials = match credentials_for(&loaded.scenario, &args.connect) {
+        Ok(credentials) => credentials,
+        Err(message) => return usage_error(message),
+    };
+    config.known_secrets = match known_secrets(credentials.as_ref(), &args.connect) {
+        Ok(secrets) => secrets,
+        Err(message) => return usage_error(message),
+    };
+    let plan = bench::Plan {
+        concurrency: args.concurrency,
+        sessions: args.sessions.unwrap_or(if args.duration.is_some() {
+            bench::MAX_SESSIONS
+        } else {
+            100
+        }),
+        duration: args.duration,
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let scenario = std::sync::Arc::new(loaded.scenario.clone());
+    let run = bench::Bench::new();
+    let screen = !args.quiet && !args.no_tui && std::io::stdout().is_terminal();
+    runtime.block_on(async {
+        let work = bench::run(
+            run.clone(),
+            scenario,
+            config,
+            credentials,
+            runner::RunOptions::default(),
+            plan,
+        );
+        if screen {
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let work = tokio::spawn(async move {
+                work.await;
+                let _ = done_tx.send(());
+            });
+            let shown = runner::bench_view::run(run.clone(), plan, async {
+                let _ = done_rx.await;
+            })
+            .await;
+            if let Err(error) = shown {
+                // The screen failed (the terminal went away): the run goes on, unseen.
+                say!("smtptui: the live view stopped: {error}");
+            }
+            let _ = work.await;
+            return;
+        }
+        let watched = run.clone();
+        let quiet = args.quiet;
+        let progress = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.tick().await;
+            let mut last = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tokio::signal::ctrl_c() => {
+                        if watched.stopped() {
+                            say!("smtptui: interrupted again: leaving without a summary");
+                            std::process::exit(130);
+                        }
+                        say!(
+                            "smtptui: interrupted: no new sessions; waiting for those open \
+                             (Ctrl-C again to leave now)"
+                        );
+                        watched.stop();
+                        continue;
+                    }
+                }
+                if quiet {
+                    continue;
+                }
+                let stats = watched.snapshot();
+                let session = stats.step(bench::Step::Session);
+                say!(
+                    "smtptui: {:>6.1} s  {:>8} done ({:>7}/s now)  {:>4} open  {} failed  \
+                     session p50 {:.1} ms p99 {:.1} ms",
+                    watched.elapsed().as_secs_f64(),
+                    stats.finished,
+                    stats.finished.saturating_sub(last),
+                    watched.in_flight(),
+                    stats.failed(),
+                    session.percentile(0.5).as_secs_f64() * 1000.0,
+                    session.percentile(0.99).as_secs_f64() * 1000.0,
+                );
+                last = stats.finished;
+            }
+        });
+        work.await;
+        progress.abort();
+    });
+    let elapsed = run.elapsed();
+    let stats = run.snapshot();
+    let mut stdout = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(stdout, "{}", bench::json_summary(&stats, elapsed, &plan))
+    } else {
+        write!(stdout, "{}", bench::text_summary(&stats, elapsed, &plan))
+    };
+    let _ = stdout.flush();
+    drop(loaded);
+    if let Some(code) = stats.first_failure_code {
+        return code;
+    }
+    if run.stopped() {
+        // Stopped by hand: what ran passed, but the run asked for was not done.
+        say!(
+            "smtptui: stopped by hand after {} of the sessions asked for",
+            stats.finished
+        );
+        return 130;
+    }
+    exit::PASSED
+}
+
 fn session_config(target: &str, args: &ConnectArgs) -> Result<SessionConfig, String> {
     if args.password.is_some() {
         return Err(format!(
@@ -2091,6 +2251,10 @@ fn configure(cli: &mut Cli, matches: &clap::ArgMatches) -> Result<(), String> {
                 _ => return Ok(()),
             }
         }
+        Some(Command::Bench(args)) => match matches.subcommand_matches("bench") {
+            Some(sub) => (&mut args.target, &mut args.connect, sub, None),
+            None => return Ok(()),
+        },
         Some(Command::Send(args)) => {
             let Some(sub) = matches.subcommand_matches("send") else {
                 return Ok(());

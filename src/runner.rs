@@ -8,6 +8,8 @@
 //! SMTPUTF8) unless [`RunOptions::literal`] says otherwise.
 
 pub mod batch;
+pub mod bench;
+pub mod bench_view;
 pub mod junit;
 
 use std::io::Read as _;
