@@ -38,3 +38,48 @@ have_packages() {
         [[ $status == installed ]] || return 1
     done
 }
+
+# register_postfix_instance CONF_DIR: `postfix -c CONF_DIR` is only honoured when CONF_DIR is
+# listed in alternate_config_directories of the *default* main.cf. With "No configuration"
+# there may be no default main.cf at all; a minimal, loopback-only one is made, never started.
+# Other listed directories that still exist are kept (tests may use throw-away DIRs; the list
+# must not grow forever), then CONF_DIR is added. Needs DEFAULT_CONFIG_DIR.
+register_postfix_instance() {
+    local conf=$1 main=$DEFAULT_CONFIG_DIR/main.cf current d wanted
+    mkdir -p "$DEFAULT_CONFIG_DIR"
+    if [[ ! -e $main ]]; then
+        cat >"$main" <<EOF
+# Minimal default instance created by smtptui's test scripts (scripts/*-env.sh) so
+# that alternate Postfix instances can be used. This instance is not started.
+compatibility_level = 3.6
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+EOF
+    fi
+    current=$(postconf -c "$DEFAULT_CONFIG_DIR" -h alternate_config_directories 2>/dev/null || true)
+    wanted=()
+    for d in ${current//,/ }; do
+        [[ $d != "$conf" && -e $d/main.cf ]] && wanted+=("$d")
+    done
+    wanted+=("$conf")
+    if [[ "${wanted[*]}" != "$current" ]]; then
+        postconf -c "$DEFAULT_CONFIG_DIR" -e "alternate_config_directories = ${wanted[*]}"
+        # A just-modified default main.cf makes every Postfix command pause ~2 s; the change
+        # only matters to the instance about to be started, so back-date it a little.
+        touch -d "@$(($(date +%s) - 10))" "$main"
+    fi
+}
+
+# postfix_instance_dirs CONF_DIR QUEUE_DIR DATA_DIR MAILLOG: a Postfix instance's directories
+# as Postfix wants them: the configuration and the queue directory root-owned (Postfix makes the
+# queue's subdirectories), the data directory the postfix user's alone, and the log file.
+postfix_instance_dirs() {
+    local conf=$1 queue=$2 data=$3 log=$4
+    mkdir -p "$conf" "$queue" "$data"
+    chown root:root "$conf" "$queue"
+    chmod 755 "$conf" "$queue"
+    chown postfix:postfix "$data"
+    chmod 700 "$data"
+    touch "$log"
+}

@@ -186,42 +186,6 @@ install_packages() {
     have_packages "${PACKAGES[@]}" || die "packages still missing after apt-get install (see $DIR/install.log)"
 }
 
-# ---------------------------------------------------------------- default instance
-
-# `postfix -c CONF_DIR` is only honoured when CONF_DIR is listed in
-# alternate_config_directories of the *default* main.cf. With "No
-# configuration" there may be no default main.cf at all; create a minimal,
-# loopback-only one that we never start.
-register_config_dir() {
-    local main=$DEFAULT_CONFIG_DIR/main.cf current d wanted
-    mkdir -p "$DEFAULT_CONFIG_DIR"
-    if [[ ! -e $main ]]; then
-        cat >"$main" <<EOF
-# Minimal default instance created by smtptui's scripts/postfix-env.sh so
-# that alternate Postfix instances can be used. This instance is not started.
-compatibility_level = 3.6
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mydestination =
-EOF
-    fi
-    current=$(postconf -c "$DEFAULT_CONFIG_DIR" -h alternate_config_directories 2>/dev/null || true)
-    # Keep other registered directories that still exist (tests may use
-    # throw-away DIRs; don't let the list grow forever), then add ours.
-    wanted=()
-    for d in ${current//,/ }; do
-        [[ $d != "$CONF_DIR" && -e $d/main.cf ]] && wanted+=("$d")
-    done
-    wanted+=("$CONF_DIR")
-    if [[ "${wanted[*]}" != "$current" ]]; then
-        postconf -c "$DEFAULT_CONFIG_DIR" -e "alternate_config_directories = ${wanted[*]}"
-        # A just-modified default main.cf makes every Postfix command pause
-        # ~2 s (see install_file); the change only matters to our instance,
-        # which is about to be started, so back-date it a little.
-        touch -d "@$(($(date +%s) - 10))" "$main"
-    fi
-}
-
 # ---------------------------------------------------------------- certificates
 
 # OpenSSL 3.0 (Debian 12) cannot back-date with `openssl x509 -req` (no
@@ -664,15 +628,7 @@ prepare_dirs() {
     if ! runuser -u postfix -- test -x "$DIR" 2>/dev/null; then
         die "user postfix cannot traverse $DIR (check permissions of its parent directories)"
     fi
-    # queue_directory must be root-owned; Postfix creates its subdirectories.
-    mkdir -p "$CONF_DIR" "$QUEUE_DIR" "$DATA_DIR"
-    chown root:root "$CONF_DIR"
-    chmod 755 "$CONF_DIR"
-    chown root:root "$QUEUE_DIR"
-    chmod 755 "$QUEUE_DIR"
-    chown postfix:postfix "$DATA_DIR"
-    chmod 700 "$DATA_DIR"
-    touch "$MAILLOG"
+    postfix_instance_dirs "$CONF_DIR" "$QUEUE_DIR" "$DATA_DIR" "$MAILLOG"
 }
 
 # Set to 1 when main.cf itself changed: some of its settings (inet_interfaces, ...) need
@@ -917,7 +873,7 @@ write_env() {
 cmd_start() {
     mkdir -p "$DIR"
     install_packages
-    register_config_dir
+    register_postfix_instance "$CONF_DIR"
     prepare_dirs
     generate_certs
     setup_sasl
