@@ -8,44 +8,12 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use support::program::Ran;
 use support::{Leaf, PASSWORD, Pki, Server, Smtp, USER};
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    cmdline: String,
-}
-
-impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "$ {}\nexit={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmdline, self.code, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "{}", self.dump());
-        self
-    }
-
-    #[track_caller]
-    fn assert_contains(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle) || self.stderr.contains(needle),
-            "no {needle:?} in the output\n{}",
-            self.dump()
-        );
-        self
-    }
-}
 
 /// Runs smtptui in `dir` with `env` set and any config of the machine hidden: HOME and
 /// XDG_CONFIG_HOME point into `dir`, $SMTPTUI_CONFIG is unset unless `env` sets it.
@@ -54,9 +22,6 @@ fn smtptui(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     command
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("NO_COLOR", "1")
         .env_remove("SMTPTUI_PASSWORD")
         .env_remove("SMTPTUI_CONFIG")
@@ -65,34 +30,7 @@ fn smtptui(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        text
-    });
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    let start = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ran {
-        code: status.and_then(|s| s.code()),
-        stdout: reader.join().unwrap_or_default(),
-        stderr,
-        cmdline: format!("smtptui {}", args.join(" ")),
-    }
+    support::program::run(command, b"", Duration::from_secs(30))
 }
 
 const SCENARIO: &str = "S: 220\nC: EHLO client.example\nS: 250\nC: QUIT\nS: 221\n";

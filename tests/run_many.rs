@@ -8,79 +8,23 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use smtptui::lab::{Lab, LabConfig, Profile};
+use support::program::Ran;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
 
 /// Runs the binary with `args` and `stdin`, bounded by [`DEADLINE`], off the runtime's
 /// threads.
 async fn smtptui(args: Vec<String>, stdin: &str) -> Ran {
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(support::bin())
-            .args(&args)
-            .env_remove("SMTPTUI_PASSWORD")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut input = child.stdin.take().expect("stdin");
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(stdin.as_bytes());
-        });
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout.read_to_string(&mut text);
-            text
-        });
-        let err = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let started = Instant::now();
-        let code = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status.code();
-            }
-            if started.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = writer.join();
-        Ran {
-            code,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        }
-    })
-    .await
-    .expect("process thread")
+    let mut command = Command::new(support::bin());
+    command.args(&args).env_remove("SMTPTUI_PASSWORD");
+    let stdin = stdin.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || support::program::run(command, &stdin, DEADLINE))
+        .await
+        .expect("process thread")
 }
 
 async fn lab() -> Lab {

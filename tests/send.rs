@@ -11,50 +11,19 @@
 
 mod support;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use support::mta::Mta;
 use support::postfix::postfix;
+use support::program::Ran;
 use support::{Leaf, PASSWORD, Pki, Server, Smtp, USER, find_ci};
 
-/// What one run of the binary gave.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    cmdline: String,
-}
-
 impl Ran {
-    fn dump(&self) -> String {
-        format!(
-            "$ {}\nexit={:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmdline, self.code, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "{}", self.dump());
-        self
-    }
-
-    #[track_caller]
-    fn assert_contains(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle) || self.stderr.contains(needle),
-            "no {needle:?} in the output\n{}",
-            self.dump()
-        );
-        self
-    }
-
     /// The queue id in Postfix's "queued as ID".
     fn queue_id(&self) -> String {
         let at = self
@@ -75,9 +44,6 @@ fn run_in(program: &str, dir: &Path, args: &[&str], password: Option<&str>) -> R
     command
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("NO_COLOR", "1")
         .env_remove("SMTPTUI_PASSWORD")
         .env_remove("SMTPTUI_CONFIG")
@@ -85,34 +51,7 @@ fn run_in(program: &str, dir: &Path, args: &[&str], password: Option<&str>) -> R
     if let Some(password) = password {
         command.env("SMTPTUI_PASSWORD", password);
     }
-    let mut child = command.spawn().expect("spawn");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        text
-    });
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    let start = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ran {
-        code: status.and_then(|s| s.code()),
-        stdout: reader.join().unwrap_or_default(),
-        stderr,
-        cmdline: format!("{program} {}", args.join(" ")),
-    }
+    support::program::run(command, b"", Duration::from_secs(30))
 }
 
 fn smtptui(dir: &Path, args: &[&str], password: Option<&str>) -> Ran {

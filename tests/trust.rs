@@ -9,43 +9,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use support::program::Ran;
 use support::{Leaf, Pki, Server, Smtp};
 
 const SCENARIO: &str = "S: 220\nC: EHLO client.example\nS: 250\nC: STARTTLS\nS: 220\nC: EHLO client.example\nS: 250\nC: QUIT\nS: 221\n";
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_contains(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle) || self.stderr.contains(needle),
-            "no {needle:?} in\nstdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
 
 /// `smtptui run scenario.smtp TARGET ARGS` in `dir`, with exactly the SSL_CERT_* variables
 /// given (those of the machine removed).
@@ -57,9 +27,6 @@ fn run(dir: &Path, target: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
         .args(["--timeout", "10"])
         .args(args)
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .env("NO_COLOR", "1")
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
@@ -68,15 +35,7 @@ fn run(dir: &Path, target: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
     for (name, value) in env {
         command.env(name, value);
     }
-    let child = command.spawn().unwrap();
-    let start = Instant::now();
-    let output = child.wait_with_output().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(60));
-    Ran {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    support::program::run(command, b"", Duration::from_secs(60))
 }
 
 /// The server's CA named by SSL_CERT_FILE verifies the server with `--trust system`; the

@@ -26,6 +26,7 @@
 
 pub mod mta;
 pub mod postfix;
+pub mod program;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
