@@ -281,11 +281,11 @@ impl Normaliser {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Every way of cutting `bytes` in two and three pieces scans the same.
-    fn scan_cut_every_way(bytes: &[u8]) -> MessageStats {
+    pub(crate) fn scan_cut_every_way(bytes: &[u8]) -> MessageStats {
         let mut whole = Scanner::new();
         whole.feed(bytes);
         let expected = whole.finish();

@@ -351,22 +351,7 @@ async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scan_cut_every_way(bytes: &[u8]) -> MessageStats {
-        let mut whole = Scanner::new();
-        whole.feed(bytes);
-        let expected = whole.finish();
-        for a in 0..=bytes.len() {
-            for b in a..=bytes.len() {
-                let mut scanner = Scanner::new();
-                scanner.feed(&bytes[..a]);
-                scanner.feed(&bytes[a..b]);
-                scanner.feed(&bytes[b..]);
-                assert_eq!(scanner.finish(), expected, "cut at {a} and {b}");
-            }
-        }
-        expected
-    }
+    use crate::proto::message::tests::scan_cut_every_way;
 
     fn lines_cut_every_way(bytes: &[u8]) -> Result<Vec<Vec<u8>>, Changed> {
         let run = |pieces: &[&[u8]]| {
