@@ -988,53 +988,21 @@ fn run_command(args: RunArgs) -> i32 {
     let results = if loaded.len() == 1 {
         // One scenario: its transcript as it happens, as a person watching expects.
         let scenario = &loaded[0].scenario;
-        let kept = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-        let plain = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let mut sink = output_sink(args.json, palette, transcript_file);
-        let (kept_in, plain_in, keep_plain) = (kept.clone(), plain.clone(), junit_file.is_some());
-        let sink: EventSink = Box::new(move |event: Event| {
-            if let smtptui::transcript::EventKind::Expectation {
-                line,
-                expected,
-                met: false,
-                got,
-            } = &event.kind
-                && let Ok(mut kept) = kept_in.lock()
-                && kept.is_none()
-            {
-                *kept = Some(format!("line {line}: expected {expected}, got {got}"));
-            }
-            if keep_plain && let Ok(mut plain) = plain_in.lock() {
-                plain.extend(event.to_text_lines(Palette::new(false)));
-            }
-            sink(event);
-        });
-        let clock = std::time::Instant::now();
-        let outcome = runtime.block_on(runner::run_with(
+        let sink = output_sink(args.json, palette, transcript_file);
+        let result = runtime.block_on(runner::batch::run_case(
             scenario,
             config,
             credentials,
             options,
-            sink,
+            runner::batch::Shown::Live(sink),
+            junit_file.is_some(),
         ));
         // The reasons can quote the server; never let its bytes reach the terminal raw.
         say!(
             "smtptui: {}",
-            smtptui::proto::escape::escape_str(&outcome.summary(&scenario.name))
+            smtptui::proto::escape::escape_str(&result.outcome.summary(&scenario.name))
         );
-        let failed_check = kept.lock().ok().and_then(|mut k| k.take());
-        let plain = plain
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
-        vec![runner::batch::CaseResult {
-            name: scenario.name.clone(),
-            outcome,
-            elapsed: clock.elapsed(),
-            failed_check,
-            display: Vec::new(),
-            plain,
-        }]
+        vec![result]
     } else {
         run_many(
             &loaded,

@@ -345,3 +345,34 @@ async fn builtin_scenarios_with_message_files_pass_against_postfix() {
         ran.dump()
     );
 }
+
+/// One scenario prints its transcript as it runs, and `--junit` still reports it: the
+/// failure with its line, what was expected and the reply that came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_scenario_shows_its_transcript_and_writes_its_junit_report() {
+    let lab = lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("only.smtp");
+    std::fs::write(&file, scenario("solo", "554")).unwrap();
+    let junit = dir.path().join("report.xml");
+    let ran = smtptui(
+        args(
+            &lab,
+            &[&file.display().to_string()],
+            &["--junit", &junit.display().to_string()],
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(ran.code, Some(1), "{}", ran.dump());
+    assert!(ran.stdout.contains("EHLO solo.example"), "{}", ran.dump());
+    let xml = std::fs::read_to_string(&junit).expect("the report is written");
+    assert!(
+        xml.contains("only.smtp: line 8: expected 554, got 250"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("EHLO solo.example"),
+        "the transcript is kept: {xml}"
+    );
+}

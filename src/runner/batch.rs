@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use super::{Outcome, RunOptions, run_with};
 use crate::scenario::Scenario;
 use crate::secret::Credentials;
-use crate::session::SessionConfig;
+use crate::session::{EventSink, SessionConfig};
 use crate::transcript::{Event, EventKind, Palette};
 
 /// How each result's transcript is rendered for the screen.
@@ -52,6 +52,16 @@ impl CaseResult {
     }
 }
 
+/// Where a session's events are shown.
+pub enum Shown {
+    /// Kept in [`CaseResult::display`], rendered so, for the caller to print later (several
+    /// scenarios at a time).
+    Kept(Render),
+    /// Handed to this sink as they happen (one scenario, watched as it runs); nothing is kept
+    /// in [`CaseResult::display`].
+    Live(EventSink),
+}
+
 /// What a sink keeps of one session while it runs.
 #[derive(Default)]
 struct Kept {
@@ -60,51 +70,63 @@ struct Kept {
     plain: Vec<String>,
 }
 
-/// A sink that keeps the transcript of the scenario `name` for later.
-fn keeping(name: &str, render: Render, kept: Arc<Mutex<Kept>>) -> crate::session::EventSink {
+/// A sink that keeps what the report of the scenario `name` needs: the first unmet
+/// expectation, the display lines when `shown` keeps them, the plain lines when `keep_plain`.
+fn keeping(name: &str, shown: Shown, keep_plain: bool, kept: Arc<Mutex<Kept>>) -> EventSink {
     let name = name.to_owned();
+    let (render, mut live) = match shown {
+        Shown::Kept(render) => (Some(render), None),
+        Shown::Live(sink) => (None, Some(sink)),
+    };
     Box::new(move |event: Event| {
-        let Ok(mut kept) = kept.lock() else {
-            return;
-        };
-        if let EventKind::Expectation {
-            line,
-            expected,
-            met: false,
-            got,
-        } = &event.kind
-            && kept.failed_check.is_none()
-        {
-            kept.failed_check = Some(format!("line {line}: expected {expected}, got {got}"));
-        }
-        match render {
-            Render::Text(palette) => {
-                let lines = event.to_text_lines(palette);
-                kept.display.extend(lines);
+        if let Ok(mut kept) = kept.lock() {
+            if let EventKind::Expectation {
+                line,
+                expected,
+                met: false,
+                got,
+            } = &event.kind
+                && kept.failed_check.is_none()
+            {
+                kept.failed_check = Some(format!("line {line}: expected {expected}, got {got}"));
             }
-            Render::Json => {
-                let mut object = event.to_json();
-                if let Some(map) = object.as_object_mut() {
-                    map.insert("scenario".to_owned(), serde_json::Value::from(name.clone()));
+            match render {
+                Some(Render::Text(palette)) => {
+                    let lines = event.to_text_lines(palette);
+                    kept.display.extend(lines);
                 }
-                kept.display.push(object.to_string());
+                Some(Render::Json) => {
+                    let mut object = event.to_json();
+                    if let Some(map) = object.as_object_mut() {
+                        map.insert("scenario".to_owned(), serde_json::Value::from(name.clone()));
+                    }
+                    kept.display.push(object.to_string());
+                }
+                None => {}
+            }
+            if keep_plain {
+                let plain = event.to_text_lines(Palette::new(false));
+                kept.plain.extend(plain);
             }
         }
-        let plain = event.to_text_lines(Palette::new(false));
-        kept.plain.extend(plain);
+        if let Some(live) = live.as_mut() {
+            live(event);
+        }
     })
 }
 
-/// Runs one scenario, keeping its transcript.
-async fn run_case(
+/// Runs one scenario, keeping what its report needs (see [`Shown`]; the plain transcript only
+/// when `keep_plain`).
+pub async fn run_case(
     scenario: &Scenario,
     config: SessionConfig,
     credentials: Option<Credentials>,
     options: RunOptions,
-    render: Render,
+    shown: Shown,
+    keep_plain: bool,
 ) -> CaseResult {
     let kept = Arc::new(Mutex::new(Kept::default()));
-    let sink = keeping(&scenario.name, render, kept.clone());
+    let sink = keeping(&scenario.name, shown, keep_plain, kept.clone());
     let started = Instant::now();
     let outcome = run_with(scenario, config, credentials, options, sink).await;
     let elapsed = started.elapsed();
@@ -137,7 +159,8 @@ pub async fn run_all(
             config.clone(),
             credentials.cloned(),
             options,
-            render,
+            Shown::Kept(render),
+            true,
         )
     });
     let mut results = futures_util::stream::iter(runs).buffered(jobs.max(1));
