@@ -262,10 +262,9 @@ impl Reading {
                             .collect()
                     })
                     .unwrap_or_default();
-                // The JSON form marks message lines itself: no state to keep.
-                self.in_message = false;
+                // The JSON form marks message lines itself (`message_line`), so the text
+                // form's in-message state is never read on this path.
                 self.reply(&text("security"), lines);
-                self.in_message = false;
             }
             "tls" => {
                 let chain = event["chain"]
